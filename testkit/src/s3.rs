@@ -1,0 +1,196 @@
+//! A real S3-compatible object store: a single-node Garage on loopback.
+
+use crate::deps::Deps;
+use crate::ports::free_port;
+use crate::process::{run, ServerProcess};
+use crate::random::random_hex;
+use crate::tempdir::TempDir;
+use crate::{KitError, Result};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// The region Garage is configured with; clients must sign for it.
+pub const GARAGE_REGION: &str = "garage";
+
+/// A Garage server with one bucket and one key allowed to read, write and own it.
+/// Clients must use path-style requests. Stopped and deleted on drop.
+pub struct S3Server {
+    process: ServerProcess,
+    dir: TempDir,
+    garage: PathBuf,
+    endpoint: String,
+    bucket: String,
+    access_key_id: String,
+    secret_access_key: String,
+}
+
+impl fmt::Debug for S3Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("S3Server")
+            .field("endpoint", &self.endpoint)
+            .field("bucket", &self.bucket)
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"<redacted>")
+            .field("dir", &self.dir.path())
+            .finish()
+    }
+}
+
+impl S3Server {
+    /// Starts Garage from the default cache.
+    pub fn start() -> Result<Self> {
+        Self::start_with(&Deps::from_env())
+    }
+
+    /// Starts Garage from `deps`, lays out a one-node cluster and creates a bucket and
+    /// a key.
+    pub fn start_with(deps: &Deps) -> Result<Self> {
+        let garage = deps.tool("garage")?;
+        let dir = TempDir::new("s3")?;
+        let (rpc, s3, admin) = (free_port()?, free_port()?, free_port()?);
+        let config = dir.path().join("garage.toml");
+        let d = dir.path().display();
+        let text = format!(
+            r#"metadata_dir = "{d}/meta"
+data_dir = "{d}/data"
+db_engine = "sqlite"
+replication_factor = 1
+rpc_bind_addr = "127.0.0.1:{rpc}"
+rpc_public_addr = "127.0.0.1:{rpc}"
+rpc_secret = "{secret}"
+
+[s3_api]
+s3_region = "{GARAGE_REGION}"
+api_bind_addr = "127.0.0.1:{s3}"
+root_domain = ".s3.garage.localhost"
+
+[admin]
+api_bind_addr = "127.0.0.1:{admin}"
+"#,
+            secret = random_hex(32)?
+        );
+        std::fs::write(&config, text).map_err(|e| KitError::io("writing garage.toml", e))?;
+
+        let mut cmd = Command::new(&garage);
+        cmd.arg("-c")
+            .arg(&config)
+            .arg("server")
+            .env("RUST_LOG", "warn");
+        let log = dir.path().join("garage.log");
+        let mut process = ServerProcess::spawn("Garage", cmd, &log, libc::SIGINT)?;
+        let cli = |args: &[&str]| {
+            let mut c = Command::new(&garage);
+            c.arg("-c").arg(&config).args(args).env("RUST_LOG", "warn");
+            c
+        };
+        process.wait_until(Duration::from_secs(60), || {
+            cli(&["status"]).output().is_ok_and(|o| o.status.success())
+        })?;
+
+        let node = run("garage node id", &mut cli(&["node", "id", "-q"]))?;
+        let node = node
+            .trim()
+            .split('@')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        run(
+            "garage layout assign",
+            &mut cli(&["layout", "assign", "-z", "dc1", "-c", "1G", &node]),
+        )?;
+        run(
+            "garage layout apply",
+            &mut cli(&["layout", "apply", "--version", "1"]),
+        )?;
+        let access_key_id = format!("GK{}", random_hex(12)?);
+        let secret_access_key = random_hex(32)?;
+        let bucket = format!("test-{}", random_hex(4)?);
+        run(
+            "garage key import",
+            &mut cli(&["key", "import", "--yes", &access_key_id, &secret_access_key]),
+        )?;
+        run(
+            "garage bucket create",
+            &mut cli(&["bucket", "create", &bucket]),
+        )?;
+        run(
+            "garage bucket allow",
+            &mut cli(&[
+                "bucket",
+                "allow",
+                "--read",
+                "--write",
+                "--owner",
+                &bucket,
+                "--key",
+                &access_key_id,
+            ]),
+        )?;
+        let server = Self {
+            process,
+            dir,
+            garage,
+            endpoint: format!("http://127.0.0.1:{s3}"),
+            bucket,
+            access_key_id,
+            secret_access_key,
+        };
+        server.wait_for_s3_api()?;
+        Ok(server)
+    }
+
+    /// Waits until the S3 listener answers HTTP (the layout takes a moment to apply).
+    fn wait_for_s3_api(&self) -> Result<()> {
+        let addr = self.endpoint.trim_start_matches("http://").to_string();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(30) {
+            if std::net::TcpStream::connect(&addr).is_ok() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Err(self.process.failure("S3 API did not listen within 30 s"))
+    }
+
+    /// The S3 endpoint, `http://127.0.0.1:<port>` (path-style requests).
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// The region to sign requests for.
+    pub fn region(&self) -> &str {
+        GARAGE_REGION
+    }
+
+    /// The bucket created for this server.
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    /// The access key id allowed to use the bucket.
+    pub fn access_key_id(&self) -> &str {
+        &self.access_key_id
+    }
+
+    /// The secret of that key.
+    pub fn secret_access_key(&self) -> &str {
+        &self.secret_access_key
+    }
+
+    /// The server's working directory (config, data, log).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Runs a `garage` admin command against this server (e.g. to create another key).
+    pub fn admin(&self, args: &[&str]) -> Result<String> {
+        let mut c = Command::new(&self.garage);
+        c.arg("-c")
+            .arg(self.dir.path().join("garage.toml"))
+            .args(args)
+            .env("RUST_LOG", "warn");
+        run(&format!("garage {}", args.join(" ")), &mut c)
+    }
+}
