@@ -72,7 +72,13 @@ fn put_list_ranged_get_delete() {
     ));
     assert_eq!(code, 200, "put");
 
-    let (list, code) = response(&curl(&s3, "GET", "?list-type=2&prefix=prefix/", &[], None));
+    let (list, code) = response(&curl(
+        &s3,
+        "GET",
+        "?list-type=2&prefix=prefix%2F",
+        &[],
+        None,
+    ));
     assert_eq!(code, 200, "list: {list}");
     assert!(
         list.contains("<Key>prefix/db/object.bin</Key>"),
@@ -93,7 +99,13 @@ fn put_list_ranged_get_delete() {
     let (_, code) = response(&curl(&s3, "DELETE", "prefix/db/object.bin", &[], None));
     assert_eq!(code, 204, "delete");
 
-    let (list, _) = response(&curl(&s3, "GET", "?list-type=2&prefix=prefix/", &[], None));
+    let (list, _) = response(&curl(
+        &s3,
+        "GET",
+        "?list-type=2&prefix=prefix%2F",
+        &[],
+        None,
+    ));
     assert!(
         !list.contains("<Key>"),
         "deleted object still listed: {list}"
