@@ -69,7 +69,7 @@ impl PgServer {
                 "--auth=scram-sha-256",
                 "--encoding=UTF8",
             ])
-            .args(["--locale=C", "--no-sync", "--no-instructions"])
+            .args(["--locale=C", "--no-sync"])
             .arg(format!("--pwfile={}", pwfile.display()))
             .current_dir(dir.path());
         user.apply(&mut init);

@@ -63,6 +63,9 @@ impl SftpServer {
         for _ in 0..3 {
             let port = free_port()?;
             let config = d.join("sshd_config");
+            // UsePAM yes: without PAM, sshd treats `nobody` (password field `*`) as a
+            // locked account and refuses it; with PAM only the account stage runs, since
+            // password and keyboard-interactive logins are off.
             let text = format!(
                 "Port {port}\n\
                  ListenAddress 127.0.0.1\n\
@@ -73,7 +76,7 @@ impl SftpServer {
                  PubkeyAuthentication yes\n\
                  PasswordAuthentication no\n\
                  KbdInteractiveAuthentication no\n\
-                 UsePAM no\n\
+                 UsePAM yes\n\
                  AllowUsers {name}\n\
                  AllowTcpForwarding no\n\
                  X11Forwarding no\n\
