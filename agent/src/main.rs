@@ -1,14 +1,72 @@
 //! `dbcrate-agent`: the dbcrate agent.
 //!
-//! Runs on each database host, streams pg_dump through zstd and age into storage the customer owns, and talks to the control plane only outbound. Its commands arrive with the pipeline and enrolment issues; for now it answers --help and --version.
+//! Runs on each database host. In this standalone mode it backs up and restores on
+//! command; later it also takes jobs from the control plane, outbound only. stdout
+//! carries only the JSON result, so scripts can parse it; logs go to stderr
+//! (`DBCRATE_LOG=debug|info|warn|error`, default info).
 
 use clap::Parser;
+use dbcrate_agent::cli::{Cli, Command};
+use dbcrate_agent::pipeline::{run_backup, run_restore};
+use dbcrate_agent::{Error, ErrorKind};
+use std::io::IsTerminal;
+use std::process::ExitCode;
 
-/// the dbcrate agent.
-#[derive(Parser, Debug)]
-#[command(name = "dbcrate-agent", version, about, long_about = None, arg_required_else_help = true)]
-struct Cli {}
+fn init_logging() {
+    let level = match std::env::var("DBCRATE_LOG").as_deref() {
+        Ok("error") => tracing::Level::ERROR,
+        Ok("warn") => tracing::Level::WARN,
+        Ok("debug") => tracing::Level::DEBUG,
+        Ok("trace") => tracing::Level::TRACE,
+        _ => tracing::Level::INFO,
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_max_level(level)
+        .with_target(false)
+        .init();
+}
 
-fn main() {
-    let _cli = Cli::parse();
+async fn run(cli: Cli) -> Result<String, Error> {
+    let json = match cli.command {
+        Command::Backup(args) => {
+            let report = run_backup(args.into_request()?).await?;
+            serde_json::to_string(&report)
+        }
+        Command::Restore(args) => {
+            let url = args.source.clone();
+            let report = run_restore(args.into_request()?, &url).await?;
+            serde_json::to_string(&report)
+        }
+    };
+    json.map_err(|e| Error::new(ErrorKind::InvalidInput, format!("encoding the report: {e}")))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("dbcrate-agent: error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(json) => {
+            println!("{json}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("dbcrate-agent: error: {e}");
+            match e.kind() {
+                ErrorKind::InvalidInput => ExitCode::from(2),
+                _ => ExitCode::FAILURE,
+            }
+        }
+    }
 }

@@ -17,7 +17,7 @@ pub const GARAGE_REGION: &str = "garage";
 /// A Garage server with one bucket and one key allowed to read, write and own it.
 /// Clients must use path-style requests. Stopped and deleted on drop.
 pub struct S3Server {
-    process: ServerProcess,
+    process: Option<ServerProcess>,
     dir: TempDir,
     garage: PathBuf,
     endpoint: String,
@@ -73,21 +73,12 @@ api_bind_addr = "127.0.0.1:{admin}"
         );
         std::fs::write(&config, text).map_err(|e| KitError::io("writing garage.toml", e))?;
 
-        let mut cmd = Command::new(&garage);
-        cmd.arg("-c")
-            .arg(&config)
-            .arg("server")
-            .env("RUST_LOG", "warn");
-        let log = dir.path().join("garage.log");
-        let mut process = ServerProcess::spawn("Garage", cmd, &log, libc::SIGINT)?;
+        let process = spawn_garage(&garage, &config, dir.path())?;
         let cli = |args: &[&str]| {
             let mut c = Command::new(&garage);
             c.arg("-c").arg(&config).args(args).env("RUST_LOG", "warn");
             c
         };
-        process.wait_until(Duration::from_secs(60), || {
-            cli(&["status"]).output().is_ok_and(|o| o.status.success())
-        })?;
 
         let node = run("garage node id", &mut cli(&["node", "id", "-q"]))?;
         let node = node
@@ -129,7 +120,7 @@ api_bind_addr = "127.0.0.1:{admin}"
             ]),
         )?;
         let server = Self {
-            process,
+            process: Some(process),
             dir,
             garage,
             endpoint: format!("http://127.0.0.1:{s3}"),
@@ -151,7 +142,25 @@ api_bind_addr = "127.0.0.1:{admin}"
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        Err(self.process.failure("S3 API did not listen within 30 s"))
+        Err(match &self.process {
+            Some(p) => p.failure("S3 API did not listen within 30 s"),
+            None => KitError::new("Garage is stopped"),
+        })
+    }
+
+    /// Stops Garage at once (SIGKILL), as when storage disappears mid-upload.
+    pub fn kill(&mut self) {
+        if let Some(mut p) = self.process.take() {
+            p.kill();
+        }
+    }
+
+    /// Starts Garage again on the same data and ports after [`Self::kill`].
+    pub fn restart(&mut self) -> Result<()> {
+        self.kill();
+        let config = self.dir.path().join("garage.toml");
+        self.process = Some(spawn_garage(&self.garage, &config, self.dir.path())?);
+        self.wait_for_s3_api()
     }
 
     /// The S3 endpoint, `http://127.0.0.1:<port>` (path-style requests).
@@ -193,4 +202,24 @@ api_bind_addr = "127.0.0.1:{admin}"
             .env("RUST_LOG", "warn");
         run(&format!("garage {}", args.join(" ")), &mut c)
     }
+}
+
+/// Starts `garage server` and waits until it answers its own status command.
+fn spawn_garage(garage: &Path, config: &Path, dir: &Path) -> Result<ServerProcess> {
+    let mut cmd = Command::new(garage);
+    cmd.arg("-c")
+        .arg(config)
+        .arg("server")
+        .env("RUST_LOG", "warn");
+    let mut process = ServerProcess::spawn("Garage", cmd, &dir.join("garage.log"), libc::SIGINT)?;
+    process.wait_until(Duration::from_secs(60), || {
+        Command::new(garage)
+            .arg("-c")
+            .arg(config)
+            .arg("status")
+            .env("RUST_LOG", "warn")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    })?;
+    Ok(process)
 }

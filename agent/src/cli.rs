@@ -1,0 +1,180 @@
+//! The command line of `dbcrate-agent` (a contract: tests outside the project rely on
+//! these flags exactly).
+
+use crate::crypto::{parse_recipients, Decryption};
+use crate::error::{Error, Result};
+use crate::pg::DatabaseUrl;
+use crate::pipeline::{BackupRequest, RestoreRequest};
+use crate::storage::{Location, StorageOptions};
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// The dbcrate agent: streams pg_dump through zstd and age into storage you own.
+#[derive(Parser, Debug)]
+#[command(name = "dbcrate-agent", version, about, long_about = None, arg_required_else_help = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The agent's commands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Back up one database: pg_dump → zstd → age → storage. Prints one JSON object.
+    Backup(BackupArgs),
+    /// Restore a backup into an existing (empty) database, in one transaction.
+    Restore(RestoreArgs),
+}
+
+/// Flags of `backup`.
+#[derive(Args, Debug)]
+pub struct BackupArgs {
+    /// The database, postgresql://user[:password]@host:port/dbname (or PGPASSWORD).
+    #[arg(long, value_name = "URL")]
+    pub database_url: String,
+    /// age public key (age1…) to encrypt to; repeat for several.
+    #[arg(long = "recipient", value_name = "age1…", required = true)]
+    pub recipients: Vec<String>,
+    /// Where to write: s3://bucket/prefix, sftp://user@host:port/path, or file:///path.
+    #[arg(long, value_name = "DEST")]
+    pub destination: String,
+    /// Name used in the object key (default: the database name).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Directory with the pg_dump to use (default: the matching one on PATH).
+    #[arg(long, value_name = "DIR")]
+    pub pg_bin_dir: Option<PathBuf>,
+    /// zstd compression level.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=19))]
+    pub zstd_level: i32,
+    #[allow(missing_docs)] // flattened: documented on StorageArgs
+    #[command(flatten)]
+    pub storage: StorageArgs,
+}
+
+/// Flags of `restore`.
+#[derive(Args, Debug)]
+pub struct RestoreArgs {
+    /// The backup object: s3://bucket/key, sftp://user@host:port/path, or file:///path.
+    #[arg(long, value_name = "OBJECT_URL")]
+    pub source: String,
+    /// age identity file (AGE-SECRET-KEY-1…) that opens the backup.
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "file_key_file",
+        conflicts_with = "file_key_file"
+    )]
+    pub identity: Option<PathBuf>,
+    /// The backup's file key: 16 raw bytes or 32 hex digits (what managed restores use).
+    #[arg(long, value_name = "FILE")]
+    pub file_key_file: Option<PathBuf>,
+    /// The target database, which must exist (restore into an empty one).
+    #[arg(long, value_name = "URL")]
+    pub database_url: String,
+    /// Directory with the pg_restore to use (default: the matching one on PATH).
+    #[arg(long, value_name = "DIR")]
+    pub pg_bin_dir: Option<PathBuf>,
+    /// Refuse the backup unless its SHA-256 (as reported by backup) matches.
+    #[arg(long, value_name = "HEX")]
+    pub expect_sha256: Option<String>,
+    #[allow(missing_docs)] // flattened: documented on StorageArgs
+    #[command(flatten)]
+    pub storage: StorageArgs,
+}
+
+/// Storage flags shared by both commands.
+#[derive(Args, Debug)]
+pub struct StorageArgs {
+    /// S3 endpoint URL (default: AWS for the region).
+    #[arg(long, value_name = "URL")]
+    pub s3_endpoint: Option<String>,
+    /// S3 region (default us-east-1).
+    #[arg(long, value_name = "REGION")]
+    pub s3_region: Option<String>,
+    /// Use path-style S3 requests (Garage, MinIO, most self-hosted stores).
+    #[arg(long)]
+    pub s3_path_style: bool,
+    /// SSH private key for SFTP (OpenSSH format, unencrypted).
+    #[arg(long, value_name = "FILE")]
+    pub ssh_key: Option<PathBuf>,
+    /// known_hosts file pinning the SFTP host key (default ~/.ssh/known_hosts).
+    #[arg(long, value_name = "FILE")]
+    pub known_hosts: Option<PathBuf>,
+}
+
+impl StorageArgs {
+    fn options(&self) -> StorageOptions {
+        StorageOptions {
+            s3_endpoint: self.s3_endpoint.clone(),
+            s3_region: self.s3_region.clone(),
+            s3_path_style: self.s3_path_style,
+            ssh_key: self.ssh_key.clone(),
+            known_hosts: self.known_hosts.clone(),
+            expected_size: 0,
+        }
+    }
+}
+
+fn env_password() -> Option<String> {
+    std::env::var("PGPASSWORD").ok()
+}
+
+impl BackupArgs {
+    /// Checks the flags and builds the request.
+    pub fn into_request(self) -> Result<BackupRequest> {
+        Ok(BackupRequest {
+            database: DatabaseUrl::parse(&self.database_url, env_password())?,
+            recipients: parse_recipients(&self.recipients)?,
+            destination: Location::parse(&self.destination, "--destination")?,
+            storage: self.storage.options(),
+            name: self.name,
+            job: "cli".into(),
+            pg_bin_dir: self.pg_bin_dir,
+            zstd_level: self.zstd_level,
+        })
+    }
+}
+
+impl RestoreArgs {
+    /// Checks the flags and builds the request.
+    pub fn into_request(self) -> Result<RestoreRequest> {
+        let decryption = match (&self.identity, &self.file_key_file) {
+            (Some(identity), None) => Decryption::from_identity_file(identity)?,
+            (None, Some(key)) => Decryption::from_file_key_file(key)?,
+            _ => {
+                return Err(Error::invalid_input(
+                    "pass exactly one of --identity FILE or --file-key-file FILE",
+                ))
+            }
+        };
+        let expect_sha256 = self
+            .expect_sha256
+            .as_deref()
+            .map(parse_sha256)
+            .transpose()?;
+        Ok(RestoreRequest {
+            source: Location::parse(&self.source, "--source")?,
+            storage: self.storage.options(),
+            decryption,
+            database: DatabaseUrl::parse(&self.database_url, env_password())?,
+            pg_bin_dir: self.pg_bin_dir,
+            expect_sha256,
+        })
+    }
+}
+
+fn parse_sha256(hex: &str) -> Result<[u8; 32]> {
+    let hex = hex.trim();
+    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Error::invalid_input(
+            "--expect-sha256 must be 64 hex digits (the sha256 printed by backup)",
+        ));
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap_or(0);
+    }
+    Ok(out)
+}

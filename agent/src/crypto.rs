@@ -1,0 +1,157 @@
+//! age recipients and the two ways to decrypt: an identity file, or a bare file key.
+//!
+//! A managed restore never hands the agent the organisation's private key: the control
+//! plane unwraps only the backup's 16-byte file key from its header and passes that.
+//! [`FileKeyIdentity`] makes the age decryptor accept such a key; the decryptor still
+//! checks the header MAC with it, so a wrong key fails before any plaintext.
+
+use crate::error::{Error, Result};
+use age_core::format::{FileKey, Stanza};
+use dbcrate_core::secret::SecretBytes;
+use std::path::Path;
+use std::str::FromStr;
+
+/// Parses `age1…` recipients. Errors name the recipient by position, never by value:
+/// a secret key pasted by mistake must not end up in a log.
+pub fn parse_recipients(values: &[String]) -> Result<Vec<age::x25519::Recipient>> {
+    if values.is_empty() {
+        return Err(Error::invalid_input(
+            "no --recipient given: pass the organisation's age public key (age1…)",
+        ));
+    }
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let v = v.trim();
+            if v.starts_with("AGE-SECRET-KEY-") {
+                return Err(Error::invalid_input(format!(
+                    "--recipient #{}: this is an age SECRET key; pass its public key (age1…, \
+                     `age-keygen -y KEYFILE` prints it) and keep the secret key offline",
+                    i + 1
+                )));
+            }
+            age::x25519::Recipient::from_str(v).map_err(|e| {
+                Error::invalid_input(format!(
+                    "--recipient #{}: not an age X25519 public key ({e}); expected age1…",
+                    i + 1
+                ))
+            })
+        })
+        .collect()
+}
+
+/// Something that can open an age file.
+pub enum Decryption {
+    /// Identities from an age identity file (`AGE-SECRET-KEY-1…` lines).
+    Identities(Vec<age::x25519::Identity>),
+    /// A bare 16-byte file key.
+    FileKey(FileKeyIdentity),
+}
+
+impl Decryption {
+    /// Reads an age identity file.
+    pub fn from_identity_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::invalid_input(format!("cannot read identity file {}: {e}", path.display()))
+        })?;
+        let text = zeroize::Zeroizing::new(text);
+        // X25519 identities only: that is what dbcrate encrypts to. Parsing them here
+        // (rather than with age::IdentityFile) keeps the type Send for the decoder thread.
+        let mut identities = Vec::new();
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let identity = age::x25519::Identity::from_str(line).map_err(|_| {
+                Error::invalid_input(format!(
+                    "{} line {}: not an age X25519 identity (expected AGE-SECRET-KEY-1…)",
+                    path.display(),
+                    n + 1
+                ))
+            })?;
+            identities.push(identity);
+        }
+        if identities.is_empty() {
+            return Err(Error::invalid_input(format!(
+                "{} holds no age identity",
+                path.display()
+            )));
+        }
+        Ok(Self::Identities(identities))
+    }
+
+    /// Reads a file key: 16 raw bytes, or 32 hex digits (a trailing newline is allowed).
+    pub fn from_file_key_file(path: &Path) -> Result<Self> {
+        let raw = zeroize::Zeroizing::new(std::fs::read(path).map_err(|e| {
+            Error::invalid_input(format!("cannot read file key {}: {e}", path.display()))
+        })?);
+        let mut key = [0u8; 16];
+        if raw.len() == 16 {
+            key.copy_from_slice(&raw);
+        } else {
+            let text = std::str::from_utf8(&raw).unwrap_or("").trim();
+            if text.len() != 32 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(Error::invalid_input(format!(
+                    "{} is not a file key: expected 16 raw bytes or 32 hex digits",
+                    path.display()
+                )));
+            }
+            for (i, byte) in key.iter_mut().enumerate() {
+                *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).unwrap_or(0);
+            }
+        }
+        Ok(Self::FileKey(FileKeyIdentity(SecretBytes::new(key))))
+    }
+
+    /// The identities to hand to `age::Decryptor::decrypt`.
+    pub fn identities(&self) -> Vec<&dyn age::Identity> {
+        match self {
+            Self::Identities(ids) => ids.iter().map(|i| i as &dyn age::Identity).collect(),
+            Self::FileKey(k) => vec![k as &dyn age::Identity],
+        }
+    }
+
+    /// What to tell the user when the decryptor refuses the key.
+    pub fn refusal(&self, err: &age::DecryptError) -> Error {
+        match (self, err) {
+            (Self::Identities(_), age::DecryptError::NoMatchingKeys) => Error::integrity(
+                "this backup is not encrypted to any identity in the given --identity file",
+            ),
+            (Self::FileKey(_), age::DecryptError::InvalidMac) => Error::integrity(
+                "the --file-key-file does not open this backup (header MAC mismatch)",
+            ),
+            (_, age::DecryptError::InvalidMac) => {
+                Error::integrity("the backup's age header is corrupt or tampered (MAC mismatch)")
+            }
+            (_, age::DecryptError::Io(e)) => {
+                crate::pipeline::classify_read_error(e, "reading the backup")
+            }
+            (_, e) => Error::integrity(format!("cannot decrypt the backup: {e}")),
+        }
+    }
+}
+
+/// An age identity that yields a known file key for any stanza.
+pub struct FileKeyIdentity(SecretBytes<16>);
+
+impl FileKeyIdentity {
+    fn file_key(&self) -> FileKey {
+        // FileKey is not Clone: build a fresh one in place each time.
+        FileKey::init_with_mut(|k| k.copy_from_slice(self.0.expose_secret()))
+    }
+}
+
+impl age::Identity for FileKeyIdentity {
+    fn unwrap_stanza(&self, _: &Stanza) -> Option<std::result::Result<FileKey, age::DecryptError>> {
+        Some(Ok(self.file_key()))
+    }
+
+    fn unwrap_stanzas(
+        &self,
+        _: &[Stanza],
+    ) -> Option<std::result::Result<FileKey, age::DecryptError>> {
+        Some(Ok(self.file_key()))
+    }
+}

@@ -1,0 +1,28 @@
+//! The streaming pipelines: backup (pg_dump → zstd → age → storage) and restore
+//! (storage → age → zstd → pg_restore).
+//!
+//! The CPU work (compression, encryption, hashing) runs on one blocking thread with
+//! synchronous adapters; storage I/O runs on the async runtime; they meet in a bounded
+//! channel of 1 MiB chunks, which is the back-pressure: when storage is slow the channel
+//! fills, the encoder blocks, and pg_dump blocks on its pipe.
+
+pub mod backup;
+mod chunks;
+mod decode;
+mod encode;
+pub mod restore;
+mod stderr;
+
+pub use backup::{run_backup, BackupReport, BackupRequest};
+pub use decode::classify as classify_read_error;
+pub use restore::{run_restore, RestoreReport, RestoreRequest};
+
+/// Bytes per chunk on the channel between the encoder and storage.
+pub const CHUNK_SIZE: usize = 1 << 20;
+/// Chunks the channel holds before the encoder waits.
+pub const CHANNEL_CHUNKS: usize = 8;
+
+/// Lower-case hex of a digest.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

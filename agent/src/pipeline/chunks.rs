@@ -1,0 +1,189 @@
+//! Adapters between synchronous encoders and the async side: a writer that sends
+//! fixed-size chunks into a bounded channel, and byte counting/hashing wrappers.
+
+use bytes::{Bytes, BytesMut};
+use sha2::{Digest, Sha256};
+use std::io::{self, Read, Write};
+use tokio::sync::mpsc::Sender;
+
+/// Collects writes into chunks of `size` bytes and sends each into the channel,
+/// blocking while it is full. Call only from a blocking thread.
+pub struct ChunkSender {
+    buffer: BytesMut,
+    size: usize,
+    tx: Sender<Bytes>,
+}
+
+impl ChunkSender {
+    pub fn new(tx: Sender<Bytes>, size: usize) -> Self {
+        Self {
+            buffer: BytesMut::with_capacity(size),
+            size,
+            tx,
+        }
+    }
+
+    fn send(&mut self, chunk: Bytes) -> io::Result<()> {
+        self.tx.blocking_send(chunk).map_err(|_| {
+            io::Error::new(io::ErrorKind::BrokenPipe, "storage stopped accepting data")
+        })
+    }
+}
+
+impl Write for ChunkSender {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let room = self.size - self.buffer.len();
+        let n = room.min(buf.len());
+        self.buffer.extend_from_slice(&buf[..n]);
+        if self.buffer.len() == self.size {
+            let chunk = self.buffer.split().freeze();
+            self.buffer.reserve(self.size);
+            self.send(chunk)?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if !self.buffer.is_empty() {
+            let chunk = self.buffer.split().freeze();
+            self.send(chunk)?;
+        }
+        Ok(())
+    }
+}
+
+/// Counts and hashes (SHA-256) everything written through it.
+pub struct HashingWriter<W> {
+    inner: W,
+    hasher: Sha256,
+    bytes: u64,
+}
+
+impl<W: Write> HashingWriter<W> {
+    pub fn new(inner: W) -> Self {
+        Self {
+            inner,
+            hasher: Sha256::new(),
+            bytes: 0,
+        }
+    }
+
+    /// The inner writer, the byte count and the digest.
+    pub fn finish(self) -> (W, u64, [u8; 32]) {
+        (self.inner, self.bytes, self.hasher.finalize().into())
+    }
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// A read error of the underlying source (storage or pg_dump's pipe), kept apart from
+/// decoding errors so that the message can say which side failed.
+#[derive(Debug)]
+pub struct SourceError(pub io::Error);
+
+impl std::fmt::Display for SourceError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl std::error::Error for SourceError {}
+
+/// Counts and hashes everything read through it; read errors are tagged [`SourceError`].
+pub struct HashingReader<R> {
+    inner: R,
+    hasher: Sha256,
+    bytes: u64,
+}
+
+impl<R: Read> HashingReader<R> {
+    pub fn new(inner: R) -> Self {
+        Self {
+            inner,
+            hasher: Sha256::new(),
+            bytes: 0,
+        }
+    }
+
+    /// The byte count and digest of everything read.
+    pub fn finish(self) -> (u64, [u8; 32]) {
+        (self.bytes, self.hasher.finalize().into())
+    }
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self
+            .inner
+            .read(buf)
+            .map_err(|e| io::Error::other(SourceError(e)))?;
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+}
+
+/// Counts bytes read through it.
+pub struct CountingReader<R> {
+    pub inner: R,
+    pub bytes: u64,
+}
+
+impl<R: Read> Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self
+            .inner
+            .read(buf)
+            .map_err(|e| io::Error::other(SourceError(e)))?;
+        self.bytes += n as u64;
+        Ok(n)
+    }
+}
+
+/// Whether `e` (or what it wraps) is a [`SourceError`].
+pub fn source_error(e: &io::Error) -> Option<&SourceError> {
+    e.get_ref()
+        .and_then(|inner| inner.downcast_ref::<SourceError>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunk_sender_cuts_equal_chunks_and_flushes_the_rest() {
+        let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+        let mut w = ChunkSender::new(tx, 4);
+        w.write_all(b"abcdefghij").unwrap();
+        w.flush().unwrap();
+        drop(w);
+        let mut got = Vec::new();
+        while let Ok(c) = rx.try_recv() {
+            got.push(c);
+        }
+        assert_eq!(got, vec![&b"abcd"[..], &b"efgh"[..], &b"ij"[..]]);
+    }
+
+    #[test]
+    fn hashing_writer_matches_sha256() {
+        let mut w = HashingWriter::new(Vec::new());
+        w.write_all(b"abc").unwrap();
+        let (inner, n, digest) = w.finish();
+        assert_eq!((inner.as_slice(), n), (&b"abc"[..], 3));
+        assert_eq!(
+            crate::pipeline::hex(&digest),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}

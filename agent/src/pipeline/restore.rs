@@ -1,0 +1,156 @@
+//! One restore, from an object in storage into a database, in a single transaction.
+
+use super::decode::decode;
+use super::{hex, stderr};
+use crate::crypto::Decryption;
+use crate::error::{Error, ErrorKind, Result};
+use crate::pg::{DatabaseUrl, PgTool, ServerInfo};
+use crate::storage::{open_source, Location, StorageOptions};
+use serde::Serialize;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::process::Command;
+
+/// What to restore, and into which database.
+pub struct RestoreRequest {
+    /// The backup object.
+    pub source: Location,
+    /// How to reach storage.
+    pub storage: StorageOptions,
+    /// The key that opens the backup.
+    pub decryption: Decryption,
+    /// The target database (it must exist; restore it into an empty one).
+    pub database: DatabaseUrl,
+    /// Directory holding the pg_restore to use; else PATH is searched.
+    pub pg_bin_dir: Option<PathBuf>,
+    /// Refuse the backup unless its ciphertext has this SHA-256.
+    pub expect_sha256: Option<[u8; 32]>,
+}
+
+/// The result, printed as JSON by `dbcrate-agent restore`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RestoreReport {
+    /// The object restored.
+    pub object: String,
+    /// Bytes read from storage.
+    pub ciphertext_bytes: u64,
+    /// Bytes given to pg_restore.
+    pub plaintext_bytes: u64,
+    /// SHA-256 of the bytes read (lower-case hex).
+    pub sha256: String,
+    /// The target server's `server_version`.
+    pub pg_server_version: String,
+    /// `pg_restore --version`.
+    pub pg_restore_version: String,
+    /// Wall time.
+    pub seconds: f64,
+}
+
+/// Runs one restore. On any failure pg_restore is stopped before its transaction
+/// commits, so the target database is unchanged.
+pub async fn run_restore(request: RestoreRequest, object_url: &str) -> Result<RestoreReport> {
+    let started = Instant::now();
+    let RestoreRequest {
+        source,
+        storage,
+        decryption,
+        database,
+        pg_bin_dir,
+        expect_sha256,
+    } = request;
+    let database = Arc::new(database);
+    let server = ServerInfo::query(&database).await?;
+    let pg_restore = PgTool::locate("pg_restore", server.major(), pg_bin_dir.as_deref())?;
+    let reader = open_source(&source, &storage).await?;
+
+    let mut command = Command::new(&pg_restore.path);
+    command
+        .args(["--exit-on-error", "--single-transaction", "--no-password"])
+        .arg(format!("--dbname={}", database.without_password()))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    match database.password() {
+        Some(p) => command.env("PGPASSWORD", p.expose_secret()),
+        None => command.env_remove("PGPASSWORD"),
+    };
+    let mut child = command.spawn().map_err(|e| {
+        Error::new(
+            ErrorKind::PgTool,
+            format!("cannot start {}: {e}", pg_restore.path.display()),
+        )
+    })?;
+    let (Some(stdin), Some(stderr_pipe)) = (child.stdin.take(), child.stderr.take()) else {
+        return Err(Error::new(
+            ErrorKind::PgTool,
+            "pg_restore's pipes were not set up",
+        ));
+    };
+    let redactor = Arc::clone(&database);
+    let stderr_text = stderr::collect("pg_restore", stderr_pipe, move |l| redactor.redact(l));
+
+    let decoded = tokio::task::spawn_blocking(move || {
+        let input = tokio_util::io::SyncIoBridge::new(reader);
+        let output = tokio_util::io::SyncIoBridge::new(stdin);
+        // `output` is dropped on return, which closes pg_restore's stdin.
+        decode(input, &decryption, expect_sha256, output)
+    })
+    .await
+    .map_err(|e| Error::new(ErrorKind::PgTool, format!("decoder thread failed: {e}")))?;
+
+    let report = match decoded {
+        Ok(report) => report,
+        Err(e) => {
+            // When pg_restore stopped reading, its own exit status and stderr say why.
+            // Otherwise it has not seen the end of its archive, so it has not committed:
+            // kill it and its transaction rolls back.
+            let exited = if e.kind() == ErrorKind::PgTool {
+                tokio::time::timeout(std::time::Duration::from_secs(10), child.wait())
+                    .await
+                    .ok()
+                    .and_then(|status| status.ok())
+            } else {
+                None
+            };
+            if exited.is_none() {
+                let _ = child.start_kill();
+                let _ = child.wait().await;
+            }
+            let restore_errors = stderr_text.await.unwrap_or_default();
+            let e = match exited {
+                Some(status) => Error::new(
+                    ErrorKind::PgTool,
+                    format!("pg_restore failed ({status}): {restore_errors}"),
+                ),
+                None => e,
+            };
+            return Err(e.context("restore failed, the target database is unchanged"));
+        }
+    };
+    let status = child
+        .wait()
+        .await
+        .map_err(|e| Error::new(ErrorKind::PgTool, format!("waiting for pg_restore: {e}")))?;
+    let restore_errors = stderr_text.await.unwrap_or_default();
+    if !status.success() {
+        return Err(Error::new(
+            ErrorKind::PgTool,
+            format!(
+                "pg_restore failed ({status}); its single transaction rolled back, the \
+                 target database is unchanged: {restore_errors}"
+            ),
+        ));
+    }
+    Ok(RestoreReport {
+        object: object_url.to_string(),
+        ciphertext_bytes: report.ciphertext_bytes,
+        plaintext_bytes: report.plaintext_bytes,
+        sha256: hex(&report.sha256),
+        pg_server_version: server.version,
+        pg_restore_version: pg_restore.version,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}

@@ -1,0 +1,412 @@
+//! Shared pieces of the agent's integration tests: a varied database, ways to compare
+//! two databases, the org key pair, and running the agent binary.
+#![allow(dead_code)]
+
+use dbcrate_testkit::{Deps, PgServer, S3Server, SftpServer, TempDir};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// Several schemas, non-ASCII names, bytea, large objects, jsonb, arrays, enums, a
+/// partitioned table, sequences, a view and a trigger. `{rows}` orders.
+pub fn varied_schema(rows: u32) -> String {
+    format!(
+        r#"
+CREATE SCHEMA sales;
+CREATE SCHEMA "Ünïcode schéma";
+CREATE TYPE sales.status AS ENUM ('new', 'paid', 'shipped');
+CREATE TABLE sales.orders (
+    id bigserial PRIMARY KEY,
+    status sales.status NOT NULL,
+    tags text[],
+    amounts numeric[],
+    doc jsonb,
+    blob bytea,
+    placed timestamptz NOT NULL,
+    note text
+);
+CREATE TABLE sales.audit (id serial PRIMARY KEY, order_id bigint NOT NULL);
+CREATE FUNCTION sales.log_order() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN INSERT INTO sales.audit (order_id) VALUES (NEW.id); RETURN NEW; END $$;
+CREATE TRIGGER orders_audit AFTER INSERT ON sales.orders
+    FOR EACH ROW EXECUTE FUNCTION sales.log_order();
+CREATE TABLE "Ünïcode schéma"."tâble ✓" ("clé" int PRIMARY KEY, "valeur €" text);
+CREATE TABLE sales.events (id int NOT NULL, at date NOT NULL, payload jsonb)
+    PARTITION BY RANGE (at);
+CREATE TABLE sales.events_2025 PARTITION OF sales.events
+    FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+CREATE TABLE sales.events_2026 PARTITION OF sales.events
+    FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+CREATE SEQUENCE sales.invoice_no START 1000;
+CREATE VIEW sales.paid_orders AS SELECT id, placed FROM sales.orders WHERE status = 'paid';
+INSERT INTO sales.orders (status, tags, amounts, doc, blob, placed, note)
+SELECT (ARRAY['new', 'paid', 'shipped'])[1 + g % 3]::sales.status,
+       ARRAY['t' || g, 'ü' || g % 7],
+       ARRAY[g * 1.5, g / 3.0],
+       jsonb_build_object('g', g, 'nested', jsonb_build_array(g, 'x', NULL)),
+       decode(md5(g::text), 'hex'),
+       '2026-01-01 00:00:00+00'::timestamptz + g * interval '1 hour',
+       CASE WHEN g % 5 = 0 THEN NULL ELSE 'note ' || g || ' – ✓' END
+FROM generate_series(1, {rows}) AS g;
+INSERT INTO "Ünïcode schéma"."tâble ✓" SELECT g, 'välue ' || g FROM generate_series(1, 100) g;
+INSERT INTO sales.events
+SELECT g, DATE '2025-06-01' + (g % 400), jsonb_build_object('e', g) FROM generate_series(1, 2000) g;
+SELECT setval('sales.invoice_no', 4242);
+SELECT lo_from_bytea(0, convert_to('large object ' || g, 'UTF8')) FROM generate_series(1, 5) g;
+"#
+    )
+}
+
+/// Row count and an order-independent checksum of every table, one line per table.
+pub fn table_checksums(server: &PgServer, db: &str) -> String {
+    let tables = server
+        .psql(
+            db,
+            "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+             AND n.nspname NOT LIKE 'pg_toast%' ORDER BY 1",
+        )
+        .unwrap();
+    let mut out = Vec::new();
+    for table in tables.lines() {
+        let sum = server
+            .psql(
+                db,
+                &format!(
+                    "SELECT count(*) || ' ' || coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)), '-') FROM {table} t"
+                ),
+            )
+            .unwrap();
+        out.push(format!("{table} {sum}"));
+    }
+    let los = server
+        .psql(
+            db,
+            "SELECT count(*) || ' ' || coalesce(md5(string_agg(lo_get(oid)::text, '|' ORDER BY oid)), '-') \
+             FROM pg_largeobject_metadata",
+        )
+        .unwrap();
+    out.push(format!("large objects {los}"));
+    out.join("\n")
+}
+
+/// A plain-format dump of `db`, without the lines that differ on every run
+/// (`\restrict` keys of newer minor releases).
+pub fn plain_dump(server: &PgServer, db: &str) -> String {
+    let out = server
+        .client_command("pg_dump")
+        .args(["--format=plain", "--dbname", db])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "plain pg_dump: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Asserts that `restored` on `target` equals `source_db` on `source`.
+pub fn assert_same_database(source: &PgServer, source_db: &str, target: &PgServer, restored: &str) {
+    let (a, b) = (
+        table_checksums(source, source_db),
+        table_checksums(target, restored),
+    );
+    assert!(a.lines().count() >= 6, "too few tables checked:\n{a}");
+    assert_eq!(a, b, "per-table checksums differ");
+    let (a, b) = (plain_dump(source, source_db), plain_dump(target, restored));
+    assert!(
+        a.contains("CREATE TRIGGER orders_audit"),
+        "plain dump lacks the trigger"
+    );
+    if a != b {
+        let diff: Vec<_> = a
+            .lines()
+            .zip(b.lines())
+            .filter(|(x, y)| x != y)
+            .take(5)
+            .collect();
+        panic!("plain dumps differ; first differing lines: {diff:#?}");
+    }
+}
+
+/// An age key pair made with stock age-keygen: (identity file, recipient).
+pub fn org_key(dir: &Path) -> (PathBuf, String) {
+    let deps = Deps::from_env();
+    std::fs::create_dir_all(dir).unwrap();
+    let key = dir.join("org.key");
+    let out = Command::new(deps.tool("age-keygen").unwrap())
+        .arg("-o")
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let recipient = String::from_utf8_lossy(&out.stderr)
+        .split_whitespace()
+        .find(|w| w.starts_with("age1"))
+        .unwrap()
+        .to_string();
+    (key, recipient)
+}
+
+/// The agent binary under test.
+pub fn agent() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dbcrate-agent"));
+    cmd.env_remove("PGPASSWORD")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env("DBCRATE_LOG", "info");
+    cmd
+}
+
+/// Adds the S3 flags and credentials for `s3`.
+pub fn with_s3(cmd: &mut Command, s3: &S3Server) {
+    cmd.args([
+        "--s3-endpoint",
+        s3.endpoint(),
+        "--s3-region",
+        s3.region(),
+        "--s3-path-style",
+    ])
+    .env("AWS_ACCESS_KEY_ID", s3.access_key_id())
+    .env("AWS_SECRET_ACCESS_KEY", s3.secret_access_key());
+}
+
+/// Adds the SFTP flags for `sftp`.
+pub fn with_sftp(cmd: &mut Command, sftp: &SftpServer) {
+    cmd.arg("--ssh-key")
+        .arg(sftp.client_key())
+        .arg("--known-hosts")
+        .arg(sftp.write_known_hosts().unwrap());
+}
+
+/// Runs `dbcrate-agent backup` of `db` to `destination` and returns its JSON report.
+pub fn backup(
+    source: &PgServer,
+    db: &str,
+    recipient: &str,
+    destination: &str,
+    extra: impl FnOnce(&mut Command),
+) -> serde_json::Value {
+    let mut cmd = agent();
+    cmd.arg("backup")
+        .args(["--database-url", &source.url(db)])
+        .args(["--recipient", recipient])
+        .args(["--destination", destination])
+        .arg("--pg-bin-dir")
+        .arg(source.bin_dir());
+    extra(&mut cmd);
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "backup failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        stdout.lines().count(),
+        1,
+        "stdout must be one JSON line: {stdout}"
+    );
+    serde_json::from_str(&stdout).unwrap()
+}
+
+/// Restores `file` (age ciphertext) with stock `age -d | zstd -d | pg_restore` into a
+/// new database `db` on `target`.
+pub fn stock_restore(target: &PgServer, identity: &Path, file: &Path, db: &str) {
+    let deps = Deps::from_env();
+    target.create_database(db).unwrap();
+    let mut age = Command::new(deps.tool("age").unwrap())
+        .arg("-d")
+        .arg("-i")
+        .arg(identity)
+        .arg(file)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut zstd = Command::new(deps.tool("zstd").unwrap())
+        .args(["-d", "-c", "-q"])
+        .stdin(age.stdout.take().unwrap())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let restore = target
+        .client_command("pg_restore")
+        .args(["--exit-on-error", "--single-transaction", "--dbname", db])
+        .stdin(zstd.stdout.take().unwrap())
+        .output()
+        .unwrap();
+    assert!(age.wait().unwrap().success(), "stock age -d failed");
+    assert!(zstd.wait().unwrap().success(), "stock zstd -d failed");
+    assert!(
+        restore.status.success(),
+        "stock pg_restore failed: {}",
+        String::from_utf8_lossy(&restore.stderr)
+    );
+}
+
+/// Fetches `bucket/key` from `s3` with curl (a plain client, not the agent's SDK).
+pub fn curl_get(s3: &S3Server, key: &str, to: &Path) {
+    use std::io::Write;
+    let mut child = Command::new("curl")
+        .args(["-sS", "--fail", "-K", "-", "-o"])
+        .arg(to)
+        .arg("--aws-sigv4")
+        .arg(format!("aws:amz:{}:s3", s3.region()))
+        .args(["-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD"])
+        .arg(format!(
+            "{}/{}/{}",
+            s3.endpoint(),
+            s3.bucket(),
+            encode_key(key)
+        ))
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let config = format!(
+        "user = \"{}:{}\"\n",
+        s3.access_key_id(),
+        s3.secret_access_key()
+    );
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(config.as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success(), "curl GET {key} failed");
+}
+
+/// Lists the bucket's keys with curl.
+pub fn curl_list(s3: &S3Server) -> Vec<String> {
+    use std::io::Write;
+    let mut child = Command::new("curl")
+        .args(["-sS", "--fail", "-K", "-"])
+        .arg("--aws-sigv4")
+        .arg(format!("aws:amz:{}:s3", s3.region()))
+        .args(["-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD"])
+        .arg(format!("{}/{}/?list-type=2", s3.endpoint(), s3.bucket()))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let config = format!(
+        "user = \"{}:{}\"\n",
+        s3.access_key_id(),
+        s3.secret_access_key()
+    );
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(config.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let xml = String::from_utf8_lossy(&out.stdout);
+    xml.split("<Key>")
+        .skip(1)
+        .filter_map(|s| s.split("</Key>").next())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Percent-encodes a key for a URL path (keeping `/`).
+pub fn encode_key(key: &str) -> String {
+    key.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The object key of an `s3://bucket/key` URL.
+pub fn s3_key(url: &str, bucket: &str) -> String {
+    url.strip_prefix(&format!("s3://{bucket}/"))
+        .unwrap()
+        .to_string()
+}
+
+/// A scratch directory.
+pub fn scratch(label: &str) -> TempDir {
+    TempDir::new(label).unwrap()
+}
+
+/// A table of `mib` MiB of incompressible bytes (SHA-512 output), so that a backup
+/// takes long enough to interrupt.
+pub fn noise_table(server: &PgServer, db: &str, mib: u32) {
+    server
+        .psql(
+            db,
+            &format!(
+                "CREATE TABLE noise AS SELECT g AS id, \
+                 (SELECT string_agg(sha512((g * 100 + i)::text::bytea), ''::bytea) \
+                  FROM generate_series(1, 16) i) AS data \
+                 FROM generate_series(1, {}) g",
+                mib * 1024
+            ),
+        )
+        .unwrap();
+}
+
+/// A `--pg-bin-dir` whose pg_dump wraps the real one of `server` with `body`, a bash
+/// snippet that receives the real pg_dump's output on stdin (`$REAL` runs it).
+pub fn wrapped_pg_dump(dir: &Path, server: &PgServer, body: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = dir.join("wrapped-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let real = server.pg_dump();
+    let script = format!(
+        "#!/bin/bash\nREAL={real:?}\nif [ \"$1\" = --version ]; then exec \"$REAL\" --version; fi\n{body}\n",
+        real = real.display().to_string()
+    );
+    let path = bin.join("pg_dump");
+    std::fs::write(&path, script).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    bin
+}
+
+/// Names of the files in `dir` (recursively), relative to it.
+pub fn files_under(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries {
+            let path = e.unwrap().path();
+            if path.is_dir() {
+                out.extend(
+                    files_under(&path)
+                        .into_iter()
+                        .map(|f| format!("{}/{f}", path.file_name().unwrap().to_string_lossy())),
+                );
+            } else {
+                out.push(path.file_name().unwrap().to_string_lossy().into_owned());
+            }
+        }
+    }
+    out
+}
+
+/// Output of a finished command, for assertions.
+pub fn stderr_of(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Number of tables in `db` outside the system schemas.
+pub fn user_tables(server: &PgServer, db: &str) -> u32 {
+    server
+        .psql(
+            db,
+            "SELECT count(*) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')",
+        )
+        .unwrap()
+        .parse()
+        .unwrap()
+}

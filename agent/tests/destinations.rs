@@ -1,0 +1,99 @@
+//! SFTP and local-directory destinations: backup, stock restore, agent restore.
+
+mod common;
+
+use common::*;
+use dbcrate_testkit::{PgServer, SftpServer};
+use std::path::Path;
+
+const MAJOR: u32 = 17;
+
+fn agent_restore(
+    target: &PgServer,
+    object: &str,
+    identity: &Path,
+    db: &str,
+    extra: impl FnOnce(&mut std::process::Command),
+) {
+    target.create_database(db).unwrap();
+    let mut cmd = agent();
+    cmd.arg("restore")
+        .args(["--source", object])
+        .arg("--identity")
+        .arg(identity)
+        .args(["--database-url", &target.url(db)])
+        .arg("--pg-bin-dir")
+        .arg(target.bin_dir());
+    extra(&mut cmd);
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "agent restore: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn sftp_backup_is_renamed_into_place_and_restores() {
+    let source = PgServer::start(MAJOR).unwrap();
+    let target = PgServer::start(MAJOR).unwrap();
+    let sftp = SftpServer::start().unwrap();
+    let dir = scratch("sftp-dest");
+    let (identity, recipient) = org_key(dir.path());
+    source.create_database("app").unwrap();
+    source.psql("app", &varied_schema(500)).unwrap();
+
+    let destination = format!("{}/nightly", sftp.url());
+    let report = backup(&source, "app", &recipient, &destination, |c| {
+        with_sftp(c, &sftp)
+    });
+    let object = report["object"].as_str().unwrap();
+    let path = object.split_once(&format!(":{}", sftp.port())).unwrap().1;
+    assert!(
+        path.starts_with(&format!("{}/nightly/app/", sftp.root().display())),
+        "{path}"
+    );
+    // Only the final file remains: no temp name left in its directory.
+    let parent = Path::new(path).parent().unwrap();
+    let names: Vec<_> = std::fs::read_dir(parent)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names.len(), 1, "{names:?}");
+
+    stock_restore(&target, &identity, Path::new(path), "restored_stock");
+    assert_same_database(&source, "app", &target, "restored_stock");
+    agent_restore(&target, object, &identity, "restored_agent", |c| {
+        with_sftp(c, &sftp)
+    });
+    assert_same_database(&source, "app", &target, "restored_agent");
+}
+
+#[test]
+fn file_backup_restores_with_stock_tools_and_the_agent() {
+    let source = PgServer::start(MAJOR).unwrap();
+    let target = PgServer::start(MAJOR).unwrap();
+    let dir = scratch("file-dest");
+    let (identity, recipient) = org_key(dir.path());
+    source.create_database("app").unwrap();
+    source.psql("app", &varied_schema(500)).unwrap();
+
+    let bucket = dir.path().join("bucket");
+    let report = backup(
+        &source,
+        "app",
+        &recipient,
+        &format!("file://{}", bucket.display()),
+        |_| {},
+    );
+    let object = report["object"].as_str().unwrap();
+    let path = object.strip_prefix("file://").unwrap();
+    assert_eq!(
+        std::fs::metadata(path).unwrap().len(),
+        report["ciphertext_bytes"].as_u64().unwrap()
+    );
+    stock_restore(&target, &identity, Path::new(path), "restored_stock");
+    assert_same_database(&source, "app", &target, "restored_stock");
+    agent_restore(&target, object, &identity, "restored_agent", |_| {});
+    assert_same_database(&source, "app", &target, "restored_agent");
+}

@@ -1,0 +1,375 @@
+//! Every way a backup can fail leaves nothing under a final name and says why; every
+//! way a restore can fail leaves the target database unchanged and says why.
+
+mod common;
+
+use common::*;
+use dbcrate_testkit::{PgServer, S3Server};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const MAJOR: u32 = 16;
+
+fn backup_cmd(
+    source: &PgServer,
+    recipient: &str,
+    destination: &str,
+    bin: &std::path::Path,
+) -> Command {
+    let mut cmd = agent();
+    cmd.arg("backup")
+        .args(["--database-url", &source.url("app")])
+        .args(["--recipient", recipient])
+        .args(["--destination", destination])
+        .arg("--pg-bin-dir")
+        .arg(bin);
+    cmd
+}
+
+#[test]
+fn pg_dump_failing_midway_stores_nothing() {
+    let source = PgServer::start(MAJOR).unwrap();
+    let s3 = S3Server::start().unwrap();
+    let dir = scratch("pgdump-fails");
+    let (_, recipient) = org_key(dir.path());
+    source.create_database("app").unwrap();
+    noise_table(&source, "app", 4);
+    let bin = wrapped_pg_dump(
+        dir.path(),
+        &source,
+        "\"$REAL\" \"$@\" | head -c 300000\necho 'pg_dump: error: simulated failure midway' >&2\nexit 1",
+    );
+    let bucket = dir.path().join("bucket");
+    for destination in [
+        format!("file://{}", bucket.display()),
+        format!("s3://{}/x", s3.bucket()),
+    ] {
+        let mut cmd = backup_cmd(&source, &recipient, &destination, &bin);
+        with_s3(&mut cmd, &s3);
+        let out = cmd.output().unwrap();
+        assert!(
+            !out.status.success(),
+            "{destination}: backup claimed success"
+        );
+        assert!(out.stdout.is_empty(), "no JSON on failure");
+        let err = stderr_of(&out);
+        assert!(
+            err.contains("simulated failure midway"),
+            "{destination}: {err}"
+        );
+        assert!(err.contains("nothing was stored"), "{destination}: {err}");
+    }
+    assert_eq!(
+        files_under(&bucket),
+        Vec::<String>::new(),
+        "file destination not clean"
+    );
+    assert_eq!(
+        curl_list(&s3),
+        Vec::<String>::new(),
+        "S3 destination not clean"
+    );
+}
+
+/// A pg_dump that stalls after 10 MB for `secs` seconds, so the agent is mid-upload.
+fn stalling_pg_dump(dir: &std::path::Path, source: &PgServer, secs: u32) -> std::path::PathBuf {
+    wrapped_pg_dump(
+        dir,
+        source,
+        &format!("\"$REAL\" \"$@\" | {{ head -c 10000000; sleep {secs}; cat; }}"),
+    )
+}
+
+/// Waits until `cond` holds, failing the test after 60 s.
+fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn sigkill_midway_leaves_no_final_object() {
+    let source = PgServer::start(MAJOR).unwrap();
+    let s3 = S3Server::start().unwrap();
+    let dir = scratch("sigkill");
+    let (_, recipient) = org_key(dir.path());
+    source.create_database("app").unwrap();
+    noise_table(&source, "app", 16);
+    let bin = stalling_pg_dump(dir.path(), &source, 30);
+    let bucket = dir.path().join("bucket");
+
+    // File: kill once the temp file holds data.
+    let mut child = backup_cmd(
+        &source,
+        &recipient,
+        &format!("file://{}", bucket.display()),
+        &bin,
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    wait_for("the temp file to fill", || {
+        files_under(&bucket).iter().any(|f| f.contains(".partial-"))
+            && bucket_bytes(&bucket) > 1_000_000
+    });
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "agent finished before it could be killed"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let left = files_under(&bucket);
+    assert!(
+        left.iter().all(|f| !f.ends_with(".pgdump.zst.age")),
+        "a final name appeared: {left:?}"
+    );
+
+    // S3: kill once the first part is uploaded (Garage has stored data).
+    let mut cmd = backup_cmd(
+        &source,
+        &recipient,
+        &format!("s3://{}/x", s3.bucket()),
+        &bin,
+    );
+    with_s3(&mut cmd, &s3);
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let data = s3.dir().join("data");
+    wait_for("a part to reach Garage", || bucket_bytes(&data) > 4_000_000);
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "agent finished before it could be killed"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(
+        curl_list(&s3),
+        Vec::<String>::new(),
+        "an object appeared after SIGKILL"
+    );
+}
+
+fn bucket_bytes(dir: &std::path::Path) -> u64 {
+    let mut total = 0;
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let path = e.path();
+            total += if path.is_dir() {
+                bucket_bytes(&path)
+            } else {
+                e.metadata().map(|m| m.len()).unwrap_or(0)
+            };
+        }
+    }
+    total
+}
+
+#[test]
+fn storage_stopping_midway_fails_and_stores_nothing() {
+    let source = PgServer::start(MAJOR).unwrap();
+    let mut s3 = S3Server::start().unwrap();
+    let dir = scratch("storage-stops");
+    let (_, recipient) = org_key(dir.path());
+    source.create_database("app").unwrap();
+    noise_table(&source, "app", 16);
+    let bin = stalling_pg_dump(dir.path(), &source, 3);
+    let mut cmd = backup_cmd(
+        &source,
+        &recipient,
+        &format!("s3://{}/x", s3.bucket()),
+        &bin,
+    );
+    with_s3(&mut cmd, &s3);
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let data = s3.dir().join("data");
+    wait_for("a part to reach Garage", || bucket_bytes(&data) > 4_000_000);
+    s3.kill();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        !out.status.success(),
+        "backup claimed success with storage gone"
+    );
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("uploading part") || err.contains("S3"),
+        "{err}"
+    );
+    s3.restart().unwrap();
+    assert_eq!(curl_list(&s3), Vec::<String>::new(), "an object appeared");
+}
+
+/// A good backup in a file, and what restoring it needs.
+struct Fixture {
+    source: PgServer,
+    target: PgServer,
+    dir: dbcrate_testkit::TempDir,
+    identity: std::path::PathBuf,
+    object: std::path::PathBuf,
+    sha256: String,
+}
+
+fn fixture() -> Fixture {
+    let source = PgServer::start(MAJOR).unwrap();
+    let target = PgServer::start(MAJOR).unwrap();
+    let dir = scratch("restore-failures");
+    let (identity, recipient) = org_key(dir.path());
+    source.create_database("app").unwrap();
+    source.psql("app", &varied_schema(2000)).unwrap();
+    noise_table(&source, "app", 3);
+    let bucket = dir.path().join("bucket");
+    let report = backup(
+        &source,
+        "app",
+        &recipient,
+        &format!("file://{}", bucket.display()),
+        |_| {},
+    );
+    let object = report["object"]
+        .as_str()
+        .unwrap()
+        .strip_prefix("file://")
+        .unwrap()
+        .into();
+    let sha256 = report["sha256"].as_str().unwrap().to_string();
+    Fixture {
+        source,
+        target,
+        dir,
+        identity,
+        object,
+        sha256,
+    }
+}
+
+impl Fixture {
+    /// Runs `dbcrate-agent restore` of `object` into a new database `db`.
+    fn restore(
+        &self,
+        object: &std::path::Path,
+        db: &str,
+        key: (&str, &std::path::Path),
+        sha: Option<&str>,
+    ) -> std::process::Output {
+        self.target.create_database(db).unwrap();
+        let mut cmd = agent();
+        cmd.arg("restore")
+            .arg("--source")
+            .arg(format!("file://{}", object.display()))
+            .arg(key.0)
+            .arg(key.1)
+            .args(["--database-url", &self.target.url(db)])
+            .arg("--pg-bin-dir")
+            .arg(self.target.bin_dir());
+        if let Some(sha) = sha {
+            cmd.args(["--expect-sha256", sha]);
+        }
+        cmd.output().unwrap()
+    }
+
+    fn variant(&self, name: &str, change: impl FnOnce(&mut Vec<u8>)) -> std::path::PathBuf {
+        let mut bytes = std::fs::read(&self.object).unwrap();
+        change(&mut bytes);
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    fn assert_refused(&self, out: &std::process::Output, db: &str, expect: &str) {
+        assert!(!out.status.success(), "restore into {db} claimed success");
+        let err = stderr_of(out);
+        assert!(
+            err.contains(expect),
+            "restore into {db}: expected {expect:?} in: {err}"
+        );
+        assert!(
+            err.contains("unchanged") || out.status.code() == Some(2),
+            "{err}"
+        );
+        assert_eq!(user_tables(&self.target, db), 0, "{db} was changed");
+    }
+}
+
+#[test]
+fn damaged_or_wrong_key_backups_leave_the_target_unchanged() {
+    let f = fixture();
+    let identity = ("--identity", f.identity.as_path());
+    let len = std::fs::metadata(&f.object).unwrap().len() as usize;
+
+    let truncated = f.variant("truncated.age", |b| b.truncate(len - 1000));
+    let out = f.restore(&truncated, "r_truncated", identity, None);
+    f.assert_refused(&out, "r_truncated", "corrupt, truncated or tampered");
+
+    // Cut at a chunk boundary: every remaining chunk authenticates, only the missing
+    // final flag betrays the truncation.
+    let at_chunk = f.variant("chunk-cut.age", |b| {
+        let header_end = b.windows(4).position(|w| w == b"\n---").unwrap() + 1;
+        let payload =
+            header_end + b[header_end..].iter().position(|&c| c == b'\n').unwrap() + 1 + 16;
+        let chunks = (len - payload) / 65_552;
+        assert!(chunks >= 2, "the fixture backup is too small to cut");
+        b.truncate(payload + (chunks - 1) * 65_552);
+    });
+    let out = f.restore(&at_chunk, "r_chunk_cut", identity, None);
+    f.assert_refused(&out, "r_chunk_cut", "corrupt, truncated or tampered");
+
+    let flipped = f.variant("flipped.age", |b| b[len / 2] ^= 0x01);
+    let out = f.restore(&flipped, "r_flipped", identity, None);
+    f.assert_refused(&out, "r_flipped", "corrupt, truncated or tampered");
+
+    let header_flip = f.variant("header.age", |b| b[40] ^= 0x01);
+    let out = f.restore(&header_flip, "r_header", identity, None);
+    assert!(!out.status.success());
+    assert_eq!(user_tables(&f.target, "r_header"), 0);
+
+    let not_age = f.variant("not-age.bin", |b| {
+        b.iter_mut().for_each(|x| *x = x.wrapping_add(1))
+    });
+    let out = f.restore(&not_age, "r_not_age", identity, None);
+    f.assert_refused(&out, "r_not_age", "age header");
+
+    let trailing = f.variant("trailing.age", |b| b.extend_from_slice(b"garbage"));
+    let out = f.restore(&trailing, "r_trailing", identity, None);
+    assert!(!out.status.success(), "trailing garbage accepted");
+    assert_eq!(user_tables(&f.target, "r_trailing"), 0);
+
+    let (other_identity, _) = org_key(&f.dir.path().join("other"));
+    let out = f.restore(
+        &f.object,
+        "r_wrong_identity",
+        ("--identity", &other_identity),
+        None,
+    );
+    f.assert_refused(&out, "r_wrong_identity", "not encrypted to any identity");
+
+    let wrong_key = f.dir.path().join("wrong.filekey");
+    std::fs::write(&wrong_key, [0x5au8; 16]).unwrap();
+    let out = f.restore(
+        &f.object,
+        "r_wrong_key",
+        ("--file-key-file", &wrong_key),
+        None,
+    );
+    f.assert_refused(&out, "r_wrong_key", "does not open this backup");
+
+    let wrong_sha = "0".repeat(64);
+    let out = f.restore(&f.object, "r_wrong_sha", identity, Some(&wrong_sha));
+    f.assert_refused(&out, "r_wrong_sha", "SHA-256 mismatch");
+
+    // And the intact backup, with its recorded hash, restores.
+    let out = f.restore(&f.object, "r_good", identity, Some(&f.sha256));
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_same_database(&f.source, "app", &f.target, "r_good");
+}

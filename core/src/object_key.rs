@@ -1,0 +1,113 @@
+//! Where a backup lives in the customer's storage.
+//!
+//! `<prefix>/<database>/<YYYY>/<MM>/<DD>/<YYYYMMDDTHHMMSSZ>-<job>.pgdump.zst.age`
+//! (DESIGN.md): sorted by time within a database, readable by a person browsing the
+//! bucket, and named after the pipeline that produced it so that stock tools are
+//! obviously the way back (`age -d | zstd -d | pg_restore`).
+
+use crate::time::UtcDateTime;
+
+/// The suffix every backup object carries.
+pub const BACKUP_SUFFIX: &str = ".pgdump.zst.age";
+
+/// Why a name cannot be part of an object key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidKeyPart {
+    /// Which part (`database name`, `job`, `prefix`).
+    pub part: &'static str,
+    /// What is wrong with it.
+    pub reason: &'static str,
+}
+
+impl std::fmt::Display for InvalidKeyPart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "invalid {}: {}", self.part, self.reason)
+    }
+}
+
+impl std::error::Error for InvalidKeyPart {}
+
+/// The object key of a backup of `database` made at `at` by `job`, under `prefix`
+/// (empty for the bucket's root; leading and trailing slashes are ignored).
+pub fn backup_object_key(
+    prefix: &str,
+    database: &str,
+    job: &str,
+    at: UtcDateTime,
+) -> Result<String, InvalidKeyPart> {
+    check_segment("database name", database)?;
+    check_segment("job", job)?;
+    let prefix = prefix.trim_matches('/');
+    for segment in prefix.split('/').filter(|s| !s.is_empty()) {
+        check_segment("prefix", segment)?;
+    }
+    let body = format!(
+        "{database}/{:04}/{:02}/{:02}/{}-{job}{BACKUP_SUFFIX}",
+        at.year,
+        at.month,
+        at.day,
+        at.basic()
+    );
+    Ok(if prefix.is_empty() {
+        body
+    } else {
+        format!("{prefix}/{body}")
+    })
+}
+
+/// A key segment must not be empty, climb directories, or hide a path separator or a
+/// control character (which would break listings and SFTP/file paths alike).
+fn check_segment(part: &'static str, s: &str) -> Result<(), InvalidKeyPart> {
+    let fail = |reason| Err(InvalidKeyPart { part, reason });
+    if s.is_empty() {
+        return fail("it is empty");
+    }
+    if s == "." || s == ".." {
+        return fail("it is `.` or `..`");
+    }
+    if s.contains('/') || s.contains('\\') {
+        return fail("it contains a slash");
+    }
+    if s.chars().any(char::is_control) {
+        return fail("it contains a control character");
+    }
+    if s.len() > 200 {
+        return fail("it is longer than 200 bytes");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_matches_the_design() {
+        let at = UtcDateTime::from_unix(1_709_210_096);
+        assert_eq!(
+            backup_object_key("/backups/prod/", "shop", "j1", at).unwrap(),
+            "backups/prod/shop/2024/02/29/20240229T123456Z-j1.pgdump.zst.age"
+        );
+        assert_eq!(
+            backup_object_key("", "Ünïcode db", "cli", at).unwrap(),
+            "Ünïcode db/2024/02/29/20240229T123456Z-cli.pgdump.zst.age"
+        );
+    }
+
+    #[test]
+    fn path_tricks_are_refused() {
+        let at = UtcDateTime::from_unix(0);
+        for (prefix, db) in [
+            ("", ".."),
+            ("", "a/b"),
+            ("x/../y", "db"),
+            ("", ""),
+            ("", "a\nb"),
+        ] {
+            assert!(
+                backup_object_key(prefix, db, "j", at).is_err(),
+                "{prefix:?} {db:?}"
+            );
+        }
+    }
+}
