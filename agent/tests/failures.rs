@@ -373,3 +373,58 @@ fn damaged_or_wrong_key_backups_leave_the_target_unchanged() {
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert_same_database(&f.source, "app", &f.target, "r_good");
 }
+
+#[test]
+fn a_bare_file_key_from_the_header_restores_the_backup() {
+    use std::str::FromStr;
+    let f = fixture();
+    // What a managed restore does: read the start of the object, unwrap only its file key.
+    let start: Vec<u8> = std::fs::read(&f.object)
+        .unwrap()
+        .into_iter()
+        .take(4096)
+        .collect();
+    let text = std::fs::read_to_string(&f.identity).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("AGE-SECRET-KEY-"))
+        .unwrap();
+    let identity = age::x25519::Identity::from_str(line).unwrap();
+    let key = dbcrate_agent::crypto::unwrap_file_key(&start, &identity).unwrap();
+
+    let raw = f.dir.path().join("raw.filekey");
+    std::fs::write(&raw, key.expose_secret()).unwrap();
+    let out = f.restore(
+        &f.object,
+        "r_raw_key",
+        ("--file-key-file", &raw),
+        Some(&f.sha256),
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_same_database(&f.source, "app", &f.target, "r_raw_key");
+
+    let hex = f.dir.path().join("hex.filekey");
+    let hex_text: String = key
+        .expose_secret()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    std::fs::write(&hex, format!("{hex_text}\n")).unwrap();
+    let out = f.restore(&f.object, "r_hex_key", ("--file-key-file", &hex), None);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_same_database(&f.source, "app", &f.target, "r_hex_key");
+
+    let (other, _) = org_key(&f.dir.path().join("other"));
+    let other_line = std::fs::read_to_string(&other).unwrap();
+    let other_line = other_line
+        .lines()
+        .find(|l| l.starts_with("AGE-SECRET-KEY-"))
+        .unwrap();
+    let other = age::x25519::Identity::from_str(other_line).unwrap();
+    let err = dbcrate_agent::crypto::unwrap_file_key(&start, &other).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("not encrypted to the given identity"),
+        "{err}"
+    );
+}

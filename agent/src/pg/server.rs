@@ -22,7 +22,27 @@ pub struct ServerInfo {
     pub database_size: u64,
 }
 
+/// The PostgreSQL majors dbcrate backs up and restores (each is tested end to end).
+pub const SUPPORTED_MAJORS: std::ops::RangeInclusive<u32> = 13..=18;
+
 impl ServerInfo {
+    /// Refuses a server whose major dbcrate does not support.
+    pub fn ensure_supported(&self) -> Result<()> {
+        if SUPPORTED_MAJORS.contains(&self.major()) {
+            return Ok(());
+        }
+        Err(Error::new(
+            ErrorKind::Database,
+            format!(
+                "the server runs PostgreSQL {} ({}); dbcrate supports PostgreSQL {}–{}",
+                self.major(),
+                self.version,
+                SUPPORTED_MAJORS.start(),
+                SUPPORTED_MAJORS.end()
+            ),
+        ))
+    }
+
     /// The major version (13, 14, …).
     pub fn major(&self) -> u32 {
         self.version_num / 10_000
@@ -82,5 +102,30 @@ impl ServerInfo {
                     ),
                 )
             })?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server(version_num: u32) -> ServerInfo {
+        ServerInfo {
+            version_num,
+            version: "x".into(),
+            database_size: 0,
+        }
+    }
+
+    #[test]
+    fn only_13_to_18_are_supported() {
+        assert!(server(130016).ensure_supported().is_ok());
+        assert!(server(180006).ensure_supported().is_ok());
+        let err = server(120020).ensure_supported().unwrap_err().to_string();
+        assert!(
+            err.contains("PostgreSQL 12") && err.contains("13–18"),
+            "{err}"
+        );
+        assert!(server(190000).ensure_supported().is_err());
     }
 }

@@ -70,6 +70,7 @@ pub async fn run_backup(request: BackupRequest) -> Result<BackupReport> {
     } = request;
     let database = Arc::new(database);
     let server = ServerInfo::query(&database).await?;
+    server.ensure_supported()?;
     let pg_dump = PgTool::locate("pg_dump", server.major(), pg_bin_dir.as_deref())?;
     tracing::info!(
         server = %server.version,

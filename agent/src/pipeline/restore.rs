@@ -62,6 +62,7 @@ pub async fn run_restore(request: RestoreRequest, object_url: &str) -> Result<Re
     } = request;
     let database = Arc::new(database);
     let server = ServerInfo::query(&database).await?;
+    server.ensure_supported()?;
     let pg_restore = PgTool::locate("pg_restore", server.major(), pg_bin_dir.as_deref())?;
     let reader = open_source(&source, &storage).await?;
 

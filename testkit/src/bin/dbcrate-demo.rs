@@ -1,15 +1,14 @@
 //! `dbcrate-demo`: the README's first command, the main job on embedded defaults.
 //!
-//! It starts a throwaway PostgreSQL with sample data, backs it up in dbcrate's backup
-//! format into a local "bucket" directory, restores it into a fresh server with stock
+//! It starts a throwaway PostgreSQL with sample data, backs it up with `dbcrate-agent
+//! backup` into a local "bucket" directory, restores it into a fresh server with stock
 //! `age`, `zstd` and `pg_restore` only, checks that the contents match, and prints what
-//! it did. Parts of the product that do not exist yet are named, not faked: until the
-//! agent's own pipeline lands, the backup step runs the same format with stock tools.
+//! it did. Parts of the product that do not exist yet are named, not faked.
 
 use dbcrate_testkit::{Deps, KitError, PgServer, TempDir, PG_MAJORS};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 /// The sample schema: a few related tables with a few thousand varied rows.
 const SAMPLE: &str = "
@@ -76,22 +75,30 @@ fn run() -> Result<(), KitError> {
         .ok_or_else(|| KitError::new("age-keygen printed no public key"))?;
     println!("    recipient: {recipient}");
 
-    step("backing up: pg_dump --format=custom --compress=0 | zstd | age -r <recipient>");
-    println!(
-        "    NOT YET: the agent's own streaming pipeline (dbcrate-agent backup) is the next \
-         issue; this demo runs the same backup format with stock tools in its place."
-    );
-    let object = bucket.join(object_key("demo", "shop", "demo"));
-    std::fs::create_dir_all(object.parent().unwrap_or(&bucket))
-        .map_err(|e| KitError::io("creating the demo bucket directory", e))?;
-    backup(&deps, &source, &recipient, &object)?;
-    let size = std::fs::metadata(&object)
-        .map_err(|e| KitError::io("reading the backup's size", e))?
-        .len();
-    println!(
-        "    wrote {} ({size} bytes of age ciphertext)",
-        object.display()
-    );
+    step("backing up with dbcrate-agent backup (pg_dump -Fc | zstd | age, streamed)");
+    let agent = sibling_binary("dbcrate-agent")?;
+    let report = Command::new(&agent)
+        .arg("backup")
+        .args(["--database-url", &source.url("shop")])
+        .args(["--recipient", &recipient])
+        .arg("--destination")
+        .arg(format!("file://{}", bucket.join("backups").display()))
+        .arg("--pg-bin-dir")
+        .arg(source.bin_dir())
+        .env("DBCRATE_LOG", "warn")
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| KitError::io(format!("running {}", agent.display()), e))?;
+    if !report.status.success() {
+        return Err(KitError::new(
+            "dbcrate-agent backup failed (its error is above)",
+        ));
+    }
+    let report = String::from_utf8_lossy(&report.stdout).trim().to_string();
+    println!("    agent report: {report}");
+    let object = json_string_field(&report, "object")
+        .and_then(|url| url.strip_prefix("file://").map(PathBuf::from))
+        .ok_or_else(|| KitError::new(format!("no file:// object in the report: {report}")))?;
     println!("    (the demo's directory is removed on exit; DBCRATE_KEEP_TEST_DIRS=1 keeps it)");
 
     step(&format!(
@@ -113,9 +120,9 @@ fn run() -> Result<(), KitError> {
         started.elapsed().as_secs_f64()
     ));
     println!(
-        "    NOT YET: the control plane (schedules, envelope-encrypted secrets, audit), agent \
-         enrolment over mutual TLS, the signed pg_dump registry, and S3/SFTP destinations \
-         arrive with their issues."
+        "    NOT YET: the control plane (schedules, envelope-encrypted secrets, retention, \
+         audit), agent enrolment over mutual TLS and the signed pg_dump registry arrive with \
+         their issues; dbcrate-agent already writes to S3 and SFTP (see its --help)."
     );
     Ok(())
 }
@@ -124,32 +131,25 @@ fn step(what: &str) {
     println!("==> {what}");
 }
 
-/// `<prefix>/<database>/<YYYY>/<MM>/<DD>/<YYYYMMDDTHHMMSSZ>-<job>.pgdump.zst.age`, the
-/// object key of DESIGN.md.
-fn object_key(prefix: &str, database: &str, job: &str) -> PathBuf {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
-    let (hh, mm, ss) = (secs % 86_400 / 3600, secs % 3600 / 60, secs % 60);
-    PathBuf::from(format!(
-        "{prefix}/{database}/{y:04}/{m:02}/{d:02}/{y:04}{m:02}{d:02}T{hh:02}{mm:02}{ss:02}Z-{job}.pgdump.zst.age"
-    ))
+/// A binary built next to this one (`cargo build` puts them in the same directory).
+fn sibling_binary(name: &str) -> Result<PathBuf, KitError> {
+    let exe = std::env::current_exe().map_err(|e| KitError::io("locating dbcrate-demo", e))?;
+    let path = exe.with_file_name(name);
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(KitError::new(format!(
+            "{} is missing: build it with `cargo build -p dbcrate-agent` (scripts/demo does)",
+            path.display()
+        )))
+    }
 }
 
-/// Days since 1970-01-01 to a proleptic Gregorian (year, month, day), after Howard
-/// Hinnant's `civil_from_days`.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
+/// The string value of `"field":"…"` in a one-line JSON object without escapes in it.
+fn json_string_field(json: &str, field: &str) -> Option<String> {
+    let start = json.find(&format!("\"{field}\":\""))? + field.len() + 4;
+    let end = json[start..].find('"')? + start;
+    Some(json[start..end].to_string())
 }
 
 /// Spawns one stage of a pipeline.
@@ -171,29 +171,6 @@ fn wait_all(stages: Vec<(&str, Child)>) -> Result<(), KitError> {
         }
     }
     Ok(())
-}
-
-fn backup(deps: &Deps, source: &PgServer, recipient: &str, object: &Path) -> Result<(), KitError> {
-    let out = std::fs::File::create(object).map_err(|e| KitError::io("creating the backup", e))?;
-    let mut pg_dump = source.client_command("pg_dump");
-    pg_dump.args(["--format=custom", "--compress=0", "--dbname=shop"]);
-    let mut dump = spawn("pg_dump", pg_dump.stdout(Stdio::piped()))?;
-    let mut zstd = spawn(
-        "zstd",
-        Command::new(deps.tool("zstd")?)
-            .args(["-q", "-c", "-3"])
-            .stdin(dump.stdout.take().map_or(Stdio::null(), Stdio::from))
-            .stdout(Stdio::piped()),
-    )?;
-    let age = spawn(
-        "age",
-        Command::new(deps.tool("age")?)
-            .arg("-r")
-            .arg(recipient)
-            .stdin(zstd.stdout.take().map_or(Stdio::null(), Stdio::from))
-            .stdout(out),
-    )?;
-    wait_all(vec![("pg_dump", dump), ("zstd", zstd), ("age", age)])
 }
 
 fn restore(deps: &Deps, target: &PgServer, key: &Path, object: &Path) -> Result<(), KitError> {
@@ -224,17 +201,4 @@ fn restore(deps: &Deps, target: &PgServer, key: &Path, object: &Path) -> Result<
         ("zstd -d", zstd),
         ("pg_restore", restore),
     ])
-}
-
-#[cfg(test)]
-mod tests {
-    use super::civil_from_days;
-
-    #[test]
-    fn civil_dates() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(19_358), (2023, 1, 1));
-        assert_eq!(civil_from_days(19_417), (2023, 3, 1));
-        assert_eq!(civil_from_days(-1), (1969, 12, 31));
-    }
 }
