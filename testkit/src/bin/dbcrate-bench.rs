@@ -1,0 +1,402 @@
+//! `dbcrate-bench`: the agent's benchmark (docs/benchmarks.md), run by
+//! `scripts/bench-agent`.
+//!
+//! For each database size it generates a database, then measures, side by side on the
+//! same server and in the same run, the wall time of:
+//! - `pg_dump -Fc -Z0 > /dev/null` (the floor),
+//! - the shell pipeline `pg_dump -Fc -Z0 | zstd -3 | age -r R > file`,
+//! - `dbcrate-agent backup` to `file://` and to the local S3 store (Garage),
+//! - `age -d | zstd -d | pg_restore` vs `dbcrate-agent restore` (each into a fresh
+//!   database),
+//!
+//! plus the agent's peak RSS (VmHWM of the agent process alone, pg_dump excluded).
+//! Each case runs `--runs` times (default 3) and reports the median. The agent binary
+//! is taken from `DBCRATE_AGENT_BIN` (a release build).
+
+use dbcrate_testkit::{Deps, KitError, PgServer, S3Server, TempDir};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("dbcrate-bench failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+struct Settings {
+    sizes_mib: Vec<u64>,
+    runs: usize,
+    major: u32,
+    restore: bool,
+}
+
+fn settings() -> Result<Settings, KitError> {
+    let mut s = Settings {
+        sizes_mib: vec![200, 2048],
+        runs: 3,
+        major: 17,
+        restore: true,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut value = || {
+            args.next()
+                .ok_or_else(|| KitError::new(format!("{a} needs a value")))
+        };
+        match a.as_str() {
+            "--sizes-mib" => {
+                s.sizes_mib = value()?
+                    .split(',')
+                    .map(|v| v.parse().map_err(|_| KitError::new("bad --sizes-mib")))
+                    .collect::<Result<_, _>>()?
+            }
+            "--runs" => s.runs = value()?.parse().map_err(|_| KitError::new("bad --runs"))?,
+            "--major" => s.major = value()?.parse().map_err(|_| KitError::new("bad --major"))?,
+            "--no-restore" => s.restore = false,
+            other => return Err(KitError::new(format!("unknown argument {other}"))),
+        }
+    }
+    Ok(s)
+}
+
+/// One measured run: wall time and the agent's peak RSS (if an agent ran).
+#[derive(Clone, Copy)]
+struct Sample {
+    seconds: f64,
+    peak_rss_kib: Option<u64>,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn run() -> Result<(), KitError> {
+    let settings = settings()?;
+    let deps = Deps::from_env();
+    let agent = PathBuf::from(
+        std::env::var_os("DBCRATE_AGENT_BIN")
+            .ok_or_else(|| KitError::new("set DBCRATE_AGENT_BIN to a release dbcrate-agent"))?,
+    );
+    let age = deps.tool("age")?;
+    let zstd = deps.tool("zstd")?;
+    let keygen = deps.tool("age-keygen")?;
+    let work = TempDir::new("bench")?;
+    let key = work.path().join("org.key");
+    let out = Command::new(&keygen)
+        .arg("-o")
+        .arg(&key)
+        .output()
+        .map_err(|e| KitError::io("age-keygen", e))?;
+    let recipient = String::from_utf8_lossy(&out.stderr)
+        .split_whitespace()
+        .find(|w| w.starts_with("age1"))
+        .map(str::to_string)
+        .ok_or_else(|| KitError::new("no recipient from age-keygen"))?;
+
+    println!("# dbcrate-agent benchmark");
+    println!();
+    println!(
+        "machine: {} cores, {}; PostgreSQL {}; {} runs per case, medians",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0),
+        mem_total(),
+        settings.major,
+        settings.runs
+    );
+    for size in &settings.sizes_mib {
+        let server = PgServer::start_with(&deps, settings.major)?;
+        let s3 = S3Server::start_with(&deps)?;
+        eprintln!("generating ~{size} MiB …");
+        server.create_database("bench")?;
+        generate(&server, *size)?;
+        let db_bytes: u64 = server
+            .psql("bench", "SELECT pg_database_size('bench')")?
+            .trim()
+            .parse()
+            .unwrap_or(0);
+        let out_dir = work.path().join(format!("out-{size}"));
+        std::fs::create_dir_all(&out_dir).map_err(|e| KitError::io("mkdir", e))?;
+        let pg_dump = server.pg_dump();
+        let shell_env = |cmd: &mut Command| server.client_env(cmd);
+
+        let mut cases: Vec<(&str, Vec<Sample>)> = Vec::new();
+        let floor = repeat(settings.runs, || {
+            let mut c = Command::new("sh");
+            c.arg("-c").arg(format!(
+                "{:?} -Fc -Z0 -d bench > /dev/null",
+                pg_dump.display().to_string()
+            ));
+            shell_env(&mut c);
+            timed(c, false)
+        })?;
+        cases.push(("pg_dump -Fc -Z0 > /dev/null (floor)", floor));
+        let shell_file = out_dir.join("shell.age");
+        let shell = repeat(settings.runs, || {
+            let mut c = Command::new("sh");
+            c.arg("-c").arg(format!(
+                "set -e; {pg:?} -Fc -Z0 -d bench | {zstd:?} -3 -q -c | {age:?} -r {recipient} > {file:?}",
+                pg = pg_dump.display().to_string(),
+                zstd = zstd.display().to_string(),
+                age = age.display().to_string(),
+                file = shell_file.display().to_string(),
+            ));
+            shell_env(&mut c);
+            timed(c, false)
+        })?;
+        cases.push(("pg_dump | zstd -3 | age > file (shell)", shell));
+        let mut n = 0;
+        let agent_file = repeat(settings.runs, || {
+            n += 1;
+            let dest = out_dir.join(format!("agent-{n}"));
+            let mut c = agent_backup(
+                &agent,
+                &server,
+                &recipient,
+                &format!("file://{}", dest.display()),
+            );
+            c.env("DBCRATE_LOG", "warn");
+            timed(c, true)
+        })?;
+        cases.push(("dbcrate-agent backup → file://", agent_file));
+        let agent_s3 = repeat(settings.runs, || {
+            n += 1;
+            let mut c = agent_backup(
+                &agent,
+                &server,
+                &recipient,
+                &format!("s3://{}/run-{n}", s3.bucket()),
+            );
+            c.args([
+                "--s3-endpoint",
+                s3.endpoint(),
+                "--s3-region",
+                s3.region(),
+                "--s3-path-style",
+            ])
+            .env("AWS_ACCESS_KEY_ID", s3.access_key_id())
+            .env("AWS_SECRET_ACCESS_KEY", s3.secret_access_key())
+            .env("DBCRATE_LOG", "warn");
+            timed(c, true)
+        })?;
+        cases.push(("dbcrate-agent backup → S3 (Garage)", agent_s3));
+
+        if settings.restore {
+            let object = shell_file.clone();
+            let mut r = 0;
+            let stock = repeat(settings.runs, || {
+                r += 1;
+                let db = format!("stock_{r}");
+                server.create_database(&db)?;
+                let mut c = Command::new("sh");
+                c.arg("-c").arg(format!(
+                    "set -e; {age:?} -d -i {key:?} {obj:?} | {zstd:?} -d -q -c | {restore:?} --single-transaction --exit-on-error -d {db}",
+                    age = age.display().to_string(),
+                    key = key.display().to_string(),
+                    obj = object.display().to_string(),
+                    zstd = zstd.display().to_string(),
+                    restore = server.pg_restore().display().to_string(),
+                ));
+                shell_env(&mut c);
+                let s = timed(c, false)?;
+                server.psql("postgres", &format!("DROP DATABASE {db}"))?;
+                Ok(s)
+            })?;
+            cases.push(("age -d | zstd -d | pg_restore (stock)", stock));
+            let agent_restore = repeat(settings.runs, || {
+                r += 1;
+                let db = format!("agent_{r}");
+                server.create_database(&db)?;
+                let mut c = Command::new(&agent);
+                c.arg("restore")
+                    .arg("--source")
+                    .arg(format!("file://{}", object.display()))
+                    .arg("--identity")
+                    .arg(&key)
+                    .args(["--database-url", &server.url(&db)])
+                    .arg("--pg-bin-dir")
+                    .arg(server.bin_dir())
+                    .env("DBCRATE_LOG", "warn");
+                let s = timed(c, true)?;
+                server.psql("postgres", &format!("DROP DATABASE {db}"))?;
+                Ok(s)
+            })?;
+            cases.push(("dbcrate-agent restore ← file://", agent_restore));
+        }
+
+        println!();
+        println!(
+            "## database of {:.0} MiB (pg_database_size), dump {:.0} MiB, ciphertext {:.0} MiB",
+            db_bytes as f64 / 1048576.0,
+            dump_size(&server)? as f64 / 1048576.0,
+            std::fs::metadata(&shell_file).map(|m| m.len()).unwrap_or(0) as f64 / 1048576.0
+        );
+        println!();
+        println!("| case | median s | runs (s) | agent peak RSS (MiB, median) |");
+        println!("|---|---|---|---|");
+        for (name, samples) in &cases {
+            let secs: Vec<f64> = samples.iter().map(|s| s.seconds).collect();
+            let rss: Vec<f64> = samples
+                .iter()
+                .filter_map(|s| s.peak_rss_kib.map(|k| k as f64 / 1024.0))
+                .collect();
+            println!(
+                "| {} | {:.2} | {} | {} |",
+                name.replace('|', "\\|"),
+                median(secs.clone()),
+                secs.iter()
+                    .map(|s| format!("{s:.2}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if rss.is_empty() {
+                    "–".to_string()
+                } else {
+                    format!("{:.1}", median(rss))
+                }
+            );
+        }
+        let m = |i: usize| median(cases[i].1.iter().map(|s| s.seconds).collect());
+        println!();
+        println!(
+            "ratios: agent file / shell = {:.2} (target ≤ 1.00); agent file / floor = {:.2} \
+             (target ≤ 1.10); agent S3 / agent file = {:.2} (target ≤ 1.10){}",
+            m(2) / m(1),
+            m(2) / m(0),
+            m(3) / m(2),
+            if cases.len() > 5 {
+                format!(
+                    "; agent restore / stock restore = {:.2} (target ≤ 1.05)",
+                    m(5) / m(4)
+                )
+            } else {
+                String::new()
+            }
+        );
+    }
+    Ok(())
+}
+
+fn agent_backup(agent: &Path, server: &PgServer, recipient: &str, dest: &str) -> Command {
+    let mut c = Command::new(agent);
+    c.arg("backup")
+        .args(["--database-url", &server.url("bench")])
+        .args(["--recipient", recipient])
+        .args(["--destination", dest])
+        .arg("--pg-bin-dir")
+        .arg(server.bin_dir());
+    c
+}
+
+fn repeat(
+    runs: usize,
+    mut f: impl FnMut() -> Result<Sample, KitError>,
+) -> Result<Vec<Sample>, KitError> {
+    (0..runs).map(|_| f()).collect()
+}
+
+/// Runs `cmd` to completion; with `sample_rss`, polls its VmHWM every 20 ms.
+fn timed(mut cmd: Command, sample_rss: bool) -> Result<Sample, KitError> {
+    let start = Instant::now();
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| KitError::io("spawning a benchmark case", e))?;
+    let status_path = format!("/proc/{}/status", child.id());
+    let mut peak = 0u64;
+    let status = loop {
+        if sample_rss {
+            if let Ok(text) = std::fs::read_to_string(&status_path) {
+                if let Some(kib) = text
+                    .lines()
+                    .find(|l| l.starts_with("VmHWM:"))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|v| v.parse::<u64>().ok())
+                {
+                    peak = peak.max(kib);
+                }
+            }
+        }
+        if let Some(status) = child.try_wait().map_err(|e| KitError::io("waiting", e))? {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let seconds = start.elapsed().as_secs_f64();
+    if !status.success() {
+        return Err(KitError::new(format!(
+            "a benchmark case failed ({status}): {cmd:?}"
+        )));
+    }
+    Ok(Sample {
+        seconds,
+        peak_rss_kib: sample_rss.then_some(peak),
+    })
+}
+
+/// Fills `bench` with about `mib` MiB of mixed rows (text, numbers, jsonb): compressible
+/// like real data, not trivially.
+fn generate(server: &PgServer, mib: u64) -> Result<(), KitError> {
+    server.psql(
+        "bench",
+        "CREATE TABLE items (id bigint PRIMARY KEY, name text, payload jsonb, note text, \
+         amount numeric(12,2), created timestamptz)",
+    )?;
+    let rows_per_batch = 200_000u64;
+    let mut batch = 0u64;
+    loop {
+        let size: u64 = server
+            .psql("bench", "SELECT pg_database_size('bench')")?
+            .trim()
+            .parse()
+            .unwrap_or(0);
+        if size >= mib << 20 {
+            break;
+        }
+        let lo = batch * rows_per_batch + 1;
+        let hi = lo + rows_per_batch - 1;
+        server.psql(
+            "bench",
+            &format!(
+                "INSERT INTO items SELECT g, 'item ' || g || ' ' || substr(md5(g::text), 1, 8), \
+                 jsonb_build_object('sku', g % 5000, 'tags', jsonb_build_array('a' || g % 17, \
+                 'b' || g % 23), 'h', md5((g * 7)::text)), \
+                 repeat(substr(md5(g::text), 1, 12) || ' ', 1 + g % 6), (g % 100000) * 1.37, \
+                 TIMESTAMPTZ '2026-01-01' + g * interval '1 second' \
+                 FROM generate_series({lo}, {hi}) g"
+            ),
+        )?;
+        batch += 1;
+    }
+    server.psql("bench", "VACUUM ANALYZE items").map(|_| ())
+}
+
+fn dump_size(server: &PgServer) -> Result<u64, KitError> {
+    let mut c = server.client_command("pg_dump");
+    let out = c
+        .args(["-Fc", "-Z0", "-d", "bench"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| KitError::io("pg_dump", e))?;
+    let mut stdout = out.stdout.ok_or_else(|| KitError::new("no stdout"))?;
+    std::io::copy(&mut stdout, &mut std::io::sink()).map_err(|e| KitError::io("counting", e))
+}
+
+fn mem_total() -> String {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .next()
+                .map(|l| l.split_whitespace().nth(1).unwrap_or("0").to_string())
+        })
+        .and_then(|k| k.parse::<u64>().ok())
+        .map(|k| format!("{:.0} GiB RAM", k as f64 / 1048576.0))
+        .unwrap_or_default()
+}
