@@ -14,7 +14,7 @@ fn backup_with_path(source: &PgServer, majors_on_path: &[u32]) -> std::process::
         .iter()
         .map(|m| deps.pg_bin_dir(*m).unwrap().display().to_string())
         .collect();
-    path.push("/usr/bin:/bin".into());
+    // Nothing else on PATH: the system may have a pg_dump of its own in /usr/bin.
     agent()
         .arg("backup")
         .args(["--database-url", &source.url("app")])
@@ -46,9 +46,16 @@ fn the_matching_major_is_preferred_then_a_newer_one_and_an_older_one_is_refused(
     let out = backup_with_path(&source, &[13, 14]);
     assert!(!out.status.success());
     let err = stderr_of(&out);
-    assert!(err.contains("PostgreSQL 14 but the server is PostgreSQL 15"), "{err}");
+    assert!(
+        err.contains("PostgreSQL 14 but the server is PostgreSQL 15"),
+        "{err}"
+    );
 
     let out = backup_with_path(&source, &[]);
     assert!(!out.status.success());
-    assert!(stderr_of(&out).contains("no pg_dump on PATH"), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("no pg_dump on PATH"),
+        "{}",
+        stderr_of(&out)
+    );
 }

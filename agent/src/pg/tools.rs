@@ -43,8 +43,14 @@ impl PgTool {
                 ),
             ));
         }
-        // Exact major first, else the oldest newer one, else (to report it) the newest.
-        found.sort_by_key(|t| (t.major != server_major, t.major < server_major, t.major));
+        // Exact major first, else the oldest newer one, else (to report it) the newest
+        // older one.
+        let rank = |t: &Self| match t.major.cmp(&server_major) {
+            std::cmp::Ordering::Equal => (0, 0),
+            std::cmp::Ordering::Greater => (1, t.major),
+            std::cmp::Ordering::Less => (2, u32::MAX - t.major),
+        };
+        found.sort_by_key(rank);
         found.swap_remove(0).check_against(server_major)
     }
 
