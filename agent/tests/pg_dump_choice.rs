@@ -10,7 +10,7 @@ fn backup_with_path(source: &PgServer, majors_on_path: &[u32]) -> std::process::
     let deps = Deps::from_env();
     let dir = scratch("path-choice");
     let (_, recipient) = org_key(dir.path());
-    let mut path: Vec<String> = majors_on_path
+    let path: Vec<String> = majors_on_path
         .iter()
         .map(|m| deps.pg_bin_dir(*m).unwrap().display().to_string())
         .collect();
