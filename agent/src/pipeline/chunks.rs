@@ -6,31 +6,37 @@ use sha2::{Digest, Sha256};
 use std::io::{self, Read, Write};
 use tokio::sync::mpsc::Sender;
 
-/// Collects writes into chunks of `size` bytes and sends each into the channel,
-/// blocking while it is full. Call only from a blocking thread.
-pub struct ChunkSender {
+/// Collects writes into chunks of `size` bytes and hands each to `send`, which may block
+/// (a bounded channel's back-pressure). Call only from a blocking thread.
+pub struct ChunkSender<F> {
     buffer: BytesMut,
     size: usize,
-    tx: Sender<Bytes>,
+    send: F,
 }
 
-impl ChunkSender {
-    pub fn new(tx: Sender<Bytes>, size: usize) -> Self {
+impl<F: FnMut(Bytes) -> io::Result<()>> ChunkSender<F> {
+    pub fn new(size: usize, send: F) -> Self {
         Self {
             buffer: BytesMut::with_capacity(size),
             size,
-            tx,
+            send,
         }
-    }
-
-    fn send(&mut self, chunk: Bytes) -> io::Result<()> {
-        self.tx.blocking_send(chunk).map_err(|_| {
-            io::Error::new(io::ErrorKind::BrokenPipe, "storage stopped accepting data")
-        })
     }
 }
 
-impl Write for ChunkSender {
+/// A [`ChunkSender`] into a tokio channel read by the async side.
+pub fn to_async(
+    tx: Sender<Bytes>,
+    size: usize,
+) -> ChunkSender<impl FnMut(Bytes) -> io::Result<()>> {
+    ChunkSender::new(size, move |chunk| {
+        tx.blocking_send(chunk).map_err(|_| {
+            io::Error::new(io::ErrorKind::BrokenPipe, "storage stopped accepting data")
+        })
+    })
+}
+
+impl<F: FnMut(Bytes) -> io::Result<()>> Write for ChunkSender<F> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let room = self.size - self.buffer.len();
         let n = room.min(buf.len());
@@ -38,7 +44,7 @@ impl Write for ChunkSender {
         if self.buffer.len() == self.size {
             let chunk = self.buffer.split().freeze();
             self.buffer.reserve(self.size);
-            self.send(chunk)?;
+            (self.send)(chunk)?;
         }
         Ok(n)
     }
@@ -46,7 +52,7 @@ impl Write for ChunkSender {
     fn flush(&mut self) -> io::Result<()> {
         if !self.buffer.is_empty() {
             let chunk = self.buffer.split().freeze();
-            self.send(chunk)?;
+            (self.send)(chunk)?;
         }
         Ok(())
     }
@@ -134,23 +140,6 @@ impl<R: Read> Read for HashingReader<R> {
     }
 }
 
-/// Counts bytes read through it.
-pub struct CountingReader<R> {
-    pub inner: R,
-    pub bytes: u64,
-}
-
-impl<R: Read> Read for CountingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self
-            .inner
-            .read(buf)
-            .map_err(|e| io::Error::other(SourceError(e)))?;
-        self.bytes += n as u64;
-        Ok(n)
-    }
-}
-
 /// Whether `e` (or what it wraps) is a [`SourceError`].
 pub fn source_error(e: &io::Error) -> Option<&SourceError> {
     e.get_ref()
@@ -164,7 +153,7 @@ mod tests {
     #[test]
     fn chunk_sender_cuts_equal_chunks_and_flushes_the_rest() {
         let (tx, mut rx) = tokio::sync::mpsc::channel(16);
-        let mut w = ChunkSender::new(tx, 4);
+        let mut w = to_async(tx, 4);
         w.write_all(b"abcdefghij").unwrap();
         w.flush().unwrap();
         drop(w);

@@ -1,52 +1,82 @@
-//! The backup's CPU side: pg_dump's bytes → zstd → age → SHA-256 → chunks.
+//! The backup's CPU side, on two threads so that compression and encryption overlap
+//! (as `zstd | age` do in a shell): pg_dump's bytes → zstd → [channel] → age → SHA-256
+//! → chunks for storage.
 
-use super::chunks::{ChunkSender, CountingReader, HashingWriter};
+use super::chunks::{ChunkSender, HashingWriter};
+use bytes::Bytes;
 use std::io::{self, Read, Write};
+use std::sync::mpsc::{Receiver, SyncSender};
 
-/// What the encoder produced.
-#[derive(Debug, Clone)]
-pub struct EncodeReport {
-    /// Bytes read from pg_dump.
-    pub plaintext_bytes: u64,
-    /// Bytes of age ciphertext sent to storage.
-    pub ciphertext_bytes: u64,
-    /// SHA-256 of the ciphertext.
-    pub sha256: [u8; 32],
+/// Bytes read from pg_dump per call.
+const READ_SIZE: usize = 256 << 10;
+
+/// What the compressor hands the encryptor.
+pub enum Piece {
+    /// Compressed bytes.
+    Data(Bytes),
+    /// The zstd frame is complete and pg_dump succeeded: the age stream may be finished.
+    End,
 }
 
-/// Compresses and encrypts `input` into `out`.
-///
-/// age seals whatever it is given as a valid file, so the streams are finished only
-/// when `input_succeeded` (which waits for pg_dump's exit status) says the input was
-/// complete; otherwise this returns an error and nothing final is written.
-pub fn encode(
-    input: impl Read,
-    recipients: &[age::x25519::Recipient],
+/// Compresses `input` (pg_dump's stdout) into pieces for [`encrypt`]; returns the bytes
+/// read. The zstd frame is ended, and [`Piece::End`] sent, only when `input_succeeded`
+/// (which waits for pg_dump's exit status) says the input was complete.
+pub fn compress(
+    mut input: impl Read,
     zstd_level: i32,
-    out: ChunkSender,
+    out: SyncSender<Piece>,
     input_succeeded: impl FnOnce() -> bool,
-) -> io::Result<EncodeReport> {
-    let encryptor =
-        age::Encryptor::with_recipients(recipients.iter().map(|r| r as &dyn age::Recipient))
-            .map_err(|e| io::Error::other(format!("age: {e}")))?;
-    let encrypted = encryptor.wrap_output(HashingWriter::new(out))?;
+) -> io::Result<u64> {
+    let to_encryptor = out.clone();
+    let pieces = ChunkSender::new(super::CHUNK_SIZE, move |chunk| {
+        to_encryptor
+            .send(Piece::Data(chunk))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "encryption stopped"))
+    });
     // Never `auto_finish`: that would end the frame on an error path too.
-    let mut compressor = zstd::stream::write::Encoder::new(encrypted, zstd_level)?;
-    let mut input = CountingReader {
-        inner: input,
-        bytes: 0,
-    };
-    io::copy(&mut input, &mut compressor)?;
+    let mut compressor = zstd::stream::write::Encoder::new(pieces, zstd_level)?;
+    let mut buffer = vec![0u8; READ_SIZE];
+    let mut total = 0u64;
+    loop {
+        let n = match input.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(io::Error::other(format!("reading pg_dump's output: {e}"))),
+        };
+        compressor.write_all(&buffer[..n])?;
+        total += n as u64;
+    }
     if !input_succeeded() {
         return Err(io::Error::other("pg_dump did not finish successfully"));
     }
-    let encrypted = compressor.finish()?;
-    let hashed = encrypted.finish()?;
-    let (mut out, ciphertext_bytes, sha256) = hashed.finish();
+    let mut pieces = compressor.finish()?;
+    pieces.flush()?;
+    out.send(Piece::End)
+        .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "encryption stopped"))?;
+    Ok(total)
+}
+
+/// Encrypts the compressor's pieces to `recipients` into `out`; returns the ciphertext's
+/// length and SHA-256. age seals whatever it is given as a valid file, so the stream is
+/// finished only on [`Piece::End`]; if the compressor stops without it, this fails.
+pub fn encrypt(
+    pieces: Receiver<Piece>,
+    recipients: &[age::x25519::Recipient],
+    out: ChunkSender<impl FnMut(Bytes) -> io::Result<()>>,
+) -> io::Result<(u64, [u8; 32])> {
+    let encryptor =
+        age::Encryptor::with_recipients(recipients.iter().map(|r| r as &dyn age::Recipient))
+            .map_err(|e| io::Error::other(format!("age: {e}")))?;
+    let mut encrypted = encryptor.wrap_output(HashingWriter::new(out))?;
+    loop {
+        match pieces.recv() {
+            Ok(Piece::Data(bytes)) => encrypted.write_all(&bytes)?,
+            Ok(Piece::End) => break,
+            Err(_) => return Err(io::Error::other("compression stopped before the end")),
+        }
+    }
+    let (mut out, ciphertext_bytes, sha256) = encrypted.finish()?.finish();
     out.flush()?;
-    Ok(EncodeReport {
-        plaintext_bytes: input.bytes,
-        ciphertext_bytes,
-        sha256,
-    })
+    Ok((ciphertext_bytes, sha256))
 }

@@ -91,7 +91,11 @@ pub async fn run_restore(request: RestoreRequest, object_url: &str) -> Result<Re
         ));
     };
     let redactor = Arc::clone(&database);
-    let stderr_text = stderr::collect("pg_restore", stderr_pipe, move |l| redactor.redact(l));
+    let stderr_text = stderr::collect(
+        "pg_restore",
+        tokio_util::io::SyncIoBridge::new(stderr_pipe),
+        move |l| redactor.redact(l),
+    );
 
     let decoded = tokio::task::spawn_blocking(move || {
         let input = tokio_util::io::SyncIoBridge::new(reader);

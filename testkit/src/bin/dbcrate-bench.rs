@@ -186,6 +186,24 @@ fn run() -> Result<(), KitError> {
             timed(c, true)
         })?;
         cases.push(("dbcrate-agent backup → S3 (Garage)", agent_s3));
+        // The store's own cost on this machine: one PUT of the same ciphertext.
+        let put = repeat(settings.runs, || {
+            n += 1;
+            let mut c = Command::new("sh");
+            c.arg("-c").arg(format!(
+                "curl -sS --fail -K - -T {file:?} --aws-sigv4 'aws:amz:{region}:s3' \
+                 -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' {endpoint}/{bucket}/put-{n} <<EOF\n\
+                 user = \"{id}:{secret}\"\nEOF",
+                file = shell_file.display().to_string(),
+                region = s3.region(),
+                endpoint = s3.endpoint(),
+                bucket = s3.bucket(),
+                id = s3.access_key_id(),
+                secret = s3.secret_access_key(),
+            ));
+            timed(c, false)
+        })?;
+        cases.push(("curl PUT of the shell's ciphertext to S3 (reference)", put));
 
         if settings.restore {
             let object = shell_file.clone();
