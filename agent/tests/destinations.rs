@@ -97,3 +97,63 @@ fn file_backup_restores_with_stock_tools_and_the_agent() {
     agent_restore(&target, object, &identity, "restored_agent", |_| {});
     assert_same_database(&source, "app", &target, "restored_agent");
 }
+
+#[test]
+fn sftp_refuses_unknown_and_changed_host_keys() {
+    let source = PgServer::start(MAJOR).unwrap();
+    let sftp = SftpServer::start().unwrap();
+    let dir = scratch("sftp-host-keys");
+    let (_, recipient) = org_key(dir.path());
+    source.create_database("app").unwrap();
+
+    let unknown = dir.path().join("known_hosts_empty");
+    std::fs::write(&unknown, "").unwrap();
+    let other_key = dir.path().join("other_host_key");
+    let keygen = dbcrate_testkit::Deps::from_env()
+        .tool("ssh-keygen")
+        .unwrap();
+    let made = std::process::Command::new(keygen)
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&other_key)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let other_pub = std::fs::read_to_string(other_key.with_extension("pub")).unwrap();
+    let fields: Vec<&str> = other_pub.split_whitespace().take(2).collect();
+    let changed = dir.path().join("known_hosts_changed");
+    std::fs::write(
+        &changed,
+        format!("[127.0.0.1]:{} {}\n", sftp.port(), fields.join(" ")),
+    )
+    .unwrap();
+
+    for (known_hosts, expect) in [
+        (
+            &unknown,
+            format!("host key of 127.0.0.1:{} is unknown", sftp.port()),
+        ),
+        (&changed, "HOST KEY CHANGED".to_string()),
+    ] {
+        let out = agent()
+            .arg("backup")
+            .args(["--database-url", &source.url("app")])
+            .args(["--recipient", &recipient])
+            .args(["--destination", &sftp.url()])
+            .arg("--pg-bin-dir")
+            .arg(source.bin_dir())
+            .arg("--ssh-key")
+            .arg(sftp.client_key())
+            .arg("--known-hosts")
+            .arg(known_hosts)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "connected despite {expect}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(&expect), "expected {expect:?} in: {err}");
+    }
+    assert_eq!(
+        files_under(&sftp.root()),
+        Vec::<String>::new(),
+        "something was written"
+    );
+}

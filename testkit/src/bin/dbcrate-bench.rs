@@ -279,23 +279,33 @@ fn run() -> Result<(), KitError> {
                 }
             );
         }
-        let m = |i: usize| median(cases[i].1.iter().map(|s| s.seconds).collect());
+        // Ratios by case name, so adding a case cannot shift them.
+        let m = |prefix: &str| {
+            cases
+                .iter()
+                .find(|(name, _)| name.starts_with(prefix))
+                .map(|(_, samples)| median(samples.iter().map(|s| s.seconds).collect()))
+                .unwrap_or(f64::NAN)
+        };
+        let (floor, shell, file) = (
+            m("pg_dump -Fc"),
+            m("pg_dump |"),
+            m("dbcrate-agent backup → file"),
+        );
         println!();
         println!(
             "ratios: agent file / shell = {:.2} (target ≤ 1.00); agent file / floor = {:.2} \
-             (target ≤ 1.10); agent S3 / agent file = {:.2} (target ≤ 1.10){}",
-            m(2) / m(1),
-            m(2) / m(0),
-            m(3) / m(2),
-            if cases.len() > 5 {
-                format!(
-                    "; agent restore / stock restore = {:.2} (target ≤ 1.05)",
-                    m(5) / m(4)
-                )
-            } else {
-                String::new()
-            }
+             (target ≤ 1.10); agent S3 / agent file = {:.2} (target ≤ 1.10)",
+            file / shell,
+            file / floor,
+            m("dbcrate-agent backup → S3") / file,
         );
+        if settings.restore {
+            println!(
+                "restore: agent / stock = {:.2} (target ≤ 1.05)",
+                m("dbcrate-agent restore") / m("age -d")
+            );
+        }
     }
     Ok(())
 }
