@@ -3,6 +3,7 @@
 
 use crate::crypto::{parse_recipients, Decryption};
 use crate::error::{Error, Result};
+use crate::interrupt::Interrupt;
 use crate::pg::DatabaseUrl;
 use crate::pipeline::{BackupRequest, RestoreRequest};
 use crate::storage::{Location, StorageOptions};
@@ -123,7 +124,7 @@ fn env_password() -> Option<String> {
 
 impl BackupArgs {
     /// Checks the flags and builds the request.
-    pub fn into_request(self) -> Result<BackupRequest> {
+    pub fn into_request(self, interrupt: Interrupt) -> Result<BackupRequest> {
         Ok(BackupRequest {
             database: DatabaseUrl::parse(&self.database_url, env_password())?,
             recipients: parse_recipients(&self.recipients)?,
@@ -133,13 +134,14 @@ impl BackupArgs {
             job: "cli".into(),
             pg_bin_dir: self.pg_bin_dir,
             zstd_level: self.zstd_level,
+            interrupt,
         })
     }
 }
 
 impl RestoreArgs {
     /// Checks the flags and builds the request.
-    pub fn into_request(self) -> Result<RestoreRequest> {
+    pub fn into_request(self, interrupt: Interrupt) -> Result<RestoreRequest> {
         let decryption = match (&self.identity, &self.file_key_file) {
             (Some(identity), None) => Decryption::from_identity_file(identity)?,
             (None, Some(key)) => Decryption::from_file_key_file(key)?,
@@ -161,6 +163,7 @@ impl RestoreArgs {
             database: DatabaseUrl::parse(&self.database_url, env_password())?,
             pg_bin_dir: self.pg_bin_dir,
             expect_sha256,
+            interrupt,
         })
     }
 }

@@ -17,6 +17,8 @@ pub enum ErrorKind {
     Storage,
     /// The backup is not what it should be: wrong key, tampered, truncated, hash mismatch.
     Integrity,
+    /// Stopped by SIGINT or SIGTERM after cleaning up.
+    Interrupted,
 }
 
 impl ErrorKind {
@@ -55,6 +57,11 @@ impl Error {
     /// A storage failure.
     pub fn storage(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Storage, message)
+    }
+
+    /// Stopped by a signal.
+    pub fn interrupted(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Interrupted, message)
     }
 
     /// An integrity failure of a backup.

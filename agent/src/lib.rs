@@ -13,6 +13,7 @@
 pub mod cli;
 pub mod crypto;
 pub mod error;
+pub mod interrupt;
 pub mod pg;
 pub mod pipeline;
 pub mod storage;

@@ -7,6 +7,7 @@
 
 use clap::Parser;
 use dbcrate_agent::cli::{Cli, Command};
+use dbcrate_agent::interrupt::Interrupt;
 use dbcrate_agent::pipeline::{run_backup, run_restore};
 use dbcrate_agent::{Error, ErrorKind};
 use std::io::IsTerminal;
@@ -29,14 +30,15 @@ fn init_logging() {
 }
 
 async fn run(cli: Cli) -> Result<String, Error> {
+    let interrupt = Interrupt::from_signals();
     let json = match cli.command {
         Command::Backup(args) => {
-            let report = run_backup(args.into_request()?).await?;
+            let report = run_backup(args.into_request(interrupt)?).await?;
             serde_json::to_string(&report)
         }
         Command::Restore(args) => {
             let url = args.source.clone();
-            let report = run_restore(args.into_request()?, &url).await?;
+            let report = run_restore(args.into_request(interrupt)?, &url).await?;
             serde_json::to_string(&report)
         }
     };
@@ -56,7 +58,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    let result = runtime.block_on(run(cli));
+    // Every cleanup has been awaited inside `run`; a thread still blocked on a silent
+    // pipe after an abort must not keep the process alive.
+    runtime.shutdown_background();
+    match result {
         Ok(json) => {
             println!("{json}");
             ExitCode::SUCCESS
@@ -65,6 +71,7 @@ fn main() -> ExitCode {
             eprintln!("dbcrate-agent: error: {e}");
             match e.kind() {
                 ErrorKind::InvalidInput => ExitCode::from(2),
+                ErrorKind::Interrupted => ExitCode::from(130),
                 _ => ExitCode::FAILURE,
             }
         }

@@ -71,12 +71,14 @@ fn pg_dump_failing_midway_stores_nothing() {
     );
 }
 
-/// A pg_dump that stalls after 10 MB for `secs` seconds, so the agent is mid-upload.
+/// A pg_dump that stalls after 24 MB for `secs` seconds, so the agent is mid-upload.
+/// (pg_dump writes bytea as hex, which zstd halves: 24 MB of dump make more than one
+/// 8 MiB part.)
 fn stalling_pg_dump(dir: &std::path::Path, source: &PgServer, secs: u32) -> std::path::PathBuf {
     wrapped_pg_dump(
         dir,
         source,
-        &format!("\"$REAL\" \"$@\" | {{ head -c 10000000; sleep {secs}; cat; }}"),
+        &format!("\"$REAL\" \"$@\" | {{ head -c 24000000; sleep {secs}; cat; }}"),
     )
 }
 
@@ -155,6 +157,13 @@ fn sigkill_midway_leaves_no_final_object() {
         curl_list(&s3),
         Vec::<String>::new(),
         "an object appeared after SIGKILL"
+    );
+    // The killed agent could not abort: its upload is still open (invisible; the
+    // AbortIncompleteMultipartUpload lifecycle rule removes it). This also proves that
+    // the SIGTERM test's "no open upload" check can see one.
+    assert!(
+        curl_get_text(&s3, "?uploads=").contains("<Upload>"),
+        "expected the killed agent's multipart upload to be listed"
     );
 }
 
@@ -426,5 +435,94 @@ fn a_bare_file_key_from_the_header_restores_the_backup() {
         err.to_string()
             .contains("not encrypted to the given identity"),
         "{err}"
+    );
+}
+
+/// Sends SIGTERM to `pid` with the stock `kill`.
+fn sigterm(pid: u32) {
+    let sent = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+}
+
+#[test]
+fn sigterm_midway_aborts_and_cleans_up() {
+    let source = PgServer::start(MAJOR).unwrap();
+    let s3 = S3Server::start().unwrap();
+    let dir = scratch("sigterm");
+    let (_, recipient) = org_key(dir.path());
+    source.create_database("app").unwrap();
+    noise_table(&source, "app", 16);
+    // pg_dump stalls for a minute: a clean stop must not wait for it.
+    let bin = stalling_pg_dump(dir.path(), &source, 60);
+    let bucket = dir.path().join("bucket");
+
+    let child = backup_cmd(
+        &source,
+        &recipient,
+        &format!("file://{}", bucket.display()),
+        &bin,
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    wait_for("the temp file to fill", || {
+        bucket_bytes(&bucket) > 1_000_000
+    });
+    let stopped = Instant::now();
+    sigterm(child.id());
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        stopped.elapsed() < Duration::from_secs(15),
+        "took {:?}",
+        stopped.elapsed()
+    );
+    assert_eq!(out.status.code(), Some(130), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("interrupted"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert_eq!(
+        files_under(&bucket),
+        Vec::<String>::new(),
+        "temp file left behind"
+    );
+
+    let mut cmd = backup_cmd(
+        &source,
+        &recipient,
+        &format!("s3://{}/x", s3.bucket()),
+        &bin,
+    );
+    with_s3(&mut cmd, &s3);
+    let log = dir.path().join("agent-s3.log");
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let data = s3.dir().join("data");
+    wait_for("a part to reach Garage", || {
+        let exited = child.try_wait().unwrap();
+        assert!(
+            exited.is_none(),
+            "the agent stopped early: {}",
+            std::fs::read_to_string(&log).unwrap()
+        );
+        bucket_bytes(&data) > 4_000_000
+    });
+    sigterm(child.id());
+    let status = child.wait().unwrap();
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(status.code(), Some(130), "{log}");
+    assert_eq!(curl_list(&s3), Vec::<String>::new(), "an object appeared");
+    let uploads = curl_get_text(&s3, "?uploads=");
+    assert!(
+        !uploads.contains("<Upload>"),
+        "the multipart upload was not aborted: {uploads}"
     );
 }

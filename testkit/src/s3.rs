@@ -193,6 +193,37 @@ api_bind_addr = "127.0.0.1:{admin}"
         self.dir.path()
     }
 
+    /// Runs stock `curl` against `path` under the bucket (`key`, `?list-type=2`, …),
+    /// signed with SigV4. `args` go before the URL (`-X`, `-T`, `-o`, `--fail`, …). The
+    /// credentials reach curl on stdin, never on its command line.
+    pub fn curl(&self, args: &[&str], path: &str) -> Result<std::process::Output> {
+        use std::io::Write;
+        let mut child = Command::new("curl")
+            .args(["-sS", "-K", "-"])
+            .args(args)
+            .arg("--aws-sigv4")
+            .arg(format!("aws:amz:{GARAGE_REGION}:s3"))
+            .args(["-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD"])
+            .arg(format!("{}/{}/{path}", self.endpoint, self.bucket))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .map_err(|e| KitError::io("running curl (Debian package curl)", e))?;
+        let config = format!(
+            "user = \"{}:{}\"\n",
+            self.access_key_id, self.secret_access_key
+        );
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin
+                .write_all(config.as_bytes())
+                .map_err(|e| KitError::io("writing curl's config", e))?;
+        }
+        child
+            .wait_with_output()
+            .map_err(|e| KitError::io("waiting for curl", e))
+    }
+
     /// Runs a `garage` admin command against this server (e.g. to create another key).
     pub fn admin(&self, args: &[&str]) -> Result<String> {
         let mut c = Command::new(&self.garage);

@@ -2,48 +2,22 @@
 //! ranged get and delete against a real Garage.
 
 use dbcrate_testkit::S3Server;
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
-/// Runs curl against the store. The credentials go in through a config on stdin, so
-/// they never show on a command line.
+/// Runs curl against the store and appends the HTTP status to its output.
 fn curl(s3: &S3Server, method: &str, path: &str, extra: &[&str], body: Option<&[u8]>) -> Output {
-    let mut cmd = Command::new("curl");
-    cmd.args(["-sS", "-K", "-", "-X", method])
-        .arg("--aws-sigv4")
-        .arg(format!("aws:amz:{}:s3", s3.region()))
-        .args([
-            "-H",
-            "x-amz-content-sha256: UNSIGNED-PAYLOAD",
-            "-w",
-            "\n%{http_code}",
-        ])
-        .args(extra)
-        .arg(format!("{}/{}/{path}", s3.endpoint(), s3.bucket()));
     let dir = dbcrate_testkit::TempDir::new("curl").unwrap();
+    let mut args = vec!["-X", method, "-w", "\n%{http_code}"];
+    args.extend_from_slice(extra);
+    let body_arg;
     if let Some(body) = body {
         let file = dir.path().join("body");
         std::fs::write(&file, body).unwrap();
-        cmd.arg("--data-binary").arg(format!("@{}", file.display()));
+        body_arg = format!("@{}", file.display());
+        args.extend_from_slice(&["--data-binary", &body_arg]);
     }
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("curl is needed for this test (Debian package curl)");
-    let config = format!(
-        "user = \"{}:{}\"\n",
-        s3.access_key_id(),
-        s3.secret_access_key()
-    );
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(config.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    s3.curl(&args, path)
+        .expect("curl is needed for this test (Debian package curl)")
 }
 
 /// Splits curl's output into (body, HTTP status).
@@ -117,22 +91,15 @@ fn put_list_ranged_get_delete() {
 #[test]
 fn wrong_secret_is_refused() {
     let s3 = S3Server::start().expect("start Garage");
-    let mut cmd = Command::new("curl");
-    cmd.args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "-K", "-"])
+    let out = Command::new("curl")
+        .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}"])
+        .arg("--user")
+        .arg(format!("{}:{}", s3.access_key_id(), "0".repeat(64)))
         .arg("--aws-sigv4")
         .arg(format!("aws:amz:{}:s3", s3.region()))
         .args(["-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD"])
         .arg(format!("{}/{}/?list-type=2", s3.endpoint(), s3.bucket()))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    let config = format!("user = \"{}:{}\"\n", s3.access_key_id(), "0".repeat(64));
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(config.as_bytes())
+        .output()
         .unwrap();
-    let out = child.wait_with_output().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "403");
 }

@@ -4,6 +4,7 @@ use super::chunks::to_async;
 use super::encode::{compress, encrypt};
 use super::{hex, stderr, CHANNEL_CHUNKS, CHUNK_SIZE};
 use crate::error::{Error, ErrorKind, Result};
+use crate::interrupt::{terminate, Interrupt};
 use crate::pg::{DatabaseUrl, PgTool, ServerInfo};
 use crate::storage::{Location, Sink, StorageOptions};
 use dbcrate_core::object_key::backup_object_key;
@@ -12,6 +13,7 @@ use serde::Serialize;
 use std::path::PathBuf;
 use std::process::Command;
 use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -34,6 +36,8 @@ pub struct BackupRequest {
     pub pg_bin_dir: Option<PathBuf>,
     /// zstd level.
     pub zstd_level: i32,
+    /// Raised by SIGINT/SIGTERM: abort cleanly.
+    pub interrupt: Interrupt,
 }
 
 /// The result, printed as JSON by `dbcrate-agent backup`.
@@ -67,6 +71,7 @@ pub async fn run_backup(request: BackupRequest) -> Result<BackupReport> {
         job,
         pg_bin_dir,
         zstd_level,
+        mut interrupt,
     } = request;
     let database = Arc::new(database);
     let server = ServerInfo::query(&database).await?;
@@ -83,6 +88,12 @@ pub async fn run_backup(request: BackupRequest) -> Result<BackupReport> {
         .map_err(|e| Error::invalid_input(format!("{e} (use --name to choose another)")))?;
     storage.expected_size = server.database_size;
     let sink = Sink::open(&destination, &key, &storage).await?;
+    if interrupt.is_raised() {
+        sink.abort().await;
+        return Err(Error::interrupted(
+            "interrupted before the dump started; nothing was stored",
+        ));
+    }
 
     // A plain blocking child: its stdout is read by the compressor thread directly,
     // which is measurably faster than bridging an async pipe.
@@ -131,33 +142,59 @@ pub async fn run_backup(request: BackupRequest) -> Result<BackupReport> {
     let encryptor = tokio::task::spawn_blocking(move || {
         encrypt(pieces_rx, &recipients, to_async(tx, CHUNK_SIZE))
     });
+    let pid = child.id();
+    // Set once the waiter reaped pg_dump: after that its pid may belong to another
+    // process and must not be signalled.
+    let reaped = Arc::new(AtomicBool::new(false));
+    let reaped_by_waiter = Arc::clone(&reaped);
     let waiter = tokio::task::spawn_blocking(move || {
         let status = child.wait();
+        reaped_by_waiter.store(true, Ordering::SeqCst);
         let _ = status_tx.send(status.as_ref().is_ok_and(|s| s.success()));
         status
     });
     let storage_side = async move {
         let mut sink = sink;
         let mut result = Ok(());
-        while let Some(chunk) = rx.recv().await {
-            if let Err(e) = sink.write(chunk).await {
-                result = Err(e);
-                break;
+        loop {
+            tokio::select! {
+                chunk = rx.recv() => match chunk {
+                    Some(chunk) => {
+                        if let Err(e) = sink.write(chunk).await {
+                            result = Err(e);
+                            break;
+                        }
+                    }
+                    None => break,
+                },
+                () = interrupt.raised() => {
+                    result = Err(Error::interrupted("interrupted by a signal"));
+                    break;
+                }
             }
         }
         // Dropping the receiver makes the encryptor fail, and so on up to pg_dump.
         drop(rx);
         (sink, result)
     };
-    let ((sink, stored), status, compressed, encrypted) =
-        tokio::join!(storage_side, waiter, compressor, encryptor);
+    let (sink, stored) = storage_side.await;
+    if let Err(e) = stored {
+        // Storage failed or a signal came: there is no point in letting pg_dump go on,
+        // nor in waiting for the stages, which may be blocked on a silent pg_dump.
+        if !reaped.load(Ordering::SeqCst) {
+            terminate(pid);
+        }
+        sink.abort().await;
+        return Err(e.context("backup failed, nothing was stored"));
+    }
+    // Storage saw the end of the stream: the stages say whether it is complete.
+    let (status, compressed, encrypted) = tokio::join!(waiter, compressor, encryptor);
     let dump_errors = stderr_text.await.unwrap_or_default();
 
     let thread = |e: tokio::task::JoinError| {
         Error::new(ErrorKind::PgTool, format!("a pipeline thread failed: {e}"))
     };
     let outcome: Result<(u64, u64, [u8; 32])> = (|| {
-        stored?;
         match status.map_err(thread)? {
             Ok(s) if s.success() => {}
             Ok(s) => {

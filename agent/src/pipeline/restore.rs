@@ -4,6 +4,7 @@ use super::decode::decode;
 use super::{hex, stderr};
 use crate::crypto::Decryption;
 use crate::error::{Error, ErrorKind, Result};
+use crate::interrupt::Interrupt;
 use crate::pg::{DatabaseUrl, PgTool, ServerInfo};
 use crate::storage::{open_source, Location, StorageOptions};
 use serde::Serialize;
@@ -27,6 +28,8 @@ pub struct RestoreRequest {
     pub pg_bin_dir: Option<PathBuf>,
     /// Refuse the backup unless its ciphertext has this SHA-256.
     pub expect_sha256: Option<[u8; 32]>,
+    /// Raised by SIGINT/SIGTERM: stop pg_restore before it commits.
+    pub interrupt: Interrupt,
 }
 
 /// The result, printed as JSON by `dbcrate-agent restore`.
@@ -59,6 +62,7 @@ pub async fn run_restore(request: RestoreRequest, object_url: &str) -> Result<Re
         database,
         pg_bin_dir,
         expect_sha256,
+        mut interrupt,
     } = request;
     let database = Arc::new(database);
     let server = ServerInfo::query(&database).await?;
@@ -97,14 +101,24 @@ pub async fn run_restore(request: RestoreRequest, object_url: &str) -> Result<Re
         move |l| redactor.redact(l),
     );
 
-    let decoded = tokio::task::spawn_blocking(move || {
+    let mut decoder = tokio::task::spawn_blocking(move || {
         let input = tokio_util::io::SyncIoBridge::new(reader);
         let output = tokio_util::io::SyncIoBridge::new(stdin);
         // `output` is dropped on return, which closes pg_restore's stdin.
         decode(input, &decryption, expect_sha256, output)
-    })
-    .await
-    .map_err(|e| Error::new(ErrorKind::PgTool, format!("decoder thread failed: {e}")))?;
+    });
+    let decoded = tokio::select! {
+        joined = &mut decoder => joined
+            .map_err(|e| Error::new(ErrorKind::PgTool, format!("decoder thread failed: {e}")))?,
+        () = interrupt.raised() => {
+            // pg_restore has not seen the end of its archive: killing it rolls back.
+            let _ = child.start_kill();
+            let _ = child.wait().await;
+            return Err(Error::interrupted(
+                "restore interrupted by a signal; the target database is unchanged",
+            ));
+        }
+    };
 
     let report = match decoded {
         Ok(report) => report,

@@ -250,66 +250,33 @@ pub fn stock_restore(target: &PgServer, identity: &Path, file: &Path, db: &str) 
     );
 }
 
-/// Fetches `bucket/key` from `s3` with curl (a plain client, not the agent's SDK).
-pub fn curl_get(s3: &S3Server, key: &str, to: &Path) {
-    use std::io::Write;
-    let mut child = Command::new("curl")
-        .args(["-sS", "--fail", "-K", "-", "-o"])
-        .arg(to)
-        .arg("--aws-sigv4")
-        .arg(format!("aws:amz:{}:s3", s3.region()))
-        .args(["-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD"])
-        .arg(format!(
-            "{}/{}/{}",
-            s3.endpoint(),
-            s3.bucket(),
-            encode_key(key)
-        ))
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let config = format!(
-        "user = \"{}:{}\"\n",
-        s3.access_key_id(),
-        s3.secret_access_key()
+/// Runs stock curl (a plain client, not the agent's SDK) and insists on success.
+fn curl(s3: &S3Server, path: &str, extra: &[&str]) -> Output {
+    let mut args = vec!["--fail"];
+    args.extend_from_slice(extra);
+    let out = s3.curl(&args, path).unwrap();
+    assert!(
+        out.status.success(),
+        "curl {path} failed: {}",
+        stderr_of(&out)
     );
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(config.as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success(), "curl GET {key} failed");
+    out
+}
+
+/// Fetches `key` from `s3` into `to` with curl.
+pub fn curl_get(s3: &S3Server, key: &str, to: &Path) {
+    curl(s3, &encode_key(key), &["-o", to.to_str().unwrap()]);
+}
+
+/// GETs `path_and_query` (relative to the bucket) with curl and returns the body.
+pub fn curl_get_text(s3: &S3Server, path_and_query: &str) -> String {
+    String::from_utf8_lossy(&curl(s3, path_and_query, &[]).stdout).into_owned()
 }
 
 /// Lists the bucket's keys with curl.
 pub fn curl_list(s3: &S3Server) -> Vec<String> {
-    use std::io::Write;
-    let mut child = Command::new("curl")
-        .args(["-sS", "--fail", "-K", "-"])
-        .arg("--aws-sigv4")
-        .arg(format!("aws:amz:{}:s3", s3.region()))
-        .args(["-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD"])
-        .arg(format!("{}/{}/?list-type=2", s3.endpoint(), s3.bucket()))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let config = format!(
-        "user = \"{}:{}\"\n",
-        s3.access_key_id(),
-        s3.secret_access_key()
-    );
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(config.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
-    let xml = String::from_utf8_lossy(&out.stdout);
-    xml.split("<Key>")
+    curl_get_text(s3, "?list-type=2")
+        .split("<Key>")
         .skip(1)
         .filter_map(|s| s.split("</Key>").next())
         .map(str::to_string)
