@@ -45,7 +45,7 @@ fn pg_dump_failing_midway_stores_nothing() {
         format!("s3://{}/x", s3.bucket()),
     ] {
         let mut cmd = backup_cmd(&source, &recipient, &destination, &bin);
-        with_s3(&mut cmd, &s3);
+        s3.agent_flags(&mut cmd);
         let out = cmd.output().unwrap();
         assert!(
             !out.status.success(),
@@ -139,7 +139,7 @@ fn sigkill_midway_leaves_no_final_object() {
         &format!("s3://{}/x", s3.bucket()),
         &bin,
     );
-    with_s3(&mut cmd, &s3);
+    s3.agent_flags(&mut cmd);
     let mut child = cmd
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -197,7 +197,7 @@ fn storage_stopping_midway_fails_and_stores_nothing() {
         &format!("s3://{}/x", s3.bucket()),
         &bin,
     );
-    with_s3(&mut cmd, &s3);
+    s3.agent_flags(&mut cmd);
     let child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -498,7 +498,7 @@ fn sigterm_midway_aborts_and_cleans_up() {
         &format!("s3://{}/x", s3.bucket()),
         &bin,
     );
-    with_s3(&mut cmd, &s3);
+    s3.agent_flags(&mut cmd);
     let log = dir.path().join("agent-s3.log");
     let mut child = cmd
         .stdout(Stdio::piped())

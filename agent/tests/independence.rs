@@ -19,7 +19,7 @@ fn independence(major: u32) {
 
     let destination = format!("s3://{}/backups/prod", s3.bucket());
     let report = backup(&source, "app", &recipient, &destination, |c| {
-        with_s3(c, &s3)
+        s3.agent_flags(c)
     });
     let object = report["object"].as_str().unwrap();
     let key = s3_key(object, s3.bucket());
@@ -57,7 +57,7 @@ fn independence(major: u32) {
         .args(["--expect-sha256", report["sha256"].as_str().unwrap()])
         .arg("--pg-bin-dir")
         .arg(target.bin_dir());
-    with_s3(&mut cmd, &s3);
+    s3.agent_flags(&mut cmd);
     let out = cmd.output().unwrap();
     assert!(
         out.status.success(),

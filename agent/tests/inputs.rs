@@ -142,7 +142,7 @@ fn full_storage_fails_and_stores_nothing() {
         &recipient,
         &format!("s3://{}/x", s3.bucket()),
         source.bin_dir(),
-        |c| with_s3(c, &s3),
+        |c| s3.agent_flags(c),
     );
     assert_clear_failure(&out, "nothing was stored");
     assert_eq!(curl_list(&s3), Vec::<String>::new());

@@ -193,6 +193,20 @@ api_bind_addr = "127.0.0.1:{admin}"
         self.dir.path()
     }
 
+    /// Adds to a `dbcrate-agent backup|restore` command the flags and environment that
+    /// reach this store (endpoint, region, path-style, and the key in `AWS_*`).
+    pub fn agent_flags(&self, cmd: &mut Command) {
+        cmd.args([
+            "--s3-endpoint",
+            &self.endpoint,
+            "--s3-region",
+            GARAGE_REGION,
+        ])
+        .arg("--s3-path-style")
+        .env("AWS_ACCESS_KEY_ID", &self.access_key_id)
+        .env("AWS_SECRET_ACCESS_KEY", &self.secret_access_key);
+    }
+
     /// Runs stock `curl` against `path` under the bucket (`key`, `?list-type=2`, …),
     /// signed with SigV4. `args` go before the URL (`-X`, `-T`, `-o`, `--fail`, …). The
     /// credentials reach curl on stdin, never on its command line.

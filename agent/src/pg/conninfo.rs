@@ -105,6 +105,17 @@ impl DatabaseUrl {
         &self.host
     }
 
+    /// Points a pg_dump/pg_restore command at this database: the URL without the
+    /// password as `--dbname`, the password (if any) in `PGPASSWORD`, which only the
+    /// process's owner can read — never on the command line.
+    pub fn configure(&self, cmd: &mut std::process::Command) {
+        cmd.arg(format!("--dbname={}", self.without_password));
+        match &self.password {
+            Some(p) => cmd.env("PGPASSWORD", p.expose_secret()),
+            None => cmd.env_remove("PGPASSWORD"),
+        };
+    }
+
     /// Replaces every occurrence of the password in `text` (a tool's stderr, say).
     pub fn redact(&self, text: &str) -> String {
         match &self.password {

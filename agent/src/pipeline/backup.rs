@@ -100,14 +100,10 @@ pub async fn run_backup(request: BackupRequest) -> Result<BackupReport> {
     let mut command = Command::new(&pg_dump.path);
     command
         .args(["--format=custom", "--compress=0", "--no-password"])
-        .arg(format!("--dbname={}", database.without_password()))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    match database.password() {
-        Some(p) => command.env("PGPASSWORD", p.expose_secret()),
-        None => command.env_remove("PGPASSWORD"),
-    };
+    database.configure(&mut command);
     let mut child = match command.spawn() {
         Ok(child) => child,
         Err(e) => {

@@ -73,15 +73,11 @@ pub async fn run_restore(request: RestoreRequest, object_url: &str) -> Result<Re
     let mut command = Command::new(&pg_restore.path);
     command
         .args(["--exit-on-error", "--single-transaction", "--no-password"])
-        .arg(format!("--dbname={}", database.without_password()))
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    match database.password() {
-        Some(p) => command.env("PGPASSWORD", p.expose_secret()),
-        None => command.env_remove("PGPASSWORD"),
-    };
+    database.configure(command.as_std_mut());
     let mut child = command.spawn().map_err(|e| {
         Error::new(
             ErrorKind::PgTool,

@@ -164,19 +164,6 @@ pub fn agent() -> Command {
     cmd
 }
 
-/// Adds the S3 flags and credentials for `s3`.
-pub fn with_s3(cmd: &mut Command, s3: &S3Server) {
-    cmd.args([
-        "--s3-endpoint",
-        s3.endpoint(),
-        "--s3-region",
-        s3.region(),
-        "--s3-path-style",
-    ])
-    .env("AWS_ACCESS_KEY_ID", s3.access_key_id())
-    .env("AWS_SECRET_ACCESS_KEY", s3.secret_access_key());
-}
-
 /// Adds the SFTP flags for `sftp`.
 pub fn with_sftp(cmd: &mut Command, sftp: &SftpServer) {
     cmd.arg("--ssh-key")

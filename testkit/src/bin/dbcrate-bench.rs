@@ -173,16 +173,8 @@ fn run() -> Result<(), KitError> {
                 &recipient,
                 &format!("s3://{}/run-{n}", s3.bucket()),
             );
-            c.args([
-                "--s3-endpoint",
-                s3.endpoint(),
-                "--s3-region",
-                s3.region(),
-                "--s3-path-style",
-            ])
-            .env("AWS_ACCESS_KEY_ID", s3.access_key_id())
-            .env("AWS_SECRET_ACCESS_KEY", s3.secret_access_key())
-            .env("DBCRATE_LOG", "warn");
+            s3.agent_flags(&mut c);
+            c.env("DBCRATE_LOG", "warn");
             timed(c, true)
         })?;
         cases.push(("dbcrate-agent backup → S3 (Garage)", agent_s3));
