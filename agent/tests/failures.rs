@@ -133,24 +133,8 @@ fn sigkill_midway_leaves_no_final_object() {
     );
 
     // S3: kill once the first part is uploaded (Garage has stored data).
-    let mut cmd = backup_cmd(
-        &source,
-        &recipient,
-        &format!("s3://{}/x", s3.bucket()),
-        &bin,
-    );
-    s3.agent_flags(&mut cmd);
-    let mut child = cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let data = s3.dir().join("data");
-    wait_for("a part to reach Garage", || bucket_bytes(&data) > 4_000_000);
-    assert!(
-        child.try_wait().unwrap().is_none(),
-        "agent finished before it could be killed"
-    );
+    let log = dir.path().join("agent-s3.log");
+    let mut child = s3_backup_mid_upload(&source, &recipient, &s3, &bin, &log);
     child.kill().unwrap();
     child.wait().unwrap();
     assert_eq!(
@@ -165,6 +149,36 @@ fn sigkill_midway_leaves_no_final_object() {
         curl_get_text(&s3, "?uploads=").contains("<Upload>"),
         "expected the killed agent's multipart upload to be listed"
     );
+}
+
+/// Starts a backup of `app` into `s3` through `bin`'s stalling pg_dump, and returns the
+/// agent once Garage holds a whole part while the agent still runs. Its stderr goes to
+/// `log`.
+fn s3_backup_mid_upload(
+    source: &PgServer,
+    recipient: &str,
+    s3: &S3Server,
+    bin: &std::path::Path,
+    log: &std::path::Path,
+) -> std::process::Child {
+    let mut cmd = backup_cmd(source, recipient, &format!("s3://{}/x", s3.bucket()), bin);
+    s3.agent_flags(&mut cmd);
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap();
+    let data = s3.dir().join("data");
+    wait_for("a part to reach Garage", || {
+        let exited = child.try_wait().unwrap();
+        assert!(
+            exited.is_none(),
+            "the agent stopped before it could be interrupted: {}",
+            std::fs::read_to_string(log).unwrap()
+        );
+        bucket_bytes(&data) > 4_000_000
+    });
+    child
 }
 
 fn bucket_bytes(dir: &std::path::Path) -> u64 {
@@ -191,27 +205,15 @@ fn storage_stopping_midway_fails_and_stores_nothing() {
     source.create_database("app").unwrap();
     noise_table(&source, "app", 16);
     let bin = stalling_pg_dump(dir.path(), &source, 3);
-    let mut cmd = backup_cmd(
-        &source,
-        &recipient,
-        &format!("s3://{}/x", s3.bucket()),
-        &bin,
-    );
-    s3.agent_flags(&mut cmd);
-    let child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let data = s3.dir().join("data");
-    wait_for("a part to reach Garage", || bucket_bytes(&data) > 4_000_000);
+    let log = dir.path().join("agent-s3.log");
+    let mut child = s3_backup_mid_upload(&source, &recipient, &s3, &bin, &log);
     s3.kill();
-    let out = child.wait_with_output().unwrap();
+    let status = child.wait().unwrap();
     assert!(
-        !out.status.success(),
+        !status.success(),
         "backup claimed success with storage gone"
     );
-    let err = stderr_of(&out);
+    let err = std::fs::read_to_string(&log).unwrap();
     assert!(
         err.contains("uploading part") || err.contains("S3"),
         "{err}"
@@ -492,29 +494,8 @@ fn sigterm_midway_aborts_and_cleans_up() {
         "temp file left behind"
     );
 
-    let mut cmd = backup_cmd(
-        &source,
-        &recipient,
-        &format!("s3://{}/x", s3.bucket()),
-        &bin,
-    );
-    s3.agent_flags(&mut cmd);
     let log = dir.path().join("agent-s3.log");
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let data = s3.dir().join("data");
-    wait_for("a part to reach Garage", || {
-        let exited = child.try_wait().unwrap();
-        assert!(
-            exited.is_none(),
-            "the agent stopped early: {}",
-            std::fs::read_to_string(&log).unwrap()
-        );
-        bucket_bytes(&data) > 4_000_000
-    });
+    let mut child = s3_backup_mid_upload(&source, &recipient, &s3, &bin, &log);
     sigterm(child.id());
     let status = child.wait().unwrap();
     let log = std::fs::read_to_string(&log).unwrap();

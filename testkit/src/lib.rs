@@ -11,6 +11,7 @@
 //! that should not hold root (sshd) run as the unprivileged user `nobody`.
 #![deny(missing_docs)]
 
+mod age_key;
 mod deps;
 mod error;
 pub mod log_lint;
@@ -23,6 +24,7 @@ mod sftp;
 mod tempdir;
 mod user;
 
+pub use age_key::age_keypair;
 pub use deps::{Deps, PG_MAJORS, PROVISION_COMMAND};
 pub use error::KitError;
 pub use postgres::PgServer;

@@ -137,21 +137,7 @@ pub fn assert_same_database(source: &PgServer, source_db: &str, target: &PgServe
 
 /// An age key pair made with stock age-keygen: (identity file, recipient).
 pub fn org_key(dir: &Path) -> (PathBuf, String) {
-    let deps = Deps::from_env();
-    std::fs::create_dir_all(dir).unwrap();
-    let key = dir.join("org.key");
-    let out = Command::new(deps.tool("age-keygen").unwrap())
-        .arg("-o")
-        .arg(&key)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let recipient = String::from_utf8_lossy(&out.stderr)
-        .split_whitespace()
-        .find(|w| w.starts_with("age1"))
-        .unwrap()
-        .to_string();
-    (key, recipient)
+    dbcrate_testkit::age_keypair(&Deps::from_env(), dir).unwrap()
 }
 
 /// The agent binary under test.

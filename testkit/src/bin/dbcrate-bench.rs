@@ -85,19 +85,8 @@ fn run() -> Result<(), KitError> {
     );
     let age = deps.tool("age")?;
     let zstd = deps.tool("zstd")?;
-    let keygen = deps.tool("age-keygen")?;
     let work = TempDir::new("bench")?;
-    let key = work.path().join("org.key");
-    let out = Command::new(&keygen)
-        .arg("-o")
-        .arg(&key)
-        .output()
-        .map_err(|e| KitError::io("age-keygen", e))?;
-    let recipient = String::from_utf8_lossy(&out.stderr)
-        .split_whitespace()
-        .find(|w| w.starts_with("age1"))
-        .map(str::to_string)
-        .ok_or_else(|| KitError::new("no recipient from age-keygen"))?;
+    let (key, recipient) = dbcrate_testkit::age_keypair(&deps, work.path())?;
 
     println!("# dbcrate-agent benchmark");
     println!();

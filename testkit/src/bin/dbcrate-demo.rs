@@ -62,17 +62,7 @@ fn run() -> Result<(), KitError> {
     println!("    source: {before}");
 
     step("creating the organisation's age key pair (stock age-keygen)");
-    let key_file = work.path().join("org.key");
-    let keygen = Command::new(deps.tool("age-keygen")?)
-        .arg("-o")
-        .arg(&key_file)
-        .output()
-        .map_err(|e| KitError::io("running age-keygen", e))?;
-    let recipient = String::from_utf8_lossy(&keygen.stderr)
-        .split_whitespace()
-        .find(|w| w.starts_with("age1"))
-        .map(str::to_string)
-        .ok_or_else(|| KitError::new("age-keygen printed no public key"))?;
+    let (key_file, recipient) = dbcrate_testkit::age_keypair(&deps, work.path())?;
     println!("    recipient: {recipient}");
 
     step("backing up with dbcrate-agent backup (pg_dump -Fc | zstd | age, streamed)");
