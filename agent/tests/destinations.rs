@@ -15,15 +15,8 @@ fn agent_restore(
     db: &str,
     extra: impl FnOnce(&mut std::process::Command),
 ) {
-    target.create_database(db).unwrap();
-    let mut cmd = agent();
-    cmd.arg("restore")
-        .args(["--source", object])
-        .arg("--identity")
-        .arg(identity)
-        .args(["--database-url", &target.url(db)])
-        .arg("--pg-bin-dir")
-        .arg(target.bin_dir());
+    let mut cmd = restore_cmd(target, object, db);
+    cmd.arg("--identity").arg(identity);
     extra(&mut cmd);
     let out = cmd.output().unwrap();
     assert!(

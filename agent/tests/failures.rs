@@ -274,16 +274,9 @@ impl Fixture {
         key: (&str, &std::path::Path),
         sha: Option<&str>,
     ) -> std::process::Output {
-        self.target.create_database(db).unwrap();
-        let mut cmd = agent();
-        cmd.arg("restore")
-            .arg("--source")
-            .arg(format!("file://{}", object.display()))
-            .arg(key.0)
-            .arg(key.1)
-            .args(["--database-url", &self.target.url(db)])
-            .arg("--pg-bin-dir")
-            .arg(self.target.bin_dir());
+        let source = format!("file://{}", object.display());
+        let mut cmd = restore_cmd(&self.target, &source, db);
+        cmd.arg(key.0).arg(key.1);
         if let Some(sha) = sha {
             cmd.args(["--expect-sha256", sha]);
         }

@@ -47,16 +47,10 @@ fn independence(major: u32) {
     assert_same_database(&source, "app", &target, "restored_stock");
 
     // The agent's own restore, checking the recorded SHA-256.
-    target.create_database("restored_agent").unwrap();
-    let mut cmd = agent();
-    cmd.arg("restore")
-        .args(["--source", object])
-        .arg("--identity")
+    let mut cmd = restore_cmd(&target, object, "restored_agent");
+    cmd.arg("--identity")
         .arg(&identity)
-        .args(["--database-url", &target.url("restored_agent")])
-        .args(["--expect-sha256", report["sha256"].as_str().unwrap()])
-        .arg("--pg-bin-dir")
-        .arg(target.bin_dir());
+        .args(["--expect-sha256", report["sha256"].as_str().unwrap()]);
     s3.agent_flags(&mut cmd);
     let out = cmd.output().unwrap();
     assert!(

@@ -158,6 +158,19 @@ pub fn with_sftp(cmd: &mut Command, sftp: &SftpServer) {
         .arg(sftp.write_known_hosts().unwrap());
 }
 
+/// A `dbcrate-agent restore` of `object` into a new database `db` on `target` (created
+/// here); the caller adds the key flag (`--identity`/`--file-key-file`) and any other.
+pub fn restore_cmd(target: &PgServer, object: &str, db: &str) -> Command {
+    target.create_database(db).unwrap();
+    let mut cmd = agent();
+    cmd.arg("restore")
+        .args(["--source", object])
+        .args(["--database-url", &target.url(db)])
+        .arg("--pg-bin-dir")
+        .arg(target.bin_dir());
+    cmd
+}
+
 /// Runs `dbcrate-agent backup` of `db` to `destination` and returns its JSON report.
 pub fn backup(
     source: &PgServer,
