@@ -2,8 +2,12 @@
 //!
 //! It is where customers' secrets live, so the pieces that guard them come first:
 //! [`envelope`] encrypts every secret under its own key, wrapped by a master key that
-//! comes from the deployment environment and never touches the database. The database,
-//! boot checks, audit log, users and API are built on top in later steps.
+//! comes from the deployment environment and never touches the database; [`db`] opens
+//! the embedded SQLite or a PostgreSQL database and keeps its schema in step with the
+//! binary; [`audit`] is the one way to write the append-only, hash-chained audit log.
+//! Boot checks, users and the API are built on top in later steps.
 #![deny(missing_docs)]
 
+pub mod audit;
+pub mod db;
 pub mod envelope;

@@ -1,0 +1,235 @@
+//! The audit log: one helper writes every row; rows chain by hash per organisation.
+//!
+//! The schema offers no update or delete path and database triggers refuse both (SQLite
+//! and PostgreSQL). Each row carries the hash of the organisation's previous row and its
+//! own hash over every field, so [`verify`] finds any row edited, deleted or reordered
+//! behind the application's back (with triggers disabled by a database superuser, say).
+//! Removing the newest rows of a chain leaves a shorter valid chain; detecting that needs
+//! the chain head kept elsewhere (an exported copy), which later work adds.
+
+use crate::db::{Db, Engine};
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+
+/// The `prev_hash` of an organisation's first row.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// What happened, by whom, to what. `details` is a JSON object with no secret in it.
+#[derive(Debug, Clone)]
+pub struct AuditEvent<'a> {
+    /// The organisation whose chain the row joins.
+    pub org_id: &'a str,
+    /// Who acted (`user:…`, `agent:…`, `system`).
+    pub actor: &'a str,
+    /// What was done (`secret.unwrap`, `org.create`, …).
+    pub action: &'a str,
+    /// On what (`secret:…`, `org:…`).
+    pub target: &'a str,
+    /// Further facts, as JSON.
+    pub details: &'a str,
+}
+
+/// A stored row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRow {
+    /// The organisation.
+    pub org_id: String,
+    /// Position in the organisation's chain, from 1.
+    pub seq: i64,
+    /// When (RFC 3339, UTC).
+    pub at: String,
+    /// Who.
+    pub actor: String,
+    /// What.
+    pub action: String,
+    /// On what.
+    pub target: String,
+    /// Further facts (JSON).
+    pub details: String,
+    /// The previous row's hash ([`GENESIS`] for the first).
+    pub prev_hash: String,
+    /// This row's hash.
+    pub hash: String,
+}
+
+/// Where and why a chain does not verify.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainBreak {
+    /// The sequence number (or position) where verification failed.
+    pub seq: i64,
+    /// What is wrong there.
+    pub reason: String,
+}
+
+/// SHA-256 over the row's fields, each length-prefixed, after the previous hash.
+fn row_hash(prev_hash: &str, row: &AuditRow) -> String {
+    let mut h = Sha256::new();
+    let seq = row.seq.to_string();
+    for field in [
+        prev_hash,
+        &row.org_id,
+        &seq,
+        &row.at,
+        &row.actor,
+        &row.action,
+        &row.target,
+        &row.details,
+    ] {
+        h.update((field.len() as u64).to_be_bytes());
+        h.update(field.as_bytes());
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Appends `event` at time `at` to its organisation's chain. Concurrent writers (other
+/// replicas) conflict on the (org, seq) unique key, and the loser retries.
+pub async fn append(db: &Db, event: &AuditEvent<'_>, at: &str) -> Result<AuditRow, sqlx::Error> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match try_append(db, event, at).await {
+            Err(e) if attempt < 10 && is_conflict(&e) => continue,
+            other => return other,
+        }
+    }
+}
+
+fn is_conflict(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(d) => {
+            d.is_unique_violation()
+                || d.message().contains("locked")
+                || d.message().contains("busy")
+        }
+        _ => false,
+    }
+}
+
+async fn try_append(db: &Db, event: &AuditEvent<'_>, at: &str) -> Result<AuditRow, sqlx::Error> {
+    let mut conn = db.pool().acquire().await?;
+    // SQLite: take the write lock up front, so concurrent writers queue (busy timeout)
+    // instead of failing when a read transaction tries to become a write one.
+    let begin = match db.engine() {
+        Engine::Sqlite => "BEGIN IMMEDIATE",
+        Engine::Postgres => "BEGIN",
+    };
+    sqlx::query(begin).execute(&mut *conn).await?;
+    let inserted = insert_next(&mut conn, event, at).await;
+    let end = if inserted.is_ok() {
+        "COMMIT"
+    } else {
+        "ROLLBACK"
+    };
+    let ended = sqlx::query(end).execute(&mut *conn).await;
+    let row = inserted?;
+    ended?;
+    Ok(row)
+}
+
+/// Inside the caller's transaction: links a new row to the organisation's last one.
+async fn insert_next(
+    conn: &mut sqlx::AnyConnection,
+    event: &AuditEvent<'_>,
+    at: &str,
+) -> Result<AuditRow, sqlx::Error> {
+    let last =
+        sqlx::query("SELECT seq, hash FROM audit_log WHERE org_id = $1 ORDER BY seq DESC LIMIT 1")
+            .bind(event.org_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    let (seq, prev_hash) = match last {
+        Some(row) => (row.try_get::<i64, _>(0)? + 1, row.try_get::<String, _>(1)?),
+        None => (1, GENESIS.to_string()),
+    };
+    let mut row = AuditRow {
+        org_id: event.org_id.into(),
+        seq,
+        at: at.into(),
+        actor: event.actor.into(),
+        action: event.action.into(),
+        target: event.target.into(),
+        details: event.details.into(),
+        prev_hash,
+        hash: String::new(),
+    };
+    row.hash = row_hash(&row.prev_hash, &row);
+    sqlx::query(
+        "INSERT INTO audit_log (org_id, seq, at, actor, action, target, details, prev_hash, hash) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(&row.org_id)
+    .bind(row.seq)
+    .bind(&row.at)
+    .bind(&row.actor)
+    .bind(&row.action)
+    .bind(&row.target)
+    .bind(&row.details)
+    .bind(&row.prev_hash)
+    .bind(&row.hash)
+    .execute(&mut *conn)
+    .await?;
+    Ok(row)
+}
+
+/// The organisation's rows in chain order.
+pub async fn rows(db: &Db, org_id: &str) -> Result<Vec<AuditRow>, sqlx::Error> {
+    let found = sqlx::query(
+        "SELECT org_id, seq, at, actor, action, target, details, prev_hash, hash \
+         FROM audit_log WHERE org_id = $1 ORDER BY id",
+    )
+    .bind(org_id)
+    .fetch_all(db.pool())
+    .await?;
+    found
+        .iter()
+        .map(|r| {
+            Ok(AuditRow {
+                org_id: r.try_get(0)?,
+                seq: r.try_get(1)?,
+                at: r.try_get(2)?,
+                actor: r.try_get(3)?,
+                action: r.try_get(4)?,
+                target: r.try_get(5)?,
+                details: r.try_get(6)?,
+                prev_hash: r.try_get(7)?,
+                hash: r.try_get(8)?,
+            })
+        })
+        .collect()
+}
+
+/// Checks an organisation's chain in insertion order: consecutive sequence numbers from
+/// 1, each row linked to the one before, each hash matching its fields. Returns the
+/// number of rows, or where the chain breaks.
+pub fn verify_rows(rows: &[AuditRow]) -> Result<usize, ChainBreak> {
+    let mut prev = GENESIS.to_string();
+    for (i, row) in rows.iter().enumerate() {
+        let expected_seq = i as i64 + 1;
+        let fail = |reason: &str| ChainBreak {
+            seq: row.seq,
+            reason: reason.to_string(),
+        };
+        if row.seq != expected_seq {
+            return Err(fail(&format!(
+                "expected sequence number {expected_seq}: a row was deleted or the rows reordered"
+            )));
+        }
+        if row.prev_hash != prev {
+            return Err(fail(
+                "does not link to the row before it: a row was deleted, inserted or reordered",
+            ));
+        }
+        if row_hash(&row.prev_hash, row) != row.hash {
+            return Err(fail(
+                "its contents do not match its hash: the row was edited",
+            ));
+        }
+        prev = row.hash.clone();
+    }
+    Ok(rows.len())
+}
+
+/// Reads and verifies an organisation's chain.
+pub async fn verify(db: &Db, org_id: &str) -> Result<Result<usize, ChainBreak>, sqlx::Error> {
+    Ok(verify_rows(&rows(db, org_id).await?))
+}

@@ -1,0 +1,169 @@
+//! The control plane's database: embedded SQLite by default, PostgreSQL for several
+//! replicas, behind one `sqlx::AnyPool`, with a schema version the binary checks at boot.
+//!
+//! Migrations are SQL files per engine (`control/migrations/{sqlite,postgres}/`), embedded
+//! in the binary and applied in order inside one transaction each, together with the
+//! version bump, so a migration is either wholly applied or not at all.
+
+use sqlx::any::AnyPoolOptions;
+use sqlx::AnyPool;
+use std::cmp::Ordering;
+
+/// One schema step, for each engine.
+struct Migration {
+    version: i64,
+    sqlite: &'static str,
+    postgres: &'static str,
+}
+
+/// Every migration this binary knows, in order.
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    sqlite: include_str!("../migrations/sqlite/0001_audit.sql"),
+    postgres: include_str!("../migrations/postgres/0001_audit.sql"),
+}];
+
+/// The schema version this binary expects.
+pub fn binary_schema_version() -> i64 {
+    MIGRATIONS.last().map_or(0, |m| m.version)
+}
+
+/// Which engine a URL points at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// `sqlite://…`
+    Sqlite,
+    /// `postgres://…` or `postgresql://…`
+    Postgres,
+}
+
+/// An open database.
+#[derive(Debug, Clone)]
+pub struct Db {
+    pool: AnyPool,
+    engine: Engine,
+}
+
+/// Why the database cannot be used, with the fix. Messages never hold the password.
+#[derive(Debug)]
+pub struct DbError(pub String);
+
+impl std::fmt::Display for DbError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for DbError {}
+
+impl Db {
+    /// Connects to `url` (`sqlite://PATH?mode=rwc` or `postgres://…`). SQLite runs in
+    /// WAL mode.
+    pub async fn connect(url: &str) -> Result<Self, DbError> {
+        sqlx::any::install_default_drivers();
+        let engine = if url.starts_with("sqlite:") {
+            Engine::Sqlite
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Engine::Postgres
+        } else {
+            return Err(DbError(
+                "DATABASE_URL must start with sqlite:, postgres:// or postgresql://".into(),
+            ));
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(8)
+            .connect(url)
+            .await
+            .map_err(|e| {
+                DbError(format!(
+                    "cannot open the database ({}): {e}",
+                    match engine {
+                        Engine::Sqlite => "SQLite",
+                        Engine::Postgres => "PostgreSQL",
+                    }
+                ))
+            })?;
+        if engine == Engine::Sqlite {
+            // WAL is a property of the database file: set once, it stays. (sqlx's SQLite
+            // driver already waits 5 s on a busy database.)
+            sqlx::raw_sql("PRAGMA journal_mode=WAL")
+                .execute(&pool)
+                .await
+                .map_err(|e| DbError(format!("switching SQLite to WAL mode: {e}")))?;
+        }
+        Ok(Self { pool, engine })
+    }
+
+    /// The pool, for queries.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// The engine behind the pool.
+    pub fn engine(&self) -> Engine {
+        self.engine
+    }
+
+    /// The schema version recorded in the database (0 when it is empty).
+    pub async fn schema_version(&self) -> Result<i64, DbError> {
+        let fail = |e: sqlx::Error| DbError(format!("reading the schema version: {e}"));
+        sqlx::raw_sql("CREATE TABLE IF NOT EXISTS dbcrate_schema (version BIGINT NOT NULL)")
+            .execute(&self.pool)
+            .await
+            .map_err(fail)?;
+        let version: Option<i64> = sqlx::query_scalar("SELECT max(version) FROM dbcrate_schema")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(fail)?;
+        Ok(version.unwrap_or(0))
+    }
+
+    /// The boot check: the schema must be exactly the binary's.
+    pub async fn check_schema(&self) -> Result<(), DbError> {
+        let have = self.schema_version().await?;
+        let want = binary_schema_version();
+        match have.cmp(&want) {
+            Ordering::Equal => Ok(()),
+            Ordering::Less => Err(DbError(format!(
+                "the database schema is version {have}, older than this binary's {want}: \
+                 run `dbcrate-control migrate`"
+            ))),
+            Ordering::Greater => Err(DbError(format!(
+                "the database schema is version {have}, newer than this binary's {want}: it \
+                 was migrated by a newer dbcrate-control; run that version"
+            ))),
+        }
+    }
+
+    /// Applies every pending migration; returns how many ran. Refuses a schema newer
+    /// than the binary.
+    pub async fn migrate(&self) -> Result<usize, DbError> {
+        let have = self.schema_version().await?;
+        if have > binary_schema_version() {
+            return self.check_schema().await.map(|()| 0);
+        }
+        let mut applied = 0;
+        for m in MIGRATIONS.iter().filter(|m| m.version > have) {
+            let fail = |e: sqlx::Error| {
+                DbError(format!(
+                    "migration {} failed (nothing of it applied): {e}",
+                    m.version
+                ))
+            };
+            let mut tx = self.pool.begin().await.map_err(fail)?;
+            let sql = match self.engine {
+                Engine::Sqlite => m.sqlite,
+                Engine::Postgres => m.postgres,
+            };
+            sqlx::raw_sql(sql).execute(&mut *tx).await.map_err(fail)?;
+            sqlx::query("INSERT INTO dbcrate_schema (version) VALUES ($1)")
+                .bind(m.version)
+                .execute(&mut *tx)
+                .await
+                .map_err(fail)?;
+            tx.commit().await.map_err(fail)?;
+            applied += 1;
+        }
+        Ok(applied)
+    }
+}
