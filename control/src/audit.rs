@@ -7,7 +7,7 @@
 //! Removing the newest rows of a chain leaves a shorter valid chain; detecting that needs
 //! the chain head kept elsewhere (an exported copy), which later work adds.
 
-use crate::db::{Db, Engine};
+use crate::db::Db;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
@@ -109,12 +109,8 @@ async fn try_append(db: &Db, event: &AuditEvent<'_>, at: &str) -> Result<AuditRo
     let mut conn = db.pool().acquire().await?;
     // SQLite: take the write lock up front, so concurrent writers queue (busy timeout)
     // instead of failing when a read transaction tries to become a write one.
-    let begin = match db.engine() {
-        Engine::Sqlite => "BEGIN IMMEDIATE",
-        Engine::Postgres => "BEGIN",
-    };
-    sqlx::query(begin).execute(&mut *conn).await?;
-    let inserted = insert_next(&mut conn, event, at).await;
+    sqlx::query(db.begin_write()).execute(&mut *conn).await?;
+    let inserted = append_in(&mut conn, event, at).await;
     let end = if inserted.is_ok() {
         "COMMIT"
     } else {
@@ -126,8 +122,9 @@ async fn try_append(db: &Db, event: &AuditEvent<'_>, at: &str) -> Result<AuditRo
     Ok(row)
 }
 
-/// Inside the caller's transaction: links a new row to the organisation's last one.
-async fn insert_next(
+/// Appends inside the caller's transaction on `conn` (begun with [`Db::begin_write`]),
+/// so that the row commits or rolls back with the change it records.
+pub async fn append_in(
     conn: &mut sqlx::AnyConnection,
     event: &AuditEvent<'_>,
     at: &str,

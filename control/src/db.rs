@@ -17,11 +17,18 @@ struct Migration {
 }
 
 /// Every migration this binary knows, in order.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    sqlite: include_str!("../migrations/sqlite/0001_audit.sql"),
-    postgres: include_str!("../migrations/postgres/0001_audit.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        sqlite: include_str!("../migrations/sqlite/0001_audit.sql"),
+        postgres: include_str!("../migrations/postgres/0001_audit.sql"),
+    },
+    Migration {
+        version: 2,
+        sqlite: include_str!("../migrations/sqlite/0002_orgs_secrets.sql"),
+        postgres: include_str!("../migrations/postgres/0002_orgs_secrets.sql"),
+    },
+];
 
 /// The schema version this binary expects.
 pub fn binary_schema_version() -> i64 {
@@ -102,6 +109,16 @@ impl Db {
     /// The engine behind the pool.
     pub fn engine(&self) -> Engine {
         self.engine
+    }
+
+    /// The statement that starts a writing transaction. SQLite takes the write lock up
+    /// front (`BEGIN IMMEDIATE`), so concurrent writers queue on the busy timeout instead
+    /// of failing when a read transaction tries to become a write one.
+    pub fn begin_write(&self) -> &'static str {
+        match self.engine {
+            Engine::Sqlite => "BEGIN IMMEDIATE",
+            Engine::Postgres => "BEGIN",
+        }
     }
 
     /// The schema version recorded in the database (0 when it is empty).

@@ -11,3 +11,6 @@
 pub mod audit;
 pub mod db;
 pub mod envelope;
+pub mod error;
+pub mod orgs;
+pub mod secrets;
