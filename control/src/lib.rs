@@ -9,6 +9,7 @@
 #![deny(missing_docs)]
 
 pub mod audit;
+pub mod config;
 pub mod db;
 pub mod envelope;
 pub mod error;

@@ -1,14 +1,152 @@
 //! `dbcrate-control`: the dbcrate control plane.
 //!
-//! Schedules backups, holds envelope-encrypted secrets, enrols agents, applies retention and keeps the audit log. Its commands arrive with the control-plane issue; for now it answers --help and --version.
+//! Schedules backups, holds envelope-encrypted secrets, enrols agents, applies retention
+//! and keeps the audit log. Every command checks its configuration first and exits
+//! non-zero with the fix when something is missing; it never runs degraded.
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
+use dbcrate_control::config::Config;
+use dbcrate_control::db::Db;
+use dbcrate_control::envelope::MasterKeys;
+use dbcrate_control::error::{Error, Result};
+use dbcrate_control::{audit, secrets};
+use std::path::PathBuf;
+use std::process::ExitCode;
 
-/// the dbcrate control plane.
+/// The dbcrate control plane.
 #[derive(Parser, Debug)]
 #[command(name = "dbcrate-control", version, about, long_about = None, arg_required_else_help = true)]
-struct Cli {}
+struct Cli {
+    /// Data directory (default $DBCRATE_DATA_DIR or /var/lib/dbcrate-control).
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
 
-fn main() {
-    let _cli = Cli::parse();
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create or upgrade the database schema.
+    Migrate,
+    /// Run the boot checks (master keys, database, schema, key ids) and exit.
+    Check,
+    /// Re-wrap every secret's data key under the active (first) master key.
+    RotateMasterKey,
+    /// The audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum AuditCommand {
+    /// Verify every organisation's hash chain; exit 1 at the first break.
+    Verify,
+}
+
+fn now() -> String {
+    let t = dbcrate_core::time::UtcDateTime::now();
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        t.year, t.month, t.day, t.hour, t.minute, t.second
+    )
+}
+
+/// The boot checks shared by every command that uses secrets.
+async fn open_checked(config: &Config) -> Result<(Db, MasterKeys)> {
+    let keys = MasterKeys::from_env().map_err(Error)?;
+    if config.is_embedded() {
+        config.ensure_data_dir()?;
+    }
+    let db = Db::connect(&config.database_url)
+        .await
+        .map_err(|e| Error(format!("{e} ({})", config.database_for_display())))?;
+    db.check_schema().await.map_err(|e| Error(e.to_string()))?;
+    secrets::check_master_keys(&db, &keys).await?;
+    Ok((db, keys))
+}
+
+async fn run(cli: Cli) -> Result<String> {
+    let config = Config::resolve(cli.data_dir);
+    match cli.command {
+        Command::Migrate => {
+            if config.is_embedded() {
+                config.ensure_data_dir()?;
+            }
+            let db = Db::connect(&config.database_url)
+                .await
+                .map_err(|e| Error(format!("{e} ({})", config.database_for_display())))?;
+            let applied = db.migrate().await.map_err(|e| Error(e.to_string()))?;
+            Ok(format!(
+                "schema at version {} ({applied} migration(s) applied)",
+                dbcrate_control::db::binary_schema_version()
+            ))
+        }
+        Command::Check => {
+            open_checked(&config).await?;
+            Ok(format!(
+                "ok: master keys, database ({}), schema and key ids",
+                config.database_for_display()
+            ))
+        }
+        Command::RotateMasterKey => {
+            let (db, keys) = open_checked(&config).await?;
+            let n =
+                secrets::rotate_master_key(&db, &keys, "system:cli", &now(), usize::MAX).await?;
+            Ok(format!(
+                "{n} secret(s) re-wrapped under master key {}; the other keys can be removed",
+                keys.active().id()
+            ))
+        }
+        Command::Audit {
+            command: AuditCommand::Verify,
+        } => {
+            let (db, _) = open_checked(&config).await?;
+            let orgs: Vec<String> =
+                sqlx::query_scalar("SELECT DISTINCT org_id FROM audit_log ORDER BY org_id")
+                    .fetch_all(db.pool())
+                    .await?;
+            let mut total = 0;
+            for org in &orgs {
+                match audit::verify(&db, org).await? {
+                    Ok(n) => total += n,
+                    Err(b) => {
+                        return Err(Error(format!(
+                            "audit chain of organisation {org} is broken at sequence {}: {}",
+                            b.seq, b.reason
+                        )))
+                    }
+                }
+            }
+            Ok(format!(
+                "audit log verified: {total} row(s) in {} chain(s)",
+                orgs.len()
+            ))
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("dbcrate-control: error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(message) => {
+            println!("{message}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("dbcrate-control: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -1,0 +1,130 @@
+//! Where the control plane keeps its state, from flags and the environment.
+//!
+//! `DATABASE_URL` chooses the database: unset means the embedded SQLite file
+//! `<data dir>/control.db`; a `postgres://` URL means PostgreSQL (several replicas).
+//! The data directory comes from `--data-dir` or `DBCRATE_DATA_DIR` (default
+//! `/var/lib/dbcrate-control`) and is created with mode 0700.
+
+use crate::error::{Error, Result};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// The default data directory.
+pub const DEFAULT_DATA_DIR: &str = "/var/lib/dbcrate-control";
+
+/// The resolved locations.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The data directory (SQLite file, generated TLS material).
+    pub data_dir: PathBuf,
+    /// The database URL (never printed whole: it may hold a password).
+    pub database_url: String,
+}
+
+impl Config {
+    /// Resolves the configuration; `data_dir` is the `--data-dir` flag.
+    pub fn resolve(data_dir: Option<PathBuf>) -> Self {
+        let data_dir = data_dir
+            .or_else(|| std::env::var_os("DBCRATE_DATA_DIR").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let database_url = std::env::var("DATABASE_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(|| {
+                format!(
+                    "sqlite://{}?mode=rwc",
+                    data_dir.join("control.db").display()
+                )
+            });
+        Self {
+            data_dir,
+            database_url,
+        }
+    }
+
+    /// Whether the database is the embedded SQLite file.
+    pub fn is_embedded(&self) -> bool {
+        self.database_url.starts_with("sqlite:")
+    }
+
+    /// Creates the data directory (0700) if needed and refuses one others can read.
+    pub fn ensure_data_dir(&self) -> Result<()> {
+        let dir = &self.data_dir;
+        if !dir.exists() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| {
+                    Error(format!(
+                        "cannot create data directory {}: {e}",
+                        dir.display()
+                    ))
+                })?;
+        }
+        check_private_dir(dir)
+    }
+
+    /// The database URL with any password replaced, for messages.
+    pub fn database_for_display(&self) -> String {
+        mask_password(&self.database_url)
+    }
+}
+
+/// A data directory readable by group or others would expose the SQLite database.
+fn check_private_dir(dir: &Path) -> Result<()> {
+    let mode = std::fs::metadata(dir)
+        .map_err(|e| Error(format!("cannot read data directory {}: {e}", dir.display())))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        return Err(Error(format!(
+            "data directory {} is accessible to group or others: run `chmod 700 {}`",
+            dir.display(),
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
+/// `scheme://user:***@host/…` for `scheme://user:password@host/…`.
+pub fn mask_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            let masked = if userinfo.contains(':') {
+                format!("{user}:***")
+            } else {
+                user.to_string()
+            };
+            format!("{scheme}://{masked}@{host}{tail}")
+        }
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mask_password;
+
+    #[test]
+    fn passwords_are_masked() {
+        assert_eq!(
+            mask_password("postgres://app:s3cret@db:5432/control?sslmode=require"),
+            "postgres://app:***@db:5432/control?sslmode=require"
+        );
+        assert_eq!(
+            mask_password("postgres://app@db/control"),
+            "postgres://app@db/control"
+        );
+        assert_eq!(
+            mask_password("sqlite:///var/lib/x.db"),
+            "sqlite:///var/lib/x.db"
+        );
+    }
+}

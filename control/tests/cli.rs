@@ -1,0 +1,112 @@
+//! `dbcrate-control` fails loud on missing configuration and names the fix; migrate,
+//! check, rotate-master-key and audit verify work end to end on the embedded database.
+
+use dbcrate_control::db::Db;
+use dbcrate_control::envelope::MasterKeys;
+use dbcrate_control::orgs;
+use dbcrate_testkit::TempDir;
+use std::process::{Command, Output};
+
+const K1: &str = "mk1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+const K2: &str = "mk2:ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
+
+fn control(dir: &TempDir, master: Option<&str>, args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dbcrate-control"));
+    cmd.arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .args(args)
+        .env_remove("DATABASE_URL")
+        .env_remove("DBCRATE_MASTER_KEY_FILE")
+        .env_remove("DBCRATE_MASTER_KEY");
+    if let Some(m) = master {
+        cmd.env("DBCRATE_MASTER_KEY", m);
+    }
+    cmd.output().unwrap()
+}
+
+fn fails_with(out: &Output, expect: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "succeeded; expected {expect:?}");
+    assert!(err.contains(expect), "expected {expect:?} in: {err}");
+    assert!(!err.contains("AAECAwQF"), "a master key was printed: {err}");
+}
+
+fn succeeds(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn boot_checks_fail_loud_and_commands_work() {
+    let dir = TempDir::new("control-cli").unwrap();
+
+    fails_with(
+        &control(&dir, None, &["check"]),
+        "set DBCRATE_MASTER_KEY or DBCRATE_MASTER_KEY_FILE",
+    );
+    fails_with(
+        &control(&dir, Some("mk1:AAEC"), &["check"]),
+        "must be exactly 32 random bytes",
+    );
+    fails_with(
+        &control(&dir, Some(K1), &["check"]),
+        "run `dbcrate-control migrate`",
+    );
+
+    assert!(succeeds(&control(&dir, None, &["migrate"])).contains("schema at version"));
+    assert!(succeeds(&control(&dir, Some(K1), &["check"])).starts_with("ok"));
+
+    // Two organisations with keys under mk1, written through the library.
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("data/control.db").display()
+    );
+    let db = Db::connect(&url).await.unwrap();
+    let k1 = MasterKeys::parse(K1).unwrap();
+    let org = orgs::create(&db, &k1, "Acme", "user:owner", "2026-11-29T05:00:00Z")
+        .await
+        .unwrap();
+    orgs::create(&db, &k1, "Beta", "user:owner", "2026-11-29T05:00:00Z")
+        .await
+        .unwrap();
+
+    // The new key alone cannot open them: the boot check names the missing key.
+    fails_with(
+        &control(&dir, Some(K2), &["check"]),
+        "master key(s) mk1 that are not configured",
+    );
+    let both = format!("{K2} {K1}");
+    assert!(
+        succeeds(&control(&dir, Some(&both), &["rotate-master-key"])).starts_with("2 secret(s)")
+    );
+    assert!(succeeds(&control(&dir, Some(K2), &["check"])).starts_with("ok"));
+    assert!(succeeds(&control(&dir, Some(K2), &["audit", "verify"])).contains("in 2 chain(s)"));
+
+    // Tampering behind the application's back is reported with exit status 1.
+    sqlx::raw_sql("DROP TRIGGER audit_log_no_update")
+        .execute(db.pool())
+        .await
+        .unwrap();
+    sqlx::query("UPDATE audit_log SET actor = 'user:mallory' WHERE org_id = $1 AND seq = 1")
+        .bind(&org.id)
+        .execute(db.pool())
+        .await
+        .unwrap();
+    let out = control(&dir, Some(K2), &["audit", "verify"]);
+    fails_with(&out, "is broken at sequence 1");
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn a_data_directory_others_can_read_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new("control-perms").unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    fails_with(&control(&dir, Some(K1), &["migrate"]), "chmod 700");
+}
