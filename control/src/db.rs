@@ -28,6 +28,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0002_orgs_secrets.sql"),
         postgres: include_str!("../migrations/postgres/0002_orgs_secrets.sql"),
     },
+    Migration {
+        version: 3,
+        sqlite: include_str!("../migrations/sqlite/0003_users.sql"),
+        postgres: include_str!("../migrations/postgres/0003_users.sql"),
+    },
 ];
 
 /// The schema version this binary expects.

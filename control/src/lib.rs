@@ -15,3 +15,5 @@ pub mod envelope;
 pub mod error;
 pub mod orgs;
 pub mod secrets;
+pub mod setup;
+pub mod users;

@@ -30,6 +30,15 @@ enum Command {
     Migrate,
     /// Run the boot checks (master keys, database, schema, key ids) and exit.
     Check,
+    /// Create the first organisation and its owner; prints a one-time password once.
+    Init {
+        /// The organisation's name.
+        #[arg(long)]
+        org: String,
+        /// The owner's e-mail address (their sign-in name).
+        #[arg(long)]
+        owner: String,
+    },
     /// Re-wrap every secret's data key under the active (first) master key.
     RotateMasterKey,
     /// The audit log.
@@ -88,6 +97,19 @@ async fn run(cli: Cli) -> Result<String> {
             Ok(format!(
                 "ok: master keys, database ({}), schema and key ids",
                 config.database_for_display()
+            ))
+        }
+        Command::Init { org, owner } => {
+            let (db, keys) = open_checked(&config).await?;
+            let done = dbcrate_control::setup::init(&db, &keys, &org, &owner, &now()).await?;
+            Ok(format!(
+                "organisation {} ({})\nrecipient (what backups are encrypted to): {}\n\
+                 owner {}: one-time password {}\n(shown once; it must be changed at first sign-in)",
+                done.org.name,
+                done.org.id,
+                done.org.recipient,
+                owner.trim().to_ascii_lowercase(),
+                done.one_time_password.expose_secret()
             ))
         }
         Command::RotateMasterKey => {

@@ -27,6 +27,30 @@ pub struct Org {
 
 /// Creates an organisation with a fresh key pair, in one transaction with its audit row.
 pub async fn create(db: &Db, keys: &MasterKeys, name: &str, actor: &str, now: &str) -> Result<Org> {
+    let mut conn = db.pool().acquire().await?;
+    sqlx::query(db.begin_write()).execute(&mut *conn).await?;
+    let created = create_in(&mut conn, keys, name, actor, now).await;
+    finish(&mut conn, created).await
+}
+
+/// Commits the transaction on `conn` if `result` is Ok, else rolls it back.
+pub(crate) async fn finish<T>(conn: &mut sqlx::AnyConnection, result: Result<T>) -> Result<T> {
+    let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+    let ended = sqlx::query(end).execute(&mut *conn).await;
+    let value = result?;
+    ended?;
+    Ok(value)
+}
+
+/// Creates an organisation inside the caller's transaction on `conn` (begun with
+/// [`Db::begin_write`]): the org row, its sealed private key, and the audit row.
+pub async fn create_in(
+    conn: &mut sqlx::AnyConnection,
+    keys: &MasterKeys,
+    name: &str,
+    actor: &str,
+    now: &str,
+) -> Result<Org> {
     let name = name.trim();
     if name.is_empty() || name.len() > 100 {
         return Err(Error(
@@ -37,61 +61,46 @@ pub async fn create(db: &Db, keys: &MasterKeys, name: &str, actor: &str, now: &s
     let recipient = identity.to_public().to_string();
     let private = identity.to_string();
     let id = new_id("org")?;
-
-    let mut conn = db.pool().acquire().await?;
-    sqlx::query(db.begin_write()).execute(&mut *conn).await?;
-    let written: Result<()> = async {
-        sqlx::query("INSERT INTO orgs (id, name, recipient, created_at) VALUES ($1, $2, $3, $4)")
-            .bind(&id)
-            .bind(name)
-            .bind(&recipient)
-            .bind(now)
-            .execute(&mut *conn)
-            .await
-            .map_err(|e| match &e {
-                sqlx::Error::Database(d) if d.is_unique_violation() => {
-                    Error(format!("an organisation named {name:?} exists already"))
-                }
-                _ => Error::from(e),
-            })?;
-        let secret_id = secrets::insert(
-            &mut conn,
-            keys,
-            &id,
-            ORG_KEY_PURPOSE,
-            private.expose_secret().as_bytes(),
-            now,
-        )
+    sqlx::query("INSERT INTO orgs (id, name, recipient, created_at) VALUES ($1, $2, $3, $4)")
+        .bind(&id)
+        .bind(name)
+        .bind(&recipient)
+        .bind(now)
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| match &e {
+            sqlx::Error::Database(d) if d.is_unique_violation() => {
+                Error(format!("an organisation named {name:?} exists already"))
+            }
+            _ => Error::from(e),
+        })?;
+    let secret_id = secrets::insert(
+        conn,
+        keys,
+        &id,
+        ORG_KEY_PURPOSE,
+        private.expose_secret().as_bytes(),
+        now,
+    )
+    .await?;
+    sqlx::query("UPDATE orgs SET private_key_secret_id = $1 WHERE id = $2")
+        .bind(&secret_id)
+        .bind(&id)
+        .execute(&mut *conn)
         .await?;
-        sqlx::query("UPDATE orgs SET private_key_secret_id = $1 WHERE id = $2")
-            .bind(&secret_id)
-            .bind(&id)
-            .execute(&mut *conn)
-            .await?;
-        let details = serde_json::json!({ "name": name, "recipient": recipient }).to_string();
-        audit::append_in(
-            &mut conn,
-            &AuditEvent {
-                org_id: &id,
-                actor,
-                action: "org.create",
-                target: &format!("org:{id}"),
-                details: &details,
-            },
-            now,
-        )
-        .await?;
-        Ok(())
-    }
-    .await;
-    let end = if written.is_ok() {
-        "COMMIT"
-    } else {
-        "ROLLBACK"
-    };
-    let ended = sqlx::query(end).execute(&mut *conn).await;
-    written?;
-    ended?;
+    let details = serde_json::json!({ "name": name, "recipient": recipient }).to_string();
+    audit::append_in(
+        conn,
+        &AuditEvent {
+            org_id: &id,
+            actor,
+            action: "org.create",
+            target: &format!("org:{id}"),
+            details: &details,
+        },
+        now,
+    )
+    .await?;
     Ok(Org {
         id,
         name: name.to_string(),

@@ -110,3 +110,67 @@ fn a_data_directory_others_can_read_is_refused() {
     std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
     fails_with(&control(&dir, Some(K1), &["migrate"]), "chmod 700");
 }
+
+#[tokio::test]
+async fn init_creates_the_first_org_and_owner_once() {
+    let dir = TempDir::new("control-init").unwrap();
+    succeeds(&control(&dir, None, &["migrate"]));
+    fails_with(
+        &control(
+            &dir,
+            Some(K1),
+            &["init", "--org", "Acme", "--owner", "not-an-address"],
+        ),
+        "is not an e-mail address",
+    );
+    let out = succeeds(&control(
+        &dir,
+        Some(K1),
+        &["init", "--org", "Acme", "--owner", "Owner@Example.com"],
+    ));
+    assert!(
+        out.contains("recipient (what backups are encrypted to): age1"),
+        "{out}"
+    );
+    let password = out
+        .split("one-time password ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    assert_eq!(password.len(), 24, "{out}");
+
+    // Nothing half-written by the refused attempt, and the password is stored hashed.
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("data/control.db").display()
+    );
+    let db = Db::connect(&url).await.unwrap();
+    let (email, hash): (String, String) = sqlx::query_as("SELECT email, password_hash FROM users")
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    assert_eq!(email, "owner@example.com");
+    assert!(!hash.contains(&password));
+    assert!(dbcrate_control::users::verify_password(
+        &hash,
+        &dbcrate_core::secret::SecretString::new(password)
+    ));
+    let role: String = sqlx::query_scalar("SELECT role FROM memberships")
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    assert_eq!(role, "owner");
+
+    fails_with(
+        &control(
+            &dir,
+            Some(K1),
+            &["init", "--org", "Other", "--owner", "b@example.com"],
+        ),
+        "init runs once",
+    );
+    assert!(
+        succeeds(&control(&dir, Some(K1), &["audit", "verify"])).contains("2 row(s) in 1 chain(s)")
+    );
+}
