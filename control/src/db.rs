@@ -33,6 +33,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0003_users.sql"),
         postgres: include_str!("../migrations/postgres/0003_users.sql"),
     },
+    Migration {
+        version: 4,
+        sqlite: include_str!("../migrations/sqlite/0004_sessions.sql"),
+        postgres: include_str!("../migrations/postgres/0004_sessions.sql"),
+    },
 ];
 
 /// The schema version this binary expects.

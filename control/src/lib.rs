@@ -15,5 +15,6 @@ pub mod envelope;
 pub mod error;
 pub mod orgs;
 pub mod secrets;
+pub mod sessions;
 pub mod setup;
 pub mod users;

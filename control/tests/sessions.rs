@@ -1,0 +1,151 @@
+//! Sign-in, throttling, idle and absolute expiry, sign-out — on both engines.
+
+use dbcrate_control::audit;
+use dbcrate_control::db::Db;
+use dbcrate_control::envelope::MasterKeys;
+use dbcrate_control::sessions::{self, INSTANCE_CHAIN};
+use dbcrate_control::setup;
+use dbcrate_core::secret::SecretString;
+use dbcrate_testkit::{PgServer, TempDir};
+
+const K1: &str = "mk1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+const T0: i64 = 1_800_000_000;
+
+fn pw(s: &str) -> SecretString {
+    SecretString::new(s.to_string())
+}
+
+async fn sessions_behave(db: Db) {
+    db.migrate().await.unwrap();
+    let keys = MasterKeys::parse(K1).unwrap();
+    let init = setup::init(
+        &db,
+        &keys,
+        "Acme",
+        "owner@example.com",
+        "2026-11-29T05:00:00Z",
+    )
+    .await
+    .unwrap();
+    let good = pw(init.one_time_password.expose_secret());
+
+    let (user, token) = sessions::sign_in(&db, "Owner@Example.com", &good, "192.0.2.1", T0)
+        .await
+        .unwrap();
+    assert_eq!(user, init.owner_id);
+    assert_eq!(
+        sessions::authenticate(&db, &token, T0 + 60).await.unwrap(),
+        user
+    );
+    // Only the token's hash is stored.
+    let stored: String = sqlx::query_scalar("SELECT token_hash FROM sessions")
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    assert_ne!(stored, token.expose_secret());
+
+    // Wrong password and unknown account give the same answer.
+    let wrong = sessions::sign_in(&db, "owner@example.com", &pw("nope"), "192.0.2.1", T0)
+        .await
+        .unwrap_err();
+    let unknown = sessions::sign_in(&db, "nobody@example.com", &good, "192.0.2.1", T0)
+        .await
+        .unwrap_err();
+    assert_eq!(wrong.to_string(), unknown.to_string());
+
+    // Idle timeout, refreshed by use; absolute lifetime regardless of use.
+    let t = T0 + 60 + sessions::IDLE_TIMEOUT_SECS - 1;
+    assert!(sessions::authenticate(&db, &token, t).await.is_ok());
+    assert!(
+        sessions::authenticate(&db, &token, t + sessions::IDLE_TIMEOUT_SECS)
+            .await
+            .is_err()
+    );
+    let (_, token2) = sessions::sign_in(&db, "owner@example.com", &good, "192.0.2.1", T0)
+        .await
+        .unwrap();
+    let mut t = T0;
+    while t + 600 < T0 + sessions::ABSOLUTE_LIFETIME_SECS {
+        t += 600;
+        sessions::authenticate(&db, &token2, t).await.unwrap();
+    }
+    assert!(
+        sessions::authenticate(&db, &token2, T0 + sessions::ABSOLUTE_LIFETIME_SECS)
+            .await
+            .is_err()
+    );
+
+    // Sign-out revokes.
+    let (_, token3) = sessions::sign_in(&db, "owner@example.com", &good, "192.0.2.1", T0)
+        .await
+        .unwrap();
+    sessions::sign_out(&db, &token3, T0 + 1).await.unwrap();
+    assert!(sessions::authenticate(&db, &token3, T0 + 2).await.is_err());
+
+    // Throttling per account: after 5 failures even the right password is refused.
+    let later = T0 + 3600;
+    for _ in 0..sessions::MAX_FAILURES_PER_ACCOUNT {
+        sessions::sign_in(
+            &db,
+            "owner@example.com",
+            &pw("guess"),
+            "198.51.100.7",
+            later,
+        )
+        .await
+        .unwrap_err();
+    }
+    let err = sessions::sign_in(&db, "owner@example.com", &good, "198.51.100.8", later + 1)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("too many failed sign-ins"),
+        "{err}"
+    );
+    // The window passes.
+    sessions::sign_in(
+        &db,
+        "owner@example.com",
+        &good,
+        "198.51.100.8",
+        later + sessions::THROTTLE_WINDOW_SECS + 1,
+    )
+    .await
+    .unwrap();
+
+    let actions: Vec<String> = audit::rows(&db, INSTANCE_CHAIN)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.action)
+        .collect();
+    for expected in [
+        "auth.sign_in",
+        "auth.failed",
+        "auth.sign_out",
+        "auth.throttled",
+    ] {
+        assert!(
+            actions.iter().any(|a| a == expected),
+            "no {expected} in {actions:?}"
+        );
+    }
+    assert!(audit::verify(&db, INSTANCE_CHAIN).await.unwrap().is_ok());
+}
+
+#[tokio::test]
+async fn sqlite_sessions() {
+    let dir = TempDir::new("control-sessions").unwrap();
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("control.db").display()
+    );
+    sessions_behave(Db::connect(&url).await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn postgres_sessions() {
+    let server = PgServer::start(17).unwrap();
+    server.create_database("control").unwrap();
+    sessions_behave(Db::connect(&server.url("control")).await.unwrap()).await;
+}
