@@ -1,7 +1,9 @@
 //! The control plane's database: embedded SQLite by default, PostgreSQL for several
 //! replicas, behind one `sqlx::AnyPool`, with a schema version the binary checks at boot.
 //!
-//! Migrations are SQL files per engine (`control/migrations/{sqlite,postgres}/`), embedded
+//! Migrations are SQL files, per engine where the dialects differ
+//! (`control/migrations/{sqlite,postgres}/`) and shared where they do not
+//! (`control/migrations/common/`), embedded
 //! in the binary and applied in order inside one transaction each, together with the
 //! version bump, so a migration is either wholly applied or not at all.
 
@@ -30,13 +32,13 @@ const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 3,
-        sqlite: include_str!("../migrations/sqlite/0003_users.sql"),
-        postgres: include_str!("../migrations/postgres/0003_users.sql"),
+        sqlite: include_str!("../migrations/common/0003_users.sql"),
+        postgres: include_str!("../migrations/common/0003_users.sql"),
     },
     Migration {
         version: 4,
-        sqlite: include_str!("../migrations/sqlite/0004_sessions.sql"),
-        postgres: include_str!("../migrations/postgres/0004_sessions.sql"),
+        sqlite: include_str!("../migrations/common/0004_sessions.sql"),
+        postgres: include_str!("../migrations/common/0004_sessions.sql"),
     },
 ];
 

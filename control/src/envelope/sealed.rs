@@ -104,14 +104,9 @@ impl SealedSecret {
         let mut dek = Zeroizing::new([0u8; 32]);
         getrandom::getrandom(dek.as_mut_slice()).map_err(|_| EnvelopeError::Random)?;
         let ciphertext = encrypt(&dek, &context.aad(SECRET_DOMAIN, None), plaintext)?;
-        let active = keys.active();
-        let wrapped_dek = encrypt(
-            active.bytes(),
-            &context.aad(DEK_DOMAIN, Some(active.id())),
-            dek.as_slice(),
-        )?;
+        let (master_key_id, wrapped_dek) = wrap_dek(keys, context, &dek)?;
         Ok(Self {
-            master_key_id: active.id().to_string(),
+            master_key_id,
             wrapped_dek,
             ciphertext,
         })
@@ -140,13 +135,9 @@ impl SealedSecret {
             return Ok(self.clone());
         }
         let dek = self.unwrap_dek(keys, context)?;
-        let wrapped_dek = encrypt(
-            active.bytes(),
-            &context.aad(DEK_DOMAIN, Some(active.id())),
-            dek.as_slice(),
-        )?;
+        let (master_key_id, wrapped_dek) = wrap_dek(keys, context, &dek)?;
         Ok(Self {
-            master_key_id: active.id().to_string(),
+            master_key_id,
             wrapped_dek,
             ciphertext: self.ciphertext.clone(),
         })
@@ -173,6 +164,21 @@ impl SealedSecret {
         key.copy_from_slice(&dek);
         Ok(key)
     }
+}
+
+/// `dek` wrapped under the active master key: (that key's id, nonce ‖ ciphertext).
+fn wrap_dek(
+    keys: &MasterKeys,
+    context: SecretContext<'_>,
+    dek: &[u8; 32],
+) -> Result<(String, Vec<u8>), EnvelopeError> {
+    let active = keys.active();
+    let wrapped = encrypt(
+        active.bytes(),
+        &context.aad(DEK_DOMAIN, Some(active.id())),
+        dek,
+    )?;
+    Ok((active.id().to_string(), wrapped))
 }
 
 /// Nonce ‖ XChaCha20-Poly1305(key, nonce, plaintext, aad).
