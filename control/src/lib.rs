@@ -17,4 +17,5 @@ pub mod orgs;
 pub mod secrets;
 pub mod sessions;
 pub mod setup;
+pub mod totp;
 pub mod users;
