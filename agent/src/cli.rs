@@ -169,15 +169,7 @@ impl RestoreArgs {
 }
 
 fn parse_sha256(hex: &str) -> Result<[u8; 32]> {
-    let hex = hex.trim();
-    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(Error::invalid_input(
-            "--expect-sha256 must be 64 hex digits (the sha256 printed by backup)",
-        ));
-    }
-    let mut out = [0u8; 32];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap_or(0);
-    }
-    Ok(out)
+    dbcrate_core::hex::decode_array(hex).ok_or_else(|| {
+        Error::invalid_input("--expect-sha256 must be 64 hex digits (the sha256 printed by backup)")
+    })
 }

@@ -87,21 +87,18 @@ impl Decryption {
         let raw = zeroize::Zeroizing::new(std::fs::read(path).map_err(|e| {
             Error::invalid_input(format!("cannot read file key {}: {e}", path.display()))
         })?);
-        let mut key = [0u8; 16];
-        if raw.len() == 16 {
-            key.copy_from_slice(&raw);
-        } else {
-            let text = std::str::from_utf8(&raw).unwrap_or("").trim();
-            if text.len() != 32 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(Error::invalid_input(format!(
-                    "{} is not a file key: expected 16 raw bytes or 32 hex digits",
-                    path.display()
-                )));
-            }
-            for (i, byte) in key.iter_mut().enumerate() {
-                *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).unwrap_or(0);
-            }
-        }
+        let key: [u8; 16] = match <[u8; 16]>::try_from(raw.as_slice()) {
+            Ok(key) => key,
+            Err(_) => std::str::from_utf8(&raw)
+                .ok()
+                .and_then(dbcrate_core::hex::decode_array)
+                .ok_or_else(|| {
+                    Error::invalid_input(format!(
+                        "{} is not a file key: expected 16 raw bytes or 32 hex digits",
+                        path.display()
+                    ))
+                })?,
+        };
         Ok(Self::FileKey(FileKeyIdentity(SecretBytes::new(key))))
     }
 

@@ -21,8 +21,3 @@ pub use restore::{run_restore, RestoreReport, RestoreRequest};
 pub const CHUNK_SIZE: usize = 1 << 20;
 /// Chunks the channel holds before the encoder waits.
 pub const CHANNEL_CHUNKS: usize = 8;
-
-/// Lower-case hex of a digest.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}

@@ -78,10 +78,7 @@ fn decrypt(body: &[u8], decryption: &Decryption) -> Result<String, String> {
     reader
         .read_to_end(&mut plaintext)
         .map_err(|e| e.to_string())?;
-    Ok(Sha256::digest(&plaintext)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    Ok(dbcrate_core::hex::encode(&Sha256::digest(&plaintext)))
 }
 
 #[test]
@@ -109,12 +106,7 @@ fn every_x25519_vector_agrees_with_its_expectation() {
         let unwrapped = identities
             .iter()
             .find_map(|id| unwrap_file_key(&v.body, id).ok())
-            .map(|k| {
-                k.expose_secret()
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect::<String>()
-            });
+            .map(|k| dbcrate_core::hex::encode(k.expose_secret()));
         if key_readable {
             if unwrapped != v.file_key {
                 failures.push((

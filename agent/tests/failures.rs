@@ -408,11 +408,7 @@ fn a_bare_file_key_from_the_header_restores_the_backup() {
     assert_same_database(&f.source, "app", &f.target, "r_raw_key");
 
     let hex = f.dir.path().join("hex.filekey");
-    let hex_text: String = key
-        .expose_secret()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let hex_text = dbcrate_core::hex::encode(key.expose_secret());
     std::fs::write(&hex, format!("{hex_text}\n")).unwrap();
     let out = f.restore(&f.object, "r_hex_key", ("--file-key-file", &hex), None);
     assert!(out.status.success(), "{}", stderr_of(&out));

@@ -78,7 +78,7 @@ fn row_hash(prev_hash: &str, row: &AuditRow) -> String {
         h.update((field.len() as u64).to_be_bytes());
         h.update(field.as_bytes());
     }
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    dbcrate_core::hex::encode(&h.finalize())
 }
 
 /// Appends `event` at time `at` to its organisation's chain. Concurrent writers (other

@@ -34,8 +34,5 @@ pub fn new_id(prefix: &str) -> Result<String> {
     let mut bytes = [0u8; 16];
     getrandom::getrandom(&mut bytes)
         .map_err(|_| Error("the system random number generator failed".into()))?;
-    Ok(format!(
-        "{prefix}_{}",
-        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    ))
+    Ok(format!("{prefix}_{}", dbcrate_core::hex::encode(&bytes)))
 }

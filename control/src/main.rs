@@ -55,11 +55,7 @@ enum AuditCommand {
 }
 
 fn now() -> String {
-    let t = dbcrate_core::time::UtcDateTime::now();
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        t.year, t.month, t.day, t.hour, t.minute, t.second
-    )
+    dbcrate_core::time::UtcDateTime::now().rfc3339()
 }
 
 /// The boot checks shared by every command that uses secrets.

@@ -33,18 +33,11 @@ pub const MAX_FAILURES_PER_ADDRESS: i64 = 20;
 const BAD_CREDENTIALS: &str = "wrong e-mail address or password";
 
 fn token_hash(token: &str) -> String {
-    Sha256::digest(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    dbcrate_core::hex::encode(&Sha256::digest(token.as_bytes()))
 }
 
 fn rfc3339(unix: i64) -> String {
-    let t = dbcrate_core::time::UtcDateTime::from_unix(unix);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        t.year, t.month, t.day, t.hour, t.minute, t.second
-    )
+    dbcrate_core::time::UtcDateTime::from_unix(unix).rfc3339()
 }
 
 async fn record(

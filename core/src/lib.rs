@@ -6,6 +6,7 @@
 //! planning.
 #![deny(missing_docs)]
 
+pub mod hex;
 pub mod object_key;
 pub mod secret;
 pub mod time;

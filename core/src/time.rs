@@ -42,6 +42,14 @@ impl UtcDateTime {
         Self::from_unix(secs)
     }
 
+    /// RFC 3339, `YYYY-MM-DDTHH:MM:SSZ`.
+    pub fn rfc3339(&self) -> String {
+        format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+            self.year, self.month, self.day, self.hour, self.minute, self.second
+        )
+    }
+
     /// ISO 8601 basic format, `YYYYMMDDTHHMMSSZ`.
     pub fn basic(&self) -> String {
         format!(
@@ -81,6 +89,10 @@ mod tests {
         assert_eq!(
             UtcDateTime::from_unix(1_672_531_200).basic(),
             "20230101T000000Z"
+        );
+        assert_eq!(
+            UtcDateTime::from_unix(1_709_210_096).rfc3339(),
+            "2024-02-29T12:34:56Z"
         );
     }
 }

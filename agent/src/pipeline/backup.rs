@@ -2,7 +2,7 @@
 
 use super::chunks::to_async;
 use super::encode::{compress, encrypt};
-use super::{hex, stderr, CHANNEL_CHUNKS, CHUNK_SIZE};
+use super::{stderr, CHANNEL_CHUNKS, CHUNK_SIZE};
 use crate::error::{Error, ErrorKind, Result};
 use crate::interrupt::{terminate, Interrupt};
 use crate::pg::{DatabaseUrl, PgTool, ServerInfo};
@@ -226,7 +226,7 @@ pub async fn run_backup(request: BackupRequest) -> Result<BackupReport> {
         object,
         plaintext_bytes,
         ciphertext_bytes,
-        sha256: hex(&sha256),
+        sha256: dbcrate_core::hex::encode(&sha256),
         pg_server_version: server.version,
         pg_dump_version: pg_dump.version,
         seconds: started.elapsed().as_secs_f64(),

@@ -171,7 +171,7 @@ mod tests {
         let (inner, n, digest) = w.finish();
         assert_eq!((inner.as_slice(), n), (&b"abc"[..], 3));
         assert_eq!(
-            crate::pipeline::hex(&digest),
+            dbcrate_core::hex::encode(&digest),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
     }

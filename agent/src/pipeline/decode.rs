@@ -112,8 +112,8 @@ pub fn decode(
         if expected != sha256 {
             return Err(Error::integrity(format!(
                 "SHA-256 mismatch: the backup is {} but --expect-sha256 says {}",
-                super::hex(&sha256),
-                super::hex(&expected)
+                dbcrate_core::hex::encode(&sha256),
+                dbcrate_core::hex::encode(&expected)
             )));
         }
     }

@@ -1,7 +1,7 @@
 //! One restore, from an object in storage into a database, in a single transaction.
 
 use super::decode::decode;
-use super::{hex, stderr};
+use super::stderr;
 use crate::crypto::Decryption;
 use crate::error::{Error, ErrorKind, Result};
 use crate::interrupt::Interrupt;
@@ -163,7 +163,7 @@ pub async fn run_restore(request: RestoreRequest, object_url: &str) -> Result<Re
         object: object_url.to_string(),
         ciphertext_bytes: report.ciphertext_bytes,
         plaintext_bytes: report.plaintext_bytes,
-        sha256: hex(&report.sha256),
+        sha256: dbcrate_core::hex::encode(&report.sha256),
         pg_server_version: server.version,
         pg_restore_version: pg_restore.version,
         seconds: started.elapsed().as_secs_f64(),
