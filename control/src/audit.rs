@@ -7,7 +7,7 @@
 //! Removing the newest rows of a chain leaves a shorter valid chain; detecting that needs
 //! the chain head kept elsewhere (an exported copy), which later work adds.
 
-use crate::db::Db;
+use crate::db::{end_write, Db};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
@@ -106,23 +106,12 @@ fn is_conflict(e: &sqlx::Error) -> bool {
 }
 
 async fn try_append(db: &Db, event: &AuditEvent<'_>, at: &str) -> Result<AuditRow, sqlx::Error> {
-    let mut conn = db.pool().acquire().await?;
-    // SQLite: take the write lock up front, so concurrent writers queue (busy timeout)
-    // instead of failing when a read transaction tries to become a write one.
-    sqlx::query(db.begin_write()).execute(&mut *conn).await?;
+    let mut conn = db.begin().await?;
     let inserted = append_in(&mut conn, event, at).await;
-    let end = if inserted.is_ok() {
-        "COMMIT"
-    } else {
-        "ROLLBACK"
-    };
-    let ended = sqlx::query(end).execute(&mut *conn).await;
-    let row = inserted?;
-    ended?;
-    Ok(row)
+    end_write(&mut conn, inserted).await
 }
 
-/// Appends inside the caller's transaction on `conn` (begun with [`Db::begin_write`]),
+/// Appends inside the caller's transaction on `conn` (from [`Db::begin`]),
 /// so that the row commits or rolls back with the change it records.
 pub async fn append_in(
     conn: &mut sqlx::AnyConnection,

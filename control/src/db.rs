@@ -8,7 +8,8 @@
 //! version bump, so a migration is either wholly applied or not at all.
 
 use sqlx::any::AnyPoolOptions;
-use sqlx::AnyPool;
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyConnection, AnyPool};
 use std::cmp::Ordering;
 
 /// One schema step, for each engine.
@@ -126,11 +127,19 @@ impl Db {
     /// The statement that starts a writing transaction. SQLite takes the write lock up
     /// front (`BEGIN IMMEDIATE`), so concurrent writers queue on the busy timeout instead
     /// of failing when a read transaction tries to become a write one.
-    pub fn begin_write(&self) -> &'static str {
+    fn begin_write(&self) -> &'static str {
         match self.engine {
             Engine::Sqlite => "BEGIN IMMEDIATE",
             Engine::Postgres => "BEGIN",
         }
+    }
+
+    /// A connection with a writing transaction begun; end it with
+    /// [`end_write`].
+    pub async fn begin(&self) -> Result<PoolConnection<Any>, sqlx::Error> {
+        let mut conn = self.pool.acquire().await?;
+        sqlx::query(self.begin_write()).execute(&mut *conn).await?;
+        Ok(conn)
     }
 
     /// The schema version recorded in the database (0 when it is empty).
@@ -195,4 +204,17 @@ impl Db {
         }
         Ok(applied)
     }
+}
+
+/// Commits the transaction on `conn` if `result` is Ok, else rolls it back; a failed
+/// commit turns the result into that error.
+pub async fn end_write<T, E: From<sqlx::Error>>(
+    conn: &mut AnyConnection,
+    result: Result<T, E>,
+) -> Result<T, E> {
+    let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+    let ended = sqlx::query(end).execute(&mut *conn).await;
+    let value = result?;
+    ended?;
+    Ok(value)
 }

@@ -3,7 +3,7 @@
 //! secret, unwrapped only for customer-initiated operations, each audited.
 
 use crate::audit::{self, AuditEvent};
-use crate::db::Db;
+use crate::db::{end_write, Db};
 use crate::envelope::MasterKeys;
 use crate::error::{new_id, Error, Result};
 use crate::secrets;
@@ -27,23 +27,13 @@ pub struct Org {
 
 /// Creates an organisation with a fresh key pair, in one transaction with its audit row.
 pub async fn create(db: &Db, keys: &MasterKeys, name: &str, actor: &str, now: &str) -> Result<Org> {
-    let mut conn = db.pool().acquire().await?;
-    sqlx::query(db.begin_write()).execute(&mut *conn).await?;
+    let mut conn = db.begin().await?;
     let created = create_in(&mut conn, keys, name, actor, now).await;
-    finish(&mut conn, created).await
-}
-
-/// Commits the transaction on `conn` if `result` is Ok, else rolls it back.
-pub(crate) async fn finish<T>(conn: &mut sqlx::AnyConnection, result: Result<T>) -> Result<T> {
-    let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
-    let ended = sqlx::query(end).execute(&mut *conn).await;
-    let value = result?;
-    ended?;
-    Ok(value)
+    end_write(&mut conn, created).await
 }
 
 /// Creates an organisation inside the caller's transaction on `conn` (begun with
-/// [`Db::begin_write`]): the org row, its sealed private key, and the audit row.
+/// [`Db::begin`]): the org row, its sealed private key, and the audit row.
 pub async fn create_in(
     conn: &mut sqlx::AnyConnection,
     keys: &MasterKeys,

@@ -1,6 +1,6 @@
 //! `dbcrate-control init`: the first organisation and its owner, once.
 
-use crate::db::Db;
+use crate::db::{end_write, Db};
 use crate::envelope::MasterKeys;
 use crate::error::{Error, Result};
 use crate::orgs::{self, Org};
@@ -36,8 +36,7 @@ pub async fn init(
         ));
     }
     let password = users::one_time_password()?;
-    let mut conn = db.pool().acquire().await?;
-    sqlx::query(db.begin_write()).execute(&mut *conn).await?;
+    let mut conn = db.begin().await?;
     let created: Result<(Org, String)> = async {
         let org = orgs::create_in(&mut conn, keys, org_name, "system:init", now).await?;
         let owner = users::create_in(&mut conn, owner_email, &password, true, now).await?;
@@ -45,7 +44,7 @@ pub async fn init(
         Ok((org, owner))
     }
     .await;
-    let (org, owner_id) = orgs::finish(&mut conn, created).await?;
+    let (org, owner_id) = end_write(&mut conn, created).await?;
     Ok(Initialised {
         org,
         owner_id,
