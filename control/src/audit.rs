@@ -14,6 +14,11 @@ use sqlx::Row;
 /// The `prev_hash` of an organisation's first row.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
+/// The audit chain of account-level events (sign-in, second factors, password changes)
+/// and of secrets that belong to a person rather than an organisation: a person may
+/// belong to several organisations or none.
+pub const INSTANCE_CHAIN: &str = "_instance";
+
 /// What happened, by whom, to what. `details` is a JSON object with no secret in it.
 #[derive(Debug, Clone)]
 pub struct AuditEvent<'a> {

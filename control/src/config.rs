@@ -56,7 +56,7 @@ impl Config {
                 .mode(0o700)
                 .create(dir)
                 .map_err(|e| {
-                    Error(format!(
+                    Error::internal(format!(
                         "cannot create data directory {}: {e}",
                         dir.display()
                     ))
@@ -74,11 +74,11 @@ impl Config {
 /// A data directory readable by group or others would expose the SQLite database.
 fn check_private_dir(dir: &Path) -> Result<()> {
     let mode = std::fs::metadata(dir)
-        .map_err(|e| Error(format!("cannot read data directory {}: {e}", dir.display())))?
+        .map_err(|e| Error::internal(format!("cannot read data directory {}: {e}", dir.display())))?
         .permissions()
         .mode();
     if mode & 0o077 != 0 {
-        return Err(Error(format!(
+        return Err(Error::internal(format!(
             "data directory {} is accessible to group or others: run `chmod 700 {}`",
             dir.display(),
             dir.display()

@@ -41,6 +41,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/common/0004_sessions.sql"),
         postgres: include_str!("../migrations/common/0004_sessions.sql"),
     },
+    Migration {
+        version: 5,
+        sqlite: include_str!("../migrations/sqlite/0005_accounts.sql"),
+        postgres: include_str!("../migrations/postgres/0005_accounts.sql"),
+    },
 ];
 
 /// The schema version this binary expects.

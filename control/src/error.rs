@@ -1,14 +1,107 @@
-//! The control plane's error: a message fit for an operator, never holding a secret.
+//! The control plane's error: a stable code for programs, a message fit for an
+//! operator, never a secret.
+//!
+//! The code decides the HTTP status (see `http::error`) and is part of the API
+//! contract: clients match on it, so a code, once published, keeps its meaning.
+//! [`Code::Internal`] errors carry detail for the log only; the API answers them with a
+//! generic message.
 
 use std::fmt;
 
+/// What kind of failure, as a stable machine-readable code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    /// Input that does not meet the rules (names, roles, passwords, ids in bodies).
+    InvalidInput,
+    /// No credentials, or credentials that are not valid (any more).
+    NotSignedIn,
+    /// E-mail address or password wrong (never says which).
+    WrongCredentials,
+    /// The account has a second factor and none was given.
+    SecondFactorRequired,
+    /// The second-factor code is wrong, used already, or expired.
+    SecondFactorInvalid,
+    /// The operation needs a second factor passed in the last few minutes.
+    RecentSecondFactorRequired,
+    /// The account's one-time password must be changed before anything else.
+    PasswordChangeRequired,
+    /// Signed in, a member, but the role does not allow this.
+    Forbidden,
+    /// No such object, or not yours (indistinguishable on purpose).
+    NotFound,
+    /// The change conflicts with what exists (duplicate name, last owner, …).
+    Conflict,
+    /// Too many failed attempts; wait.
+    Throttled,
+    /// A state-changing browser request without the session's CSRF token.
+    CsrfTokenInvalid,
+    /// Anything else: a bug or an outage. Detail goes to the log only.
+    Internal,
+}
+
+impl Code {
+    /// The code as it appears in API error bodies.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidInput => "invalid_input",
+            Self::NotSignedIn => "not_signed_in",
+            Self::WrongCredentials => "wrong_credentials",
+            Self::SecondFactorRequired => "second_factor_required",
+            Self::SecondFactorInvalid => "second_factor_invalid",
+            Self::RecentSecondFactorRequired => "recent_second_factor_required",
+            Self::PasswordChangeRequired => "password_change_required",
+            Self::Forbidden => "forbidden",
+            Self::NotFound => "not_found",
+            Self::Conflict => "conflict",
+            Self::Throttled => "throttled",
+            Self::CsrfTokenInvalid => "csrf_token_invalid",
+            Self::Internal => "internal",
+        }
+    }
+}
+
 /// A failure of a control-plane operation.
 #[derive(Debug)]
-pub struct Error(pub String);
+pub struct Error {
+    /// What kind.
+    pub code: Code,
+    /// What went wrong and what to do, for a person.
+    pub message: String,
+}
+
+impl Error {
+    /// An error of kind `code`.
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// A failure that is not the caller's fault (outage, bug, misconfiguration).
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(Code::Internal, message)
+    }
+
+    /// Bad input, with what is wrong and what is allowed.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(Code::InvalidInput, message)
+    }
+
+    /// No such object (or not the caller's).
+    pub fn not_found(what: impl Into<String>) -> Self {
+        Self::new(Code::NotFound, what)
+    }
+
+    /// Conflicts with existing state.
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(Code::Conflict, message)
+    }
+}
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.message)
     }
 }
 
@@ -16,23 +109,45 @@ impl std::error::Error for Error {}
 
 impl From<sqlx::Error> for Error {
     fn from(e: sqlx::Error) -> Self {
-        Self(format!("database: {e}"))
+        Self::internal(format!("database: {e}"))
     }
 }
 
 impl From<crate::envelope::EnvelopeError> for Error {
     fn from(e: crate::envelope::EnvelopeError) -> Self {
-        Self(e.to_string())
+        Self::internal(e.to_string())
     }
 }
 
 /// Shorthand for control-plane results.
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// 256 random bits, for tokens and secrets.
+pub fn random_bytes<const N: usize>() -> Result<zeroize::Zeroizing<[u8; N]>> {
+    let mut bytes = zeroize::Zeroizing::new([0u8; N]);
+    getrandom::getrandom(bytes.as_mut_slice())
+        .map_err(|_| Error::internal("the system random number generator failed"))?;
+    Ok(bytes)
+}
+
 /// A random id with a type prefix: `org_…`, `sec_…` (128 random bits, hex).
 pub fn new_id(prefix: &str) -> Result<String> {
-    let mut bytes = [0u8; 16];
-    getrandom::getrandom(&mut bytes)
-        .map_err(|_| Error("the system random number generator failed".into()))?;
-    Ok(format!("{prefix}_{}", dbcrate_core::hex::encode(&bytes)))
+    let bytes = random_bytes::<16>()?;
+    Ok(format!(
+        "{prefix}_{}",
+        dbcrate_core::hex::encode(bytes.as_slice())
+    ))
+}
+
+/// Whether `id` has the shape of an id made by [`new_id`] with `prefix`, so malformed
+/// ids in paths are answered like missing ones without a database query.
+pub fn is_id(id: &str, prefix: &str) -> bool {
+    id.strip_prefix(prefix)
+        .and_then(|rest| rest.strip_prefix('_'))
+        .is_some_and(|hex| {
+            hex.len() == 32
+                && hex
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        })
 }

@@ -60,14 +60,16 @@ fn now() -> String {
 
 /// The boot checks shared by every command that uses secrets.
 async fn open_checked(config: &Config) -> Result<(Db, MasterKeys)> {
-    let keys = MasterKeys::from_env().map_err(Error)?;
+    let keys = MasterKeys::from_env().map_err(Error::internal)?;
     if config.is_embedded() {
         config.ensure_data_dir()?;
     }
     let db = Db::connect(&config.database_url)
         .await
-        .map_err(|e| Error(format!("{e} ({})", config.database_for_display())))?;
-    db.check_schema().await.map_err(|e| Error(e.to_string()))?;
+        .map_err(|e| Error::internal(format!("{e} ({})", config.database_for_display())))?;
+    db.check_schema()
+        .await
+        .map_err(|e| Error::internal(e.to_string()))?;
     secrets::check_master_keys(&db, &keys).await?;
     Ok((db, keys))
 }
@@ -81,8 +83,11 @@ async fn run(cli: Cli) -> Result<String> {
             }
             let db = Db::connect(&config.database_url)
                 .await
-                .map_err(|e| Error(format!("{e} ({})", config.database_for_display())))?;
-            let applied = db.migrate().await.map_err(|e| Error(e.to_string()))?;
+                .map_err(|e| Error::internal(format!("{e} ({})", config.database_for_display())))?;
+            let applied = db
+                .migrate()
+                .await
+                .map_err(|e| Error::internal(e.to_string()))?;
             Ok(format!(
                 "schema at version {} ({applied} migration(s) applied)",
                 dbcrate_control::db::binary_schema_version()
@@ -130,7 +135,7 @@ async fn run(cli: Cli) -> Result<String> {
                 match audit::verify(&db, org).await? {
                     Ok(n) => total += n,
                     Err(b) => {
-                        return Err(Error(format!(
+                        return Err(Error::internal(format!(
                             "audit chain of organisation {org} is broken at sequence {}: {}",
                             b.seq, b.reason
                         )))

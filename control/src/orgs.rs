@@ -43,8 +43,8 @@ pub async fn create_in(
 ) -> Result<Org> {
     let name = name.trim();
     if name.is_empty() || name.len() > 100 {
-        return Err(Error(
-            "an organisation name must be 1-100 characters".into(),
+        return Err(Error::invalid(
+            "an organisation name must be 1-100 characters",
         ));
     }
     let identity = age::x25519::Identity::generate();
@@ -60,14 +60,14 @@ pub async fn create_in(
         .await
         .map_err(|e| match &e {
             sqlx::Error::Database(d) if d.is_unique_violation() => {
-                Error(format!("an organisation named {name:?} exists already"))
+                Error::conflict(format!("an organisation named {name:?} exists already"))
             }
             _ => Error::from(e),
         })?;
     let secret_id = secrets::insert(
         conn,
         keys,
-        &id,
+        secrets::Owner::Org(&id),
         ORG_KEY_PURPOSE,
         private.expose_secret().as_bytes(),
         now,
@@ -132,7 +132,8 @@ pub async fn export_recovery_key(
             .fetch_optional(db.pool())
             .await?
             .flatten();
-    let secret_id = secret_id.ok_or_else(|| Error(format!("organisation {org_id} not found")))?;
+    let secret_id =
+        secret_id.ok_or_else(|| Error::not_found(format!("organisation {org_id} not found")))?;
     audit::append(
         db,
         &AuditEvent {
@@ -148,7 +149,7 @@ pub async fn export_recovery_key(
     let key = secrets::unwrap(
         db,
         keys,
-        org_id,
+        secrets::Owner::Org(org_id),
         &secret_id,
         actor,
         "recovery key export",
@@ -157,7 +158,7 @@ pub async fn export_recovery_key(
     .await?;
     let key = zeroize::Zeroizing::new(
         String::from_utf8(key.to_vec())
-            .map_err(|_| Error("the stored organisation key is not text".into()))?,
+            .map_err(|_| Error::internal("the stored organisation key is not text"))?,
     );
     Ok(SecretString::new(format!(
         "# dbcrate recovery key for organisation {org_id}\n# exported {now}\n{}\n",

@@ -1,36 +1,101 @@
 //! Envelope-encrypted secrets in the database. Every unwrap writes an audit row first,
 //! and the plaintext is returned only if that row was written.
+//!
+//! Secrets belong to an organisation (org keys, credentials: table `secrets`) or to one
+//! person (their TOTP seed: table `user_secrets`); both tables have the same sealed
+//! columns, and master-key checks and rotation cover both.
 
-use crate::audit::{self, AuditEvent};
+use crate::audit::{self, AuditEvent, INSTANCE_CHAIN};
 use crate::db::Db;
 use crate::envelope::{MasterKeys, SealedSecret, SecretContext};
 use crate::error::{new_id, Error, Result};
 use sqlx::{AnyConnection, Row};
 use zeroize::Zeroizing;
 
-/// Seals `plaintext` for `org_id`/`purpose` and inserts it, inside the caller's
+/// Whose secret it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner<'a> {
+    /// An organisation's (its private key, its credentials).
+    Org(&'a str),
+    /// One person's (their second-factor seed).
+    User(&'a str),
+}
+
+/// The two kinds of owner, for walks over every secret.
+const OWNER_KINDS: [Owner<'static>; 2] = [Owner::Org(""), Owner::User("")];
+
+impl<'a> Owner<'a> {
+    fn table(self) -> &'static str {
+        match self {
+            Self::Org(_) => "secrets",
+            Self::User(_) => "user_secrets",
+        }
+    }
+
+    fn column(self) -> &'static str {
+        match self {
+            Self::Org(_) => "org_id",
+            Self::User(_) => "user_id",
+        }
+    }
+
+    fn with_id(self, id: &str) -> Owner<'_> {
+        match self {
+            Self::Org(_) => Owner::Org(id),
+            Self::User(_) => Owner::User(id),
+        }
+    }
+
+    fn id(self) -> &'a str {
+        match self {
+            Self::Org(id) | Self::User(id) => id,
+        }
+    }
+
+    /// The owner as bound into the AEAD's associated data: an org's id as is, a
+    /// person's as `user:<id>`, so the two can never be confused.
+    fn aad_owner(self) -> String {
+        match self {
+            Self::Org(id) => id.to_string(),
+            Self::User(id) => format!("user:{id}"),
+        }
+    }
+
+    /// The audit chain an unwrap is recorded in.
+    fn chain(self) -> &'a str {
+        match self {
+            Self::Org(id) => id,
+            Self::User(_) => INSTANCE_CHAIN,
+        }
+    }
+}
+
+/// Seals `plaintext` for `owner`/`purpose` and inserts it, inside the caller's
 /// transaction on `conn`. Returns the new secret's id.
 pub async fn insert(
     conn: &mut AnyConnection,
     keys: &MasterKeys,
-    org_id: &str,
+    owner: Owner<'_>,
     purpose: &str,
     plaintext: &[u8],
     now: &str,
 ) -> Result<String> {
     let id = new_id("sec")?;
+    let aad_owner = owner.aad_owner();
     let context = SecretContext {
-        org_id,
+        org_id: &aad_owner,
         secret_id: &id,
         purpose,
     };
     let sealed = SealedSecret::seal(keys, context, plaintext)?;
-    sqlx::query(
-        "INSERT INTO secrets (id, org_id, purpose, master_key_id, wrapped_dek, ciphertext, created_at) \
+    sqlx::query(&format!(
+        "INSERT INTO {} (id, {}, purpose, master_key_id, wrapped_dek, ciphertext, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
+        owner.table(),
+        owner.column()
+    ))
     .bind(&id)
-    .bind(org_id)
+    .bind(owner.id())
     .bind(purpose)
     .bind(&sealed.master_key_id)
     .bind(sealed.wrapped_dek)
@@ -43,21 +108,23 @@ pub async fn insert(
 
 /// A stored secret's row.
 struct Stored {
-    org_id: String,
+    owner_id: String,
     purpose: String,
     sealed: SealedSecret,
 }
 
-async fn load(db: &Db, secret_id: &str) -> Result<Option<Stored>> {
-    let row = sqlx::query(
-        "SELECT org_id, purpose, master_key_id, wrapped_dek, ciphertext FROM secrets WHERE id = $1",
-    )
+async fn load(db: &Db, kind: Owner<'_>, secret_id: &str) -> Result<Option<Stored>> {
+    let row = sqlx::query(&format!(
+        "SELECT {}, purpose, master_key_id, wrapped_dek, ciphertext FROM {} WHERE id = $1",
+        kind.column(),
+        kind.table()
+    ))
     .bind(secret_id)
     .fetch_optional(db.pool())
     .await?;
     row.map(|r| {
         Ok(Stored {
-            org_id: r.try_get(0)?,
+            owner_id: r.try_get(0)?,
             purpose: r.try_get(1)?,
             sealed: SealedSecret {
                 master_key_id: r.try_get(2)?,
@@ -69,26 +136,26 @@ async fn load(db: &Db, secret_id: &str) -> Result<Option<Stored>> {
     .transpose()
 }
 
-/// Decrypts secret `secret_id` of `org_id` for `actor`, after writing the audit row
-/// (`secret.unwrap`, with `reason`). A secret of another organisation is "not found".
+/// Decrypts secret `secret_id` of `owner` for `actor`, after writing the audit row
+/// (`secret.unwrap`, with `reason`). A secret of another owner is "not found".
 pub async fn unwrap(
     db: &Db,
     keys: &MasterKeys,
-    org_id: &str,
+    owner: Owner<'_>,
     secret_id: &str,
     actor: &str,
     reason: &str,
     now: &str,
 ) -> Result<Zeroizing<Vec<u8>>> {
-    let stored = load(db, secret_id)
+    let stored = load(db, owner, secret_id)
         .await?
-        .filter(|s| s.org_id == org_id)
-        .ok_or_else(|| Error(format!("secret {secret_id} not found")))?;
+        .filter(|s| s.owner_id == owner.id())
+        .ok_or_else(|| Error::not_found(format!("secret {secret_id} not found")))?;
     let details = serde_json::json!({ "purpose": stored.purpose, "reason": reason }).to_string();
     audit::append(
         db,
         &AuditEvent {
-            org_id,
+            org_id: owner.chain(),
             actor,
             action: "secret.unwrap",
             target: &format!("secret:{secret_id}"),
@@ -97,8 +164,9 @@ pub async fn unwrap(
         now,
     )
     .await?;
+    let aad_owner = owner.aad_owner();
     let context = SecretContext {
-        org_id,
+        org_id: &aad_owner,
         secret_id,
         purpose: &stored.purpose,
     };
@@ -107,9 +175,11 @@ pub async fn unwrap(
 
 /// The boot check: every DEK must be wrapped under a configured master key.
 pub async fn check_master_keys(db: &Db, keys: &MasterKeys) -> Result<()> {
-    let ids: Vec<String> = sqlx::query_scalar("SELECT DISTINCT master_key_id FROM secrets")
-        .fetch_all(db.pool())
-        .await?;
+    let mut ids: Vec<String> = Vec::new();
+    for kind in OWNER_KINDS {
+        let sql = format!("SELECT DISTINCT master_key_id FROM {}", kind.table());
+        ids.extend(sqlx::query_scalar(&sql).fetch_all(db.pool()).await?);
+    }
     let missing: Vec<&str> = ids
         .iter()
         .map(String::as_str)
@@ -118,7 +188,7 @@ pub async fn check_master_keys(db: &Db, keys: &MasterKeys) -> Result<()> {
     if missing.is_empty() {
         return Ok(());
     }
-    Err(Error(format!(
+    Err(Error::internal(format!(
         "secrets are wrapped under master key(s) {} that are not configured: add them to \
          DBCRATE_MASTER_KEY after the active key, then run `dbcrate-control rotate-master-key`",
         missing.join(", ")
@@ -138,46 +208,54 @@ pub async fn rotate_master_key(
     limit: usize,
 ) -> Result<usize> {
     let active = keys.active().id().to_string();
-    let ids: Vec<String> =
-        sqlx::query_scalar("SELECT id FROM secrets WHERE master_key_id <> $1 ORDER BY id")
-            .bind(&active)
-            .fetch_all(db.pool())
-            .await?;
-    let mut per_org: Vec<(String, usize)> = Vec::new();
+    let mut per_chain: Vec<(String, usize)> = Vec::new();
     let mut done = 0;
-    for id in ids.iter().take(limit) {
-        let Some(stored) = load(db, id).await? else {
-            continue;
-        };
-        let context = SecretContext {
-            org_id: &stored.org_id,
-            secret_id: id,
-            purpose: &stored.purpose,
-        };
-        let rewrapped = stored.sealed.rewrap(keys, context)?;
-        let updated = sqlx::query(
-            "UPDATE secrets SET master_key_id = $1, wrapped_dek = $2 WHERE id = $3 AND master_key_id = $4",
-        )
-        .bind(&rewrapped.master_key_id)
-        .bind(rewrapped.wrapped_dek)
-        .bind(id)
-        .bind(&stored.sealed.master_key_id)
-        .execute(db.pool())
+    for kind in OWNER_KINDS {
+        let ids: Vec<String> = sqlx::query_scalar(&format!(
+            "SELECT id FROM {} WHERE master_key_id <> $1 ORDER BY id",
+            kind.table()
+        ))
+        .bind(&active)
+        .fetch_all(db.pool())
         .await?;
-        if updated.rows_affected() == 1 {
-            done += 1;
-            match per_org.iter_mut().find(|(o, _)| *o == stored.org_id) {
-                Some((_, n)) => *n += 1,
-                None => per_org.push((stored.org_id.clone(), 1)),
+        for id in ids.iter().take(limit - done) {
+            let Some(stored) = load(db, kind, id).await? else {
+                continue;
+            };
+            let owner = kind.with_id(&stored.owner_id);
+            let aad_owner = owner.aad_owner();
+            let context = SecretContext {
+                org_id: &aad_owner,
+                secret_id: id,
+                purpose: &stored.purpose,
+            };
+            let rewrapped = stored.sealed.rewrap(keys, context)?;
+            let updated = sqlx::query(&format!(
+                "UPDATE {} SET master_key_id = $1, wrapped_dek = $2 \
+                 WHERE id = $3 AND master_key_id = $4",
+                kind.table()
+            ))
+            .bind(&rewrapped.master_key_id)
+            .bind(rewrapped.wrapped_dek)
+            .bind(id)
+            .bind(&stored.sealed.master_key_id)
+            .execute(db.pool())
+            .await?;
+            if updated.rows_affected() == 1 {
+                done += 1;
+                match per_chain.iter_mut().find(|(c, _)| c == owner.chain()) {
+                    Some((_, n)) => *n += 1,
+                    None => per_chain.push((owner.chain().to_string(), 1)),
+                }
             }
         }
     }
-    for (org_id, count) in per_org {
+    for (chain, count) in per_chain {
         let details = serde_json::json!({ "active_key": active, "rewrapped": count }).to_string();
         audit::append(
             db,
             &AuditEvent {
-                org_id: &org_id,
+                org_id: &chain,
                 actor,
                 action: "master_key.rotate",
                 target: &format!("master_key:{active}"),

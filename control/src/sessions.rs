@@ -9,15 +9,14 @@
 
 use crate::audit::{self, AuditEvent};
 use crate::db::Db;
-use crate::error::{Error, Result};
+use crate::error::{Code, Error, Result};
 use crate::users;
 use base64::Engine;
 use dbcrate_core::secret::SecretString;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
-/// The audit chain of account-level events (sign-in, sign-out, failures).
-pub const INSTANCE_CHAIN: &str = "_instance";
+pub use crate::audit::INSTANCE_CHAIN;
 /// A session ends this long after sign-in, whatever happens.
 pub const ABSOLUTE_LIFETIME_SECS: i64 = 12 * 3600;
 /// A session ends after this long unused.
@@ -98,8 +97,9 @@ pub async fn sign_in(
             now,
         )
         .await?;
-        return Err(Error(
-            "too many failed sign-ins: try again in 15 minutes".into(),
+        return Err(Error::new(
+            Code::Throttled,
+            "too many failed sign-ins: try again in 15 minutes",
         ));
     }
     let user = sqlx::query("SELECT id, password_hash FROM users WHERE email = $1")
@@ -133,11 +133,11 @@ pub async fn sign_in(
             now,
         )
         .await?;
-        return Err(Error(BAD_CREDENTIALS.into()));
+        return Err(Error::new(Code::WrongCredentials, BAD_CREDENTIALS));
     };
     let mut raw = zeroize::Zeroizing::new([0u8; 32]);
     getrandom::getrandom(raw.as_mut_slice())
-        .map_err(|_| Error("the system random number generator failed".into()))?;
+        .map_err(|_| Error::internal("the system random number generator failed"))?;
     let token =
         SecretString::new(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw.as_slice()));
     sqlx::query(
@@ -173,13 +173,16 @@ pub async fn authenticate(db: &Db, token: &SecretString, now: i64) -> Result<Str
     .bind(&hash)
     .fetch_optional(db.pool())
     .await?
-    .ok_or_else(|| Error("not signed in".into()))?;
+    .ok_or_else(|| Error::new(Code::NotSignedIn, "not signed in"))?;
     let user_id: String = row.try_get(0)?;
     let last_seen: i64 = row.try_get(1)?;
     let expires: i64 = row.try_get(2)?;
     let revoked: i64 = row.try_get(3)?;
     if revoked != 0 || now >= expires || now - last_seen >= IDLE_TIMEOUT_SECS {
-        return Err(Error("the session has ended: sign in again".into()));
+        return Err(Error::new(
+            Code::NotSignedIn,
+            "the session has ended: sign in again",
+        ));
     }
     sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE token_hash = $2")
         .bind(now)

@@ -31,8 +31,8 @@ pub async fn init(
         .fetch_one(db.pool())
         .await?;
     if existing > 0 {
-        return Err(Error(
-            "init runs once: this instance has organisations already".into(),
+        return Err(Error::conflict(
+            "init runs once: this instance has organisations already",
         ));
     }
     let password = users::one_time_password()?;

@@ -20,7 +20,7 @@ pub fn hash_password(password: &SecretString) -> Result<String> {
     Argon2::default()
         .hash_password(password.expose_secret().as_bytes(), &salt)
         .map(|h| h.to_string())
-        .map_err(|e| Error(format!("hashing a password failed: {e}")))
+        .map_err(|e| Error::internal(format!("hashing a password failed: {e}")))
 }
 
 /// Whether `password` matches the stored `hash`.
@@ -37,7 +37,7 @@ pub fn verify_password(hash: &str, password: &SecretString) -> bool {
 pub fn one_time_password() -> Result<SecretString> {
     let mut bytes = zeroize::Zeroizing::new([0u8; 18]);
     getrandom::getrandom(bytes.as_mut_slice())
-        .map_err(|_| Error("the system random number generator failed".into()))?;
+        .map_err(|_| Error::internal("the system random number generator failed"))?;
     Ok(SecretString::new(
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes.as_slice()),
     ))
@@ -57,7 +57,9 @@ pub async fn create_in(
             .split_once('@')
             .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'));
     if !valid {
-        return Err(Error(format!("{email:?} is not an e-mail address")));
+        return Err(Error::invalid(format!(
+            "{email:?} is not an e-mail address"
+        )));
     }
     let id = new_id("usr")?;
     sqlx::query(
@@ -73,7 +75,7 @@ pub async fn create_in(
     .await
     .map_err(|e| match &e {
         sqlx::Error::Database(d) if d.is_unique_violation() => {
-            Error(format!("a user with e-mail {email} exists already"))
+            Error::conflict(format!("a user with e-mail {email} exists already"))
         }
         _ => Error::from(e),
     })?;
@@ -90,7 +92,7 @@ pub async fn add_member_in(
     now: &str,
 ) -> Result<()> {
     if !ROLES.contains(&role) {
-        return Err(Error(format!(
+        return Err(Error::invalid(format!(
             "unknown role {role:?}; roles are {}",
             ROLES.join(", ")
         )));

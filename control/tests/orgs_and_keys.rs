@@ -158,10 +158,18 @@ async fn org_keys(db: Db) {
         .iter()
         .any(|r| r.action == "master_key.rotate"));
     assert_eq!(
-        secrets::unwrap(&db, &k2, "org_other", "sec_x", "user:owner", "test", NOW)
-            .await
-            .unwrap_err()
-            .to_string(),
+        secrets::unwrap(
+            &db,
+            &k2,
+            secrets::Owner::Org("org_other"),
+            "sec_x",
+            "user:owner",
+            "test",
+            NOW
+        )
+        .await
+        .unwrap_err()
+        .to_string(),
         "secret sec_x not found"
     );
 }
