@@ -71,6 +71,61 @@ impl Config {
     }
 }
 
+/// Where `serve` listens unless `DBCRATE_LISTEN` says otherwise: loopback only, so a
+/// fresh install is not on the network before someone decides it should be.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8443";
+
+impl Config {
+    /// The address to listen on (`DBCRATE_LISTEN`, default [`DEFAULT_LISTEN`]).
+    pub fn listen_addr(&self) -> Result<std::net::SocketAddr> {
+        let text = std::env::var("DBCRATE_LISTEN")
+            .ok()
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+        text.parse().map_err(|_| {
+            Error::internal(format!(
+                "DBCRATE_LISTEN={text:?} is not an address: use IP:PORT, e.g. 0.0.0.0:8443"
+            ))
+        })
+    }
+
+    /// The TLS certificate and key: `DBCRATE_TLS_CERT_FILE` and `DBCRATE_TLS_KEY_FILE`
+    /// (both or neither), else a self-signed pair in `<data dir>/tls/`, made on first
+    /// start with extra names from `DBCRATE_TLS_HOSTNAMES` (comma-separated).
+    pub fn tls_source(&self) -> Result<crate::tls::TlsSource> {
+        let var = |name: &str| {
+            std::env::var_os(name)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
+        let hostnames = std::env::var("DBCRATE_TLS_HOSTNAMES")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|h| !h.is_empty())
+            .map(String::from)
+            .collect();
+        match (var("DBCRATE_TLS_CERT_FILE"), var("DBCRATE_TLS_KEY_FILE")) {
+            (Some(cert_file), Some(key_file)) => Ok(crate::tls::TlsSource {
+                cert_file,
+                key_file,
+                generate_if_missing: false,
+                hostnames,
+            }),
+            (None, None) => Ok(crate::tls::TlsSource {
+                cert_file: self.data_dir.join("tls/cert.pem"),
+                key_file: self.data_dir.join("tls/key.pem"),
+                generate_if_missing: true,
+                hostnames,
+            }),
+            _ => Err(Error::internal(
+                "set both DBCRATE_TLS_CERT_FILE and DBCRATE_TLS_KEY_FILE, or neither (for a \
+                 self-signed certificate in the data directory)",
+            )),
+        }
+    }
+}
+
 /// A data directory readable by group or others would expose the SQLite database.
 fn check_private_dir(dir: &Path) -> Result<()> {
     let mode = std::fs::metadata(dir)

@@ -5,17 +5,26 @@
 //! comes from the deployment environment and never touches the database; [`db`] opens
 //! the embedded SQLite or a PostgreSQL database and keeps its schema in step with the
 //! binary; [`audit`] is the one way to write the append-only, hash-chained audit log.
-//! Boot checks, users and the API are built on top in later steps.
+//! People ([`users`], [`members`], [`sessions`], [`second_factor`], [`api_tokens`]) and
+//! the HTTPS API ([`http`], [`serve`]) are built on those.
 #![deny(missing_docs)]
 
+pub mod api_tokens;
 pub mod audit;
+pub mod audit_query;
 pub mod config;
 pub mod db;
 pub mod envelope;
 pub mod error;
+pub mod http;
+pub mod members;
 pub mod orgs;
+pub mod second_factor;
 pub mod secrets;
+pub mod serve;
 pub mod sessions;
 pub mod setup;
+pub mod throttle;
+pub mod tls;
 pub mod totp;
 pub mod users;

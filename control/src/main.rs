@@ -26,6 +26,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Serve the HTTPS API (after the boot checks and TLS material).
+    Serve,
     /// Create or upgrade the database schema.
     Migrate,
     /// Run the boot checks (master keys, database, schema, key ids) and exit.
@@ -74,9 +76,58 @@ async fn open_checked(config: &Config) -> Result<(Db, MasterKeys)> {
     Ok((db, keys))
 }
 
+/// Boot checks, TLS, then the server until SIGINT or SIGTERM.
+async fn serve(config: &Config) -> Result<String> {
+    let (db, keys) = open_checked(config).await?;
+    let addr = config.listen_addr()?;
+    let tls_source = config.tls_source()?;
+    if tls_source.generate_if_missing {
+        config.ensure_data_dir()?;
+    }
+    let tls = dbcrate_control::tls::load(&tls_source)?;
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        Error::internal(format!("cannot listen on {addr}: {e}; set DBCRATE_LISTEN"))
+    })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| Error::internal(format!("the listening socket: {e}")))?;
+    if tls.generated {
+        println!(
+            "generated a self-signed TLS certificate: {}",
+            tls_source.cert_file.display()
+        );
+    }
+    println!("TLS certificate SHA-256 fingerprint: {}", tls.fingerprint);
+    println!("listening on https://{bound}");
+    let state = dbcrate_control::http::AppState {
+        db,
+        keys: std::sync::Arc::new(keys),
+    };
+    let shutdown = async {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => return std::future::pending().await,
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    };
+    dbcrate_control::serve::serve(
+        listener,
+        tls.config,
+        dbcrate_control::http::router(state),
+        shutdown,
+    )
+    .await;
+    Ok("stopped".into())
+}
+
 async fn run(cli: Cli) -> Result<String> {
     let config = Config::resolve(cli.data_dir);
     match cli.command {
+        Command::Serve => serve(&config).await,
         Command::Migrate => {
             if config.is_embedded() {
                 config.ensure_data_dir()?;
@@ -152,7 +203,13 @@ async fn run(cli: Cli) -> Result<String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_current_thread()
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_max_level(tracing::Level::INFO)
+        .with_target(false)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {

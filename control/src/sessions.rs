@@ -1,38 +1,56 @@
-//! Signing in: password check with throttling, sessions with idle and absolute expiry.
+//! Signing in: password (and second factor, when enrolled) with throttling, sessions
+//! with idle and absolute expiry, step-up, sign-out.
 //!
 //! Session tokens are 256 random bits given to the client once; the database keeps only
 //! their SHA-256, so a leaked database yields no usable session. Failed attempts are
 //! throttled per account and per client address. Account events go to the instance's
 //! own audit chain ([`INSTANCE_CHAIN`]), since a person may belong to several
-//! organisations or none. Pure time arithmetic takes `now` (Unix seconds) so tests can
-//! move the clock.
+//! organisations or none. Time is passed in (Unix seconds) so tests can move the clock.
 
 use crate::audit::{self, AuditEvent};
 use crate::db::Db;
-use crate::error::{Code, Error, Result};
-use crate::users;
+use crate::envelope::MasterKeys;
+use crate::error::{random_bytes, Code, Error, Result};
+use crate::{second_factor, throttle, users};
 use base64::Engine;
 use dbcrate_core::secret::SecretString;
 use sha2::{Digest, Sha256};
-use sqlx::Row;
+use sqlx::{AnyConnection, Row};
 
 pub use crate::audit::INSTANCE_CHAIN;
+
 /// A session ends this long after sign-in, whatever happens.
 pub const ABSOLUTE_LIFETIME_SECS: i64 = 12 * 3600;
 /// A session ends after this long unused.
 pub const IDLE_TIMEOUT_SECS: i64 = 30 * 60;
-/// The window in which failures are counted.
-pub const THROTTLE_WINDOW_SECS: i64 = 15 * 60;
-/// Failures per account within the window before sign-in is refused.
-pub const MAX_FAILURES_PER_ACCOUNT: i64 = 5;
-/// Failures per client address within the window before sign-in is refused.
-pub const MAX_FAILURES_PER_ADDRESS: i64 = 20;
+/// How recent a second-factor check must be for sensitive operations (recovery-key
+/// export).
+pub const STEP_UP_WINDOW_SECS: i64 = 5 * 60;
 
 /// The one message for a wrong e-mail or a wrong password: it must not tell which.
 const BAD_CREDENTIALS: &str = "wrong e-mail address or password";
 
-fn token_hash(token: &str) -> String {
+/// The SHA-256 (hex) under which a bearer token is stored.
+pub fn token_hash(token: &str) -> String {
     dbcrate_core::hex::encode(&Sha256::digest(token.as_bytes()))
+}
+
+/// The CSRF token that goes with a session: derived from the session token, so it
+/// needs no storage, and useless without the cookie it belongs to.
+pub fn csrf_token(session_token: &SecretString) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(b"dbcrate csrf v1\0");
+    hasher.update(session_token.expose_secret().as_bytes());
+    dbcrate_core::hex::encode(&hasher.finalize())
+}
+
+/// A random token (256 bits, URL-safe base64) with a recognisable prefix.
+pub fn new_token(prefix: &str) -> Result<SecretString> {
+    let raw = random_bytes::<32>()?;
+    Ok(SecretString::new(format!(
+        "{prefix}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw.as_slice())
+    )))
 }
 
 fn rfc3339(unix: i64) -> String {
@@ -62,45 +80,47 @@ async fn record(
     Ok(())
 }
 
-async fn recent_failures(db: &Db, key: &str, now: i64) -> Result<i64> {
-    Ok(sqlx::query_scalar(
-        "SELECT count(*) FROM sign_in_failures WHERE throttle_key = $1 AND at > $2",
-    )
-    .bind(key)
-    .bind(now - THROTTLE_WINDOW_SECS)
-    .fetch_one(db.pool())
-    .await?)
+/// What a person offers to sign in.
+#[derive(Debug)]
+pub struct Credentials<'a> {
+    /// Their e-mail address (case-insensitive).
+    pub email: &'a str,
+    /// Their password.
+    pub password: &'a SecretString,
+    /// A code from their authenticator app or a recovery code, when they have a second
+    /// factor.
+    pub second_factor: Option<&'a SecretString>,
 }
 
-/// Signs in with e-mail and password from client `address`. Returns the user id and a
-/// new session token (shown to the client once).
+/// A new session.
+#[derive(Debug)]
+pub struct SignedIn {
+    /// Who signed in.
+    pub user_id: String,
+    /// The session token, given to the client once.
+    pub token: SecretString,
+}
+
+/// Signs in from client `address`.
 pub async fn sign_in(
     db: &Db,
-    email: &str,
-    password: &SecretString,
+    keys: &MasterKeys,
+    credentials: &Credentials<'_>,
     address: &str,
     now: i64,
-) -> Result<(String, SecretString)> {
-    let email = email.trim().to_ascii_lowercase();
-    let account_key = format!("account:{email}");
-    let address_key = format!("address:{address}");
-    if recent_failures(db, &account_key, now).await? >= MAX_FAILURES_PER_ACCOUNT
-        || recent_failures(db, &address_key, now).await? >= MAX_FAILURES_PER_ADDRESS
-    {
-        let details = serde_json::json!({ "email": email, "address": address }).to_string();
-        record(
-            db,
-            "anonymous",
-            "auth.throttled",
-            &format!("email:{email}"),
-            &details,
-            now,
-        )
-        .await?;
-        return Err(Error::new(
-            Code::Throttled,
-            "too many failed sign-ins: try again in 15 minutes",
-        ));
+) -> Result<SignedIn> {
+    let email = credentials.email.trim().to_ascii_lowercase();
+    let account_key = throttle::account_key(&email);
+    let address_key = throttle::address_key(address);
+    let details = serde_json::json!({ "email": email, "address": address }).to_string();
+    let target = format!("email:{email}");
+    let limits = [
+        (account_key.as_str(), throttle::MAX_PER_ACCOUNT),
+        (address_key.as_str(), throttle::MAX_PER_ADDRESS),
+    ];
+    if let Err(e) = throttle::check(db, &limits, now).await {
+        record(db, "anonymous", "auth.throttled", &target, &details, now).await?;
+        return Err(e);
     }
     let user = sqlx::query("SELECT id, password_hash FROM users WHERE email = $1")
         .bind(&email)
@@ -112,69 +132,82 @@ pub async fn sign_in(
             row.try_get::<String, _>(1)?,
         ),
         // Hash anyway, so an unknown address takes as long as a wrong password.
-        None => (None, users::hash_password(password)?),
+        None => (None, users::hash_password(credentials.password)?),
     };
-    let verified = users::verify_password(&hash, password) && user_id.is_some();
+    let verified = users::verify_password(&hash, credentials.password) && user_id.is_some();
     let Some(user_id) = user_id.filter(|_| verified) else {
-        for key in [&account_key, &address_key] {
-            sqlx::query("INSERT INTO sign_in_failures (throttle_key, at) VALUES ($1, $2)")
-                .bind(key)
-                .bind(now)
-                .execute(db.pool())
-                .await?;
-        }
-        let details = serde_json::json!({ "email": email, "address": address }).to_string();
-        record(
-            db,
-            "anonymous",
-            "auth.failed",
-            &format!("email:{email}"),
-            &details,
-            now,
-        )
-        .await?;
+        throttle::record_failure(db, &[&account_key, &address_key], now).await?;
+        record(db, "anonymous", "auth.failed", &target, &details, now).await?;
         return Err(Error::new(Code::WrongCredentials, BAD_CREDENTIALS));
     };
-    let mut raw = zeroize::Zeroizing::new([0u8; 32]);
-    getrandom::getrandom(raw.as_mut_slice())
-        .map_err(|_| Error::internal("the system random number generator failed"))?;
-    let token =
-        SecretString::new(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw.as_slice()));
+    let second_factor_at = if second_factor::is_enabled(db, &user_id).await? {
+        let Some(code) = credentials.second_factor else {
+            return Err(Error::new(
+                Code::SecondFactorRequired,
+                "this account has a second factor: enter the code from the authenticator \
+                 app (or a recovery code)",
+            ));
+        };
+        second_factor::check(db, keys, &user_id, code, now).await?;
+        Some(now)
+    } else {
+        None
+    };
+    let token = new_token("")?;
     sqlx::query(
-        "INSERT INTO sessions (token_hash, user_id, created_at, last_seen_at, expires_at, revoked) \
-         VALUES ($1, $2, $3, $3, $4, 0)",
+        "INSERT INTO sessions (token_hash, user_id, created_at, last_seen_at, expires_at, \
+         revoked, second_factor_at) VALUES ($1, $2, $3, $3, $4, 0, $5)",
     )
     .bind(token_hash(token.expose_secret()))
     .bind(&user_id)
     .bind(now)
     .bind(now + ABSOLUTE_LIFETIME_SECS)
+    .bind(second_factor_at)
     .execute(db.pool())
     .await?;
-    let details = serde_json::json!({ "address": address }).to_string();
-    record(
-        db,
-        &format!("user:{user_id}"),
-        "auth.sign_in",
-        &format!("user:{user_id}"),
-        &details,
-        now,
-    )
-    .await?;
-    Ok((user_id, token))
+    let actor = format!("user:{user_id}");
+    let details = serde_json::json!({
+        "address": address,
+        "second_factor": second_factor_at.is_some(),
+    })
+    .to_string();
+    record(db, &actor, "auth.sign_in", &actor, &details, now).await?;
+    Ok(SignedIn { user_id, token })
 }
 
-/// The user a session token belongs to, if the session is live; refreshes its idle
-/// timer.
-pub async fn authenticate(db: &Db, token: &SecretString, now: i64) -> Result<String> {
+/// A live session.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// Whose.
+    pub user_id: String,
+    /// The stored hash of its token.
+    pub token_hash: String,
+    /// When a second factor was last checked in this session.
+    pub second_factor_at: Option<i64>,
+    /// Whether the person still has a one-time password to change.
+    pub must_change_password: bool,
+}
+
+impl Session {
+    /// Whether a second factor was checked within [`STEP_UP_WINDOW_SECS`] of `now`.
+    pub fn recently_stepped_up(&self, now: i64) -> bool {
+        self.second_factor_at
+            .is_some_and(|at| now - at < STEP_UP_WINDOW_SECS)
+    }
+}
+
+/// The session a token belongs to, if it is live; refreshes its idle timer.
+pub async fn authenticate(db: &Db, token: &SecretString, now: i64) -> Result<Session> {
     let hash = token_hash(token.expose_secret());
     let row = sqlx::query(
-        "SELECT user_id, last_seen_at, expires_at, revoked FROM sessions WHERE token_hash = $1",
+        "SELECT s.user_id, s.last_seen_at, s.expires_at, s.revoked, s.second_factor_at, \
+         u.must_change_password FROM sessions s JOIN users u ON u.id = s.user_id \
+         WHERE s.token_hash = $1",
     )
     .bind(&hash)
     .fetch_optional(db.pool())
     .await?
     .ok_or_else(|| Error::new(Code::NotSignedIn, "not signed in"))?;
-    let user_id: String = row.try_get(0)?;
     let last_seen: i64 = row.try_get(1)?;
     let expires: i64 = row.try_get(2)?;
     let revoked: i64 = row.try_get(3)?;
@@ -189,23 +222,59 @@ pub async fn authenticate(db: &Db, token: &SecretString, now: i64) -> Result<Str
         .bind(&hash)
         .execute(db.pool())
         .await?;
-    Ok(user_id)
+    Ok(Session {
+        user_id: row.try_get(0)?,
+        token_hash: hash,
+        second_factor_at: row.try_get(4)?,
+        must_change_password: row.try_get::<i64, _>(5)? != 0,
+    })
+}
+
+/// Checks a second-factor code within a live session and records when, for operations
+/// that need a recent one.
+pub async fn step_up(
+    db: &Db,
+    keys: &MasterKeys,
+    session: &Session,
+    code: &SecretString,
+    now: i64,
+) -> Result<()> {
+    if !second_factor::is_enabled(db, &session.user_id).await? {
+        return Err(Error::new(
+            Code::RecentSecondFactorRequired,
+            "this account has no second factor: enrol one first",
+        ));
+    }
+    second_factor::check(db, keys, &session.user_id, code, now).await?;
+    sqlx::query("UPDATE sessions SET second_factor_at = $1 WHERE token_hash = $2")
+        .bind(now)
+        .bind(&session.token_hash)
+        .execute(db.pool())
+        .await?;
+    Ok(())
 }
 
 /// Ends a session; it cannot be used again.
-pub async fn sign_out(db: &Db, token: &SecretString, now: i64) -> Result<()> {
-    let user_id = authenticate(db, token, now).await?;
+pub async fn sign_out(db: &Db, session: &Session, now: i64) -> Result<()> {
     sqlx::query("UPDATE sessions SET revoked = 1 WHERE token_hash = $1")
-        .bind(token_hash(token.expose_secret()))
+        .bind(&session.token_hash)
         .execute(db.pool())
         .await?;
-    record(
-        db,
-        &format!("user:{user_id}"),
-        "auth.sign_out",
-        &format!("user:{user_id}"),
-        "{}",
-        now,
-    )
-    .await
+    let actor = format!("user:{}", session.user_id);
+    record(db, &actor, "auth.sign_out", &actor, "{}", now).await
+}
+
+/// Revokes every session of `user_id` except the one with token hash `keep`, inside the
+/// caller's transaction (after a password change or reset).
+pub async fn revoke_all_in(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    keep: Option<&str>,
+) -> Result<()> {
+    sqlx::query("UPDATE sessions SET revoked = 1 WHERE user_id = $1 AND token_hash <> $2")
+        .bind(user_id)
+        .bind(keep.unwrap_or(""))
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }

@@ -1,9 +1,12 @@
 //! People: accounts with Argon2id password hashes, and their role in each organisation.
 //!
-//! Sign-in, second factors, sessions and API tokens build on this in later steps.
+//! Sign-in and sessions live in `sessions`, second factors in `second_factor`,
+//! membership changes in `members`.
 
 use crate::audit::{self, AuditEvent};
-use crate::error::{new_id, Error, Result};
+use crate::db::{end_write, Db};
+use crate::error::{new_id, Code, Error, Result};
+use crate::sessions;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
@@ -43,6 +46,80 @@ pub fn one_time_password() -> Result<SecretString> {
     ))
 }
 
+/// The shortest password accepted. Long passphrases beat composition rules (NIST SP
+/// 800-63B); the upper bound keeps Argon2 input sane.
+pub const MIN_PASSWORD_CHARS: usize = 12;
+/// The longest password accepted, in bytes.
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+
+/// Checks a new password against the policy.
+pub fn check_new_password(password: &SecretString) -> Result<()> {
+    let text = password.expose_secret();
+    if text.chars().count() < MIN_PASSWORD_CHARS || text.len() > MAX_PASSWORD_BYTES {
+        return Err(Error::invalid(format!(
+            "a password must be {MIN_PASSWORD_CHARS} to {MAX_PASSWORD_BYTES} characters long; \
+             a few random words make a good one"
+        )));
+    }
+    Ok(())
+}
+
+/// Changes a person's own password after checking the current one; ends their other
+/// sessions (the one with token hash `keep_session` stays). Audited on the instance
+/// chain as `user.password_change`.
+pub async fn change_password(
+    db: &Db,
+    user_id: &str,
+    current: &SecretString,
+    new: &SecretString,
+    keep_session: &str,
+    now: &str,
+) -> Result<()> {
+    check_new_password(new)?;
+    let hash: String = sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1")
+        .bind(user_id)
+        .fetch_optional(db.pool())
+        .await?
+        .ok_or_else(|| Error::not_found("no such user"))?;
+    if !verify_password(&hash, current) {
+        return Err(Error::new(
+            Code::WrongCredentials,
+            "the current password is wrong",
+        ));
+    }
+    if current.expose_secret() == new.expose_secret() {
+        return Err(Error::invalid(
+            "the new password must differ from the current one",
+        ));
+    }
+    let new_hash = hash_password(new)?;
+    let mut conn = db.begin().await?;
+    let done: Result<()> = async {
+        sqlx::query("UPDATE users SET password_hash = $1, must_change_password = 0 WHERE id = $2")
+            .bind(&new_hash)
+            .bind(user_id)
+            .execute(&mut *conn)
+            .await?;
+        sessions::revoke_all_in(&mut conn, user_id, Some(keep_session)).await?;
+        let actor = format!("user:{user_id}");
+        audit::append_in(
+            &mut conn,
+            &AuditEvent {
+                org_id: audit::INSTANCE_CHAIN,
+                actor: &actor,
+                action: "user.password_change",
+                target: &actor,
+                details: "{}",
+            },
+            now,
+        )
+        .await?;
+        Ok(())
+    }
+    .await;
+    end_write(&mut conn, done).await
+}
+
 /// Creates a user inside the caller's transaction; returns the new id.
 pub async fn create_in(
     conn: &mut AnyConnection,
@@ -80,6 +157,14 @@ pub async fn create_in(
         _ => Error::from(e),
     })?;
     Ok(id)
+}
+
+/// How much a role may do: owners 3 … viewers 0; `None` for an unknown role.
+pub fn role_rank(role: &str) -> Option<usize> {
+    ROLES
+        .iter()
+        .position(|r| *r == role)
+        .map(|i| ROLES.len() - 1 - i)
 }
 
 /// Gives `user_id` `role` in `org_id` inside the caller's transaction, audited.

@@ -4,7 +4,7 @@ use dbcrate_control::audit;
 use dbcrate_control::db::Db;
 use dbcrate_control::envelope::MasterKeys;
 use dbcrate_control::sessions::{self, INSTANCE_CHAIN};
-use dbcrate_control::setup;
+use dbcrate_control::{setup, throttle};
 use dbcrate_core::secret::SecretString;
 use dbcrate_testkit::{PgServer, TempDir};
 
@@ -13,6 +13,23 @@ const T0: i64 = 1_800_000_000;
 
 fn pw(s: &str) -> SecretString {
     SecretString::new(s.to_string())
+}
+
+async fn sign_in(
+    db: &Db,
+    keys: &MasterKeys,
+    email: &str,
+    password: &SecretString,
+    address: &str,
+    now: i64,
+) -> dbcrate_control::error::Result<(String, SecretString)> {
+    let credentials = sessions::Credentials {
+        email,
+        password,
+        second_factor: None,
+    };
+    let signed_in = sessions::sign_in(db, keys, &credentials, address, now).await?;
+    Ok((signed_in.user_id, signed_in.token))
 }
 
 async fn sessions_behave(db: Db) {
@@ -29,12 +46,15 @@ async fn sessions_behave(db: Db) {
     .unwrap();
     let good = pw(init.one_time_password.expose_secret());
 
-    let (user, token) = sessions::sign_in(&db, "Owner@Example.com", &good, "192.0.2.1", T0)
+    let (user, token) = sign_in(&db, &keys, "Owner@Example.com", &good, "192.0.2.1", T0)
         .await
         .unwrap();
     assert_eq!(user, init.owner_id);
     assert_eq!(
-        sessions::authenticate(&db, &token, T0 + 60).await.unwrap(),
+        sessions::authenticate(&db, &token, T0 + 60)
+            .await
+            .unwrap()
+            .user_id,
         user
     );
     // Only the token's hash is stored.
@@ -45,10 +65,17 @@ async fn sessions_behave(db: Db) {
     assert_ne!(stored, token.expose_secret());
 
     // Wrong password and unknown account give the same answer.
-    let wrong = sessions::sign_in(&db, "owner@example.com", &pw("nope"), "192.0.2.1", T0)
-        .await
-        .unwrap_err();
-    let unknown = sessions::sign_in(&db, "nobody@example.com", &good, "192.0.2.1", T0)
+    let wrong = sign_in(
+        &db,
+        &keys,
+        "owner@example.com",
+        &pw("nope"),
+        "192.0.2.1",
+        T0,
+    )
+    .await
+    .unwrap_err();
+    let unknown = sign_in(&db, &keys, "nobody@example.com", &good, "192.0.2.1", T0)
         .await
         .unwrap_err();
     assert_eq!(wrong.to_string(), unknown.to_string());
@@ -61,7 +88,7 @@ async fn sessions_behave(db: Db) {
             .await
             .is_err()
     );
-    let (_, token2) = sessions::sign_in(&db, "owner@example.com", &good, "192.0.2.1", T0)
+    let (_, token2) = sign_in(&db, &keys, "owner@example.com", &good, "192.0.2.1", T0)
         .await
         .unwrap();
     let mut t = T0;
@@ -76,17 +103,19 @@ async fn sessions_behave(db: Db) {
     );
 
     // Sign-out revokes.
-    let (_, token3) = sessions::sign_in(&db, "owner@example.com", &good, "192.0.2.1", T0)
+    let (_, token3) = sign_in(&db, &keys, "owner@example.com", &good, "192.0.2.1", T0)
         .await
         .unwrap();
-    sessions::sign_out(&db, &token3, T0 + 1).await.unwrap();
+    let session3 = sessions::authenticate(&db, &token3, T0 + 1).await.unwrap();
+    sessions::sign_out(&db, &session3, T0 + 1).await.unwrap();
     assert!(sessions::authenticate(&db, &token3, T0 + 2).await.is_err());
 
     // Throttling per account: after 5 failures even the right password is refused.
     let later = T0 + 3600;
-    for _ in 0..sessions::MAX_FAILURES_PER_ACCOUNT {
-        sessions::sign_in(
+    for _ in 0..throttle::MAX_PER_ACCOUNT {
+        sign_in(
             &db,
+            &keys,
             "owner@example.com",
             &pw("guess"),
             "198.51.100.7",
@@ -95,20 +124,25 @@ async fn sessions_behave(db: Db) {
         .await
         .unwrap_err();
     }
-    let err = sessions::sign_in(&db, "owner@example.com", &good, "198.51.100.8", later + 1)
-        .await
-        .unwrap_err();
-    assert!(
-        err.to_string().contains("too many failed sign-ins"),
-        "{err}"
-    );
-    // The window passes.
-    sessions::sign_in(
+    let err = sign_in(
         &db,
+        &keys,
         "owner@example.com",
         &good,
         "198.51.100.8",
-        later + sessions::THROTTLE_WINDOW_SECS + 1,
+        later + 1,
+    )
+    .await
+    .unwrap_err();
+    assert!(err.code == dbcrate_control::error::Code::Throttled, "{err}");
+    // The window passes.
+    sign_in(
+        &db,
+        &keys,
+        "owner@example.com",
+        &good,
+        "198.51.100.8",
+        later + throttle::WINDOW_SECS + 1,
     )
     .await
     .unwrap();

@@ -17,6 +17,14 @@ pub struct UtcDateTime {
     pub second: u32,
 }
 
+/// Seconds since 1970-01-01T00:00:00Z now (0 if the clock is before that).
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
 impl UtcDateTime {
     /// The calendar fields of `secs` seconds after 1970-01-01T00:00:00Z.
     pub fn from_unix(secs: i64) -> Self {
@@ -35,11 +43,7 @@ impl UtcDateTime {
 
     /// The current time.
     pub fn now() -> Self {
-        let secs = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
-        Self::from_unix(secs)
+        Self::from_unix(unix_now())
     }
 
     /// RFC 3339, `YYYY-MM-DDTHH:MM:SSZ`.

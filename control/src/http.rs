@@ -1,0 +1,163 @@
+//! The HTTPS JSON API under `/api/v1`: routes, shared state, and the headers every
+//! answer carries.
+//!
+//! Every route is listed in [`router`] and documented in `control/openapi.json` (served
+//! at `/api/v1/openapi.json`); a test keeps the two in step. Handlers authorise through
+//! `auth` (membership and role; 404 for other organisations' objects), parse input
+//! through `extract` (stable error codes, unknown fields refused, bodies capped at
+//! [`MAX_BODY_BYTES`]) and answer errors through `error` (internals only in the log).
+
+mod account_api;
+mod audit_api;
+pub mod auth;
+pub mod error;
+mod extract;
+mod member_api;
+mod org_api;
+mod session_api;
+mod token_api;
+
+use crate::db::Db;
+use crate::envelope::MasterKeys;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// The largest request body accepted, in bytes.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// The OpenAPI document of this API.
+pub const OPENAPI: &str = include_str!("../openapi.json");
+
+/// What handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    /// The database.
+    pub db: Db,
+    /// The master keys (for sealing and unwrapping secrets).
+    pub keys: Arc<MasterKeys>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AppState")
+    }
+}
+
+impl AppState {
+    /// The current time, in Unix seconds.
+    pub fn now(&self) -> i64 {
+        dbcrate_core::time::unix_now()
+    }
+
+    /// The current time as stored in audit rows.
+    pub fn now_rfc3339(&self) -> String {
+        dbcrate_core::time::UtcDateTime::from_unix(self.now()).rfc3339()
+    }
+}
+
+/// The client's address, put on each request by the server loop.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub SocketAddr);
+
+/// Headers on every answer: nothing is cached (answers may hold one-time secrets),
+/// content types are not sniffed, and browsers stay on HTTPS.
+async fn security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::STRICT_TRANSPORT_SECURITY,
+        HeaderValue::from_static("max-age=31536000"),
+    );
+    response
+}
+
+async fn no_such_route() -> error::ApiError {
+    error::ApiError::new(
+        StatusCode::NOT_FOUND,
+        "no_such_route",
+        "there is no such API route; see /api/v1/openapi.json",
+    )
+}
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
+/// Every route of the API.
+pub fn router(state: AppState) -> Router {
+    use account_api as account;
+    use audit_api as audit;
+    use member_api as member;
+    use org_api as org;
+    use session_api as session;
+    use token_api as token;
+    Router::new()
+        .route("/api/v1/openapi.json", get(openapi))
+        .route(
+            "/api/v1/session",
+            post(session::sign_in)
+                .get(session::current)
+                .delete(session::sign_out),
+        )
+        .route("/api/v1/session/second-factor", post(session::step_up))
+        .route("/api/v1/account/password", post(account::change_password))
+        .route(
+            "/api/v1/account/second-factor",
+            post(account::begin_second_factor),
+        )
+        .route(
+            "/api/v1/account/second-factor/confirm",
+            post(account::confirm_second_factor),
+        )
+        .route(
+            "/api/v1/account/second-factor/disable",
+            post(account::disable_second_factor),
+        )
+        .route("/api/v1/orgs", get(org::list))
+        .route("/api/v1/orgs/{org}", get(org::show))
+        .route(
+            "/api/v1/orgs/{org}/recovery-key",
+            post(org::export_recovery_key),
+        )
+        .route(
+            "/api/v1/orgs/{org}/members",
+            get(member::list).post(member::add),
+        )
+        .route(
+            "/api/v1/orgs/{org}/members/{user}",
+            axum::routing::patch(member::change_role).delete(member::remove),
+        )
+        .route(
+            "/api/v1/orgs/{org}/members/{user}/password-reset",
+            post(member::reset_password),
+        )
+        .route(
+            "/api/v1/orgs/{org}/api-tokens",
+            get(token::list).post(token::create),
+        )
+        .route(
+            "/api/v1/orgs/{org}/api-tokens/{token}",
+            axum::routing::delete(token::revoke),
+        )
+        .route("/api/v1/orgs/{org}/audit", get(audit::query))
+        .fallback(no_such_route)
+        .method_not_allowed_fallback(|| async {
+            error::ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not take that method; see /api/v1/openapi.json",
+            )
+        })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::map_response(security_headers))
+        .with_state(state)
+}

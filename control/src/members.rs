@@ -1,0 +1,350 @@
+//! Who belongs to an organisation and with which role; changes to that, each audited in
+//! the organisation's chain inside the transaction that makes it.
+//!
+//! Rules a careful owner expects: nobody grants more than they hold; admins cannot touch
+//! owners; an organisation always keeps at least one owner; a password reset by an
+//! admin only reaches people who belong to this organisation alone (otherwise an admin
+//! here could take over someone's seat elsewhere). Each change first locks the
+//! organisation's row, so two concurrent changes cannot both remove "the other" owner.
+
+use crate::audit::{self, AuditEvent};
+use crate::db::{end_write, Db};
+use crate::error::{Code, Error, Result};
+use crate::sessions;
+use crate::users::{self, role_rank, ROLES};
+use dbcrate_core::secret::SecretString;
+use sqlx::{AnyConnection, Row};
+
+/// A member of an organisation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// Their user id.
+    pub user_id: String,
+    /// Their e-mail address.
+    pub email: String,
+    /// Their role here.
+    pub role: String,
+}
+
+/// Who is acting, and with which role in the organisation.
+#[derive(Debug, Clone, Copy)]
+pub struct Actor<'a> {
+    /// `user:…` or `token:…`, as recorded in the audit log.
+    pub name: &'a str,
+    /// The actor's user id, when a person acts.
+    pub user_id: Option<&'a str>,
+    /// The actor's role in the organisation.
+    pub role: &'a str,
+}
+
+/// The role `user_id` holds in `org_id`, if a member.
+pub async fn role_of(db: &Db, org_id: &str, user_id: &str) -> Result<Option<String>> {
+    Ok(
+        sqlx::query_scalar("SELECT role FROM memberships WHERE org_id = $1 AND user_id = $2")
+            .bind(org_id)
+            .bind(user_id)
+            .fetch_optional(db.pool())
+            .await?,
+    )
+}
+
+/// The organisation's members, by e-mail.
+pub async fn list(db: &Db, org_id: &str) -> Result<Vec<Member>> {
+    let rows = sqlx::query(
+        "SELECT m.user_id, u.email, m.role FROM memberships m JOIN users u ON u.id = m.user_id \
+         WHERE m.org_id = $1 ORDER BY u.email",
+    )
+    .bind(org_id)
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Member {
+                user_id: r.try_get(0)?,
+                email: r.try_get(1)?,
+                role: r.try_get(2)?,
+            })
+        })
+        .collect()
+}
+
+fn rank(role: &str) -> Result<usize> {
+    role_rank(role).ok_or_else(|| {
+        Error::invalid(format!(
+            "unknown role {role:?}; roles are {}",
+            ROLES.join(", ")
+        ))
+    })
+}
+
+fn forbidden(message: &str) -> Error {
+    Error::new(Code::Forbidden, message)
+}
+
+/// Refuses unless the actor may manage someone holding `target_role` and may grant
+/// `new_role` (when given).
+fn check_authority(actor: &Actor<'_>, target_role: &str, new_role: Option<&str>) -> Result<()> {
+    let mine = rank(actor.role)?;
+    if mine < rank("admin")? {
+        return Err(forbidden("only owners and admins manage members"));
+    }
+    if rank(target_role)? > mine {
+        return Err(forbidden("only an owner can change an owner's membership"));
+    }
+    if let Some(new_role) = new_role {
+        if rank(new_role)? > mine {
+            return Err(forbidden("nobody can grant a role above their own"));
+        }
+    }
+    Ok(())
+}
+
+/// Locks the organisation's row for the rest of the transaction.
+async fn lock_org(conn: &mut AnyConnection, org_id: &str) -> Result<()> {
+    let locked = sqlx::query("UPDATE orgs SET name = name WHERE id = $1")
+        .bind(org_id)
+        .execute(&mut *conn)
+        .await?;
+    if locked.rows_affected() != 1 {
+        return Err(Error::not_found("no such organisation"));
+    }
+    Ok(())
+}
+
+async fn current_role(conn: &mut AnyConnection, org_id: &str, user_id: &str) -> Result<String> {
+    sqlx::query_scalar("SELECT role FROM memberships WHERE org_id = $1 AND user_id = $2")
+        .bind(org_id)
+        .bind(user_id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or_else(|| Error::not_found("no such member"))
+}
+
+async fn owner_count(conn: &mut AnyConnection, org_id: &str) -> Result<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT count(*) FROM memberships WHERE org_id = $1 AND role = 'owner'")
+            .bind(org_id)
+            .fetch_one(&mut *conn)
+            .await?,
+    )
+}
+
+async fn record_in(
+    conn: &mut AnyConnection,
+    org_id: &str,
+    actor: &Actor<'_>,
+    action: &str,
+    user_id: &str,
+    details: serde_json::Value,
+    now: &str,
+) -> Result<()> {
+    audit::append_in(
+        conn,
+        &AuditEvent {
+            org_id,
+            actor: actor.name,
+            action,
+            target: &format!("user:{user_id}"),
+            details: &details.to_string(),
+        },
+        now,
+    )
+    .await?;
+    Ok(())
+}
+
+/// The outcome of adding a member.
+#[derive(Debug)]
+pub struct Added {
+    /// The member's user id.
+    pub user_id: String,
+    /// When a new account was created: its one-time password, shown once.
+    pub one_time_password: Option<SecretString>,
+}
+
+/// Adds the person with `email` (creating their account if there is none) with `role`.
+pub async fn add(
+    db: &Db,
+    org_id: &str,
+    email: &str,
+    role: &str,
+    actor: &Actor<'_>,
+    now: &str,
+) -> Result<Added> {
+    check_authority(actor, "viewer", Some(role))?;
+    let email = email.trim().to_ascii_lowercase();
+    let mut conn = db.begin().await?;
+    let added: Result<Added> = async {
+        lock_org(&mut conn, org_id).await?;
+        let existing: Option<String> = sqlx::query_scalar("SELECT id FROM users WHERE email = $1")
+            .bind(&email)
+            .fetch_optional(&mut *conn)
+            .await?;
+        let (user_id, one_time_password) = match existing {
+            Some(id) => (id, None),
+            None => {
+                let password = users::one_time_password()?;
+                let id = users::create_in(&mut conn, &email, &password, true, now).await?;
+                record_in(
+                    &mut conn,
+                    org_id,
+                    actor,
+                    "user.create",
+                    &id,
+                    serde_json::json!({ "email": email }),
+                    now,
+                )
+                .await?;
+                (id, Some(password))
+            }
+        };
+        if current_role(&mut conn, org_id, &user_id).await.is_ok() {
+            return Err(Error::conflict(format!("{email} is a member already")));
+        }
+        users::add_member_in(&mut conn, org_id, &user_id, role, actor.name, now).await?;
+        Ok(Added {
+            user_id,
+            one_time_password,
+        })
+    }
+    .await;
+    end_write(&mut conn, added).await
+}
+
+/// Changes a member's role. The last owner cannot be demoted.
+pub async fn change_role(
+    db: &Db,
+    org_id: &str,
+    user_id: &str,
+    role: &str,
+    actor: &Actor<'_>,
+    now: &str,
+) -> Result<()> {
+    rank(role)?;
+    let mut conn = db.begin().await?;
+    let changed: Result<()> = async {
+        lock_org(&mut conn, org_id).await?;
+        let from = current_role(&mut conn, org_id, user_id).await?;
+        check_authority(actor, &from, Some(role))?;
+        if from == "owner" && role != "owner" && owner_count(&mut conn, org_id).await? <= 1 {
+            return Err(Error::conflict(
+                "an organisation needs an owner: make someone else owner first",
+            ));
+        }
+        sqlx::query("UPDATE memberships SET role = $1 WHERE org_id = $2 AND user_id = $3")
+            .bind(role)
+            .bind(org_id)
+            .bind(user_id)
+            .execute(&mut *conn)
+            .await?;
+        let details = serde_json::json!({ "from": from, "to": role });
+        record_in(
+            &mut conn,
+            org_id,
+            actor,
+            "member.role_change",
+            user_id,
+            details,
+            now,
+        )
+        .await
+    }
+    .await;
+    end_write(&mut conn, changed).await
+}
+
+/// Removes a member. The last owner cannot be removed.
+pub async fn remove(
+    db: &Db,
+    org_id: &str,
+    user_id: &str,
+    actor: &Actor<'_>,
+    now: &str,
+) -> Result<()> {
+    let mut conn = db.begin().await?;
+    let removed: Result<()> = async {
+        lock_org(&mut conn, org_id).await?;
+        let role = current_role(&mut conn, org_id, user_id).await?;
+        check_authority(actor, &role, None)?;
+        if role == "owner" && owner_count(&mut conn, org_id).await? <= 1 {
+            return Err(Error::conflict(
+                "an organisation needs an owner: make someone else owner first",
+            ));
+        }
+        sqlx::query("DELETE FROM memberships WHERE org_id = $1 AND user_id = $2")
+            .bind(org_id)
+            .bind(user_id)
+            .execute(&mut *conn)
+            .await?;
+        let details = serde_json::json!({ "role": role });
+        record_in(
+            &mut conn,
+            org_id,
+            actor,
+            "member.remove",
+            user_id,
+            details,
+            now,
+        )
+        .await
+    }
+    .await;
+    end_write(&mut conn, removed).await
+}
+
+/// Gives a member a new one-time password (shown once) and ends their sessions. Only
+/// for people who belong to this organisation alone, and never one's own account (use
+/// a password change).
+pub async fn reset_password(
+    db: &Db,
+    org_id: &str,
+    user_id: &str,
+    actor: &Actor<'_>,
+    now: &str,
+) -> Result<SecretString> {
+    if actor.user_id == Some(user_id) {
+        return Err(Error::invalid(
+            "change your own password with your current one instead",
+        ));
+    }
+    let password = users::one_time_password()?;
+    let hash = users::hash_password(&password)?;
+    let mut conn = db.begin().await?;
+    let reset: Result<()> = async {
+        lock_org(&mut conn, org_id).await?;
+        let role = current_role(&mut conn, org_id, user_id).await?;
+        check_authority(actor, &role, None)?;
+        let elsewhere: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM memberships WHERE user_id = $1 AND org_id <> $2",
+        )
+        .bind(user_id)
+        .bind(org_id)
+        .fetch_one(&mut *conn)
+        .await?;
+        if elsewhere > 0 {
+            return Err(Error::conflict(
+                "this person belongs to other organisations too, so only they can change \
+                 their password",
+            ));
+        }
+        sqlx::query("UPDATE users SET password_hash = $1, must_change_password = 1 WHERE id = $2")
+            .bind(&hash)
+            .bind(user_id)
+            .execute(&mut *conn)
+            .await?;
+        sessions::revoke_all_in(&mut conn, user_id, None).await?;
+        record_in(
+            &mut conn,
+            org_id,
+            actor,
+            "user.password_reset",
+            user_id,
+            serde_json::json!({}),
+            now,
+        )
+        .await
+    }
+    .await;
+    end_write(&mut conn, reset).await?;
+    Ok(password)
+}

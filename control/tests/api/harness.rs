@@ -1,0 +1,333 @@
+//! A real control-plane API server for tests: in-process, HTTPS on 127.0.0.1 with a
+//! freshly generated self-signed certificate (the embedded default), on either
+//! database engine, and a client that pins that certificate.
+
+use dbcrate_control::db::Db;
+use dbcrate_control::envelope::MasterKeys;
+use dbcrate_control::http::{router, AppState};
+use dbcrate_control::tls::{self, TlsSource};
+use dbcrate_testkit::{PgServer, TempDir};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use std::sync::Arc;
+
+pub const K1: &str = "mk1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+pub const NOW: &str = "2026-11-29T05:00:00Z";
+
+/// Runs `$body(db)` on SQLite and on PostgreSQL, as two tests.
+#[macro_export]
+macro_rules! both_engines {
+    ($sqlite:ident, $postgres:ident, $body:path) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $sqlite() {
+            let engine = $crate::harness::Engine::sqlite();
+            $body(engine.db().await).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $postgres() {
+            let engine = $crate::harness::Engine::postgres();
+            $body(engine.db().await).await;
+        }
+    };
+}
+
+/// A database to test on, kept alive for the test.
+pub enum Engine {
+    Sqlite(TempDir),
+    Postgres(PgServer),
+}
+
+impl Engine {
+    pub fn sqlite() -> Self {
+        Self::Sqlite(TempDir::new("control-api-db").unwrap())
+    }
+
+    pub fn postgres() -> Self {
+        let server = PgServer::start(17).unwrap();
+        server.create_database("control").unwrap();
+        Self::Postgres(server)
+    }
+
+    pub async fn db(&self) -> Db {
+        let url = match self {
+            Self::Sqlite(dir) => format!("sqlite://{}?mode=rwc", dir.path().join("c.db").display()),
+            Self::Postgres(server) => server.url("control"),
+        };
+        let db = Db::connect(&url).await.unwrap();
+        db.migrate().await.unwrap();
+        db
+    }
+}
+
+/// How a request authenticates.
+#[derive(Clone)]
+pub enum Auth {
+    None,
+    /// A browser session: cookie plus CSRF token.
+    Session {
+        cookie: String,
+        csrf: String,
+    },
+    /// A session cookie without the CSRF header (what a cross-site form would send).
+    CookieOnly(String),
+    Bearer(String),
+}
+
+pub struct Api {
+    pub base: String,
+    pub db: Db,
+    pub keys: Arc<MasterKeys>,
+    client: reqwest::Client,
+    _stop: tokio::sync::oneshot::Sender<()>,
+    _dir: TempDir,
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {} {}", self.status, self.text))
+    }
+
+    /// The stable error code of an error answer.
+    pub fn code(&self) -> String {
+        self.json()["error"]["code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no error code: {} {}", self.status, self.text))
+            .to_string()
+    }
+
+    /// Asserts status and error code.
+    #[track_caller]
+    pub fn fails(&self, status: u16, code: &str) {
+        assert_eq!(self.status.as_u16(), status, "{}", self.text);
+        assert_eq!(self.code(), code, "{}", self.text);
+    }
+
+    /// Asserts a 2xx and returns the JSON body.
+    #[track_caller]
+    pub fn ok(&self) -> Value {
+        assert!(self.status.is_success(), "{} {}", self.status, self.text);
+        self.json()
+    }
+}
+
+impl Api {
+    pub async fn start(db: Db) -> Self {
+        let dir = TempDir::new("control-api").unwrap();
+        let source = TlsSource {
+            cert_file: dir.path().join("tls/cert.pem"),
+            key_file: dir.path().join("tls/key.pem"),
+            generate_if_missing: true,
+            hostnames: vec![],
+        };
+        let material = tls::load(&source).unwrap();
+        assert!(material.generated);
+        let cert_pem = std::fs::read(&source.cert_file).unwrap();
+        let keys = Arc::new(MasterKeys::parse(K1).unwrap());
+        let state = AppState {
+            db: db.clone(),
+            keys: keys.clone(),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(dbcrate_control::serve::serve(
+            listener,
+            material.config,
+            router(state),
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        let client = reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(&cert_pem).unwrap())
+            .tls_built_in_root_certs(false)
+            .https_only(true)
+            .build()
+            .unwrap();
+        Self {
+            base: format!("https://127.0.0.1:{}", addr.port()),
+            db,
+            keys,
+            client,
+            _stop: stop,
+            _dir: dir,
+        }
+    }
+
+    /// Sends a request with an optional JSON body.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        auth: &Auth,
+        body: Option<Value>,
+    ) -> Reply {
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        request = match auth {
+            Auth::None => request,
+            Auth::Session { cookie, csrf } => request
+                .header("cookie", cookie)
+                .header("x-csrf-token", csrf),
+            Auth::CookieOnly(cookie) => request.header("cookie", cookie),
+            Auth::Bearer(token) => request.bearer_auth(token),
+        };
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        self.finish(request).await
+    }
+
+    /// Sends raw bytes with the given content type.
+    pub async fn send_raw(
+        &self,
+        method: Method,
+        path: &str,
+        auth: &Auth,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> Reply {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .body(body);
+        if let Some(ct) = content_type {
+            request = request.header("content-type", ct);
+        }
+        if let Auth::Session { cookie, csrf } = auth {
+            request = request
+                .header("cookie", cookie)
+                .header("x-csrf-token", csrf);
+        }
+        self.finish(request).await
+    }
+
+    async fn finish(&self, request: reqwest::RequestBuilder) -> Reply {
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap();
+        assert!(status.as_u16() < 500, "server error {status}: {text}");
+        assert_eq!(
+            headers.get("cache-control").map(|v| v.to_str().unwrap()),
+            Some("no-store"),
+            "every answer is no-store"
+        );
+        Reply {
+            status,
+            headers,
+            text,
+        }
+    }
+
+    pub async fn get(&self, path: &str, auth: &Auth) -> Reply {
+        self.send(Method::GET, path, auth, None).await
+    }
+
+    pub async fn post(&self, path: &str, auth: &Auth, body: Value) -> Reply {
+        self.send(Method::POST, path, auth, Some(body)).await
+    }
+
+    /// Signs in; returns the session auth (or panics with the reply).
+    pub async fn sign_in(&self, email: &str, password: &str, code: Option<&str>) -> Auth {
+        let mut body = serde_json::json!({ "email": email, "password": password });
+        if let Some(code) = code {
+            body["second_factor"] = code.into();
+        }
+        let reply = self.post("/api/v1/session", &Auth::None, body).await;
+        let json = reply.ok();
+        let set_cookie = reply.headers["set-cookie"].to_str().unwrap().to_string();
+        let cookie = set_cookie.split(';').next().unwrap().to_string();
+        Auth::Session {
+            cookie,
+            csrf: json["csrf_token"].as_str().unwrap().to_string(),
+        }
+    }
+
+    /// Signs in with a one-time password and sets `new_password`.
+    pub async fn first_sign_in(&self, email: &str, one_time: &str, new_password: &str) -> Auth {
+        let auth = self.sign_in(email, one_time, None).await;
+        self.post(
+            "/api/v1/account/password",
+            &auth,
+            serde_json::json!({ "current_password": one_time, "new_password": new_password }),
+        )
+        .await
+        .ok();
+        auth
+    }
+
+    /// Adds a member through the API as `admin`; returns (user id, one-time password).
+    pub async fn add_member(
+        &self,
+        admin: &Auth,
+        org: &str,
+        email: &str,
+        role: &str,
+    ) -> (String, String) {
+        let reply = self
+            .post(
+                &format!("/api/v1/orgs/{org}/members"),
+                admin,
+                serde_json::json!({ "email": email, "role": role }),
+            )
+            .await;
+        let json = reply.ok();
+        (
+            json["user_id"].as_str().unwrap().to_string(),
+            json["one_time_password"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        )
+    }
+}
+
+/// The current TOTP code for a base32 seed, `ahead` steps in the future.
+pub fn totp_code(seed_base32: &str, ahead: i64) -> String {
+    let seed = data_encoding::BASE32_NOPAD
+        .decode(seed_base32.as_bytes())
+        .unwrap();
+    let step = dbcrate_control::totp::step_of(dbcrate_core::time::unix_now()) + ahead;
+    format!("{:06}", dbcrate_control::totp::code_at(&seed, step))
+}
+
+/// Every text and blob column of every table, as one string, to search for secrets.
+pub async fn dump_database(db: &Db) -> String {
+    let mut out = String::new();
+    for table in [
+        "users",
+        "sessions",
+        "second_factors",
+        "recovery_codes",
+        "user_secrets",
+        "secrets",
+        "api_tokens",
+        "audit_log",
+        "orgs",
+        "memberships",
+    ] {
+        let rows = sqlx::query(&format!("SELECT * FROM {table}"))
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
+        for row in rows {
+            use sqlx::Row;
+            for i in 0..row.len() {
+                if let Ok(text) = row.try_get::<String, _>(i) {
+                    out.push_str(&text);
+                } else if let Ok(bytes) = row.try_get::<Vec<u8>, _>(i) {
+                    out.push_str(&String::from_utf8_lossy(&bytes));
+                }
+                out.push('\n');
+            }
+        }
+    }
+    out
+}

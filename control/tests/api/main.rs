@@ -1,0 +1,9 @@
+//! The control plane's HTTPS API, over real TLS on loopback, on SQLite and PostgreSQL:
+//! account flows, the routes × roles × foreign-organisation matrix, bad input, and the
+//! OpenAPI document.
+
+mod bad_input;
+mod flows;
+mod harness;
+mod matrix;
+mod openapi;

@@ -1,0 +1,277 @@
+//! Every organisation route × every role (as a person and as an API token) × a member
+//! of another organisation: the expected answer for each, and a foreign organisation's
+//! objects answered exactly like missing ones.
+
+use crate::harness::{Api, Auth, NOW};
+use dbcrate_control::db::Db;
+use dbcrate_control::setup;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+/// A route: method, path (with `{org}`, `{user}`, `{token}`), lowest role, whether a
+/// person is needed (tokens refused), and the body.
+struct Route {
+    method: Method,
+    path: &'static str,
+    min_role: &'static str,
+    person_only: bool,
+    body: Option<fn(usize) -> Value>,
+}
+
+fn routes() -> Vec<Route> {
+    let r = |method, path, min_role, person_only, body| Route {
+        method,
+        path,
+        min_role,
+        person_only,
+        body,
+    };
+    vec![
+        r(Method::GET, "/api/v1/orgs/{org}", "viewer", false, None),
+        r(
+            Method::GET,
+            "/api/v1/orgs/{org}/members",
+            "viewer",
+            false,
+            None,
+        ),
+        r(
+            Method::POST,
+            "/api/v1/orgs/{org}/members",
+            "admin",
+            true,
+            Some(|n| json!({ "email": format!("new{n}@example.com"), "role": "viewer" })),
+        ),
+        r(
+            Method::PATCH,
+            "/api/v1/orgs/{org}/members/{user}",
+            "admin",
+            true,
+            Some(|_| json!({ "role": "operator" })),
+        ),
+        r(
+            Method::DELETE,
+            "/api/v1/orgs/{org}/members/{user}",
+            "admin",
+            true,
+            None,
+        ),
+        r(
+            Method::POST,
+            "/api/v1/orgs/{org}/members/{user}/password-reset",
+            "admin",
+            true,
+            None,
+        ),
+        r(
+            Method::GET,
+            "/api/v1/orgs/{org}/api-tokens",
+            "admin",
+            false,
+            None,
+        ),
+        r(
+            Method::POST,
+            "/api/v1/orgs/{org}/api-tokens",
+            "admin",
+            true,
+            Some(|n| json!({ "name": format!("t{n}"), "role": "viewer" })),
+        ),
+        r(
+            Method::DELETE,
+            "/api/v1/orgs/{org}/api-tokens/{token}",
+            "admin",
+            true,
+            None,
+        ),
+        r(
+            Method::GET,
+            "/api/v1/orgs/{org}/audit",
+            "admin",
+            false,
+            None,
+        ),
+        r(
+            Method::POST,
+            "/api/v1/orgs/{org}/recovery-key",
+            "owner",
+            true,
+            None,
+        ),
+    ]
+}
+
+fn rank(role: &str) -> usize {
+    match role {
+        "owner" => 3,
+        "admin" => 2,
+        "operator" => 1,
+        _ => 0,
+    }
+}
+
+struct Caller {
+    label: String,
+    auth: Auth,
+    role: &'static str,
+    is_token: bool,
+    foreign: bool,
+}
+
+async fn roles_matrix(db: Db) {
+    let api = Api::start(db).await;
+    let a = setup::init(&api.db, &api.keys, "Acme", "owner@a.example", NOW)
+        .await
+        .unwrap();
+    let b = dbcrate_control::orgs::create(&api.db, &api.keys, "Other", "system:test", NOW)
+        .await
+        .unwrap();
+    let org = a.org.id.clone();
+    let owner = api
+        .first_sign_in(
+            "owner@a.example",
+            a.one_time_password.expose_secret(),
+            "owner passphrase!",
+        )
+        .await;
+
+    // A person and a token for each role in org A; an owner and an owner's token in B.
+    let mut callers = Vec::new();
+    for role in ["owner", "admin", "operator", "viewer"] {
+        let auth = if role == "owner" {
+            owner.clone()
+        } else {
+            let email = format!("{role}@a.example");
+            let (_, otp) = api.add_member(&owner, &org, &email, role).await;
+            api.first_sign_in(&email, &otp, "a fine passphrase").await
+        };
+        callers.push(Caller {
+            label: format!("{role} person"),
+            auth,
+            role,
+            is_token: false,
+            foreign: false,
+        });
+        let token = api
+            .post(
+                &format!("/api/v1/orgs/{org}/api-tokens"),
+                &owner,
+                json!({ "name": role, "role": role }),
+            )
+            .await
+            .ok()["token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        callers.push(Caller {
+            label: format!("{role} token"),
+            auth: Auth::Bearer(token),
+            role,
+            is_token: true,
+            foreign: false,
+        });
+    }
+    let mut conn = api.db.begin().await.unwrap();
+    let pw = dbcrate_core::secret::SecretString::new("stranger passphrase".into());
+    let stranger = dbcrate_control::users::create_in(&mut conn, "owner@b.example", &pw, false, NOW)
+        .await
+        .unwrap();
+    dbcrate_control::users::add_member_in(&mut conn, &b.id, &stranger, "owner", "system:test", NOW)
+        .await
+        .unwrap();
+    dbcrate_control::db::end_write(&mut conn, Ok::<(), sqlx::Error>(()))
+        .await
+        .unwrap();
+    let foreign = api
+        .sign_in("owner@b.example", "stranger passphrase", None)
+        .await;
+    let foreign_token = api
+        .post(
+            &format!("/api/v1/orgs/{}/api-tokens", b.id),
+            &foreign,
+            json!({ "name": "b", "role": "owner" }),
+        )
+        .await
+        .ok()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    callers.push(Caller {
+        label: "owner of another org".into(),
+        auth: foreign,
+        role: "owner",
+        is_token: false,
+        foreign: true,
+    });
+    callers.push(Caller {
+        label: "token of another org".into(),
+        auth: Auth::Bearer(foreign_token),
+        role: "owner",
+        is_token: true,
+        foreign: true,
+    });
+
+    let missing_org = "org_00000000000000000000000000000000";
+    let mut n = 0;
+    let mut checked = 0;
+    for route in routes() {
+        for caller in &callers {
+            n += 1;
+            // Fresh targets, so allowed calls succeed and change nothing shared.
+            let mut path = route.path.replace("{org}", &org);
+            if path.contains("{user}") {
+                let email = format!("target{n}@a.example");
+                let user = api.add_member(&owner, &org, &email, "viewer").await.0;
+                path = path.replace("{user}", &user);
+            }
+            if path.contains("{token}") {
+                let body = json!({ "name": format!("target{n}"), "role": "viewer" });
+                let created = api
+                    .post(&format!("/api/v1/orgs/{org}/api-tokens"), &owner, body)
+                    .await;
+                path = path.replace("{token}", created.ok()["id"].as_str().unwrap());
+            }
+            let body = route.body.map(|b| b(n));
+            let reply = api
+                .send(route.method.clone(), &path, &caller.auth, body.clone())
+                .await;
+            let what = format!("{} {} as {}", route.method, route.path, caller.label);
+            if caller.foreign {
+                reply.fails(404, "not_found");
+                // Indistinguishable from an organisation that does not exist.
+                let missing = api
+                    .send(
+                        route.method.clone(),
+                        &path.replace(&org, missing_org),
+                        &caller.auth,
+                        body,
+                    )
+                    .await;
+                assert_eq!(
+                    (reply.status, reply.text.clone()),
+                    (missing.status, missing.text),
+                    "{what}"
+                );
+            } else if rank(caller.role) < rank(route.min_role)
+                || (caller.is_token && route.person_only)
+            {
+                assert_eq!(reply.status.as_u16(), 403, "{what}: {}", reply.text);
+                assert_eq!(reply.code(), "forbidden", "{what}");
+            } else if route.path.ends_with("recovery-key") {
+                // Allowed by role, but the owner here has no recent second factor.
+                reply.fails(403, "recent_second_factor_required");
+            } else {
+                assert!(
+                    reply.status.is_success(),
+                    "{what}: {} {}",
+                    reply.status,
+                    reply.text
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, routes().len() * 10);
+}
+
+crate::both_engines!(sqlite_roles_matrix, postgres_roles_matrix, roles_matrix);
