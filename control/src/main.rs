@@ -76,6 +76,13 @@ async fn open_checked(config: &Config) -> Result<(Db, MasterKeys)> {
     Ok((db, keys))
 }
 
+/// Prints a line to stdout; a closed stdout (a supervisor that stopped reading) must
+/// not take the server down, so write errors are ignored.
+fn say(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout(), "{line}");
+}
+
 /// Boot checks, TLS, then the server until SIGINT or SIGTERM.
 async fn serve(config: &Config) -> Result<String> {
     let (db, keys) = open_checked(config).await?;
@@ -92,13 +99,16 @@ async fn serve(config: &Config) -> Result<String> {
         .local_addr()
         .map_err(|e| Error::internal(format!("the listening socket: {e}")))?;
     if tls.generated {
-        println!(
+        say(&format!(
             "generated a self-signed TLS certificate: {}",
             tls_source.cert_file.display()
-        );
+        ));
     }
-    println!("TLS certificate SHA-256 fingerprint: {}", tls.fingerprint);
-    println!("listening on https://{bound}");
+    say(&format!(
+        "TLS certificate SHA-256 fingerprint: {}",
+        tls.fingerprint
+    ));
+    say(&format!("listening on https://{bound}"));
     let state = dbcrate_control::http::AppState {
         db,
         keys: std::sync::Arc::new(keys),
@@ -146,8 +156,22 @@ async fn run(cli: Cli) -> Result<String> {
         }
         Command::Check => {
             open_checked(&config).await?;
+            config.listen_addr()?;
+            let tls_source = config.tls_source()?;
+            let tls = if tls_source.generate_if_missing
+                && !tls_source.cert_file.exists()
+                && !tls_source.key_file.exists()
+            {
+                format!(
+                    "a self-signed certificate will be generated at {} on first serve",
+                    tls_source.cert_file.display()
+                )
+            } else {
+                let material = dbcrate_control::tls::load(&tls_source)?;
+                format!("TLS certificate SHA-256 {}", material.fingerprint)
+            };
             Ok(format!(
-                "ok: master keys, database ({}), schema and key ids",
+                "ok: master keys, database ({}), schema and key ids; {tls}",
                 config.database_for_display()
             ))
         }
@@ -221,7 +245,7 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli)) {
         Ok(message) => {
-            println!("{message}");
+            say(&message);
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -302,6 +302,11 @@ pub async fn disable(db: &Db, user_id: &str, now: i64) -> Result<()> {
     let mut conn = db.begin().await?;
     let done: Result<()> = async {
         delete_all(&mut conn, user_id).await?;
+        // No session keeps a step-up from a factor that no longer exists.
+        sqlx::query("UPDATE sessions SET second_factor_at = NULL WHERE user_id = $1")
+            .bind(user_id)
+            .execute(&mut *conn)
+            .await?;
         record_in(&mut conn, user_id, "user.second_factor.disable", now).await
     }
     .await;

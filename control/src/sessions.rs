@@ -8,7 +8,7 @@
 //! organisations or none. Time is passed in (Unix seconds) so tests can move the clock.
 
 use crate::audit::{self, AuditEvent};
-use crate::db::Db;
+use crate::db::{end_write, Db};
 use crate::envelope::MasterKeys;
 use crate::error::{random_bytes, Code, Error, Result};
 use crate::{second_factor, throttle, users};
@@ -72,6 +72,29 @@ async fn record(
             actor,
             action,
             target,
+            details,
+        },
+        &rfc3339(now),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Audits an event about the acting person's own account inside a transaction.
+async fn record_in(
+    conn: &mut AnyConnection,
+    actor: &str,
+    action: &str,
+    details: &str,
+    now: i64,
+) -> Result<()> {
+    audit::append_in(
+        conn,
+        &AuditEvent {
+            org_id: INSTANCE_CHAIN,
+            actor,
+            action,
+            target: actor,
             details,
         },
         &rfc3339(now),
@@ -154,24 +177,29 @@ pub async fn sign_in(
         None
     };
     let token = new_token("")?;
-    sqlx::query(
-        "INSERT INTO sessions (token_hash, user_id, created_at, last_seen_at, expires_at, \
-         revoked, second_factor_at) VALUES ($1, $2, $3, $3, $4, 0, $5)",
-    )
-    .bind(token_hash(token.expose_secret()))
-    .bind(&user_id)
-    .bind(now)
-    .bind(now + ABSOLUTE_LIFETIME_SECS)
-    .bind(second_factor_at)
-    .execute(db.pool())
-    .await?;
     let actor = format!("user:{user_id}");
     let details = serde_json::json!({
         "address": address,
         "second_factor": second_factor_at.is_some(),
     })
     .to_string();
-    record(db, &actor, "auth.sign_in", &actor, &details, now).await?;
+    let mut conn = db.begin().await?;
+    let stored: Result<()> = async {
+        sqlx::query(
+            "INSERT INTO sessions (token_hash, user_id, created_at, last_seen_at, expires_at, \
+             revoked, second_factor_at) VALUES ($1, $2, $3, $3, $4, 0, $5)",
+        )
+        .bind(token_hash(token.expose_secret()))
+        .bind(&user_id)
+        .bind(now)
+        .bind(now + ABSOLUTE_LIFETIME_SECS)
+        .bind(second_factor_at)
+        .execute(&mut *conn)
+        .await?;
+        record_in(&mut conn, &actor, "auth.sign_in", &details, now).await
+    }
+    .await;
+    end_write(&mut conn, stored).await?;
     Ok(SignedIn { user_id, token })
 }
 
@@ -256,12 +284,17 @@ pub async fn step_up(
 
 /// Ends a session; it cannot be used again.
 pub async fn sign_out(db: &Db, session: &Session, now: i64) -> Result<()> {
-    sqlx::query("UPDATE sessions SET revoked = 1 WHERE token_hash = $1")
-        .bind(&session.token_hash)
-        .execute(db.pool())
-        .await?;
     let actor = format!("user:{}", session.user_id);
-    record(db, &actor, "auth.sign_out", &actor, "{}", now).await
+    let mut conn = db.begin().await?;
+    let done: Result<()> = async {
+        sqlx::query("UPDATE sessions SET revoked = 1 WHERE token_hash = $1")
+            .bind(&session.token_hash)
+            .execute(&mut *conn)
+            .await?;
+        record_in(&mut conn, &actor, "auth.sign_out", "{}", now).await
+    }
+    .await;
+    end_write(&mut conn, done).await
 }
 
 /// Revokes every session of `user_id` except the one with token hash `keep`, inside the

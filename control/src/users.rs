@@ -6,7 +6,7 @@
 use crate::audit::{self, AuditEvent};
 use crate::db::{end_write, Db};
 use crate::error::{new_id, Code, Error, Result};
-use crate::sessions;
+use crate::{sessions, throttle};
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
@@ -64,6 +64,31 @@ pub fn check_new_password(password: &SecretString) -> Result<()> {
     Ok(())
 }
 
+/// Re-checks a signed-in person's password before a sensitive change (new password,
+/// second factor off). Wrong guesses count against the account like failed sign-ins,
+/// so a stolen session cannot be used to guess the password quickly.
+pub async fn confirm_password(
+    db: &Db,
+    user_id: &str,
+    password: &SecretString,
+    now: i64,
+) -> Result<()> {
+    let row = sqlx::query("SELECT email, password_hash FROM users WHERE id = $1")
+        .bind(user_id)
+        .fetch_optional(db.pool())
+        .await?
+        .ok_or_else(|| Error::not_found("no such user"))?;
+    let email: String = sqlx::Row::try_get(&row, 0)?;
+    let hash: String = sqlx::Row::try_get(&row, 1)?;
+    let key = throttle::account_key(&email);
+    throttle::check(db, &[(&key, throttle::MAX_PER_ACCOUNT)], now).await?;
+    if verify_password(&hash, password) {
+        return Ok(());
+    }
+    throttle::record_failure(db, &[&key], now).await?;
+    Err(Error::new(Code::WrongCredentials, "the password is wrong"))
+}
+
 /// Changes a person's own password after checking the current one; ends their other
 /// sessions (the one with token hash `keep_session` stays). Audited on the instance
 /// chain as `user.password_change`.
@@ -73,20 +98,10 @@ pub async fn change_password(
     current: &SecretString,
     new: &SecretString,
     keep_session: &str,
-    now: &str,
+    now: i64,
 ) -> Result<()> {
     check_new_password(new)?;
-    let hash: String = sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1")
-        .bind(user_id)
-        .fetch_optional(db.pool())
-        .await?
-        .ok_or_else(|| Error::not_found("no such user"))?;
-    if !verify_password(&hash, current) {
-        return Err(Error::new(
-            Code::WrongCredentials,
-            "the current password is wrong",
-        ));
-    }
+    confirm_password(db, user_id, current, now).await?;
     if current.expose_secret() == new.expose_secret() {
         return Err(Error::invalid(
             "the new password must differ from the current one",
@@ -111,7 +126,7 @@ pub async fn change_password(
                 target: &actor,
                 details: "{}",
             },
-            now,
+            &dbcrate_core::time::UtcDateTime::from_unix(now).rfc3339(),
         )
         .await?;
         Ok(())

@@ -5,13 +5,14 @@
 use dbcrate_control::audit;
 use dbcrate_control::db::Db;
 use dbcrate_control::envelope::MasterKeys;
-use dbcrate_control::{orgs, secrets};
+use dbcrate_control::{orgs, second_factor, secrets, totp, users};
 use dbcrate_testkit::{Deps, PgServer, TempDir};
 use std::process::{Command, Stdio};
 
 const K1: &str = "mk1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 const K2: &str = "mk2:ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
 const NOW: &str = "2026-11-29T05:00:00Z";
+const T: i64 = 1_800_000_000;
 
 fn keys(text: &str) -> MasterKeys {
     MasterKeys::parse(text).unwrap()
@@ -19,13 +20,16 @@ fn keys(text: &str) -> MasterKeys {
 
 async fn ciphertexts(db: &Db) -> Vec<(String, Vec<u8>)> {
     use sqlx::Row;
-    sqlx::query("SELECT id, ciphertext FROM secrets ORDER BY id")
-        .fetch_all(db.pool())
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect()
+    sqlx::query(
+        "SELECT id, ciphertext FROM secrets UNION ALL SELECT id, ciphertext FROM user_secrets \
+         ORDER BY id",
+    )
+    .fetch_all(db.pool())
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| (r.get(0), r.get(1)))
+    .collect()
 }
 
 /// Encrypts a message to `recipient` with stock age and decrypts it with stock age and
@@ -110,7 +114,20 @@ async fn org_keys(db: Db) {
     orgs::create(&db, &k1, "Gamma", "user:owner", NOW)
         .await
         .unwrap();
+    // A person's TOTP seed is a sealed secret too, in its own table.
+    let mut conn = db.begin().await.unwrap();
+    let pw = dbcrate_core::secret::SecretString::new("a long passphrase".into());
+    let user = users::create_in(&mut conn, "p@example.com", &pw, false, NOW)
+        .await
+        .unwrap();
+    dbcrate_control::db::end_write(&mut conn, Ok::<(), sqlx::Error>(()))
+        .await
+        .unwrap();
+    let enrolment = second_factor::begin(&db, &k1, &user, "p@example.com", T)
+        .await
+        .unwrap();
     let before = ciphertexts(&db).await;
+    assert_eq!(before.len(), 4);
     let both = keys(&format!("{K2} {K1}"));
     assert_eq!(
         secrets::rotate_master_key(&db, &both, "system", NOW, 1)
@@ -136,7 +153,7 @@ async fn org_keys(db: Db) {
         secrets::rotate_master_key(&db, &both, "system", NOW, usize::MAX)
             .await
             .unwrap(),
-        2
+        3
     );
     assert_eq!(
         secrets::rotate_master_key(&db, &both, "system", NOW, usize::MAX)
@@ -152,6 +169,23 @@ async fn org_keys(db: Db) {
         .unwrap();
     std::fs::write(&file, export.expose_secret()).unwrap();
     stock_age_round_trip(&org.recipient, &file);
+    // The re-wrapped seed still opens: enrolment completes under mk2 alone.
+    let seed = data_encoding::BASE32_NOPAD
+        .decode(enrolment.secret.expose_secret().as_bytes())
+        .unwrap();
+    let code = format!("{:06}", totp::code_at(&seed, totp::step_of(T)));
+    assert_eq!(
+        second_factor::confirm(&db, &k2, &user, &code, T)
+            .await
+            .unwrap()
+            .len(),
+        10
+    );
+    assert!(audit::rows(&db, audit::INSTANCE_CHAIN)
+        .await
+        .unwrap()
+        .iter()
+        .any(|r| r.action == "master_key.rotate"));
     assert!(audit::rows(&db, &org.id)
         .await
         .unwrap()

@@ -4,7 +4,7 @@ use super::auth::{AnyPerson, Person};
 use super::error::ApiResult;
 use super::extract::{Body, SecretField};
 use super::AppState;
-use crate::error::{Code, Error};
+use crate::error::Error;
 use crate::{second_factor, users};
 use axum::extract::State;
 use axum::Json;
@@ -32,7 +32,7 @@ pub async fn change_password(
         &request.current_password.0,
         &request.new_password.0,
         &session.token_hash,
-        &state.now_rfc3339(),
+        state.now(),
     )
     .await?;
     Ok(Json(json!({ "changed": true })))
@@ -109,14 +109,7 @@ pub async fn disable_second_factor(
             Error::invalid("give password as well as code to turn the second factor off").into(),
         );
     };
-    let hash: String = sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1")
-        .bind(&session.user_id)
-        .fetch_one(state.db.pool())
-        .await
-        .map_err(Error::from)?;
-    if !users::verify_password(&hash, &password.0) {
-        return Err(Error::new(Code::WrongCredentials, "the password is wrong").into());
-    }
+    users::confirm_password(&state.db, &session.user_id, &password.0, now).await?;
     if !second_factor::is_enabled(&state.db, &session.user_id).await? {
         return Err(Error::conflict("there is no second factor to turn off").into());
     }
@@ -129,10 +122,5 @@ pub async fn disable_second_factor(
     )
     .await?;
     second_factor::disable(&state.db, &session.user_id, now).await?;
-    sqlx::query("UPDATE sessions SET second_factor_at = NULL WHERE user_id = $1")
-        .bind(&session.user_id)
-        .execute(state.db.pool())
-        .await
-        .map_err(Error::from)?;
     Ok(Json(json!({ "enabled": false })))
 }
