@@ -110,10 +110,10 @@ fn run() -> Result<(), KitError> {
         started.elapsed().as_secs_f64()
     ));
     println!(
-        "    NOT YET: the control plane's API and scheduler (its envelope encryption, \
-         database, org keys and audit log exist: dbcrate-control --help), agent enrolment \
-         over mutual TLS and the signed pg_dump registry arrive with their issues; \
-         dbcrate-agent already writes to S3 and SFTP (see its --help)."
+        "    NOT YET: the scheduler that drives agents (the control plane's API, accounts \
+         and audit log exist: docs/control-plane.md), agent enrolment over mutual TLS and \
+         the signed pg_dump registry arrive with their issues; dbcrate-agent already \
+         writes to S3 and SFTP (see its --help)."
     );
     Ok(())
 }
