@@ -62,6 +62,16 @@ pub enum Engine {
     Postgres,
 }
 
+impl Engine {
+    /// The engine's name, for messages.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Sqlite => "SQLite",
+            Self::Postgres => "PostgreSQL",
+        }
+    }
+}
+
 /// An open database.
 #[derive(Debug, Clone)]
 pub struct Db {
@@ -95,6 +105,17 @@ impl Db {
                 "DATABASE_URL must start with sqlite:, postgres:// or postgresql://".into(),
             ));
         };
+        // One plain connection first: the pool retries failed connects until its
+        // acquire timeout, but a boot check should fail at once and say why.
+        let probe = <AnyConnection as sqlx::Connection>::connect(url)
+            .await
+            .map_err(|e| {
+                DbError(format!(
+                    "cannot open the database ({}): {e}",
+                    engine.label()
+                ))
+            })?;
+        let _ = sqlx::Connection::close(probe).await;
         let pool = AnyPoolOptions::new()
             .max_connections(8)
             .connect(url)
@@ -102,10 +123,7 @@ impl Db {
             .map_err(|e| {
                 DbError(format!(
                     "cannot open the database ({}): {e}",
-                    match engine {
-                        Engine::Sqlite => "SQLite",
-                        Engine::Postgres => "PostgreSQL",
-                    }
+                    engine.label()
                 ))
             })?;
         if engine == Engine::Sqlite {

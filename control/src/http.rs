@@ -80,6 +80,27 @@ async fn security_headers(mut response: Response) -> Response {
     response
 }
 
+/// One log line per request: method, the matched route template (never the raw URI,
+/// which may hold ids or query values), status and duration.
+async fn log_request(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("(no route)", |p| p.as_str())
+        .to_string();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    tracing::info!(
+        http.method = %method,
+        http.route = %route,
+        http.status = response.status().as_u16(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "request"
+    );
+    response
+}
+
 async fn no_such_route() -> error::ApiError {
     error::ApiError::new(
         StatusCode::NOT_FOUND,
@@ -158,6 +179,7 @@ pub fn router(state: AppState) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(log_request))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(state)
 }

@@ -101,6 +101,17 @@ fn serve_refuses_bad_configuration_before_binding() {
         &run(&dir, &[("DBCRATE_LISTEN", "everywhere")], &["serve"]),
         "DBCRATE_LISTEN",
     );
+    // A database that does not answer; its password is not printed.
+    let out = run(
+        &dir,
+        &[(
+            "DATABASE_URL",
+            "postgres://dbcrate:hunter2-secret@127.0.0.1:1/control",
+        )],
+        &["serve"],
+    );
+    fails_with(&out, "cannot open the database (PostgreSQL)");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("hunter2-secret"));
 }
 
 /// Reads the server's stdout until it says where it listens; returns (fingerprint,
