@@ -164,29 +164,33 @@ pub async fn append_in(
 
 /// The organisation's rows in chain order.
 pub async fn rows(db: &Db, org_id: &str) -> Result<Vec<AuditRow>, sqlx::Error> {
-    let found = sqlx::query(
-        "SELECT org_id, seq, at, actor, action, target, details, prev_hash, hash \
-         FROM audit_log WHERE org_id = $1 ORDER BY id",
-    )
+    let found = sqlx::query(&format!(
+        "SELECT {ROW_COLUMNS} FROM audit_log WHERE org_id = $1 ORDER BY id"
+    ))
     .bind(org_id)
     .fetch_all(db.pool())
     .await?;
-    found
-        .iter()
-        .map(|r| {
-            Ok(AuditRow {
-                org_id: r.try_get(0)?,
-                seq: r.try_get(1)?,
-                at: r.try_get(2)?,
-                actor: r.try_get(3)?,
-                action: r.try_get(4)?,
-                target: r.try_get(5)?,
-                details: r.try_get(6)?,
-                prev_hash: r.try_get(7)?,
-                hash: r.try_get(8)?,
-            })
+    found.iter().map(AuditRow::from_row).collect()
+}
+
+/// The columns [`AuditRow::from_row`] reads, in its order.
+pub const ROW_COLUMNS: &str = "org_id, seq, at, actor, action, target, details, prev_hash, hash";
+
+impl AuditRow {
+    /// A row selected with [`ROW_COLUMNS`].
+    pub fn from_row(r: &sqlx::any::AnyRow) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            org_id: r.try_get(0)?,
+            seq: r.try_get(1)?,
+            at: r.try_get(2)?,
+            actor: r.try_get(3)?,
+            action: r.try_get(4)?,
+            target: r.try_get(5)?,
+            details: r.try_get(6)?,
+            prev_hash: r.try_get(7)?,
+            hash: r.try_get(8)?,
         })
-        .collect()
+    }
 }
 
 /// Checks an organisation's chain in insertion order: consecutive sequence numbers from

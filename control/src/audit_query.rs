@@ -4,10 +4,9 @@
 //! Times are stored as RFC 3339 UTC with second precision (`2026-11-29T05:00:00Z`), so
 //! comparing the text compares the times; filters must use the same form.
 
-use crate::audit::AuditRow;
+use crate::audit::{AuditRow, ROW_COLUMNS};
 use crate::db::Db;
 use crate::error::{Error, Result};
-use sqlx::Row;
 
 /// The most rows one page holds.
 pub const MAX_PAGE: i64 = 1000;
@@ -74,13 +73,12 @@ pub async fn page(db: &Db, org_id: &str, filter: &Filter, limit: i64) -> Result<
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(Error::invalid(format!("limit must be 1-{MAX_PAGE}")));
     }
-    let rows = sqlx::query(
-        "SELECT org_id, seq, at, actor, action, target, details, prev_hash, hash \
-         FROM audit_log WHERE org_id = $1 AND seq > $2 \
+    let rows = sqlx::query(&format!(
+        "SELECT {ROW_COLUMNS} FROM audit_log WHERE org_id = $1 AND seq > $2 \
          AND ($3 = '' OR at >= $3) AND ($4 = '' OR at < $4) \
          AND ($5 = '' OR action = $5) AND ($6 = '' OR actor = $6) \
-         ORDER BY seq LIMIT $7",
-    )
+         ORDER BY seq LIMIT $7"
+    ))
     .bind(org_id)
     .bind(filter.after.unwrap_or(0))
     .bind(filter.from.as_deref().unwrap_or(""))
@@ -90,21 +88,10 @@ pub async fn page(db: &Db, org_id: &str, filter: &Filter, limit: i64) -> Result<
     .bind(limit)
     .fetch_all(db.pool())
     .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(AuditRow {
-                org_id: r.try_get(0)?,
-                seq: r.try_get(1)?,
-                at: r.try_get(2)?,
-                actor: r.try_get(3)?,
-                action: r.try_get(4)?,
-                target: r.try_get(5)?,
-                details: r.try_get(6)?,
-                prev_hash: r.try_get(7)?,
-                hash: r.try_get(8)?,
-            })
-        })
-        .collect()
+    Ok(rows
+        .iter()
+        .map(AuditRow::from_row)
+        .collect::<std::result::Result<_, _>>()?)
 }
 
 /// A row as a JSON object (details parsed back into JSON).

@@ -105,27 +105,23 @@ impl Db {
                 "DATABASE_URL must start with sqlite:, postgres:// or postgresql://".into(),
             ));
         };
+        let unreachable = |e: sqlx::Error| {
+            DbError(format!(
+                "cannot open the database ({}): {e}",
+                engine.label()
+            ))
+        };
         // One plain connection first: the pool retries failed connects until its
         // acquire timeout, but a boot check should fail at once and say why.
         let probe = <AnyConnection as sqlx::Connection>::connect(url)
             .await
-            .map_err(|e| {
-                DbError(format!(
-                    "cannot open the database ({}): {e}",
-                    engine.label()
-                ))
-            })?;
+            .map_err(unreachable)?;
         let _ = sqlx::Connection::close(probe).await;
         let pool = AnyPoolOptions::new()
             .max_connections(8)
             .connect(url)
             .await
-            .map_err(|e| {
-                DbError(format!(
-                    "cannot open the database ({}): {e}",
-                    engine.label()
-                ))
-            })?;
+            .map_err(unreachable)?;
         if engine == Engine::Sqlite {
             // WAL is a property of the database file: set once, it stays. (sqlx's SQLite
             // driver already waits 5 s on a busy database.)

@@ -2,7 +2,7 @@
 //! password resets. Reading needs any role; changes need a person with admin or owner
 //! (the rules about owners live in `members`).
 
-use super::auth::{org_access, Caller};
+use super::auth::{org_access, Access, Caller};
 use super::error::{ApiError, ApiResult};
 use super::extract::{Body, Path};
 use super::AppState;
@@ -68,12 +68,20 @@ pub struct RoleRequest {
     role: String,
 }
 
-fn user_path(user_id: &str) -> ApiResult<()> {
-    if is_id(user_id, "usr") {
-        Ok(())
-    } else {
-        Err(ApiError::not_found())
+/// Authorises a change to member `user_id` of `org_id`: a person with admin or owner,
+/// and a well-formed user id (a malformed one is "not found").
+async fn member_change(
+    state: &AppState,
+    caller: Caller,
+    org_id: &str,
+    user_id: &str,
+) -> ApiResult<Access> {
+    let access = org_access(state, caller, org_id, "admin").await?;
+    access.person()?;
+    if !is_id(user_id, "usr") {
+        return Err(ApiError::not_found());
     }
+    Ok(access)
 }
 
 /// Changes a member's role.
@@ -83,9 +91,7 @@ pub async fn change_role(
     Path((org_id, user_id)): Path<(String, String)>,
     Body(request): Body<RoleRequest>,
 ) -> ApiResult<Json<Value>> {
-    let access = org_access(&state, caller, &org_id, "admin").await?;
-    access.person()?;
-    user_path(&user_id)?;
+    let access = member_change(&state, caller, &org_id, &user_id).await?;
     members::change_role(
         &state.db,
         &org_id,
@@ -104,9 +110,7 @@ pub async fn remove(
     caller: Caller,
     Path((org_id, user_id)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    let access = org_access(&state, caller, &org_id, "admin").await?;
-    access.person()?;
-    user_path(&user_id)?;
+    let access = member_change(&state, caller, &org_id, &user_id).await?;
     members::remove(
         &state.db,
         &org_id,
@@ -124,9 +128,7 @@ pub async fn reset_password(
     caller: Caller,
     Path((org_id, user_id)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    let access = org_access(&state, caller, &org_id, "admin").await?;
-    access.person()?;
-    user_path(&user_id)?;
+    let access = member_change(&state, caller, &org_id, &user_id).await?;
     let password = members::reset_password(
         &state.db,
         &org_id,
