@@ -4,6 +4,7 @@
 //! must withstand is a unit test: the agent's client and `dbcrate-signer verify` fetch
 //! or read files and hand them to these functions.
 
+pub mod layout;
 pub mod metadata;
 pub mod minisign;
 pub mod trust;
