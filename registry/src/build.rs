@@ -112,8 +112,7 @@ fn artifact_files(inst: &Installation) -> Result<BTreeMap<String, (Source, u32)>
 
 fn write_tar_zst(files: &BTreeMap<String, (Source, u32)>, out: &Path) -> Result<()> {
     let file = std::fs::File::create(out).map_err(|e| Error::io("creating", out, e))?;
-    let encoder =
-        zstd::Encoder::new(file, 9).map_err(|e| Error::io("compressing into", out, e))?;
+    let encoder = zstd::Encoder::new(file, 9).map_err(|e| Error::io("compressing into", out, e))?;
     let mut tar = tar::Builder::new(encoder);
     for (name, (source, mode)) in files {
         let data = match source {
@@ -130,9 +129,7 @@ fn write_tar_zst(files: &BTreeMap<String, (Source, u32)>, out: &Path) -> Result<
         tar.append_data(&mut header, name, data.as_slice())
             .map_err(|e| Error::io("writing", out, e))?;
     }
-    let encoder = tar
-        .into_inner()
-        .map_err(|e| Error::io("writing", out, e))?;
+    let encoder = tar.into_inner().map_err(|e| Error::io("writing", out, e))?;
     let mut file = encoder
         .finish()
         .map_err(|e| Error::io("compressing into", out, e))?;
@@ -143,7 +140,11 @@ fn write_tar_zst(files: &BTreeMap<String, (Source, u32)>, out: &Path) -> Result<
 
 /// Unpacks `files` into `dir` as the agent would and returns `bin/pg_dump --version`
 /// run with no inherited library path.
-fn probe(files: &BTreeMap<String, (Source, u32)>, dir: &Path, inst: &Installation) -> Result<String> {
+fn probe(
+    files: &BTreeMap<String, (Source, u32)>,
+    dir: &Path,
+    inst: &Installation,
+) -> Result<String> {
     for (name, (source, mode)) in files {
         let path = dir.join(name);
         std::fs::create_dir_all(path.parent().expect("has a parent"))
@@ -193,12 +194,20 @@ fn probe(files: &BTreeMap<String, (Source, u32)>, dir: &Path, inst: &Installatio
 
 /// Builds one artifact per installation into `out/artifacts/` and writes
 /// `out/manifest.json` (unsigned) with `version` and `expires`.
-pub fn build(installs: &[Installation], out: &Path, version: u64, expires: &str) -> Result<Manifest> {
+pub fn build(
+    installs: &[Installation],
+    out: &Path,
+    version: u64,
+    expires: &str,
+) -> Result<Manifest> {
     if installs.is_empty() {
         return Err(Error::new("no installations to package"));
     }
     let artifact_dir = out.join(ARTIFACT_DIR);
     std::fs::create_dir_all(&artifact_dir).map_err(|e| Error::io("creating", &artifact_dir, e))?;
+    // Absolute, because the probe runs the wrappers from another directory.
+    let out = &std::fs::canonicalize(out).map_err(|e| Error::io("resolving", out, e))?;
+    let artifact_dir = out.join(ARTIFACT_DIR);
     let mut artifacts = Vec::new();
     for inst in installs {
         if inst.arch != std::env::consts::ARCH {

@@ -72,7 +72,12 @@ fn run(cli: Cli) -> Result<String> {
             let version = match manifest_version {
                 Some(v) => v,
                 None => match std::fs::read(out.join(MANIFEST)) {
-                    Ok(bytes) => Manifest::parse(&bytes).map_err(|e| Error::new(e.to_string()))?.version + 1,
+                    Ok(bytes) => {
+                        Manifest::parse(&bytes)
+                            .map_err(|e| Error::new(e.to_string()))?
+                            .version
+                            + 1
+                    }
                     Err(_) => 1,
                 },
             };

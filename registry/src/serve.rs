@@ -130,7 +130,14 @@ mod tests {
             resolve(root, "/root/1.root.json").unwrap(),
             Path::new("/srv/reg/root/1.root.json")
         );
-        for bad in ["/../etc/passwd", "/root/../x", "//x", "/.hidden", "/a%2e%2e", "x"] {
+        for bad in [
+            "/../etc/passwd",
+            "/root/../x",
+            "//x",
+            "/.hidden",
+            "/a%2e%2e",
+            "x",
+        ] {
             assert!(resolve(root, bad).is_none(), "{bad}");
         }
     }
