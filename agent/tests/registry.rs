@@ -120,17 +120,22 @@ struct Served {
 }
 
 fn serve(tree: &Path, scratch_dir: &Path) -> Served {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
     let ca_key = KeyPair::generate().unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    // Distinct names: OpenSSL (curl) takes a leaf named like its issuer for self-signed.
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "dbcrate test CA");
     let ca_cert = ca_params.self_signed(&ca_key).unwrap();
     let issuer = Issuer::new(ca_params, ca_key);
     let leaf_key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec!["127.0.0.1".to_string()])
-        .unwrap()
-        .signed_by(&leaf_key, &issuer)
-        .unwrap();
+    let mut leaf_params = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+    leaf_params
+        .distinguished_name
+        .push(DnType::CommonName, "dbcrate test registry");
+    let leaf = leaf_params.signed_by(&leaf_key, &issuer).unwrap();
     let ca = scratch_dir.join("registry-ca.pem");
     std::fs::write(&ca, ca_cert.pem()).unwrap();
     let tls = dbcrate_registry::serve::tls_config(
