@@ -425,3 +425,14 @@ fn path_traversal_in_an_archive_entry_is_refused() {
         "unsafe artifact: entry \"../evil\" is not a plain relative path",
     );
 }
+
+#[test]
+fn plain_http_artifact_url_is_refused() {
+    let err = attacked(|reg| {
+        let mut manifest = reg.manifest();
+        let url = format!("http://127.0.0.1:1/{}", manifest.artifacts[0].url);
+        manifest.artifacts[0].url = url;
+        reg.sign_manifest_with(&manifest, &reg.manifest_key());
+    });
+    assert_contains(&err, "only https:// or registry-relative URLs are accepted");
+}

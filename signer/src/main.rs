@@ -13,6 +13,7 @@ use dbcrate_signer::keyfile::{DEFAULT_MEMLIMIT, MIN_MEMLIMIT};
 use dbcrate_signer::{verify_tree, Error, KeyDir, Result, Signer};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use zeroize::Zeroizing;
 
 /// The dbcrate registry signer: root and manifest keys, rotation, signing.
 #[derive(Parser, Debug)]
@@ -101,18 +102,19 @@ struct Common {
 }
 
 fn passphrase(common: &Common) -> Result<SecretString> {
-    let text = match &common.passphrase_file {
+    // Zeroizing: the raw text (with its newline) is wiped as well as the secret.
+    let raw = Zeroizing::new(match &common.passphrase_file {
         Some(path) => std::fs::read_to_string(path)
-            .map_err(|e| Error::io("reading the passphrase file", path, e))?
-            .trim_end_matches(['\n', '\r'])
-            .to_string(),
+            .map_err(|e| Error::io("reading the passphrase file", path, e))?,
         None => std::env::var("DBCRATE_SIGNER_PASSPHRASE").map_err(|_| {
             Error::new(
                 "no passphrase: set DBCRATE_SIGNER_PASSPHRASE or pass --passphrase-file FILE",
             )
         })?,
-    };
-    Ok(SecretString::new(text))
+    });
+    Ok(SecretString::new(
+        raw.trim_end_matches(['\n', '\r']).to_string(),
+    ))
 }
 
 fn run(cli: Cli) -> Result<String> {

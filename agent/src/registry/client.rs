@@ -159,8 +159,10 @@ async fn fetch_and_unpack(
     tokio::fs::create_dir_all(pg_root)
         .await
         .map_err(|e| io("creating", pg_root, e))?;
-    let download = pg_root.join(format!(".download-{}", artifact.sha256));
-    let staging = pg_root.join(format!(".unpack-{}", artifact.sha256));
+    // Per-process names: two agents fetching the same artifact do not share scratch files.
+    let pid = std::process::id();
+    let download = pg_root.join(format!(".download-{}-{pid}", artifact.sha256));
+    let staging = pg_root.join(format!(".unpack-{}-{pid}", artifact.sha256));
     let _ = tokio::fs::remove_file(&download).await;
     let _ = tokio::fs::remove_dir_all(&staging).await;
     let result = async {
@@ -194,15 +196,16 @@ async fn fetch_and_unpack(
         tokio::fs::create_dir_all(parent)
             .await
             .map_err(|e| io("creating", parent, e))?;
-        let _ = tokio::fs::remove_dir_all(final_dir).await;
-        tokio::fs::rename(&staging, final_dir)
-            .await
-            .map_err(|e| io("renaming into", final_dir, e))
+        match tokio::fs::rename(&staging, final_dir).await {
+            Ok(()) => Ok(()),
+            // Another agent process finished the same artifact first: use theirs.
+            Err(_) if final_dir.join(VERIFIED_MARKER).is_file() => Ok(()),
+            Err(e) => Err(io("renaming into", final_dir, e)
+                .note("if that directory is left from an interrupted run, delete it")),
+        }
     }
     .await;
     let _ = tokio::fs::remove_file(&download).await;
-    if result.is_err() {
-        let _ = tokio::fs::remove_dir_all(&staging).await;
-    }
+    let _ = tokio::fs::remove_dir_all(&staging).await;
     result
 }

@@ -99,6 +99,18 @@ impl Http {
         }
     }
 
+    /// Like [`Http::url`], but refuses a URL with another scheme (a signed manifest
+    /// could still name `http://`; the agent downloads over HTTPS only).
+    fn checked_url(&self, path: &str) -> Result<String> {
+        if path.contains("://") && !path.starts_with("https://") {
+            return Err(Error::integrity(format!(
+                "registry: the manifest lists {path:?}; only https:// or registry-relative \
+                 URLs are accepted"
+            )));
+        }
+        Ok(self.url(path))
+    }
+
     async fn get(&self, url: &str) -> Result<Option<hyper::Response<hyper::body::Incoming>>> {
         let uri: hyper::Uri = url
             .parse()
@@ -148,7 +160,7 @@ impl Http {
 
     /// A small file of at most `cap` bytes, or `None` when the server has none (404).
     pub async fn fetch(&self, path: &str, cap: u64) -> Result<Option<Vec<u8>>> {
-        let url = self.url(path);
+        let url = self.checked_url(path)?;
         let Some(response) = self.get(&url).await? else {
             return Ok(None);
         };
@@ -170,7 +182,7 @@ impl Http {
         file: &mut tokio::fs::File,
         inspect: &mut (dyn FnMut(&[u8]) + Send),
     ) -> Result<()> {
-        let url = self.url(path);
+        let url = self.checked_url(path)?;
         let response = self
             .get(&url)
             .await?

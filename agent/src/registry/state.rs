@@ -45,7 +45,7 @@ impl State {
     fn write(&self, name: &str, bytes: &[u8]) -> Result<()> {
         std::fs::create_dir_all(&self.dir).map_err(|e| state_error(&self.dir, e))?;
         let path = self.dir.join(name);
-        let tmp = self.dir.join(format!(".{name}.tmp"));
+        let tmp = self.dir.join(format!(".{name}.{}.tmp", std::process::id()));
         let mut file = std::fs::File::create(&tmp).map_err(|e| state_error(&tmp, e))?;
         file.write_all(bytes)
             .and_then(|()| file.sync_all())
