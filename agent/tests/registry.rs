@@ -164,9 +164,9 @@ fn serve(tree: &Path, scratch_dir: &Path) -> Served {
     }
 }
 
-fn registry_flags(cmd: &mut std::process::Command, reg: &Registry, served: &Served, data: &Path) {
+fn registry_flags(cmd: &mut std::process::Command, root_key: &str, served: &Served, data: &Path) {
     cmd.args(["--registry-url", &served.url])
-        .args(["--registry-root-key", &reg.root_v1])
+        .args(["--registry-root-key", root_key])
         .arg("--registry-ca")
         .arg(&served.ca)
         .arg("--data-dir")
@@ -183,12 +183,30 @@ fn backup_and_restore_through_the_registry(major: u32) {
     let data = reg.dir.path().join("agent-data");
     let dest = format!("file://{}", reg.dir.path().join("backups").display());
 
-    let mut cmd = agent();
-    cmd.arg("backup")
-        .args(["--database-url", &server.url("app")])
-        .args(["--recipient", &recipient])
-        .args(["--destination", &dest]);
-    registry_flags(&mut cmd, &reg, &served, &data);
+    let backup_cmd = || {
+        let mut cmd = agent();
+        cmd.arg("backup")
+            .args(["--database-url", &server.url("app")])
+            .args(["--recipient", &recipient])
+            .args(["--destination", &dest]);
+        cmd
+    };
+
+    // Pinned to some other key: refused before anything is downloaded or run.
+    let mut cmd = backup_cmd();
+    let stranger = SecretKey::generate().unwrap().public().to_base64();
+    registry_flags(&mut cmd, &stranger, &served, &data);
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("check that --registry-root-key is this registry's root key"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert!(files_under(&data.join("pg")).is_empty());
+
+    let mut cmd = backup_cmd();
+    registry_flags(&mut cmd, &reg.root_v1, &served, &data);
     let out = cmd.output().unwrap();
     assert!(out.status.success(), "backup: {}", stderr_of(&out));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -206,7 +224,7 @@ fn backup_and_restore_through_the_registry(major: u32) {
         .args(["--database-url", &server.url("restored")])
         .arg("--identity")
         .arg(&identity);
-    registry_flags(&mut cmd, &reg, &served, &data);
+    registry_flags(&mut cmd, &reg.root_v1, &served, &data);
     let out = cmd.output().unwrap();
     assert!(out.status.success(), "restore: {}", stderr_of(&out));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
