@@ -1,5 +1,5 @@
 //! `dbcrate-registry build` and `serve` as an operator runs them: artifacts that stock
-//! `tar --zstd` unpacks and that run from anywhere without the host's libraries, and a
+//! tar and zstd unpack and that run from anywhere without the host's libraries, and a
 //! static HTTPS server that hands out the tree and nothing else (checked with curl).
 
 use dbcrate_testkit::{Deps, TempDir};
@@ -39,7 +39,7 @@ fn input(dir: &Path) -> std::path::PathBuf {
 }
 
 #[test]
-fn build_makes_self_contained_artifacts_that_stock_tar_reads() {
+fn build_makes_self_contained_artifacts_that_stock_tar_and_zstd_read() {
     let dir = TempDir::new("registry-build").unwrap();
     let input = input(dir.path());
     let tree = dir.path().join("tree");
@@ -61,8 +61,9 @@ fn build_makes_self_contained_artifacts_that_stock_tar_reads() {
     // Stock tar unpacks it; the wrapper runs from / with no library path of ours.
     let unpacked = dir.path().join("unpacked");
     std::fs::create_dir(&unpacked).unwrap();
+    let zstd = Deps::from_env().tool("zstd").unwrap();
     let status = Command::new("tar")
-        .arg("--zstd")
+        .arg(format!("--use-compress-program={}", zstd.display()))
         .arg("-xf")
         .arg(tree.join(url))
         .arg("-C")
