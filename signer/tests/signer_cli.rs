@@ -201,3 +201,34 @@ fn removed_manifest_key_and_bad_passphrase_are_refused() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("DBCRATE_SIGNER_PASSPHRASE"), "{err}");
 }
+
+#[test]
+fn stock_minisign_signs_with_our_encrypted_keys() {
+    // The emergency path docs/registry-key-rotation.md promises: the key files are
+    // minisign's own format, so `minisign -S` opens them with the same passphrase.
+    let env = Env::new();
+    env.ok(&["init"]);
+    let public = env.pub_files("root")[0].clone();
+    let secret = public.with_extension("key");
+    let file = env.dir.path().join("data");
+    std::fs::write(&file, b"signed by stock minisign\n").unwrap();
+    let sig = env.dir.path().join("data.minisig");
+    let mut child = Command::new(Deps::from_env().tool("minisign").unwrap())
+        .args(["-S", "-H", "-s"])
+        .arg(&secret)
+        .arg("-m")
+        .arg(&file)
+        .arg("-x")
+        .arg(&sig)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    writeln!(child.stdin.take().unwrap(), "{PASSPHRASE}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = minisign(&public, &file, &sig);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
