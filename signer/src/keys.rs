@@ -10,6 +10,7 @@ use crate::keyfile::SecretKey;
 use crate::tree::{read_optional, write_atomic};
 use dbcrate_core::registry::minisign::{KeyId, PublicKey};
 use dbcrate_core::secret::SecretString;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 /// The two kinds of keys.
@@ -78,6 +79,18 @@ impl KeyDir {
         let Some(bytes) = read_optional(&path)? else {
             return Ok(None);
         };
+        // Encrypted or not, a secret key readable by others is a mistake worth stopping.
+        let mode = std::fs::metadata(&path)
+            .map_err(|e| Error::io("reading", &path, e))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            return Err(Error::new(format!(
+                "{} is readable by other users (mode {:o}); run chmod 600 on it",
+                path.display(),
+                mode & 0o777
+            )));
+        }
         let text = String::from_utf8_lossy(&bytes);
         SecretKey::from_file(&text, &self.passphrase, &path.display().to_string()).map(Some)
     }

@@ -189,6 +189,14 @@ fn removed_manifest_key_and_bad_passphrase_are_refused() {
     );
     assert!(!err.contains("not it"));
 
+    // A key file others can read is refused, whatever the passphrase.
+    use std::os::unix::fs::PermissionsExt;
+    let root_key = env.pub_files("root")[0].with_extension("key");
+    std::fs::set_permissions(&root_key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = env.signer(&["add-manifest-key"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("chmod 600"), "{err}");
+
     let out = Command::new(env!("CARGO_BIN_EXE_dbcrate-signer"))
         .arg("init")
         .arg("--registry")
@@ -228,7 +236,15 @@ fn stock_minisign_signs_with_our_encrypted_keys() {
     use std::io::Write;
     writeln!(child.stdin.take().unwrap(), "{PASSPHRASE}").unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = minisign(&public, &file, &sig);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
