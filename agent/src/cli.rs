@@ -6,8 +6,10 @@ use crate::error::{Error, Result};
 use crate::interrupt::Interrupt;
 use crate::pg::DatabaseUrl;
 use crate::pipeline::{BackupRequest, RestoreRequest};
+use crate::registry::RegistryConfig;
 use crate::storage::{Location, StorageOptions};
 use clap::{Args, Parser, Subcommand};
+use dbcrate_core::registry::minisign::PublicKey;
 use std::path::PathBuf;
 
 /// The dbcrate agent: streams pg_dump through zstd and age into storage you own.
@@ -43,7 +45,7 @@ pub struct BackupArgs {
     /// Name used in the object key (default: the database name).
     #[arg(long)]
     pub name: Option<String>,
-    /// Directory with the pg_dump to use (default: the matching one on PATH).
+    /// Directory with the pg_dump to use (default: from --registry-url, else PATH).
     #[arg(long, value_name = "DIR")]
     pub pg_bin_dir: Option<PathBuf>,
     /// zstd compression level.
@@ -52,6 +54,9 @@ pub struct BackupArgs {
     #[allow(missing_docs)] // flattened: documented on StorageArgs
     #[command(flatten)]
     pub storage: StorageArgs,
+    #[allow(missing_docs)] // flattened: documented on RegistryArgs
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
 /// Flags of `restore`.
@@ -74,7 +79,7 @@ pub struct RestoreArgs {
     /// The target database, which must exist (restore into an empty one).
     #[arg(long, value_name = "URL")]
     pub database_url: String,
-    /// Directory with the pg_restore to use (default: the matching one on PATH).
+    /// Directory with the pg_restore to use (default: from --registry-url, else PATH).
     #[arg(long, value_name = "DIR")]
     pub pg_bin_dir: Option<PathBuf>,
     /// Refuse the backup unless its SHA-256 (as reported by backup) matches.
@@ -83,6 +88,57 @@ pub struct RestoreArgs {
     #[allow(missing_docs)] // flattened: documented on StorageArgs
     #[command(flatten)]
     pub storage: StorageArgs,
+    #[allow(missing_docs)] // flattened: documented on RegistryArgs
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+/// Where to get pg_dump/pg_restore when --pg-bin-dir is not given.
+#[derive(Args, Debug)]
+pub struct RegistryArgs {
+    /// The signed pg_dump registry (https://…); used when --pg-bin-dir is not given.
+    #[arg(
+        long,
+        value_name = "URL",
+        requires = "registry_root_keys",
+        conflicts_with = "pg_bin_dir"
+    )]
+    pub registry_url: Option<String>,
+    /// The registry's root version 1 public key (RW… from root-….pub); repeat for several.
+    #[arg(
+        long = "registry-root-key",
+        value_name = "KEY",
+        requires = "registry_url"
+    )]
+    pub registry_root_keys: Vec<String>,
+    /// PEM CA certificate(s) to trust for the registry instead of the system's roots.
+    #[arg(long, value_name = "FILE", requires = "registry_url")]
+    pub registry_ca: Option<PathBuf>,
+    /// The agent's data directory: registry state and fetched tools (pg/<major>/…).
+    #[arg(long, value_name = "DIR", default_value = "/var/lib/dbcrate-agent")]
+    pub data_dir: PathBuf,
+}
+
+impl RegistryArgs {
+    fn config(&self) -> Result<Option<RegistryConfig>> {
+        let Some(url) = &self.registry_url else {
+            return Ok(None);
+        };
+        let root_keys = self
+            .registry_root_keys
+            .iter()
+            .map(|k| {
+                PublicKey::parse(k)
+                    .map_err(|e| Error::invalid_input(format!("--registry-root-key: {e}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Some(RegistryConfig {
+            url: url.clone(),
+            root_keys,
+            ca_file: self.registry_ca.clone(),
+            data_dir: self.data_dir.clone(),
+        }))
+    }
 }
 
 /// Storage flags shared by both commands.
@@ -132,6 +188,7 @@ impl BackupArgs {
             storage: self.storage.options(),
             name: self.name,
             job: "cli".into(),
+            registry: self.registry.config()?,
             pg_bin_dir: self.pg_bin_dir,
             zstd_level: self.zstd_level,
             interrupt,
@@ -161,6 +218,7 @@ impl RestoreArgs {
             storage: self.storage.options(),
             decryption,
             database: DatabaseUrl::parse(&self.database_url, env_password())?,
+            registry: self.registry.config()?,
             pg_bin_dir: self.pg_bin_dir,
             expect_sha256,
             interrupt,

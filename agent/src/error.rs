@@ -19,12 +19,14 @@ pub enum ErrorKind {
     Integrity,
     /// Stopped by SIGINT or SIGTERM after cleaning up.
     Interrupted,
+    /// The pg_dump registry could not be reached or answered with an error.
+    Registry,
 }
 
 impl ErrorKind {
     /// Whether the same operation may succeed later (network, storage, database down).
     pub fn is_temporary(self) -> bool {
-        matches!(self, Self::Database | Self::Storage)
+        matches!(self, Self::Database | Self::Storage | Self::Registry)
     }
 }
 

@@ -16,6 +16,7 @@ pub mod error;
 pub mod interrupt;
 pub mod pg;
 pub mod pipeline;
+pub mod registry;
 pub mod storage;
 
 pub use error::{Error, ErrorKind};

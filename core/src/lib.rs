@@ -8,6 +8,7 @@
 
 pub mod hex;
 pub mod object_key;
+pub mod registry;
 pub mod secret;
 pub mod time;
 

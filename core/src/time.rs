@@ -63,6 +63,48 @@ impl UtcDateTime {
     }
 }
 
+/// Parses exactly `YYYY-MM-DDTHH:MM:SSZ` (the form [`UtcDateTime::rfc3339`] writes) into
+/// seconds since the Unix epoch. Other RFC 3339 forms (offsets, fractions) are refused so
+/// that signed metadata has one spelling of each instant.
+pub fn parse_rfc3339(text: &str) -> Option<i64> {
+    let b = text.as_bytes();
+    if b.len() != 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' {
+        return None;
+    }
+    if b[16] != b':' || b[19] != b'Z' {
+        return None;
+    }
+    let num = |range: std::ops::Range<usize>| -> Option<i64> {
+        let part = &text[range];
+        if !part.bytes().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        part.parse().ok()
+    };
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&month) || day < 1 || hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    let days = days_from_civil(year, month as u32, day as u32);
+    // Reject 2023-02-30 and friends: the day must survive the round trip.
+    if civil_from_days(days) != (year, month as u32, day as u32) {
+        return None;
+    }
+    Some(days * 86_400 + hour * 3600 + minute * 60 + second)
+}
+
+/// (year, month, day) to days since 1970-01-01, the inverse of [`civil_from_days`].
+fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = i64::from((month + 9) % 12);
+    let doy = (153 * mp + 2) / 5 + i64::from(day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// Days since 1970-01-01 to (year, month, day), after Howard Hinnant's
 /// `civil_from_days` (exact for the whole proleptic Gregorian calendar).
 fn civil_from_days(days: i64) -> (i64, u32, u32) {
@@ -98,5 +140,24 @@ mod tests {
             UtcDateTime::from_unix(1_709_210_096).rfc3339(),
             "2024-02-29T12:34:56Z"
         );
+    }
+
+    #[test]
+    fn parse_round_trips_and_refuses_other_forms() {
+        for secs in [0, -1, 1_709_210_096, 1_672_531_200, 4_102_444_800] {
+            let text = UtcDateTime::from_unix(secs).rfc3339();
+            assert_eq!(parse_rfc3339(&text), Some(secs), "{text}");
+        }
+        for bad in [
+            "2024-02-30T00:00:00Z",
+            "2024-13-01T00:00:00Z",
+            "2024-01-01T24:00:00Z",
+            "2024-01-01T00:00:00+00:00",
+            "2024-01-01 00:00:00Z",
+            "2024-01-01T00:00:00.5Z",
+            "",
+        ] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
     }
 }

@@ -34,6 +34,8 @@ pub struct BackupRequest {
     pub job: String,
     /// Directory holding the pg_dump to use; else PATH is searched.
     pub pg_bin_dir: Option<PathBuf>,
+    /// The signed registry to fetch the tool from when `pg_bin_dir` is not given.
+    pub registry: Option<crate::registry::RegistryConfig>,
     /// zstd level.
     pub zstd_level: i32,
     /// Raised by SIGINT/SIGTERM: abort cleanly.
@@ -70,12 +72,15 @@ pub async fn run_backup(request: BackupRequest) -> Result<BackupReport> {
         name,
         job,
         pg_bin_dir,
+        registry,
         zstd_level,
         mut interrupt,
     } = request;
     let database = Arc::new(database);
     let server = ServerInfo::query(&database).await?;
     server.ensure_supported()?;
+    let pg_bin_dir =
+        crate::registry::bin_dir_for(pg_bin_dir, registry.as_ref(), server.major()).await?;
     let pg_dump = PgTool::locate("pg_dump", server.major(), pg_bin_dir.as_deref())?;
     tracing::info!(
         server = %server.version,

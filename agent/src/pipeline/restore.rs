@@ -26,6 +26,8 @@ pub struct RestoreRequest {
     pub database: DatabaseUrl,
     /// Directory holding the pg_restore to use; else PATH is searched.
     pub pg_bin_dir: Option<PathBuf>,
+    /// The signed registry to fetch the tool from when `pg_bin_dir` is not given.
+    pub registry: Option<crate::registry::RegistryConfig>,
     /// Refuse the backup unless its ciphertext has this SHA-256.
     pub expect_sha256: Option<[u8; 32]>,
     /// Raised by SIGINT/SIGTERM: stop pg_restore before it commits.
@@ -61,12 +63,15 @@ pub async fn run_restore(request: RestoreRequest, object_url: &str) -> Result<Re
         decryption,
         database,
         pg_bin_dir,
+        registry,
         expect_sha256,
         mut interrupt,
     } = request;
     let database = Arc::new(database);
     let server = ServerInfo::query(&database).await?;
     server.ensure_supported()?;
+    let pg_bin_dir =
+        crate::registry::bin_dir_for(pg_bin_dir, registry.as_ref(), server.major()).await?;
     let pg_restore = PgTool::locate("pg_restore", server.major(), pg_bin_dir.as_deref())?;
     let reader = open_source(&source, &storage).await?;
 

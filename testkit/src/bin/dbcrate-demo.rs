@@ -111,9 +111,10 @@ fn run() -> Result<(), KitError> {
     ));
     println!(
         "    NOT YET: the scheduler that drives agents (the control plane's API, accounts \
-         and audit log exist: docs/control-plane.md), agent enrolment over mutual TLS and \
-         the signed pg_dump registry arrive with their issues; dbcrate-agent already \
-         writes to S3 and SFTP (see its --help)."
+         and audit log exist: docs/control-plane.md) and agent enrolment over mutual TLS \
+         arrive with their issues; dbcrate-agent already writes to S3 and SFTP and fetches \
+         signed pg_dump builds (--registry-url; see dbcrate-signer and dbcrate-registry \
+         --help)."
     );
     Ok(())
 }

@@ -1,0 +1,189 @@
+//! `dbcrate-registry build` and `serve` as an operator runs them: artifacts that stock
+//! tar and zstd unpack and that run from anywhere without the host's libraries, and a
+//! static HTTPS server that hands out the tree and nothing else (checked with curl).
+
+use dbcrate_testkit::{Deps, TempDir};
+use std::path::Path;
+use std::process::{Child, Command, Output};
+use std::time::{Duration, Instant};
+
+fn registry(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dbcrate-registry"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// `<dir>/in/16-<arch>/bin` → the test kit's real PostgreSQL 16 client binaries.
+fn input(dir: &Path) -> std::path::PathBuf {
+    let install = Deps::from_env().pg_client_install(16).unwrap();
+    let inst = dir
+        .join("in")
+        .join(format!("16-{}", std::env::consts::ARCH));
+    std::fs::create_dir_all(&inst).unwrap();
+    std::os::unix::fs::symlink(&install.bin_dir, inst.join("bin")).unwrap();
+    if !install.lib_dirs.is_empty() {
+        std::fs::create_dir(inst.join("lib")).unwrap();
+        for d in &install.lib_dirs {
+            for e in std::fs::read_dir(d).unwrap() {
+                let e = e.unwrap();
+                let _ = std::os::unix::fs::symlink(e.path(), inst.join("lib").join(e.file_name()));
+            }
+        }
+    }
+    dir.join("in")
+}
+
+#[test]
+fn build_makes_self_contained_artifacts_that_stock_tar_and_zstd_read() {
+    let dir = TempDir::new("registry-build").unwrap();
+    let input = input(dir.path());
+    let tree = dir.path().join("tree");
+    let out = registry(&["build", "--input", path(&input), "--out", path(&tree)]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(tree.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["version"], 1);
+    let url = manifest["artifacts"][0]["url"].as_str().unwrap();
+    assert!(manifest["artifacts"][0]["pg_version"]
+        .as_str()
+        .unwrap()
+        .starts_with("16."));
+
+    // Stock tar unpacks it; the wrapper runs from / with no library path of ours.
+    let unpacked = dir.path().join("unpacked");
+    std::fs::create_dir(&unpacked).unwrap();
+    let zstd = Deps::from_env().tool("zstd").unwrap();
+    let status = Command::new("tar")
+        .arg(format!("--use-compress-program={}", zstd.display()))
+        .arg("-xf")
+        .arg(tree.join(url))
+        .arg("-C")
+        .arg(&unpacked)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let version = Command::new(unpacked.join("bin/pg_restore"))
+        .arg("--version")
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .current_dir("/")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&version.stdout);
+    assert!(text.starts_with("pg_restore (PostgreSQL) 16."), "{text}");
+
+    // A second build raises the manifest version by itself.
+    let out = registry(&["build", "--input", path(&input), "--out", path(&tree)]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("version 2"));
+
+    // A badly named installation is a clear error.
+    std::fs::create_dir(input.join("sixteen")).unwrap();
+    let out = registry(&["build", "--input", path(&input), "--out", path(&tree)]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("<major>-<arch>") && err.contains("sixteen"),
+        "{err}"
+    );
+}
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn curl(ca: &Path, url: &str) -> (String, Vec<u8>) {
+    let out = Command::new("curl")
+        .args(["-s", "--path-as-is", "-w", "\n%{http_code}", "--cacert"])
+        .arg(ca)
+        .arg(url)
+        .output()
+        .unwrap();
+    let mut body = out.stdout;
+    let split = body.iter().rposition(|&b| b == b'\n').unwrap_or(0);
+    let code = String::from_utf8_lossy(&body[split..]).trim().to_string();
+    body.truncate(split);
+    (code, body)
+}
+
+#[test]
+fn serve_hands_out_the_tree_over_https_and_nothing_else() {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    let dir = TempDir::new("registry-serve").unwrap();
+    let tree = dir.path().join("tree");
+    std::fs::create_dir_all(tree.join("root")).unwrap();
+    std::fs::write(tree.join("root/1.root.json"), b"{\"root\": 1}\n").unwrap();
+    std::fs::write(dir.path().join("secret.txt"), b"outside the tree").unwrap();
+
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    // Distinct names: OpenSSL (curl) takes a leaf named like its issuer for self-signed.
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "dbcrate test CA");
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let mut leaf_params = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+    leaf_params
+        .distinguished_name
+        .push(DnType::CommonName, "dbcrate test registry");
+    let cert = leaf_params.signed_by(&key, &issuer).unwrap();
+    let (ca, cert_file, key_file) = (
+        dir.path().join("ca.pem"),
+        dir.path().join("cert.pem"),
+        dir.path().join("key.pem"),
+    );
+    std::fs::write(&ca, ca_cert.pem()).unwrap();
+    std::fs::write(&cert_file, cert.pem()).unwrap();
+    std::fs::write(&key_file, key.serialize_pem()).unwrap();
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let _server = Server(
+        Command::new(env!("CARGO_BIN_EXE_dbcrate-registry"))
+            .args(["serve", "--dir", path(&tree), "--listen", &listen])
+            .args(["--tls-cert", path(&cert_file), "--tls-key", path(&key_file)])
+            .spawn()
+            .unwrap(),
+    );
+    let base = format!("https://{listen}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (code, body) = loop {
+        let got = curl(&ca, &format!("{base}/root/1.root.json"));
+        if got.0 == "200" || Instant::now() > deadline {
+            break got;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(code, "200");
+    assert_eq!(body, b"{\"root\": 1}\n");
+    for refused in [
+        "/../secret.txt",
+        "/root/../../secret.txt",
+        "/root/",
+        "/missing",
+    ] {
+        let (code, body) = curl(&ca, &format!("{base}{refused}"));
+        assert_eq!(code, "404", "{refused}");
+        assert!(body.is_empty(), "{refused}");
+    }
+}
