@@ -75,18 +75,74 @@ impl Config {
 /// fresh install is not on the network before someone decides it should be.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8443";
 
+/// Where the agent listener (mutual TLS) listens unless `DBCRATE_AGENT_LISTEN` says
+/// otherwise.
+pub const DEFAULT_AGENT_LISTEN: &str = "127.0.0.1:8444";
+
+fn env_addr(name: &str, default: &str) -> Result<std::net::SocketAddr> {
+    let text = std::env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| default.to_string());
+    text.parse().map_err(|_| {
+        Error::internal(format!(
+            "{name}={text:?} is not an address: use IP:PORT, e.g. 0.0.0.0:8443"
+        ))
+    })
+}
+
+fn env_secs(name: &str, default: i64, range: std::ops::RangeInclusive<i64>) -> Result<i64> {
+    match std::env::var(name).ok().filter(|v| !v.is_empty()) {
+        None => Ok(default),
+        Some(text) => text
+            .parse::<i64>()
+            .ok()
+            .filter(|v| range.contains(v))
+            .ok_or_else(|| {
+                Error::internal(format!(
+                    "{name}={text:?} must be a number of seconds from {} to {}",
+                    range.start(),
+                    range.end()
+                ))
+            }),
+    }
+}
+
+impl Config {
+    /// The agent listener's address (`DBCRATE_AGENT_LISTEN`).
+    pub fn agent_listen_addr(&self) -> Result<std::net::SocketAddr> {
+        env_addr("DBCRATE_AGENT_LISTEN", DEFAULT_AGENT_LISTEN)
+    }
+
+    /// Agent certificate lifetime and intervals: `DBCRATE_AGENT_CERT_LIFETIME_SECS`
+    /// (default a day), `DBCRATE_AGENT_CRL_INTERVAL_SECS` (default 5 minutes),
+    /// `DBCRATE_AGENT_POLL_INTERVAL_SECS` (default 30 s).
+    pub fn agent_settings(&self) -> Result<crate::http::AgentSettings> {
+        let defaults = crate::http::AgentSettings::default();
+        Ok(crate::http::AgentSettings {
+            cert_lifetime_secs: env_secs(
+                "DBCRATE_AGENT_CERT_LIFETIME_SECS",
+                defaults.cert_lifetime_secs,
+                10..=30 * 86_400,
+            )?,
+            crl_interval_secs: env_secs(
+                "DBCRATE_AGENT_CRL_INTERVAL_SECS",
+                defaults.crl_interval_secs,
+                1..=86_400,
+            )?,
+            poll_interval_secs: env_secs(
+                "DBCRATE_AGENT_POLL_INTERVAL_SECS",
+                defaults.poll_interval_secs,
+                1..=3600,
+            )?,
+        })
+    }
+}
+
 impl Config {
     /// The address to listen on (`DBCRATE_LISTEN`, default [`DEFAULT_LISTEN`]).
     pub fn listen_addr(&self) -> Result<std::net::SocketAddr> {
-        let text = std::env::var("DBCRATE_LISTEN")
-            .ok()
-            .filter(|v| !v.is_empty())
-            .unwrap_or_else(|| DEFAULT_LISTEN.to_string());
-        text.parse().map_err(|_| {
-            Error::internal(format!(
-                "DBCRATE_LISTEN={text:?} is not an address: use IP:PORT, e.g. 0.0.0.0:8443"
-            ))
-        })
+        env_addr("DBCRATE_LISTEN", DEFAULT_LISTEN)
     }
 
     /// The TLS certificate and key: `DBCRATE_TLS_CERT_FILE` and `DBCRATE_TLS_KEY_FILE`

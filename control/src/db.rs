@@ -46,6 +46,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0005_accounts.sql"),
         postgres: include_str!("../migrations/postgres/0005_accounts.sql"),
     },
+    Migration {
+        version: 6,
+        sqlite: include_str!("../migrations/sqlite/0006_agents.sql"),
+        postgres: include_str!("../migrations/postgres/0006_agents.sql"),
+    },
 ];
 
 /// The schema version this binary expects.

@@ -35,6 +35,8 @@ pub enum Code {
     Throttled,
     /// A state-changing browser request without the session's CSRF token.
     CsrfTokenInvalid,
+    /// An agent route called without a valid client certificate.
+    ClientCertificateRequired,
     /// Anything else: a bug or an outage. Detail goes to the log only.
     Internal,
 }
@@ -55,6 +57,7 @@ impl Code {
             Self::Conflict => "conflict",
             Self::Throttled => "throttled",
             Self::CsrfTokenInvalid => "csrf_token_invalid",
+            Self::ClientCertificateRequired => "client_certificate_required",
             Self::Internal => "internal",
         }
     }

@@ -8,6 +8,8 @@
 //! [`MAX_BODY_BYTES`]) and answer errors through `error` (internals only in the log).
 
 mod account_api;
+mod agent_admin_api;
+pub mod agent_api;
 mod audit_api;
 pub mod auth;
 pub mod error;
@@ -33,6 +35,27 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// The OpenAPI document of this API.
 pub const OPENAPI: &str = include_str!("../openapi.json");
 
+/// Settings for agents.
+#[derive(Debug, Clone, Copy)]
+pub struct AgentSettings {
+    /// Lifetime of an agent certificate.
+    pub cert_lifetime_secs: i64,
+    /// How often agents fetch their CRL.
+    pub crl_interval_secs: i64,
+    /// How often agents poll for work.
+    pub poll_interval_secs: i64,
+}
+
+impl Default for AgentSettings {
+    fn default() -> Self {
+        Self {
+            cert_lifetime_secs: 24 * 3600,
+            crl_interval_secs: 300,
+            poll_interval_secs: 30,
+        }
+    }
+}
+
 /// What handlers share.
 #[derive(Clone)]
 pub struct AppState {
@@ -40,6 +63,11 @@ pub struct AppState {
     pub db: Db,
     /// The master keys (for sealing and unwrapping secrets).
     pub keys: Arc<MasterKeys>,
+    /// Agent settings.
+    pub agents: AgentSettings,
+    /// The agent listener's TLS, rebuilt when CRLs change (none when no agent listener
+    /// runs in this process).
+    pub agent_tls: Option<Arc<crate::agent_tls::AgentTls>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -52,6 +80,16 @@ impl AppState {
     /// The current time, in Unix seconds.
     pub fn now(&self) -> i64 {
         dbcrate_core::time::unix_now()
+    }
+
+    /// Rebuilds the agent listener's TLS after a revocation or a new organisation CA;
+    /// a failure is logged (the periodic refresh retries).
+    pub async fn reload_agent_tls(&self) {
+        if let Some(tls) = &self.agent_tls {
+            if let Err(e) = tls.reload().await {
+                tracing::error!("reloading the agent CRLs failed: {}", e.message);
+            }
+        }
     }
 
     /// The current time as stored in audit rows.
@@ -113,9 +151,24 @@ async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }
 
+/// Every route agents call (served on the agent listener, with mutual TLS).
+pub fn agent_router(state: AppState) -> Router {
+    Router::new()
+        .route("/agent/v1/enroll", post(agent_api::enroll))
+        .route("/agent/v1/certificate/renew", post(agent_api::renew))
+        .route("/agent/v1/config", get(agent_api::config))
+        .route("/agent/v1/crl", get(agent_api::crl))
+        .fallback(no_such_route)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(log_request))
+        .layer(axum::middleware::map_response(security_headers))
+        .with_state(state)
+}
+
 /// Every route of the API.
 pub fn router(state: AppState) -> Router {
     use account_api as account;
+    use agent_admin_api as agent_admin;
     use audit_api as audit;
     use member_api as member;
     use org_api as org;
@@ -170,6 +223,15 @@ pub fn router(state: AppState) -> Router {
             axum::routing::delete(token::revoke),
         )
         .route("/api/v1/orgs/{org}/audit", get(audit::query))
+        .route(
+            "/api/v1/orgs/{org}/enrolment-tokens",
+            post(agent_admin::create_enrolment_token),
+        )
+        .route("/api/v1/orgs/{org}/agents", get(agent_admin::list))
+        .route(
+            "/api/v1/orgs/{org}/agents/{agent}/revoke",
+            post(agent_admin::revoke),
+        )
         .fallback(no_such_route)
         .method_not_allowed_fallback(|| async {
             error::ApiError::new(

@@ -9,6 +9,8 @@
 //! the HTTPS API ([`http`], [`serve`]) are built on those.
 #![deny(missing_docs)]
 
+pub mod agent_tls;
+pub mod agents;
 pub mod api_tokens;
 pub mod audit;
 pub mod audit_query;
@@ -19,6 +21,7 @@ pub mod error;
 pub mod http;
 pub mod members;
 pub mod orgs;
+pub mod pki;
 pub mod second_factor;
 pub mod secrets;
 pub mod serve;

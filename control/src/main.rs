@@ -5,6 +5,7 @@
 //! non-zero with the fix when something is missing; it never runs degraded.
 
 use clap::{Parser, Subcommand};
+use dbcrate_control::agent_tls::{AgentTls, AgentTlsHandle};
 use dbcrate_control::config::Config;
 use dbcrate_control::db::Db;
 use dbcrate_control::envelope::MasterKeys;
@@ -83,21 +84,45 @@ fn say(line: &str) {
     let _ = writeln!(std::io::stdout(), "{line}");
 }
 
-/// Boot checks, TLS, then the server until SIGINT or SIGTERM.
+/// Binds `addr`, with the variable to change named in the error.
+async fn bind(addr: std::net::SocketAddr, variable: &str) -> Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| Error::internal(format!("cannot listen on {addr}: {e}; set {variable}")))
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// Boot checks, TLS, then the API and agent listeners until SIGINT or SIGTERM.
 async fn serve(config: &Config) -> Result<String> {
     let (db, keys) = open_checked(config).await?;
     let addr = config.listen_addr()?;
+    let agent_addr = config.agent_listen_addr()?;
+    let agent_settings = config.agent_settings()?;
     let tls_source = config.tls_source()?;
     if tls_source.generate_if_missing {
         config.ensure_data_dir()?;
     }
     let tls = dbcrate_control::tls::load(&tls_source)?;
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
-        Error::internal(format!("cannot listen on {addr}: {e}; set DBCRATE_LISTEN"))
-    })?;
-    let bound = listener
-        .local_addr()
-        .map_err(|e| Error::internal(format!("the listening socket: {e}")))?;
+    let keys = std::sync::Arc::new(keys);
+    let agent_tls = AgentTls::new(db.clone(), keys.clone(), &tls_source).await?;
+    let listener = bind(addr, "DBCRATE_LISTEN").await?;
+    let agent_listener = bind(agent_addr, "DBCRATE_AGENT_LISTEN").await?;
+    let local = |l: &tokio::net::TcpListener| {
+        l.local_addr()
+            .map_err(|e| Error::internal(format!("the listening socket: {e}")))
+    };
+    let (bound, agent_bound) = (local(&listener)?, local(&agent_listener)?);
     if tls.generated {
         say(&format!(
             "generated a self-signed TLS certificate: {}",
@@ -108,29 +133,28 @@ async fn serve(config: &Config) -> Result<String> {
         "TLS certificate SHA-256 fingerprint: {}",
         tls.fingerprint
     ));
+    say(&format!("agents connect to https://{agent_bound}"));
     say(&format!("listening on https://{bound}"));
     let state = dbcrate_control::http::AppState {
         db,
-        keys: std::sync::Arc::new(keys),
+        keys,
+        agents: agent_settings,
+        agent_tls: Some(agent_tls.clone()),
     };
-    let shutdown = async {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(_) => return std::future::pending().await,
-            };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-    };
-    dbcrate_control::serve::serve(
+    agent_tls.spawn_refresher();
+    let agents = dbcrate_control::serve::serve(
+        agent_listener,
+        AgentTlsHandle(agent_tls),
+        dbcrate_control::http::agent_router(state.clone()),
+        shutdown_signal(),
+    );
+    let api = dbcrate_control::serve::serve(
         listener,
         tls.config,
         dbcrate_control::http::router(state),
-        shutdown,
-    )
-    .await;
+        shutdown_signal(),
+    );
+    tokio::join!(agents, api);
     Ok("stopped".into())
 }
 
@@ -157,6 +181,8 @@ async fn run(cli: Cli) -> Result<String> {
         Command::Check => {
             open_checked(&config).await?;
             config.listen_addr()?;
+            config.agent_listen_addr()?;
+            config.agent_settings()?;
             let tls_source = config.tls_source()?;
             let tls = if tls_source.generate_if_missing
                 && !tls_source.cert_file.exists()

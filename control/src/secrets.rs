@@ -1,9 +1,10 @@
 //! Envelope-encrypted secrets in the database. Every unwrap writes an audit row first,
 //! and the plaintext is returned only if that row was written.
 //!
-//! Secrets belong to an organisation (org keys, credentials: table `secrets`) or to one
-//! person (their TOTP seed: table `user_secrets`); both tables have the same sealed
-//! columns, and master-key checks and rotation cover both.
+//! Secrets belong to an organisation (org keys, CA keys, credentials: table `secrets`),
+//! to one person (their TOTP seed: table `user_secrets`) or to the deployment (the
+//! root CA key: table `instance_secrets`); the tables have the same sealed columns, and
+//! master-key checks and rotation cover all three.
 
 use crate::audit::{self, AuditEvent, INSTANCE_CHAIN};
 use crate::db::Db;
@@ -19,16 +20,19 @@ pub enum Owner<'a> {
     Org(&'a str),
     /// One person's (their second-factor seed).
     User(&'a str),
+    /// The deployment's (the root CA key).
+    Instance,
 }
 
-/// The two kinds of owner, for walks over every secret.
-const OWNER_KINDS: [Owner<'static>; 2] = [Owner::Org(""), Owner::User("")];
+/// The kinds of owner, for walks over every secret.
+const OWNER_KINDS: [Owner<'static>; 3] = [Owner::Org(""), Owner::User(""), Owner::Instance];
 
 impl<'a> Owner<'a> {
     fn table(self) -> &'static str {
         match self {
             Self::Org(_) => "secrets",
             Self::User(_) => "user_secrets",
+            Self::Instance => "instance_secrets",
         }
     }
 
@@ -36,6 +40,7 @@ impl<'a> Owner<'a> {
         match self {
             Self::Org(_) => "org_id",
             Self::User(_) => "user_id",
+            Self::Instance => "owner_id",
         }
     }
 
@@ -43,12 +48,14 @@ impl<'a> Owner<'a> {
         match self {
             Self::Org(_) => Owner::Org(id),
             Self::User(_) => Owner::User(id),
+            Self::Instance => Owner::Instance,
         }
     }
 
     fn id(self) -> &'a str {
         match self {
             Self::Org(id) | Self::User(id) => id,
+            Self::Instance => INSTANCE_CHAIN,
         }
     }
 
@@ -58,6 +65,7 @@ impl<'a> Owner<'a> {
         match self {
             Self::Org(id) => id.to_string(),
             Self::User(id) => format!("user:{id}"),
+            Self::Instance => INSTANCE_CHAIN.to_string(),
         }
     }
 
@@ -65,7 +73,7 @@ impl<'a> Owner<'a> {
     fn chain(self) -> &'a str {
         match self {
             Self::Org(id) => id,
-            Self::User(_) => INSTANCE_CHAIN,
+            Self::User(_) | Self::Instance => INSTANCE_CHAIN,
         }
     }
 }

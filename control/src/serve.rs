@@ -20,14 +20,32 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a client has to send a request's headers.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Where each new connection's TLS configuration comes from: fixed for the API, rebuilt
+/// when CRLs change for the agent listener.
+pub trait TlsConfigs: Send + Sync + 'static {
+    /// The configuration for the next handshake.
+    fn current(&self) -> Arc<rustls::ServerConfig>;
+}
+
+impl TlsConfigs for Arc<rustls::ServerConfig> {
+    fn current(&self) -> Arc<rustls::ServerConfig> {
+        self.clone()
+    }
+}
+
+/// The certificates a client presented (verified by the TLS layer), on each request of
+/// a connection that had any.
+#[derive(Debug, Clone)]
+pub struct PeerCertificates(pub Arc<Vec<rustls::pki_types::CertificateDer<'static>>>);
+
 /// Serves `app` over TLS on `listener` until `shutdown` completes.
 pub async fn serve(
     listener: TcpListener,
-    tls: Arc<rustls::ServerConfig>,
+    tls: impl TlsConfigs,
     app: Router,
     shutdown: impl Future<Output = ()>,
 ) {
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let tls = Arc::new(tls);
     tokio::pin!(shutdown);
     loop {
         let (tcp, peer) = tokio::select! {
@@ -42,7 +60,7 @@ pub async fn serve(
                 }
             },
         };
-        let acceptor = acceptor.clone();
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls.current());
         let app = app.clone();
         tokio::spawn(async move {
             let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
@@ -56,9 +74,17 @@ pub async fn serve(
                     return;
                 }
             };
+            let peer_certs = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .map(|certs| PeerCertificates(Arc::new(certs.to_vec())));
             let service =
                 hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
                     request.extensions_mut().insert(ClientAddr(peer));
+                    if let Some(certs) = &peer_certs {
+                        request.extensions_mut().insert(certs.clone());
+                    }
                     let mut app = app.clone();
                     async move { app.call(request).await }
                 });

@@ -42,6 +42,7 @@ fn status_of(code: Code) -> StatusCode {
     match code {
         Code::InvalidInput => StatusCode::UNPROCESSABLE_ENTITY,
         Code::NotSignedIn
+        | Code::ClientCertificateRequired
         | Code::WrongCredentials
         | Code::SecondFactorRequired
         | Code::SecondFactorInvalid => StatusCode::UNAUTHORIZED,

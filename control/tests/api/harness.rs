@@ -2,9 +2,10 @@
 //! freshly generated self-signed certificate (the embedded default), on either
 //! database engine, and a client that pins that certificate.
 
+use dbcrate_control::agent_tls::{AgentTls, AgentTlsHandle};
 use dbcrate_control::db::Db;
 use dbcrate_control::envelope::MasterKeys;
-use dbcrate_control::http::{router, AppState};
+use dbcrate_control::http::{agent_router, router, AgentSettings, AppState};
 use dbcrate_control::tls::{self, TlsSource};
 use dbcrate_testkit::{PgServer, TempDir};
 use reqwest::{Method, StatusCode};
@@ -75,10 +76,14 @@ pub enum Auth {
 
 pub struct Api {
     pub base: String,
+    /// The agent listener (mutual TLS).
+    pub agent_base: String,
+    /// The server certificate (PEM), for clients to pin.
+    pub cert_pem: Vec<u8>,
     pub db: Db,
     pub keys: Arc<MasterKeys>,
     client: reqwest::Client,
-    _stop: tokio::sync::oneshot::Sender<()>,
+    _stop: tokio::sync::watch::Sender<()>,
     _dir: TempDir,
 }
 
@@ -130,19 +135,36 @@ impl Api {
         assert!(material.generated);
         let cert_pem = std::fs::read(&source.cert_file).unwrap();
         let keys = Arc::new(MasterKeys::parse(K1).unwrap());
+        let agent_tls = AgentTls::new(db.clone(), keys.clone(), &source)
+            .await
+            .unwrap();
         let state = AppState {
             db: db.clone(),
             keys: keys.clone(),
+            agents: AgentSettings::default(),
+            agent_tls: Some(agent_tls.clone()),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let agent_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let agent_addr = agent_listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::watch::channel(());
+        let mut stopped_agents = stopped.clone();
+        tokio::spawn(dbcrate_control::serve::serve(
+            agent_listener,
+            AgentTlsHandle(agent_tls),
+            agent_router(state.clone()),
+            async move {
+                let _ = stopped_agents.changed().await;
+            },
+        ));
+        let mut stopped_api = stopped;
         tokio::spawn(dbcrate_control::serve::serve(
             listener,
             material.config,
             router(state),
-            async {
-                let _ = stopped.await;
+            async move {
+                let _ = stopped_api.changed().await;
             },
         ));
         let client = reqwest::Client::builder()
@@ -153,6 +175,8 @@ impl Api {
             .unwrap();
         Self {
             base: format!("https://127.0.0.1:{}", addr.port()),
+            agent_base: format!("https://127.0.0.1:{}", agent_addr.port()),
+            cert_pem,
             db,
             keys,
             client,
@@ -162,6 +186,15 @@ impl Api {
     }
 
     /// Sends a request with an optional JSON body.
+    /// The base URL a path is served on: `/agent/…` on the agent listener.
+    pub fn url(&self, path: &str) -> String {
+        if path.starts_with("/agent/") {
+            format!("{}{path}", self.agent_base)
+        } else {
+            format!("{}{path}", self.base)
+        }
+    }
+
     pub async fn send(
         &self,
         method: Method,
@@ -169,7 +202,7 @@ impl Api {
         auth: &Auth,
         body: Option<Value>,
     ) -> Reply {
-        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        let mut request = self.client.request(method, self.url(path));
         request = match auth {
             Auth::None => request,
             Auth::Session { cookie, csrf } => request
@@ -193,10 +226,7 @@ impl Api {
         content_type: Option<&str>,
         body: Vec<u8>,
     ) -> Reply {
-        let mut request = self
-            .client
-            .request(method, format!("{}{path}", self.base))
-            .body(body);
+        let mut request = self.client.request(method, self.url(path)).body(body);
         if let Some(ct) = content_type {
             request = request.header("content-type", ct);
         }

@@ -2,6 +2,7 @@
 //! account flows, the routes × roles × foreign-organisation matrix, bad input, and the
 //! OpenAPI document.
 
+mod agents;
 mod bad_input;
 mod flows;
 mod harness;

@@ -8,7 +8,7 @@ use dbcrate_control::setup;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-/// A route: method, path (with `{org}`, `{user}`, `{token}`), lowest role, whether a
+/// A route: method, path (with `{org}`, `{user}`, `{token}`, `{agent}`), lowest role, whether a
 /// person is needed (tokens refused), and the body.
 struct Route {
     method: Method,
@@ -98,7 +98,53 @@ fn routes() -> Vec<Route> {
             true,
             None,
         ),
+        r(
+            Method::POST,
+            "/api/v1/orgs/{org}/enrolment-tokens",
+            "operator",
+            false,
+            Some(|n| json!({ "name": format!("host{n}") })),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/orgs/{org}/agents",
+            "viewer",
+            false,
+            None,
+        ),
+        r(
+            Method::POST,
+            "/api/v1/orgs/{org}/agents/{agent}/revoke",
+            "admin",
+            false,
+            None,
+        ),
     ]
+}
+
+/// Enrols an agent in `org` through the library; returns its id.
+async fn enrol_agent(api: &Api, org: &str) -> String {
+    let now = dbcrate_core::time::unix_now();
+    let token =
+        dbcrate_control::agents::create_token(&api.db, org, "target", None, "system:test", now)
+            .await
+            .unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let csr = rcgen::CertificateParams::default()
+        .serialize_request(&key)
+        .unwrap()
+        .pem()
+        .unwrap();
+    let request = dbcrate_control::agents::EnrolRequest {
+        token: &token.token,
+        csr_pem: &csr,
+        name: "target",
+        org_id: None,
+    };
+    dbcrate_control::agents::enrol(&api.db, &api.keys, &request, 3600, now)
+        .await
+        .unwrap()
+        .agent_id
 }
 
 fn rank(role: &str) -> usize {
@@ -223,6 +269,9 @@ async fn roles_matrix(db: Db) {
                 let email = format!("target{n}@a.example");
                 let user = api.add_member(&owner, &org, &email, "viewer").await.0;
                 path = path.replace("{user}", &user);
+            }
+            if path.contains("{agent}") {
+                path = path.replace("{agent}", &enrol_agent(&api, &org).await);
             }
             if path.contains("{token}") {
                 let body = json!({ "name": format!("target{n}"), "role": "viewer" });

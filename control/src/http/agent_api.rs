@@ -1,0 +1,138 @@
+//! `/agent/v1/*`: what agents call, on the agent listener (mutual TLS). Enrolment is
+//! the one route without a client certificate; every other route takes the agent's
+//! organisation and id from its verified certificate only.
+
+use super::error::{ApiError, ApiResult};
+use super::extract::{Body, SecretField};
+use super::AppState;
+use crate::agents::{self, EnrolRequest};
+use crate::error::{Code, Error};
+use crate::pki::crl;
+use crate::pki::identity::{self, AgentIdentity};
+use crate::serve::PeerCertificates;
+use axum::extract::{FromRequestParts, State};
+use axum::http::header;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+/// A caller with a verified, live agent certificate.
+#[derive(Debug, Clone)]
+pub struct Agent(pub AgentIdentity);
+
+impl FromRequestParts<AppState> for Agent {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
+        let certs = parts.extensions.get::<PeerCertificates>().ok_or_else(|| {
+            ApiError::from(Error::new(
+                Code::ClientCertificateRequired,
+                "this route needs the agent's client certificate (mutual TLS); enrol first",
+            ))
+        })?;
+        let leaf = certs.0.first().ok_or_else(|| {
+            ApiError::from(Error::new(
+                Code::ClientCertificateRequired,
+                "no client certificate was presented",
+            ))
+        })?;
+        let identity = identity::from_certificate(leaf)
+            .map_err(|e| ApiError::from(Error::new(Code::ClientCertificateRequired, e.message)))?;
+        agents::check_live(&state.db, &identity)
+            .await
+            .map_err(|e| ApiError::from(Error::new(Code::ClientCertificateRequired, e.message)))?;
+        Ok(Self(identity))
+    }
+}
+
+/// `POST /agent/v1/enroll`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrolBody {
+    token: SecretField,
+    csr: String,
+    name: String,
+    #[serde(default)]
+    org_id: Option<String>,
+}
+
+/// Token + CSR → certificate chain.
+pub async fn enroll(
+    State(state): State<AppState>,
+    Body(body): Body<EnrolBody>,
+) -> ApiResult<Json<Value>> {
+    let request = EnrolRequest {
+        token: &body.token.0,
+        csr_pem: &body.csr,
+        name: &body.name,
+        org_id: body.org_id.as_deref(),
+    };
+    let enrolled = agents::enrol(
+        &state.db,
+        &state.keys,
+        &request,
+        state.agents.cert_lifetime_secs,
+        state.now(),
+    )
+    .await?;
+    state.reload_agent_tls().await;
+    Ok(Json(json!({
+        "org_id": enrolled.org_id,
+        "agent_id": enrolled.agent_id,
+        "certificate_chain": enrolled.chain_pem,
+        "root_ca": enrolled.root_pem,
+        "not_after": enrolled.not_after,
+    })))
+}
+
+/// `POST /agent/v1/certificate/renew`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenewBody {
+    csr: String,
+}
+
+/// A fresh certificate for a new key, for a live agent.
+pub async fn renew(
+    State(state): State<AppState>,
+    Agent(agent): Agent,
+    Body(body): Body<RenewBody>,
+) -> ApiResult<Json<Value>> {
+    let issued = agents::renew(
+        &state.db,
+        &state.keys,
+        &agent,
+        &body.csr,
+        state.agents.cert_lifetime_secs,
+        state.now(),
+    )
+    .await?;
+    Ok(Json(json!({
+        "certificate_chain": issued.chain_pem,
+        "not_after": issued.not_after,
+    })))
+}
+
+/// What the agent needs to work: the organisation's recipient and its intervals.
+pub async fn config(State(state): State<AppState>, Agent(agent): Agent) -> ApiResult<Json<Value>> {
+    let org = crate::orgs::get(&state.db, &agent.org_id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    Ok(Json(json!({
+        "org_id": agent.org_id,
+        "agent_id": agent.agent_id,
+        "recipient": org.recipient,
+        "poll_interval_secs": state.agents.poll_interval_secs,
+        "crl_interval_secs": state.agents.crl_interval_secs,
+        "renew_at_fraction": 0.8,
+        "registry": Value::Null,
+    })))
+}
+
+/// The agent's organisation's signed CRL (DER).
+pub async fn crl(State(state): State<AppState>, Agent(agent): Agent) -> ApiResult<Response> {
+    let der = crl::current(&state.db, &state.keys, &agent.org_id, state.now()).await?;
+    Ok(([(header::CONTENT_TYPE, "application/pkix-crl")], der).into_response())
+}

@@ -1,0 +1,276 @@
+//! The deployment root CA and the organisations' intermediate CAs, created on first
+//! need and kept as (certificate PEM, sealed key).
+//!
+//! Creation races between requests or replicas are settled by the primary keys: the
+//! loser's insert fails and it loads the winner's CA. The CA parameters are rebuilt
+//! from fixed templates when signing ([`org_ca_params`]), so the issuer name in every
+//! certificate matches the CA certificate byte for byte.
+
+use super::{at, rcgen_error};
+use crate::audit::{self, AuditEvent, INSTANCE_CHAIN};
+use crate::db::{end_write, Db};
+use crate::envelope::MasterKeys;
+use crate::error::{new_id, Error, Result};
+use crate::secrets::{self, Owner};
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
+};
+use sqlx::Row;
+
+/// The purpose recorded with the root CA key.
+pub const ROOT_KEY_PURPOSE: &str = "deployment-root-ca-key";
+/// The purpose recorded with an organisation's CA key.
+pub const ORG_CA_KEY_PURPOSE: &str = "agent-ca-key";
+/// Root CA lifetime.
+const ROOT_DAYS: i64 = 20 * 365;
+/// Organisation CA lifetime.
+const ORG_CA_DAYS: i64 = 10 * 365;
+
+fn root_params(name: &str) -> CertificateParams {
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(
+        DnType::CommonName,
+        format!("dbcrate deployment root {name}"),
+    );
+    params.distinguished_name = dn;
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(1));
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    params
+}
+
+/// The template of an organisation's CA (subject and usages), used to make it and to
+/// sign with it.
+pub fn org_ca_params(org_id: &str) -> CertificateParams {
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::OrganizationName, org_id);
+    dn.push(DnType::CommonName, format!("dbcrate agents of {org_id}"));
+    params.distinguished_name = dn;
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    params
+}
+
+/// A CA ready to sign: its certificate and its (unwrapped) key.
+pub struct SigningCa {
+    /// The CA certificate (PEM).
+    pub cert_pem: String,
+    issuer: Issuer<'static, KeyPair>,
+}
+
+impl std::fmt::Debug for SigningCa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SigningCa(<key redacted>)")
+    }
+}
+
+impl SigningCa {
+    /// The issuer, for rcgen's `signed_by`.
+    pub fn issuer(&self) -> &Issuer<'static, KeyPair> {
+        &self.issuer
+    }
+}
+
+fn key_from_secret(bytes: &[u8]) -> Result<KeyPair> {
+    let pem =
+        std::str::from_utf8(bytes).map_err(|_| Error::internal("a stored CA key is not PEM"))?;
+    KeyPair::from_pem(pem).map_err(rcgen_error("a stored CA key does not load"))
+}
+
+async fn load_root(db: &Db) -> Result<Option<(String, String, String)>> {
+    let row = sqlx::query("SELECT name, cert_pem, key_secret_id FROM deployment_ca WHERE id = 1")
+        .fetch_optional(db.pool())
+        .await?;
+    Ok(row
+        .map(|r| -> std::result::Result<_, sqlx::Error> {
+            Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?))
+        })
+        .transpose()?)
+}
+
+/// The deployment root certificate (PEM), creating the root CA on first use.
+pub async fn root_cert_pem(db: &Db, keys: &MasterKeys, now: i64) -> Result<String> {
+    if let Some((_, cert, _)) = load_root(db).await? {
+        return Ok(cert);
+    }
+    let name = new_id("root")?;
+    let key = KeyPair::generate().map_err(rcgen_error("generating the root CA key"))?;
+    let mut params = root_params(&name);
+    params.not_before = at(now - 3600)?;
+    params.not_after = at(now + ROOT_DAYS * 86_400)?;
+    let cert = params
+        .self_signed(&key)
+        .map_err(rcgen_error("self-signing the root CA"))?;
+    let stamp = dbcrate_core::time::UtcDateTime::from_unix(now).rfc3339();
+    let key_pem = zeroize::Zeroizing::new(key.serialize_pem());
+    let mut conn = db.begin().await?;
+    let stored: Result<()> = async {
+        let secret_id = secrets::insert(
+            &mut conn,
+            keys,
+            Owner::Instance,
+            ROOT_KEY_PURPOSE,
+            key_pem.as_bytes(),
+            &stamp,
+        )
+        .await?;
+        sqlx::query(
+            "INSERT INTO deployment_ca (id, name, cert_pem, key_secret_id, created_at) \
+             VALUES (1, $1, $2, $3, $4)",
+        )
+        .bind(&name)
+        .bind(cert.pem())
+        .bind(&secret_id)
+        .bind(&stamp)
+        .execute(&mut *conn)
+        .await?;
+        audit::append_in(
+            &mut conn,
+            &AuditEvent {
+                org_id: INSTANCE_CHAIN,
+                actor: "system",
+                action: "pki.root_ca.create",
+                target: &format!("ca:{name}"),
+                details: "{}",
+            },
+            &stamp,
+        )
+        .await?;
+        Ok(())
+    }
+    .await;
+    let created = end_write(&mut conn, stored).await;
+    // When another request or replica made it first, ours failed on the key: use theirs.
+    match (load_root(db).await?, created) {
+        (Some((_, cert, _)), _) => Ok(cert),
+        (None, Err(e)) => Err(e),
+        (None, Ok(())) => Err(Error::internal(
+            "the deployment root CA could not be created",
+        )),
+    }
+}
+
+async fn load_org_ca(db: &Db, org_id: &str) -> Result<Option<(String, String)>> {
+    let row = sqlx::query("SELECT cert_pem, key_secret_id FROM org_cas WHERE org_id = $1")
+        .bind(org_id)
+        .fetch_optional(db.pool())
+        .await?;
+    Ok(row
+        .map(|r| -> std::result::Result<_, sqlx::Error> { Ok((r.try_get(0)?, r.try_get(1)?)) })
+        .transpose()?)
+}
+
+/// Creates the organisation's CA if it has none, signed by the root (whose key is
+/// unwrapped, audited, for this).
+async fn create_org_ca(db: &Db, keys: &MasterKeys, org_id: &str, now: i64) -> Result<()> {
+    root_cert_pem(db, keys, now).await?;
+    let (name, _, root_secret) = load_root(db)
+        .await?
+        .ok_or_else(|| Error::internal("the deployment root CA is missing"))?;
+    let stamp = dbcrate_core::time::UtcDateTime::from_unix(now).rfc3339();
+    let root_key = secrets::unwrap(
+        db,
+        keys,
+        Owner::Instance,
+        &root_secret,
+        "system",
+        &format!("creating the agent CA of {org_id}"),
+        &stamp,
+    )
+    .await?;
+    let root_issuer = Issuer::new(root_params(&name), key_from_secret(&root_key)?);
+    let key = KeyPair::generate().map_err(rcgen_error("generating an organisation CA key"))?;
+    let mut params = org_ca_params(org_id);
+    params.not_before = at(now - 3600)?;
+    params.not_after = at(now + ORG_CA_DAYS * 86_400)?;
+    let cert = params
+        .signed_by(&key, &root_issuer)
+        .map_err(rcgen_error("signing an organisation CA"))?;
+    let key_pem = zeroize::Zeroizing::new(key.serialize_pem());
+    let mut conn = db.begin().await?;
+    let stored: Result<()> = async {
+        let secret_id = secrets::insert(
+            &mut conn,
+            keys,
+            Owner::Org(org_id),
+            ORG_CA_KEY_PURPOSE,
+            key_pem.as_bytes(),
+            &stamp,
+        )
+        .await?;
+        sqlx::query(
+            "INSERT INTO org_cas (org_id, cert_pem, key_secret_id, created_at, crl_number) \
+             VALUES ($1, $2, $3, $4, 0)",
+        )
+        .bind(org_id)
+        .bind(cert.pem())
+        .bind(&secret_id)
+        .bind(&stamp)
+        .execute(&mut *conn)
+        .await?;
+        audit::append_in(
+            &mut conn,
+            &AuditEvent {
+                org_id,
+                actor: "system",
+                action: "pki.org_ca.create",
+                target: &format!("org:{org_id}"),
+                details: "{}",
+            },
+            &stamp,
+        )
+        .await?;
+        Ok(())
+    }
+    .await;
+    let created = end_write(&mut conn, stored).await;
+    // A concurrent creation wins the primary key; ours is rolled back and theirs used.
+    match (load_org_ca(db, org_id).await?, created) {
+        (Some(_), _) => Ok(()),
+        (None, result) => result,
+    }
+}
+
+/// The organisation's CA certificate (PEM), creating the CA on first use.
+pub async fn org_ca_cert_pem(db: &Db, keys: &MasterKeys, org_id: &str, now: i64) -> Result<String> {
+    if load_org_ca(db, org_id).await?.is_none() {
+        create_org_ca(db, keys, org_id, now).await?;
+    }
+    load_org_ca(db, org_id)
+        .await?
+        .map(|(cert, _)| cert)
+        .ok_or_else(|| Error::internal(format!("the agent CA of {org_id} could not be created")))
+}
+
+/// The organisation's CA with its key unwrapped (audited with `reason`), to sign
+/// certificates or CRLs.
+pub async fn org_signing_ca(
+    db: &Db,
+    keys: &MasterKeys,
+    org_id: &str,
+    actor: &str,
+    reason: &str,
+    now: i64,
+) -> Result<SigningCa> {
+    let cert_pem = org_ca_cert_pem(db, keys, org_id, now).await?;
+    let (_, secret_id) = load_org_ca(db, org_id)
+        .await?
+        .ok_or_else(|| Error::internal("the organisation CA is missing"))?;
+    let stamp = dbcrate_core::time::UtcDateTime::from_unix(now).rfc3339();
+    let key = secrets::unwrap(
+        db,
+        keys,
+        Owner::Org(org_id),
+        &secret_id,
+        actor,
+        reason,
+        &stamp,
+    )
+    .await?;
+    Ok(SigningCa {
+        cert_pem,
+        issuer: Issuer::new(org_ca_params(org_id), key_from_secret(&key)?),
+    })
+}

@@ -1,0 +1,111 @@
+//! Each organisation's certificate revocation list, signed by its CA.
+//!
+//! The CRL is regenerated when a revocation changes it and otherwise when it is an hour
+//! old; it is valid for a day, so a stale copy is refused by agents and the TLS layer.
+//! The signed DER is kept in `org_cas`, so replicas serve the same list and signing
+//! (which unwraps the CA key, audited) happens rarely.
+
+use super::ca::org_signing_ca;
+use super::{at, rcgen_error};
+use crate::db::Db;
+use crate::envelope::MasterKeys;
+use crate::error::{Error, Result};
+use rcgen::{CertificateRevocationListParams, KeyIdMethod, RevokedCertParams, SerialNumber};
+use sqlx::Row;
+
+/// A CRL is re-signed when older than this.
+pub const REFRESH_SECS: i64 = 3600;
+/// A CRL is valid this long after signing.
+pub const VALIDITY_SECS: i64 = 24 * 3600;
+
+/// Signs a fresh CRL for the organisation and stores it.
+pub async fn regenerate(
+    db: &Db,
+    keys: &MasterKeys,
+    org_id: &str,
+    reason: &str,
+    now: i64,
+) -> Result<Vec<u8>> {
+    let ca = org_signing_ca(db, keys, org_id, "system", reason, now).await?;
+    let revoked = sqlx::query(
+        "SELECT serial, revoked_at FROM agent_certificates \
+         WHERE org_id = $1 AND revoked_at IS NOT NULL ORDER BY serial",
+    )
+    .bind(org_id)
+    .fetch_all(db.pool())
+    .await?;
+    let mut revoked_certs = Vec::new();
+    for row in &revoked {
+        let serial: String = row.try_get(0)?;
+        let when: i64 = row.try_get(1)?;
+        revoked_certs.push(RevokedCertParams {
+            serial_number: SerialNumber::from_slice(
+                &dbcrate_core::hex::decode_array::<16>(&serial)
+                    .ok_or_else(|| Error::internal("a stored serial is not 16 hex bytes"))?,
+            ),
+            revocation_time: at(when)?,
+            reason_code: None,
+            invalidity_date: None,
+        });
+    }
+    let number: i64 = sqlx::query_scalar(
+        "UPDATE org_cas SET crl_number = crl_number + 1 WHERE org_id = $1 RETURNING crl_number",
+    )
+    .bind(org_id)
+    .fetch_one(db.pool())
+    .await?;
+    let params = CertificateRevocationListParams {
+        this_update: at(now - 60)?,
+        next_update: at(now + VALIDITY_SECS)?,
+        crl_number: SerialNumber::from(number as u64),
+        issuing_distribution_point: None,
+        revoked_certs,
+        key_identifier_method: KeyIdMethod::Sha256,
+    };
+    let crl = params
+        .signed_by(ca.issuer())
+        .map_err(rcgen_error("signing the CRL"))?;
+    let der = crl.der().to_vec();
+    sqlx::query(
+        "UPDATE org_cas SET crl_der = $1, crl_this_update = $2, crl_next_update = $3 \
+         WHERE org_id = $4",
+    )
+    .bind(&der)
+    .bind(now)
+    .bind(now + VALIDITY_SECS)
+    .bind(org_id)
+    .execute(db.pool())
+    .await?;
+    Ok(der)
+}
+
+/// The organisation's current CRL (DER), re-signed first when missing or old.
+pub async fn current(db: &Db, keys: &MasterKeys, org_id: &str, now: i64) -> Result<Vec<u8>> {
+    let row = sqlx::query("SELECT crl_der, crl_this_update FROM org_cas WHERE org_id = $1")
+        .bind(org_id)
+        .fetch_optional(db.pool())
+        .await?;
+    if let Some(row) = row {
+        let der: Option<Vec<u8>> = row.try_get(0)?;
+        let this_update: Option<i64> = row.try_get(1)?;
+        if let (Some(der), Some(at)) = (der, this_update) {
+            if now - at < REFRESH_SECS {
+                return Ok(der);
+            }
+        }
+    }
+    regenerate(db, keys, org_id, "CRL refresh", now).await
+}
+
+/// Every organisation CA's certificate (DER) with its current CRL (DER), for the TLS
+/// layer's client verifier.
+pub async fn all_current(db: &Db, keys: &MasterKeys, now: i64) -> Result<Vec<Vec<u8>>> {
+    let orgs: Vec<String> = sqlx::query_scalar("SELECT org_id FROM org_cas ORDER BY org_id")
+        .fetch_all(db.pool())
+        .await?;
+    let mut crls = Vec::new();
+    for org in orgs {
+        crls.push(current(db, keys, &org, now).await?);
+    }
+    Ok(crls)
+}

@@ -1,0 +1,433 @@
+//! Agent enrolment and mutual TLS against the real agent listener: certificates as the
+//! control plane makes them (whatever the CSR asks), every agent route behind a verified
+//! client certificate, revocation refused at the TLS layer from the next connection,
+//! renewal, the signed CRL, and each attack of the issue refused with a clear error (and
+//! an audit row where an organisation is known).
+
+use crate::harness::{Api, Auth, NOW};
+use dbcrate_control::db::Db;
+use dbcrate_control::{audit, setup};
+use rcgen::{CertificateParams, KeyPair};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+/// A fresh key and a CSR for it, with `params` asking for whatever a test wants.
+fn csr_with(params: CertificateParams) -> (KeyPair, String) {
+    let key = KeyPair::generate().unwrap();
+    let csr = params.serialize_request(&key).unwrap().pem().unwrap();
+    (key, csr)
+}
+
+fn csr() -> (KeyPair, String) {
+    csr_with(CertificateParams::default())
+}
+
+/// An HTTPS client presenting `chain_pem` with `key`, on a fresh connection pool.
+fn agent_client(api: &Api, chain_pem: &str, key: &KeyPair) -> reqwest::Client {
+    let identity = format!("{}{}", key.serialize_pem(), chain_pem);
+    reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&api.cert_pem).unwrap())
+        .tls_built_in_root_certs(false)
+        .identity(reqwest::Identity::from_pem(identity.as_bytes()).unwrap())
+        .build()
+        .unwrap()
+}
+
+async fn enrol_token(api: &Api, admin: &Auth, org: &str) -> String {
+    api.post(
+        &format!("/api/v1/orgs/{org}/enrolment-tokens"),
+        admin,
+        json!({ "name": "db1.example.com" }),
+    )
+    .await
+    .ok()["token"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+async fn enrol(api: &Api, token: &str, csr: &str) -> crate::harness::Reply {
+    api.post(
+        "/agent/v1/enroll",
+        &Auth::None,
+        json!({ "token": token, "csr": csr, "name": "db1" }),
+    )
+    .await
+}
+
+async fn refusals(api: &Api, org: &str) -> Vec<String> {
+    audit::rows(&api.db, org)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.action == "agent.enrol.refused")
+        .map(|r| r.details)
+        .collect()
+}
+
+async fn get(
+    client: &reqwest::Client,
+    url: String,
+) -> Result<(StatusCode, Vec<u8>), reqwest::Error> {
+    let response = client.get(url).send().await?;
+    let status = response.status();
+    Ok((status, response.bytes().await?.to_vec()))
+}
+
+async fn enrolment_and_mutual_tls(db: Db) {
+    let api = Api::start(db).await;
+    let a = setup::init(&api.db, &api.keys, "Acme", "owner@a.example", NOW)
+        .await
+        .unwrap();
+    let org = a.org.id.clone();
+    let owner = api
+        .first_sign_in(
+            "owner@a.example",
+            a.one_time_password.expose_secret(),
+            "owner passphrase!",
+        )
+        .await;
+
+    // A CSR asking for names, usages and CA powers of its own gets none of them — a CA
+    // request is refused outright.
+    let mut ca_params = CertificateParams::new(vec!["evil.example".into()]).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let token = enrol_token(&api, &owner, &org).await;
+    enrol(&api, &token, &csr_with(ca_params).1)
+        .await
+        .fails(422, "invalid_input");
+    enrol(
+        &api,
+        &token,
+        "-----BEGIN CERTIFICATE REQUEST-----\nnonsense\n-----END CERTIFICATE REQUEST-----\n",
+    )
+    .await
+    .fails(422, "invalid_input");
+    let oversized = format!("{}{}", csr().1, "A".repeat(20 * 1024));
+    enrol(&api, &token, &oversized)
+        .await
+        .fails(422, "invalid_input");
+    // A CSR whose signature does not verify (no proof of possession of the key).
+    enrol(&api, &token, &flip_last_byte(&csr().1))
+        .await
+        .fails(422, "invalid_input");
+
+    let (key, csr_pem) = csr_with(CertificateParams::new(vec!["evil.example".into()]).unwrap());
+    let enrolled = enrol(&api, &token, &csr_pem).await.ok();
+    assert_eq!(enrolled["org_id"], org.as_str());
+    let agent_id = enrolled["agent_id"].as_str().unwrap().to_string();
+    let chain = enrolled["certificate_chain"].as_str().unwrap().to_string();
+    check_leaf(&chain, &org, &agent_id);
+
+    // The token works once; expired and other organisations' tokens are refused.
+    enrol(&api, &token, &csr().1)
+        .await
+        .fails(401, "not_signed_in");
+    let expired = enrol_token(&api, &owner, &org).await;
+    sqlx::query("UPDATE enrolment_tokens SET expires_at = 1 WHERE used_at IS NULL")
+        .execute(api.db.pool())
+        .await
+        .unwrap();
+    enrol(&api, &expired, &csr().1)
+        .await
+        .fails(401, "not_signed_in");
+    let fresh = enrol_token(&api, &owner, &org).await;
+    api.post(
+        "/agent/v1/enroll",
+        &Auth::None,
+        json!({ "token": fresh, "csr": csr().1, "name": "db2", "org_id": "org_00000000000000000000000000000000" }),
+    )
+    .await
+    .fails(401, "not_signed_in");
+    enrol(&api, "dbce_unknown", &csr().1)
+        .await
+        .fails(401, "not_signed_in");
+    let reasons = refusals(&api, &org).await.join(" ");
+    for reason in [
+        "bad CSR",
+        "token used already",
+        "token expired",
+        "token of another organisation",
+    ] {
+        assert!(
+            reasons.contains(reason),
+            "no audited refusal for {reason}: {reasons}"
+        );
+    }
+
+    // With its certificate the agent reads its config and CRL; without, nothing.
+    let client = agent_client(&api, &chain, &key);
+    let config = client
+        .get(api.url("/agent/v1/config"))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_eq!(config["recipient"], a.org.recipient.as_str(), "{config}");
+    assert_eq!(config["agent_id"], agent_id.as_str());
+    api.get("/agent/v1/config", &Auth::None)
+        .await
+        .fails(401, "client_certificate_required");
+    let (status, crl) = get(&client, api.url("/agent/v1/crl")).await.unwrap();
+    assert_eq!(status, 200);
+    assert!(crl_lists(&crl, &chain).is_empty());
+
+    // Renewal: a new key, a new serial, the same agent.
+    let (new_key, new_csr) = csr();
+    let renewed = client
+        .post(api.url("/agent/v1/certificate/renew"))
+        .json(&json!({ "csr": new_csr }))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    let new_chain = renewed["certificate_chain"].as_str().unwrap().to_string();
+    check_leaf(&new_chain, &org, &agent_id);
+    assert_ne!(serial_of(&new_chain), serial_of(&chain));
+    let renewed_client = agent_client(&api, &new_chain, &new_key);
+    assert_eq!(
+        get(&renewed_client, api.url("/agent/v1/config"))
+            .await
+            .unwrap()
+            .0,
+        200
+    );
+
+    // Another organisation's agent sees only its own organisation.
+    let b = dbcrate_control::orgs::create(&api.db, &api.keys, "Other", "system:test", NOW)
+        .await
+        .unwrap();
+    let b_token = dbcrate_control::agents::create_token(
+        &api.db,
+        &b.id,
+        "b",
+        None,
+        "system:test",
+        dbcrate_core::time::unix_now(),
+    )
+    .await
+    .unwrap();
+    let (b_key, b_csr) = csr();
+    let b_enrolled = enrol(&api, b_token.token.expose_secret(), &b_csr)
+        .await
+        .ok();
+    let b_chain = b_enrolled["certificate_chain"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let b_client = agent_client(&api, &b_chain, &b_key);
+    let b_config: Value = b_client
+        .get(api.url("/agent/v1/config"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(b_config["org_id"], b.id.as_str());
+    assert_eq!(b_config["recipient"], b.recipient.as_str());
+    // Org A's people cannot revoke org B's agent (it does not exist for them).
+    let b_agent = b_enrolled["agent_id"].as_str().unwrap();
+    api.post(
+        &format!("/api/v1/orgs/{org}/agents/{b_agent}/revoke"),
+        &owner,
+        json!({}),
+    )
+    .await
+    .fails(404, "not_found");
+
+    // A certificate from another deployment, and an expired one, fail the handshake.
+    let foreign = foreign_deployment_chain(&org, &agent_id);
+    assert!(get(
+        &agent_client(&api, &foreign.0, &foreign.1),
+        api.url("/agent/v1/config")
+    )
+    .await
+    .is_err());
+    let (expired_key, expired_chain) = expired_certificate(&api, &org, &agent_id).await;
+    assert!(get(
+        &agent_client(&api, &expired_chain, &expired_key),
+        api.url("/agent/v1/config")
+    )
+    .await
+    .is_err());
+
+    // Revocation: refused at the TLS layer on the next connection, renewal included; the
+    // CRL lists both serials, signed by the organisation CA.
+    let revoked = api
+        .post(
+            &format!("/api/v1/orgs/{org}/agents/{agent_id}/revoke"),
+            &owner,
+            json!({}),
+        )
+        .await
+        .ok();
+    assert_eq!(revoked["serials"].as_array().unwrap().len(), 2);
+    let fresh_client = agent_client(&api, &new_chain, &new_key);
+    assert!(get(&fresh_client, api.url("/agent/v1/config"))
+        .await
+        .is_err());
+    let renew_again = agent_client(&api, &chain, &key)
+        .post(api.url("/agent/v1/certificate/renew"))
+        .json(&json!({ "csr": csr().1 }))
+        .send()
+        .await;
+    assert!(renew_again.is_err(), "a revoked certificate renewed");
+    // A connection opened before the revocation is refused at the application layer.
+    let reply = renewed_client
+        .get(api.url("/agent/v1/config"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 401);
+    // Agent B is unaffected; its org's CRL is its own.
+    let (status, b_crl) = get(
+        &agent_client(&api, &b_chain, &b_key),
+        api.url("/agent/v1/crl"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200);
+    assert!(crl_lists(&b_crl, &b_chain).is_empty());
+    let a_crl = dbcrate_control::pki::crl::current(
+        &api.db,
+        &api.keys,
+        &org,
+        dbcrate_core::time::unix_now(),
+    )
+    .await
+    .unwrap();
+    let listed = crl_lists(&a_crl, &chain);
+    assert!(listed.contains(&serial_of(&chain)) && listed.contains(&serial_of(&new_chain)));
+
+    let actions: Vec<String> = audit::rows(&api.db, &org)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.action)
+        .collect();
+    for action in [
+        "agent.enrolment_token.create",
+        "agent.enrol",
+        "agent.certificate.renew",
+        "agent.revoke",
+        "pki.org_ca.create",
+    ] {
+        assert!(actions.iter().any(|a| a == action), "no {action}");
+    }
+    let listed = api
+        .get(&format!("/api/v1/orgs/{org}/agents"), &owner)
+        .await
+        .ok();
+    assert!(listed["items"][0]["revoked_at"].is_i64());
+    assert!(audit::verify(&api.db, &org).await.unwrap().is_ok());
+}
+
+/// The CSR with the last byte of its signature changed.
+fn flip_last_byte(csr_pem: &str) -> String {
+    use base64::Engine;
+    use rustls::pki_types::pem::PemObject;
+    let der = rustls::pki_types::CertificateSigningRequestDer::from_pem_slice(csr_pem.as_bytes())
+        .unwrap();
+    let mut bytes = der.as_ref().to_vec();
+    *bytes.last_mut().unwrap() ^= 1;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&bytes);
+    format!("-----BEGIN CERTIFICATE REQUEST-----\n{b64}\n-----END CERTIFICATE REQUEST-----\n")
+}
+
+fn parse_chain(chain_pem: &str) -> Vec<Vec<u8>> {
+    use rustls::pki_types::pem::PemObject;
+    rustls::pki_types::CertificateDer::pem_slice_iter(chain_pem.as_bytes())
+        .map(|c| c.unwrap().to_vec())
+        .collect()
+}
+
+fn serial_of(chain_pem: &str) -> String {
+    use x509_parser::prelude::FromDer;
+    let der = &parse_chain(chain_pem)[0];
+    let (_, cert) = x509_parser::certificate::X509Certificate::from_der(der).unwrap();
+    dbcrate_core::hex::encode(cert.raw_serial())
+}
+
+/// The leaf is the control plane's, whatever the CSR asked for.
+fn check_leaf(chain_pem: &str, org: &str, agent: &str) {
+    use x509_parser::prelude::*;
+    let chain = parse_chain(chain_pem);
+    assert_eq!(chain.len(), 2, "leaf and organisation CA");
+    let (_, cert) = X509Certificate::from_der(&chain[0]).unwrap();
+    let basic = cert.basic_constraints().unwrap().map(|b| b.value.ca);
+    assert_ne!(basic, Some(true), "an agent certificate must not be a CA");
+    let eku = cert.extended_key_usage().unwrap().unwrap().value;
+    assert!(eku.client_auth && !eku.server_auth && !eku.any);
+    let names: Vec<String> = cert
+        .subject_alternative_name()
+        .unwrap()
+        .unwrap()
+        .value
+        .general_names
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    assert_eq!(names, [format!("URI(urn:dbcrate:agent:{org}:{agent})")]);
+    let lifetime = cert.validity().not_after.timestamp() - cert.validity().not_before.timestamp();
+    assert!((86_400..=86_400 + 120).contains(&lifetime), "{lifetime}");
+    assert_eq!(cert.raw_serial().len(), 16);
+    let (_, issuer) = X509Certificate::from_der(&chain[1]).unwrap();
+    assert!(cert.verify_signature(Some(issuer.public_key())).is_ok());
+}
+
+/// The serials a CRL lists, after checking its signature with the chain's CA.
+fn crl_lists(crl_der: &[u8], chain_pem: &str) -> Vec<String> {
+    use x509_parser::prelude::*;
+    let chain = parse_chain(chain_pem);
+    let (_, ca) = X509Certificate::from_der(&chain[1]).unwrap();
+    let (_, crl) = CertificateRevocationList::from_der(crl_der).unwrap();
+    crl.verify_signature(ca.public_key())
+        .expect("the CRL is signed by the organisation CA");
+    crl.iter_revoked_certificates()
+        .map(|r| dbcrate_core::hex::encode(r.raw_serial()))
+        .collect()
+}
+
+/// A chain from a look-alike deployment: same names, another root.
+fn foreign_deployment_chain(org: &str, agent: &str) -> (String, KeyPair) {
+    use rcgen::{BasicConstraints, IsCa, Issuer, SanType};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::default();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.clone().self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::default();
+    params.subject_alt_names = vec![SanType::URI(
+        format!("urn:dbcrate:agent:{org}:{agent}")
+            .try_into()
+            .unwrap(),
+    )];
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let leaf = params.signed_by(&key, &issuer).unwrap();
+    (format!("{}{}", leaf.pem(), ca.pem()), key)
+}
+
+/// A certificate from the real organisation CA that expired yesterday.
+async fn expired_certificate(api: &Api, org: &str, agent: &str) -> (KeyPair, String) {
+    let (key, csr_pem) = csr();
+    let then = dbcrate_core::time::unix_now() - 3 * 86_400;
+    let ca =
+        dbcrate_control::pki::ca::org_signing_ca(&api.db, &api.keys, org, "test", "test", then)
+            .await
+            .unwrap();
+    let csr = dbcrate_control::pki::issue::parse_csr(&csr_pem).unwrap();
+    let issued = dbcrate_control::pki::issue::sign(&ca, &csr, org, agent, then, 86_400).unwrap();
+    (key, issued.chain_pem)
+}
+
+crate::both_engines!(
+    sqlite_enrolment_and_mutual_tls,
+    postgres_enrolment_and_mutual_tls,
+    enrolment_and_mutual_tls
+);

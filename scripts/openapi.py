@@ -1,0 +1,143 @@
+"""Writes control/openapi.json, the API document the control plane serves.
+
+Edit this file and run it (python3 scripts/openapi.py) when routes change; the control
+plane test every_route_is_documented_and_every_documented_route_exists keeps the
+document and the router in step.
+"""
+import json
+import pathlib
+def err(desc): return {"description": desc, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+def ok(desc, schema=None, ctype="application/json"):
+    r = {"description": desc}
+    r["content"] = {ctype: {"schema": schema or {"type": "object"}}}
+    return r
+def body(props, required):
+    return {"required": True, "content": {"application/json": {"schema": {
+        "type": "object", "additionalProperties": False, "required": required, "properties": props}}}}
+S = {"type": "string"}
+secret = {"type": "string", "format": "password"}
+org_p = {"name": "org", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^org_[0-9a-f]{32}$"}}
+user_p = {"name": "user", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^usr_[0-9a-f]{32}$"}}
+tok_p = {"name": "token", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^tok_[0-9a-f]{32}$"}}
+common = {
+  "401": err("not_signed_in: no or ended session, or unknown/expired/revoked token"),
+  "403": err("password_change_required, forbidden (role too low or a token where a person is needed), csrf_token_invalid"),
+}
+org_common = dict(common, **{"404": err("not_found: no such organisation or object, or not yours")})
+body_errs = {
+  "400": err("malformed_json"),
+  "413": err("body_too_large"),
+  "415": err("unsupported_media_type"),
+  "422": err("invalid_body (unknown field, wrong type) or invalid_input"),
+}
+def op(summary, role, responses, req=None, params=None, security=True):
+    o = {"summary": summary, "description": "Who: " + role, "responses": responses}
+    if req: o["requestBody"] = req
+    if params: o["parameters"] = params
+    if not security: o["security"] = []
+    return o
+paths = {
+ "/api/v1/openapi.json": {"get": op("This document", "anyone", {"200": ok("The OpenAPI document")}, security=False)},
+ "/api/v1/session": {
+   "post": op("Sign in; sets the session cookie (__Host-dbcrate_session) and returns the CSRF token", "anyone",
+      dict({"200": ok("Signed in", {"$ref": "#/components/schemas/Me"}),
+            "401": err("wrong_credentials, second_factor_required, second_factor_invalid"),
+            "429": err("throttled: too many failures for the account or address")}, **body_errs),
+      body({"email": S, "password": secret, "second_factor": secret}, ["email", "password"]), security=False),
+   "get": op("The signed-in person", "a person (also with a one-time password)", dict({"200": ok("Me", {"$ref": "#/components/schemas/Me"})}, **common)),
+   "delete": op("Sign out: revokes the session and clears the cookie", "a person", dict({"200": ok("Signed out")}, **common)),
+ },
+ "/api/v1/session/second-factor": {"post": op("Check a second-factor code now (step-up), for operations that need one in the last 5 minutes", "a person",
+      dict({"200": ok("Checked"), "401": err("second_factor_invalid"), "429": err("throttled")}, **common, **body_errs),
+      body({"code": secret}, ["code"]))},
+ "/api/v1/account/password": {"post": op("Change one's own password (ends one's other sessions)", "a person (also with a one-time password)",
+      dict({"200": ok("Changed"), "401": err("wrong_credentials: the current password is wrong"), "422": err("invalid_input: password policy (12+ characters)")}, **common, **{k: v for k, v in body_errs.items() if k != "422"}),
+      body({"current_password": secret, "new_password": secret}, ["current_password", "new_password"]))},
+ "/api/v1/account/second-factor": {"post": op("Start TOTP enrolment: the seed and otpauth:// URI (for a QR code), shown once", "a person",
+      dict({"200": ok("Pending enrolment", {"type": "object", "properties": {"secret": S, "otpauth_uri": S}}), "409": err("conflict: a second factor is enrolled already")}, **common))},
+ "/api/v1/account/second-factor/confirm": {"post": op("Confirm enrolment with a code from the app; returns 10 recovery codes, shown once", "a person",
+      dict({"200": ok("Enabled", {"type": "object", "properties": {"enabled": {"type": "boolean"}, "recovery_codes": {"type": "array", "items": S}}}), "401": err("second_factor_invalid")}, **common, **body_errs),
+      body({"code": secret}, ["code"]))},
+ "/api/v1/account/second-factor/disable": {"post": op("Turn the second factor off (password and a current code or recovery code)", "a person",
+      dict({"200": ok("Disabled"), "401": err("wrong_credentials or second_factor_invalid"), "409": err("conflict: none enrolled"), "429": err("throttled")}, **common, **body_errs),
+      body({"code": secret, "password": secret}, ["code", "password"]))},
+ "/api/v1/orgs": {"get": op("The caller's organisations and role in each", "a person or token", dict({"200": ok("Organisations", {"$ref": "#/components/schemas/List"})}, **common))},
+ "/api/v1/orgs/{org}": {"get": op("One organisation (id, name, age recipient, caller's role)", "viewer+", dict({"200": ok("Organisation")}, **org_common), params=[org_p])},
+ "/api/v1/orgs/{org}/recovery-key": {"post": op("Export the organisation's private key as an AGE-SECRET-KEY-1 identity file (audited)", "owner, as a person, with a second factor checked in the last 5 minutes",
+      dict({"200": ok("The identity file", {"type": "string"}, "text/plain"), "403": err("recent_second_factor_required, forbidden, csrf_token_invalid, password_change_required")}, **{k: v for k, v in org_common.items() if k != "403"}), params=[org_p])},
+ "/api/v1/orgs/{org}/members": {
+   "get": op("Members with e-mail and role", "viewer+", dict({"200": ok("Members", {"$ref": "#/components/schemas/List"})}, **org_common), params=[org_p]),
+   "post": op("Add a person (a new account gets a one-time password, shown once)", "admin+ as a person; only owners grant owner",
+      dict({"201": ok("Added"), "409": err("conflict: a member already")}, **org_common, **body_errs),
+      body({"email": S, "role": {"type": "string", "enum": ["owner", "admin", "operator", "viewer"]}}, ["email", "role"]), params=[org_p]),
+ },
+ "/api/v1/orgs/{org}/members/{user}": {
+   "patch": op("Change a member's role", "admin+ as a person; only owners touch owners; the last owner stays",
+      dict({"200": ok("Changed"), "409": err("conflict: the last owner")}, **org_common, **body_errs),
+      body({"role": {"type": "string", "enum": ["owner", "admin", "operator", "viewer"]}}, ["role"]), params=[org_p, user_p]),
+   "delete": op("Remove a member (the account stays)", "admin+ as a person; only owners touch owners; the last owner stays",
+      dict({"200": ok("Removed"), "409": err("conflict: the last owner")}, **org_common), params=[org_p, user_p]),
+ },
+ "/api/v1/orgs/{org}/members/{user}/password-reset": {"post": op("Give a member a one-time password (shown once) and end their sessions", "admin+ as a person; not for one's own account, owners only by owners, only people in no other organisation",
+      dict({"200": ok("Reset", {"type": "object", "properties": {"one_time_password": S}}), "409": err("conflict: member of other organisations"), "422": err("invalid_input: one's own account")}, **org_common), params=[org_p, user_p])},
+ "/api/v1/orgs/{org}/api-tokens": {
+   "get": op("The organisation's API tokens (never their values)", "admin+", dict({"200": ok("Tokens", {"$ref": "#/components/schemas/List"})}, **org_common), params=[org_p]),
+   "post": op("Create an API token (dbct_…, shown once) with a role no higher than the creator's", "admin+ as a person",
+      dict({"201": ok("Created", {"type": "object", "properties": {"id": S, "token": S}})}, **org_common, **body_errs),
+      body({"name": S, "role": {"type": "string", "enum": ["owner", "admin", "operator", "viewer"]}, "expires_in_days": {"type": "integer", "minimum": 1, "maximum": 366}}, ["name", "role"]), params=[org_p]),
+ },
+ "/api/v1/orgs/{org}/api-tokens/{token}": {"delete": op("Revoke an API token", "admin+ as a person", dict({"200": ok("Revoked")}, **org_common), params=[org_p, tok_p])},
+ "/api/v1/orgs/{org}/audit": {"get": op("The organisation's audit log: JSON pages with a next_after cursor, or a whole export as JSON lines or CSV", "admin+",
+      dict({"200": {"description": "Rows", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/AuditPage"}}, "application/x-ndjson": {"schema": S}, "text/csv": {"schema": S}}},
+            "400": err("invalid_query"), "422": err("invalid_input: a filter value")}, **org_common),
+      params=[org_p] + [{"name": n, "in": "query", "required": False, "schema": sch, "description": d} for n, sch, d in [
+        ("from", S, "at or after, UTC YYYY-MM-DDTHH:MM:SSZ"), ("to", S, "before, same form"),
+        ("action", S, "exact action, e.g. member.add"), ("actor", S, "exact actor, e.g. user:usr_…"),
+        ("after", {"type": "integer"}, "sequence number cursor (next_after of the previous page)"),
+        ("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "rows per page (json only, default 100)"),
+        ("format", {"type": "string", "enum": ["json", "jsonl", "csv"]}, "json (default) pages; jsonl and csv export every matching row")]])},
+}
+agent_p = {"name": "agent", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^agt_[0-9a-f]{32}$"}}
+paths["/api/v1/orgs/{org}/enrolment-tokens"] = {"post": op("Create a one-time agent enrolment token (dbce_…, shown once; default 1 hour)", "operator+ (person or token)",
+      dict({"201": ok("Created", {"type": "object", "properties": {"id": S, "token": S, "expires_at": {"type": "integer"}}})}, **org_common, **body_errs),
+      body({"name": S, "expires_in_secs": {"type": "integer", "minimum": 60, "maximum": 604800}}, ["name"]), params=[org_p])}
+paths["/api/v1/orgs/{org}/agents"] = {"get": op("The organisation's agents", "viewer+", dict({"200": ok("Agents", {"$ref": "#/components/schemas/List"})}, **org_common), params=[org_p])}
+paths["/api/v1/orgs/{org}/agents/{agent}/revoke"] = {"post": op("Revoke an agent: its certificates go into the organisation's signed CRL and are refused at the TLS layer from the next connection", "admin+ (person or token)",
+      dict({"200": ok("Revoked")}, **org_common), params=[org_p, agent_p])}
+mtls = [{"agentCertificate": []}]
+agent_errs = {"401": err("client_certificate_required: no, unknown or revoked agent certificate")}
+paths["/agent/v1/enroll"] = {"post": dict(op("Agent listener: enrol with a one-time token and a CSR; answers the certificate chain and the deployment root", "anyone with an enrolment token",
+      dict({"200": ok("Enrolled", {"type": "object", "properties": {"org_id": S, "agent_id": S, "certificate_chain": S, "root_ca": S, "not_after": {"type": "integer"}}}),
+            "401": err("not_signed_in: token unknown, used, expired or of another organisation"), "422": err("invalid_input: bad CSR (garbage, oversized, CA:true, unknown extensions)")}, **{k: v for k, v in body_errs.items() if k != "422"}),
+      body({"token": secret, "csr": S, "name": S, "org_id": S}, ["token", "csr", "name"]), security=False))}
+paths["/agent/v1/certificate/renew"] = {"post": dict(op("Agent listener: a fresh certificate for a new key (CSR)", "an agent (client certificate)",
+      dict({"200": ok("Renewed")}, **agent_errs, **body_errs), body({"csr": S}, ["csr"])), security=mtls)}
+paths["/agent/v1/config"] = {"get": dict(op("Agent listener: the organisation's recipient and the agent's intervals", "an agent (client certificate)", dict({"200": ok("Config")}, **agent_errs)), security=mtls)}
+paths["/agent/v1/crl"] = {"get": dict(op("Agent listener: the organisation's signed CRL (DER)", "an agent (client certificate)", dict({"200": ok("CRL", {"type": "string", "format": "binary"}, "application/pkix-crl")}, **agent_errs)), security=mtls)}
+
+doc = {
+ "openapi": "3.1.0",
+ "info": {"title": "dbcrate control plane API", "version": "1",
+   "description": "JSON over HTTPS. Errors are {\"error\": {\"code\", \"message\"}} with a stable code. Browsers authenticate with the session cookie and must send X-CSRF-Token on POST/PATCH/DELETE; programs send Authorization: Bearer dbct_…. Another organisation's objects are 404, like missing ones. Unknown JSON fields are refused; bodies are capped at 64 KiB."},
+ "servers": [{"url": "https://localhost:8443"}],
+ "security": [{"session": []}, {"token": []}],
+ "paths": paths,
+ "components": {
+   "securitySchemes": {
+     "session": {"type": "apiKey", "in": "cookie", "name": "__Host-dbcrate_session"},
+     "token": {"type": "http", "scheme": "bearer", "description": "an API token, dbct_…"},
+     "agentCertificate": {"type": "mutualTLS", "description": "the agent's client certificate, on the agent listener (DBCRATE_AGENT_LISTEN)"}},
+   "schemas": {
+     "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {"code": {"type": "string", "enum": [
+        "invalid_input", "not_signed_in", "wrong_credentials", "second_factor_required", "second_factor_invalid", "recent_second_factor_required",
+        "password_change_required", "forbidden", "not_found", "conflict", "throttled", "csrf_token_invalid", "internal",
+        "client_certificate_required", "malformed_json", "invalid_body", "body_too_large", "unsupported_media_type", "unreadable_body", "invalid_query", "no_such_route", "method_not_allowed"]}, "message": {"type": "string"}}}}},
+     "Me": {"type": "object", "properties": {"user_id": S, "email": S, "second_factor": {"type": "boolean"}, "recovery_codes_left": {"type": "integer"}, "must_change_password": {"type": "boolean"}, "csrf_token": S}},
+     "List": {"type": "object", "properties": {"items": {"type": "array", "items": {"type": "object"}}}},
+     "AuditPage": {"type": "object", "properties": {"items": {"type": "array", "items": {"type": "object", "properties": {
+        "seq": {"type": "integer"}, "at": S, "actor": S, "action": S, "target": S, "details": {"type": "object"}, "prev_hash": S, "hash": S}}}, "next_after": {"type": ["integer", "null"]}}},
+   }},
+}
+OUT = pathlib.Path(__file__).resolve().parent.parent / "control" / "openapi.json"
+json.dump(doc, open(OUT, "w"), indent=2)
+open(OUT, "a").write("\n")
