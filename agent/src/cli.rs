@@ -21,6 +21,10 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The agent's data directory unless `--data-dir` says otherwise: its identity, the
+/// registry's trust state and unpacked pg_dump builds.
+pub const DEFAULT_DATA_DIR: &str = "/var/lib/dbcrate";
+
 /// The agent's commands.
 #[derive(Subcommand, Debug)]
 pub enum Command {
@@ -28,6 +32,56 @@ pub enum Command {
     Backup(BackupArgs),
     /// Restore a backup into an existing (empty) database, in one transaction.
     Restore(RestoreArgs),
+    /// Enrol this host with the control plane: a new key, a certificate, stored in
+    /// <data-dir>/identity/.
+    Enroll(EnrollArgs),
+    /// The long-running agent: keeps its certificate renewed and its CRL checked, and
+    /// (later) takes jobs. Outbound connections only.
+    Run(RunArgs),
+}
+
+/// Flags of `enroll`.
+#[derive(Args, Debug)]
+pub struct EnrollArgs {
+    /// The control plane's agent endpoint, e.g. https://control.example.com:8444.
+    #[arg(long, value_name = "URL")]
+    pub control_url: String,
+    /// The one-time enrolment token (dbce_…). Prefer DBCRATE_ENROLMENT_TOKEN or
+    /// --token-file: a flag is visible in `ps` while enrolment runs.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "DBCRATE_ENROLMENT_TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+    /// A file holding the enrolment token.
+    #[arg(long, value_name = "FILE", conflicts_with = "token")]
+    pub token_file: Option<PathBuf>,
+    /// PEM certificate(s) to trust for the control plane (e.g. its self-signed one).
+    #[arg(long, value_name = "PEM")]
+    pub ca_file: Option<PathBuf>,
+    /// The control plane certificate's SHA-256 fingerprint, as `dbcrate-control serve`
+    /// prints it (AB:CD:…), instead of --ca-file.
+    #[arg(long, value_name = "SHA256", conflicts_with = "ca_file")]
+    pub server_fingerprint: Option<String>,
+    /// Where the identity is stored.
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_DATA_DIR)]
+    pub data_dir: PathBuf,
+    /// This agent's name in the control plane (default: the host name).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Refuse unless the token belongs to this organisation (org_…).
+    #[arg(long, value_name = "ORG_ID")]
+    pub org: Option<String>,
+}
+
+/// Flags of `run`.
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Where the identity is stored (as given to `enroll`).
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_DATA_DIR)]
+    pub data_dir: PathBuf,
 }
 
 /// Flags of `backup`.
@@ -115,7 +169,7 @@ pub struct RegistryArgs {
     #[arg(long, value_name = "FILE", requires = "registry_url")]
     pub registry_ca: Option<PathBuf>,
     /// The agent's data directory: registry state and fetched tools (pg/<major>/…).
-    #[arg(long, value_name = "DIR", default_value = "/var/lib/dbcrate-agent")]
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_DATA_DIR)]
     pub data_dir: PathBuf,
 }
 

@@ -21,12 +21,20 @@ pub enum ErrorKind {
     Interrupted,
     /// The pg_dump registry could not be reached or answered with an error.
     Registry,
+    /// The control plane could not be reached or answered with an error.
+    Control,
+    /// The agent's identity is missing, unsafe on disk, expired or revoked: a person
+    /// must act (fix modes, re-enrol); retrying cannot help.
+    Identity,
 }
 
 impl ErrorKind {
     /// Whether the same operation may succeed later (network, storage, database down).
     pub fn is_temporary(self) -> bool {
-        matches!(self, Self::Database | Self::Storage | Self::Registry)
+        matches!(
+            self,
+            Self::Database | Self::Storage | Self::Registry | Self::Control
+        )
     }
 }
 
@@ -69,6 +77,11 @@ impl Error {
     /// An integrity failure of a backup.
     pub fn integrity(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Integrity, message)
+    }
+
+    /// A failure of the agent's identity (a person must act).
+    pub fn identity(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Identity, message)
     }
 
     /// The class of this failure.

@@ -11,6 +11,7 @@
 #![deny(missing_docs)]
 
 pub mod cli;
+pub mod control;
 pub mod crypto;
 pub mod error;
 pub mod interrupt;

@@ -41,6 +41,12 @@ async fn run(cli: Cli) -> Result<String, Error> {
             let report = run_restore(args.into_request(interrupt)?, &url).await?;
             serde_json::to_string(&report)
         }
+        Command::Enroll(args) => {
+            serde_json::to_string(&dbcrate_agent::control::enroll::enroll(&args).await?)
+        }
+        Command::Run(args) => serde_json::to_string(
+            &dbcrate_agent::control::run::run(&args.data_dir, interrupt).await?,
+        ),
     };
     json.map_err(|e| Error::new(ErrorKind::InvalidInput, format!("encoding the report: {e}")))
 }
@@ -72,6 +78,7 @@ fn main() -> ExitCode {
             match e.kind() {
                 ErrorKind::InvalidInput => ExitCode::from(2),
                 ErrorKind::Interrupted => ExitCode::from(130),
+                ErrorKind::Identity => ExitCode::from(3),
                 _ => ExitCode::FAILURE,
             }
         }

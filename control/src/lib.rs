@@ -19,6 +19,7 @@ pub mod db;
 pub mod envelope;
 pub mod error;
 pub mod http;
+pub mod local;
 pub mod members;
 pub mod orgs;
 pub mod pki;

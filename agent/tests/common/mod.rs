@@ -2,6 +2,8 @@
 //! two databases, the org key pair, and running the agent binary.
 #![allow(dead_code)]
 
+pub mod sockets;
+
 use dbcrate_testkit::{Deps, PgServer, S3Server, SftpServer, TempDir};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

@@ -18,7 +18,25 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-/// A caller with a verified, live agent certificate.
+fn certificate_required(message: impl Into<String>) -> ApiError {
+    Error::new(Code::ClientCertificateRequired, message).into()
+}
+
+/// The identity in the client certificate the TLS layer verified.
+fn verified_identity(parts: &Parts) -> ApiResult<AgentIdentity> {
+    let certs = parts.extensions.get::<PeerCertificates>().ok_or_else(|| {
+        certificate_required(
+            "this route needs the agent's client certificate (mutual TLS); enrol first",
+        )
+    })?;
+    let leaf = certs
+        .0
+        .first()
+        .ok_or_else(|| certificate_required("no client certificate was presented"))?;
+    identity::from_certificate(leaf).map_err(|e| certificate_required(e.message))
+}
+
+/// A caller with a verified, live (not revoked) agent certificate.
 #[derive(Debug, Clone)]
 pub struct Agent(pub AgentIdentity);
 
@@ -26,24 +44,25 @@ impl FromRequestParts<AppState> for Agent {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
-        let certs = parts.extensions.get::<PeerCertificates>().ok_or_else(|| {
-            ApiError::from(Error::new(
-                Code::ClientCertificateRequired,
-                "this route needs the agent's client certificate (mutual TLS); enrol first",
-            ))
-        })?;
-        let leaf = certs.0.first().ok_or_else(|| {
-            ApiError::from(Error::new(
-                Code::ClientCertificateRequired,
-                "no client certificate was presented",
-            ))
-        })?;
-        let identity = identity::from_certificate(leaf)
-            .map_err(|e| ApiError::from(Error::new(Code::ClientCertificateRequired, e.message)))?;
+        let identity = verified_identity(parts)?;
         agents::check_live(&state.db, &identity)
             .await
-            .map_err(|e| ApiError::from(Error::new(Code::ClientCertificateRequired, e.message)))?;
+            .map_err(|e| certificate_required(e.message))?;
         Ok(Self(identity))
+    }
+}
+
+/// A caller whose certificate the TLS layer verified, revoked or not: enough to be
+/// handed its organisation's CRL. (A replica whose CRLs lag a revocation still lets
+/// the revoked agent in; the CRL it then fetches tells it to stop.)
+#[derive(Debug, Clone)]
+pub struct AnyAgent(pub AgentIdentity);
+
+impl FromRequestParts<AppState> for AnyAgent {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &AppState) -> ApiResult<Self> {
+        Ok(Self(verified_identity(parts)?))
     }
 }
 
@@ -132,7 +151,7 @@ pub async fn config(State(state): State<AppState>, Agent(agent): Agent) -> ApiRe
 }
 
 /// The agent's organisation's signed CRL (DER).
-pub async fn crl(State(state): State<AppState>, Agent(agent): Agent) -> ApiResult<Response> {
+pub async fn crl(State(state): State<AppState>, AnyAgent(agent): AnyAgent) -> ApiResult<Response> {
     let der = crl::current(&state.db, &state.keys, &agent.org_id, state.now()).await?;
     Ok(([(header::CONTENT_TYPE, "application/pkix-crl")], der).into_response())
 }

@@ -431,3 +431,86 @@ crate::both_engines!(
     postgres_enrolment_and_mutual_tls,
     enrolment_and_mutual_tls
 );
+
+/// Connects twice with a client that would resume sessions; how the second handshake
+/// went.
+async fn second_handshake(
+    api: &Api,
+    url: &str,
+    path: &str,
+    identity: Option<(&str, &KeyPair)>,
+) -> rustls::HandshakeKind {
+    use rustls::pki_types::pem::PemObject;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls::pki_types::CertificateDer::from_pem_slice(&api.cert_pem).unwrap())
+        .unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
+    let config = match identity {
+        Some((chain, key)) => {
+            let chain = rustls::pki_types::CertificateDer::pem_slice_iter(chain.as_bytes())
+                .map(|c| c.unwrap())
+                .collect();
+            let key =
+                rustls::pki_types::PrivateKeyDer::from_pem_slice(key.serialize_pem().as_bytes())
+                    .unwrap();
+            builder.with_client_auth_cert(chain, key).unwrap()
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let addr = url.trim_start_matches("https://").to_string();
+    let mut kind = None;
+    for _ in 0..2 {
+        let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let mut tls = connector.connect(name, tcp).await.unwrap();
+        // Read a whole answer, so session tickets (sent after the handshake) arrive.
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+        tls.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = Vec::new();
+        let _ = tls.read_to_end(&mut answer).await;
+        kind = tls.get_ref().1.handshake_kind();
+    }
+    kind.unwrap()
+}
+
+#[tokio::test]
+async fn the_agent_listener_never_resumes_a_session() {
+    let engine = crate::harness::Engine::sqlite();
+    let api = Api::start(engine.db().await).await;
+    let a = setup::init(&api.db, &api.keys, "Acme", "owner@a.example", NOW)
+        .await
+        .unwrap();
+    let now = dbcrate_core::time::unix_now();
+    let token =
+        dbcrate_control::agents::create_token(&api.db, &a.org.id, "h", None, "system:test", now)
+            .await
+            .unwrap();
+    let (key, csr_pem) = csr();
+    let enrolled = enrol(&api, token.token.expose_secret(), &csr_pem)
+        .await
+        .ok();
+    let chain = enrolled["certificate_chain"].as_str().unwrap().to_string();
+    // The same client against the API listener does resume: the check can tell.
+    assert_eq!(
+        second_handshake(&api, &api.base, "/api/v1/openapi.json", None).await,
+        rustls::HandshakeKind::Resumed
+    );
+    assert_eq!(
+        second_handshake(
+            &api,
+            &api.agent_base,
+            "/agent/v1/config",
+            Some((&chain, &key))
+        )
+        .await,
+        rustls::HandshakeKind::Full
+    );
+}

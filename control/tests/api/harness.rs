@@ -2,11 +2,10 @@
 //! freshly generated self-signed certificate (the embedded default), on either
 //! database engine, and a client that pins that certificate.
 
-use dbcrate_control::agent_tls::{AgentTls, AgentTlsHandle};
 use dbcrate_control::db::Db;
 use dbcrate_control::envelope::MasterKeys;
-use dbcrate_control::http::{agent_router, router, AgentSettings, AppState};
-use dbcrate_control::tls::{self, TlsSource};
+use dbcrate_control::http::AgentSettings;
+use dbcrate_control::local::{self, LocalControlPlane};
 use dbcrate_testkit::{PgServer, TempDir};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
@@ -83,7 +82,7 @@ pub struct Api {
     pub db: Db,
     pub keys: Arc<MasterKeys>,
     client: reqwest::Client,
-    _stop: tokio::sync::watch::Sender<()>,
+    _local: LocalControlPlane,
     _dir: TempDir,
 }
 
@@ -125,48 +124,16 @@ impl Reply {
 impl Api {
     pub async fn start(db: Db) -> Self {
         let dir = TempDir::new("control-api").unwrap();
-        let source = TlsSource {
-            cert_file: dir.path().join("tls/cert.pem"),
-            key_file: dir.path().join("tls/key.pem"),
-            generate_if_missing: true,
-            hostnames: vec![],
-        };
-        let material = tls::load(&source).unwrap();
-        assert!(material.generated);
-        let cert_pem = std::fs::read(&source.cert_file).unwrap();
         let keys = Arc::new(MasterKeys::parse(K1).unwrap());
-        let agent_tls = AgentTls::new(db.clone(), keys.clone(), &source)
-            .await
-            .unwrap();
-        let state = AppState {
-            db: db.clone(),
-            keys: keys.clone(),
-            agents: AgentSettings::default(),
-            agent_tls: Some(agent_tls.clone()),
-        };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let agent_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let agent_addr = agent_listener.local_addr().unwrap();
-        let (stop, stopped) = tokio::sync::watch::channel(());
-        let mut stopped_agents = stopped.clone();
-        tokio::spawn(dbcrate_control::serve::serve(
-            agent_listener,
-            AgentTlsHandle(agent_tls),
-            agent_router(state.clone()),
-            async move {
-                let _ = stopped_agents.changed().await;
-            },
-        ));
-        let mut stopped_api = stopped;
-        tokio::spawn(dbcrate_control::serve::serve(
-            listener,
-            material.config,
-            router(state),
-            async move {
-                let _ = stopped_api.changed().await;
-            },
-        ));
+        let local = local::start(
+            db.clone(),
+            keys.clone(),
+            &dir.path().join("tls"),
+            AgentSettings::default(),
+        )
+        .await
+        .unwrap();
+        let cert_pem = local.cert_pem.clone().into_bytes();
         let client = reqwest::Client::builder()
             .add_root_certificate(reqwest::Certificate::from_pem(&cert_pem).unwrap())
             .tls_built_in_root_certs(false)
@@ -174,18 +141,17 @@ impl Api {
             .build()
             .unwrap();
         Self {
-            base: format!("https://127.0.0.1:{}", addr.port()),
-            agent_base: format!("https://127.0.0.1:{}", agent_addr.port()),
+            base: local.api_url.clone(),
+            agent_base: local.agent_url.clone(),
             cert_pem,
             db,
             keys,
             client,
-            _stop: stop,
+            _local: local,
             _dir: dir,
         }
     }
 
-    /// Sends a request with an optional JSON body.
     /// The base URL a path is served on: `/agent/…` on the agent listener.
     pub fn url(&self, path: &str) -> String {
         if path.starts_with("/agent/") {

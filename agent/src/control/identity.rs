@@ -1,0 +1,209 @@
+//! The agent's identity on disk: `<data-dir>/identity/` (mode 0700, owned by the agent's
+//! user) holding `key.pem` (0600), `cert.pem` (certificate and organisation CA),
+//! `root.pem` (the deployment root, to check CRLs against) and `link.json` (control
+//! plane URL, ids, certificate times, how the control plane's certificate is pinned).
+//!
+//! Files are replaced atomically (temporary file, fsync, rename, directory fsync), so a
+//! crash during renewal leaves the old identity or the new one, never half of each. The
+//! agent refuses to use an identity another user could read or change.
+
+use crate::error::{Error, Result};
+use dbcrate_core::secret::SecretString;
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// How the control plane's TLS certificate is trusted.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum ServerPin {
+    /// Certificates (PEM) to trust as roots, from `--ca-file`.
+    CaPem(String),
+    /// The SHA-256 fingerprint of the control plane's certificate (`AB:CD:…`).
+    Fingerprint(String),
+}
+
+/// Everything but the key and certificates.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Link {
+    /// The control plane's agent endpoint.
+    pub control_url: String,
+    /// The organisation (from the certificate the control plane issued).
+    pub org_id: String,
+    /// This agent's id.
+    pub agent_id: String,
+    /// When the current certificate became valid (Unix seconds).
+    pub not_before: i64,
+    /// When it expires.
+    pub not_after: i64,
+    /// How the control plane is trusted.
+    pub server: ServerPin,
+}
+
+/// A loaded identity.
+#[derive(Debug)]
+pub struct Identity {
+    /// The identity directory.
+    pub dir: PathBuf,
+    /// The private key (PEM).
+    pub key_pem: SecretString,
+    /// The certificate then the organisation CA (PEM).
+    pub chain_pem: String,
+    /// The deployment root (PEM).
+    pub root_pem: String,
+    /// The rest.
+    pub link: Link,
+}
+
+/// `<data-dir>/identity`.
+pub fn dir_of(data_dir: &Path) -> PathBuf {
+    data_dir.join("identity")
+}
+
+fn io<'a>(doing: &'a str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Error + 'a {
+    move |e| Error::identity(format!("{doing} {}: {e}", path.display()))
+}
+
+/// Refuses a path that group or others can access, or that another user owns.
+fn check_private(path: &Path, what: &str, fix_mode: &str) -> Result<()> {
+    let meta = std::fs::symlink_metadata(path).map_err(|e| {
+        Error::identity(format!(
+            "cannot read {what} {}: {e}; enrol first with `dbcrate-agent enroll`",
+            path.display()
+        ))
+    })?;
+    if meta.file_type().is_symlink() {
+        return Err(Error::identity(format!(
+            "{what} {} is a symbolic link; the agent uses only a real {what}",
+            path.display()
+        )));
+    }
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(Error::identity(format!(
+            "{what} {} has mode {mode:o}, open to group or others: run `chmod {fix_mode} {}`",
+            path.display(),
+            path.display()
+        )));
+    }
+    let me = effective_uid();
+    if meta.uid() != me {
+        return Err(Error::identity(format!(
+            "{what} {} is owned by uid {}, not by the agent's user (uid {me}): run `chown -R` \
+             to the agent's user, or run the agent as its owner",
+            path.display(),
+            meta.uid()
+        )));
+    }
+    Ok(())
+}
+
+#[allow(unsafe_code)]
+fn effective_uid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+fn write_atomically(dir: &Path, name: &str, bytes: &[u8], mode: u32) -> Result<()> {
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let target = dir.join(name);
+    let _ = std::fs::remove_file(&tmp);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(&tmp)
+        .map_err(io("cannot create", &tmp))?;
+    file.write_all(bytes).map_err(io("cannot write", &tmp))?;
+    file.sync_all().map_err(io("cannot sync", &tmp))?;
+    std::fs::rename(&tmp, &target).map_err(io("cannot rename into", &target))?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io("cannot sync", dir))
+}
+
+/// Stores a new identity, creating `<data-dir>/identity/` (0700). An existing identity
+/// is refused: re-enrolling means removing it first, deliberately.
+pub fn create(
+    data_dir: &Path,
+    key_pem: &SecretString,
+    chain_pem: &str,
+    root_pem: &str,
+    link: &Link,
+) -> Result<()> {
+    let dir = dir_of(data_dir);
+    if dir.join("key.pem").exists() {
+        return Err(Error::invalid_input(format!(
+            "{} holds an identity already; remove the directory to enrol again",
+            dir.display()
+        )));
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .map_err(io("cannot create", &dir))?;
+    check_private(&dir, "identity directory", "700")?;
+    write_all(&dir, key_pem, chain_pem, Some(root_pem), link)
+}
+
+fn write_all(
+    dir: &Path,
+    key_pem: &SecretString,
+    chain_pem: &str,
+    root_pem: Option<&str>,
+    link: &Link,
+) -> Result<()> {
+    let link_json = serde_json::to_vec_pretty(link)
+        .map_err(|e| Error::identity(format!("encoding link.json: {e}")))?;
+    if let Some(root) = root_pem {
+        write_atomically(dir, "root.pem", root.as_bytes(), 0o600)?;
+    }
+    // Key and certificate go together; link.json (with the new times) last.
+    write_atomically(dir, "key.pem", key_pem.expose_secret().as_bytes(), 0o600)?;
+    write_atomically(dir, "cert.pem", chain_pem.as_bytes(), 0o600)?;
+    write_atomically(dir, "link.json", &link_json, 0o600)
+}
+
+fn read(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).map_err(io("cannot read", path))
+}
+
+/// Loads the identity, refusing loose modes or another owner.
+pub fn load(data_dir: &Path) -> Result<Identity> {
+    let dir = dir_of(data_dir);
+    check_private(&dir, "identity directory", "700")?;
+    let key_path = dir.join("key.pem");
+    check_private(&key_path, "key file", "600")?;
+    let link: Link = serde_json::from_str(&read(&dir.join("link.json"))?)
+        .map_err(|e| Error::identity(format!("{}: {e}", dir.join("link.json").display())))?;
+    Ok(Identity {
+        key_pem: SecretString::new(read(&key_path)?),
+        chain_pem: read(&dir.join("cert.pem"))?,
+        root_pem: read(&dir.join("root.pem"))?,
+        link,
+        dir,
+    })
+}
+
+impl Identity {
+    /// Replaces key and certificate after a renewal.
+    pub fn replace(
+        &mut self,
+        key_pem: SecretString,
+        chain_pem: String,
+        not_before: i64,
+        not_after: i64,
+    ) -> Result<()> {
+        let mut link = self.link.clone();
+        link.not_before = not_before;
+        link.not_after = not_after;
+        write_all(&self.dir, &key_pem, &chain_pem, None, &link)?;
+        self.key_pem = key_pem;
+        self.chain_pem = chain_pem;
+        self.link = link;
+        Ok(())
+    }
+}

@@ -1,0 +1,195 @@
+//! HTTPS requests to the control plane's agent listener, with capped answers, a
+//! timeout, and errors that say whether the control plane refused this agent's
+//! certificate as revoked (a TLS alert it cannot fake without its key).
+
+use crate::error::{Error, ErrorKind, Result};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::StatusCode;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The most an answer may hold.
+const MAX_ANSWER: usize = 1024 * 1024;
+/// How long a request may take.
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A client for one control plane.
+#[derive(Debug, Clone)]
+pub struct Link {
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    base: String,
+}
+
+/// Whether a failure means the control plane refused this certificate as revoked.
+pub fn is_revoked(error: &Error) -> bool {
+    error.kind() == ErrorKind::Identity && error.to_string().contains("revoked")
+}
+
+/// Finds a TLS alert about our certificate in an error's source chain.
+fn certificate_alert(
+    error: &(dyn std::error::Error + 'static),
+) -> Option<rustls::AlertDescription> {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(err) = current {
+        let tls = err.downcast_ref::<rustls::Error>().or_else(|| {
+            err.downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        });
+        if let Some(rustls::Error::AlertReceived(alert)) = tls {
+            return Some(*alert);
+        }
+        current = err.source();
+    }
+    None
+}
+
+fn transport(what: &str, error: &(dyn std::error::Error + 'static)) -> Error {
+    use rustls::AlertDescription as A;
+    match certificate_alert(error) {
+        Some(A::CertificateRevoked) => Error::identity(format!(
+            "{what}: the control plane refused this agent's certificate as revoked; the agent \
+             stops. Re-enrol this host if that was a mistake"
+        )),
+        Some(A::CertificateExpired) => Error::identity(format!(
+            "{what}: the control plane refused this agent's certificate as expired; re-enrol \
+             with `dbcrate-agent enroll`"
+        )),
+        Some(A::BadCertificate | A::UnknownCA | A::CertificateUnknown | A::AccessDenied) => {
+            Error::identity(format!(
+                "{what}: the control plane refused this agent's certificate ({error}); re-enrol \
+                 with `dbcrate-agent enroll`"
+            ))
+        }
+        _ => Error::new(ErrorKind::Control, format!("{what}: {}", chain_text(error))),
+    }
+}
+
+fn chain_text(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![error.to_string()];
+    let mut current = error.source();
+    while let Some(err) = current {
+        parts.push(err.to_string());
+        current = err.source();
+    }
+    parts.join(": ")
+}
+
+impl Link {
+    /// A client for `base` (https://…) using `tls`.
+    pub fn new(base: &str, tls: Arc<rustls::ClientConfig>) -> Result<Self> {
+        if !base.starts_with("https://") {
+            return Err(Error::invalid_input(format!(
+                "--control-url {base:?} must start with https://"
+            )));
+        }
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config((*tls).clone())
+            .https_only()
+            .enable_http1()
+            .build();
+        Ok(Self {
+            client: Client::builder(TokioExecutor::new())
+                // Every request a fresh connection: each is a full handshake, so a
+                // revocation takes effect on the very next call.
+                .pool_max_idle_per_host(0)
+                .build(connector),
+            base: base.trim_end_matches('/').to_string(),
+        })
+    }
+
+    async fn request(
+        &self,
+        method: hyper::Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<Vec<u8>> {
+        let what = format!("{method} {path}");
+        let mut request = hyper::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base));
+        let body = match body {
+            Some(json) => {
+                request = request.header("content-type", "application/json");
+                Full::new(Bytes::from(json.to_string()))
+            }
+            None => Full::new(Bytes::new()),
+        };
+        let request = request
+            .body(body)
+            .map_err(|e| Error::invalid_input(format!("{what}: {e}")))?;
+        let exchange = async {
+            let response = self
+                .client
+                .request(request)
+                .await
+                .map_err(|e| transport(&what, &e))?;
+            let status = response.status();
+            let mut body = response.into_body();
+            let mut out = Vec::new();
+            while let Some(frame) = body.frame().await {
+                let frame = frame.map_err(|e| transport(&what, &e))?;
+                if let Ok(data) = frame.into_data() {
+                    out.extend_from_slice(&data);
+                    if out.len() > MAX_ANSWER {
+                        return Err(Error::new(
+                            ErrorKind::Control,
+                            format!("{what}: the answer is too large"),
+                        ));
+                    }
+                }
+            }
+            Ok((status, out))
+        };
+        let (status, out) = tokio::time::timeout(TIMEOUT, exchange)
+            .await
+            .map_err(|_| {
+                Error::new(
+                    ErrorKind::Control,
+                    format!("{what}: no answer within {TIMEOUT:?}"),
+                )
+            })??;
+        if status == StatusCode::OK {
+            return Ok(out);
+        }
+        let message = serde_json::from_slice::<serde_json::Value>(&out)
+            .ok()
+            .and_then(|v| v["error"]["message"].as_str().map(String::from))
+            .unwrap_or_else(|| format!("HTTP {status}"));
+        let kind =
+            if status == StatusCode::UNAUTHORIZED || status == StatusCode::UNPROCESSABLE_ENTITY {
+                ErrorKind::Identity
+            } else {
+                ErrorKind::Control
+            };
+        Err(Error::new(kind, format!("{what}: {message}")))
+    }
+
+    /// GET a JSON document.
+    pub async fn get_json(&self, path: &str) -> Result<serde_json::Value> {
+        let bytes = self.request(hyper::Method::GET, path, None).await?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| Error::new(ErrorKind::Control, format!("GET {path}: not JSON: {e}")))
+    }
+
+    /// GET raw bytes.
+    pub async fn get_bytes(&self, path: &str) -> Result<Vec<u8>> {
+        self.request(hyper::Method::GET, path, None).await
+    }
+
+    /// POST JSON, answer JSON.
+    pub async fn post_json(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<serde_json::Value> {
+        let bytes = self.request(hyper::Method::POST, path, Some(body)).await?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| Error::new(ErrorKind::Control, format!("POST {path}: not JSON: {e}")))
+    }
+}

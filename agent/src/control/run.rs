@@ -1,0 +1,169 @@
+//! `dbcrate-agent run`: the long-running agent.
+//!
+//! It checks its identity on disk (modes, owner), then loops: renews its certificate at
+//! 80% of its lifetime with a fresh key (failures retried with backoff; an expired
+//! certificate stops the agent with a message to re-enrol), and fetches its
+//! organisation's CRL every interval the control plane sets, stopping when a verified
+//! CRL lists it or the control plane refuses its certificate as revoked. Jobs arrive
+//! with a later issue. It never opens a listening socket.
+
+use super::identity::{self, Identity};
+use super::link::{is_revoked, Link};
+use super::revocation::{self, Verdict};
+use super::{keys, tls};
+use crate::error::{Error, ErrorKind, Result};
+use crate::interrupt::Interrupt;
+use serde_json::json;
+use std::path::Path;
+use std::time::Duration;
+
+/// Unix seconds now.
+pub fn now() -> i64 {
+    dbcrate_core::time::unix_now()
+}
+
+/// The longest wait between retries.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+struct Agent {
+    identity: Identity,
+    link: Link,
+    crl_interval: Duration,
+}
+
+impl Agent {
+    fn connect(identity: Identity) -> Result<Self> {
+        let link = Link::new(&identity.link.control_url, tls::agent_config(&identity)?)?;
+        Ok(Self {
+            identity,
+            link,
+            crl_interval: Duration::from_secs(300),
+        })
+    }
+
+    fn renew_at(&self) -> i64 {
+        let l = &self.identity.link;
+        l.not_before + (l.not_after - l.not_before) * 4 / 5
+    }
+
+    fn check_expiry(&self) -> Result<()> {
+        if now() >= self.identity.link.not_after {
+            return Err(Error::identity(
+                "this agent's certificate has expired: re-enrol with `dbcrate-agent enroll` \
+                 (remove the identity directory first)",
+            ));
+        }
+        Ok(())
+    }
+
+    async fn fetch_config(&mut self) -> Result<()> {
+        let config = self.link.get_json("/agent/v1/config").await?;
+        if let Some(secs) = config["crl_interval_secs"].as_u64() {
+            self.crl_interval = Duration::from_secs(secs.max(1));
+        }
+        tracing::info!(
+            agent.id = %self.identity.link.agent_id,
+            crl_interval_secs = self.crl_interval.as_secs(),
+            "connected to the control plane"
+        );
+        Ok(())
+    }
+
+    async fn renew(&mut self) -> Result<()> {
+        let (key_pem, csr) = keys::new_key_and_csr()?;
+        let answer = self
+            .link
+            .post_json("/agent/v1/certificate/renew", &json!({ "csr": csr }))
+            .await?;
+        let chain = answer["certificate_chain"]
+            .as_str()
+            .ok_or_else(|| Error::new(ErrorKind::Control, "the renewal answer has no certificate"))?
+            .to_string();
+        let not_after = answer["not_after"].as_i64().unwrap_or(0);
+        self.identity.replace(key_pem, chain, now(), not_after)?;
+        self.link = Link::new(
+            &self.identity.link.control_url,
+            tls::agent_config(&self.identity)?,
+        )?;
+        tracing::info!(not_after, "certificate renewed");
+        Ok(())
+    }
+
+    async fn check_crl(&self) -> Result<Verdict> {
+        let crl = self.link.get_bytes("/agent/v1/crl").await?;
+        revocation::check(
+            &self.identity.chain_pem,
+            &self.identity.root_pem,
+            &crl,
+            now(),
+        )
+    }
+}
+
+fn stop_revoked(detail: &str) -> Error {
+    Error::identity(format!(
+        "this agent has been revoked ({detail}); it stops and runs no jobs. Re-enrol this host \
+         if that was a mistake"
+    ))
+}
+
+/// Runs until interrupted (Ok) or until the identity is revoked, expired or unusable
+/// (Err).
+pub async fn run(data_dir: &Path, mut interrupt: Interrupt) -> Result<serde_json::Value> {
+    let identity = identity::load(data_dir)?;
+    let mut agent = Agent::connect(identity)?;
+    agent.check_expiry()?;
+    let mut backoff = Duration::from_secs(1);
+    while let Err(e) = agent.fetch_config().await {
+        if is_revoked(&e) {
+            return Err(stop_revoked(&e.to_string()));
+        }
+        if e.kind() == ErrorKind::Identity {
+            return Err(e);
+        }
+        tracing::warn!("cannot reach the control plane, retrying in {backoff:?}: {e}");
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            () = interrupt.raised() => return Ok(json!({ "stopped": "signal" })),
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+        agent.check_expiry()?;
+    }
+    let mut next_crl = tokio::time::Instant::now();
+    let mut renew_backoff = Duration::from_secs(1);
+    let mut next_renew_try = agent.renew_at();
+    loop {
+        agent.check_expiry()?;
+        let until_renew = Duration::from_secs((next_renew_try - now()).max(0) as u64);
+        let renew_deadline = tokio::time::Instant::now() + until_renew;
+        tokio::select! {
+            () = interrupt.raised() => return Ok(json!({ "stopped": "signal" })),
+            () = tokio::time::sleep_until(next_crl) => {
+                match agent.check_crl().await {
+                    Ok(Verdict::Good) => tracing::debug!("CRL checked: not revoked"),
+                    Ok(Verdict::Revoked) => {
+                        return Err(stop_revoked("its serial is in the organisation's signed CRL"))
+                    }
+                    Err(e) if is_revoked(&e) => return Err(stop_revoked(&e.to_string())),
+                    Err(e) if e.kind() == ErrorKind::Identity && !e.kind().is_temporary() && e.to_string().contains("expired") => return Err(e),
+                    Err(e) => tracing::warn!("CRL check failed, trying again next interval: {e}"),
+                }
+                next_crl = tokio::time::Instant::now() + agent.crl_interval;
+            }
+            () = tokio::time::sleep_until(renew_deadline) => {
+                match agent.renew().await {
+                    Ok(()) => {
+                        renew_backoff = Duration::from_secs(1);
+                        next_renew_try = agent.renew_at();
+                    }
+                    Err(e) if is_revoked(&e) => return Err(stop_revoked(&e.to_string())),
+                    Err(e) => {
+                        tracing::warn!("certificate renewal failed, retrying in {renew_backoff:?}: {e}");
+                        next_renew_try = now() + renew_backoff.as_secs() as i64;
+                        renew_backoff = (renew_backoff * 2).min(MAX_BACKOFF);
+                    }
+                }
+            }
+        }
+    }
+}

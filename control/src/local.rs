@@ -1,0 +1,90 @@
+//! A whole control plane inside the current process, on loopback ports with a
+//! self-signed certificate: what integration tests (here and in the agent) and demos
+//! start, through exactly the code `serve` runs.
+
+use crate::agent_tls::{AgentTls, AgentTlsHandle};
+use crate::db::Db;
+use crate::envelope::MasterKeys;
+use crate::error::Result;
+use crate::http::{agent_router, router, AgentSettings, AppState};
+use crate::tls::{self, TlsSource};
+use std::path::Path;
+use std::sync::Arc;
+
+/// A running in-process control plane; it stops when dropped.
+#[derive(Debug)]
+pub struct LocalControlPlane {
+    /// `https://127.0.0.1:PORT` of the API.
+    pub api_url: String,
+    /// `https://127.0.0.1:PORT` of the agent listener.
+    pub agent_url: String,
+    /// The server certificate (PEM), for clients to pin.
+    pub cert_pem: String,
+    /// Its SHA-256 fingerprint.
+    pub fingerprint: String,
+    /// The shared state (database, keys, agent TLS).
+    pub state: AppState,
+    _stop: tokio::sync::watch::Sender<()>,
+}
+
+async fn bind() -> Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| crate::error::Error::internal(format!("binding a loopback port: {e}")))
+}
+
+/// Starts the API and the agent listener on free loopback ports, with TLS material
+/// generated in `tls_dir`. The database must be migrated.
+pub async fn start(
+    db: Db,
+    keys: Arc<MasterKeys>,
+    tls_dir: &Path,
+    agents: AgentSettings,
+) -> Result<LocalControlPlane> {
+    let source = TlsSource {
+        cert_file: tls_dir.join("cert.pem"),
+        key_file: tls_dir.join("key.pem"),
+        generate_if_missing: true,
+        hostnames: vec![],
+    };
+    let material = tls::load(&source)?;
+    let cert_pem = std::fs::read_to_string(&source.cert_file)
+        .map_err(|e| crate::error::Error::internal(format!("reading the certificate: {e}")))?;
+    let agent_tls = AgentTls::new(db.clone(), keys.clone(), &source).await?;
+    let state = AppState {
+        db,
+        keys,
+        agents,
+        agent_tls: Some(agent_tls.clone()),
+    };
+    let (api, agent) = (bind().await?, bind().await?);
+    let port = |l: &tokio::net::TcpListener| l.local_addr().map(|a| a.port()).unwrap_or(0);
+    let (api_url, agent_url) = (
+        format!("https://127.0.0.1:{}", port(&api)),
+        format!("https://127.0.0.1:{}", port(&agent)),
+    );
+    let (stop, stopped) = tokio::sync::watch::channel(());
+    let until_stopped = |mut rx: tokio::sync::watch::Receiver<()>| async move {
+        let _ = rx.changed().await;
+    };
+    tokio::spawn(crate::serve::serve(
+        agent,
+        AgentTlsHandle(agent_tls),
+        agent_router(state.clone()),
+        until_stopped(stopped.clone()),
+    ));
+    tokio::spawn(crate::serve::serve(
+        api,
+        material.config,
+        router(state.clone()),
+        until_stopped(stopped),
+    ));
+    Ok(LocalControlPlane {
+        api_url,
+        agent_url,
+        cert_pem,
+        fingerprint: material.fingerprint,
+        state,
+        _stop: stop,
+    })
+}
