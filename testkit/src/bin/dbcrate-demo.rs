@@ -110,9 +110,9 @@ fn run() -> Result<(), KitError> {
         started.elapsed().as_secs_f64()
     ));
     println!(
-        "    NOT YET: the scheduler that drives agents (the control plane's API, accounts \
-         and audit log exist: docs/control-plane.md) and agent enrolment over mutual TLS \
-         arrive with their issues; dbcrate-agent already writes to S3 and SFTP and fetches \
+        "    NOT YET: schedules and jobs that drive agents from the control plane (its API, \
+         accounts, audit log and agent enrolment over mutual TLS exist: \
+         docs/control-plane.md); dbcrate-agent already writes to S3 and SFTP and fetches \
          signed pg_dump builds (--registry-url; see dbcrate-signer and dbcrate-registry \
          --help)."
     );
