@@ -101,6 +101,7 @@ fn fast() -> AgentSettings {
         cert_lifetime_secs: 3600,
         crl_interval_secs: 1,
         poll_interval_secs: 1,
+        ..AgentSettings::default()
     }
 }
 

@@ -119,7 +119,27 @@ impl Config {
     /// `DBCRATE_AGENT_POLL_INTERVAL_SECS` (default 30 s).
     pub fn agent_settings(&self) -> Result<crate::http::AgentSettings> {
         let defaults = crate::http::AgentSettings::default();
+        let registry_url = std::env::var("DBCRATE_REGISTRY_URL")
+            .ok()
+            .filter(|v| !v.is_empty());
+        let registry_root_keys: Vec<String> = std::env::var("DBCRATE_REGISTRY_ROOT_KEYS")
+            .unwrap_or_default()
+            .split([',', ' ', '\n'])
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .map(String::from)
+            .collect();
+        if let Some(url) = &registry_url {
+            if !url.starts_with("https://") || registry_root_keys.is_empty() {
+                return Err(Error::internal(
+                    "DBCRATE_REGISTRY_URL must be an https:// URL and needs \
+                     DBCRATE_REGISTRY_ROOT_KEYS (the registry's pinned root public keys)",
+                ));
+            }
+        }
         Ok(crate::http::AgentSettings {
+            registry_url,
+            registry_root_keys,
             cert_lifetime_secs: env_secs(
                 "DBCRATE_AGENT_CERT_LIFETIME_SECS",
                 defaults.cert_lifetime_secs,

@@ -36,8 +36,12 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub const OPENAPI: &str = include_str!("../openapi.json");
 
 /// Settings for agents.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct AgentSettings {
+    /// The signed pg_dump registry agents use (`DBCRATE_REGISTRY_URL`), if any.
+    pub registry_url: Option<String>,
+    /// Its pinned root v1 public keys (`DBCRATE_REGISTRY_ROOT_KEYS`, minisign format).
+    pub registry_root_keys: Vec<String>,
     /// Lifetime of an agent certificate.
     pub cert_lifetime_secs: i64,
     /// How often agents fetch their CRL.
@@ -49,6 +53,8 @@ pub struct AgentSettings {
 impl Default for AgentSettings {
     fn default() -> Self {
         Self {
+            registry_url: None,
+            registry_root_keys: Vec::new(),
             cert_lifetime_secs: 24 * 3600,
             crl_interval_secs: 300,
             poll_interval_secs: 30,

@@ -146,7 +146,10 @@ pub async fn config(State(state): State<AppState>, Agent(agent): Agent) -> ApiRe
         "poll_interval_secs": state.agents.poll_interval_secs,
         "crl_interval_secs": state.agents.crl_interval_secs,
         "renew_at_fraction": 0.8,
-        "registry": Value::Null,
+        "registry": match &state.agents.registry_url {
+            Some(url) => json!({ "url": url, "root_keys": state.agents.registry_root_keys }),
+            None => Value::Null,
+        },
     })))
 }
 
