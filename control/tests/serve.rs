@@ -22,11 +22,15 @@ fn command(dir: &TempDir, env: &[(&str, &str)], args: &[&str]) -> Command {
         "DBCRATE_TLS_KEY_FILE",
         "DBCRATE_TLS_HOSTNAMES",
         "DBCRATE_LISTEN",
+        "DBCRATE_AGENT_LISTEN",
+        "DBCRATE_REGISTRY_URL",
+        "DBCRATE_REGISTRY_ROOT_KEYS",
     ] {
         cmd.env_remove(var);
     }
     cmd.env("DBCRATE_MASTER_KEY", K1)
-        .env("DBCRATE_LISTEN", "127.0.0.1:0");
+        .env("DBCRATE_LISTEN", "127.0.0.1:0")
+        .env("DBCRATE_AGENT_LISTEN", "127.0.0.1:0");
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -100,6 +104,22 @@ fn serve_refuses_bad_configuration_before_binding() {
     fails_with(
         &run(&dir, &[("DBCRATE_LISTEN", "everywhere")], &["serve"]),
         "DBCRATE_LISTEN",
+    );
+    fails_with(
+        &run(
+            &dir,
+            &[("DBCRATE_AGENT_CERT_LIFETIME_SECS", "5")],
+            &["serve"],
+        ),
+        "DBCRATE_AGENT_CERT_LIFETIME_SECS",
+    );
+    fails_with(
+        &run(
+            &dir,
+            &[("DBCRATE_REGISTRY_URL", "http://registry.example")],
+            &["serve"],
+        ),
+        "DBCRATE_REGISTRY_ROOT_KEYS",
     );
     // A database that does not answer; its password is not printed.
     let out = run(
