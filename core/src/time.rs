@@ -95,7 +95,8 @@ pub fn parse_rfc3339(text: &str) -> Option<i64> {
 }
 
 /// (year, month, day) to days since 1970-01-01, the inverse of [`civil_from_days`].
-fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+/// Crate-visible so that retention can number days and ISO weeks without a date library.
+pub(crate) fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
     let y = if month <= 2 { year - 1 } else { year };
     let era = y.div_euclid(400);
     let yoe = y.rem_euclid(400);
@@ -106,8 +107,9 @@ fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
 }
 
 /// Days since 1970-01-01 to (year, month, day), after Howard Hinnant's
-/// `civil_from_days` (exact for the whole proleptic Gregorian calendar).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
+/// `civil_from_days` (exact for the whole proleptic Gregorian calendar). Crate-visible
+/// for the same reason as [`days_from_civil`].
+pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
