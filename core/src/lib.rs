@@ -1,14 +1,15 @@
 //! Types and pure logic shared by the dbcrate agent, control plane, registry and signer.
 //!
 //! It holds no I/O so that every rule it encodes can be tested without servers: secret
-//! types that cannot leak through `Debug`, and the object-key layout of a backup. Later
-//! issues add the agent wire types, age header parsing, registry metadata and retention
-//! planning.
+//! types that cannot leak through `Debug`, the object-key layout of a backup, and the
+//! retention planner (`now` in, a plan out; the control plane executes it). Later issues
+//! add the agent wire types, age header parsing and registry metadata.
 #![deny(missing_docs)]
 
 pub mod hex;
 pub mod object_key;
 pub mod registry;
+pub mod retention;
 pub mod secret;
 pub mod time;
 
