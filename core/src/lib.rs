@@ -1,15 +1,18 @@
 //! Types and pure logic shared by the dbcrate agent, control plane, registry and signer.
 //!
 //! It holds no I/O so that every rule it encodes can be tested without servers: secret
-//! types that cannot leak through `Debug`, the object-key layout of a backup, and the
-//! retention planner (`now` in, a plan out; the control plane executes it). Later issues
-//! add the agent wire types, age header parsing and registry metadata.
+//! types that cannot leak through `Debug`, the object-key layout of a backup, registry
+//! metadata and its trust rules ([`registry`]), backup schedules ([`schedule`]: cron in a
+//! time zone) and the retention planner ([`retention`]) — `now` in, a plan out; the
+//! control plane does the I/O. Later issues add the agent wire types and age header
+//! parsing.
 #![deny(missing_docs)]
 
 pub mod hex;
 pub mod object_key;
 pub mod registry;
 pub mod retention;
+pub mod schedule;
 pub mod secret;
 pub mod time;
 
