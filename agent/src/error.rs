@@ -116,5 +116,15 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+impl From<dbcrate_storage::Error> for Error {
+    fn from(e: dbcrate_storage::Error) -> Self {
+        let kind = match e.kind() {
+            dbcrate_storage::ErrorKind::InvalidInput => ErrorKind::InvalidInput,
+            dbcrate_storage::ErrorKind::Storage => ErrorKind::Storage,
+        };
+        Self::new(kind, e.message())
+    }
+}
+
 /// Shorthand for the agent's results.
 pub type Result<T> = std::result::Result<T, Error>;

@@ -162,7 +162,7 @@ pub async fn run_backup(request: BackupRequest) -> Result<BackupReport> {
                 chunk = rx.recv() => match chunk {
                     Some(chunk) => {
                         if let Err(e) = sink.write(chunk).await {
-                            result = Err(e);
+                            result = Err(Error::from(e));
                             break;
                         }
                     }

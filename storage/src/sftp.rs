@@ -6,9 +6,9 @@
 //! fsync@openssh.com), closed, and renamed — OpenSSH's rename refuses to replace an
 //! existing file, so a backup is never overwritten.
 
-use super::location::SftpTarget;
-use super::StorageOptions;
 use crate::error::{Error, Result};
+use crate::location::SftpTarget;
+use crate::StorageOptions;
 use bytes::Bytes;
 use russh::client;
 use russh::keys::{self, PrivateKeyWithHashAlg, PublicKeyOrCertificate};

@@ -8,8 +8,8 @@
 //! Anything else aborts the upload. Memory: one part being filled plus
 //! [`MAX_PARTS_IN_FLIGHT`] parts uploading.
 
-use super::StorageOptions;
 use crate::error::{Error, Result};
+use crate::StorageOptions;
 use aws_sdk_s3::config::{
     BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
 };
