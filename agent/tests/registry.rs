@@ -415,6 +415,34 @@ fn replayed_older_manifest_is_refused() {
 }
 
 #[test]
+fn replay_by_the_old_manifest_key_during_a_rotation_is_refused() {
+    let reg = Registry::new(&[16]);
+    let served = serve(&reg.tree, reg.dir.path());
+    let data = reg.dir.path().join("agent-data");
+    let old = reg.manifest_key();
+    let v1 = std::fs::read(reg.tree.join(MANIFEST)).unwrap();
+    let v1_sig = std::fs::read(reg.tree.join(MANIFEST_SIG)).unwrap();
+    let v2 = Manifest {
+        version: 2,
+        ..reg.manifest()
+    };
+    reg.sign_manifest_with(&v2, &old);
+    fetch(&reg, &served, &data).unwrap();
+    // Routine rotation, step 1: root 4 lists the old and the new manifest key. The old
+    // key's version 1, still validly signed and unexpired, must not come back.
+    let keys = reg.keys();
+    reg.signer(&keys).add_manifest_key(None).unwrap();
+    std::fs::write(reg.tree.join(MANIFEST), v1).unwrap();
+    std::fs::write(reg.tree.join(MANIFEST_SIG), v1_sig).unwrap();
+    let err = fetch(&reg, &served, &data).unwrap_err();
+    assert_contains(
+        &err,
+        "manifest.json is version 1 but version 2 was already accepted",
+    );
+    assert_contains(&err, "which root version 4 still lists");
+}
+
+#[test]
 fn path_traversal_in_an_archive_entry_is_refused() {
     // `attacked` also checks that nothing landed under <data-dir>/pg, where ../evil
     // from the staging directory would have gone.
