@@ -28,7 +28,8 @@ pub struct Root {
     pub expires: String,
     /// Root public keys (minisign base64 lines).
     pub root_keys: Vec<String>,
-    /// How many distinct root keys must sign a root (this one and the next).
+    /// How many distinct root keys must sign a root (this one and the next). Each key
+    /// (id and public key) may be listed once.
     pub root_threshold: u32,
     /// Keys allowed to sign manifest.json (minisign base64 lines).
     pub manifest_keys: Vec<String>,
@@ -70,22 +71,37 @@ pub struct Artifact {
 /// Root keys and manifest keys of a root, parsed.
 #[derive(Debug, Clone)]
 pub struct RootKeys {
-    /// Distinct root keys.
+    /// Root keys: distinct ids and distinct public keys.
     pub root: Vec<PublicKey>,
-    /// Distinct manifest keys.
+    /// Manifest keys: distinct ids and distinct public keys.
     pub manifest: Vec<PublicKey>,
 }
 
 fn parse_keys(list: &[String], what: &str) -> Result<Vec<PublicKey>, RegistryError> {
-    let mut seen = BTreeSet::new();
-    let mut keys = Vec::new();
+    let mut keys: Vec<PublicKey> = Vec::with_capacity(list.len());
     for text in list {
         let key = PublicKey::parse(text)
             .map_err(|e| RegistryError::BadMetadata(format!("{what}: {e}")))?;
-        // A key listed twice still counts once towards a threshold.
-        if seen.insert(key.id()) {
-            keys.push(key);
+        // Thresholds count key holders: a key listed twice, or one public key under two
+        // ids, would let one holder count twice, so such a root is refused outright.
+        if keys.iter().any(|k| k.id() == key.id()) {
+            return Err(RegistryError::BadMetadata(format!(
+                "{what} lists key {} twice; list each key once",
+                key.id()
+            )));
         }
+        if let Some(same) = keys
+            .iter()
+            .find(|k| k.ed25519_bytes() == key.ed25519_bytes())
+        {
+            return Err(RegistryError::BadMetadata(format!(
+                "{what} lists the same public key as {} and {}; each key must be a \
+                 distinct key pair (list it once)",
+                same.id(),
+                key.id()
+            )));
+        }
+        keys.push(key);
     }
     Ok(keys)
 }

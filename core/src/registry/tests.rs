@@ -139,7 +139,25 @@ fn each_key_counts_once_towards_a_threshold() {
     .to_json();
     expect(
         verify_next_root(&t1, &dup, &sigs(&dup, &[&a, &b, &c, &c])),
-        "root_threshold 2 needs between 1 and 1",
+        "root_keys lists key 0303030303030303 twice",
+    );
+    // Nor with the same public key under a second id: one holder, one vote.
+    let alias = Key(KeyId([7; 8]), c.1.clone());
+    let aliased = root(2, &[&c, &alias], 2, &[]);
+    expect(
+        verify_next_root(&t1, &aliased, &sigs(&aliased, &[&a, &b, &c, &alias])),
+        "root_keys lists the same public key as 0303030303030303 and 0707070707070707",
+    );
+    // The same rules for manifest keys.
+    let twice = root(2, &[&c], 1, &[&b, &b]);
+    expect(
+        Root::parse(&twice),
+        "manifest_keys lists key 0202020202020202 twice",
+    );
+    let twice = root(2, &[&c], 1, &[&c, &alias]);
+    expect(
+        Root::parse(&twice),
+        "manifest_keys lists the same public key",
     );
 }
 

@@ -3,7 +3,8 @@
 //!
 //! TUF-lite: the agent pins the key(s) of root version 1, then walks `N → N+1`. Root
 //! N+1 must say version N+1 and be signed by a threshold of root N's keys **and** a
-//! threshold of its own keys, each key counted once: old keys vouch for the new ones,
+//! threshold of its own keys, each key counted once (by public key; a root listing a
+//! key twice, under any id, is refused): old keys vouch for the new ones,
 //! and the new keys prove they are held. Only the newest root has to be unexpired (old
 //! roots may have lapsed long ago). A manifest must be signed by a manifest key of the
 //! newest root, be unexpired, and not be older than any manifest already accepted with
@@ -51,13 +52,14 @@ impl ManifestFloor {
     }
 }
 
-/// The number of distinct `keys` with a valid signature over `data` among `sigs`.
+/// The number of distinct `keys` with a valid signature over `data` among `sigs`,
+/// counted by public key (one key pair counts once, whatever ids it is listed under).
 fn valid_signers(keys: &[PublicKey], sigs: &[Signature], data: &[u8], what: &str) -> usize {
-    let mut signers: BTreeSet<KeyId> = BTreeSet::new();
+    let mut signers: BTreeSet<[u8; 32]> = BTreeSet::new();
     for sig in sigs {
         if let Some(key) = keys.iter().find(|k| k.id() == sig.key_id()) {
             if sig.verify(key, data, what).is_ok() {
-                signers.insert(key.id());
+                signers.insert(key.ed25519_bytes());
             }
         }
     }
