@@ -14,6 +14,11 @@ use std::collections::BTreeSet;
 pub const ROOT_TYPE: &str = "dbcrate-registry-root";
 /// The `type` of every manifest.json.
 pub const MANIFEST_TYPE: &str = "dbcrate-registry-manifest";
+/// The most root keys a root may list (far above any real ceremony; bounds the work of
+/// checking a root a mirror sends).
+pub const MAX_ROOT_KEYS: usize = 32;
+/// The most manifest keys a root may list.
+pub const MAX_MANIFEST_KEYS: usize = 32;
 
 /// `root.json`: which keys may sign the next root and the manifests.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,12 +31,13 @@ pub struct Root {
     pub version: u64,
     /// RFC 3339 UTC (`YYYY-MM-DDTHH:MM:SSZ`) after which the root is refused.
     pub expires: String,
-    /// Root public keys (minisign base64 lines).
+    /// Root public keys (minisign base64 lines), at most [`MAX_ROOT_KEYS`].
     pub root_keys: Vec<String>,
     /// How many distinct root keys must sign a root (this one and the next). Each key
     /// (id and public key) may be listed once.
     pub root_threshold: u32,
-    /// Keys allowed to sign manifest.json (minisign base64 lines).
+    /// Keys allowed to sign manifest.json (minisign base64 lines), at most
+    /// [`MAX_MANIFEST_KEYS`].
     pub manifest_keys: Vec<String>,
 }
 
@@ -77,7 +83,14 @@ pub struct RootKeys {
     pub manifest: Vec<PublicKey>,
 }
 
-fn parse_keys(list: &[String], what: &str) -> Result<Vec<PublicKey>, RegistryError> {
+fn parse_keys(list: &[String], what: &str, max: usize) -> Result<Vec<PublicKey>, RegistryError> {
+    if list.len() > max {
+        return Err(RegistryError::BadMetadata(format!(
+            "{what} lists {} keys; at most {max} are allowed (remove keys that are no \
+             longer used)",
+            list.len()
+        )));
+    }
     let mut keys: Vec<PublicKey> = Vec::with_capacity(list.len());
     for text in list {
         let key = PublicKey::parse(text)
@@ -148,8 +161,12 @@ impl Root {
     /// The parsed keys.
     pub fn keys(&self) -> Result<RootKeys, RegistryError> {
         Ok(RootKeys {
-            root: parse_keys(&self.root_keys, "root.json root_keys")?,
-            manifest: parse_keys(&self.manifest_keys, "root.json manifest_keys")?,
+            root: parse_keys(&self.root_keys, "root.json: root_keys", MAX_ROOT_KEYS)?,
+            manifest: parse_keys(
+                &self.manifest_keys,
+                "root.json: manifest_keys",
+                MAX_MANIFEST_KEYS,
+            )?,
         })
     }
 

@@ -316,3 +316,20 @@ fn removing_a_leaked_manifest_key_drops_its_inflated_floor() {
         "does not list as a manifest key",
     );
 }
+
+#[test]
+fn a_root_listing_too_many_keys_is_refused() {
+    let many: Vec<Key> = (100..133).map(Key::new).collect();
+    let refs: Vec<&Key> = many.iter().collect();
+    let (some, all) = (&refs[..32], &refs[..]);
+    // 32 of each is the most a root may list.
+    Root::parse(&root(1, some, 1, some)).unwrap();
+    expect(
+        Root::parse(&root(1, all, 1, &[])),
+        "root.json: root_keys lists 33 keys; at most 32 are allowed",
+    );
+    expect(
+        Root::parse(&root(1, some, 1, all)),
+        "root.json: manifest_keys lists 33 keys; at most 32 are allowed",
+    );
+}
