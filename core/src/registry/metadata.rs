@@ -201,10 +201,14 @@ impl Manifest {
         expiry(&manifest.expires, "manifest.json")?;
         let mut seen = BTreeSet::new();
         for a in &manifest.artifacts {
-            if crate::hex::decode_array::<32>(&a.sha256).is_none() || a.sha256.len() != 64 {
+            // Exactly the form the client's hash is printed in: compared as text later,
+            // another form would only fail then, as a misleading "tampered artifact".
+            let lower_hex = |b: u8| b.is_ascii_digit() || (b'a'..=b'f').contains(&b);
+            if a.sha256.len() != 64 || !a.sha256.bytes().all(lower_hex) {
                 return Err(RegistryError::BadMetadata(format!(
-                    "manifest.json: PostgreSQL {} {}: sha256 is not 64 hex digits",
-                    a.pg_major, a.arch
+                    "manifest.json: PostgreSQL {} {}: sha256 must be 64 lower-case hex \
+                     digits, got {:?}; write the SHA-256 as `sha256sum` prints it",
+                    a.pg_major, a.arch, a.sha256
                 )));
             }
             if !seen.insert((a.pg_major, a.arch.clone())) {

@@ -333,3 +333,17 @@ fn a_root_listing_too_many_keys_is_refused() {
         "root.json: manifest_keys lists 33 keys; at most 32 are allowed",
     );
 }
+
+#[test]
+fn sha256_must_be_lower_case_hex() {
+    let with_hash = |sha256: String| {
+        let mut m = Manifest::parse(&manifest(1, LATER)).unwrap();
+        m.artifacts[0].sha256 = sha256;
+        m.to_json()
+    };
+    let needle = "manifest.json: PostgreSQL 16 x86_64: sha256 must be 64 lower-case hex digits";
+    expect(Manifest::parse(&with_hash("AB".repeat(32))), needle);
+    expect(Manifest::parse(&with_hash("ab".repeat(31))), needle);
+    expect(Manifest::parse(&with_hash("ag".repeat(32))), needle);
+    Manifest::parse(&with_hash("0123456789abcdef".repeat(4))).unwrap();
+}
