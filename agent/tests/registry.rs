@@ -119,7 +119,9 @@ struct Served {
     _runtime: tokio::runtime::Runtime,
 }
 
-fn serve(tree: &Path, scratch_dir: &Path) -> Served {
+/// A server TLS configuration for 127.0.0.1 from a fresh CA, whose certificate is
+/// written to `<scratch_dir>/registry-ca.pem` (the path returned).
+fn test_tls(scratch_dir: &Path) -> (rustls::ServerConfig, PathBuf) {
     use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
     let ca_key = KeyPair::generate().unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -143,6 +145,11 @@ fn serve(tree: &Path, scratch_dir: &Path) -> Served {
         leaf_key.serialize_pem().as_bytes(),
     )
     .unwrap();
+    (tls, ca)
+}
+
+fn serve(tree: &Path, scratch_dir: &Path) -> Served {
+    let (tls, ca) = test_tls(scratch_dir);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -415,6 +422,34 @@ fn replayed_older_manifest_is_refused() {
 }
 
 #[test]
+fn replay_by_the_old_manifest_key_during_a_rotation_is_refused() {
+    let reg = Registry::new(&[16]);
+    let served = serve(&reg.tree, reg.dir.path());
+    let data = reg.dir.path().join("agent-data");
+    let old = reg.manifest_key();
+    let v1 = std::fs::read(reg.tree.join(MANIFEST)).unwrap();
+    let v1_sig = std::fs::read(reg.tree.join(MANIFEST_SIG)).unwrap();
+    let v2 = Manifest {
+        version: 2,
+        ..reg.manifest()
+    };
+    reg.sign_manifest_with(&v2, &old);
+    fetch(&reg, &served, &data).unwrap();
+    // Routine rotation, step 1: root 4 lists the old and the new manifest key. The old
+    // key's version 1, still validly signed and unexpired, must not come back.
+    let keys = reg.keys();
+    reg.signer(&keys).add_manifest_key(None).unwrap();
+    std::fs::write(reg.tree.join(MANIFEST), v1).unwrap();
+    std::fs::write(reg.tree.join(MANIFEST_SIG), v1_sig).unwrap();
+    let err = fetch(&reg, &served, &data).unwrap_err();
+    assert_contains(
+        &err,
+        "manifest.json is version 1 but version 2 was already accepted",
+    );
+    assert_contains(&err, "which root version 4 still lists");
+}
+
+#[test]
 fn path_traversal_in_an_archive_entry_is_refused() {
     // `attacked` also checks that nothing landed under <data-dir>/pg, where ../evil
     // from the staging directory would have gone.
@@ -453,4 +488,81 @@ fn plain_http_artifact_url_is_refused() {
         reg.sign_manifest_with(&manifest, &reg.manifest_key());
     });
     assert_contains(&err, "only https:// or registry-relative URLs are accepted");
+}
+
+/// An HTTPS server on 127.0.0.1 that answers every GET with `200`, a 1000-byte length and
+/// then one byte every 100 ms: never idle long enough for the idle timeout.
+fn dripping_server(scratch_dir: &Path) -> (String, PathBuf) {
+    use std::io::{Read, Write};
+    let (tls, ca) = test_tls(scratch_dir);
+    let tls = std::sync::Arc::new(tls);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for tcp in listener.incoming() {
+            let Ok(tcp) = tcp else { return };
+            let tls = tls.clone();
+            std::thread::spawn(move || {
+                let conn = rustls::ServerConnection::new(tls).unwrap();
+                let mut stream = rustls::StreamOwned::new(conn, tcp);
+                let (mut head, mut buf) = (Vec::new(), [0u8; 4096]);
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let answer = b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n";
+                if stream.write_all(answer).is_err() {
+                    return;
+                }
+                for _ in 0..1000 {
+                    // The client hung up (its deadline passed): stop.
+                    if stream
+                        .write_all(b"x")
+                        .and_then(|()| stream.flush())
+                        .is_err()
+                    {
+                        return;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+            });
+        }
+    });
+    (format!("https://127.0.0.1:{port}/"), ca)
+}
+
+#[test]
+fn a_server_dripping_bytes_is_cut_off_at_the_overall_deadline() {
+    use dbcrate_agent::registry::http::Http;
+    use std::time::{Duration, Instant};
+    let dir = scratch("drip");
+    let (url, ca) = dripping_server(dir.path());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let http = Http::new(&url, Some(&ca))
+        .unwrap()
+        .with_deadlines(Duration::from_secs(1), Duration::from_secs(2));
+    let started = Instant::now();
+    let err = runtime
+        .block_on(http.fetch(MANIFEST, 1 << 20))
+        .unwrap_err()
+        .to_string();
+    assert_contains(&err, "manifest.json: not complete after 1s");
+    assert_contains(&err, "the most a metadata file may take");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let file = dir.path().join("download");
+    let err = runtime
+        .block_on(async {
+            let mut file = tokio::fs::File::create(&file).await.unwrap();
+            http.download("artifacts/a.tar.zst", 1000, &mut file, &mut |_| ())
+                .await
+        })
+        .unwrap_err()
+        .to_string();
+    assert_contains(&err, "a.tar.zst: not complete after 2s");
+    assert_contains(&err, "the most an artifact download may take");
 }

@@ -9,7 +9,9 @@ use crate::keyfile::SecretKey;
 use crate::keys::{KeyDir, Role};
 use crate::tree::{newest_root, read_optional, write_atomic, write_root};
 use dbcrate_core::registry::layout::{root_file, MANIFEST, MANIFEST_SIG, ROOT_DIR};
-use dbcrate_core::registry::metadata::{Manifest, Root, ROOT_TYPE};
+use dbcrate_core::registry::metadata::{
+    Manifest, Root, MAX_MANIFEST_KEYS, MAX_ROOT_KEYS, ROOT_TYPE,
+};
 use dbcrate_core::registry::minisign::{PublicKey, Signature};
 use dbcrate_core::registry::trust::{
     check_root_fresh, verify_manifest, verify_next_root, TrustedRoot,
@@ -49,6 +51,7 @@ impl Signer<'_> {
         if root_keys == 0 || threshold == 0 || threshold > root_keys {
             return Err(Error::new("--threshold must be between 1 and --root-keys"));
         }
+        check_root_key_count(root_keys)?;
         let keys = (0..root_keys)
             .map(|_| self.keys.generate(Role::Root))
             .collect::<Result<Vec<_>>>()?;
@@ -104,12 +107,19 @@ impl Signer<'_> {
 
     /// Adds a manifest key (a new one, or `public` from elsewhere) in a new root version.
     pub fn add_manifest_key(&self, public: Option<PublicKey>) -> Result<(Root, PublicKey)> {
+        let current = newest_root(self.registry, None)?;
+        if current.keys.manifest.len() >= MAX_MANIFEST_KEYS {
+            return Err(Error::new(format!(
+                "root version {} already lists {MAX_MANIFEST_KEYS} manifest keys, the most \
+                 agents accept; remove one first (remove-manifest-key)",
+                current.root.version
+            )));
+        }
         let key = match public {
             Some(k) => k,
             None => self.keys.generate(Role::Manifest)?.public(),
         };
         let line = key.to_base64();
-        let current = newest_root(self.registry, None)?;
         if current.keys.manifest.iter().any(|k| k.id() == key.id()) {
             return Err(Error::new(format!(
                 "manifest key {} is already listed in root version {}",
@@ -146,6 +156,7 @@ impl Signer<'_> {
         if count == 0 || threshold == 0 || threshold > count {
             return Err(Error::new("--threshold must be between 1 and --root-keys"));
         }
+        check_root_key_count(count)?;
         // Check first that the old keys are here, before creating new key files.
         let current = newest_root(self.registry, None)?;
         let held = self.keys.load_all(Role::Root, &current.keys.root)?;
@@ -214,6 +225,16 @@ impl Signer<'_> {
         )?;
         Ok(manifest)
     }
+}
+
+/// Refuses `--root-keys` above what agents accept, before any key file is created.
+fn check_root_key_count(count: u32) -> Result<()> {
+    if count as usize > MAX_ROOT_KEYS {
+        return Err(Error::new(format!(
+            "--root-keys {count}: a root may list at most {MAX_ROOT_KEYS} root keys"
+        )));
+    }
+    Ok(())
 }
 
 /// What `verify` found.

@@ -248,3 +248,16 @@ fn stock_minisign_signs_with_our_encrypted_keys() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn more_root_keys_than_agents_accept_are_refused_before_any_key_is_made() {
+    let env = Env::new();
+    let out = env.signer(&["init", "--root-keys", "33"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--root-keys 33: a root may list at most 32 root keys"),
+        "{err}"
+    );
+    assert!(!env.keys().exists() || std::fs::read_dir(env.keys()).unwrap().next().is_none());
+}

@@ -120,7 +120,7 @@ pub async fn tool_dir(config: &RegistryConfig, pg_major: u32, now: i64) -> Resul
     let floor = state.floor()?;
     let manifest =
         verify_manifest(&root, &manifest_bytes, &sig, now, floor.as_ref()).map_err(trust)?;
-    state.save_floor(&floor_after(&root, &manifest, floor.as_ref()))?;
+    state.save_floor(&floor_after(&root, &manifest, sig.key_id(), floor.as_ref()))?;
     let arch = std::env::consts::ARCH;
     let artifact = manifest.artifact(pg_major, arch).ok_or_else(|| {
         Error::new(

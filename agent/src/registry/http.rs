@@ -4,6 +4,8 @@
 //! Every read has a limit decided before the request: metadata files a small fixed
 //! cap, artifacts the exact length the signed manifest lists. A server that sends more
 //! is cut off with an error, so a malicious mirror cannot fill the disk or memory.
+//! Every read also has a deadline from request to last byte, besides the idle timeout,
+//! so a mirror dripping a byte now and then cannot hold the agent forever.
 
 use crate::error::{Error, ErrorKind, Result};
 use bytes::Bytes;
@@ -22,16 +24,40 @@ use tokio::io::AsyncWriteExt;
 
 /// How long the server may stay silent (connect, headers, or between body chunks).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// The most fetching one metadata file (root, manifest, signature; at most a few MiB)
+/// may take, from request to last byte.
+pub const METADATA_DEADLINE: Duration = Duration::from_secs(60);
+/// The most downloading one artifact may take, from request to last byte: generous
+/// (tens of MiB at well under 1 Mbit/s), but finite.
+pub const ARTIFACT_DEADLINE: Duration = Duration::from_secs(10 * 60);
 
 /// An HTTPS client bound to one registry base URL.
 #[derive(Debug, Clone)]
 pub struct Http {
     client: Client<HttpsConnector<HttpConnector>, Empty<Bytes>>,
     base: String,
+    metadata_deadline: Duration,
+    artifact_deadline: Duration,
 }
 
 fn net(message: String) -> Error {
     Error::new(ErrorKind::Registry, message)
+}
+
+/// Runs `work` (everything for one file), failing with a clear error after `limit`.
+async fn within<T>(
+    url: &str,
+    limit: Duration,
+    what: &str,
+    work: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    tokio::time::timeout(limit, work).await.map_err(|_| {
+        net(format!(
+            "GET {url}: not complete after {limit:?}, the most {what} may take; the registry \
+             or the network is too slow (or a mirror is stalling on purpose): retry later, \
+             or use a registry closer to this host"
+        ))
+    })?
 }
 
 impl Http {
@@ -87,7 +113,19 @@ impl Http {
         Ok(Self {
             client: Client::builder(TokioExecutor::new()).build(connector),
             base,
+            metadata_deadline: METADATA_DEADLINE,
+            artifact_deadline: ARTIFACT_DEADLINE,
         })
+    }
+
+    /// The same client with other overall deadlines per metadata file and per artifact
+    /// (defaults [`METADATA_DEADLINE`] and [`ARTIFACT_DEADLINE`]).
+    pub fn with_deadlines(self, metadata: Duration, artifact: Duration) -> Self {
+        Self {
+            metadata_deadline: metadata,
+            artifact_deadline: artifact,
+            ..self
+        }
     }
 
     /// The absolute URL of `path` (a registry-relative path, or an https URL).
@@ -161,16 +199,19 @@ impl Http {
     /// A small file of at most `cap` bytes, or `None` when the server has none (404).
     pub async fn fetch(&self, path: &str, cap: u64) -> Result<Option<Vec<u8>>> {
         let url = self.checked_url(path)?;
-        let Some(response) = self.get(&url).await? else {
-            return Ok(None);
-        };
-        let mut out = Vec::new();
-        Self::read_capped(&url, response, cap, async |chunk: &[u8]| {
-            out.extend_from_slice(chunk);
-            Ok(())
+        within(&url, self.metadata_deadline, "a metadata file", async {
+            let Some(response) = self.get(&url).await? else {
+                return Ok(None);
+            };
+            let mut out = Vec::new();
+            Self::read_capped(&url, response, cap, async |chunk: &[u8]| {
+                out.extend_from_slice(chunk);
+                Ok(())
+            })
+            .await?;
+            Ok(Some(out))
         })
-        .await?;
-        Ok(Some(out))
+        .await
     }
 
     /// Downloads exactly `length` bytes of `path` into `file`, calling `inspect` on each
@@ -183,16 +224,24 @@ impl Http {
         inspect: &mut (dyn FnMut(&[u8]) + Send),
     ) -> Result<()> {
         let url = self.checked_url(path)?;
-        let response = self
-            .get(&url)
-            .await?
-            .ok_or_else(|| net(format!("{url}: not found on the registry (HTTP 404)")))?;
-        let got = Self::read_capped(&url, response, length, async |chunk: &[u8]| {
-            inspect(chunk);
-            file.write_all(chunk)
+        let got = within(
+            &url,
+            self.artifact_deadline,
+            "an artifact download",
+            async {
+                let response = self
+                    .get(&url)
+                    .await?
+                    .ok_or_else(|| net(format!("{url}: not found on the registry (HTTP 404)")))?;
+                Self::read_capped(&url, response, length, async |chunk: &[u8]| {
+                    inspect(chunk);
+                    file.write_all(chunk).await.map_err(|e| {
+                        Error::new(ErrorKind::Registry, format!("writing the download: {e}"))
+                    })
+                })
                 .await
-                .map_err(|e| Error::new(ErrorKind::Registry, format!("writing the download: {e}")))
-        })
+            },
+        )
         .await?;
         if got != length {
             return Err(Error::integrity(format!(

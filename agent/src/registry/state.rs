@@ -5,10 +5,16 @@
 //!
 //! Once a root is stored, the walk starts from it, not from the pinned key: keys
 //! retired by a rotation can then never fork the chain (TUF's rule).
+//!
+//! The floor is kept per manifest key. Agents before that kept one version for the
+//! whole set of manifest keys (`{"version": N, "manifest_keys": [...]}`); such a file is
+//! read as floor N for each of those keys, so that no floor is ever lowered by the
+//! upgrade.
 
 use crate::error::{Error, Result};
 use dbcrate_core::registry::metadata::Root;
 use dbcrate_core::registry::trust::{ManifestFloor, TrustedRoot};
+use serde::Deserialize;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -68,19 +74,97 @@ impl State {
         self.write("root.json", bytes)
     }
 
-    /// The manifest floor.
+    /// The manifest floor (a floor in the old, single-version format is converted).
     pub fn floor(&self) -> Result<Option<ManifestFloor>> {
         let Some(bytes) = self.read("manifest-floor.json")? else {
             return Ok(None);
         };
-        serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| state_error(&self.dir.join("manifest-floor.json"), e))
+        let path = self.dir.join("manifest-floor.json");
+        match serde_json::from_slice::<ManifestFloor>(&bytes) {
+            Ok(floor) => Ok(Some(floor)),
+            Err(e) => match serde_json::from_slice::<LegacyFloor>(&bytes) {
+                Ok(legacy) => {
+                    tracing::info!(
+                        path = %path.display(),
+                        version = legacy.version,
+                        "registry: converting a manifest floor of the old format (one \
+                         version for all manifest keys) to a floor per manifest key"
+                    );
+                    Ok(Some(legacy.into_per_key()))
+                }
+                Err(_) => Err(Error::integrity(format!(
+                    "registry state {}: {e}; the manifest floor is damaged. Deleting the \
+                     file lets the agent accept any validly signed manifest again (including \
+                     an older one a mirror replays), so first check that the registry serves \
+                     its newest manifest",
+                    path.display()
+                ))),
+            },
+        }
     }
 
     /// Remembers the manifest floor.
     pub fn save_floor(&self, floor: &ManifestFloor) -> Result<()> {
         let bytes = serde_json::to_vec(floor).expect("plain struct serialises");
         self.write("manifest-floor.json", &bytes)
+    }
+}
+
+/// The floor as agents wrote it before it was kept per manifest key.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LegacyFloor {
+    version: u64,
+    manifest_keys: Vec<String>,
+}
+
+impl LegacyFloor {
+    /// The old floor applied to every key listed when it was written: never lower.
+    fn into_per_key(self) -> ManifestFloor {
+        ManifestFloor {
+            versions_by_manifest_key: self
+                .manifest_keys
+                .into_iter()
+                .map(|id| (id, self.version))
+                .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn old_format_floor_applies_to_each_key_it_listed() {
+        let dir = dbcrate_testkit::TempDir::new("floor").unwrap();
+        let state = State::new(dir.path());
+        std::fs::create_dir_all(dir.path().join("registry")).unwrap();
+        std::fs::write(
+            dir.path().join("registry/manifest-floor.json"),
+            br#"{"version":7,"manifest_keys":["0B0B0B0B0B0B0B0B","0C0C0C0C0C0C0C0C"]}"#,
+        )
+        .unwrap();
+        let floor = state.floor().unwrap().unwrap();
+        let expected = [
+            ("0B0B0B0B0B0B0B0B".to_string(), 7),
+            ("0C0C0C0C0C0C0C0C".to_string(), 7),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(floor.versions_by_manifest_key, expected);
+        // Saved again, it is in the new format and reads back the same.
+        state.save_floor(&floor).unwrap();
+        assert_eq!(state.floor().unwrap().unwrap(), floor);
+    }
+
+    #[test]
+    fn damaged_floor_is_a_clear_error() {
+        let dir = dbcrate_testkit::TempDir::new("floor").unwrap();
+        let state = State::new(dir.path());
+        std::fs::create_dir_all(dir.path().join("registry")).unwrap();
+        std::fs::write(dir.path().join("registry/manifest-floor.json"), b"{\"v").unwrap();
+        let err = state.floor().unwrap_err().to_string();
+        assert!(err.contains("the manifest floor is damaged"), "{err}");
     }
 }

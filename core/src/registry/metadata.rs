@@ -14,6 +14,11 @@ use std::collections::BTreeSet;
 pub const ROOT_TYPE: &str = "dbcrate-registry-root";
 /// The `type` of every manifest.json.
 pub const MANIFEST_TYPE: &str = "dbcrate-registry-manifest";
+/// The most root keys a root may list (far above any real ceremony; bounds the work of
+/// checking a root a mirror sends).
+pub const MAX_ROOT_KEYS: usize = 32;
+/// The most manifest keys a root may list.
+pub const MAX_MANIFEST_KEYS: usize = 32;
 
 /// `root.json`: which keys may sign the next root and the manifests.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,11 +31,13 @@ pub struct Root {
     pub version: u64,
     /// RFC 3339 UTC (`YYYY-MM-DDTHH:MM:SSZ`) after which the root is refused.
     pub expires: String,
-    /// Root public keys (minisign base64 lines).
+    /// Root public keys (minisign base64 lines), at most [`MAX_ROOT_KEYS`].
     pub root_keys: Vec<String>,
-    /// How many distinct root keys must sign a root (this one and the next).
+    /// How many distinct root keys must sign a root (this one and the next). Each key
+    /// (id and public key) may be listed once.
     pub root_threshold: u32,
-    /// Keys allowed to sign manifest.json (minisign base64 lines).
+    /// Keys allowed to sign manifest.json (minisign base64 lines), at most
+    /// [`MAX_MANIFEST_KEYS`].
     pub manifest_keys: Vec<String>,
 }
 
@@ -70,22 +77,44 @@ pub struct Artifact {
 /// Root keys and manifest keys of a root, parsed.
 #[derive(Debug, Clone)]
 pub struct RootKeys {
-    /// Distinct root keys.
+    /// Root keys: distinct ids and distinct public keys.
     pub root: Vec<PublicKey>,
-    /// Distinct manifest keys.
+    /// Manifest keys: distinct ids and distinct public keys.
     pub manifest: Vec<PublicKey>,
 }
 
-fn parse_keys(list: &[String], what: &str) -> Result<Vec<PublicKey>, RegistryError> {
-    let mut seen = BTreeSet::new();
-    let mut keys = Vec::new();
+fn parse_keys(list: &[String], what: &str, max: usize) -> Result<Vec<PublicKey>, RegistryError> {
+    if list.len() > max {
+        return Err(RegistryError::BadMetadata(format!(
+            "{what} lists {} keys; at most {max} are allowed (remove keys that are no \
+             longer used)",
+            list.len()
+        )));
+    }
+    let mut keys: Vec<PublicKey> = Vec::with_capacity(list.len());
     for text in list {
         let key = PublicKey::parse(text)
             .map_err(|e| RegistryError::BadMetadata(format!("{what}: {e}")))?;
-        // A key listed twice still counts once towards a threshold.
-        if seen.insert(key.id()) {
-            keys.push(key);
+        // Thresholds count key holders: a key listed twice, or one public key under two
+        // ids, would let one holder count twice, so such a root is refused outright.
+        if keys.iter().any(|k| k.id() == key.id()) {
+            return Err(RegistryError::BadMetadata(format!(
+                "{what} lists key {} twice; list each key once",
+                key.id()
+            )));
         }
+        if let Some(same) = keys
+            .iter()
+            .find(|k| k.ed25519_bytes() == key.ed25519_bytes())
+        {
+            return Err(RegistryError::BadMetadata(format!(
+                "{what} lists the same public key as {} and {}; each key must be a \
+                 distinct key pair (list it once)",
+                same.id(),
+                key.id()
+            )));
+        }
+        keys.push(key);
     }
     Ok(keys)
 }
@@ -132,8 +161,12 @@ impl Root {
     /// The parsed keys.
     pub fn keys(&self) -> Result<RootKeys, RegistryError> {
         Ok(RootKeys {
-            root: parse_keys(&self.root_keys, "root.json root_keys")?,
-            manifest: parse_keys(&self.manifest_keys, "root.json manifest_keys")?,
+            root: parse_keys(&self.root_keys, "root.json: root_keys", MAX_ROOT_KEYS)?,
+            manifest: parse_keys(
+                &self.manifest_keys,
+                "root.json: manifest_keys",
+                MAX_MANIFEST_KEYS,
+            )?,
         })
     }
 
@@ -168,10 +201,14 @@ impl Manifest {
         expiry(&manifest.expires, "manifest.json")?;
         let mut seen = BTreeSet::new();
         for a in &manifest.artifacts {
-            if crate::hex::decode_array::<32>(&a.sha256).is_none() || a.sha256.len() != 64 {
+            // Exactly the form the client's hash is printed in: compared as text later,
+            // another form would only fail then, as a misleading "tampered artifact".
+            let lower_hex = |b: u8| b.is_ascii_digit() || (b'a'..=b'f').contains(&b);
+            if a.sha256.len() != 64 || !a.sha256.bytes().all(lower_hex) {
                 return Err(RegistryError::BadMetadata(format!(
-                    "manifest.json: PostgreSQL {} {}: sha256 is not 64 hex digits",
-                    a.pg_major, a.arch
+                    "manifest.json: PostgreSQL {} {}: sha256 must be 64 lower-case hex \
+                     digits, got {:?}; write the SHA-256 as `sha256sum` prints it",
+                    a.pg_major, a.arch, a.sha256
                 )));
             }
             if !seen.insert((a.pg_major, a.arch.clone())) {

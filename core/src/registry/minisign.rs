@@ -95,6 +95,12 @@ impl PublicKey {
         self.id
     }
 
+    /// The raw Ed25519 public key: two listed keys with the same bytes are one holder,
+    /// whatever ids they carry.
+    pub fn ed25519_bytes(&self) -> [u8; 32] {
+        self.key.to_bytes()
+    }
+
     /// The base64 line (`RW…`), which root.json lists and `--registry-root-key` takes.
     pub fn to_base64(&self) -> String {
         let mut raw = Vec::with_capacity(42);

@@ -139,7 +139,25 @@ fn each_key_counts_once_towards_a_threshold() {
     .to_json();
     expect(
         verify_next_root(&t1, &dup, &sigs(&dup, &[&a, &b, &c, &c])),
-        "root_threshold 2 needs between 1 and 1",
+        "root_keys lists key 0303030303030303 twice",
+    );
+    // Nor with the same public key under a second id: one holder, one vote.
+    let alias = Key(KeyId([7; 8]), c.1.clone());
+    let aliased = root(2, &[&c, &alias], 2, &[]);
+    expect(
+        verify_next_root(&t1, &aliased, &sigs(&aliased, &[&a, &b, &c, &alias])),
+        "root_keys lists the same public key as 0303030303030303 and 0707070707070707",
+    );
+    // The same rules for manifest keys.
+    let twice = root(2, &[&c], 1, &[&b, &b]);
+    expect(
+        Root::parse(&twice),
+        "manifest_keys lists key 0202020202020202 twice",
+    );
+    let twice = root(2, &[&c], 1, &[&c, &alias]);
+    expect(
+        Root::parse(&twice),
+        "manifest_keys lists the same public key",
     );
 }
 
@@ -182,8 +200,11 @@ fn replayed_older_manifest_is_refused() {
     let (t3, [.., m2]) = chain();
     let m5 = manifest(5, LATER);
     let accepted = verify_manifest(&t3, &m5, &m2.sign(&m5), NOW, None).unwrap();
-    let floor = floor_after(&t3, &accepted, None);
-    assert_eq!(floor.version, 5);
+    let floor = floor_after(&t3, &accepted, m2.0, None);
+    assert_eq!(
+        floor.binding(&t3.keys),
+        Some((5, m2.0.to_string().as_str()))
+    );
     let m4 = manifest(4, LATER);
     expect(
         verify_manifest(&t3, &m4, &m2.sign(&m4), NOW, Some(&floor)),
@@ -194,17 +215,19 @@ fn replayed_older_manifest_is_refused() {
 }
 
 #[test]
-fn floor_resets_when_manifest_keys_rotate() {
+fn floor_of_a_removed_manifest_key_is_dropped() {
     let (t3, [_, _, c, d, _, m2]) = chain();
     let huge = manifest(u64::MAX, LATER);
     let leaked = verify_manifest(&t3, &huge, &m2.sign(&huge), NOW, None).unwrap();
-    let floor = floor_after(&t3, &leaked, None);
+    let floor = floor_after(&t3, &leaked, m2.0, None);
     let m3 = Key::new(13);
     let r4 = root(4, &[&c, &d], 2, &[&m3]);
     let t4 = verify_next_root(&t3, &r4, &sigs(&r4, &[&c, &d])).unwrap();
     let m = manifest(2, LATER);
     let ok = verify_manifest(&t4, &m, &m3.sign(&m), NOW, Some(&floor)).unwrap();
-    assert_eq!(floor_after(&t4, &ok, Some(&floor)).version, 2);
+    let after = floor_after(&t4, &ok, m3.0, Some(&floor));
+    let only_m3 = [(m3.0.to_string(), 2)].into_iter().collect();
+    assert_eq!(after.versions_by_manifest_key, only_m3);
 }
 
 #[test]
@@ -231,4 +254,96 @@ fn unknown_fields_and_wrong_types_are_refused() {
     let k = Key::new(1);
     let r = root(1, &[&k], 1, &[]);
     expect(Manifest::parse(&r), "manifest.json");
+}
+
+#[test]
+fn replay_of_an_old_key_manifest_after_adding_a_key_is_refused() {
+    let (t3, [_, _, c, d, _, m2]) = chain();
+    let m5 = manifest(5, LATER);
+    let accepted = verify_manifest(&t3, &m5, &m2.sign(&m5), NOW, None).unwrap();
+    let floor = floor_after(&t3, &accepted, m2.0, None);
+    // Routine rotation, step 1: root 4 lists the old key m2 and the new key m3.
+    let m3 = Key::new(13);
+    let r4 = root(4, &[&c, &d], 2, &[&m2, &m3]);
+    let t4 = verify_next_root(&t3, &r4, &sigs(&r4, &[&c, &d])).unwrap();
+    // An older manifest signed by m2, which is still listed, must not come back.
+    let m4 = manifest(4, LATER);
+    expect(
+        verify_manifest(&t4, &m4, &m2.sign(&m4), NOW, Some(&floor)),
+        "version 4 but version 5 was already accepted",
+    );
+    // The new key takes over at version 6; m2's version 5 is now a replay too.
+    let m6 = manifest(6, LATER);
+    let ok = verify_manifest(&t4, &m6, &m3.sign(&m6), NOW, Some(&floor)).unwrap();
+    let floor = floor_after(&t4, &ok, m3.0, Some(&floor));
+    expect(
+        verify_manifest(&t4, &m5, &m2.sign(&m5), NOW, Some(&floor)),
+        "version 5 but version 6 was already accepted",
+    );
+}
+
+#[test]
+fn removing_a_leaked_manifest_key_drops_its_inflated_floor() {
+    let (t3, [_, _, c, d, _, m2]) = chain();
+    let m3 = Key::new(13);
+    let r4 = root(4, &[&c, &d], 2, &[&m2, &m3]);
+    let t4 = verify_next_root(&t3, &r4, &sigs(&r4, &[&c, &d])).unwrap();
+    let legit = manifest(3, LATER);
+    let ok = verify_manifest(&t4, &legit, &m3.sign(&legit), NOW, None).unwrap();
+    let floor = floor_after(&t4, &ok, m3.0, None);
+    // m2 leaks; the attacker's manifest claims the highest possible version.
+    let huge = manifest(u64::MAX, LATER);
+    let bad = verify_manifest(&t4, &huge, &m2.sign(&huge), NOW, Some(&floor)).unwrap();
+    let floor = floor_after(&t4, &bad, m2.0, Some(&floor));
+    // While m2 is listed, its inflated version holds for every key.
+    let m4 = manifest(4, LATER);
+    expect(
+        verify_manifest(&t4, &m4, &m3.sign(&m4), NOW, Some(&floor)),
+        "already accepted",
+    );
+    // Recovery: root 5 drops m2; m3's version 4 is accepted again…
+    let r5 = root(5, &[&c, &d], 2, &[&m3]);
+    let t5 = verify_next_root(&t4, &r5, &sigs(&r5, &[&c, &d])).unwrap();
+    let ok = verify_manifest(&t5, &m4, &m3.sign(&m4), NOW, Some(&floor)).unwrap();
+    let floor = floor_after(&t5, &ok, m3.0, Some(&floor));
+    // …but m3's own history still counts: its version 3 is a replay now.
+    expect(
+        verify_manifest(&t5, &legit, &m3.sign(&legit), NOW, Some(&floor)),
+        "version 3 but version 4 was already accepted",
+    );
+    expect(
+        verify_manifest(&t5, &huge, &m2.sign(&huge), NOW, Some(&floor)),
+        "does not list as a manifest key",
+    );
+}
+
+#[test]
+fn a_root_listing_too_many_keys_is_refused() {
+    let many: Vec<Key> = (100..133).map(Key::new).collect();
+    let refs: Vec<&Key> = many.iter().collect();
+    let (some, all) = (&refs[..32], &refs[..]);
+    // 32 of each is the most a root may list.
+    Root::parse(&root(1, some, 1, some)).unwrap();
+    expect(
+        Root::parse(&root(1, all, 1, &[])),
+        "root.json: root_keys lists 33 keys; at most 32 are allowed",
+    );
+    expect(
+        Root::parse(&root(1, some, 1, all)),
+        "root.json: manifest_keys lists 33 keys; at most 32 are allowed",
+    );
+}
+
+#[test]
+fn sha256_must_be_lower_case_hex() {
+    let with_hash = |sha256: String| {
+        let mut m = Manifest::parse(&manifest(1, LATER)).unwrap();
+        m.artifacts[0].sha256 = sha256;
+        m.to_json()
+    };
+    let needle = "manifest.json: PostgreSQL 16 x86_64: sha256 must be 64 lower-case hex digits";
+    expect(Manifest::parse(&with_hash("AB".repeat(32))), needle);
+    expect(Manifest::parse(&with_hash("ab".repeat(31))), needle);
+    expect(Manifest::parse(&with_hash("ag".repeat(32))), needle);
+    Manifest::parse(&with_hash("0123456789abcdef".repeat(4))).unwrap();
 }

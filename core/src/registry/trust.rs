@@ -3,18 +3,22 @@
 //!
 //! TUF-lite: the agent pins the key(s) of root version 1, then walks `N → N+1`. Root
 //! N+1 must say version N+1 and be signed by a threshold of root N's keys **and** a
-//! threshold of its own keys, each key counted once: old keys vouch for the new ones,
+//! threshold of its own keys, each key counted once (by public key; a root listing a
+//! key twice, under any id, is refused): old keys vouch for the new ones,
 //! and the new keys prove they are held. Only the newest root has to be unexpired (old
 //! roots may have lapsed long ago). A manifest must be signed by a manifest key of the
-//! newest root, be unexpired, and not be older than the newest manifest already
-//! accepted under the same manifest keys — after a manifest-key rotation the floor
-//! resets, so that a version inflated with a leaked key cannot lock clients out.
+//! newest root, be unexpired, and not be older than any manifest already accepted with
+//! the signature of a key that root still lists. The floor is kept per manifest key
+//! (the highest version each key signed): adding a key keeps the old key's floor, so a
+//! mirror cannot replay the old key's older manifests during a rotation, while removing
+//! a key drops its floor, so that a version inflated with a leaked key stops locking
+//! clients out once that key is removed from root.
 
 use super::metadata::{expiry, Manifest, Root, RootKeys};
 use super::minisign::{KeyId, PublicKey, Signature};
 use super::RegistryError;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// A root whose signatures have been checked back to the pinned keys.
 #[derive(Debug, Clone)]
@@ -25,24 +29,37 @@ pub struct TrustedRoot {
     pub keys: RootKeys,
 }
 
-/// What the agent persists about manifests: the highest version accepted, and under
-/// which manifest keys.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// What the agent persists about manifests: for each manifest key, the highest manifest
+/// version accepted with its signature.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ManifestFloor {
-    /// Highest manifest version accepted.
-    pub version: u64,
-    /// Ids (minisign hex) of the manifest keys the root listed then.
-    pub manifest_keys: Vec<String>,
+    /// Manifest key id (minisign hex, as printed) → the highest manifest version accepted
+    /// signed by that key.
+    pub versions_by_manifest_key: BTreeMap<String, u64>,
 }
 
-/// The number of distinct `keys` with a valid signature over `data` among `sigs`.
+impl ManifestFloor {
+    /// The floor that binds under `keys`: the highest version recorded for a manifest key
+    /// they still list, with that key's id. Keys no longer listed do not count.
+    pub fn binding(&self, keys: &RootKeys) -> Option<(u64, &str)> {
+        let listed = key_ids(keys);
+        self.versions_by_manifest_key
+            .iter()
+            .filter(|(id, _)| listed.contains(id))
+            .map(|(id, version)| (*version, id.as_str()))
+            .max()
+    }
+}
+
+/// The number of distinct `keys` with a valid signature over `data` among `sigs`,
+/// counted by public key (one key pair counts once, whatever ids it is listed under).
 fn valid_signers(keys: &[PublicKey], sigs: &[Signature], data: &[u8], what: &str) -> usize {
-    let mut signers: BTreeSet<KeyId> = BTreeSet::new();
+    let mut signers: BTreeSet<[u8; 32]> = BTreeSet::new();
     for sig in sigs {
         if let Some(key) = keys.iter().find(|k| k.id() == sig.key_id()) {
             if sig.verify(key, data, what).is_ok() {
-                signers.insert(key.id());
+                signers.insert(key.ed25519_bytes());
             }
         }
     }
@@ -139,7 +156,9 @@ pub fn check_root_fresh(root: &TrustedRoot, now: i64) -> Result<(), RegistryErro
 }
 
 /// Verifies manifest.json under `root`: signed by one of its manifest keys, unexpired
-/// at `now`, and not older than `floor` (when the floor was set under the same keys).
+/// at `now`, and not older than the highest version `floor` records for a manifest key
+/// `root` still lists (the same version is accepted again: a client re-checking an
+/// unchanged registry).
 pub fn verify_manifest(
     root: &TrustedRoot,
     bytes: &[u8],
@@ -170,12 +189,14 @@ pub fn verify_manifest(
             manifest.version, manifest.expires
         )));
     }
-    if let Some(floor) = floor {
-        if floor.manifest_keys == key_ids(&root.keys) && manifest.version < floor.version {
+    if let Some((highest, by)) = floor.and_then(|f| f.binding(&root.keys)) {
+        if manifest.version < highest {
             return Err(RegistryError::Rollback(format!(
-                "manifest.json is version {} but version {} was already accepted; an old \
-                 manifest is being replayed",
-                manifest.version, floor.version
+                "manifest.json is version {} but version {highest} was already accepted \
+                 (signed by manifest key {by}, which root version {} still lists); an old \
+                 manifest is being replayed — the registry operator must publish a manifest \
+                 of version {highest} or higher",
+                manifest.version, root.root.version
             )));
         }
     }
@@ -189,19 +210,31 @@ fn key_ids(keys: &RootKeys) -> Vec<String> {
         .collect()
 }
 
-/// The floor to persist after accepting `manifest` under `root`.
+/// The floor to persist after accepting `manifest`, signed by `signed_by`, under `root`:
+/// the previous floors of the keys `root` still lists (the others are dropped), with
+/// `signed_by`'s raised to `manifest.version`. No floor is ever lowered.
 pub fn floor_after(
     root: &TrustedRoot,
     manifest: &Manifest,
+    signed_by: KeyId,
     previous: Option<&ManifestFloor>,
 ) -> ManifestFloor {
-    let manifest_keys = key_ids(&root.keys);
-    let version = match previous {
-        Some(p) if p.manifest_keys == manifest_keys => p.version.max(manifest.version),
-        _ => manifest.version,
-    };
+    let listed = key_ids(&root.keys);
+    let mut versions_by_manifest_key: BTreeMap<String, u64> = previous
+        .map(|p| {
+            p.versions_by_manifest_key
+                .iter()
+                .filter(|(id, _)| listed.contains(id))
+                .map(|(id, version)| (id.clone(), *version))
+                .collect()
+        })
+        .unwrap_or_default();
+    let signer = signed_by.to_string();
+    if listed.contains(&signer) {
+        let version = versions_by_manifest_key.entry(signer).or_insert(0);
+        *version = (*version).max(manifest.version);
+    }
     ManifestFloor {
-        version,
-        manifest_keys,
+        versions_by_manifest_key,
     }
 }
