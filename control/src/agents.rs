@@ -137,7 +137,7 @@ pub async fn create_token(
         .await
     }
     .await;
-    end_write(&mut conn, stored).await?;
+    end_write(conn, stored).await?;
     Ok(NewEnrolmentToken {
         id,
         token,
@@ -278,7 +278,7 @@ pub async fn enrol(
         record_in(&mut conn, &org_id, &format!("agent:{agent_id}"), "agent.enrol", &format!("agent:{agent_id}"), details, now).await
     }
     .await;
-    end_write(&mut conn, stored).await?;
+    end_write(conn, stored).await?;
     Ok(Enrolled {
         org_id,
         agent_id,
@@ -362,7 +362,7 @@ pub async fn renew(
         record_in(&mut conn, &identity.org_id, &agent, "agent.certificate.renew", &agent, details, now).await
     }
     .await;
-    end_write(&mut conn, stored).await?;
+    end_write(conn, stored).await?;
     Ok(issued)
 }
 
@@ -446,7 +446,7 @@ pub async fn revoke(
         Ok(serials)
     }
     .await;
-    let serials = end_write(&mut conn, revoked).await?;
+    let serials = end_write(conn, revoked).await?;
     crl::regenerate(db, keys, org_id, "agent revocation", now).await?;
     Ok(serials)
 }

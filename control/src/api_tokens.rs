@@ -149,7 +149,7 @@ pub async fn create(
         Ok(())
     }
     .await;
-    end_write(&mut conn, stored).await?;
+    end_write(conn, stored).await?;
     Ok((info, token))
 }
 
@@ -209,7 +209,7 @@ pub async fn revoke(db: &Db, org_id: &str, token_id: &str, actor: &str, now: i64
         Ok(())
     }
     .await;
-    end_write(&mut conn, revoked).await
+    end_write(conn, revoked).await
 }
 
 /// The token's holder, if the token is live; records its use.

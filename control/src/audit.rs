@@ -113,7 +113,7 @@ fn is_conflict(e: &sqlx::Error) -> bool {
 async fn try_append(db: &Db, event: &AuditEvent<'_>, at: &str) -> Result<AuditRow, sqlx::Error> {
     let mut conn = db.begin().await?;
     let inserted = append_in(&mut conn, event, at).await;
-    end_write(&mut conn, inserted).await
+    end_write(conn, inserted).await
 }
 
 /// Appends inside the caller's transaction on `conn` (from [`Db::begin`]),

@@ -8,8 +8,7 @@
 //! version bump, so a migration is either wholly applied or not at all.
 
 use sqlx::any::AnyPoolOptions;
-use sqlx::pool::PoolConnection;
-use sqlx::{Any, AnyConnection, AnyPool};
+use sqlx::{Any, AnyConnection, AnyPool, Transaction};
 use std::cmp::Ordering;
 
 /// One schema step, for each engine.
@@ -158,12 +157,11 @@ impl Db {
         }
     }
 
-    /// A connection with a writing transaction begun; end it with
-    /// [`end_write`].
-    pub async fn begin(&self) -> Result<PoolConnection<Any>, sqlx::Error> {
-        let mut conn = self.pool.acquire().await?;
-        sqlx::query(self.begin_write()).execute(&mut *conn).await?;
-        Ok(conn)
+    /// A writing transaction; end it with [`end_write`]. If it is dropped instead (a
+    /// request cancelled because its client went away), it rolls back before its
+    /// connection goes back to the pool, so no half-change and no lock outlives it.
+    pub async fn begin(&self) -> Result<Transaction<'static, Any>, sqlx::Error> {
+        self.pool.begin_with(self.begin_write()).await
     }
 
     /// The schema version recorded in the database (0 when it is empty).
@@ -230,15 +228,21 @@ impl Db {
     }
 }
 
-/// Commits the transaction on `conn` if `result` is Ok, else rolls it back; a failed
-/// commit turns the result into that error.
+/// Commits `tx` if `result` is Ok, else rolls it back; a failed commit turns the result
+/// into that error.
 pub async fn end_write<T, E: From<sqlx::Error>>(
-    conn: &mut AnyConnection,
+    tx: Transaction<'static, Any>,
     result: Result<T, E>,
 ) -> Result<T, E> {
-    let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
-    let ended = sqlx::query(end).execute(&mut *conn).await;
-    let value = result?;
-    ended?;
-    Ok(value)
+    match result {
+        Ok(value) => {
+            tx.commit().await?;
+            Ok(value)
+        }
+        Err(e) => {
+            // The rollback's own failure changes nothing: the caller's error is the news.
+            let _ = tx.rollback().await;
+            Err(e)
+        }
+    }
 }

@@ -208,7 +208,7 @@ pub async fn add(
         })
     }
     .await;
-    end_write(&mut conn, added).await
+    end_write(conn, added).await
 }
 
 /// Changes a member's role. The last owner cannot be demoted.
@@ -250,7 +250,7 @@ pub async fn change_role(
         .await
     }
     .await;
-    end_write(&mut conn, changed).await
+    end_write(conn, changed).await
 }
 
 /// Removes a member. The last owner cannot be removed.
@@ -289,7 +289,7 @@ pub async fn remove(
         .await
     }
     .await;
-    end_write(&mut conn, removed).await
+    end_write(conn, removed).await
 }
 
 /// Gives a member a new one-time password (shown once) and ends their sessions. Only
@@ -345,6 +345,6 @@ pub async fn reset_password(
         .await
     }
     .await;
-    end_write(&mut conn, reset).await?;
+    end_write(conn, reset).await?;
     Ok(password)
 }

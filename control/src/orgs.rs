@@ -29,7 +29,7 @@ pub struct Org {
 pub async fn create(db: &Db, keys: &MasterKeys, name: &str, actor: &str, now: &str) -> Result<Org> {
     let mut conn = db.begin().await?;
     let created = create_in(&mut conn, keys, name, actor, now).await;
-    end_write(&mut conn, created).await
+    end_write(conn, created).await
 }
 
 /// Creates an organisation inside the caller's transaction on `conn` (begun with

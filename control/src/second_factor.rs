@@ -134,7 +134,7 @@ pub async fn begin(
         Ok(())
     }
     .await;
-    end_write(&mut conn, stored).await?;
+    end_write(conn, stored).await?;
     Ok(Enrolment {
         secret: SecretString::new(data_encoding::BASE32_NOPAD.encode(seed.as_slice())),
         otpauth_uri: SecretString::new(totp::otpauth_uri(account, seed.as_slice())),
@@ -250,7 +250,7 @@ pub async fn confirm(
         record_in(&mut conn, user_id, "user.second_factor.enrol", now).await
     }
     .await;
-    end_write(&mut conn, done).await?;
+    end_write(conn, done).await?;
     Ok(codes)
 }
 
@@ -310,7 +310,7 @@ pub async fn disable(db: &Db, user_id: &str, now: i64) -> Result<()> {
         record_in(&mut conn, user_id, "user.second_factor.disable", now).await
     }
     .await;
-    end_write(&mut conn, done).await
+    end_write(conn, done).await
 }
 
 /// How many unused recovery codes the person has left.

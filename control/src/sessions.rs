@@ -199,7 +199,7 @@ pub async fn sign_in(
         record_in(&mut conn, &actor, "auth.sign_in", &details, now).await
     }
     .await;
-    end_write(&mut conn, stored).await?;
+    end_write(conn, stored).await?;
     Ok(SignedIn { user_id, token })
 }
 
@@ -294,7 +294,7 @@ pub async fn sign_out(db: &Db, session: &Session, now: i64) -> Result<()> {
         record_in(&mut conn, &actor, "auth.sign_out", "{}", now).await
     }
     .await;
-    end_write(&mut conn, done).await
+    end_write(conn, done).await
 }
 
 /// Revokes every session of `user_id` except the one with token hash `keep`, inside the

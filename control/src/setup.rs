@@ -44,7 +44,7 @@ pub async fn init(
         Ok((org, owner))
     }
     .await;
-    let (org, owner_id) = end_write(&mut conn, created).await?;
+    let (org, owner_id) = end_write(conn, created).await?;
     Ok(Initialised {
         org,
         owner_id,

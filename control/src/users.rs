@@ -132,7 +132,7 @@ pub async fn change_password(
         Ok(())
     }
     .await;
-    end_write(&mut conn, done).await
+    end_write(conn, done).await
 }
 
 /// Creates a user inside the caller's transaction; returns the new id.

@@ -120,7 +120,7 @@ async fn org_keys(db: Db) {
     let user = users::create_in(&mut conn, "p@example.com", &pw, false, NOW)
         .await
         .unwrap();
-    dbcrate_control::db::end_write(&mut conn, Ok::<(), sqlx::Error>(()))
+    dbcrate_control::db::end_write(conn, Ok::<(), sqlx::Error>(()))
         .await
         .unwrap();
     let enrolment = second_factor::begin(&db, &k1, &user, "p@example.com", T)

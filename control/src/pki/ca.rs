@@ -141,7 +141,7 @@ pub async fn root_cert_pem(db: &Db, keys: &MasterKeys, now: i64) -> Result<Strin
         Ok(())
     }
     .await;
-    let created = end_write(&mut conn, stored).await;
+    let created = end_write(conn, stored).await;
     // When another request or replica made it first, ours failed on the key: use theirs.
     match (load_root(db).await?, created) {
         (Some((_, cert, _)), _) => Ok(cert),
@@ -225,7 +225,7 @@ async fn create_org_ca(db: &Db, keys: &MasterKeys, org_id: &str, now: i64) -> Re
         Ok(())
     }
     .await;
-    let created = end_write(&mut conn, stored).await;
+    let created = end_write(conn, stored).await;
     // A concurrent creation wins the primary key; ours is rolled back and theirs used.
     match (load_org_ca(db, org_id).await?, created) {
         (Some(_), _) => Ok(()),

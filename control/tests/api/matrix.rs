@@ -225,7 +225,7 @@ async fn roles_matrix(db: Db) {
     dbcrate_control::users::add_member_in(&mut conn, &b.id, &stranger, "owner", "system:test", NOW)
         .await
         .unwrap();
-    dbcrate_control::db::end_write(&mut conn, Ok::<(), sqlx::Error>(()))
+    dbcrate_control::db::end_write(conn, Ok::<(), sqlx::Error>(()))
         .await
         .unwrap();
     let foreign = api
