@@ -38,11 +38,28 @@ pub async fn change_password(
     Ok(Json(json!({ "changed": true })))
 }
 
-/// Starts second-factor enrolment: the seed and `otpauth://` URI, shown once.
+/// `POST /api/v1/account/second-factor`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordRequest {
+    password: SecretField,
+}
+
+/// Starts second-factor enrolment: the seed and `otpauth://` URI, shown once. The
+/// password is asked again: whoever holds a stolen session must not be able to plant
+/// their own authenticator on the account.
 pub async fn begin_second_factor(
     State(state): State<AppState>,
     Person(session): Person,
+    Body(request): Body<PasswordRequest>,
 ) -> ApiResult<Json<Value>> {
+    users::confirm_password(
+        &state.db,
+        &session.user_id,
+        &request.password.0,
+        state.now(),
+    )
+    .await?;
     let email: String = sqlx::query_scalar("SELECT email FROM users WHERE id = $1")
         .bind(&session.user_id)
         .fetch_one(state.db.pool())
@@ -68,17 +85,19 @@ pub async fn begin_second_factor(
 #[serde(deny_unknown_fields)]
 pub struct CodeRequest {
     code: SecretField,
-    #[serde(default)]
-    password: Option<SecretField>,
+    password: SecretField,
 }
 
-/// Confirms enrolment with a code from the app; answers the recovery codes, once.
+/// Confirms enrolment with a code from the app (and the password again); answers the
+/// recovery codes, once. Confirming is not a step-up: exporting the recovery key still
+/// needs a separate second-factor check.
 pub async fn confirm_second_factor(
     State(state): State<AppState>,
     Person(session): Person,
     Body(request): Body<CodeRequest>,
 ) -> ApiResult<Json<Value>> {
     let now = state.now();
+    users::confirm_password(&state.db, &session.user_id, &request.password.0, now).await?;
     let codes = second_factor::confirm(
         &state.db,
         &state.keys,
@@ -87,12 +106,6 @@ pub async fn confirm_second_factor(
         now,
     )
     .await?;
-    sqlx::query("UPDATE sessions SET second_factor_at = $1 WHERE token_hash = $2")
-        .bind(now)
-        .bind(&session.token_hash)
-        .execute(state.db.pool())
-        .await
-        .map_err(Error::from)?;
     let codes: Vec<&str> = codes.iter().map(|c| c.expose_secret()).collect();
     Ok(Json(json!({ "enabled": true, "recovery_codes": codes })))
 }
@@ -104,11 +117,7 @@ pub async fn disable_second_factor(
     Body(request): Body<CodeRequest>,
 ) -> ApiResult<Json<Value>> {
     let now = state.now();
-    let Some(password) = request.password else {
-        return Err(
-            Error::invalid("give password as well as code to turn the second factor off").into(),
-        );
-    };
+    let password = request.password;
     users::confirm_password(&state.db, &session.user_id, &password.0, now).await?;
     if !second_factor::is_enabled(&state.db, &session.user_id).await? {
         return Err(Error::conflict("there is no second factor to turn off").into());

@@ -99,9 +99,22 @@ async fn account_flow(db: Db) {
         .await
         .fails(403, "recent_second_factor_required");
 
-    // Enrol TOTP: a wrong code is refused, the right one enables and gives recovery codes.
+    // Enrol TOTP — only with the password, so a stolen session cannot plant its own
+    // authenticator. A wrong code is refused, the right one enables and gives recovery
+    // codes.
+    api.post(
+        "/api/v1/account/second-factor",
+        &first,
+        json!({ "password": "not the password" }),
+    )
+    .await
+    .fails(401, "wrong_credentials");
     let enrol = api
-        .post("/api/v1/account/second-factor", &first, json!({}))
+        .post(
+            "/api/v1/account/second-factor",
+            &first,
+            json!({ "password": OWNER_PW }),
+        )
         .await
         .ok();
     let seed = enrol["secret"].as_str().unwrap().to_string();
@@ -117,15 +130,22 @@ async fn account_flow(db: Db) {
     api.post(
         "/api/v1/account/second-factor/confirm",
         &first,
-        json!({ "code": wrong }),
+        json!({ "code": wrong, "password": OWNER_PW }),
     )
     .await
     .fails(401, "second_factor_invalid");
+    api.post(
+        "/api/v1/account/second-factor/confirm",
+        &first,
+        json!({ "code": totp_code(&seed, 0) }),
+    )
+    .await
+    .fails(422, "invalid_body");
     let confirmed = api
         .post(
             "/api/v1/account/second-factor/confirm",
             &first,
-            json!({ "code": totp_code(&seed, 0) }),
+            json!({ "code": totp_code(&seed, 0), "password": OWNER_PW }),
         )
         .await
         .ok();
@@ -136,11 +156,27 @@ async fn account_flow(db: Db) {
         .map(|c| c.as_str().unwrap().to_string())
         .collect();
     assert_eq!(recovery.len(), 10);
-    api.post("/api/v1/account/second-factor", &first, json!({}))
-        .await
-        .fails(409, "conflict");
+    api.post(
+        "/api/v1/account/second-factor",
+        &first,
+        json!({ "password": OWNER_PW }),
+    )
+    .await
+    .fails(409, "conflict");
 
-    // Just confirmed, so the export works; stock age decrypts a backup made for the org.
+    // Confirming is not a step-up; a checked code is (here a recovery code, since the
+    // current step's code was just used), and then stock age decrypts a backup made for
+    // the organisation with the exported key.
+    api.post(&export, &first, json!({}))
+        .await
+        .fails(403, "recent_second_factor_required");
+    api.post(
+        "/api/v1/session/second-factor",
+        &first,
+        json!({ "code": recovery[4] }),
+    )
+    .await
+    .ok();
     let reply = api.post(&export, &first, json!({})).await;
     assert!(reply.status.is_success(), "{}", reply.text);
     assert!(reply.text.contains("AGE-SECRET-KEY-1"));
@@ -191,7 +227,7 @@ async fn account_flow(db: Db) {
     .await
     .fails(401, "second_factor_invalid");
     let me = api.get("/api/v1/session", &owner).await.ok();
-    assert_eq!(me["recovery_codes_left"], 9);
+    assert_eq!(me["recovery_codes_left"], 8);
 
     // A step-up older than five minutes no longer allows the export.
     sqlx::query("UPDATE sessions SET second_factor_at = second_factor_at - 301")
