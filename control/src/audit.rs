@@ -123,6 +123,16 @@ pub async fn append_in(
     event: &AuditEvent<'_>,
     at: &str,
 ) -> Result<AuditRow, sqlx::Error> {
+    // Writers of one chain take turns: on PostgreSQL a transaction-scoped advisory lock
+    // per chain (two concurrent writers would otherwise read the same last row and one
+    // would fail on the unique sequence number); SQLite's writing transactions are
+    // serialised by BEGIN IMMEDIATE already.
+    if conn.backend_name() == "PostgreSQL" {
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))::text")
+            .bind(event.org_id)
+            .fetch_one(&mut *conn)
+            .await?;
+    }
     let last =
         sqlx::query("SELECT seq, hash FROM audit_log WHERE org_id = $1 ORDER BY seq DESC LIMIT 1")
             .bind(event.org_id)

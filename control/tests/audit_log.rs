@@ -161,11 +161,25 @@ async fn a_schema_newer_than_the_binary_is_refused() {
 #[tokio::test]
 async fn concurrent_appends_keep_one_chain() {
     let dir = TempDir::new("control-concurrent").unwrap();
-    let db = sqlite(&dir).await;
+    concurrent_appends(sqlite(&dir).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_concurrent_appends_keep_one_chain() {
+    let server = PgServer::start(17).unwrap();
+    server.create_database("control").unwrap();
+    concurrent_appends(Db::connect(&server.url("control")).await.unwrap()).await;
+}
+
+async fn concurrent_appends(db: Db) {
     db.migrate().await.unwrap();
     let mut tasks = Vec::new();
-    for i in 0..8 {
+    // Writers released together, each holding its transaction open a moment, so
+    // unsynchronised writers would read the same last row.
+    let gate = std::sync::Arc::new(tokio::sync::Barrier::new(16));
+    for i in 0..16 {
         let db = db.clone();
+        let gate = gate.clone();
         tasks.push(tokio::spawn(async move {
             let target = format!("t{i}");
             let event = AuditEvent {
@@ -175,7 +189,13 @@ async fn concurrent_appends_keep_one_chain() {
                 target: &target,
                 details: "{}",
             };
-            audit::append(&db, &event, "2026-11-29T05:00:00Z")
+            gate.wait().await;
+            let mut tx = db.begin().await.unwrap();
+            audit::append_in(&mut tx, &event, "2026-11-29T05:00:00Z")
+                .await
+                .unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            dbcrate_control::db::end_write(tx, Ok::<(), sqlx::Error>(()))
                 .await
                 .unwrap();
         }));
@@ -183,5 +203,5 @@ async fn concurrent_appends_keep_one_chain() {
     for t in tasks {
         t.await.unwrap();
     }
-    assert_eq!(audit::verify(&db, "org-x").await.unwrap(), Ok(8));
+    assert_eq!(audit::verify(&db, "org-x").await.unwrap(), Ok(16));
 }
