@@ -354,6 +354,18 @@ pub async fn renew(
     )?;
     let mut conn = db.begin().await?;
     let stored: Result<()> = async {
+        // Re-checked under the agent row's lock: a revocation committed since the check
+        // above must not be followed by a fresh certificate the CRL does not list.
+        let live = sqlx::query(
+            "UPDATE agents SET name = name WHERE id = $1 AND org_id = $2 AND revoked_at IS NULL",
+        )
+        .bind(&identity.agent_id)
+        .bind(&identity.org_id)
+        .execute(&mut *conn)
+        .await?;
+        if live.rows_affected() != 1 {
+            return Err(refused("this agent has been revoked"));
+        }
         insert_certificate(&mut conn, &identity.org_id, &identity.agent_id, &issued).await?;
         let details = serde_json::json!({
             "previous_serial": identity.serial, "serial": issued.serial, "not_after": issued.not_after,

@@ -153,6 +153,59 @@ async fn record_in(
     Ok(())
 }
 
+/// Revokes the API tokens `user_id` created in `org_id` whose role is above `keep_up_to`
+/// (all of them when `None`): a token must not outlive its creator's membership or keep
+/// a role its creator lost. Each revocation is audited.
+async fn revoke_tokens_in(
+    conn: &mut AnyConnection,
+    org_id: &str,
+    user_id: &str,
+    keep_up_to: Option<&str>,
+    actor: &Actor<'_>,
+    now: &str,
+) -> Result<()> {
+    let limit = match keep_up_to {
+        Some(role) => Some(rank(role)?),
+        None => None,
+    };
+    let tokens = sqlx::query(
+        "SELECT id, role FROM api_tokens WHERE org_id = $1 AND created_by = $2 AND revoked_at IS NULL",
+    )
+    .bind(org_id)
+    .bind(format!("user:{user_id}"))
+    .fetch_all(&mut *conn)
+    .await?;
+    let unix = dbcrate_core::time::parse_rfc3339(now).unwrap_or_else(dbcrate_core::time::unix_now);
+    for row in tokens {
+        let id: String = row.try_get(0)?;
+        let role: String = row.try_get(1)?;
+        if limit.is_some_and(|max| rank(&role).is_ok_and(|r| r <= max)) {
+            continue;
+        }
+        sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE id = $2")
+            .bind(unix)
+            .bind(&id)
+            .execute(&mut *conn)
+            .await?;
+        audit::append_in(
+            conn,
+            &AuditEvent {
+                org_id,
+                actor: actor.name,
+                action: "api_token.revoke",
+                target: &format!("api_token:{id}"),
+                details: &serde_json::json!({
+                    "reason": "its creator's membership changed", "creator": user_id,
+                })
+                .to_string(),
+            },
+            now,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 /// The outcome of adding a member.
 #[derive(Debug)]
 pub struct Added {
@@ -247,7 +300,8 @@ pub async fn change_role(
             details,
             now,
         )
-        .await
+        .await?;
+        revoke_tokens_in(&mut conn, org_id, user_id, Some(role), actor, now).await
     }
     .await;
     end_write(conn, changed).await
@@ -286,7 +340,8 @@ pub async fn remove(
             details,
             now,
         )
-        .await
+        .await?;
+        revoke_tokens_in(&mut conn, org_id, user_id, None, actor, now).await
     }
     .await;
     end_write(conn, removed).await

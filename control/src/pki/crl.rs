@@ -7,7 +7,7 @@
 
 use super::ca::org_signing_ca;
 use super::{at, rcgen_error};
-use crate::db::Db;
+use crate::db::{end_write, Db};
 use crate::envelope::MasterKeys;
 use crate::error::{Error, Result};
 use rcgen::{CertificateRevocationListParams, KeyIdMethod, RevokedCertParams, SerialNumber};
@@ -26,56 +26,67 @@ pub async fn regenerate(
     reason: &str,
     now: i64,
 ) -> Result<Vec<u8>> {
+    // The key is unwrapped (its own audited transaction) before the CRL's transaction:
+    // on SQLite a second writing transaction inside the first would wait for itself.
     let ca = org_signing_ca(db, keys, org_id, "system", reason, now).await?;
-    let revoked = sqlx::query(
-        "SELECT serial, revoked_at FROM agent_certificates \
-         WHERE org_id = $1 AND revoked_at IS NOT NULL ORDER BY serial",
-    )
-    .bind(org_id)
-    .fetch_all(db.pool())
-    .await?;
-    let mut revoked_certs = Vec::new();
-    for row in &revoked {
-        let serial: String = row.try_get(0)?;
-        let when: i64 = row.try_get(1)?;
-        revoked_certs.push(RevokedCertParams {
-            serial_number: SerialNumber::from_slice(
-                &dbcrate_core::hex::decode_array::<16>(&serial)
-                    .ok_or_else(|| Error::internal("a stored serial is not 16 hex bytes"))?,
-            ),
-            revocation_time: at(when)?,
-            reason_code: None,
-            invalidity_date: None,
-        });
+    let mut tx = db.begin().await?;
+    let signed: Result<Vec<u8>> = async {
+        // Bumping the number first locks the organisation's CA row, so the list read
+        // next includes every revocation committed before, and a concurrent
+        // regeneration waits and then includes ours.
+        let number: i64 = sqlx::query_scalar(
+            "UPDATE org_cas SET crl_number = crl_number + 1 WHERE org_id = $1 RETURNING crl_number",
+        )
+        .bind(org_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let revoked = sqlx::query(
+            "SELECT serial, revoked_at FROM agent_certificates \
+             WHERE org_id = $1 AND revoked_at IS NOT NULL ORDER BY serial",
+        )
+        .bind(org_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut revoked_certs = Vec::new();
+        for row in &revoked {
+            let serial: String = row.try_get(0)?;
+            let when: i64 = row.try_get(1)?;
+            revoked_certs.push(RevokedCertParams {
+                serial_number: SerialNumber::from_slice(
+                    &dbcrate_core::hex::decode_array::<16>(&serial)
+                        .ok_or_else(|| Error::internal("a stored serial is not 16 hex bytes"))?,
+                ),
+                revocation_time: at(when)?,
+                reason_code: None,
+                invalidity_date: None,
+            });
+        }
+        let params = CertificateRevocationListParams {
+            this_update: at(now - 60)?,
+            next_update: at(now + VALIDITY_SECS)?,
+            crl_number: SerialNumber::from(number as u64),
+            issuing_distribution_point: None,
+            revoked_certs,
+            key_identifier_method: KeyIdMethod::Sha256,
+        };
+        let crl = params
+            .signed_by(ca.issuer())
+            .map_err(rcgen_error("signing the CRL"))?;
+        let der = crl.der().to_vec();
+        sqlx::query(
+            "UPDATE org_cas SET crl_der = $1, crl_this_update = $2, crl_next_update = $3 \
+             WHERE org_id = $4",
+        )
+        .bind(&der)
+        .bind(now)
+        .bind(now + VALIDITY_SECS)
+        .bind(org_id)
+        .execute(&mut *tx)
+        .await?;
+        Ok(der)
     }
-    let number: i64 = sqlx::query_scalar(
-        "UPDATE org_cas SET crl_number = crl_number + 1 WHERE org_id = $1 RETURNING crl_number",
-    )
-    .bind(org_id)
-    .fetch_one(db.pool())
-    .await?;
-    let params = CertificateRevocationListParams {
-        this_update: at(now - 60)?,
-        next_update: at(now + VALIDITY_SECS)?,
-        crl_number: SerialNumber::from(number as u64),
-        issuing_distribution_point: None,
-        revoked_certs,
-        key_identifier_method: KeyIdMethod::Sha256,
-    };
-    let crl = params
-        .signed_by(ca.issuer())
-        .map_err(rcgen_error("signing the CRL"))?;
-    let der = crl.der().to_vec();
-    sqlx::query(
-        "UPDATE org_cas SET crl_der = $1, crl_this_update = $2, crl_next_update = $3 \
-         WHERE org_id = $4",
-    )
-    .bind(&der)
-    .bind(now)
-    .bind(now + VALIDITY_SECS)
-    .bind(org_id)
-    .execute(db.pool())
-    .await?;
+    .await;
+    let der = end_write(tx, signed).await?;
     Ok(der)
 }
 
@@ -105,7 +116,13 @@ pub async fn all_current(db: &Db, keys: &MasterKeys, now: i64) -> Result<Vec<Vec
         .await?;
     let mut crls = Vec::new();
     for org in orgs {
-        crls.push(current(db, keys, &org, now).await?);
+        // One organisation's trouble must not lock every other organisation's agents
+        // out: without its CRL, its own agents are refused (unknown revocation status
+        // is denied), and the next reload tries again.
+        match current(db, keys, &org, now).await {
+            Ok(crl) => crls.push(crl),
+            Err(e) => tracing::error!(org.id = %org, "no CRL for this organisation: {}", e.message),
+        }
     }
     Ok(crls)
 }

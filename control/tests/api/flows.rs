@@ -417,6 +417,20 @@ async fn members_and_tokens(api: &Api, org: &str, owner: &Auth) {
     let fresh = reset["one_time_password"].as_str().unwrap();
     api.first_sign_in("viewer@example.com", fresh, "viewer's second passphrase")
         .await;
+    // A token the admin made does not outlive the admin's membership.
+    let admin_token = api
+        .post(
+            &format!("/api/v1/orgs/{org}/api-tokens"),
+            &admin,
+            json!({ "name": "admin bot", "role": "admin" }),
+        )
+        .await
+        .ok()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let admin_bot = Auth::Bearer(admin_token);
+    api.get(&members, &admin_bot).await.ok();
     api.send(
         Method::DELETE,
         &format!("{members}/{admin_id}"),
@@ -426,6 +440,9 @@ async fn members_and_tokens(api: &Api, org: &str, owner: &Auth) {
     .await
     .ok();
     api.get(&members, &admin).await.fails(404, "not_found");
+    api.get(&members, &admin_bot)
+        .await
+        .fails(401, "not_signed_in");
 
     // API tokens: shown once, scoped to the org and role, revocable.
     let tokens = format!("/api/v1/orgs/{org}/api-tokens");
