@@ -50,6 +50,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0006_agents.sql"),
         postgres: include_str!("../migrations/postgres/0006_agents.sql"),
     },
+    Migration {
+        version: 7,
+        sqlite: include_str!("../migrations/sqlite/0007_attempts.sql"),
+        postgres: include_str!("../migrations/postgres/0007_attempts.sql"),
+    },
 ];
 
 /// The schema version this binary expects.

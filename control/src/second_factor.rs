@@ -264,7 +264,7 @@ pub async fn check(
     now: i64,
 ) -> Result<()> {
     let key = throttle::second_factor_key(user_id);
-    throttle::check(db, &[(&key, throttle::MAX_PER_ACCOUNT)], now).await?;
+    let attempt = throttle::Attempt::begin(db, &[(&key, throttle::MAX_PER_ACCOUNT)], now).await?;
     let code = code.expose_secret().trim();
     let passed = if code.len() == 6 {
         consume_totp(db, keys, user_id, code, false, now).await?
@@ -285,9 +285,8 @@ pub async fn check(
         used
     };
     if passed {
-        return Ok(());
+        return attempt.succeeded(db).await;
     }
-    throttle::record_failure(db, &[&key], now).await?;
     record(db, user_id, "auth.second_factor.failed", now).await?;
     Err(Error::new(
         Code::SecondFactorInvalid,

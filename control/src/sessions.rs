@@ -141,10 +141,15 @@ pub async fn sign_in(
         (account_key.as_str(), throttle::MAX_PER_ACCOUNT),
         (address_key.as_str(), throttle::MAX_PER_ADDRESS),
     ];
-    if let Err(e) = throttle::check(db, &limits, now).await {
-        record(db, "anonymous", "auth.throttled", &target, &details, now).await?;
-        return Err(e);
-    }
+    let attempt = match throttle::Attempt::begin(db, &limits, now).await {
+        Ok(attempt) => attempt,
+        Err(e) => {
+            if e.code == Code::Throttled {
+                record(db, "anonymous", "auth.throttled", &target, &details, now).await?;
+            }
+            return Err(e);
+        }
+    };
     let user = sqlx::query("SELECT id, password_hash FROM users WHERE email = $1")
         .bind(&email)
         .fetch_optional(db.pool())
@@ -155,14 +160,19 @@ pub async fn sign_in(
             row.try_get::<String, _>(1)?,
         ),
         // Hash anyway, so an unknown address takes as long as a wrong password.
-        None => (None, users::hash_password(credentials.password)?),
+        None => (
+            None,
+            users::hash_password_off_thread(credentials.password).await?,
+        ),
     };
-    let verified = users::verify_password(&hash, credentials.password) && user_id.is_some();
+    let verified =
+        users::verify_password_off_thread(hash, credentials.password).await && user_id.is_some();
     let Some(user_id) = user_id.filter(|_| verified) else {
-        throttle::record_failure(db, &[&account_key, &address_key], now).await?;
+        // The attempt stays counted against the account and the address.
         record(db, "anonymous", "auth.failed", &target, &details, now).await?;
         return Err(Error::new(Code::WrongCredentials, BAD_CREDENTIALS));
     };
+    attempt.succeeded(db).await?;
     let second_factor_at = if second_factor::is_enabled(db, &user_id).await? {
         let Some(code) = credentials.second_factor else {
             return Err(Error::new(

@@ -1,8 +1,12 @@
 //! Counting failed attempts (passwords, second-factor codes) per account and per client
 //! address, so guessing is slow whichever is varied.
+//!
+//! An attempt is counted *before* it is checked ([`Attempt::begin`]) and forgiven only
+//! if it succeeds ([`Attempt::succeeded`]); so a burst of parallel guesses cannot all
+//! slip past the limit before any failure is recorded.
 
 use crate::db::Db;
-use crate::error::{Code, Error, Result};
+use crate::error::{new_id, Code, Error, Result};
 
 /// The window in which failures are counted.
 pub const WINDOW_SECS: i64 = 15 * 60;
@@ -26,37 +30,53 @@ pub fn second_factor_key(user_id: &str) -> String {
     format!("second-factor:{user_id}")
 }
 
-async fn recent(db: &Db, key: &str, now: i64) -> Result<i64> {
-    Ok(sqlx::query_scalar(
-        "SELECT count(*) FROM sign_in_failures WHERE throttle_key = $1 AND at > $2",
-    )
-    .bind(key)
-    .bind(now - WINDOW_SECS)
-    .fetch_one(db.pool())
-    .await?)
+/// An attempt in progress, counted against its keys until it succeeds.
+#[derive(Debug)]
+#[must_use = "an attempt stays counted as a failure unless `succeeded` is called"]
+pub struct Attempt {
+    id: String,
 }
 
-/// Refuses when any `(key, limit)` has had `limit` failures within the window.
-pub async fn check(db: &Db, limits: &[(&str, i64)], now: i64) -> Result<()> {
-    for (key, limit) in limits {
-        if recent(db, key, now).await? >= *limit {
-            return Err(Error::new(
-                Code::Throttled,
-                "too many failed attempts: try again in 15 minutes",
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Counts one failure against each key.
-pub async fn record_failure(db: &Db, keys: &[&str], now: i64) -> Result<()> {
-    for key in keys {
-        sqlx::query("INSERT INTO sign_in_failures (throttle_key, at) VALUES ($1, $2)")
+impl Attempt {
+    /// Counts an attempt against each `(key, limit)`; refuses it (it stays counted) when
+    /// any key had `limit` attempts within the window already.
+    pub async fn begin(db: &Db, limits: &[(&str, i64)], now: i64) -> Result<Self> {
+        let id = new_id("att")?;
+        for (key, _) in limits {
+            sqlx::query(
+                "INSERT INTO sign_in_failures (throttle_key, at, attempt_id) VALUES ($1, $2, $3)",
+            )
             .bind(key)
             .bind(now)
+            .bind(&id)
             .execute(db.pool())
             .await?;
+        }
+        for (key, limit) in limits {
+            let counted: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM sign_in_failures WHERE throttle_key = $1 AND at > $2",
+            )
+            .bind(key)
+            .bind(now - WINDOW_SECS)
+            .fetch_one(db.pool())
+            .await?;
+            // This attempt is among those counted.
+            if counted > *limit {
+                return Err(Error::new(
+                    Code::Throttled,
+                    "too many failed attempts: try again in 15 minutes",
+                ));
+            }
+        }
+        Ok(Self { id })
     }
-    Ok(())
+
+    /// The attempt succeeded: it no longer counts.
+    pub async fn succeeded(self, db: &Db) -> Result<()> {
+        sqlx::query("DELETE FROM sign_in_failures WHERE attempt_id = $1")
+            .bind(&self.id)
+            .execute(db.pool())
+            .await?;
+        Ok(())
+    }
 }

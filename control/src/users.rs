@@ -35,6 +35,24 @@ pub fn verify_password(hash: &str, password: &SecretString) -> bool {
     })
 }
 
+/// [`verify_password`] on the blocking pool: Argon2 takes tens of milliseconds of CPU,
+/// which must not stall the async workers serving everything else (on 2 cores a few
+/// sign-ins would).
+pub async fn verify_password_off_thread(hash: String, password: &SecretString) -> bool {
+    let password = SecretString::new(password.expose_secret().to_string());
+    tokio::task::spawn_blocking(move || verify_password(&hash, &password))
+        .await
+        .unwrap_or(false)
+}
+
+/// [`hash_password`] on the blocking pool (see [`verify_password_off_thread`]).
+pub async fn hash_password_off_thread(password: &SecretString) -> Result<String> {
+    let password = SecretString::new(password.expose_secret().to_string());
+    tokio::task::spawn_blocking(move || hash_password(&password))
+        .await
+        .map_err(|_| Error::internal("hashing a password was cancelled"))?
+}
+
 /// A random one-time password (144 bits, URL-safe), shown once and changed at first
 /// sign-in.
 pub fn one_time_password() -> Result<SecretString> {
@@ -81,11 +99,10 @@ pub async fn confirm_password(
     let email: String = sqlx::Row::try_get(&row, 0)?;
     let hash: String = sqlx::Row::try_get(&row, 1)?;
     let key = throttle::account_key(&email);
-    throttle::check(db, &[(&key, throttle::MAX_PER_ACCOUNT)], now).await?;
-    if verify_password(&hash, password) {
-        return Ok(());
+    let attempt = throttle::Attempt::begin(db, &[(&key, throttle::MAX_PER_ACCOUNT)], now).await?;
+    if verify_password_off_thread(hash, password).await {
+        return attempt.succeeded(db).await;
     }
-    throttle::record_failure(db, &[&key], now).await?;
     Err(Error::new(Code::WrongCredentials, "the password is wrong"))
 }
 

@@ -183,3 +183,69 @@ async fn postgres_sessions() {
     server.create_database("control").unwrap();
     sessions_behave(Db::connect(&server.url("control")).await.unwrap()).await;
 }
+
+/// A burst of parallel wrong codes: at most the limit is even checked; the rest are
+/// throttled, however they interleave.
+async fn parallel_guesses_are_throttled(db: Db) {
+    use dbcrate_control::{error::Code, second_factor, totp};
+    db.migrate().await.unwrap();
+    let keys = std::sync::Arc::new(MasterKeys::parse(K1).unwrap());
+    let init = setup::init(
+        &db,
+        &keys,
+        "Acme",
+        "owner@example.com",
+        "2026-11-29T05:00:00Z",
+    )
+    .await
+    .unwrap();
+    let user = init.owner_id;
+    let enrolment = second_factor::begin(&db, &keys, &user, "owner@example.com", T0)
+        .await
+        .unwrap();
+    let seed = data_encoding::BASE32_NOPAD
+        .decode(enrolment.secret.expose_secret().as_bytes())
+        .unwrap();
+    let code = format!("{:06}", totp::code_at(&seed, totp::step_of(T0)));
+    second_factor::confirm(&db, &keys, &user, &code, T0)
+        .await
+        .unwrap();
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let (db, keys, user) = (db.clone(), keys.clone(), user.clone());
+        tasks.push(tokio::spawn(async move {
+            second_factor::check(&db, &keys, &user, &pw(wrong), T0 + 40)
+                .await
+                .unwrap_err()
+                .code
+        }));
+    }
+    let mut checked = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Code::SecondFactorInvalid => checked += 1,
+            Code::Throttled => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    // Checking first and counting after would let all 20 through.
+    assert!(
+        checked <= throttle::MAX_PER_ACCOUNT,
+        "{checked} guesses were checked"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_parallel_guesses_are_throttled() {
+    let dir = TempDir::new("control-burst").unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("c.db").display());
+    parallel_guesses_are_throttled(Db::connect(&url).await.unwrap()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_parallel_guesses_are_throttled() {
+    let server = PgServer::start(17).unwrap();
+    server.create_database("control").unwrap();
+    parallel_guesses_are_throttled(Db::connect(&server.url("control")).await.unwrap()).await;
+}
