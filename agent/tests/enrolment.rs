@@ -368,6 +368,10 @@ async fn run_stops_when_the_control_plane_refuses_its_certificate_as_revoked() {
     })
     .await;
     assert_eq!(code, Some(3), "{stderr}");
+    assert!(
+        seen.with_sockets > 0,
+        "the watch never saw a socket: {seen:?}"
+    );
     // The TLS layer refused the certificate (alert certificate_revoked).
     assert!(
         stderr.contains("refused this agent's certificate as revoked"),
@@ -478,4 +482,40 @@ async fn tampered_or_foreign_crls_are_refused_and_a_listed_serial_is_found() {
         check(&chain, &root, &listed, now).unwrap(),
         Verdict::Revoked
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewal_interrupted_after_its_journal_is_completed_on_load() {
+    use dbcrate_agent::control::identity;
+    let w = world(fast()).await;
+    let data = w.dir.path().join("agent");
+    report(&w.enroll(&data, &w.token().await).await);
+    let dir = data.join("identity");
+    // A crash after the journal was written, before the files were replaced.
+    let mut journal_link = link(&data);
+    journal_link["not_after"] = serde_json::json!(4_000_000_000i64);
+    let journal = serde_json::json!({
+        "key_pem": std::fs::read_to_string(dir.join("key.pem")).unwrap(),
+        "chain_pem": std::fs::read_to_string(dir.join("cert.pem")).unwrap(),
+        "link": journal_link,
+    });
+    std::fs::write(dir.join("renewal.json"), journal.to_string()).unwrap();
+    std::fs::set_permissions(
+        dir.join("renewal.json"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    let loaded = identity::load(&data).unwrap();
+    assert_eq!(loaded.link.not_after, 4_000_000_000);
+    assert_eq!(link(&data)["not_after"], 4_000_000_000i64);
+    assert!(!dir.join("renewal.json").exists());
+    // A journal others can read is refused like a loose key.
+    std::fs::write(dir.join("renewal.json"), journal.to_string()).unwrap();
+    std::fs::set_permissions(
+        dir.join("renewal.json"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let err = identity::load(&data).unwrap_err().to_string();
+    assert!(err.contains("chmod 600"), "{err}");
 }

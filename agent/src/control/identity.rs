@@ -3,9 +3,12 @@
 //! `root.pem` (the deployment root, to check CRLs against) and `link.json` (control
 //! plane URL, ids, certificate times, how the control plane's certificate is pinned).
 //!
-//! Files are replaced atomically (temporary file, fsync, rename, directory fsync), so a
-//! crash during renewal leaves the old identity or the new one, never half of each. The
-//! agent refuses to use an identity another user could read or change.
+//! Each file is replaced atomically (temporary file, fsync, rename, directory fsync). A
+//! renewal changes three files, so it first writes all of them into one journal file
+//! (`renewal.json`), then replaces them, then removes the journal; loading finds a
+//! journal left by a crash and completes it. So the agent always has a key and
+//! certificate that belong together. The agent refuses to use an identity another user
+//! could read or change.
 
 use crate::error::{Error, Result};
 use dbcrate_core::secret::SecretString;
@@ -149,6 +152,45 @@ pub fn create(
     write_all(&dir, key_pem, chain_pem, Some(root_pem), link)
 }
 
+/// What a renewal writes, all at once, before touching the files it replaces.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Journal {
+    key_pem: String,
+    chain_pem: String,
+    link: Link,
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.key_pem);
+    }
+}
+
+const JOURNAL: &str = "renewal.json";
+
+/// Completes a renewal a crash interrupted, if there is one.
+fn finish_journal(dir: &Path) -> Result<()> {
+    let path = dir.join(JOURNAL);
+    if !path.exists() {
+        return Ok(());
+    }
+    check_private(&path, "renewal journal", "600")?;
+    let journal: Journal = serde_json::from_str(&read(&path)?).map_err(|e| {
+        Error::identity(format!(
+            "{}: {e}; remove it and re-enrol if it persists",
+            path.display()
+        ))
+    })?;
+    let mut journal = journal;
+    let key = SecretString::new(std::mem::take(&mut journal.key_pem));
+    write_all(dir, &key, &journal.chain_pem, None, &journal.link)?;
+    std::fs::remove_file(&path).map_err(io("cannot remove", &path))?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io("cannot sync", dir))
+}
+
 fn write_all(
     dir: &Path,
     key_pem: &SecretString,
@@ -175,6 +217,7 @@ fn read(path: &Path) -> Result<String> {
 pub fn load(data_dir: &Path) -> Result<Identity> {
     let dir = dir_of(data_dir);
     check_private(&dir, "identity directory", "700")?;
+    finish_journal(&dir)?;
     let key_path = dir.join("key.pem");
     check_private(&key_path, "key file", "600")?;
     let link: Link = serde_json::from_str(&read(&dir.join("link.json"))?)
@@ -200,7 +243,16 @@ impl Identity {
         let mut link = self.link.clone();
         link.not_before = not_before;
         link.not_after = not_after;
-        write_all(&self.dir, &key_pem, &chain_pem, None, &link)?;
+        let journal = zeroize::Zeroizing::new(
+            serde_json::to_vec(&Journal {
+                key_pem: key_pem.expose_secret().to_string(),
+                chain_pem: chain_pem.clone(),
+                link: link.clone(),
+            })
+            .map_err(|e| Error::identity(format!("encoding the renewal journal: {e}")))?,
+        );
+        write_atomically(&self.dir, JOURNAL, &journal, 0o600)?;
+        finish_journal(&self.dir)?;
         self.key_pem = key_pem;
         self.chain_pem = chain_pem;
         self.link = link;
