@@ -149,8 +149,11 @@ pub async fn export_recovery_key(
     let key = secrets::unwrap(
         db,
         keys,
-        secrets::Owner::Org(org_id),
-        &secret_id,
+        secrets::SecretRef {
+            owner: secrets::Owner::Org(org_id),
+            id: &secret_id,
+            purpose: ORG_KEY_PURPOSE,
+        },
         actor,
         "recovery key export",
         now,

@@ -12,7 +12,7 @@ use crate::audit::{self, AuditEvent, INSTANCE_CHAIN};
 use crate::db::{end_write, Db};
 use crate::envelope::MasterKeys;
 use crate::error::{random_bytes, Code, Error, Result};
-use crate::secrets::{self, Owner};
+use crate::secrets::{self, Owner, SecretRef};
 use crate::{throttle, totp};
 use dbcrate_core::secret::SecretString;
 use sha2::{Digest, Sha256};
@@ -142,7 +142,7 @@ pub async fn begin(
 }
 
 /// Checks a TOTP `code` against the person's seed (confirmed or, when `pending`, the
-/// unconfirmed one) and consumes its step. Returns whether it matched.
+/// unconfirmed one) and consumes its step. Returns the seed's secret id when it matched.
 async fn consume_totp(
     db: &Db,
     keys: &MasterKeys,
@@ -150,7 +150,7 @@ async fn consume_totp(
     code: &str,
     pending: bool,
     now: i64,
-) -> Result<bool> {
+) -> Result<Option<String>> {
     let row = sqlx::query(
         "SELECT secret_id, last_used_step FROM second_factors WHERE user_id = $1 AND confirmed = $2",
     )
@@ -159,7 +159,7 @@ async fn consume_totp(
     .fetch_optional(db.pool())
     .await?;
     let Some(row) = row else {
-        return Ok(false);
+        return Ok(None);
     };
     let secret_id: String = row.try_get(0)?;
     let last_used: Option<i64> = row.try_get(1)?;
@@ -171,25 +171,29 @@ async fn consume_totp(
     let seed = secrets::unwrap(
         db,
         keys,
-        Owner::User(user_id),
-        &secret_id,
+        SecretRef {
+            owner: Owner::User(user_id),
+            id: &secret_id,
+            purpose: SEED_PURPOSE,
+        },
         &format!("user:{user_id}"),
         reason,
         &rfc3339(now),
     )
     .await?;
     let Some(step) = totp::verify(&seed, code, now, last_used) else {
-        return Ok(false);
+        return Ok(None);
     };
     let updated = sqlx::query(
         "UPDATE second_factors SET last_used_step = $1 \
-         WHERE user_id = $2 AND (last_used_step IS NULL OR last_used_step < $1)",
+         WHERE user_id = $2 AND secret_id = $3 AND (last_used_step IS NULL OR last_used_step < $1)",
     )
     .bind(step)
     .bind(user_id)
+    .bind(&secret_id)
     .execute(db.pool())
     .await?;
-    Ok(updated.rows_affected() == 1)
+    Ok((updated.rows_affected() == 1).then_some(secret_id))
 }
 
 fn recovery_hash(code: &str) -> String {
@@ -225,21 +229,32 @@ pub async fn confirm(
     code: &str,
     now: i64,
 ) -> Result<Vec<SecretString>> {
-    if !consume_totp(db, keys, user_id, code, true, now).await? {
+    let Some(secret_id) = consume_totp(db, keys, user_id, code, true, now).await? else {
         return Err(Error::new(
             Code::SecondFactorInvalid,
             "the code does not match: check the authenticator app's clock and enter the current code",
         ));
-    }
+    };
     let codes = (0..RECOVERY_CODE_COUNT)
         .map(|_| new_recovery_code())
         .collect::<Result<Vec<_>>>()?;
     let mut conn = db.begin().await?;
     let done: Result<()> = async {
-        sqlx::query("UPDATE second_factors SET confirmed = 1 WHERE user_id = $1")
-            .bind(user_id)
-            .execute(&mut *conn)
-            .await?;
+        // Only the seed the code was checked against: a concurrent new enrolment must
+        // not be confirmed by this code.
+        let confirmed = sqlx::query(
+            "UPDATE second_factors SET confirmed = 1 \
+             WHERE user_id = $1 AND secret_id = $2 AND confirmed = 0",
+        )
+        .bind(user_id)
+        .bind(&secret_id)
+        .execute(&mut *conn)
+        .await?;
+        if confirmed.rows_affected() != 1 {
+            return Err(Error::conflict(
+                "the enrolment changed meanwhile: start it again",
+            ));
+        }
         for code in &codes {
             sqlx::query("INSERT INTO recovery_codes (user_id, code_hash) VALUES ($1, $2)")
                 .bind(user_id)
@@ -267,22 +282,30 @@ pub async fn check(
     let attempt = throttle::Attempt::begin(db, &[(&key, throttle::MAX_PER_ACCOUNT)], now).await?;
     let code = code.expose_secret().trim();
     let passed = if code.len() == 6 {
-        consume_totp(db, keys, user_id, code, false, now).await?
+        consume_totp(db, keys, user_id, code, false, now)
+            .await?
+            .is_some()
     } else {
-        let used = sqlx::query(
-            "UPDATE recovery_codes SET used_at = $1 \
-             WHERE user_id = $2 AND code_hash = $3 AND used_at IS NULL",
-        )
-        .bind(now)
-        .bind(user_id)
-        .bind(recovery_hash(code))
-        .execute(db.pool())
-        .await?;
-        let used = used.rows_affected() == 1;
-        if used {
-            record(db, user_id, "auth.recovery_code.use", now).await?;
+        // Using the code and auditing it happen together, or not at all.
+        let mut conn = db.begin().await?;
+        let used: Result<bool> = async {
+            let used = sqlx::query(
+                "UPDATE recovery_codes SET used_at = $1 \
+                 WHERE user_id = $2 AND code_hash = $3 AND used_at IS NULL",
+            )
+            .bind(now)
+            .bind(user_id)
+            .bind(recovery_hash(code))
+            .execute(&mut *conn)
+            .await?;
+            let used = used.rows_affected() == 1;
+            if used {
+                record_in(&mut conn, user_id, "auth.recovery_code.use", now).await?;
+            }
+            Ok(used)
         }
-        used
+        .await;
+        end_write(conn, used).await?
     };
     if passed {
         return attempt.succeeded(db).await;

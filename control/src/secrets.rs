@@ -144,20 +144,38 @@ async fn load(db: &Db, kind: Owner<'_>, secret_id: &str) -> Result<Option<Stored
     .transpose()
 }
 
-/// Decrypts secret `secret_id` of `owner` for `actor`, after writing the audit row
-/// (`secret.unwrap`, with `reason`). A secret of another owner is "not found".
+/// Which secret, and what it must be for.
+#[derive(Debug, Clone, Copy)]
+pub struct SecretRef<'a> {
+    /// Whose it is.
+    pub owner: Owner<'a>,
+    /// Its id.
+    pub id: &'a str,
+    /// What the caller needs it for; a secret stored for another purpose is not
+    /// opened (a row pointing at the wrong secret must not hand out, say, a CA key as
+    /// an org's recovery key).
+    pub purpose: &'a str,
+}
+
+/// Decrypts the secret `secret` names for `actor`, after writing the audit row
+/// (`secret.unwrap`, with `reason`). A secret of another owner or purpose is "not
+/// found".
 pub async fn unwrap(
     db: &Db,
     keys: &MasterKeys,
-    owner: Owner<'_>,
-    secret_id: &str,
+    secret: SecretRef<'_>,
     actor: &str,
     reason: &str,
     now: &str,
 ) -> Result<Zeroizing<Vec<u8>>> {
+    let SecretRef {
+        owner,
+        id: secret_id,
+        purpose,
+    } = secret;
     let stored = load(db, owner, secret_id)
         .await?
-        .filter(|s| s.owner_id == owner.id())
+        .filter(|s| s.owner_id == owner.id() && s.purpose == purpose)
         .ok_or_else(|| Error::not_found(format!("secret {secret_id} not found")))?;
     let details = serde_json::json!({ "purpose": stored.purpose, "reason": reason }).to_string();
     audit::append(

@@ -195,8 +195,11 @@ async fn org_keys(db: Db) {
         secrets::unwrap(
             &db,
             &k2,
-            secrets::Owner::Org("org_other"),
-            "sec_x",
+            secrets::SecretRef {
+                owner: secrets::Owner::Org("org_other"),
+                id: "sec_x",
+                purpose: orgs::ORG_KEY_PURPOSE,
+            },
             "user:owner",
             "test",
             NOW

@@ -11,7 +11,7 @@ use crate::audit::{self, AuditEvent, INSTANCE_CHAIN};
 use crate::db::{end_write, Db};
 use crate::envelope::MasterKeys;
 use crate::error::{new_id, Error, Result};
-use crate::secrets::{self, Owner};
+use crate::secrets::{self, Owner, SecretRef};
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,
@@ -173,8 +173,11 @@ async fn create_org_ca(db: &Db, keys: &MasterKeys, org_id: &str, now: i64) -> Re
     let root_key = secrets::unwrap(
         db,
         keys,
-        Owner::Instance,
-        &root_secret,
+        SecretRef {
+            owner: Owner::Instance,
+            id: &root_secret,
+            purpose: ROOT_KEY_PURPOSE,
+        },
         "system",
         &format!("creating the agent CA of {org_id}"),
         &stamp,
@@ -262,8 +265,11 @@ pub async fn org_signing_ca(
     let key = secrets::unwrap(
         db,
         keys,
-        Owner::Org(org_id),
-        &secret_id,
+        SecretRef {
+            owner: Owner::Org(org_id),
+            id: &secret_id,
+            purpose: ORG_CA_KEY_PURPOSE,
+        },
         actor,
         reason,
         &stamp,
