@@ -56,6 +56,16 @@ pub fn from_certificate(der: &[u8]) -> Result<AgentIdentity> {
     if !is_id(org_id, "org") || !is_id(agent_id, "agt") {
         return Err(refused("malformed agent name"));
     }
+    // Defence in depth: the issuing CA must be that organisation's (its subject names
+    // the organisation), not merely some CA under the deployment root.
+    let issuer_org = cert
+        .issuer()
+        .iter_organization()
+        .next()
+        .and_then(|o| o.as_str().ok());
+    if issuer_org != Some(org_id) {
+        return Err(refused("issued by another organisation's CA"));
+    }
     Ok(AgentIdentity {
         org_id: org_id.to_string(),
         agent_id: agent_id.to_string(),

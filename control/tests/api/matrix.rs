@@ -321,6 +321,57 @@ async fn roles_matrix(db: Db) {
         }
     }
     assert_eq!(checked, routes().len() * 10);
+
+    // Org A's owner naming org B's objects in org A's paths: not found, like nothing.
+    let b_tokens = api
+        .get(
+            &format!("/api/v1/orgs/{}/api-tokens", b.id),
+            &callers[8].auth,
+        )
+        .await
+        .ok();
+    let b_token_id = b_tokens["items"][0]["id"].as_str().unwrap().to_string();
+    let b_agent = enrol_agent(&api, &b.id).await;
+    let owner_auth = &callers[0].auth;
+    for (method, path, body) in [
+        (
+            Method::PATCH,
+            format!("/api/v1/orgs/{org}/members/{stranger}"),
+            Some(json!({ "role": "viewer" })),
+        ),
+        (
+            Method::DELETE,
+            format!("/api/v1/orgs/{org}/members/{stranger}"),
+            None,
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/orgs/{org}/members/{stranger}/password-reset"),
+            None,
+        ),
+        (
+            Method::DELETE,
+            format!("/api/v1/orgs/{org}/api-tokens/{b_token_id}"),
+            None,
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/orgs/{org}/agents/{b_agent}/revoke"),
+            None,
+        ),
+    ] {
+        api.send(method, &path, owner_auth, body)
+            .await
+            .fails(404, "not_found");
+    }
+    // Still there, untouched.
+    assert_eq!(
+        dbcrate_control::members::role_of(&api.db, &b.id, &stranger)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("owner")
+    );
 }
 
 crate::both_engines!(sqlite_roles_matrix, postgres_roles_matrix, roles_matrix);
