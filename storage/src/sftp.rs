@@ -260,7 +260,7 @@ impl SftpSink {
             }
             Err(e) => {
                 self.abort().await;
-                Err(e.note("the temp file was removed, nothing was stored"))
+                Err(e.note("nothing was stored (an empty hidden .partial file remains)"))
             }
         }
     }
@@ -309,12 +309,22 @@ impl SftpSink {
             .map_err(|e| fail(&format!("renaming to {}", self.target), &e))
     }
 
-    /// Closes and removes the temp file.
+    /// Closes the temp file and empties it. It is not removed: the agent calls no
+    /// delete or remove operation on storage at all (deleting is the control plane's
+    /// alone), so an empty hidden `.NAME.partial-PID` file remains; it is never a
+    /// backup and may be removed by anyone who can.
     pub async fn abort(mut self) {
         if let Some(mut file) = self.file.take() {
             let _ = file.shutdown().await;
         }
-        let _ = self.connection.sftp.remove_file(&self.temp).await;
+        if let Ok(mut file) = self
+            .connection
+            .sftp
+            .open_with_flags(&self.temp, OpenFlags::WRITE | OpenFlags::TRUNCATE)
+            .await
+        {
+            let _ = file.shutdown().await;
+        }
         self.connection.close().await;
     }
 }
