@@ -105,6 +105,23 @@ paths["/api/v1/orgs/{org}/enrolment-tokens"] = {"post": op("Create a one-time ag
 paths["/api/v1/orgs/{org}/agents"] = {"get": op("The organisation's agents", "viewer+", dict({"200": ok("Agents", {"$ref": "#/components/schemas/List"})}, **org_common), params=[org_p])}
 paths["/api/v1/orgs/{org}/agents/{agent}/revoke"] = {"post": op("Revoke an agent: its certificates go into the organisation's signed CRL and are refused at the TLS layer from the next connection", "admin+ (person or token)",
       dict({"200": ok("Revoked")}, **org_common), params=[org_p, agent_p])}
+db_p = {"name": "database", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^dbs_[0-9a-f]{32}$"}}
+I = {"type": "integer"}
+paths["/api/v1/orgs/{org}/databases"] = {
+  "get": op("The organisation's databases (never their passwords)", "viewer+", dict({"200": ok("Databases", {"$ref": "#/components/schemas/List"})}, **org_common), params=[org_p]),
+  "post": op("Add a database the given agent reaches; the password is sealed", "admin+ (person or token)",
+      dict({"201": ok("Added"), "409": err("conflict: the name exists")}, **org_common, **body_errs),
+      body({"name": S, "host": S, "port": I, "dbname": S, "username": S, "tls_mode": {"type": "string", "enum": ["disable", "prefer", "require", "verify-ca", "verify-full"]},
+            "password": secret, "agent_id": S}, ["name", "host", "dbname", "username", "agent_id"]), params=[org_p]),
+}
+paths["/api/v1/orgs/{org}/databases/{database}"] = {"get": op("One database", "viewer+", dict({"200": ok("Database")}, **org_common), params=[org_p, db_p])}
+paths["/api/v1/orgs/{org}/schedules"] = {
+  "get": op("The organisation's schedules with their next run", "viewer+", dict({"200": ok("Schedules", {"$ref": "#/components/schemas/List"})}, **org_common), params=[org_p]),
+  "post": op("Add a schedule: cron (5 fields or @daily…) in an IANA time zone, with GFS retention counts", "operator+ (person or token)",
+      dict({"201": ok("Added")}, **org_common, **body_errs),
+      body({"database_id": S, "destination_id": S, "cron": S, "time_zone": S, "keep_last": I, "keep_daily": I, "keep_weekly": I, "keep_monthly": I, "keep_yearly": I},
+           ["database_id", "destination_id", "cron"]), params=[org_p]),
+}
 mtls = [{"agentCertificate": []}]
 agent_errs = {"401": err("client_certificate_required: no, unknown or revoked agent certificate")}
 paths["/agent/v1/enroll"] = {"post": dict(op("Agent listener: enrol with a one-time token and a CSR; answers the certificate chain and the deployment root", "anyone with an enrolment token",

@@ -55,6 +55,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0007_attempts.sql"),
         postgres: include_str!("../migrations/postgres/0007_attempts.sql"),
     },
+    Migration {
+        version: 8,
+        sqlite: include_str!("../migrations/common/0008_backup_objects.sql"),
+        postgres: include_str!("../migrations/common/0008_backup_objects.sql"),
+    },
 ];
 
 /// The schema version this binary expects.

@@ -12,6 +12,7 @@ mod agent_admin_api;
 pub mod agent_api;
 mod audit_api;
 pub mod auth;
+mod backup_api;
 pub mod error;
 mod extract;
 mod member_api;
@@ -176,6 +177,7 @@ pub fn router(state: AppState) -> Router {
     use account_api as account;
     use agent_admin_api as agent_admin;
     use audit_api as audit;
+    use backup_api as backup;
     use member_api as member;
     use org_api as org;
     use session_api as session;
@@ -237,6 +239,18 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/v1/orgs/{org}/agents/{agent}/revoke",
             post(agent_admin::revoke),
+        )
+        .route(
+            "/api/v1/orgs/{org}/databases",
+            get(backup::list_databases).post(backup::create_database),
+        )
+        .route(
+            "/api/v1/orgs/{org}/databases/{database}",
+            get(backup::show_database),
+        )
+        .route(
+            "/api/v1/orgs/{org}/schedules",
+            get(backup::list_schedules).post(backup::create_schedule),
         )
         .fallback(no_such_route)
         .method_not_allowed_fallback(|| async {

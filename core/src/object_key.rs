@@ -56,8 +56,9 @@ pub fn backup_object_key(
 }
 
 /// A key segment must not be empty, climb directories, or hide a path separator or a
-/// control character (which would break listings and SFTP/file paths alike).
-fn check_segment(part: &'static str, s: &str) -> Result<(), InvalidKeyPart> {
+/// control character (which would break listings and SFTP/file paths alike). Callers
+/// check names that will become segments (database names) when they are saved.
+pub fn check_segment(part: &'static str, s: &str) -> Result<(), InvalidKeyPart> {
     let fail = |reason| Err(InvalidKeyPart { part, reason });
     if s.is_empty() {
         return fail("it is empty");

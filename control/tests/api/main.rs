@@ -3,6 +3,7 @@
 //! OpenAPI document.
 
 mod agents;
+mod backups;
 mod bad_input;
 mod flows;
 mod harness;

@@ -113,6 +113,40 @@ fn routes() -> Vec<Route> {
             None,
         ),
         r(
+            Method::GET,
+            "/api/v1/orgs/{org}/databases",
+            "viewer",
+            false,
+            None,
+        ),
+        r(
+            Method::POST,
+            "/api/v1/orgs/{org}/databases",
+            "admin",
+            false,
+            Some(|n| {
+                json!({ "name": format!("db{n}"), "host": "db.example", "dbname": "app",
+                        "username": "backup", "agent_id": "AGENT" })
+            }),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/orgs/{org}/schedules",
+            "viewer",
+            false,
+            None,
+        ),
+        r(
+            Method::POST,
+            "/api/v1/orgs/{org}/schedules",
+            "operator",
+            false,
+            Some(|_| {
+                json!({ "database_id": "DATABASE", "destination_id": "DESTINATION",
+                        "cron": "0 3 * * *", "time_zone": "Europe/Berlin", "keep_daily": 7 })
+            }),
+        ),
+        r(
             Method::POST,
             "/api/v1/orgs/{org}/agents/{agent}/revoke",
             "admin",
@@ -258,6 +292,29 @@ async fn roles_matrix(db: Db) {
     });
 
     let missing_org = "org_00000000000000000000000000000000";
+    // Objects that bodies refer to: an agent, a database and a destination of org A.
+    let agent = enrol_agent(&api, &org).await;
+    let database = dbcrate_control::databases::create(
+        &api.db,
+        &api.keys,
+        &org,
+        &dbcrate_control::databases::NewDatabase {
+            name: "matrix",
+            host: "db.example",
+            port: 5432,
+            dbname: "app",
+            username: "backup",
+            tls_mode: "require",
+            password: None,
+            agent_id: &agent,
+        },
+        "system:test",
+        0,
+    )
+    .await
+    .unwrap()
+    .id;
+    let destination = crate::backups::fixture_destination(&api.db, &org).await;
     let mut n = 0;
     let mut checked = 0;
     for route in routes() {
@@ -280,7 +337,14 @@ async fn roles_matrix(db: Db) {
                     .await;
                 path = path.replace("{token}", created.ok()["id"].as_str().unwrap());
             }
-            let body = route.body.map(|b| b(n));
+            let body = route.body.map(|b| {
+                let text = b(n)
+                    .to_string()
+                    .replace("AGENT", &agent)
+                    .replace("DATABASE", &database)
+                    .replace("DESTINATION", &destination);
+                serde_json::from_str::<Value>(&text).unwrap()
+            });
             let reply = api
                 .send(route.method.clone(), &path, &caller.auth, body.clone())
                 .await;

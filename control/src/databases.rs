@@ -1,0 +1,240 @@
+//! Databases an organisation backs up: how to reach them (host, port, database, user,
+//! TLS mode), the password as a sealed secret, and the agent on whose host the dump
+//! runs. Every change is audited; the password never appears in a row, an answer or an
+//! audit detail.
+
+use crate::audit::{self, AuditEvent};
+use crate::db::{end_write, Db};
+use crate::envelope::MasterKeys;
+use crate::error::{is_id, new_id, Error, Result};
+use crate::secrets::{self, Owner};
+use dbcrate_core::secret::SecretString;
+use serde::Serialize;
+use sqlx::Row;
+
+/// The purpose recorded with a database password.
+pub const PASSWORD_PURPOSE: &str = "database-password";
+/// The TLS modes libpq knows, weakest first.
+pub const TLS_MODES: [&str; 5] = ["disable", "prefer", "require", "verify-ca", "verify-full"];
+
+/// A database to create.
+#[derive(Debug)]
+pub struct NewDatabase<'a> {
+    /// Its name in dbcrate (also the folder its backups go into).
+    pub name: &'a str,
+    /// Host name or address, as the agent reaches it.
+    pub host: &'a str,
+    /// TCP port.
+    pub port: i64,
+    /// The database name on the server.
+    pub dbname: &'a str,
+    /// The user pg_dump connects as.
+    pub username: &'a str,
+    /// libpq's sslmode.
+    pub tls_mode: &'a str,
+    /// The password, if the server wants one.
+    pub password: Option<&'a SecretString>,
+    /// The agent that reaches it.
+    pub agent_id: &'a str,
+}
+
+/// A database as listed (never the password).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DatabaseInfo {
+    /// Its id (`dbs_…`).
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Host.
+    pub host: String,
+    /// Port.
+    pub port: i64,
+    /// Database on the server.
+    pub dbname: String,
+    /// User.
+    pub username: String,
+    /// sslmode.
+    pub tls_mode: String,
+    /// The agent that reaches it.
+    pub agent_id: String,
+    /// Whether a password is stored.
+    pub has_password: bool,
+    /// When it was added.
+    pub created_at: i64,
+}
+
+fn check(new: &NewDatabase<'_>) -> Result<()> {
+    dbcrate_core::object_key::check_segment("database name", new.name).map_err(|e| {
+        Error::invalid(format!("{e}: the name becomes a folder in the destination"))
+    })?;
+    let plain = |what: &str, value: &str, max: usize| {
+        if value.is_empty()
+            || value.len() > max
+            || value.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            Err(Error::invalid(format!(
+                "{what} must be 1-{max} characters without spaces"
+            )))
+        } else {
+            Ok(())
+        }
+    };
+    plain("host", new.host, 253)?;
+    plain("dbname", new.dbname, 63)?;
+    plain("username", new.username, 63)?;
+    if !(1..=65535).contains(&new.port) {
+        return Err(Error::invalid("port must be 1-65535"));
+    }
+    if !TLS_MODES.contains(&new.tls_mode) {
+        return Err(Error::invalid(format!(
+            "tls_mode must be one of {}",
+            TLS_MODES.join(", ")
+        )));
+    }
+    if new.password.is_some_and(|p| p.expose_secret().len() > 1024) {
+        return Err(Error::invalid("the password is longer than 1024 bytes"));
+    }
+    Ok(())
+}
+
+fn rfc3339(unix: i64) -> String {
+    dbcrate_core::time::UtcDateTime::from_unix(unix).rfc3339()
+}
+
+/// Adds a database, in one transaction with its sealed password and its audit row.
+pub async fn create(
+    db: &Db,
+    keys: &MasterKeys,
+    org_id: &str,
+    new: &NewDatabase<'_>,
+    actor: &str,
+    now: i64,
+) -> Result<DatabaseInfo> {
+    check(new)?;
+    if !is_id(new.agent_id, "agt") {
+        return Err(Error::invalid("agent_id is not an agent id (agt_…)"));
+    }
+    let id = new_id("dbs")?;
+    let mut tx = db.begin().await?;
+    let created: Result<()> = async {
+        let agent: Option<Option<i64>> =
+            sqlx::query_scalar("SELECT revoked_at FROM agents WHERE id = $1 AND org_id = $2")
+                .bind(new.agent_id)
+                .bind(org_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        match agent {
+            None => return Err(Error::invalid("no such agent in this organisation")),
+            Some(Some(_)) => return Err(Error::invalid("that agent has been revoked")),
+            Some(None) => {}
+        }
+        let secret_id = match new.password {
+            Some(password) => Some(
+                secrets::insert(
+                    &mut tx,
+                    keys,
+                    Owner::Org(org_id),
+                    PASSWORD_PURPOSE,
+                    password.expose_secret().as_bytes(),
+                    &rfc3339(now),
+                )
+                .await?,
+            ),
+            None => None,
+        };
+        sqlx::query(
+            "INSERT INTO databases (id, org_id, name, host, port, dbname, username, tls_mode, \
+             password_secret_id, agent_id, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(&id)
+        .bind(org_id)
+        .bind(new.name)
+        .bind(new.host)
+        .bind(new.port)
+        .bind(new.dbname)
+        .bind(new.username)
+        .bind(new.tls_mode)
+        .bind(&secret_id)
+        .bind(new.agent_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| match &e {
+            sqlx::Error::Database(d) if d.is_unique_violation() => {
+                Error::conflict(format!("a database named {:?} exists already", new.name))
+            }
+            _ => Error::from(e),
+        })?;
+        let details = serde_json::json!({
+            "name": new.name, "host": new.host, "port": new.port, "dbname": new.dbname,
+            "username": new.username, "tls_mode": new.tls_mode, "agent": new.agent_id,
+            "password": new.password.is_some(),
+        });
+        audit::append_in(
+            &mut tx,
+            &AuditEvent {
+                org_id,
+                actor,
+                action: "database.create",
+                target: &format!("database:{id}"),
+                details: &details.to_string(),
+            },
+            &rfc3339(now),
+        )
+        .await?;
+        Ok(())
+    }
+    .await;
+    end_write(tx, created).await?;
+    get(db, org_id, &id)
+        .await?
+        .ok_or_else(|| Error::internal("the new database vanished"))
+}
+
+fn from_row(r: &sqlx::any::AnyRow) -> std::result::Result<DatabaseInfo, sqlx::Error> {
+    Ok(DatabaseInfo {
+        id: r.try_get(0)?,
+        name: r.try_get(1)?,
+        host: r.try_get(2)?,
+        port: r.try_get(3)?,
+        dbname: r.try_get(4)?,
+        username: r.try_get(5)?,
+        tls_mode: r.try_get(6)?,
+        agent_id: r.try_get(7)?,
+        has_password: r.try_get::<Option<String>, _>(8)?.is_some(),
+        created_at: r.try_get(9)?,
+    })
+}
+
+const COLUMNS: &str =
+    "id, name, host, port, dbname, username, tls_mode, agent_id, password_secret_id, created_at";
+
+/// The organisation's databases, by name.
+pub async fn list(db: &Db, org_id: &str) -> Result<Vec<DatabaseInfo>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM databases WHERE org_id = $1 ORDER BY name"
+    ))
+    .bind(org_id)
+    .fetch_all(db.pool())
+    .await?;
+    Ok(rows
+        .iter()
+        .map(from_row)
+        .collect::<std::result::Result<_, _>>()?)
+}
+
+/// One database of the organisation (none for another organisation's).
+pub async fn get(db: &Db, org_id: &str, id: &str) -> Result<Option<DatabaseInfo>> {
+    if !is_id(id, "dbs") {
+        return Ok(None);
+    }
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM databases WHERE org_id = $1 AND id = $2"
+    ))
+    .bind(org_id)
+    .bind(id)
+    .fetch_optional(db.pool())
+    .await?;
+    Ok(row.as_ref().map(from_row).transpose()?)
+}

@@ -1,0 +1,200 @@
+//! Schedules: a database backed up to a destination on a cron expression in a time
+//! zone, with the retention rules that apply to what it produced. Creating one is
+//! audited; the expression and zone are checked with `dbcrate_core::schedule` before
+//! anything is saved.
+//!
+//! `last_fired_at` starts at the creation time, so a new schedule never "catches up" on
+//! fire times from before it existed.
+
+use crate::audit::{self, AuditEvent};
+use crate::db::{end_write, Db};
+use crate::error::{is_id, new_id, Error, Result};
+use dbcrate_core::retention::Rules;
+use dbcrate_core::schedule::Schedule;
+use serde::Serialize;
+use sqlx::Row;
+
+/// The largest count a retention rule may hold (a decade of dailies).
+pub const MAX_KEEP: u32 = 3660;
+
+/// A schedule to create.
+#[derive(Debug)]
+pub struct NewSchedule<'a> {
+    /// The database (`dbs_…`).
+    pub database_id: &'a str,
+    /// The destination (`dst_…`).
+    pub destination_id: &'a str,
+    /// Five-field cron expression (or @daily etc.).
+    pub cron: &'a str,
+    /// IANA time zone the expression and the retention calendar are in.
+    pub time_zone: &'a str,
+    /// Retention.
+    pub retention: Rules,
+}
+
+/// A schedule as listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ScheduleInfo {
+    /// Its id (`sch_…`).
+    pub id: String,
+    /// The database.
+    pub database_id: String,
+    /// The destination.
+    pub destination_id: String,
+    /// Cron expression.
+    pub cron: String,
+    /// Time zone.
+    pub time_zone: String,
+    /// Whether it fires.
+    pub enabled: bool,
+    /// Keep the N newest.
+    pub keep_last: i64,
+    /// Daily buckets.
+    pub keep_daily: i64,
+    /// ISO-week buckets.
+    pub keep_weekly: i64,
+    /// Month buckets.
+    pub keep_monthly: i64,
+    /// Year buckets.
+    pub keep_yearly: i64,
+    /// The next time it fires (Unix seconds), if ever.
+    pub next_run_at: Option<i64>,
+}
+
+fn rfc3339(unix: i64) -> String {
+    dbcrate_core::time::UtcDateTime::from_unix(unix).rfc3339()
+}
+
+/// Creates a schedule after checking the expression, the zone, the counts, and that the
+/// database and destination belong to the organisation.
+pub async fn create(
+    db: &Db,
+    org_id: &str,
+    new: &NewSchedule<'_>,
+    actor: &str,
+    now: i64,
+) -> Result<ScheduleInfo> {
+    let schedule =
+        Schedule::parse(new.cron, new.time_zone).map_err(|e| Error::invalid(e.to_string()))?;
+    let r = &new.retention;
+    for (name, value) in [
+        ("keep_last", r.keep_last),
+        ("keep_daily", r.keep_daily),
+        ("keep_weekly", r.keep_weekly),
+        ("keep_monthly", r.keep_monthly),
+        ("keep_yearly", r.keep_yearly),
+    ] {
+        if value > MAX_KEEP {
+            return Err(Error::invalid(format!("{name} must be 0-{MAX_KEEP}")));
+        }
+    }
+    if !is_id(new.database_id, "dbs") || !is_id(new.destination_id, "dst") {
+        return Err(Error::invalid(
+            "database_id and destination_id must be ids of this organisation's objects",
+        ));
+    }
+    let id = new_id("sch")?;
+    let mut tx = db.begin().await?;
+    let created: Result<()> = async {
+        let found: i64 = sqlx::query_scalar(
+            "SELECT (SELECT count(*) FROM databases WHERE id = $1 AND org_id = $3) \
+             + (SELECT count(*) FROM destinations WHERE id = $2 AND org_id = $3)",
+        )
+        .bind(new.database_id)
+        .bind(new.destination_id)
+        .bind(org_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        if found != 2 {
+            return Err(Error::invalid(
+                "no such database or destination in this organisation",
+            ));
+        }
+        sqlx::query(
+            "INSERT INTO schedules (id, org_id, database_id, destination_id, cron, time_zone, \
+             enabled, keep_last, keep_daily, keep_weekly, keep_monthly, keep_yearly, \
+             last_fired_at, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8, $9, $10, $11, $12, $12)",
+        )
+        .bind(&id)
+        .bind(org_id)
+        .bind(new.database_id)
+        .bind(new.destination_id)
+        .bind(schedule.cron())
+        .bind(schedule.zone())
+        .bind(i64::from(r.keep_last))
+        .bind(i64::from(r.keep_daily))
+        .bind(i64::from(r.keep_weekly))
+        .bind(i64::from(r.keep_monthly))
+        .bind(i64::from(r.keep_yearly))
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let details = serde_json::json!({
+            "database": new.database_id, "destination": new.destination_id,
+            "cron": schedule.cron(), "time_zone": schedule.zone(),
+            "retention": {
+                "keep_last": r.keep_last, "keep_daily": r.keep_daily, "keep_weekly": r.keep_weekly,
+                "keep_monthly": r.keep_monthly, "keep_yearly": r.keep_yearly,
+            },
+        });
+        audit::append_in(
+            &mut tx,
+            &AuditEvent {
+                org_id,
+                actor,
+                action: "schedule.create",
+                target: &format!("schedule:{id}"),
+                details: &details.to_string(),
+            },
+            &rfc3339(now),
+        )
+        .await?;
+        Ok(())
+    }
+    .await;
+    end_write(tx, created).await?;
+    list(db, org_id, now)
+        .await?
+        .into_iter()
+        .find(|s| s.id == id)
+        .ok_or_else(|| Error::internal("the new schedule vanished"))
+}
+
+/// The organisation's schedules with their next fire time after `now`.
+pub async fn list(db: &Db, org_id: &str, now: i64) -> Result<Vec<ScheduleInfo>> {
+    let rows = sqlx::query(
+        "SELECT id, database_id, destination_id, cron, time_zone, enabled, keep_last, \
+         keep_daily, keep_weekly, keep_monthly, keep_yearly FROM schedules \
+         WHERE org_id = $1 ORDER BY created_at, id",
+    )
+    .bind(org_id)
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let cron: String = r.try_get(3)?;
+            let zone: String = r.try_get(4)?;
+            let enabled = r.try_get::<i64, _>(5)? != 0;
+            let next_run_at = Schedule::parse(&cron, &zone)
+                .ok()
+                .filter(|_| enabled)
+                .and_then(|s| s.next_after(now));
+            Ok(ScheduleInfo {
+                id: r.try_get(0)?,
+                database_id: r.try_get(1)?,
+                destination_id: r.try_get(2)?,
+                cron,
+                time_zone: zone,
+                enabled,
+                keep_last: r.try_get(6)?,
+                keep_daily: r.try_get(7)?,
+                keep_weekly: r.try_get(8)?,
+                keep_monthly: r.try_get(9)?,
+                keep_yearly: r.try_get(10)?,
+                next_run_at,
+            })
+        })
+        .collect::<std::result::Result<_, sqlx::Error>>()
+        .map_err(Error::from)
+}
