@@ -60,6 +60,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/common/0008_backup_objects.sql"),
         postgres: include_str!("../migrations/common/0008_backup_objects.sql"),
     },
+    Migration {
+        version: 9,
+        sqlite: include_str!("../migrations/common/0009_jobs.sql"),
+        postgres: include_str!("../migrations/common/0009_jobs.sql"),
+    },
 ];
 
 /// The schema version this binary expects.

@@ -24,6 +24,7 @@ pub mod local;
 pub mod members;
 pub mod orgs;
 pub mod pki;
+pub mod scheduler;
 pub mod schedules;
 pub mod second_factor;
 pub mod secrets;

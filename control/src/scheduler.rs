@@ -1,0 +1,105 @@
+//! Firing schedules: each due schedule becomes one queued backup job, once.
+//!
+//! `dbcrate_core::schedule::due` decides (pure: after downtime, one run for all the
+//! missed slots); this executor records the fire time and the job in one transaction
+//! per schedule. On PostgreSQL the schedule rows are taken with `FOR UPDATE SKIP
+//! LOCKED`, so with several replicas each fire is claimed by exactly one of them; on
+//! SQLite (one node) writing transactions are serialised anyway.
+
+use crate::audit::{self, AuditEvent};
+use crate::db::{end_write, Db, Engine};
+use crate::error::{new_id, Result};
+use dbcrate_core::schedule::{due, Schedule};
+use sqlx::Row;
+
+/// How many times a failed backup job is tried in all.
+pub const MAX_ATTEMPTS: i64 = 3;
+
+fn rfc3339(unix: i64) -> String {
+    dbcrate_core::time::UtcDateTime::from_unix(unix).rfc3339()
+}
+
+/// Fires every due schedule; returns the ids of the jobs made.
+pub async fn fire_due(db: &Db, now: i64) -> Result<Vec<String>> {
+    let ids: Vec<String> =
+        sqlx::query_scalar("SELECT id FROM schedules WHERE enabled = 1 ORDER BY id")
+            .fetch_all(db.pool())
+            .await?;
+    let mut made = Vec::new();
+    for id in ids {
+        if let Some(job) = fire_one(db, &id, now).await? {
+            made.push(job);
+        }
+    }
+    Ok(made)
+}
+
+async fn fire_one(db: &Db, schedule_id: &str, now: i64) -> Result<Option<String>> {
+    let lock = match db.engine() {
+        Engine::Postgres => " FOR UPDATE SKIP LOCKED",
+        Engine::Sqlite => "",
+    };
+    let mut tx = db.begin().await?;
+    let fired: Result<Option<String>> = async {
+        let Some(row) = sqlx::query(&format!(
+            "SELECT s.org_id, s.database_id, s.destination_id, s.cron, s.time_zone, \
+             s.last_fired_at, d.agent_id FROM schedules s JOIN databases d ON d.id = s.database_id \
+             WHERE s.id = $1 AND s.enabled = 1{lock}"
+        ))
+        .bind(schedule_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        else {
+            // Another replica holds it, or it was disabled meanwhile.
+            return Ok(None);
+        };
+        let org_id: String = row.try_get(0)?;
+        let cron: String = row.try_get(3)?;
+        let zone: String = row.try_get(4)?;
+        let last_fired: i64 = row.try_get(5)?;
+        let Ok(schedule) = Schedule::parse(&cron, &zone) else {
+            tracing::error!(schedule.id = %schedule_id, "a stored schedule no longer parses");
+            return Ok(None);
+        };
+        let Some(fire_at) = due(&schedule, last_fired, now) else {
+            return Ok(None);
+        };
+        let job = new_id("job")?;
+        sqlx::query("UPDATE schedules SET last_fired_at = $1 WHERE id = $2")
+            .bind(fire_at)
+            .bind(schedule_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO jobs (id, org_id, kind, schedule_id, database_id, destination_id, \
+             agent_id, state, attempt, max_attempts, created_at, progress_bytes, phase) \
+             VALUES ($1, $2, 'backup', $3, $4, $5, $6, 'queued', 0, $7, $8, 0, 'queued')",
+        )
+        .bind(&job)
+        .bind(&org_id)
+        .bind(schedule_id)
+        .bind(row.try_get::<String, _>(1)?)
+        .bind(row.try_get::<String, _>(2)?)
+        .bind(row.try_get::<String, _>(6)?)
+        .bind(MAX_ATTEMPTS)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let details = serde_json::json!({ "schedule": schedule_id, "fire_time": fire_at });
+        audit::append_in(
+            &mut tx,
+            &AuditEvent {
+                org_id: &org_id,
+                actor: "system:scheduler",
+                action: "job.create",
+                target: &format!("job:{job}"),
+                details: &details.to_string(),
+            },
+            &rfc3339(now),
+        )
+        .await?;
+        Ok(Some(job))
+    }
+    .await;
+    end_write(tx, fired).await
+}
