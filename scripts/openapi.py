@@ -131,6 +131,16 @@ paths["/agent/v1/enroll"] = {"post": dict(op("Agent listener: enrol with a one-t
 paths["/agent/v1/certificate/renew"] = {"post": dict(op("Agent listener: a fresh certificate for a new key (CSR)", "an agent (client certificate)",
       dict({"200": ok("Renewed")}, **agent_errs, **body_errs), body({"csr": S}, ["csr"])), security=mtls)}
 paths["/agent/v1/config"] = {"get": dict(op("Agent listener: the organisation's recipient and the agent's intervals", "an agent (client certificate)", dict({"200": ok("Config")}, **agent_errs)), security=mtls)}
+job_p = {"name": "job", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^job_[0-9a-f]{32}$"}}
+paths["/agent/v1/jobs/next"] = {"get": dict(op("Agent listener: claim the next job (long poll up to the poll interval; {\"job\": null} when none)", "an agent (client certificate)",
+      dict({"200": ok("A job or null")}, **agent_errs)), security=mtls)}
+paths["/agent/v1/jobs/{job}/credentials"] = {"get": dict(op("Agent listener: the running job's credentials (database password, destination credentials, recipients), answered once", "the agent the job is assigned to, while it runs",
+      dict({"200": ok("Credentials"), "404": err("not_found: not this agent's running job"), "409": err("conflict: handed out already")}, **agent_errs), params=[job_p]), security=mtls)}
+paths["/agent/v1/jobs/{job}/progress"] = {"post": dict(op("Agent listener: heartbeat (bytes, phase); renews the job's lease", "the agent the job is assigned to",
+      dict({"200": ok("Lease renewed"), "404": err("not_found")}, **agent_errs, **body_errs), body({"bytes": {"type": "integer"}, "phase": S}, ["bytes", "phase"]), params=[job_p]), security=mtls)}
+paths["/agent/v1/jobs/{job}/complete"] = {"post": dict(op("Agent listener: the job's final report; a successful backup is recorded", "the agent the job is assigned to",
+      dict({"200": ok("Recorded"), "404": err("not_found")}, **agent_errs, **body_errs),
+      body({"succeeded": {"type": "boolean"}, "object_key": S, "size": {"type": "integer"}, "sha256": S, "pg_server_version": S, "pg_dump_version": S, "error": S}, ["succeeded"]), params=[job_p]), security=mtls)}
 paths["/agent/v1/crl"] = {"get": dict(op("Agent listener: the organisation's signed CRL (DER)", "an agent (client certificate)", dict({"200": ok("CRL", {"type": "string", "format": "binary"}, "application/pkix-crl")}, **agent_errs)), security=mtls)}
 
 doc = {

@@ -65,6 +65,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/common/0009_jobs.sql"),
         postgres: include_str!("../migrations/common/0009_jobs.sql"),
     },
+    Migration {
+        version: 10,
+        sqlite: include_str!("../migrations/common/0010_backups.sql"),
+        postgres: include_str!("../migrations/common/0010_backups.sql"),
+    },
 ];
 
 /// The schema version this binary expects.

@@ -165,6 +165,19 @@ pub fn agent_router(state: AppState) -> Router {
         .route("/agent/v1/certificate/renew", post(agent_api::renew))
         .route("/agent/v1/config", get(agent_api::config))
         .route("/agent/v1/crl", get(agent_api::crl))
+        .route("/agent/v1/jobs/next", get(agent_api::next_job))
+        .route(
+            "/agent/v1/jobs/{job}/credentials",
+            get(agent_api::job_credentials),
+        )
+        .route(
+            "/agent/v1/jobs/{job}/progress",
+            post(agent_api::job_progress),
+        )
+        .route(
+            "/agent/v1/jobs/{job}/complete",
+            post(agent_api::job_complete),
+        )
         .fallback(no_such_route)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(log_request))

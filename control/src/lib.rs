@@ -20,6 +20,7 @@ pub mod db;
 pub mod envelope;
 pub mod error;
 pub mod http;
+pub mod jobs;
 pub mod local;
 pub mod members;
 pub mod orgs;

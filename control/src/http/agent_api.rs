@@ -3,10 +3,11 @@
 //! organisation and id from its verified certificate only.
 
 use super::error::{ApiError, ApiResult};
-use super::extract::{Body, SecretField};
+use super::extract::{Body, Path, SecretField};
 use super::AppState;
 use crate::agents::{self, EnrolRequest};
 use crate::error::{Code, Error};
+use crate::jobs;
 use crate::pki::crl;
 use crate::pki::identity::{self, AgentIdentity};
 use crate::serve::PeerCertificates;
@@ -157,4 +158,100 @@ pub async fn config(State(state): State<AppState>, Agent(agent): Agent) -> ApiRe
 pub async fn crl(State(state): State<AppState>, AnyAgent(agent): AnyAgent) -> ApiResult<Response> {
     let der = crl::current(&state.db, &state.keys, &agent.org_id, state.now()).await?;
     Ok(([(header::CONTENT_TYPE, "application/pkix-crl")], der).into_response())
+}
+
+/// The agent's next job: waits up to the poll interval for one (long poll), then answers
+/// `{"job": null}`.
+pub async fn next_job(
+    State(state): State<AppState>,
+    Agent(agent): Agent,
+) -> ApiResult<Json<Value>> {
+    let deadline = tokio::time::Instant::now()
+        + std::time::Duration::from_secs(state.agents.poll_interval_secs.max(1) as u64);
+    loop {
+        if let Some(job) = jobs::claim_next(&state.db, &agent, state.now()).await? {
+            return Ok(Json(json!({ "job": job })));
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Ok(Json(json!({ "job": Value::Null })));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}
+
+/// The job's credentials, once.
+pub async fn job_credentials(
+    State(state): State<AppState>,
+    Agent(agent): Agent,
+    Path(job_id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let credentials =
+        jobs::credentials(&state.db, &state.keys, &agent, &job_id, state.now()).await?;
+    Ok(Json(credentials))
+}
+
+/// `POST /agent/v1/jobs/{job}/progress`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProgressBody {
+    bytes: i64,
+    phase: String,
+}
+
+/// A heartbeat.
+pub async fn job_progress(
+    State(state): State<AppState>,
+    Agent(agent): Agent,
+    Path(job_id): Path<String>,
+    Body(body): Body<ProgressBody>,
+) -> ApiResult<Json<Value>> {
+    jobs::heartbeat(
+        &state.db,
+        &agent,
+        &job_id,
+        body.bytes,
+        &body.phase,
+        state.now(),
+    )
+    .await?;
+    Ok(Json(json!({ "lease_secs": jobs::LEASE_SECS })))
+}
+
+/// `POST /agent/v1/jobs/{job}/complete`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompleteBody {
+    succeeded: bool,
+    #[serde(default)]
+    object_key: Option<String>,
+    #[serde(default)]
+    size: i64,
+    #[serde(default)]
+    sha256: String,
+    #[serde(default)]
+    pg_server_version: String,
+    #[serde(default)]
+    pg_dump_version: String,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+/// The final report.
+pub async fn job_complete(
+    State(state): State<AppState>,
+    Agent(agent): Agent,
+    Path(job_id): Path<String>,
+    Body(body): Body<CompleteBody>,
+) -> ApiResult<Json<Value>> {
+    let report = jobs::Completion {
+        succeeded: body.succeeded,
+        object_key: body.object_key,
+        size: body.size,
+        sha256: body.sha256,
+        pg_server_version: body.pg_server_version,
+        pg_dump_version: body.pg_dump_version,
+        error: body.error,
+    };
+    let state_after = jobs::complete(&state.db, &agent, &job_id, &report, state.now()).await?;
+    Ok(Json(json!({ "state": state_after })))
 }

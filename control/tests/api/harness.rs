@@ -129,7 +129,11 @@ impl Api {
             db.clone(),
             keys.clone(),
             &dir.path().join("tls"),
-            AgentSettings::default(),
+            AgentSettings {
+                // Long polls answer within a second in tests.
+                poll_interval_secs: 1,
+                ..AgentSettings::default()
+            },
         )
         .await
         .unwrap();
@@ -150,6 +154,11 @@ impl Api {
             _local: local,
             _dir: dir,
         }
+    }
+
+    /// Makes the agent listener trust a newly created organisation CA's agents at once.
+    pub async fn _local_reload(&self) {
+        self._local.state.reload_agent_tls().await;
     }
 
     /// The base URL a path is served on: `/agent/…` on the agent listener.

@@ -7,5 +7,6 @@ mod backups;
 mod bad_input;
 mod flows;
 mod harness;
+mod jobs;
 mod matrix;
 mod openapi;

@@ -1,0 +1,285 @@
+//! The job protocol over mutual TLS: a fired schedule becomes a job the right agent
+//! claims; its credentials are answered once, only to that agent, only while it runs
+//! (and every answer is audited); heartbeats renew the lease; a stale lease puts the
+//! job back in the queue until its attempts are used up; completion records the backup.
+
+use crate::harness::{Api, NOW};
+use dbcrate_control::db::Db;
+use dbcrate_control::pki::identity::AgentIdentity;
+use dbcrate_control::secrets::{self, Owner};
+use dbcrate_control::{audit, jobs, scheduler, setup};
+use rcgen::KeyPair;
+use serde_json::{json, Value};
+
+struct Agent {
+    client: reqwest::Client,
+    identity: AgentIdentity,
+}
+
+async fn enrolled_agent(api: &Api, org: &str) -> Agent {
+    let now = dbcrate_core::time::unix_now();
+    let token = dbcrate_control::agents::create_token(&api.db, org, "h", None, "system:test", now)
+        .await
+        .unwrap();
+    let key = KeyPair::generate().unwrap();
+    let csr = rcgen::CertificateParams::default()
+        .serialize_request(&key)
+        .unwrap()
+        .pem()
+        .unwrap();
+    let request = dbcrate_control::agents::EnrolRequest {
+        token: &token.token,
+        csr_pem: &csr,
+        name: "h",
+        org_id: None,
+    };
+    let enrolled = dbcrate_control::agents::enrol(&api.db, &api.keys, &request, 3600, now)
+        .await
+        .unwrap();
+    api._local_reload().await;
+    let identity_pem = format!("{}{}", key.serialize_pem(), enrolled.chain_pem);
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&api.cert_pem).unwrap())
+        .tls_built_in_root_certs(false)
+        .identity(reqwest::Identity::from_pem(identity_pem.as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let leaf = {
+        use rustls::pki_types::pem::PemObject;
+        rustls::pki_types::CertificateDer::pem_slice_iter(enrolled.chain_pem.as_bytes())
+            .next()
+            .unwrap()
+            .unwrap()
+    };
+    Agent {
+        client,
+        identity: dbcrate_control::pki::identity::from_certificate(&leaf).unwrap(),
+    }
+}
+
+impl Agent {
+    async fn get(&self, api: &Api, path: &str) -> (u16, Value) {
+        let r = self.client.get(api.url(path)).send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn post(&self, api: &Api, path: &str, body: Value) -> (u16, Value) {
+        let r = self
+            .client
+            .post(api.url(path))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+}
+
+async fn job_protocol(db: Db) {
+    let api = Api::start(db).await;
+    let a = setup::init(&api.db, &api.keys, "Acme", "owner@a.example", NOW)
+        .await
+        .unwrap();
+    let org = a.org.id.clone();
+    let agent = enrolled_agent(&api, &org).await;
+    let other = enrolled_agent(&api, &org).await;
+    let now = dbcrate_core::time::unix_now();
+    let database = dbcrate_control::databases::create(
+        &api.db,
+        &api.keys,
+        &org,
+        &dbcrate_control::databases::NewDatabase {
+            name: "shop",
+            host: "db.internal",
+            port: 5432,
+            dbname: "shop",
+            username: "backup",
+            tls_mode: "require",
+            password: Some(&dbcrate_core::secret::SecretString::new(
+                "db-password-123".into(),
+            )),
+            agent_id: &agent.identity.agent_id,
+        },
+        "system:test",
+        now,
+    )
+    .await
+    .unwrap();
+    // A destination with sealed credentials (its API arrives with the storage probes).
+    let destination = dbcrate_control::error::new_id("dst").unwrap();
+    let mut tx = api.db.begin().await.unwrap();
+    let secret = secrets::insert(
+        &mut tx,
+        &api.keys,
+        Owner::Org(&org),
+        jobs::DESTINATION_CREDENTIALS_PURPOSE,
+        br#"{"access_key_id":"AKID","secret_access_key":"s3-secret-xyz"}"#,
+        NOW,
+    )
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO destinations (id, org_id, name, kind, settings, credentials_secret_id, created_at) \
+         VALUES ($1, $2, 'bucket', 's3', '{\"bucket\":\"b\",\"prefix\":\"p\"}', $3, 0)",
+    )
+    .bind(&destination)
+    .bind(&org)
+    .bind(&secret)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    dbcrate_control::db::end_write(tx, Ok::<(), sqlx::Error>(()))
+        .await
+        .unwrap();
+    let schedule = dbcrate_control::schedules::create(
+        &api.db,
+        &org,
+        &dbcrate_control::schedules::NewSchedule {
+            database_id: &database.id,
+            destination_id: &destination,
+            cron: "* * * * *",
+            time_zone: "UTC",
+            retention: Default::default(),
+        },
+        "system:test",
+        now - 120,
+    )
+    .await
+    .unwrap();
+
+    // Nothing queued yet: the long poll answers null.
+    let (status, body) = agent.get(&api, "/agent/v1/jobs/next").await;
+    assert_eq!((status, &body["job"]), (200, &Value::Null));
+    assert_eq!(scheduler::fire_due(&api.db, now).await.unwrap().len(), 1);
+
+    // Another agent of the same organisation does not get it.
+    let (_, none) = other.get(&api, "/agent/v1/jobs/next").await;
+    assert_eq!(none["job"], Value::Null);
+    let (status, claimed) = agent.get(&api, "/agent/v1/jobs/next").await;
+    assert_eq!(status, 200);
+    let job = claimed["job"]["id"].as_str().unwrap().to_string();
+    assert!(claimed["job"]["object_key"]
+        .as_str()
+        .unwrap()
+        .starts_with("shop/"));
+    assert_eq!(claimed["job"]["attempt"], 1);
+
+    // Credentials: not for the other agent, once for this one.
+    let path = format!("/agent/v1/jobs/{job}/credentials");
+    assert_eq!(other.get(&api, &path).await.0, 404);
+    let (status, creds) = agent.get(&api, &path).await;
+    assert_eq!(status, 200, "{creds}");
+    assert_eq!(creds["database"]["password"], "db-password-123");
+    assert_eq!(
+        creds["destination"]["credentials"]["secret_access_key"],
+        "s3-secret-xyz"
+    );
+    assert_eq!(creds["recipients"][0], a.org.recipient.as_str());
+    let (status, again) = agent.get(&api, &path).await;
+    assert_eq!(status, 409, "{again}");
+
+    // Heartbeats renew the lease; a lapsed lease requeues the job (attempt 2 next).
+    let progress = format!("/agent/v1/jobs/{job}/progress");
+    assert_eq!(
+        agent
+            .post(
+                &api,
+                &progress,
+                json!({ "bytes": 1024, "phase": "dumping" })
+            )
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        other
+            .post(&api, &progress, json!({ "bytes": 1, "phase": "x" }))
+            .await
+            .0,
+        404
+    );
+    assert_eq!(
+        jobs::expire_leases(&api.db, now + jobs::LEASE_SECS + 3600)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        agent.get(&api, &path).await.0,
+        404,
+        "credentials only while running"
+    );
+    let (_, claimed) = agent.get(&api, "/agent/v1/jobs/next").await;
+    assert_eq!(claimed["job"]["id"], job.as_str());
+    assert_eq!(claimed["job"]["attempt"], 2);
+    assert_eq!(
+        agent.get(&api, &path).await.0,
+        200,
+        "a new attempt gets its credentials once"
+    );
+
+    // Completion records the backup.
+    let complete = format!("/agent/v1/jobs/{job}/complete");
+    let report = json!({
+        "succeeded": true, "object_key": claimed["job"]["object_key"], "size": 4096,
+        "sha256": "ab".repeat(32), "pg_server_version": "17.2", "pg_dump_version": "17.2",
+    });
+    let (status, done) = agent.post(&api, &complete, report.clone()).await;
+    assert_eq!((status, &done["state"]), (200, &json!("succeeded")));
+    assert_eq!(
+        agent.post(&api, &complete, report).await.0,
+        404,
+        "a finished job is not running"
+    );
+    let recorded: i64 = sqlx::query_scalar("SELECT count(*) FROM backups WHERE job_id = $1")
+        .bind(&job)
+        .fetch_one(api.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(recorded, 1);
+
+    // Failures are retried until the attempts are used up.
+    assert_eq!(
+        scheduler::fire_due(&api.db, now + 60).await.unwrap().len(),
+        1
+    );
+    let mut last = String::new();
+    for _ in 0..scheduler::MAX_ATTEMPTS {
+        let (_, claimed) = agent.get(&api, "/agent/v1/jobs/next").await;
+        let id = claimed["job"]["id"].as_str().unwrap().to_string();
+        let (_, state) = agent
+            .post(
+                &api,
+                &format!("/agent/v1/jobs/{id}/complete"),
+                json!({ "succeeded": false, "error": "pg_dump failed" }),
+            )
+            .await;
+        last = state["state"].as_str().unwrap().to_string();
+    }
+    assert_eq!(last, "failed");
+
+    let actions: Vec<String> = audit::rows(&api.db, &org)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.action)
+        .collect();
+    for action in [
+        "job.create",
+        "job.start",
+        "job.credentials",
+        "job.succeeded",
+        "job.failed",
+        "job.lease_expired",
+    ] {
+        assert!(actions.iter().any(|a| a == action), "no {action}");
+    }
+    // Credentials are audited as handed out, never recorded.
+    let dump = crate::harness::dump_database(&api.db).await;
+    assert!(!dump.contains("db-password-123") && !dump.contains("s3-secret-xyz"));
+    let _ = schedule;
+}
+
+crate::both_engines!(sqlite_job_protocol, postgres_job_protocol, job_protocol);
