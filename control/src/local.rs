@@ -33,6 +33,14 @@ async fn bind() -> Result<tokio::net::TcpListener> {
         .map_err(|e| crate::error::Error::internal(format!("binding a loopback port: {e}")))
 }
 
+impl LocalControlPlane {
+    /// Runs the scheduler loop (fire due schedules, expire leases) every `every`, for
+    /// tests and demos that want schedules to fire by themselves.
+    pub fn run_scheduler(&self, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
+        crate::scheduler::spawn_loop(self.state.db.clone(), every)
+    }
+}
+
 /// Starts the API and the agent listener on free loopback ports, with TLS material
 /// generated in `tls_dir`. The database must be migrated.
 pub async fn start(

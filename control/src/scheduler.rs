@@ -103,3 +103,22 @@ async fn fire_one(db: &Db, schedule_id: &str, now: i64) -> Result<Option<String>
     .await;
     end_write(tx, fired).await
 }
+
+/// Fires due schedules and expires stale job leases every `every`, until the process
+/// ends. Several replicas may run this at once (each fire and each expiry happens once).
+pub fn spawn_loop(db: Db, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let now = dbcrate_core::time::unix_now();
+            if let Err(e) = fire_due(&db, now).await {
+                tracing::error!("firing schedules failed: {}", e.message);
+            }
+            if let Err(e) = crate::jobs::expire_leases(&db, now).await {
+                tracing::error!("expiring job leases failed: {}", e.message);
+            }
+        }
+    })
+}
