@@ -6,7 +6,7 @@
 //! checks the header MAC with it, so a wrong key fails before any plaintext.
 
 use crate::error::{Error, Result};
-use age_core::format::{FileKey, Stanza};
+pub use dbcrate_core::file_key::FileKeyIdentity;
 use dbcrate_core::secret::SecretBytes;
 use std::path::Path;
 use std::str::FromStr;
@@ -99,7 +99,7 @@ impl Decryption {
                     ))
                 })?,
         };
-        Ok(Self::FileKey(FileKeyIdentity(SecretBytes::new(key))))
+        Ok(Self::FileKey(FileKeyIdentity::new(SecretBytes::new(key))))
     }
 
     /// The identities to hand to `age::Decryptor::decrypt`.
@@ -132,70 +132,8 @@ impl Decryption {
 
 /// The file key of an age file, unwrapped with `identity` from the file's first bytes
 /// (its header and the 16-byte payload nonce; a few KiB are always enough, the header
-/// MAC is checked).
-///
-/// This is how a managed restore avoids handing the agent the organisation's private
-/// key: only this backup's file key leaves the control plane.
+/// MAC is checked). See `dbcrate_core::file_key`.
 pub fn unwrap_file_key(start: &[u8], identity: &age::x25519::Identity) -> Result<SecretBytes<16>> {
-    let capture = CapturingIdentity {
-        inner: identity,
-        key: std::cell::RefCell::new(None),
-    };
-    let decryptor = age::Decryptor::new_buffered(start)
-        .map_err(|e| Error::integrity(format!("not a valid age header: {e}")))?;
-    decryptor
-        .decrypt(std::iter::once(&capture as &dyn age::Identity))
-        .map_err(|e| match e {
-            age::DecryptError::NoMatchingKeys => {
-                Error::integrity("this backup is not encrypted to the given identity")
-            }
-            e => Error::integrity(format!("cannot open the age header: {e}")),
-        })?;
-    capture
-        .key
-        .into_inner()
-        .ok_or_else(|| Error::integrity("the identity produced no file key"))
-}
-
-/// Wraps an identity and keeps a copy of the file key it unwraps.
-struct CapturingIdentity<'a> {
-    inner: &'a age::x25519::Identity,
-    key: std::cell::RefCell<Option<SecretBytes<16>>>,
-}
-
-impl age::Identity for CapturingIdentity<'_> {
-    fn unwrap_stanza(
-        &self,
-        stanza: &Stanza,
-    ) -> Option<std::result::Result<FileKey, age::DecryptError>> {
-        use age::secrecy::ExposeSecret;
-        let unwrapped = self.inner.unwrap_stanza(stanza);
-        if let Some(Ok(key)) = &unwrapped {
-            *self.key.borrow_mut() = Some(SecretBytes::new(*key.expose_secret()));
-        }
-        unwrapped
-    }
-}
-
-/// An age identity that yields a known file key for any stanza.
-pub struct FileKeyIdentity(SecretBytes<16>);
-
-impl FileKeyIdentity {
-    fn file_key(&self) -> FileKey {
-        // FileKey is not Clone: build a fresh one in place each time.
-        FileKey::init_with_mut(|k| k.copy_from_slice(self.0.expose_secret()))
-    }
-}
-
-impl age::Identity for FileKeyIdentity {
-    fn unwrap_stanza(&self, _: &Stanza) -> Option<std::result::Result<FileKey, age::DecryptError>> {
-        Some(Ok(self.file_key()))
-    }
-
-    fn unwrap_stanzas(
-        &self,
-        _: &[Stanza],
-    ) -> Option<std::result::Result<FileKey, age::DecryptError>> {
-        Some(Ok(self.file_key()))
-    }
+    dbcrate_core::file_key::unwrap_file_key(start, identity)
+        .map_err(|e| Error::integrity(e.to_string()))
 }

@@ -8,6 +8,8 @@
 //! parsing.
 #![deny(missing_docs)]
 
+#[cfg(feature = "age")]
+pub mod file_key;
 pub mod hex;
 pub mod object_key;
 pub mod registry;
