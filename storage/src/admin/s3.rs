@@ -135,7 +135,10 @@ impl S3Destination {
                 "{url} already exists; not overwriting it (ask for overwrite to replace it)"
             ))
         };
-        // If-None-Match is the real guard; the HEAD also catches servers that ignore it.
+        // If-None-Match is the atomic guard where the server honours it; the lookup
+        // catches servers that ignore it (Garage 2.5 does, checked: a second
+        // `PUT If-None-Match: *` answers 200 and replaces), leaving only a race between
+        // two writers of the same key there.
         if !overwrite && self.exists(key).await? {
             return Err(exists_error());
         }
