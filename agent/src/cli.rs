@@ -224,6 +224,7 @@ impl StorageArgs {
             ssh_key: self.ssh_key.clone(),
             known_hosts: self.known_hosts.clone(),
             expected_size: 0,
+            ..StorageOptions::default()
         }
     }
 }

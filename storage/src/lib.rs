@@ -4,10 +4,16 @@
 //! Writing goes through a [`Sink`] that makes the object visible under its final name
 //! only in [`Sink::commit`]; until then (and after [`Sink::abort`], or if the agent is
 //! killed) nothing exists under that name. Reading goes through [`open_source`], which
-//! yields a plain byte stream.
+//! yields a plain byte stream. Neither can delete anything: the agent uses this crate
+//! and must have no delete path.
+//!
+//! With the `admin` feature (the control plane only), [`admin`] adds listing, small
+//! writes, ranged reads, deletes and the destination probe.
 
 #![deny(missing_docs)]
 
+#[cfg(feature = "admin")]
+pub mod admin;
 pub mod error;
 pub mod file;
 pub mod location;

@@ -1,6 +1,7 @@
 //! Parsing destination and object URLs, and the options that go with them.
 
 use crate::error::{Error, Result};
+use dbcrate_core::secret::SecretString;
 use std::path::PathBuf;
 
 /// A place in storage: a prefix (backup destination) or an object (restore source).
@@ -35,8 +36,14 @@ pub struct SftpTarget {
     pub path: String,
 }
 
-/// Settings for reaching storage, from the command line and the environment.
-#[derive(Debug, Default, Clone)]
+/// Settings for reaching storage, from the command line and the environment, or from
+/// memory when the control plane hands a job its destination's credentials.
+///
+/// The in-memory credential fields, when set, replace the environment (S3), the key
+/// file (SFTP) and the known_hosts file (SFTP): credentials held sealed by the control
+/// plane then never touch a disk, a command line or an environment block. Not `Clone`
+/// (secrets are not copied around); `Debug` shows the secrets as `<redacted>`.
+#[derive(Debug, Default)]
 pub struct StorageOptions {
     /// S3 endpoint URL; AWS's regional endpoint when absent.
     pub s3_endpoint: Option<String>,
@@ -50,6 +57,18 @@ pub struct StorageOptions {
     pub known_hosts: Option<PathBuf>,
     /// Database size in bytes, to size S3 parts up front (0 = unknown).
     pub expected_size: u64,
+    /// S3 access key id held in memory; with [`Self::s3_secret_access_key`] it is used
+    /// instead of `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` (give both or neither).
+    pub s3_access_key_id: Option<String>,
+    /// S3 secret access key held in memory (see [`Self::s3_access_key_id`]).
+    pub s3_secret_access_key: Option<SecretString>,
+    /// SSH private key (unencrypted OpenSSH key text) held in memory; used instead of
+    /// the [`Self::ssh_key`] file when set.
+    pub ssh_private_key: Option<SecretString>,
+    /// The SFTP host's pinned public key, as one known_hosts line
+    /// (`[host]:port ssh-ed25519 AAAA…`) or as `ssh-ed25519 AAAA…`; used instead of the
+    /// [`Self::known_hosts`] file when set, and any other host key is refused.
+    pub ssh_host_key: Option<String>,
 }
 
 impl Location {

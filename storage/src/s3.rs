@@ -43,17 +43,12 @@ pub fn plan_part_size(database_size: u64) -> u64 {
         .clamp(MIN_PART_SIZE, MAX_PART_SIZE)
 }
 
-/// An S3 client for `options`, with credentials from the environment
-/// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, optional `AWS_SESSION_TOKEN`).
+/// An S3 client for `options`, with the in-memory key of
+/// [`StorageOptions::s3_access_key_id`] and [`StorageOptions::s3_secret_access_key`]
+/// when given, else credentials from the environment (`AWS_ACCESS_KEY_ID`,
+/// `AWS_SECRET_ACCESS_KEY`, optional `AWS_SESSION_TOKEN`).
 pub fn client(options: &StorageOptions) -> Result<aws_sdk_s3::Client> {
-    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    let (Some(key_id), Some(secret)) = (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY"))
-    else {
-        return Err(Error::invalid_input(
-            "S3 needs credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
-        ));
-    };
-    let credentials = Credentials::new(key_id, secret, var("AWS_SESSION_TOKEN"), None, "env");
+    let credentials = credentials(options)?;
     let http = aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
         .build_https();
@@ -75,6 +70,52 @@ pub fn client(options: &StorageOptions) -> Result<aws_sdk_s3::Client> {
         config = config.endpoint_url(endpoint);
     }
     Ok(aws_sdk_s3::Client::from_conf(config.build()))
+}
+
+/// The credentials for `options`: in memory if given (both parts), else the environment.
+fn credentials(options: &StorageOptions) -> Result<Credentials> {
+    match (&options.s3_access_key_id, &options.s3_secret_access_key) {
+        (Some(key_id), Some(secret)) => {
+            if key_id.is_empty() || secret.is_empty() {
+                return Err(Error::invalid_input(
+                    "the S3 access key id or secret access key is empty; give the \
+                     destination's full key",
+                ));
+            }
+            return Ok(Credentials::new(
+                key_id.clone(),
+                secret.expose_secret().to_string(),
+                None,
+                None,
+                "dbcrate-in-memory",
+            ));
+        }
+        (Some(_), None) => {
+            return Err(Error::invalid_input(
+                "an S3 access key id was given without its secret access key; give both",
+            ))
+        }
+        (None, Some(_)) => {
+            return Err(Error::invalid_input(
+                "an S3 secret access key was given without its access key id; give both",
+            ))
+        }
+        (None, None) => {}
+    }
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let (Some(key_id), Some(secret)) = (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY"))
+    else {
+        return Err(Error::invalid_input(
+            "S3 needs credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+        ));
+    };
+    Ok(Credentials::new(
+        key_id,
+        secret,
+        var("AWS_SESSION_TOKEN"),
+        None,
+        "env",
+    ))
 }
 
 /// One line for any SDK error: HTTP status, S3 error code and message, or the transport

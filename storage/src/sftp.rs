@@ -1,4 +1,5 @@
-//! An SFTP host, with its host key pinned by a known_hosts file.
+//! An SFTP host, with its host key pinned by a known_hosts file or by one key held in
+//! memory ([`StorageOptions::ssh_host_key`]), and a private key from a file or memory.
 //!
 //! An unknown host key and a changed host key are both refused: a backup must never go
 //! to a host that merely answers on the right address. The backup is written under a
@@ -48,14 +49,24 @@ impl std::fmt::Display for SshError {
     }
 }
 
-/// Checks the server's key against the known_hosts file.
-struct KnownHostsCheck {
-    host: String,
-    port: u16,
-    known_hosts: PathBuf,
+/// How the server's host key is checked: against a known_hosts file, or against one
+/// key pinned in memory ([`StorageOptions::ssh_host_key`]).
+pub(crate) enum HostKeyCheck {
+    /// A known_hosts file.
+    KnownHosts {
+        host: String,
+        port: u16,
+        known_hosts: PathBuf,
+    },
+    /// Exactly this key; anything else is refused.
+    Pinned {
+        host: String,
+        port: u16,
+        key: keys::PublicKey,
+    },
 }
 
-impl client::Handler for KnownHostsCheck {
+impl client::Handler for HostKeyCheck {
     type Error = SshError;
 
     async fn check_server_key(
@@ -64,74 +75,178 @@ impl client::Handler for KnownHostsCheck {
     ) -> std::result::Result<bool, SshError> {
         let PublicKeyOrCertificate::PublicKey { key, .. } = key else {
             return Err(SshError::UnknownHostKey(
-                "the host presented a certificate; pin its plain host key in known_hosts".into(),
+                "the host presented a certificate; pin its plain host key".into(),
             ));
         };
-        match keys::check_known_hosts_path(&self.host, self.port, key, &self.known_hosts) {
+        let (host, port, known_hosts) = match self {
+            Self::Pinned {
+                host,
+                port,
+                key: pinned,
+            } => {
+                if key.key_data() == pinned.key_data() {
+                    return Ok(true);
+                }
+                return Err(SshError::HostKeyChanged(format!(
+                    "HOST KEY MISMATCH for {host}:{port}: it presented {} {}, the \
+                     destination pins {} {}; refusing to connect (possible \
+                     man-in-the-middle, or the pinned key is wrong)",
+                    key.algorithm(),
+                    key.fingerprint(Default::default()),
+                    pinned.algorithm(),
+                    pinned.fingerprint(Default::default()),
+                )));
+            }
+            Self::KnownHosts {
+                host,
+                port,
+                known_hosts,
+            } => (host, *port, known_hosts),
+        };
+        match keys::check_known_hosts_path(host, port, key, &*known_hosts) {
             Ok(true) => Ok(true),
             Ok(false) => Err(SshError::UnknownHostKey(format!(
-                "host key of {}:{} is unknown ({} {}) — not in {}; verify it and add it",
-                self.host,
-                self.port,
+                "host key of {host}:{port} is unknown ({} {}) — not in {}; verify it and add it",
                 key.algorithm(),
                 key.fingerprint(Default::default()),
-                self.known_hosts.display()
+                known_hosts.display()
             ))),
             Err(keys::Error::KeyChanged { line }) => Err(SshError::HostKeyChanged(format!(
-                "HOST KEY CHANGED for {}:{}: it does not match line {line} of {}; refusing to \
-                 connect (possible man-in-the-middle)",
-                self.host,
-                self.port,
-                self.known_hosts.display()
+                "HOST KEY CHANGED for {host}:{port}: it does not match line {line} of {}; \
+                 refusing to connect (possible man-in-the-middle)",
+                known_hosts.display()
             ))),
             Err(e) => Err(SshError::Ssh(e.into())),
         }
     }
 }
 
+/// Parses a pinned host key: one known_hosts line (`[host]:port TYPE BASE64 [comment]`,
+/// `host TYPE BASE64`) or just `TYPE BASE64`. A host field, when present and not
+/// hashed, must name `host`/`port` (a pin for another host is a configuration mistake).
+pub(crate) fn parse_pinned_host_key(line: &str, host: &str, port: u16) -> Result<keys::PublicKey> {
+    let bad = |why: &str| {
+        Error::invalid_input(format!(
+            "the pinned SSH host key is not usable: {why} (expected one known_hosts line \
+             such as \"[{host}]:{port} ssh-ed25519 AAAA…\" or \"ssh-ed25519 AAAA…\", \
+             e.g. from ssh-keyscan -p {port} {host})"
+        ))
+    };
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    if fields.first().is_some_and(|f| f.starts_with('@')) {
+        return Err(bad(
+            "markers such as @cert-authority or @revoked are not supported",
+        ));
+    }
+    let looks_like_type =
+        |f: &str| f.starts_with("ssh-") || f.starts_with("ecdsa-") || f.starts_with("sk-");
+    let at = fields
+        .iter()
+        .position(|f| looks_like_type(f))
+        .ok_or_else(|| bad("no key type such as ssh-ed25519"))?;
+    if at > 1 {
+        return Err(bad("unexpected fields before the key type"));
+    }
+    if at == 1 {
+        let patterns = fields[0];
+        let wanted = if port == 22 {
+            vec![host.to_string(), format!("[{host}]:22")]
+        } else {
+            vec![format!("[{host}]:{port}")]
+        };
+        let hashed = patterns.starts_with('|');
+        if !hashed && !patterns.split(',').any(|p| wanted.iter().any(|w| w == p)) {
+            return Err(bad(&format!(
+                "the line is for {patterns}, not for {}",
+                wanted.join(" or ")
+            )));
+        }
+    }
+    let key_type = fields[at];
+    let data = fields
+        .get(at + 1)
+        .ok_or_else(|| bad("the base64 key after the key type is missing"))?;
+    let key = keys::parse_public_key_base64(data)
+        .map_err(|e| bad(&format!("the base64 key does not parse ({e})")))?;
+    if key.algorithm().as_str() != key_type {
+        return Err(bad(&format!(
+            "the line says {key_type} but the key is {}",
+            key.algorithm()
+        )));
+    }
+    Ok(key)
+}
+
 /// An open SFTP session and the SSH connection under it.
-struct Connection {
-    ssh: client::Handle<KnownHostsCheck>,
-    sftp: SftpSession,
+pub(crate) struct Connection {
+    ssh: client::Handle<HostKeyCheck>,
+    /// The SFTP session.
+    pub(crate) sftp: SftpSession,
 }
 
 impl Connection {
-    async fn open(options: &StorageOptions, target: &SftpTarget) -> Result<Self> {
-        let key_path = options
-            .ssh_key
-            .as_ref()
-            .ok_or_else(|| Error::invalid_input("SFTP needs --ssh-key FILE (a private key)"))?;
-        let known_hosts = match &options.known_hosts {
-            Some(p) => p.clone(),
-            None => std::env::var_os("HOME")
-                .map(|h| PathBuf::from(h).join(".ssh/known_hosts"))
-                .ok_or_else(|| Error::invalid_input("SFTP needs --known-hosts FILE"))?,
+    /// Connects, checks the host key, authenticates and starts SFTP.
+    pub(crate) async fn open(options: &StorageOptions, target: &SftpTarget) -> Result<Self> {
+        let key = match (&options.ssh_private_key, &options.ssh_key) {
+            (Some(text), _) => {
+                keys::decode_secret_key(text.expose_secret(), None).map_err(|e| {
+                    Error::invalid_input(format!(
+                        "the SSH private key given in memory does not load ({e}); it must be \
+                     an unencrypted OpenSSH private key"
+                    ))
+                })?
+            }
+            (None, Some(key_path)) => keys::load_secret_key(key_path, None).map_err(|e| {
+                Error::invalid_input(format!(
+                    "cannot load SSH key {} ({e}); it must be an unencrypted OpenSSH private key",
+                    key_path.display()
+                ))
+            })?,
+            (None, None) => {
+                return Err(Error::invalid_input(
+                    "SFTP needs --ssh-key FILE (a private key)",
+                ))
+            }
         };
-        let key = keys::load_secret_key(key_path, None).map_err(|e| {
-            Error::invalid_input(format!(
-                "cannot load SSH key {} ({e}); it must be an unencrypted OpenSSH private key",
-                key_path.display()
-            ))
-        })?;
         let (host, port) = (target.host.as_str(), target.port);
         let mut config = client::Config {
             inactivity_timeout: Some(Duration::from_secs(300)),
             keepalive_interval: Some(Duration::from_secs(30)),
             ..Default::default()
         };
-        // Ask only for host-key types recorded for this host, so the server presents a
-        // key we can check (else a host with ed25519 and ecdsa keys may present the one
-        // that is not pinned, and be refused as unknown).
-        let recorded =
-            keys::known_hosts::known_host_keys_path(host, port, &known_hosts).unwrap_or_default();
-        if !recorded.is_empty() {
-            let algorithms: Vec<_> = recorded.iter().map(|(_, k)| k.algorithm()).collect();
-            config.preferred.key = algorithms.into();
-        }
-        let check = KnownHostsCheck {
-            host: host.into(),
-            port,
-            known_hosts,
+        let check = match &options.ssh_host_key {
+            Some(line) => {
+                let pinned = parse_pinned_host_key(line, host, port)?;
+                // Ask for the pinned key's type, so the server presents that key.
+                config.preferred.key = vec![pinned.algorithm()].into();
+                HostKeyCheck::Pinned {
+                    host: host.into(),
+                    port,
+                    key: pinned,
+                }
+            }
+            None => {
+                let known_hosts = match &options.known_hosts {
+                    Some(p) => p.clone(),
+                    None => std::env::var_os("HOME")
+                        .map(|h| PathBuf::from(h).join(".ssh/known_hosts"))
+                        .ok_or_else(|| Error::invalid_input("SFTP needs --known-hosts FILE"))?,
+                };
+                // Ask only for host-key types recorded for this host, so the server
+                // presents a key we can check (else a host with ed25519 and ecdsa keys
+                // may present the one that is not pinned, and be refused as unknown).
+                let recorded = keys::known_hosts::known_host_keys_path(host, port, &known_hosts)
+                    .unwrap_or_default();
+                if !recorded.is_empty() {
+                    let algorithms: Vec<_> = recorded.iter().map(|(_, k)| k.algorithm()).collect();
+                    config.preferred.key = algorithms.into();
+                }
+                HostKeyCheck::KnownHosts {
+                    host: host.into(),
+                    port,
+                    known_hosts,
+                }
+            }
         };
         let connect = client::connect(Arc::new(config), (host, port), check);
         let mut ssh = tokio::time::timeout(Duration::from_secs(30), connect)
@@ -150,7 +265,8 @@ impl Connection {
             .map_err(|e| Error::storage(format!("SSH authentication: {e}")))?;
         if !auth.success() {
             return Err(Error::storage(format!(
-                "{host}:{port} refused the SSH key for user {}",
+                "{host}:{port} refused the SSH key for user {}; add the key's public half \
+                 to that user's authorized_keys, or give the key that is there",
                 target.user
             )));
         }
@@ -170,7 +286,8 @@ impl Connection {
         Ok(Self { ssh, sftp })
     }
 
-    async fn close(self) {
+    /// Ends the SFTP session and the SSH connection.
+    pub(crate) async fn close(self) {
         let _ = self.sftp.close().await;
         let _ = self
             .ssh
@@ -179,7 +296,7 @@ impl Connection {
     }
 
     /// Creates every missing directory of `dir` (like `mkdir -p`).
-    async fn create_dirs(&self, dir: &str) -> Result<()> {
+    pub(crate) async fn create_dirs(&self, dir: &str) -> Result<()> {
         let mut path = String::new();
         for part in dir.split('/').filter(|p| !p.is_empty()) {
             path.push('/');
@@ -358,4 +475,44 @@ pub async fn open(
         file,
         _connection: connection,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "AAAAC3NzaC1lZDI1NTE5AAAAIHh2q+oi7VB5yL1SMNX1QTu1zI3w0kpYYnIqlAmTXEVo";
+
+    #[test]
+    fn pinned_host_key_forms() {
+        let bare = format!("ssh-ed25519 {KEY}");
+        let line = format!("[db.example]:2222 ssh-ed25519 {KEY} comment");
+        let a = parse_pinned_host_key(&bare, "db.example", 2222).unwrap();
+        let b = parse_pinned_host_key(&line, "db.example", 2222).unwrap();
+        assert_eq!(a.key_data(), b.key_data());
+        let port22 = format!("db.example,10.0.0.1 ssh-ed25519 {KEY}");
+        parse_pinned_host_key(&port22, "db.example", 22).unwrap();
+        let hashed = format!("|1|abc=|def= ssh-ed25519 {KEY}");
+        parse_pinned_host_key(&hashed, "db.example", 22).unwrap();
+    }
+
+    #[test]
+    fn unusable_pins_say_why() {
+        for (pin, why) in [
+            ("", "no key type"),
+            ("ssh-ed25519", "missing"),
+            ("ssh-ed25519 !!!", "does not parse"),
+            (&format!("ssh-rsa {KEY}") as &str, "says ssh-rsa"),
+            (
+                &format!("[other]:2222 ssh-ed25519 {KEY}"),
+                "not for [db.example]:2222",
+            ),
+            (&format!("@revoked db.example ssh-ed25519 {KEY}"), "markers"),
+            (&format!("a b ssh-ed25519 {KEY}"), "unexpected fields"),
+        ] {
+            let err = parse_pinned_host_key(pin, "db.example", 2222).unwrap_err();
+            assert_eq!(err.kind(), crate::ErrorKind::InvalidInput);
+            assert!(err.to_string().contains(why), "{pin:?}: {err}");
+        }
+    }
 }
