@@ -122,6 +122,14 @@ paths["/api/v1/orgs/{org}/schedules"] = {
       body({"database_id": S, "destination_id": S, "cron": S, "time_zone": S, "keep_last": I, "keep_daily": I, "keep_weekly": I, "keep_monthly": I, "keep_yearly": I},
            ["database_id", "destination_id", "cron"]), params=[org_p]),
 }
+paths["/api/v1/orgs/{org}/destinations"] = {
+  "get": op("The organisation's destinations (settings; never credentials)", "viewer+", dict({"200": ok("Destinations", {"$ref": "#/components/schemas/List"})}, **org_common), params=[org_p]),
+  "post": op("Add a destination after a list / write / read / delete probe with the given settings and credentials; writes README-dbcrate.txt at the prefix. A failed probe saves nothing and answers each step's outcome in error.details.probe", "admin+ (person or token)",
+      dict({"201": ok("Added (with each probe step's outcome)"), "409": err("conflict: the name exists"), "422": err("probe_failed (error.details.probe lists each step), invalid_input, invalid_body")}, **org_common, **{k: v for k, v in body_errs.items() if k != "422"}),
+      body({"name": S, "kind": {"type": "string", "enum": ["s3", "sftp", "directory"]},
+            "settings": {"type": "object", "description": "s3: endpoint, region, bucket, prefix, path_style; sftp: host, port, user, path, host_key; directory: path"},
+            "credentials": {"type": "object", "description": "s3: access_key_id, secret_access_key; sftp: private_key; directory: none"}}, ["name", "kind", "settings"]), params=[org_p]),
+}
 mtls = [{"agentCertificate": []}]
 agent_errs = {"401": err("client_certificate_required: no, unknown or revoked agent certificate")}
 paths["/agent/v1/enroll"] = {"post": dict(op("Agent listener: enrol with a one-time token and a CSR; answers the certificate chain and the deployment root", "anyone with an enrolment token",
@@ -159,7 +167,7 @@ doc = {
      "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {"code": {"type": "string", "enum": [
         "invalid_input", "not_signed_in", "wrong_credentials", "second_factor_required", "second_factor_invalid", "recent_second_factor_required",
         "password_change_required", "forbidden", "not_found", "conflict", "throttled", "csrf_token_invalid", "internal",
-        "client_certificate_required", "malformed_json", "invalid_body", "body_too_large", "unsupported_media_type", "unreadable_body", "invalid_query", "no_such_route", "method_not_allowed"]}, "message": {"type": "string"}}}}},
+        "client_certificate_required", "probe_failed", "malformed_json", "invalid_body", "body_too_large", "unsupported_media_type", "unreadable_body", "invalid_query", "no_such_route", "method_not_allowed"]}, "message": {"type": "string"}}}}},
      "Me": {"type": "object", "properties": {"user_id": S, "email": S, "second_factor": {"type": "boolean"}, "recovery_codes_left": {"type": "integer"}, "must_change_password": {"type": "boolean"}, "csrf_token": S}},
      "List": {"type": "object", "properties": {"items": {"type": "array", "items": {"type": "object"}}}},
      "AuditPage": {"type": "object", "properties": {"items": {"type": "array", "items": {"type": "object", "properties": {

@@ -265,6 +265,10 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/orgs/{org}/schedules",
             get(backup::list_schedules).post(backup::create_schedule),
         )
+        .route(
+            "/api/v1/orgs/{org}/destinations",
+            get(backup::list_destinations).post(backup::create_destination),
+        )
         .fallback(no_such_route)
         .method_not_allowed_fallback(|| async {
             error::ApiError::new(

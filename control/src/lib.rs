@@ -17,6 +17,7 @@ pub mod audit_query;
 pub mod config;
 pub mod databases;
 pub mod db;
+pub mod destinations;
 pub mod envelope;
 pub mod error;
 pub mod http;

@@ -8,6 +8,7 @@ use super::error::{ApiError, ApiResult};
 use super::extract::{Body, Path, SecretField};
 use super::AppState;
 use crate::databases::{self, NewDatabase};
+use crate::destinations::{self, NewDestination};
 use crate::schedules::{self, NewSchedule};
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -155,4 +156,101 @@ pub async fn list_schedules(
     org_access(&state, caller, &org_id, "viewer").await?;
     let items = schedules::list(&state.db, &org_id, state.now()).await?;
     Ok(Json(json!({ "items": items })))
+}
+
+/// `POST /api/v1/orgs/{org}/destinations`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DestinationRequest {
+    name: String,
+    kind: String,
+    settings: Value,
+    #[serde(default)]
+    credentials: Option<SecretJson>,
+}
+
+/// A JSON value holding secrets (keys): redacted in Debug, zeroized when dropped.
+pub struct SecretJson(Value);
+
+impl std::fmt::Debug for SecretJson {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretJson(<redacted>)")
+    }
+}
+
+impl<'de> Deserialize<'de> for SecretJson {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Value::deserialize(d).map(Self)
+    }
+}
+
+impl Drop for SecretJson {
+    fn drop(&mut self) {
+        fn wipe(v: &mut Value) {
+            match v {
+                Value::String(s) => zeroize::Zeroize::zeroize(s),
+                Value::Array(items) => items.iter_mut().for_each(wipe),
+                Value::Object(map) => map.values_mut().for_each(wipe),
+                _ => {}
+            }
+        }
+        wipe(&mut self.0);
+    }
+}
+
+/// Probes a destination and saves it only if every step passed (answering each step's
+/// outcome either way).
+pub async fn create_destination(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(org_id): Path<String>,
+    Body(request): Body<DestinationRequest>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let access = org_access(&state, caller, &org_id, "admin").await?;
+    let new = NewDestination {
+        name: &request.name,
+        kind: &request.kind,
+        settings: &request.settings,
+        credentials: request.credentials.as_ref().map(|c| &c.0),
+    };
+    match destinations::create(
+        &state.db,
+        &state.keys,
+        &org_id,
+        &new,
+        &access.actor,
+        state.now(),
+    )
+    .await?
+    {
+        Ok((info, report)) => {
+            let mut body = json!(info);
+            body["probe"] = destinations::report_json(&report);
+            Ok((StatusCode::CREATED, Json(body)))
+        }
+        Err(report) => {
+            let (step, why) = report
+                .first_failure()
+                .map(|(s, w)| (s.name(), w.to_string()))
+                .unwrap_or(("probe", String::new()));
+            Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "probe_failed",
+                format!("the destination failed the {step} step ({why}); nothing was saved"),
+            )
+            .with_details(json!({ "probe": destinations::report_json(&report) })))
+        }
+    }
+}
+
+/// The organisation's destinations (never their credentials).
+pub async fn list_destinations(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(org_id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    org_access(&state, caller, &org_id, "viewer").await?;
+    Ok(Json(
+        json!({ "items": destinations::list(&state.db, &org_id).await? }),
+    ))
 }

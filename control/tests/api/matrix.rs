@@ -137,6 +137,23 @@ fn routes() -> Vec<Route> {
             None,
         ),
         r(
+            Method::GET,
+            "/api/v1/orgs/{org}/destinations",
+            "viewer",
+            false,
+            None,
+        ),
+        r(
+            Method::POST,
+            "/api/v1/orgs/{org}/destinations",
+            "admin",
+            false,
+            Some(|n| {
+                json!({ "name": format!("dir{n}"), "kind": "directory",
+                        "settings": { "path": "DIRECTORY" } })
+            }),
+        ),
+        r(
             Method::POST,
             "/api/v1/orgs/{org}/schedules",
             "operator",
@@ -315,6 +332,7 @@ async fn roles_matrix(db: Db) {
     .unwrap()
     .id;
     let destination = crate::backups::fixture_destination(&api.db, &org).await;
+    let directory = dbcrate_testkit::TempDir::new("matrix-destination").unwrap();
     let mut n = 0;
     let mut checked = 0;
     for route in routes() {
@@ -342,7 +360,8 @@ async fn roles_matrix(db: Db) {
                     .to_string()
                     .replace("AGENT", &agent)
                     .replace("DATABASE", &database)
-                    .replace("DESTINATION", &destination);
+                    .replace("DESTINATION", &destination)
+                    .replace("DIRECTORY", &directory.path().display().to_string());
                 serde_json::from_str::<Value>(&text).unwrap()
             });
             let reply = api

@@ -1,0 +1,348 @@
+//! Destinations: where an organisation's backups go — an S3-compatible bucket (and
+//! prefix), an SFTP host (pinned host key, private key), or a directory both the agent
+//! and the control plane reach.
+//!
+//! Nothing is saved before a list / write / read / delete probe with the given settings
+//! and credentials passes; the answer says how each step went. On save the control
+//! plane writes a plain-text `README-dbcrate.txt` at the prefix telling whoever finds
+//! the files how to decrypt and restore them with stock tools. Settings are stored as
+//! JSON; credentials are one sealed secret and never shown again.
+
+use crate::audit::{self, AuditEvent};
+use crate::db::{end_write, Db};
+use crate::envelope::MasterKeys;
+use crate::error::{is_id, new_id, Error, Result};
+use crate::jobs::DESTINATION_CREDENTIALS_PURPOSE;
+use crate::secrets::{self, Owner};
+use dbcrate_core::secret::SecretString;
+use dbcrate_storage::admin::{self, ProbeReport};
+use dbcrate_storage::location::SftpTarget;
+use dbcrate_storage::{Location, StorageOptions};
+use serde::Serialize;
+use serde_json::{json, Value};
+use sqlx::Row;
+use std::path::PathBuf;
+
+/// The name of the README written at every destination's prefix.
+pub const README_NAME: &str = "README-dbcrate.txt";
+
+/// The README's text: enough to restore without dbcrate.
+pub fn readme(org_recipient: &str) -> String {
+    format!(
+        "These files are PostgreSQL backups made by dbcrate.\n\
+         \n\
+         Each backup is one file:\n\
+         \x20 <database>/<YYYY>/<MM>/<DD>/<YYYYMMDDTHHMMSSZ>-<job>.pgdump.zst.age\n\
+         It is `pg_dump --format=custom` output, compressed with zstd, encrypted with age\n\
+         (https://age-encryption.org) to this recipient:\n\
+         \x20 {org_recipient}\n\
+         \n\
+         To restore one without dbcrate you need the organisation's recovery key (an\n\
+         AGE-SECRET-KEY-1... identity file, exported by the organisation owner) and the\n\
+         stock tools age, zstd and pg_restore:\n\
+         \n\
+         \x20 createdb restored\n\
+         \x20 age -d -i recovery.key BACKUP.pgdump.zst.age | zstd -d | pg_restore -d restored\n\
+         \n\
+         Files whose names start with a dot are unfinished uploads, never backups.\n"
+    )
+}
+
+/// A destination as listed (settings, never credentials).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DestinationInfo {
+    /// Its id (`dst_…`).
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// `s3`, `sftp` or `directory`.
+    pub kind: String,
+    /// Its non-secret settings.
+    pub settings: Value,
+    /// Whether credentials are stored.
+    pub has_credentials: bool,
+    /// When it was added.
+    pub created_at: i64,
+}
+
+fn text<'a>(v: &'a Value, key: &str, what: &str) -> Result<&'a str> {
+    v[key]
+        .as_str()
+        .filter(|s| !s.is_empty() && s.len() <= 1024)
+        .ok_or_else(|| Error::invalid(format!("{what} needs {key} (text)")))
+}
+
+fn only_keys(v: &Value, allowed: &[&str], what: &str) -> Result<()> {
+    let Some(map) = v.as_object() else {
+        return Err(Error::invalid(format!("{what} must be a JSON object")));
+    };
+    if let Some(unknown) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(Error::invalid(format!(
+            "{what}: unknown field {unknown:?}; allowed: {}",
+            allowed.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+/// Where a destination is and how to reach it, from stored settings and credentials.
+pub fn open(
+    kind: &str,
+    settings: &Value,
+    credentials: Option<&Value>,
+) -> Result<(Location, StorageOptions)> {
+    let mut options = StorageOptions::default();
+    let location = match kind {
+        "s3" => {
+            only_keys(
+                settings,
+                &["endpoint", "region", "bucket", "prefix", "path_style"],
+                "s3 settings",
+            )?;
+            let creds = credentials.ok_or_else(|| {
+                Error::invalid("s3 needs credentials: access_key_id and secret_access_key")
+            })?;
+            only_keys(
+                creds,
+                &["access_key_id", "secret_access_key"],
+                "s3 credentials",
+            )?;
+            options.s3_endpoint = settings["endpoint"].as_str().map(String::from);
+            if options
+                .s3_endpoint
+                .as_deref()
+                .is_some_and(|e| !(e.starts_with("https://") || e.starts_with("http://")))
+            {
+                return Err(Error::invalid("endpoint must be an http(s):// URL"));
+            }
+            options.s3_region = settings["region"].as_str().map(String::from);
+            options.s3_path_style = settings["path_style"].as_bool().unwrap_or(false);
+            options.s3_access_key_id =
+                Some(text(creds, "access_key_id", "s3 credentials")?.to_string());
+            options.s3_secret_access_key = Some(SecretString::new(
+                text(creds, "secret_access_key", "s3 credentials")?.to_string(),
+            ));
+            Location::S3 {
+                bucket: text(settings, "bucket", "s3 settings")?.to_string(),
+                key: settings["prefix"]
+                    .as_str()
+                    .unwrap_or("")
+                    .trim_matches('/')
+                    .to_string(),
+            }
+        }
+        "sftp" => {
+            only_keys(
+                settings,
+                &["host", "port", "user", "path", "host_key"],
+                "sftp settings",
+            )?;
+            let creds =
+                credentials.ok_or_else(|| Error::invalid("sftp needs credentials: private_key"))?;
+            only_keys(creds, &["private_key"], "sftp credentials")?;
+            let path = text(settings, "path", "sftp settings")?;
+            if !path.starts_with('/') {
+                return Err(Error::invalid("sftp path must be absolute"));
+            }
+            let port = settings["port"].as_u64().unwrap_or(22);
+            let port = u16::try_from(port)
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| Error::invalid("port must be 1-65535"))?;
+            options.ssh_host_key = Some(text(settings, "host_key", "sftp settings")?.to_string());
+            options.ssh_private_key = Some(SecretString::new(
+                text(creds, "private_key", "sftp credentials")?.to_string(),
+            ));
+            Location::Sftp(SftpTarget {
+                user: text(settings, "user", "sftp settings")?.to_string(),
+                host: text(settings, "host", "sftp settings")?.to_string(),
+                port,
+                path: path.to_string(),
+            })
+        }
+        "directory" => {
+            only_keys(settings, &["path"], "directory settings")?;
+            if credentials.is_some_and(|c| !c.is_null()) {
+                return Err(Error::invalid("a directory takes no credentials"));
+            }
+            let path = text(settings, "path", "directory settings")?;
+            if !path.starts_with('/') {
+                return Err(Error::invalid("the directory path must be absolute"));
+            }
+            Location::File {
+                path: PathBuf::from(path),
+            }
+        }
+        other => {
+            return Err(Error::invalid(format!(
+                "kind {other:?} is not one of s3, sftp, directory"
+            )))
+        }
+    };
+    Ok((location, options))
+}
+
+/// What to save.
+#[derive(Debug)]
+pub struct NewDestination<'a> {
+    /// Its name.
+    pub name: &'a str,
+    /// `s3`, `sftp` or `directory`.
+    pub kind: &'a str,
+    /// Non-secret settings.
+    pub settings: &'a Value,
+    /// Secret settings (keys), sealed on save.
+    pub credentials: Option<&'a Value>,
+}
+
+/// Probes the destination; saves it (with its README) only if every step passed.
+/// `Ok(Err(report))` is a failed probe: nothing was saved.
+pub async fn create(
+    db: &Db,
+    keys: &MasterKeys,
+    org_id: &str,
+    new: &NewDestination<'_>,
+    actor: &str,
+    now: i64,
+) -> Result<std::result::Result<(DestinationInfo, ProbeReport), ProbeReport>> {
+    let name = new.name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(Error::invalid(
+            "a destination name must be 1-100 characters",
+        ));
+    }
+    let (location, options) = open(new.kind, new.settings, new.credentials)?;
+    let report = admin::probe(&location, &options).await;
+    if !report.succeeded() {
+        return Ok(Err(report));
+    }
+    let recipient: String = sqlx::query_scalar("SELECT recipient FROM orgs WHERE id = $1")
+        .bind(org_id)
+        .fetch_one(db.pool())
+        .await?;
+    let store = admin::Destination::connect(&location, &options)
+        .await
+        .map_err(|e| Error::invalid(format!("writing the README: {e}")))?;
+    let written = store
+        .put_small(README_NAME, readme(&recipient).as_bytes(), true)
+        .await;
+    store.close().await;
+    written
+        .map_err(|e| Error::invalid(format!("writing {README_NAME} at the destination: {e}")))?;
+    let id = new_id("dst")?;
+    let stamp = dbcrate_core::time::UtcDateTime::from_unix(now).rfc3339();
+    let mut tx = db.begin().await?;
+    let saved: Result<()> = async {
+        let secret_id = match new.credentials.filter(|c| !c.is_null()) {
+            Some(creds) => Some(
+                secrets::insert(
+                    &mut tx,
+                    keys,
+                    Owner::Org(org_id),
+                    DESTINATION_CREDENTIALS_PURPOSE,
+                    zeroize::Zeroizing::new(creds.to_string()).as_bytes(),
+                    &stamp,
+                )
+                .await?,
+            ),
+            None => None,
+        };
+        sqlx::query(
+            "INSERT INTO destinations (id, org_id, name, kind, settings, credentials_secret_id, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&id)
+        .bind(org_id)
+        .bind(name)
+        .bind(new.kind)
+        .bind(new.settings.to_string())
+        .bind(&secret_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| match &e {
+            sqlx::Error::Database(d) if d.is_unique_violation() => {
+                Error::conflict(format!("a destination named {name:?} exists already"))
+            }
+            _ => Error::from(e),
+        })?;
+        let details = json!({ "name": name, "kind": new.kind, "settings": new.settings, "probe": "passed" });
+        audit::append_in(
+            &mut tx,
+            &AuditEvent {
+                org_id,
+                actor,
+                action: "destination.create",
+                target: &format!("destination:{id}"),
+                details: &details.to_string(),
+            },
+            &stamp,
+        )
+        .await?;
+        Ok(())
+    }
+    .await;
+    end_write(tx, saved).await?;
+    let info = get(db, org_id, &id)
+        .await?
+        .ok_or_else(|| Error::internal("the new destination vanished"))?;
+    Ok(Ok((info, report)))
+}
+
+fn from_row(r: &sqlx::any::AnyRow) -> Result<DestinationInfo> {
+    let settings: String = r.try_get(3)?;
+    Ok(DestinationInfo {
+        id: r.try_get(0)?,
+        name: r.try_get(1)?,
+        kind: r.try_get(2)?,
+        settings: serde_json::from_str(&settings).unwrap_or(Value::Null),
+        has_credentials: r.try_get::<Option<String>, _>(4)?.is_some(),
+        created_at: r.try_get(5)?,
+    })
+}
+
+const COLUMNS: &str = "id, name, kind, settings, credentials_secret_id, created_at";
+
+/// The organisation's destinations.
+pub async fn list(db: &Db, org_id: &str) -> Result<Vec<DestinationInfo>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM destinations WHERE org_id = $1 ORDER BY name"
+    ))
+    .bind(org_id)
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter().map(from_row).collect()
+}
+
+/// One destination of the organisation.
+pub async fn get(db: &Db, org_id: &str, id: &str) -> Result<Option<DestinationInfo>> {
+    if !is_id(id, "dst") {
+        return Ok(None);
+    }
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM destinations WHERE org_id = $1 AND id = $2"
+    ))
+    .bind(org_id)
+    .bind(id)
+    .fetch_optional(db.pool())
+    .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// Probe steps as JSON, for answers and audit rows.
+pub fn report_json(report: &ProbeReport) -> Value {
+    use dbcrate_storage::admin::StepOutcome;
+    Value::Array(
+        report
+            .steps
+            .iter()
+            .map(|s| match &s.outcome {
+                StepOutcome::Ok => json!({ "step": s.step.name(), "outcome": "ok" }),
+                StepOutcome::Failed(why) => {
+                    json!({ "step": s.step.name(), "outcome": "failed", "error": why })
+                }
+                StepOutcome::NotRun => json!({ "step": s.step.name(), "outcome": "not run" }),
+            })
+            .collect(),
+    )
+}
