@@ -8,6 +8,7 @@
 
 pub mod enroll;
 pub mod identity;
+pub mod jobs;
 pub mod keys;
 pub mod link;
 pub mod revocation;

@@ -14,14 +14,11 @@ use crate::envelope::MasterKeys;
 use crate::error::{is_id, new_id, Error, Result};
 use crate::jobs::DESTINATION_CREDENTIALS_PURPOSE;
 use crate::secrets::{self, Owner};
-use dbcrate_core::secret::SecretString;
 use dbcrate_storage::admin::{self, ProbeReport};
-use dbcrate_storage::location::SftpTarget;
 use dbcrate_storage::{Location, StorageOptions};
 use serde::Serialize;
 use serde_json::{json, Value};
 use sqlx::Row;
-use std::path::PathBuf;
 
 /// The name of the README written at every destination's prefix.
 pub const README_NAME: &str = "README-dbcrate.txt";
@@ -65,121 +62,15 @@ pub struct DestinationInfo {
     pub created_at: i64,
 }
 
-fn text<'a>(v: &'a Value, key: &str, what: &str) -> Result<&'a str> {
-    v[key]
-        .as_str()
-        .filter(|s| !s.is_empty() && s.len() <= 1024)
-        .ok_or_else(|| Error::invalid(format!("{what} needs {key} (text)")))
-}
-
-fn only_keys(v: &Value, allowed: &[&str], what: &str) -> Result<()> {
-    let Some(map) = v.as_object() else {
-        return Err(Error::invalid(format!("{what} must be a JSON object")));
-    };
-    if let Some(unknown) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
-        return Err(Error::invalid(format!(
-            "{what}: unknown field {unknown:?}; allowed: {}",
-            allowed.join(", ")
-        )));
-    }
-    Ok(())
-}
-
-/// Where a destination is and how to reach it, from stored settings and credentials.
+/// Where a destination is and how to reach it, from its settings and credentials (see
+/// `dbcrate_storage::spec`); a bad shape is the caller's input error.
 pub fn open(
     kind: &str,
     settings: &Value,
     credentials: Option<&Value>,
 ) -> Result<(Location, StorageOptions)> {
-    let mut options = StorageOptions::default();
-    let location = match kind {
-        "s3" => {
-            only_keys(
-                settings,
-                &["endpoint", "region", "bucket", "prefix", "path_style"],
-                "s3 settings",
-            )?;
-            let creds = credentials.ok_or_else(|| {
-                Error::invalid("s3 needs credentials: access_key_id and secret_access_key")
-            })?;
-            only_keys(
-                creds,
-                &["access_key_id", "secret_access_key"],
-                "s3 credentials",
-            )?;
-            options.s3_endpoint = settings["endpoint"].as_str().map(String::from);
-            if options
-                .s3_endpoint
-                .as_deref()
-                .is_some_and(|e| !(e.starts_with("https://") || e.starts_with("http://")))
-            {
-                return Err(Error::invalid("endpoint must be an http(s):// URL"));
-            }
-            options.s3_region = settings["region"].as_str().map(String::from);
-            options.s3_path_style = settings["path_style"].as_bool().unwrap_or(false);
-            options.s3_access_key_id =
-                Some(text(creds, "access_key_id", "s3 credentials")?.to_string());
-            options.s3_secret_access_key = Some(SecretString::new(
-                text(creds, "secret_access_key", "s3 credentials")?.to_string(),
-            ));
-            Location::S3 {
-                bucket: text(settings, "bucket", "s3 settings")?.to_string(),
-                key: settings["prefix"]
-                    .as_str()
-                    .unwrap_or("")
-                    .trim_matches('/')
-                    .to_string(),
-            }
-        }
-        "sftp" => {
-            only_keys(
-                settings,
-                &["host", "port", "user", "path", "host_key"],
-                "sftp settings",
-            )?;
-            let creds =
-                credentials.ok_or_else(|| Error::invalid("sftp needs credentials: private_key"))?;
-            only_keys(creds, &["private_key"], "sftp credentials")?;
-            let path = text(settings, "path", "sftp settings")?;
-            if !path.starts_with('/') {
-                return Err(Error::invalid("sftp path must be absolute"));
-            }
-            let port = settings["port"].as_u64().unwrap_or(22);
-            let port = u16::try_from(port)
-                .ok()
-                .filter(|p| *p > 0)
-                .ok_or_else(|| Error::invalid("port must be 1-65535"))?;
-            options.ssh_host_key = Some(text(settings, "host_key", "sftp settings")?.to_string());
-            options.ssh_private_key = Some(SecretString::new(
-                text(creds, "private_key", "sftp credentials")?.to_string(),
-            ));
-            Location::Sftp(SftpTarget {
-                user: text(settings, "user", "sftp settings")?.to_string(),
-                host: text(settings, "host", "sftp settings")?.to_string(),
-                port,
-                path: path.to_string(),
-            })
-        }
-        "directory" => {
-            only_keys(settings, &["path"], "directory settings")?;
-            if credentials.is_some_and(|c| !c.is_null()) {
-                return Err(Error::invalid("a directory takes no credentials"));
-            }
-            let path = text(settings, "path", "directory settings")?;
-            if !path.starts_with('/') {
-                return Err(Error::invalid("the directory path must be absolute"));
-            }
-            Location::File {
-                path: PathBuf::from(path),
-            }
-        }
-        other => {
-            return Err(Error::invalid(format!(
-                "kind {other:?} is not one of s3, sftp, directory"
-            )))
-        }
-    };
-    Ok((location, options))
+    dbcrate_storage::spec::from_settings(kind, settings, credentials)
+        .map_err(|e| Error::invalid(e.to_string()))
 }
 
 /// What to save.

@@ -19,6 +19,7 @@ pub mod file;
 pub mod location;
 pub mod s3;
 pub mod sftp;
+pub mod spec;
 
 pub use error::{Error, ErrorKind};
 

@@ -4,8 +4,8 @@
 //! 80% of its lifetime with a fresh key (failures retried with backoff; an expired
 //! certificate stops the agent with a message to re-enrol), and fetches its
 //! organisation's CRL every interval the control plane sets, stopping when a verified
-//! CRL lists it or the control plane refuses its certificate as revoked. Jobs arrive
-//! with a later issue. It never opens a listening socket.
+//! CRL lists it or the control plane refuses its certificate as revoked. Between those
+//! it long-polls for jobs and runs each (see `jobs`). It never opens a listening socket.
 
 use super::identity::{self, Identity};
 use super::link::{is_revoked, Link};
@@ -100,6 +100,12 @@ impl Agent {
     }
 }
 
+/// One long poll for the next job.
+async fn poll_job(link: Link) -> Result<Option<serde_json::Value>> {
+    let answer = link.get_json("/agent/v1/jobs/next").await?;
+    Ok(Some(answer["job"].clone()).filter(|job| !job.is_null()))
+}
+
 fn stop_revoked(detail: &str) -> Error {
     Error::identity(format!(
         "this agent has been revoked ({detail}); it stops and runs no jobs. Re-enrol this host \
@@ -132,12 +138,37 @@ pub async fn run(data_dir: &Path, mut interrupt: Interrupt) -> Result<serde_json
     let mut next_crl = tokio::time::Instant::now();
     let mut renew_backoff = Duration::from_secs(1);
     let mut next_renew_try = agent.renew_at();
+    // The job long poll lives across loop turns: a timer firing meanwhile must not
+    // cancel a request the control plane may already have answered with a claimed job.
+    let mut poll = Box::pin(poll_job(agent.link.clone()));
     loop {
         agent.check_expiry()?;
         let until_renew = Duration::from_secs((next_renew_try - now()).max(0) as u64);
         let renew_deadline = tokio::time::Instant::now() + until_renew;
         tokio::select! {
             () = interrupt.raised() => return Ok(json!({ "stopped": "signal" })),
+            answer = &mut poll => {
+                match answer {
+                    Ok(Some(job)) => {
+                        if let Err(e) = super::jobs::run(&agent.link, &job, interrupt.clone()).await {
+                            if is_revoked(&e) {
+                                return Err(stop_revoked(&e.to_string()));
+                            }
+                            tracing::warn!("a job could not be run or reported: {e}");
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(e) if is_revoked(&e) => return Err(stop_revoked(&e.to_string())),
+                    Err(e) => {
+                        tracing::warn!("polling for jobs failed: {e}");
+                        tokio::select! {
+                            () = tokio::time::sleep(Duration::from_secs(2)) => {}
+                            () = interrupt.raised() => return Ok(json!({ "stopped": "signal" })),
+                        }
+                    }
+                }
+                poll = Box::pin(poll_job(agent.link.clone()));
+            }
             () = tokio::time::sleep_until(next_crl) => {
                 match agent.check_crl().await {
                     Ok(Verdict::Good) => tracing::debug!("CRL checked: not revoked"),

@@ -85,6 +85,32 @@ impl DatabaseUrl {
         })
     }
 
+    /// A URL from its parts (as a job's credentials give them), the password kept
+    /// apart like any other.
+    pub fn from_parts(
+        host: &str,
+        port: u16,
+        dbname: &str,
+        user: &str,
+        sslmode: &str,
+        password: Option<SecretString>,
+    ) -> Result<Self> {
+        let host_part = if host.contains(':') {
+            format!("[{host}]")
+        } else {
+            host.to_string()
+        };
+        let url = format!(
+            "postgresql://{}@{host_part}:{port}/{}?sslmode={}",
+            percent_encode(user),
+            percent_encode(dbname),
+            percent_encode(sslmode)
+        );
+        let mut parsed = Self::parse(&url, None)?;
+        parsed.password = password.filter(|p| !p.expose_secret().is_empty());
+        Ok(parsed)
+    }
+
     /// The URL without the password: safe for a command line and a log line.
     pub fn without_password(&self) -> &str {
         &self.without_password
@@ -125,6 +151,18 @@ impl DatabaseUrl {
             _ => text.to_string(),
         }
     }
+}
+
+/// Percent-encodes everything but unreserved URL characters.
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 fn percent_decode(s: &str, what: &str) -> Result<String> {

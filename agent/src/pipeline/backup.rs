@@ -57,6 +57,8 @@ pub struct BackupReport {
     pub pg_server_version: String,
     /// `pg_dump --version`.
     pub pg_dump_version: String,
+    /// The object's key relative to the destination prefix.
+    pub key: String,
     /// Wall time.
     pub seconds: f64,
 }
@@ -234,6 +236,7 @@ pub async fn run_backup(request: BackupRequest) -> Result<BackupReport> {
         sha256: dbcrate_core::hex::encode(&sha256),
         pg_server_version: server.version,
         pg_dump_version: pg_dump.version,
+        key,
         seconds: started.elapsed().as_secs_f64(),
     })
 }

@@ -1,0 +1,159 @@
+//! Running one job from the control plane: fetch its credentials (once, right before
+//! the work), run the backup pipeline with them held in memory only, keep the lease
+//! alive with heartbeats, and report the outcome.
+//!
+//! The credentials arrive as JSON and go straight into types that redact themselves
+//! and zeroize on drop (`SecretString` in the database URL and storage options); the
+//! JSON text is wiped as soon as it is read. Nothing is written to disk, logged or put
+//! on a command line (pg_dump gets the password through its environment).
+
+use super::link::Link;
+use crate::crypto::parse_recipients;
+use crate::error::{Error, ErrorKind, Result};
+use crate::interrupt::Interrupt;
+use crate::pg::conninfo::DatabaseUrl;
+use crate::pipeline::backup::{run_backup, BackupRequest};
+use dbcrate_core::secret::SecretString;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// How often a running job reports progress (the control plane's lease is longer).
+const HEARTBEAT: Duration = Duration::from_secs(20);
+
+/// Wipes every string in a JSON value (the credentials' plaintext copies).
+fn wipe(value: &mut Value) {
+    match value {
+        Value::String(s) => zeroize::Zeroize::zeroize(s),
+        Value::Array(items) => items.iter_mut().for_each(wipe),
+        Value::Object(map) => map.values_mut().for_each(wipe),
+        _ => {}
+    }
+}
+
+fn field<'a>(v: &'a Value, path: &[&str]) -> Result<&'a Value> {
+    let mut at = v;
+    for key in path {
+        at = &at[*key];
+    }
+    if at.is_null() {
+        return Err(Error::new(
+            ErrorKind::Control,
+            format!("the job's credentials lack {}", path.join(".")),
+        ));
+    }
+    Ok(at)
+}
+
+fn text(v: &Value, path: &[&str]) -> Result<String> {
+    field(v, path)?.as_str().map(String::from).ok_or_else(|| {
+        Error::new(
+            ErrorKind::Control,
+            format!("{} is not text", path.join(".")),
+        )
+    })
+}
+
+/// Builds the backup request from the job and its credentials, consuming (and wiping)
+/// the credentials' JSON.
+fn backup_request(
+    job: &Value,
+    mut credentials: Value,
+    interrupt: Interrupt,
+) -> Result<BackupRequest> {
+    let built = (|| {
+        let db = &credentials["database"];
+        let port = field(db, &["port"])?
+            .as_u64()
+            .and_then(|p| u16::try_from(p).ok())
+            .ok_or_else(|| Error::new(ErrorKind::Control, "database.port is not a port"))?;
+        let password = db["password"]
+            .as_str()
+            .map(|p| SecretString::new(p.to_string()));
+        let database = DatabaseUrl::from_parts(
+            &text(db, &["host"])?,
+            port,
+            &text(db, &["dbname"])?,
+            &text(db, &["username"])?,
+            &text(db, &["tls_mode"])?,
+            password,
+        )?;
+        let dest = &credentials["destination"];
+        let creds = dest.get("credentials").filter(|c| !c.is_null());
+        let (destination, storage) = dbcrate_storage::spec::from_settings(
+            &text(dest, &["kind"])?,
+            field(dest, &["settings"])?,
+            creds,
+        )?;
+        let recipients: Vec<String> = field(&credentials, &["recipients"])?
+            .as_array()
+            .map(|r| {
+                r.iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(BackupRequest {
+            database,
+            recipients: parse_recipients(&recipients)?,
+            destination,
+            storage,
+            name: Some(text(job, &["database_name"])?),
+            job: text(job, &["id"])?,
+            pg_bin_dir: None,
+            registry: None,
+            zstd_level: 3,
+            interrupt,
+        })
+    })();
+    wipe(&mut credentials);
+    built
+}
+
+/// Runs a claimed backup job to its end and reports it. Errors are the agent's own
+/// (the control plane unreachable); a failed backup is reported, not returned.
+pub async fn run(link: &Link, job: &Value, interrupt: Interrupt) -> Result<()> {
+    let id = text(job, &["id"])?;
+    if job["kind"].as_str() != Some("backup") {
+        let report =
+            json!({ "succeeded": false, "error": "this agent does not run that kind of job yet" });
+        link.post_json(&format!("/agent/v1/jobs/{id}/complete"), &report)
+            .await?;
+        return Ok(());
+    }
+    tracing::info!(job.id = %id, "job started");
+    let credentials = link
+        .get_json(&format!("/agent/v1/jobs/{id}/credentials"))
+        .await?;
+    let outcome = match backup_request(job, credentials, interrupt) {
+        Err(e) => Err(e),
+        Ok(request) => {
+            let backup = run_backup(request);
+            tokio::pin!(backup);
+            let progress = format!("/agent/v1/jobs/{id}/progress");
+            loop {
+                tokio::select! {
+                    result = &mut backup => break result,
+                    () = tokio::time::sleep(HEARTBEAT) => {
+                        if let Err(e) = link.post_json(&progress, &json!({ "bytes": 0, "phase": "backing up" })).await {
+                            tracing::warn!(job.id = %id, "heartbeat failed: {e}");
+                        }
+                    }
+                }
+            }
+        }
+    };
+    let report = match &outcome {
+        Ok(r) => json!({
+            "succeeded": true, "object_key": r.key, "size": r.ciphertext_bytes, "sha256": r.sha256,
+            "pg_server_version": r.pg_server_version, "pg_dump_version": r.pg_dump_version,
+        }),
+        Err(e) => json!({ "succeeded": false, "error": e.to_string() }),
+    };
+    link.post_json(&format!("/agent/v1/jobs/{id}/complete"), &report)
+        .await?;
+    match outcome {
+        Ok(r) => tracing::info!(job.id = %id, bytes = r.ciphertext_bytes, "job succeeded"),
+        Err(e) => tracing::warn!(job.id = %id, "job failed: {e}"),
+    }
+    Ok(())
+}

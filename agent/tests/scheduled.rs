@@ -1,0 +1,228 @@
+//! Scheduled backups end to end for every PostgreSQL major: a schedule in the control
+//! plane (in this process, over mutual TLS) fires, the enrolled agent (`dbcrate-agent
+//! run`) claims the job, fetches its credentials once, backs the database up into the
+//! destination and reports; the control plane records the backup; and the object
+//! restores with stock age (and the organisation's exported recovery key), zstd and
+//! pg_restore.
+
+mod common;
+
+use dbcrate_control::db::Db;
+use dbcrate_control::envelope::MasterKeys;
+use dbcrate_control::http::AgentSettings;
+use dbcrate_control::{agents, databases, destinations, local, orgs, schedules};
+use dbcrate_core::retention::Rules;
+use dbcrate_core::secret::SecretString;
+use dbcrate_testkit::{PgServer, TempDir};
+use serde_json::json;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const K1: &str = "mk1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+async fn scheduled_backup_restores_with_stock_tools(major: u32) {
+    let server = PgServer::start(major).unwrap();
+    server.create_database("shop").unwrap();
+    server.psql("shop", &common::varied_schema(300)).unwrap();
+    let dir = TempDir::new("agent-scheduled").unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("c.db").display());
+    let db = Db::connect(&url).await.unwrap();
+    db.migrate().await.unwrap();
+    let keys = Arc::new(MasterKeys::parse(K1).unwrap());
+    let org = orgs::create(&db, &keys, "Acme", "system:test", "2026-11-29T05:00:00Z")
+        .await
+        .unwrap();
+    let settings = AgentSettings {
+        poll_interval_secs: 1,
+        crl_interval_secs: 60,
+        ..AgentSettings::default()
+    };
+    let control = local::start(db.clone(), keys.clone(), &dir.path().join("tls"), settings)
+        .await
+        .unwrap();
+    let now = dbcrate_core::time::unix_now();
+
+    // Enrol the agent on this "host".
+    let token = agents::create_token(&db, &org.id, "db host", None, "system:test", now)
+        .await
+        .unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, token.token.expose_secret()).unwrap();
+    let data = dir.path().join("agent");
+    let out = tokio::process::Command::from(common::agent())
+        .arg("enroll")
+        .args([
+            "--control-url",
+            &control.agent_url,
+            "--server-fingerprint",
+            &control.fingerprint,
+        ])
+        .arg("--token-file")
+        .arg(&token_file)
+        .arg("--data-dir")
+        .arg(&data)
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", common::stderr_of(&out));
+    let agent_id = serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["agent_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // The database, a directory destination (probed), and a schedule already due.
+    let database = databases::create(
+        &db,
+        &keys,
+        &org.id,
+        &databases::NewDatabase {
+            name: "shop",
+            host: "127.0.0.1",
+            port: i64::from(server.port()),
+            dbname: "shop",
+            username: "postgres",
+            tls_mode: "disable",
+            password: Some(&SecretString::new(server.password().to_string())),
+            agent_id: &agent_id,
+        },
+        "system:test",
+        now,
+    )
+    .await
+    .unwrap();
+    let target = dir.path().join("backups");
+    std::fs::create_dir(&target).unwrap();
+    let settings = json!({ "path": target });
+    let (destination, _) = destinations::create(
+        &db,
+        &keys,
+        &org.id,
+        &destinations::NewDestination {
+            name: "local",
+            kind: "directory",
+            settings: &settings,
+            credentials: None,
+        },
+        "system:test",
+        now,
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    schedules::create(
+        &db,
+        &org.id,
+        &schedules::NewSchedule {
+            database_id: &database.id,
+            destination_id: &destination.id,
+            cron: "* * * * *",
+            time_zone: "UTC",
+            retention: Rules {
+                keep_daily: 7,
+                ..Rules::default()
+            },
+        },
+        "system:test",
+        now - 120,
+    )
+    .await
+    .unwrap();
+    let _scheduler = control.run_scheduler(Duration::from_millis(500));
+
+    // The agent runs with this major's client tools on PATH and no database password in
+    // its environment: everything comes from the job.
+    let path = format!(
+        "{}:{}",
+        server.bin_dir().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut agent = tokio::process::Command::from(common::agent())
+        .arg("run")
+        .arg("--data-dir")
+        .arg(&data)
+        .env("PATH", path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let backup = loop {
+        let row: Option<(String, i64, String)> =
+            sqlx::query_as("SELECT object_key, size, sha256 FROM backups WHERE database_id = $1")
+                .bind(&database.id)
+                .fetch_optional(db.pool())
+                .await
+                .unwrap();
+        if let Some(row) = row {
+            break row;
+        }
+        let failed: Option<String> =
+            sqlx::query_scalar("SELECT error FROM jobs WHERE error IS NOT NULL")
+                .fetch_optional(db.pool())
+                .await
+                .unwrap();
+        if let Some(error) = failed {
+            let _ = agent.kill().await;
+            panic!("the job failed: {error}");
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no backup within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    let _ = agent.start_kill();
+    let out = agent.wait_with_output().await.unwrap();
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !log.contains(server.password()),
+        "the database password reached the agent's log"
+    );
+
+    // The recorded object is there, with the recorded size and hash.
+    let (key, size, sha256) = backup;
+    let file = target.join(&key);
+    let bytes = std::fs::read(&file).unwrap();
+    assert_eq!(bytes.len() as i64, size);
+    use sha2::Digest;
+    assert_eq!(
+        dbcrate_core::hex::encode(&sha2::Sha256::digest(&bytes)),
+        sha256
+    );
+
+    // Stock tools and the organisation's exported recovery key restore it.
+    let recovery =
+        orgs::export_recovery_key(&db, &keys, &org.id, "user:owner", "2026-11-29T05:00:00Z")
+            .await
+            .unwrap();
+    let key_file = dir.path().join("recovery.key");
+    std::fs::write(&key_file, recovery.expose_secret()).unwrap();
+    common::stock_restore(&server, &key_file, &file, "restored");
+    common::assert_same_database(&server, "shop", &server, "restored");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg13_scheduled_backup_restores_with_stock_tools() {
+    scheduled_backup_restores_with_stock_tools(13).await;
+}
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg14_scheduled_backup_restores_with_stock_tools() {
+    scheduled_backup_restores_with_stock_tools(14).await;
+}
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg15_scheduled_backup_restores_with_stock_tools() {
+    scheduled_backup_restores_with_stock_tools(15).await;
+}
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg16_scheduled_backup_restores_with_stock_tools() {
+    scheduled_backup_restores_with_stock_tools(16).await;
+}
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg17_scheduled_backup_restores_with_stock_tools() {
+    scheduled_backup_restores_with_stock_tools(17).await;
+}
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg18_scheduled_backup_restores_with_stock_tools() {
+    scheduled_backup_restores_with_stock_tools(18).await;
+}
