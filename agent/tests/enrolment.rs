@@ -313,9 +313,12 @@ async fn run_refuses_an_identity_others_can_read_or_own() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_renews_checks_its_crl_and_stops_when_a_verified_crl_lists_it() {
-    // Short certificates, so renewal happens within the test: at 80% of 10 s.
+    // Short certificates, so renewal happens within the test: at 80% of 10 s. Job long
+    // polls last 30 s, so the CRL check (every second) is what notices the revocation
+    // (a poll would be refused at the application layer too).
     let w = world(AgentSettings {
         cert_lifetime_secs: 10,
+        poll_interval_secs: 30,
         ..fast()
     })
     .await;
