@@ -37,7 +37,7 @@ impl LocalControlPlane {
     /// Runs the scheduler loop (fire due schedules, expire leases) every `every`, for
     /// tests and demos that want schedules to fire by themselves.
     pub fn run_scheduler(&self, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
-        crate::scheduler::spawn_loop(self.state.db.clone(), every)
+        crate::scheduler::spawn_loop(self.state.db.clone(), self.state.keys.clone(), every)
     }
 }
 

@@ -142,7 +142,11 @@ async fn serve(config: &Config) -> Result<String> {
         agent_tls: Some(agent_tls.clone()),
     };
     agent_tls.spawn_refresher();
-    dbcrate_control::scheduler::spawn_loop(state.db.clone(), std::time::Duration::from_secs(10));
+    dbcrate_control::scheduler::spawn_loop(
+        state.db.clone(),
+        state.keys.clone(),
+        std::time::Duration::from_secs(10),
+    );
     let agents = dbcrate_control::serve::serve(
         agent_listener,
         AgentTlsHandle(agent_tls),

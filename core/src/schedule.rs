@@ -137,6 +137,12 @@ impl Schedule {
         &self.zone_name
     }
 
+    /// The schedule's zone as a calendar for retention (local days, weeks, months and
+    /// years at each instant, daylight-saving changes included).
+    pub fn calendar(&self) -> ZoneCalendar {
+        ZoneCalendar(self.zone.clone())
+    }
+
     /// The first fire time strictly after `unix` (seconds since the epoch), so the
     /// scheduler knows how long to sleep. `None` only if there is none within the
     /// search bound (near the end of the representable calendar).
@@ -263,4 +269,28 @@ pub fn due(schedule: &Schedule, last_fired: i64, now: i64) -> Option<i64> {
 /// The set bits of `set` from 0 to `max`, in order.
 fn bits(set: u64, max: u32) -> impl DoubleEndedIterator<Item = u32> {
     (0..=max).filter(move |b| set & (1 << b) != 0)
+}
+
+/// Local calendar fields in a time zone, for [`crate::retention::plan`].
+#[derive(Debug, Clone)]
+pub struct ZoneCalendar(TimeZone);
+
+impl crate::retention::LocalCalendar for ZoneCalendar {
+    fn local(&self, unix: i64) -> crate::time::UtcDateTime {
+        match Timestamp::from_second(unix) {
+            Ok(t) => {
+                let d = self.0.to_datetime(t);
+                crate::time::UtcDateTime {
+                    year: i64::from(d.year()),
+                    month: d.month() as u32,
+                    day: d.day() as u32,
+                    hour: d.hour() as u32,
+                    minute: d.minute() as u32,
+                    second: d.second() as u32,
+                }
+            }
+            // Outside jiff's range (years beyond ±9999): UTC fields, as good as any.
+            Err(_) => crate::time::UtcDateTime::from_unix(unix),
+        }
+    }
 }

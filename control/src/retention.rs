@@ -1,0 +1,219 @@
+//! Applying retention: the control plane deletes what a schedule's rules no longer keep,
+//! from the customer's storage, itself (agents cannot delete).
+//!
+//! Plan, then do: `dbcrate_core::retention::plan` decides from the schedule's backups
+//! and failed attempts (in the schedule's time zone, with its safety holds: the newest
+//! success is never deleted, and nothing is while recent backups have failed); this
+//! executor deletes each planned object and records the outcome. A backup row is marked
+//! deleted only once storage says the object is gone (deleted, or absent already); a
+//! failed delete is counted, audited and retried on the next run — a record is never
+//! dropped silently.
+
+use crate::audit::{self, AuditEvent};
+use crate::db::{end_write, Db};
+use crate::envelope::MasterKeys;
+use crate::error::{Error, Result};
+use crate::jobs::DESTINATION_CREDENTIALS_PURPOSE;
+use crate::secrets::{self, Owner, SecretRef};
+use dbcrate_core::retention::{self as plan, Backup, Outcome, Rules};
+use dbcrate_core::schedule::Schedule;
+use dbcrate_storage::admin::{DeleteOutcome, Destination};
+use sqlx::Row;
+
+/// What one run did for one schedule.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RunReport {
+    /// Objects deleted (or found absent) and marked.
+    pub deleted: usize,
+    /// Deletions that failed (to be retried).
+    pub failed: usize,
+    /// Whether recent failures held every deletion.
+    pub held: bool,
+}
+
+fn rfc3339(unix: i64) -> String {
+    dbcrate_core::time::UtcDateTime::from_unix(unix).rfc3339()
+}
+
+/// Applies every enabled schedule's retention.
+pub async fn apply_all(db: &Db, keys: &MasterKeys, now: i64) -> Result<Vec<(String, RunReport)>> {
+    let ids: Vec<String> =
+        sqlx::query_scalar("SELECT id FROM schedules WHERE enabled = 1 ORDER BY id")
+            .fetch_all(db.pool())
+            .await?;
+    let mut reports = Vec::new();
+    for id in ids {
+        match apply(db, keys, &id, now).await {
+            Ok(report) => reports.push((id, report)),
+            Err(e) => tracing::error!(schedule.id = %id, "retention failed: {}", e.message),
+        }
+    }
+    Ok(reports)
+}
+
+/// Applies one schedule's retention.
+pub async fn apply(db: &Db, keys: &MasterKeys, schedule_id: &str, now: i64) -> Result<RunReport> {
+    let row = sqlx::query(
+        "SELECT s.org_id, s.cron, s.time_zone, s.keep_last, s.keep_daily, s.keep_weekly, \
+         s.keep_monthly, s.keep_yearly, t.kind, t.settings, t.credentials_secret_id \
+         FROM schedules s JOIN destinations t ON t.id = s.destination_id WHERE s.id = $1",
+    )
+    .bind(schedule_id)
+    .fetch_one(db.pool())
+    .await?;
+    let org_id: String = row.try_get(0)?;
+    let schedule = Schedule::parse(&row.try_get::<String, _>(1)?, &row.try_get::<String, _>(2)?)
+        .map_err(|e| Error::internal(format!("a stored schedule no longer parses: {e}")))?;
+    let count = |i: usize| -> std::result::Result<u32, sqlx::Error> {
+        Ok(u32::try_from(row.try_get::<i64, _>(i)?).unwrap_or(0))
+    };
+    let rules = Rules {
+        keep_last: count(3)?,
+        keep_daily: count(4)?,
+        keep_weekly: count(5)?,
+        keep_monthly: count(6)?,
+        keep_yearly: count(7)?,
+    };
+    let mut records: Vec<Backup> = Vec::new();
+    for r in sqlx::query(
+        "SELECT id, finished_at FROM backups WHERE schedule_id = $1 AND deleted_at IS NULL",
+    )
+    .bind(schedule_id)
+    .fetch_all(db.pool())
+    .await?
+    {
+        records.push(Backup {
+            id: r.try_get(0)?,
+            finished_at: r.try_get(1)?,
+            outcome: Outcome::Succeeded,
+        });
+    }
+    for r in sqlx::query(
+        "SELECT id, finished_at FROM jobs WHERE schedule_id = $1 AND kind = 'backup' \
+         AND state = 'failed' AND finished_at IS NOT NULL",
+    )
+    .bind(schedule_id)
+    .fetch_all(db.pool())
+    .await?
+    {
+        records.push(Backup {
+            id: r.try_get(0)?,
+            finished_at: r.try_get(1)?,
+            outcome: Outcome::Failed,
+        });
+    }
+    let planned = plan::plan(&records, &rules, &schedule.calendar(), now);
+    let doomed: Vec<(String, Vec<String>)> = planned
+        .decisions
+        .iter()
+        .filter(|d| !d.keep)
+        .map(|d| {
+            (
+                d.id.clone(),
+                d.reasons.iter().map(|r| format!("{r:?}")).collect(),
+            )
+        })
+        .collect();
+    let mut report = RunReport {
+        held: planned.recent_failures > 0,
+        ..RunReport::default()
+    };
+    if doomed.is_empty() {
+        return Ok(report);
+    }
+    // The destination's credentials, unwrapped once for this run (audited).
+    let credentials: Option<serde_json::Value> = match row.try_get::<Option<String>, _>(10)? {
+        None => None,
+        Some(secret_id) => {
+            let bytes = secrets::unwrap(
+                db,
+                keys,
+                SecretRef {
+                    owner: Owner::Org(&org_id),
+                    id: &secret_id,
+                    purpose: DESTINATION_CREDENTIALS_PURPOSE,
+                },
+                "system:retention",
+                &format!("retention of schedule {schedule_id}"),
+                &rfc3339(now),
+            )
+            .await?;
+            Some(
+                serde_json::from_slice(&bytes)
+                    .map_err(|_| Error::internal("stored destination credentials are not JSON"))?,
+            )
+        }
+    };
+    let settings: serde_json::Value = serde_json::from_str(&row.try_get::<String, _>(9)?)
+        .map_err(|_| Error::internal("stored destination settings are not JSON"))?;
+    let (location, options) = crate::destinations::open(
+        &row.try_get::<String, _>(8)?,
+        &settings,
+        credentials.as_ref(),
+    )?;
+    let store = Destination::connect(&location, &options).await;
+    for (backup_id, reasons) in doomed {
+        let key: String = sqlx::query_scalar("SELECT object_key FROM backups WHERE id = $1")
+            .bind(&backup_id)
+            .fetch_one(db.pool())
+            .await?;
+        let outcome = match &store {
+            Ok(store) => store.delete(&key).await.map_err(|e| e.to_string()),
+            Err(e) => Err(format!("cannot reach the destination: {e}")),
+        };
+        let mut tx = db.begin().await?;
+        let recorded: Result<()> = async {
+            let (action, details) = match &outcome {
+                Ok(found) => {
+                    sqlx::query("UPDATE backups SET deleted_at = $1 WHERE id = $2 AND deleted_at IS NULL")
+                        .bind(now)
+                        .bind(&backup_id)
+                        .execute(&mut *tx)
+                        .await?;
+                    let storage = match found {
+                        DeleteOutcome::Deleted => "deleted",
+                        DeleteOutcome::Absent => "absent already",
+                    };
+                    ("backup.delete", serde_json::json!({
+                        "object_key": key, "storage": storage,
+                        "reason": "kept by no retention rule", "kept_by": reasons,
+                    }))
+                }
+                Err(error) => {
+                    sqlx::query(
+                        "UPDATE backups SET delete_attempts = delete_attempts + 1, last_delete_error = $1 \
+                         WHERE id = $2",
+                    )
+                    .bind(error.chars().take(1000).collect::<String>())
+                    .bind(&backup_id)
+                    .execute(&mut *tx)
+                    .await?;
+                    ("backup.delete_failed", serde_json::json!({ "object_key": key, "error": error, "retry": true }))
+                }
+            };
+            audit::append_in(
+                &mut tx,
+                &AuditEvent {
+                    org_id: &org_id,
+                    actor: "system:retention",
+                    action,
+                    target: &format!("backup:{backup_id}"),
+                    details: &details.to_string(),
+                },
+                &rfc3339(now),
+            )
+            .await?;
+            Ok(())
+        }
+        .await;
+        end_write(tx, recorded).await?;
+        match outcome {
+            Ok(_) => report.deleted += 1,
+            Err(_) => report.failed += 1,
+        }
+    }
+    if let Ok(store) = store {
+        store.close().await;
+    }
+    Ok(report)
+}

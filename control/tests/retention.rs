@@ -1,0 +1,268 @@
+//! Retention applied by the control plane to a real destination: what the rules no
+//! longer keep is deleted from storage and marked, each deletion audited with its
+//! storage outcome; a failed deletion is recorded and retried, never dropped; a recent
+//! failed backup holds every deletion.
+
+use dbcrate_control::db::Db;
+use dbcrate_control::envelope::MasterKeys;
+use dbcrate_control::{agents, audit, databases, destinations, orgs, retention, schedules};
+use dbcrate_core::retention::Rules;
+use dbcrate_testkit::{PgServer, TempDir};
+use serde_json::json;
+
+const K1: &str = "mk1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+const DAY: i64 = 86_400;
+/// 2026-01-10T12:00:00Z.
+const T0: i64 = 1_768_046_400;
+
+struct World {
+    db: Db,
+    keys: MasterKeys,
+    org: String,
+    schedule: String,
+    database: String,
+    destination: String,
+    dir: TempDir,
+}
+
+async fn world(db: Db) -> World {
+    db.migrate().await.unwrap();
+    let keys = MasterKeys::parse(K1).unwrap();
+    let org = orgs::create(&db, &keys, "Acme", "system:test", "2026-01-01T00:00:00Z")
+        .await
+        .unwrap();
+    let token = agents::create_token(&db, &org.id, "h", None, "system:test", T0)
+        .await
+        .unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let csr = rcgen::CertificateParams::default()
+        .serialize_request(&key)
+        .unwrap()
+        .pem()
+        .unwrap();
+    let agent = agents::enrol(
+        &db,
+        &keys,
+        &agents::EnrolRequest {
+            token: &token.token,
+            csr_pem: &csr,
+            name: "h",
+            org_id: None,
+        },
+        3600,
+        T0,
+    )
+    .await
+    .unwrap()
+    .agent_id;
+    let database = databases::create(
+        &db,
+        &keys,
+        &org.id,
+        &databases::NewDatabase {
+            name: "shop",
+            host: "db.example",
+            port: 5432,
+            dbname: "shop",
+            username: "backup",
+            tls_mode: "require",
+            password: None,
+            agent_id: &agent,
+        },
+        "system:test",
+        T0,
+    )
+    .await
+    .unwrap()
+    .id;
+    let dir = TempDir::new("control-retention").unwrap();
+    let settings = json!({ "path": dir.path() });
+    let (destination, _) = destinations::create(
+        &db,
+        &keys,
+        &org.id,
+        &destinations::NewDestination {
+            name: "local",
+            kind: "directory",
+            settings: &settings,
+            credentials: None,
+        },
+        "system:test",
+        T0,
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let schedule = schedules::create(
+        &db,
+        &org.id,
+        &schedules::NewSchedule {
+            database_id: &database,
+            destination_id: &destination.id,
+            cron: "0 3 * * *",
+            time_zone: "Europe/Berlin",
+            retention: Rules {
+                keep_last: 2,
+                ..Rules::default()
+            },
+        },
+        "system:test",
+        T0 - 30 * DAY,
+    )
+    .await
+    .unwrap()
+    .id;
+    World {
+        db,
+        keys,
+        org: org.id,
+        schedule,
+        database,
+        destination: destination.id,
+        dir,
+    }
+}
+
+impl World {
+    /// A finished backup `days_ago`, with its object in the directory.
+    async fn backup(&self, days_ago: i64) -> (String, std::path::PathBuf) {
+        let at = T0 - days_ago * DAY;
+        let job = dbcrate_control::error::new_id("job").unwrap();
+        sqlx::query(
+            "INSERT INTO jobs (id, org_id, kind, schedule_id, database_id, destination_id, agent_id, \
+             state, attempt, max_attempts, created_at, finished_at, progress_bytes, phase) \
+             SELECT $1, org_id, 'backup', $2, id, $3, agent_id, 'succeeded', 1, 3, $4, $4, 0, 'done' \
+             FROM databases WHERE id = $5",
+        )
+        .bind(&job).bind(&self.schedule).bind(&self.destination).bind(at).bind(&self.database)
+        .execute(self.db.pool()).await.unwrap();
+        let key = format!("shop/{days_ago}-{job}.pgdump.zst.age");
+        let path = self.dir.path().join(&key);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, b"ciphertext").unwrap();
+        let id = dbcrate_control::error::new_id("bkp").unwrap();
+        sqlx::query(
+            "INSERT INTO backups (id, org_id, job_id, schedule_id, database_id, destination_id, object_key, \
+             size, sha256, started_at, finished_at, pg_server_version, pg_dump_version, delete_attempts) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 10, $8, $9, $9, '17', '17', 0)",
+        )
+        .bind(&id).bind(&self.org).bind(&job).bind(&self.schedule).bind(&self.database)
+        .bind(&self.destination).bind(&key).bind("00".repeat(32)).bind(at)
+        .execute(self.db.pool()).await.unwrap();
+        (id, path)
+    }
+
+    async fn failed_attempt(&self, days_ago: i64) {
+        let at = T0 - days_ago * DAY;
+        sqlx::query(
+            "INSERT INTO jobs (id, org_id, kind, schedule_id, database_id, destination_id, agent_id, \
+             state, attempt, max_attempts, created_at, finished_at, progress_bytes, phase, error) \
+             SELECT $1, org_id, 'backup', $2, id, $3, agent_id, 'failed', 3, 3, $4, $4, 0, 'failed', 'x' \
+             FROM databases WHERE id = $5",
+        )
+        .bind(dbcrate_control::error::new_id("job").unwrap())
+        .bind(&self.schedule).bind(&self.destination).bind(at).bind(&self.database)
+        .execute(self.db.pool()).await.unwrap();
+    }
+
+    async fn deleted(&self, id: &str) -> bool {
+        let at: Option<i64> = sqlx::query_scalar("SELECT deleted_at FROM backups WHERE id = $1")
+            .bind(id)
+            .fetch_one(self.db.pool())
+            .await
+            .unwrap();
+        at.is_some()
+    }
+}
+
+async fn retention_deletes_what_rules_drop(db: Db) {
+    let w = world(db).await;
+    let mut made = Vec::new();
+    for days_ago in [5, 4, 3, 2, 1] {
+        made.push(w.backup(days_ago).await);
+    }
+    // A failure after the newest backup holds everything.
+    w.failed_attempt(0).await;
+    let held = retention::apply(&w.db, &w.keys, &w.schedule, T0)
+        .await
+        .unwrap();
+    assert!(held.held);
+    assert_eq!(held.deleted, 0);
+    assert!(made.iter().all(|(_, path)| path.exists()));
+
+    // A success after the failure: keep the last 2 (of 6), delete 4 — one of which
+    // cannot be deleted (a directory sits where the object was) and is retried later.
+    let newest = w.backup(-1).await; // finished after the failure (T0 + 1 day)
+    let (stuck_id, stuck_path) = &made[0];
+    std::fs::remove_file(stuck_path).unwrap();
+    std::fs::create_dir(stuck_path).unwrap();
+    std::fs::write(stuck_path.join("x"), b"x").unwrap();
+    let run = retention::apply(&w.db, &w.keys, &w.schedule, T0 + 2 * DAY)
+        .await
+        .unwrap();
+    assert_eq!(
+        (run.deleted, run.failed, run.held),
+        (3, 1, false),
+        "{run:?}"
+    );
+    for (id, path) in &made[1..4] {
+        assert!(w.deleted(id).await && !path.exists());
+    }
+    assert!(
+        !w.deleted(&made[4].0).await && made[4].1.exists(),
+        "the second newest stays"
+    );
+    assert!(
+        !w.deleted(&newest.0).await && newest.1.exists(),
+        "the newest stays"
+    );
+    assert!(
+        !w.deleted(stuck_id).await,
+        "a failed deletion does not drop the record"
+    );
+    let attempts: i64 = sqlx::query_scalar("SELECT delete_attempts FROM backups WHERE id = $1")
+        .bind(stuck_id)
+        .fetch_one(w.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(attempts, 1);
+
+    // Next run: the obstacle is gone, the deletion is retried and succeeds.
+    std::fs::remove_dir_all(stuck_path).unwrap();
+    std::fs::write(stuck_path, b"ciphertext").unwrap();
+    let again = retention::apply(&w.db, &w.keys, &w.schedule, T0 + 3 * DAY)
+        .await
+        .unwrap();
+    assert_eq!((again.deleted, again.failed), (1, 0));
+    assert!(w.deleted(stuck_id).await && !stuck_path.exists());
+
+    let rows = audit::rows(&w.db, &w.org).await.unwrap();
+    assert_eq!(
+        rows.iter().filter(|r| r.action == "backup.delete").count(),
+        4
+    );
+    assert_eq!(
+        rows.iter()
+            .filter(|r| r.action == "backup.delete_failed")
+            .count(),
+        1
+    );
+    assert!(rows
+        .iter()
+        .any(|r| r.action == "backup.delete" && r.details.contains("\"storage\":\"deleted\"")));
+    assert!(audit::verify(&w.db, &w.org).await.unwrap().is_ok());
+}
+
+#[tokio::test]
+async fn sqlite_retention_deletes_what_rules_drop() {
+    let dir = TempDir::new("control-retention-db").unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("c.db").display());
+    retention_deletes_what_rules_drop(Db::connect(&url).await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn postgres_retention_deletes_what_rules_drop() {
+    let server = PgServer::start(17).unwrap();
+    server.create_database("control").unwrap();
+    retention_deletes_what_rules_drop(Db::connect(&server.url("control")).await.unwrap()).await;
+}
