@@ -130,6 +130,14 @@ paths["/api/v1/orgs/{org}/destinations"] = {
             "settings": {"type": "object", "description": "s3: endpoint, region, bucket, prefix, path_style; sftp: host, port, user, path, host_key; directory: path"},
             "credentials": {"type": "object", "description": "s3: access_key_id, secret_access_key; sftp: private_key; directory: none"}}, ["name", "kind", "settings"]), params=[org_p]),
 }
+sch_p = {"name": "schedule", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^sch_[0-9a-f]{32}$"}}
+paths["/api/v1/orgs/{org}/schedules/{schedule}/run"] = {"post": op("Run now: queue one backup job for the schedule at once", "operator+ (person or token)",
+      dict({"202": ok("Queued", {"type": "object", "properties": {"job": S}})}, **org_common), params=[org_p, sch_p])}
+paths["/api/v1/orgs/{org}/backups"] = {"get": op("The organisation's recorded backups, newest first (object key, size, SHA-256, versions; deleted_at once retention removed it)", "viewer+",
+      dict({"200": ok("Backups", {"$ref": "#/components/schemas/List"})}, **org_common), params=[org_p])}
+paths["/api/v1/orgs/{org}/restores"] = {"post": op("Managed restore: queue a restore of a recorded backup into a target database (its agent gets only this backup's file key)", "admin+ (person or token)",
+      dict({"202": ok("Queued", {"type": "object", "properties": {"job": S}})}, **org_common, **body_errs),
+      body({"backup_id": S, "target_database_id": S}, ["backup_id", "target_database_id"]), params=[org_p])}
 mtls = [{"agentCertificate": []}]
 agent_errs = {"401": err("client_certificate_required: no, unknown or revoked agent certificate")}
 paths["/agent/v1/enroll"] = {"post": dict(op("Agent listener: enrol with a one-time token and a CSR; answers the certificate chain and the deployment root", "anyone with an enrolment token",

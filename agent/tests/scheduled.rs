@@ -10,7 +10,7 @@ mod common;
 use dbcrate_control::db::Db;
 use dbcrate_control::envelope::MasterKeys;
 use dbcrate_control::http::AgentSettings;
-use dbcrate_control::{agents, databases, destinations, local, orgs, schedules};
+use dbcrate_control::{agents, databases, destinations, local, orgs, restores, schedules};
 use dbcrate_core::retention::Rules;
 use dbcrate_core::secret::SecretString;
 use dbcrate_testkit::{PgServer, TempDir};
@@ -172,6 +172,55 @@ async fn scheduled_backup_restores_with_stock_tools(major: u32) {
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
     };
+    // A managed restore of that backup into another database on the same server, by the
+    // same agent: it gets only the backup's file key.
+    server.create_database("managed").unwrap();
+    let target_db = databases::create(
+        &db,
+        &keys,
+        &org.id,
+        &databases::NewDatabase {
+            name: "managed",
+            host: "127.0.0.1",
+            port: i64::from(server.port()),
+            dbname: "managed",
+            username: "postgres",
+            tls_mode: "disable",
+            password: Some(&SecretString::new(server.password().to_string())),
+            agent_id: &agent_id,
+        },
+        "system:test",
+        now,
+    )
+    .await
+    .unwrap();
+    let backup_id: String = sqlx::query_scalar("SELECT id FROM backups WHERE database_id = $1")
+        .bind(&database.id)
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    let restore_job = restores::create(&db, &org.id, &backup_id, &target_db.id, "user:owner", now)
+        .await
+        .unwrap();
+    let started = Instant::now();
+    loop {
+        let (state, error): (String, Option<String>) =
+            sqlx::query_as("SELECT state, error FROM jobs WHERE id = $1")
+                .bind(&restore_job)
+                .fetch_one(db.pool())
+                .await
+                .unwrap();
+        match state.as_str() {
+            "succeeded" => break,
+            "failed" => panic!("the restore failed: {error:?}"),
+            _ => {}
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no restore within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
     let _ = agent.start_kill();
     let out = agent.wait_with_output().await.unwrap();
     let log = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -179,6 +228,7 @@ async fn scheduled_backup_restores_with_stock_tools(major: u32) {
         !log.contains(server.password()),
         "the database password reached the agent's log"
     );
+    common::assert_same_database(&server, "shop", &server, "managed");
 
     // The recorded object is there, with the recorded size and hash.
     let (key, size, sha256) = backup;
@@ -200,6 +250,50 @@ async fn scheduled_backup_restores_with_stock_tools(major: u32) {
     std::fs::write(&key_file, recovery.expose_secret()).unwrap();
     common::stock_restore(&server, &key_file, &file, "restored");
     common::assert_same_database(&server, "shop", &server, "restored");
+
+    // The file key handed to the agent is in no row and no log line.
+    let identity: age::x25519::Identity = recovery
+        .expose_secret()
+        .lines()
+        .find(|l| l.starts_with("AGE-SECRET-KEY-1"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let head = &bytes[..bytes.len().min(4096)];
+    let file_key = dbcrate_core::file_key::unwrap_file_key(head, &identity).unwrap();
+    let file_key_hex = dbcrate_core::hex::encode(file_key.expose_secret());
+    assert!(
+        !log.contains(&file_key_hex),
+        "the file key reached the agent's log"
+    );
+    let mut everything = String::new();
+    for table in [
+        "jobs",
+        "backups",
+        "audit_log",
+        "secrets",
+        "destinations",
+        "databases",
+    ] {
+        let rows = sqlx::query(&format!("SELECT * FROM {table}"))
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
+        for row in rows {
+            use sqlx::Row;
+            for i in 0..row.len() {
+                if let Ok(text) = row.try_get::<String, _>(i) {
+                    everything.push_str(&text);
+                } else if let Ok(blob) = row.try_get::<Vec<u8>, _>(i) {
+                    everything.push_str(&dbcrate_core::hex::encode(&blob));
+                }
+            }
+        }
+    }
+    assert!(
+        !everything.contains(&file_key_hex),
+        "the file key is stored in the database"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

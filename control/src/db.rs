@@ -70,6 +70,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/common/0010_backups.sql"),
         postgres: include_str!("../migrations/common/0010_backups.sql"),
     },
+    Migration {
+        version: 11,
+        sqlite: include_str!("../migrations/common/0011_restores.sql"),
+        postgres: include_str!("../migrations/common/0011_restores.sql"),
+    },
 ];
 
 /// The schema version this binary expects.

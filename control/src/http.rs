@@ -269,6 +269,12 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/orgs/{org}/destinations",
             get(backup::list_destinations).post(backup::create_destination),
         )
+        .route(
+            "/api/v1/orgs/{org}/schedules/{schedule}/run",
+            post(backup::run_schedule_now),
+        )
+        .route("/api/v1/orgs/{org}/backups", get(backup::list_backups))
+        .route("/api/v1/orgs/{org}/restores", post(backup::create_restore))
         .fallback(no_such_route)
         .method_not_allowed_fallback(|| async {
             error::ApiError::new(

@@ -198,7 +198,7 @@ pub async fn credentials(
     end_write(tx, marked).await?;
     let row = sqlx::query(
         "SELECT d.host, d.port, d.dbname, d.username, d.tls_mode, d.password_secret_id, \
-         t.kind, t.settings, t.credentials_secret_id, o.recipient \
+         t.kind, t.settings, t.credentials_secret_id, o.recipient, j.kind, j.backup_id \
          FROM jobs j JOIN databases d ON d.id = j.database_id \
          JOIN destinations t ON t.id = j.destination_id JOIN orgs o ON o.id = j.org_id \
          WHERE j.id = $1",
@@ -245,7 +245,38 @@ pub async fn credentials(
             .map_err(|_| Error::internal("stored destination credentials are not JSON"))?,
         None => serde_json::Value::Null,
     };
+    let restore = if row.try_get::<String, _>(10)? == "restore" {
+        let backup_id: String = row
+            .try_get::<Option<String>, _>(11)?
+            .ok_or_else(|| Error::internal("a restore job without its backup"))?;
+        let (location, options) = crate::destinations::open(
+            &row.try_get::<String, _>(6)?,
+            &settings,
+            Some(&credentials).filter(|c| !c.is_null()),
+        )?;
+        let destination = dbcrate_storage::admin::Destination::connect(&location, &options)
+            .await
+            .map_err(|e| Error::internal(format!("reaching the destination: {e}")))?;
+        let part = crate::restores::restore_part(
+            db,
+            keys,
+            crate::restores::RestoreOf {
+                org_id: &agent.org_id,
+                job_id,
+                backup_id: &backup_id,
+            },
+            &destination,
+            &agent_name,
+            now,
+        )
+        .await;
+        destination.close().await;
+        Some(part?)
+    } else {
+        None
+    };
     Ok(serde_json::json!({
+        "restore": restore,
         "database": {
             "host": row.try_get::<String, _>(0)?,
             "port": row.try_get::<i64, _>(1)?,
@@ -322,7 +353,7 @@ pub async fn complete(
     let mut tx = db.begin().await?;
     let done: Result<String> = async {
         let row = sqlx::query(
-            "SELECT org_id, schedule_id, database_id, destination_id, started_at, attempt, max_attempts \
+            "SELECT org_id, schedule_id, database_id, destination_id, started_at, attempt, max_attempts, kind \
              FROM jobs WHERE id = $1 AND agent_id = $2 AND org_id = $3 AND state = 'running'",
         )
         .bind(job_id)
@@ -333,6 +364,17 @@ pub async fn complete(
         .ok_or_else(not_yours)?;
         let attempt: i64 = row.try_get(5)?;
         let max_attempts: i64 = row.try_get(6)?;
+        let kind: String = row.try_get(7)?;
+        if report.succeeded && kind == "restore" {
+            sqlx::query("UPDATE jobs SET state = 'succeeded', finished_at = $1, phase = 'done' WHERE id = $2")
+                .bind(now)
+                .bind(job_id)
+                .execute(&mut *tx)
+                .await?;
+            let details = serde_json::json!({});
+            record_in(&mut tx, &agent.org_id, &agent_name, "restore.succeeded", job_id, details, now).await?;
+            return Ok("succeeded".to_string());
+        }
         if report.succeeded {
             let object_key = report
                 .object_key

@@ -26,6 +26,7 @@ pub mod local;
 pub mod members;
 pub mod orgs;
 pub mod pki;
+pub mod restores;
 pub mod retention;
 pub mod scheduler;
 pub mod schedules;

@@ -137,3 +137,55 @@ pub fn spawn_loop(
         }
     })
 }
+
+/// "Run now": queues one backup job for the schedule at once (its regular fire times
+/// are unchanged). Returns the job id.
+pub async fn run_now(
+    db: &Db,
+    org_id: &str,
+    schedule_id: &str,
+    actor: &str,
+    now: i64,
+) -> Result<String> {
+    if !crate::error::is_id(schedule_id, "sch") {
+        return Err(crate::error::Error::not_found("no such schedule"));
+    }
+    let job = new_id("job")?;
+    let mut tx = db.begin().await?;
+    let made: Result<()> = async {
+        let inserted = sqlx::query(
+            "INSERT INTO jobs (id, org_id, kind, schedule_id, database_id, destination_id, \
+             agent_id, state, attempt, max_attempts, created_at, progress_bytes, phase) \
+             SELECT $1, s.org_id, 'backup', s.id, s.database_id, s.destination_id, d.agent_id, \
+             'queued', 0, $2, $3, 0, 'queued' FROM schedules s JOIN databases d ON d.id = s.database_id \
+             WHERE s.id = $4 AND s.org_id = $5",
+        )
+        .bind(&job)
+        .bind(MAX_ATTEMPTS)
+        .bind(now)
+        .bind(schedule_id)
+        .bind(org_id)
+        .execute(&mut *tx)
+        .await?;
+        if inserted.rows_affected() != 1 {
+            return Err(crate::error::Error::not_found("no such schedule"));
+        }
+        let details = serde_json::json!({ "schedule": schedule_id, "run_now": true });
+        audit::append_in(
+            &mut tx,
+            &AuditEvent {
+                org_id,
+                actor,
+                action: "job.create",
+                target: &format!("job:{job}"),
+                details: &details.to_string(),
+            },
+            &rfc3339(now),
+        )
+        .await?;
+        Ok(())
+    }
+    .await;
+    end_write(tx, made).await?;
+    Ok(job)
+}

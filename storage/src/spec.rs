@@ -128,3 +128,29 @@ pub fn from_settings(
     };
     Ok((location, options))
 }
+
+/// The location of the object `key` (relative to the destination's prefix) inside the
+/// destination `prefix`: what a restore reads.
+pub fn object_location(prefix: &Location, key: &str) -> Location {
+    let join = |base: &str| {
+        let base = base.trim_end_matches('/');
+        if base.is_empty() {
+            key.to_string()
+        } else {
+            format!("{base}/{key}")
+        }
+    };
+    match prefix {
+        Location::File { path } => Location::File {
+            path: path.join(key),
+        },
+        Location::S3 { bucket, key: p } => Location::S3 {
+            bucket: bucket.clone(),
+            key: join(p),
+        },
+        Location::Sftp(target) => Location::Sftp(SftpTarget {
+            path: join(&target.path),
+            ..target.clone()
+        }),
+    }
+}

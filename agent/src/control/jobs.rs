@@ -1,6 +1,6 @@
 //! Running one job from the control plane: fetch its credentials (once, right before
-//! the work), run the backup pipeline with them held in memory only, keep the lease
-//! alive with heartbeats, and report the outcome.
+//! the work), run the backup or restore pipeline with them held in memory only, keep
+//! the lease alive with heartbeats, and report the outcome.
 //!
 //! The credentials arrive as JSON and go straight into types that redact themselves
 //! and zeroize on drop (`SecretString` in the database URL and storage options); the
@@ -9,10 +9,13 @@
 
 use super::link::Link;
 use crate::crypto::parse_recipients;
+use crate::crypto::{Decryption, FileKeyIdentity};
 use crate::error::{Error, ErrorKind, Result};
 use crate::interrupt::Interrupt;
 use crate::pg::conninfo::DatabaseUrl;
 use crate::pipeline::backup::{run_backup, BackupRequest};
+use crate::pipeline::restore::{run_restore, RestoreRequest};
+use dbcrate_core::secret::SecretBytes;
 use dbcrate_core::secret::SecretString;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -53,6 +56,25 @@ fn text(v: &Value, path: &[&str]) -> Result<String> {
     })
 }
 
+/// The database connection of a job's credentials, its password kept secret.
+fn database_url(db: &Value) -> Result<DatabaseUrl> {
+    let port = field(db, &["port"])?
+        .as_u64()
+        .and_then(|p| u16::try_from(p).ok())
+        .ok_or_else(|| Error::new(ErrorKind::Control, "database.port is not a port"))?;
+    let password = db["password"]
+        .as_str()
+        .map(|p| SecretString::new(p.to_string()));
+    DatabaseUrl::from_parts(
+        &text(db, &["host"])?,
+        port,
+        &text(db, &["dbname"])?,
+        &text(db, &["username"])?,
+        &text(db, &["tls_mode"])?,
+        password,
+    )
+}
+
 /// Builds the backup request from the job and its credentials, consuming (and wiping)
 /// the credentials' JSON.
 fn backup_request(
@@ -61,22 +83,7 @@ fn backup_request(
     interrupt: Interrupt,
 ) -> Result<BackupRequest> {
     let built = (|| {
-        let db = &credentials["database"];
-        let port = field(db, &["port"])?
-            .as_u64()
-            .and_then(|p| u16::try_from(p).ok())
-            .ok_or_else(|| Error::new(ErrorKind::Control, "database.port is not a port"))?;
-        let password = db["password"]
-            .as_str()
-            .map(|p| SecretString::new(p.to_string()));
-        let database = DatabaseUrl::from_parts(
-            &text(db, &["host"])?,
-            port,
-            &text(db, &["dbname"])?,
-            &text(db, &["username"])?,
-            &text(db, &["tls_mode"])?,
-            password,
-        )?;
+        let database = database_url(&credentials["database"])?;
         let dest = &credentials["destination"];
         let creds = dest.get("credentials").filter(|c| !c.is_null());
         let (destination, storage) = dbcrate_storage::spec::from_settings(
@@ -109,38 +116,101 @@ fn backup_request(
     built
 }
 
-/// Runs a claimed backup job to its end and reports it. Errors are the agent's own
-/// (the control plane unreachable); a failed backup is reported, not returned.
-pub async fn run(link: &Link, job: &Value, interrupt: Interrupt) -> Result<()> {
-    let id = text(job, &["id"])?;
-    if job["kind"].as_str() != Some("backup") {
-        let report =
-            json!({ "succeeded": false, "error": "this agent does not run that kind of job yet" });
-        link.post_json(&format!("/agent/v1/jobs/{id}/complete"), &report)
-            .await?;
-        return Ok(());
-    }
-    tracing::info!(job.id = %id, "job started");
-    let credentials = link
-        .get_json(&format!("/agent/v1/jobs/{id}/credentials"))
-        .await?;
-    let outcome = match backup_request(job, credentials, interrupt) {
-        Err(e) => Err(e),
-        Ok(request) => {
-            let backup = run_backup(request);
-            tokio::pin!(backup);
-            let progress = format!("/agent/v1/jobs/{id}/progress");
-            loop {
-                tokio::select! {
-                    result = &mut backup => break result,
-                    () = tokio::time::sleep(HEARTBEAT) => {
-                        if let Err(e) = link.post_json(&progress, &json!({ "bytes": 0, "phase": "backing up" })).await {
-                            tracing::warn!(job.id = %id, "heartbeat failed: {e}");
-                        }
-                    }
+/// Builds a managed restore's request: the target database, the backup object, and
+/// this one backup's file key (never the organisation's key), consuming (and wiping)
+/// the credentials' JSON. Also returns the object key, for the report.
+fn restore_request(
+    mut credentials: Value,
+    interrupt: Interrupt,
+) -> Result<(RestoreRequest, String)> {
+    let built = (|| {
+        let database = database_url(&credentials["database"])?;
+        let dest = &credentials["destination"];
+        let creds = dest.get("credentials").filter(|c| !c.is_null());
+        let (prefix, storage) = dbcrate_storage::spec::from_settings(
+            &text(dest, &["kind"])?,
+            field(dest, &["settings"])?,
+            creds,
+        )?;
+        let restore = field(&credentials, &["restore"])?;
+        let key = text(restore, &["object_key"])?;
+        let file_key = dbcrate_core::hex::decode_array::<16>(&text(restore, &["file_key"])?)
+            .ok_or_else(|| {
+                Error::new(ErrorKind::Control, "restore.file_key is not 16 hex bytes")
+            })?;
+        let sha256 = dbcrate_core::hex::decode_array::<32>(&text(restore, &["sha256"])?)
+            .ok_or_else(|| Error::new(ErrorKind::Control, "restore.sha256 is not 32 hex bytes"))?;
+        let source = dbcrate_storage::spec::object_location(&prefix, &key);
+        Ok((
+            RestoreRequest {
+                source,
+                storage,
+                decryption: Decryption::FileKey(FileKeyIdentity::new(SecretBytes::new(file_key))),
+                database,
+                pg_bin_dir: None,
+                registry: None,
+                expect_sha256: Some(sha256),
+                interrupt,
+            },
+            key,
+        ))
+    })();
+    wipe(&mut credentials);
+    built
+}
+
+/// Runs `work` while sending heartbeats for job `id`.
+async fn with_heartbeats<T>(
+    link: &Link,
+    id: &str,
+    phase: &str,
+    work: impl std::future::Future<Output = T>,
+) -> T {
+    tokio::pin!(work);
+    let progress = format!("/agent/v1/jobs/{id}/progress");
+    loop {
+        tokio::select! {
+            result = &mut work => return result,
+            () = tokio::time::sleep(HEARTBEAT) => {
+                if let Err(e) = link.post_json(&progress, &json!({ "bytes": 0, "phase": phase })).await {
+                    tracing::warn!(job.id = %id, "heartbeat failed: {e}");
                 }
             }
         }
+    }
+}
+
+/// Runs a claimed job (a backup or a managed restore) to its end and reports it.
+/// Errors are the agent's own (the control plane unreachable); a failed job is
+/// reported, not returned.
+pub async fn run(link: &Link, job: &Value, interrupt: Interrupt) -> Result<()> {
+    let id = text(job, &["id"])?;
+    tracing::info!(job.id = %id, kind = job["kind"].as_str().unwrap_or("?"), "job started");
+    let credentials = link
+        .get_json(&format!("/agent/v1/jobs/{id}/credentials"))
+        .await?;
+    if job["kind"].as_str() == Some("restore") {
+        let outcome = match restore_request(credentials, interrupt) {
+            Err(e) => Err(e),
+            Ok((request, key)) => {
+                with_heartbeats(link, &id, "restoring", run_restore(request, &key)).await
+            }
+        };
+        let report = match &outcome {
+            Ok(_) => json!({ "succeeded": true }),
+            Err(e) => json!({ "succeeded": false, "error": e.to_string() }),
+        };
+        link.post_json(&format!("/agent/v1/jobs/{id}/complete"), &report)
+            .await?;
+        match outcome {
+            Ok(_) => tracing::info!(job.id = %id, "restore succeeded"),
+            Err(e) => tracing::warn!(job.id = %id, "restore failed: {e}"),
+        }
+        return Ok(());
+    }
+    let outcome = match backup_request(job, credentials, interrupt) {
+        Err(e) => Err(e),
+        Ok(request) => with_heartbeats(link, &id, "backing up", run_backup(request)).await,
     };
     let report = match &outcome {
         Ok(r) => json!({

@@ -254,3 +254,83 @@ pub async fn list_destinations(
         json!({ "items": destinations::list(&state.db, &org_id).await? }),
     ))
 }
+
+/// "Run now": one backup job for the schedule, queued at once.
+pub async fn run_schedule_now(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((org_id, schedule_id)): Path<(String, String)>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let access = org_access(&state, caller, &org_id, "operator").await?;
+    let job =
+        crate::scheduler::run_now(&state.db, &org_id, &schedule_id, &access.actor, state.now())
+            .await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({ "job": job }))))
+}
+
+/// The organisation's recorded backups, newest first (up to 1,000).
+pub async fn list_backups(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(org_id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    org_access(&state, caller, &org_id, "viewer").await?;
+    let rows = sqlx::query(
+        "SELECT b.id, b.database_id, b.destination_id, b.schedule_id, b.object_key, b.size, b.sha256, \
+         b.finished_at, b.pg_server_version, b.deleted_at FROM backups b WHERE b.org_id = $1 \
+         ORDER BY b.finished_at DESC, b.id LIMIT 1000",
+    )
+    .bind(&org_id)
+    .fetch_all(state.db.pool())
+    .await
+    .map_err(crate::error::Error::from)?;
+    use sqlx::Row;
+    let items = rows
+        .iter()
+        .map(|r| -> Result<Value, sqlx::Error> {
+            Ok(json!({
+                "id": r.try_get::<String, _>(0)?,
+                "database_id": r.try_get::<String, _>(1)?,
+                "destination_id": r.try_get::<String, _>(2)?,
+                "schedule_id": r.try_get::<Option<String>, _>(3)?,
+                "object_key": r.try_get::<String, _>(4)?,
+                "size": r.try_get::<i64, _>(5)?,
+                "sha256": r.try_get::<String, _>(6)?,
+                "finished_at": r.try_get::<i64, _>(7)?,
+                "pg_server_version": r.try_get::<String, _>(8)?,
+                "deleted_at": r.try_get::<Option<i64>, _>(9)?,
+            }))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(crate::error::Error::from)?;
+    Ok(Json(json!({ "items": items })))
+}
+
+/// `POST /api/v1/orgs/{org}/restores`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreRequest {
+    backup_id: String,
+    target_database_id: String,
+}
+
+/// Queues a managed restore of a backup into a target database (admins and owners:
+/// it overwrites what is there).
+pub async fn create_restore(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(org_id): Path<String>,
+    Body(request): Body<RestoreRequest>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let access = org_access(&state, caller, &org_id, "admin").await?;
+    let job = crate::restores::create(
+        &state.db,
+        &org_id,
+        &request.backup_id,
+        &request.target_database_id,
+        &access.actor,
+        state.now(),
+    )
+    .await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({ "job": job }))))
+}

@@ -79,7 +79,8 @@ async fn the_binary_serves_the_document_and_every_operation_answers() {
             .replace("{token}", "tok_00000000000000000000000000000000")
             .replace("{agent}", "agt_00000000000000000000000000000000")
             .replace("{database}", "dbs_00000000000000000000000000000000")
-            .replace("{job}", "job_00000000000000000000000000000000");
+            .replace("{job}", "job_00000000000000000000000000000000")
+            .replace("{schedule}", "sch_00000000000000000000000000000000");
         let method = Method::from_bytes(method.as_bytes()).unwrap();
         let reply = api.send(method.clone(), &path, &Auth::None, None).await;
         let code = reply.json()["error"]["code"]
