@@ -4,7 +4,8 @@
 
 use dbcrate_control::db::Db;
 use dbcrate_control::envelope::MasterKeys;
-use dbcrate_control::{agents, databases, orgs, scheduler, schedules};
+use dbcrate_control::pki::identity::AgentIdentity;
+use dbcrate_control::{agents, databases, jobs, orgs, scheduler, schedules};
 use dbcrate_core::retention::Rules;
 use dbcrate_testkit::{PgServer, TempDir};
 
@@ -125,6 +126,30 @@ async fn fires_once(db: Db, replica: Db) {
         6
     );
     assert_eq!(jobs(&db).await, 12);
+
+    // The agent long-polls both replicas at once: every job is handed out exactly once.
+    let (org_id, agent_id): (String, String) =
+        sqlx::query_as("SELECT org_id, agent_id FROM jobs LIMIT 1")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+    let agent = AgentIdentity {
+        org_id,
+        agent_id,
+        serial: "00".into(),
+        not_after: i64::MAX,
+    };
+    let mut claimed = Vec::new();
+    for _ in 0..8 {
+        let (a, b) = tokio::join!(
+            jobs::claim_next(&db, &agent, later),
+            jobs::claim_next(&replica, &agent, later)
+        );
+        claimed.extend(a.unwrap().into_iter().chain(b.unwrap()).map(|j| j.id));
+    }
+    let distinct: std::collections::BTreeSet<_> = claimed.iter().collect();
+    assert_eq!(claimed.len(), 12, "every job claimed");
+    assert_eq!(distinct.len(), 12, "no job claimed twice: {claimed:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
