@@ -159,6 +159,26 @@ fn restore_request(
     built
 }
 
+/// Reports a job's end, retrying while the control plane is unreachable (restarting,
+/// say) for up to ten minutes: a finished backup must not be redone because its report
+/// was lost. A refusal (the job is no longer this agent's) is final.
+async fn report_completion(link: &Link, id: &str, report: &Value) -> Result<()> {
+    let path = format!("/agent/v1/jobs/{id}/complete");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
+    let mut wait = Duration::from_secs(1);
+    loop {
+        match link.post_json(&path, report).await {
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind().is_temporary() && tokio::time::Instant::now() < deadline => {
+                tracing::warn!(job.id = %id, "reporting the job failed, retrying in {wait:?}: {e}");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(30));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Runs `work` while sending heartbeats for job `id`.
 async fn with_heartbeats<T>(
     link: &Link,
@@ -200,8 +220,7 @@ pub async fn run(link: &Link, job: &Value, interrupt: Interrupt) -> Result<()> {
             Ok(_) => json!({ "succeeded": true }),
             Err(e) => json!({ "succeeded": false, "error": e.to_string() }),
         };
-        link.post_json(&format!("/agent/v1/jobs/{id}/complete"), &report)
-            .await?;
+        report_completion(link, &id, &report).await?;
         match outcome {
             Ok(_) => tracing::info!(job.id = %id, "restore succeeded"),
             Err(e) => tracing::warn!(job.id = %id, "restore failed: {e}"),
@@ -219,8 +238,7 @@ pub async fn run(link: &Link, job: &Value, interrupt: Interrupt) -> Result<()> {
         }),
         Err(e) => json!({ "succeeded": false, "error": e.to_string() }),
     };
-    link.post_json(&format!("/agent/v1/jobs/{id}/complete"), &report)
-        .await?;
+    report_completion(link, &id, &report).await?;
     match outcome {
         Ok(r) => tracing::info!(job.id = %id, bytes = r.ciphertext_bytes, "job succeeded"),
         Err(e) => tracing::warn!(job.id = %id, "job failed: {e}"),
