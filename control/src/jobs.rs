@@ -18,6 +18,10 @@ use sqlx::{AnyConnection, Row};
 
 /// How long a claimed job may go without a heartbeat.
 pub const LEASE_SECS: i64 = 120;
+/// How long after its lease a running job is still waited for before it is taken back:
+/// an agent whose report could not get through (the control plane restarting, say)
+/// retries it, and a finished backup should not be redone for that.
+pub const LEASE_GRACE_SECS: i64 = 300;
 /// The purpose recorded with a destination's sealed credentials.
 pub const DESTINATION_CREDENTIALS_PURPOSE: &str = "destination-credentials";
 
@@ -439,13 +443,13 @@ pub async fn complete(
     end_write(tx, done).await
 }
 
-/// Jobs whose agent stopped heartbeating: back to the queue while attempts remain,
-/// else failed. Returns how many were touched.
+/// Jobs whose agent stopped heartbeating (lease and grace both over): back to the
+/// queue while attempts remain, else failed. Returns how many were touched.
 pub async fn expire_leases(db: &Db, now: i64) -> Result<usize> {
     let expired = sqlx::query(
         "SELECT id, org_id, attempt, max_attempts FROM jobs WHERE state = 'running' AND lease_until < $1",
     )
-    .bind(now)
+    .bind(now - LEASE_GRACE_SECS)
     .fetch_all(db.pool())
     .await?;
     let mut touched = 0;
@@ -463,7 +467,7 @@ pub async fn expire_leases(db: &Db, now: i64) -> Result<usize> {
             .bind(if retry { "queued" } else { "failed" })
             .bind((!retry).then_some(now))
             .bind(&id)
-            .bind(now)
+            .bind(now - LEASE_GRACE_SECS)
             .execute(&mut *tx)
             .await?;
             if updated.rows_affected() == 1 {

@@ -200,8 +200,12 @@ async fn job_protocol(db: Db) {
             .0,
         404
     );
+    // Within the grace after the lease the job is still the agent's (its report may be
+    // on its way); after it, the job goes back to the queue.
+    let lapsed = now + 60 + jobs::LEASE_SECS + 1;
+    assert_eq!(jobs::expire_leases(&api.db, lapsed).await.unwrap(), 0);
     assert_eq!(
-        jobs::expire_leases(&api.db, now + jobs::LEASE_SECS + 3600)
+        jobs::expire_leases(&api.db, lapsed + jobs::LEASE_GRACE_SECS + 3600)
             .await
             .unwrap(),
         1
@@ -259,6 +263,30 @@ async fn job_protocol(db: Db) {
         last = state["state"].as_str().unwrap().to_string();
     }
     assert_eq!(last, "failed");
+
+    // A revoked agent gets no credentials: refused at the application layer on an
+    // open connection (and at the TLS layer on a new one, see agents.rs).
+    assert_eq!(
+        scheduler::fire_due(&api.db, now + 120).await.unwrap().len(),
+        1
+    );
+    let (_, claimed) = agent.get(&api, "/agent/v1/jobs/next").await;
+    let pending = claimed["job"]["id"].as_str().unwrap().to_string();
+    dbcrate_control::agents::revoke(
+        &api.db,
+        &api.keys,
+        &org,
+        &agent.identity.agent_id,
+        "user:test",
+        now,
+    )
+    .await
+    .unwrap();
+    let (status, body) = agent
+        .get(&api, &format!("/agent/v1/jobs/{pending}/credentials"))
+        .await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["error"]["code"], "client_certificate_required");
 
     let actions: Vec<String> = audit::rows(&api.db, &org)
         .await
