@@ -21,7 +21,24 @@ use std::time::{Duration, Instant};
 
 const K1: &str = "mk1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
-async fn scheduled_backup_restores_with_stock_tools(major: u32) {
+/// A control plane (in this process), a PostgreSQL `major` with a sample database, an
+/// enrolled agent's data directory, the database registered, a directory destination
+/// and a schedule that is due.
+struct Scene {
+    server: PgServer,
+    dir: TempDir,
+    db: Db,
+    keys: Arc<MasterKeys>,
+    org: dbcrate_control::orgs::Org,
+    control: local::LocalControlPlane,
+    data: std::path::PathBuf,
+    agent_id: String,
+    database: databases::DatabaseInfo,
+    target: std::path::PathBuf,
+    now: i64,
+}
+
+async fn scene(major: u32) -> Scene {
     let server = PgServer::start(major).unwrap();
     server.create_database("shop").unwrap();
     server.psql("shop", &common::varied_schema(300)).unwrap();
@@ -128,6 +145,54 @@ async fn scheduled_backup_restores_with_stock_tools(major: u32) {
     )
     .await
     .unwrap();
+    Scene {
+        server,
+        dir,
+        db,
+        keys,
+        org,
+        control,
+        data,
+        agent_id,
+        database,
+        target,
+        now,
+    }
+}
+
+/// `dbcrate-agent run` with `path_first` ahead of PATH (the server's client tools).
+fn run_agent(scene: &Scene, path_first: &std::path::Path) -> tokio::process::Child {
+    let path = format!(
+        "{}:{}:{}",
+        path_first.display(),
+        scene.server.bin_dir().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    tokio::process::Command::from(common::agent())
+        .arg("run")
+        .arg("--data-dir")
+        .arg(&scene.data)
+        .env("PATH", path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+async fn scheduled_backup_restores_with_stock_tools(major: u32) {
+    let Scene {
+        server,
+        dir,
+        db,
+        keys,
+        org,
+        control,
+        data,
+        agent_id,
+        database,
+        target,
+        now,
+    } = scene(major).await;
     let _scheduler = control.run_scheduler(Duration::from_millis(500));
 
     // The agent runs with this major's client tools on PATH and no database password in
@@ -319,4 +384,84 @@ async fn pg17_scheduled_backup_restores_with_stock_tools() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pg18_scheduled_backup_restores_with_stock_tools() {
     scheduled_backup_restores_with_stock_tools(18).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_killed_mid_job_leaves_no_backup_and_the_job_runs_again() {
+    let scene = scene(17).await;
+    let _scheduler = scene.control.run_scheduler(Duration::from_millis(500));
+    // First attempt: pg_dump takes its time, and the agent is killed while it runs.
+    let slow = common::wrapped_pg_dump(
+        scene.dir.path(),
+        &scene.server,
+        "sleep 30; exec \"$REAL\" \"$@\"",
+    );
+    let mut agent = run_agent(&scene, &slow);
+    let started = Instant::now();
+    let job = loop {
+        let running: Option<String> = sqlx::query_scalar(
+            "SELECT id FROM jobs WHERE state = 'running' AND credentials_fetched_at IS NOT NULL",
+        )
+        .fetch_optional(scene.db.pool())
+        .await
+        .unwrap();
+        if let Some(job) = running {
+            break job;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the job never started"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    agent.start_kill().unwrap();
+    agent.wait().await.unwrap();
+    let finals: Vec<String> = common::files_under(&scene.target)
+        .into_iter()
+        .filter(|f| f != "README-dbcrate.txt")
+        .filter(|f| !f.rsplit('/').next().unwrap_or("").starts_with('.'))
+        .collect();
+    assert!(finals.is_empty(), "a killed job left {finals:?}");
+
+    // Its lease lapses (as if the time had passed): the job is queued again, and the
+    // agent, back with working tools, runs it as attempt 2.
+    let later = scene.now
+        + dbcrate_control::jobs::LEASE_SECS
+        + dbcrate_control::jobs::LEASE_GRACE_SECS
+        + 3600;
+    assert_eq!(
+        dbcrate_control::jobs::expire_leases(&scene.db, later)
+            .await
+            .unwrap(),
+        1
+    );
+    let mut agent = run_agent(&scene, scene.server.bin_dir());
+    let started = Instant::now();
+    loop {
+        let (state, attempt): (String, i64) =
+            sqlx::query_as("SELECT state, attempt FROM jobs WHERE id = $1")
+                .bind(&job)
+                .fetch_one(scene.db.pool())
+                .await
+                .unwrap();
+        if state == "succeeded" {
+            assert_eq!(attempt, 2);
+            break;
+        }
+        assert_ne!(state, "failed");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no retry within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let _ = agent.start_kill();
+    let _ = agent.wait().await;
+    let key: String = sqlx::query_scalar("SELECT object_key FROM backups WHERE job_id = $1")
+        .bind(&job)
+        .fetch_one(scene.db.pool())
+        .await
+        .unwrap();
+    assert!(scene.target.join(key).exists());
 }
