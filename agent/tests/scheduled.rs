@@ -39,6 +39,18 @@ struct Scene {
 }
 
 async fn scene(major: u32) -> Scene {
+    scene_with(
+        major,
+        AgentSettings {
+            poll_interval_secs: 1,
+            crl_interval_secs: 60,
+            ..AgentSettings::default()
+        },
+    )
+    .await
+}
+
+async fn scene_with(major: u32, settings: AgentSettings) -> Scene {
     let server = PgServer::start(major).unwrap();
     server.create_database("shop").unwrap();
     server.psql("shop", &common::varied_schema(300)).unwrap();
@@ -50,11 +62,6 @@ async fn scene(major: u32) -> Scene {
     let org = orgs::create(&db, &keys, "Acme", "system:test", "2026-11-29T05:00:00Z")
         .await
         .unwrap();
-    let settings = AgentSettings {
-        poll_interval_secs: 1,
-        crl_interval_secs: 60,
-        ..AgentSettings::default()
-    };
     let control = local::start(db.clone(), keys.clone(), &dir.path().join("tls"), settings)
         .await
         .unwrap();
@@ -464,4 +471,53 @@ async fn an_agent_killed_mid_job_leaves_no_backup_and_the_job_runs_again() {
         .await
         .unwrap();
     assert!(scene.target.join(key).exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_longer_than_the_certificate_renews_it_midway_and_reports() {
+    // Ten-second certificates (renewed at 8 s) and a job that takes about 15 s: the
+    // agent must renew while the job runs and report with the new certificate.
+    let scene = scene_with(
+        17,
+        AgentSettings {
+            cert_lifetime_secs: 10,
+            poll_interval_secs: 1,
+            crl_interval_secs: 60,
+            ..AgentSettings::default()
+        },
+    )
+    .await;
+    let _scheduler = scene.control.run_scheduler(Duration::from_millis(500));
+    let slow = common::wrapped_pg_dump(
+        scene.dir.path(),
+        &scene.server,
+        "sleep 15; exec \"$REAL\" \"$@\"",
+    );
+    let mut agent = run_agent(&scene, &slow);
+    let started = Instant::now();
+    loop {
+        let done: Option<(String, Option<String>)> = sqlx::query_as(
+            "SELECT state, error FROM jobs WHERE state IN ('succeeded', 'failed') LIMIT 1",
+        )
+        .fetch_optional(scene.db.pool())
+        .await
+        .unwrap();
+        match done {
+            Some((state, _)) if state == "succeeded" => break,
+            Some((_, error)) => panic!("the job failed: {error:?}"),
+            None => {}
+        }
+        if let Ok(Some(status)) = agent.try_wait() {
+            panic!("the agent stopped ({status}) before the job finished");
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no result within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let _ = agent.start_kill();
+    let out = agent.wait_with_output().await.unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("certificate renewed"), "{log}");
 }

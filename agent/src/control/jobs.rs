@@ -8,6 +8,14 @@
 //! on a command line (pg_dump gets the password through its environment).
 
 use super::link::Link;
+
+/// The agent's current link to the control plane: renewal replaces it while a job runs,
+/// and every request of the job takes the newest.
+pub type LinkWatch = tokio::sync::watch::Receiver<Link>;
+
+fn current(links: &LinkWatch) -> Link {
+    links.borrow().clone()
+}
 use crate::crypto::parse_recipients;
 use crate::crypto::{Decryption, FileKeyIdentity};
 use crate::error::{Error, ErrorKind, Result};
@@ -162,12 +170,12 @@ fn restore_request(
 /// Reports a job's end, retrying while the control plane is unreachable (restarting,
 /// say) for up to ten minutes: a finished backup must not be redone because its report
 /// was lost. A refusal (the job is no longer this agent's) is final.
-async fn report_completion(link: &Link, id: &str, report: &Value) -> Result<()> {
+async fn report_completion(links: &LinkWatch, id: &str, report: &Value) -> Result<()> {
     let path = format!("/agent/v1/jobs/{id}/complete");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
     let mut wait = Duration::from_secs(1);
     loop {
-        match link.post_json(&path, report).await {
+        match current(links).post_json(&path, report).await {
             Ok(_) => return Ok(()),
             Err(e) if e.kind().is_temporary() && tokio::time::Instant::now() < deadline => {
                 tracing::warn!(job.id = %id, "reporting the job failed, retrying in {wait:?}: {e}");
@@ -181,7 +189,7 @@ async fn report_completion(link: &Link, id: &str, report: &Value) -> Result<()> 
 
 /// Runs `work` while sending heartbeats for job `id`.
 async fn with_heartbeats<T>(
-    link: &Link,
+    links: &LinkWatch,
     id: &str,
     phase: &str,
     work: impl std::future::Future<Output = T>,
@@ -192,7 +200,7 @@ async fn with_heartbeats<T>(
         tokio::select! {
             result = &mut work => return result,
             () = tokio::time::sleep(HEARTBEAT) => {
-                if let Err(e) = link.post_json(&progress, &json!({ "bytes": 0, "phase": phase })).await {
+                if let Err(e) = current(links).post_json(&progress, &json!({ "bytes": 0, "phase": phase })).await {
                     tracing::warn!(job.id = %id, "heartbeat failed: {e}");
                 }
             }
@@ -203,24 +211,24 @@ async fn with_heartbeats<T>(
 /// Runs a claimed job (a backup or a managed restore) to its end and reports it.
 /// Errors are the agent's own (the control plane unreachable); a failed job is
 /// reported, not returned.
-pub async fn run(link: &Link, job: &Value, interrupt: Interrupt) -> Result<()> {
+pub async fn run(links: &LinkWatch, job: &Value, interrupt: Interrupt) -> Result<()> {
     let id = text(job, &["id"])?;
     tracing::info!(job.id = %id, kind = job["kind"].as_str().unwrap_or("?"), "job started");
-    let credentials = link
+    let credentials = current(links)
         .get_json(&format!("/agent/v1/jobs/{id}/credentials"))
         .await?;
     if job["kind"].as_str() == Some("restore") {
         let outcome = match restore_request(credentials, interrupt) {
             Err(e) => Err(e),
             Ok((request, key)) => {
-                with_heartbeats(link, &id, "restoring", run_restore(request, &key)).await
+                with_heartbeats(links, &id, "restoring", run_restore(request, &key)).await
             }
         };
         let report = match &outcome {
             Ok(_) => json!({ "succeeded": true }),
             Err(e) => json!({ "succeeded": false, "error": e.to_string() }),
         };
-        report_completion(link, &id, &report).await?;
+        report_completion(links, &id, &report).await?;
         match outcome {
             Ok(_) => tracing::info!(job.id = %id, "restore succeeded"),
             Err(e) => tracing::warn!(job.id = %id, "restore failed: {e}"),
@@ -229,7 +237,7 @@ pub async fn run(link: &Link, job: &Value, interrupt: Interrupt) -> Result<()> {
     }
     let outcome = match backup_request(job, credentials, interrupt) {
         Err(e) => Err(e),
-        Ok(request) => with_heartbeats(link, &id, "backing up", run_backup(request)).await,
+        Ok(request) => with_heartbeats(links, &id, "backing up", run_backup(request)).await,
     };
     let report = match &outcome {
         Ok(r) => json!({
@@ -238,7 +246,7 @@ pub async fn run(link: &Link, job: &Value, interrupt: Interrupt) -> Result<()> {
         }),
         Err(e) => json!({ "succeeded": false, "error": e.to_string() }),
     };
-    report_completion(link, &id, &report).await?;
+    report_completion(links, &id, &report).await?;
     match outcome {
         Ok(r) => tracing::info!(job.id = %id, bytes = r.ciphertext_bytes, "job succeeded"),
         Err(e) => tracing::warn!(job.id = %id, "job failed: {e}"),

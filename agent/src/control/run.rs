@@ -28,15 +28,19 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 struct Agent {
     identity: Identity,
     link: Link,
+    /// The newest link, for a job that outlives a renewal.
+    links: tokio::sync::watch::Sender<Link>,
     crl_interval: Duration,
 }
 
 impl Agent {
     fn connect(identity: Identity) -> Result<Self> {
         let link = Link::new(&identity.link.control_url, tls::agent_config(&identity)?)?;
+        let (links, _) = tokio::sync::watch::channel(link.clone());
         Ok(Self {
             identity,
             link,
+            links,
             crl_interval: Duration::from_secs(300),
         })
     }
@@ -85,6 +89,7 @@ impl Agent {
             &self.identity.link.control_url,
             tls::agent_config(&self.identity)?,
         )?;
+        self.links.send_replace(self.link.clone());
         tracing::info!(not_after, "certificate renewed");
         Ok(())
     }
@@ -100,10 +105,21 @@ impl Agent {
     }
 }
 
+/// What the agent's one piece of work ended with.
+enum Done {
+    /// A long poll answered: a job, or none.
+    Polled(Result<Option<serde_json::Value>>),
+    /// A job ran to its end (or could not be run or reported).
+    Finished(Result<()>),
+}
+
+/// The agent's current piece of work.
+type Work = std::pin::Pin<Box<dyn std::future::Future<Output = Done>>>;
+
 /// One long poll for the next job.
-async fn poll_job(link: Link) -> Result<Option<serde_json::Value>> {
-    let answer = link.get_json("/agent/v1/jobs/next").await?;
-    Ok(Some(answer["job"].clone()).filter(|job| !job.is_null()))
+async fn poll(link: Link) -> Done {
+    let answer = link.get_json("/agent/v1/jobs/next").await;
+    Done::Polled(answer.map(|a| Some(a["job"].clone()).filter(|job| !job.is_null())))
 }
 
 fn stop_revoked(detail: &str) -> Error {
@@ -138,28 +154,33 @@ pub async fn run(data_dir: &Path, mut interrupt: Interrupt) -> Result<serde_json
     let mut next_crl = tokio::time::Instant::now();
     let mut renew_backoff = Duration::from_secs(1);
     let mut next_renew_try = agent.renew_at();
-    // The job long poll lives across loop turns: a timer firing meanwhile must not
-    // cancel a request the control plane may already have answered with a claimed job.
-    let mut poll = Box::pin(poll_job(agent.link.clone()));
+    // One piece of work at a time, living across loop turns: the job long poll (a timer
+    // firing meanwhile must not cancel a request the control plane may already have
+    // answered with a claimed job), or the job it returned. Renewal and CRL checks go on
+    // while a job runs; the job takes the newest link for each request.
+    let mut work: Work = Box::pin(poll(agent.link.clone()));
     loop {
         agent.check_expiry()?;
         let until_renew = Duration::from_secs((next_renew_try - now()).max(0) as u64);
         let renew_deadline = tokio::time::Instant::now() + until_renew;
         tokio::select! {
             () = interrupt.raised() => return Ok(json!({ "stopped": "signal" })),
-            answer = &mut poll => {
-                match answer {
-                    Ok(Some(job)) => {
-                        if let Err(e) = super::jobs::run(&agent.link, &job, interrupt.clone()).await {
-                            if is_revoked(&e) {
-                                return Err(stop_revoked(&e.to_string()));
-                            }
-                            tracing::warn!("a job could not be run or reported: {e}");
-                        }
+            done = &mut work => {
+                match done {
+                    Done::Polled(Ok(Some(job))) => {
+                        let links = agent.links.subscribe();
+                        let interrupt = interrupt.clone();
+                        work = Box::pin(async move {
+                            Done::Finished(super::jobs::run(&links, &job, interrupt).await)
+                        });
+                        continue;
                     }
-                    Ok(None) => {}
-                    Err(e) if is_revoked(&e) => return Err(stop_revoked(&e.to_string())),
-                    Err(e) => {
+                    Done::Polled(Ok(None)) | Done::Finished(Ok(())) => {}
+                    Done::Polled(Err(e)) | Done::Finished(Err(e)) if is_revoked(&e) => {
+                        return Err(stop_revoked(&e.to_string()))
+                    }
+                    Done::Finished(Err(e)) => tracing::warn!("a job could not be run or reported: {e}"),
+                    Done::Polled(Err(e)) => {
                         tracing::warn!("polling for jobs failed: {e}");
                         tokio::select! {
                             () = tokio::time::sleep(Duration::from_secs(2)) => {}
@@ -167,7 +188,7 @@ pub async fn run(data_dir: &Path, mut interrupt: Interrupt) -> Result<serde_json
                         }
                     }
                 }
-                poll = Box::pin(poll_job(agent.link.clone()));
+                work = Box::pin(poll(agent.link.clone()));
             }
             () = tokio::time::sleep_until(next_crl) => {
                 match agent.check_crl().await {
