@@ -14,6 +14,7 @@ use crate::pki::identity::AgentIdentity;
 use crate::pki::{ca, crl, issue};
 use crate::sessions::{new_token, token_hash};
 use dbcrate_core::secret::SecretString;
+use dbcrate_core::time::rfc3339;
 use sqlx::{AnyConnection, Row};
 
 /// What every enrolment token starts with.
@@ -22,10 +23,6 @@ pub const TOKEN_PREFIX: &str = "dbce_";
 pub const DEFAULT_TOKEN_LIFETIME_SECS: i64 = 3600;
 /// The longest an enrolment token may work.
 pub const MAX_TOKEN_LIFETIME_SECS: i64 = 7 * 24 * 3600;
-
-fn rfc3339(unix: i64) -> String {
-    dbcrate_core::time::UtcDateTime::from_unix(unix).rfc3339()
-}
 
 async fn record_in(
     conn: &mut AnyConnection,

@@ -12,6 +12,7 @@ use crate::error::{new_id, Code, Error, Result};
 use crate::sessions::{new_token, token_hash};
 use crate::users::role_rank;
 use dbcrate_core::secret::SecretString;
+use dbcrate_core::time::rfc3339;
 use sqlx::Row;
 
 /// What every token starts with, so secret scanners and people recognise one.
@@ -49,10 +50,6 @@ pub struct TokenCaller {
     pub org_id: String,
     /// Its role there.
     pub role: String,
-}
-
-fn rfc3339(unix: i64) -> String {
-    dbcrate_core::time::UtcDateTime::from_unix(unix).rfc3339()
 }
 
 /// What a new token should be.

@@ -9,6 +9,7 @@ use crate::envelope::MasterKeys;
 use crate::error::{is_id, new_id, Error, Result};
 use crate::secrets::{self, Owner};
 use dbcrate_core::secret::SecretString;
+use dbcrate_core::time::rfc3339;
 use serde::Serialize;
 use sqlx::Row;
 
@@ -95,10 +96,6 @@ fn check(new: &NewDatabase<'_>) -> Result<()> {
         return Err(Error::invalid("the password is longer than 1024 bytes"));
     }
     Ok(())
-}
-
-fn rfc3339(unix: i64) -> String {
-    dbcrate_core::time::UtcDateTime::from_unix(unix).rfc3339()
 }
 
 /// Adds a database, in one transaction with its sealed password and its audit row.

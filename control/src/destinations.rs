@@ -121,7 +121,7 @@ pub async fn create(
     written
         .map_err(|e| Error::invalid(format!("writing {README_NAME} at the destination: {e}")))?;
     let id = new_id("dst")?;
-    let stamp = dbcrate_core::time::UtcDateTime::from_unix(now).rfc3339();
+    let stamp = dbcrate_core::time::rfc3339(now);
     let mut tx = db.begin().await?;
     let saved: Result<()> = async {
         let secret_id = match new.credentials.filter(|c| !c.is_null()) {

@@ -17,6 +17,7 @@ use crate::audit::{self, AuditEvent};
 use crate::db::{end_write, Db, Engine};
 use crate::error::{Error, Result};
 use crate::pki::identity::AgentIdentity;
+use dbcrate_core::time::rfc3339;
 use serde::Serialize;
 use sqlx::{AnyConnection, Row};
 
@@ -28,10 +29,6 @@ pub const LEASE_SECS: i64 = 120;
 pub const LEASE_GRACE_SECS: i64 = 300;
 /// The purpose recorded with a destination's sealed credentials.
 pub const DESTINATION_CREDENTIALS_PURPOSE: &str = "destination-credentials";
-
-pub(crate) fn rfc3339(unix: i64) -> String {
-    dbcrate_core::time::UtcDateTime::from_unix(unix).rfc3339()
-}
 
 pub(crate) async fn record_in(
     conn: &mut AnyConnection,

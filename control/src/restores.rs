@@ -13,6 +13,7 @@ use crate::db::{end_write, Db};
 use crate::envelope::MasterKeys;
 use crate::error::{is_id, new_id, Error, Result};
 use crate::secrets::{self, Owner, SecretRef};
+use dbcrate_core::time::rfc3339;
 use dbcrate_storage::admin::Destination;
 use sqlx::Row;
 
@@ -21,10 +22,6 @@ use sqlx::Row;
 pub const HEADER_READ: u64 = 64 * 1024;
 /// The most recipient stanzas a header may have.
 pub const MAX_STANZAS: usize = 32;
-
-fn rfc3339(unix: i64) -> String {
-    dbcrate_core::time::UtcDateTime::from_unix(unix).rfc3339()
-}
 
 /// Queues a restore of `backup_id` into `target_database_id`; returns the job id.
 pub async fn create(

@@ -17,6 +17,7 @@ use crate::jobs::DESTINATION_CREDENTIALS_PURPOSE;
 use crate::secrets::{self, Owner, SecretRef};
 use dbcrate_core::retention::{self as plan, Backup, Outcome, Rules};
 use dbcrate_core::schedule::Schedule;
+use dbcrate_core::time::rfc3339;
 use dbcrate_storage::admin::{DeleteOutcome, Destination};
 use sqlx::Row;
 
@@ -29,10 +30,6 @@ pub struct RunReport {
     pub failed: usize,
     /// Whether recent failures held every deletion.
     pub held: bool,
-}
-
-fn rfc3339(unix: i64) -> String {
-    dbcrate_core::time::UtcDateTime::from_unix(unix).rfc3339()
 }
 
 /// Applies every enabled schedule's retention.

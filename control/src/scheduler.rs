@@ -10,6 +10,7 @@ use crate::audit::{self, AuditEvent};
 use crate::db::{end_write, Db, Engine};
 use crate::error::{new_id, Result};
 use dbcrate_core::schedule::{due, Schedule};
+use dbcrate_core::time::rfc3339;
 use sqlx::Row;
 
 /// How often the scheduler loop applies retention.
@@ -17,10 +18,6 @@ pub const RETENTION_EVERY_SECS: i64 = 60;
 
 /// How many times a failed backup job is tried in all.
 pub const MAX_ATTEMPTS: i64 = 3;
-
-fn rfc3339(unix: i64) -> String {
-    dbcrate_core::time::UtcDateTime::from_unix(unix).rfc3339()
-}
 
 /// Fires every due schedule; returns the ids of the jobs made.
 pub async fn fire_due(db: &Db, now: i64) -> Result<Vec<String>> {

@@ -11,6 +11,7 @@ use crate::db::{end_write, Db};
 use crate::error::{is_id, new_id, Error, Result};
 use dbcrate_core::retention::Rules;
 use dbcrate_core::schedule::Schedule;
+use dbcrate_core::time::rfc3339;
 use serde::Serialize;
 use sqlx::Row;
 
@@ -59,10 +60,6 @@ pub struct ScheduleInfo {
     pub keep_yearly: i64,
     /// The next time it fires (Unix seconds), if ever.
     pub next_run_at: Option<i64>,
-}
-
-fn rfc3339(unix: i64) -> String {
-    dbcrate_core::time::UtcDateTime::from_unix(unix).rfc3339()
 }
 
 /// Creates a schedule after checking the expression, the zone, the counts, and that the

@@ -15,6 +15,7 @@ use crate::error::{random_bytes, Code, Error, Result};
 use crate::secrets::{self, Owner, SecretRef};
 use crate::{throttle, totp};
 use dbcrate_core::secret::SecretString;
+use dbcrate_core::time::rfc3339;
 use sha2::{Digest, Sha256};
 use sqlx::{AnyConnection, Row};
 
@@ -30,10 +31,6 @@ pub struct Enrolment {
     pub secret: SecretString,
     /// The `otpauth://` URI, for a QR code.
     pub otpauth_uri: SecretString,
-}
-
-fn rfc3339(unix: i64) -> String {
-    dbcrate_core::time::UtcDateTime::from_unix(unix).rfc3339()
 }
 
 fn account_event<'a>(actor: &'a str, action: &'a str) -> AuditEvent<'a> {

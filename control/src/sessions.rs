@@ -14,6 +14,7 @@ use crate::error::{random_bytes, Code, Error, Result};
 use crate::{second_factor, throttle, users};
 use base64::Engine;
 use dbcrate_core::secret::SecretString;
+use dbcrate_core::time::rfc3339;
 use sha2::{Digest, Sha256};
 use sqlx::{AnyConnection, Row};
 
@@ -51,10 +52,6 @@ pub fn new_token(prefix: &str) -> Result<SecretString> {
         "{prefix}{}",
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw.as_slice())
     )))
-}
-
-fn rfc3339(unix: i64) -> String {
-    dbcrate_core::time::UtcDateTime::from_unix(unix).rfc3339()
 }
 
 async fn record(

@@ -143,7 +143,7 @@ pub async fn change_password(
                 target: &actor,
                 details: "{}",
             },
-            &dbcrate_core::time::UtcDateTime::from_unix(now).rfc3339(),
+            &dbcrate_core::time::rfc3339(now),
         )
         .await?;
         Ok(())

@@ -25,6 +25,12 @@ pub fn unix_now() -> i64 {
         .unwrap_or(0)
 }
 
+/// `unix` as RFC 3339 (`YYYY-MM-DDTHH:MM:SSZ`), the form audit rows and API answers
+/// carry.
+pub fn rfc3339(unix: i64) -> String {
+    UtcDateTime::from_unix(unix).rfc3339()
+}
+
 impl UtcDateTime {
     /// The calendar fields of `secs` seconds after 1970-01-01T00:00:00Z.
     pub fn from_unix(secs: i64) -> Self {

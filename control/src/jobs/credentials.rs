@@ -1,11 +1,12 @@
 //! A running job's credentials, handed out once to the agent it is assigned to.
 
-use super::{not_yours, record_in, rfc3339, DESTINATION_CREDENTIALS_PURPOSE};
+use super::{not_yours, record_in, DESTINATION_CREDENTIALS_PURPOSE};
 use crate::db::{end_write, Db};
 use crate::envelope::MasterKeys;
 use crate::error::{is_id, Code, Error, Result};
 use crate::pki::identity::AgentIdentity;
 use crate::secrets::{self, Owner, SecretRef};
+use dbcrate_core::time::rfc3339;
 use sqlx::Row;
 
 /// The secrets a running job needs, handed out once: the database connection with its

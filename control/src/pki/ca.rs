@@ -103,7 +103,7 @@ pub async fn root_cert_pem(db: &Db, keys: &MasterKeys, now: i64) -> Result<Strin
     let cert = params
         .self_signed(&key)
         .map_err(rcgen_error("self-signing the root CA"))?;
-    let stamp = dbcrate_core::time::UtcDateTime::from_unix(now).rfc3339();
+    let stamp = dbcrate_core::time::rfc3339(now);
     let key_pem = zeroize::Zeroizing::new(key.serialize_pem());
     let mut conn = db.begin().await?;
     let stored: Result<()> = async {
@@ -169,7 +169,7 @@ async fn create_org_ca(db: &Db, keys: &MasterKeys, org_id: &str, now: i64) -> Re
     let (name, _, root_secret) = load_root(db)
         .await?
         .ok_or_else(|| Error::internal("the deployment root CA is missing"))?;
-    let stamp = dbcrate_core::time::UtcDateTime::from_unix(now).rfc3339();
+    let stamp = dbcrate_core::time::rfc3339(now);
     let root_key = secrets::unwrap(
         db,
         keys,
@@ -261,7 +261,7 @@ pub async fn org_signing_ca(
     let (_, secret_id) = load_org_ca(db, org_id)
         .await?
         .ok_or_else(|| Error::internal("the organisation CA is missing"))?;
-    let stamp = dbcrate_core::time::UtcDateTime::from_unix(now).rfc3339();
+    let stamp = dbcrate_core::time::rfc3339(now);
     let key = secrets::unwrap(
         db,
         keys,
