@@ -96,3 +96,31 @@ pub async fn start(
         _stop: stop,
     })
 }
+
+/// Enrols a new agent of `org_id` the way `dbcrate-agent enroll` does (a fresh key, a
+/// CSR, a one-time token), but through the library and with a one-hour certificate: for
+/// tests and demos that need an agent without a host. Returns the enrolment and the
+/// agent's key.
+pub async fn enrol_agent(
+    db: &crate::db::Db,
+    keys: &MasterKeys,
+    org_id: &str,
+    now: i64,
+) -> Result<(crate::agents::Enrolled, rcgen::KeyPair)> {
+    use crate::error::Error;
+    let token = crate::agents::create_token(db, org_id, "local", None, "system:local", now).await?;
+    let key = rcgen::KeyPair::generate()
+        .map_err(|e| Error::internal(format!("generating an agent key: {e}")))?;
+    let csr = rcgen::CertificateParams::default()
+        .serialize_request(&key)
+        .and_then(|csr| csr.pem())
+        .map_err(|e| Error::internal(format!("making a CSR: {e}")))?;
+    let request = crate::agents::EnrolRequest {
+        token: &token.token,
+        csr_pem: &csr,
+        name: "local",
+        org_id: None,
+    };
+    let enrolled = crate::agents::enrol(db, keys, &request, 3600, now).await?;
+    Ok((enrolled, key))
+}

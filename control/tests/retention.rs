@@ -5,7 +5,7 @@
 
 use dbcrate_control::db::Db;
 use dbcrate_control::envelope::MasterKeys;
-use dbcrate_control::{agents, audit, databases, destinations, orgs, retention, schedules};
+use dbcrate_control::{audit, databases, destinations, orgs, retention, schedules};
 use dbcrate_core::retention::Rules;
 use dbcrate_testkit::{PgServer, TempDir};
 use serde_json::json;
@@ -31,30 +31,11 @@ async fn world(db: Db) -> World {
     let org = orgs::create(&db, &keys, "Acme", "system:test", "2026-01-01T00:00:00Z")
         .await
         .unwrap();
-    let token = agents::create_token(&db, &org.id, "h", None, "system:test", T0)
+    let agent = dbcrate_control::local::enrol_agent(&db, &keys, &org.id, T0)
         .await
-        .unwrap();
-    let key = rcgen::KeyPair::generate().unwrap();
-    let csr = rcgen::CertificateParams::default()
-        .serialize_request(&key)
         .unwrap()
-        .pem()
-        .unwrap();
-    let agent = agents::enrol(
-        &db,
-        &keys,
-        &agents::EnrolRequest {
-            token: &token.token,
-            csr_pem: &csr,
-            name: "h",
-            org_id: None,
-        },
-        3600,
-        T0,
-    )
-    .await
-    .unwrap()
-    .agent_id;
+        .0
+        .agent_id;
     let database = databases::create(
         &db,
         &keys,

@@ -5,7 +5,7 @@
 use dbcrate_control::db::Db;
 use dbcrate_control::envelope::MasterKeys;
 use dbcrate_control::pki::identity::AgentIdentity;
-use dbcrate_control::{agents, databases, jobs, orgs, scheduler, schedules};
+use dbcrate_control::{databases, jobs, orgs, scheduler, schedules};
 use dbcrate_core::retention::Rules;
 use dbcrate_testkit::{PgServer, TempDir};
 
@@ -19,30 +19,11 @@ async fn setup(db: &Db, count: usize) {
     let org = orgs::create(db, &keys, "Acme", "system:test", "2026-01-01T00:00:00Z")
         .await
         .unwrap();
-    let token = agents::create_token(db, &org.id, "h", None, "system:test", T0)
+    let agent = dbcrate_control::local::enrol_agent(db, &keys, &org.id, T0)
         .await
-        .unwrap();
-    let key = rcgen::KeyPair::generate().unwrap();
-    let csr = rcgen::CertificateParams::default()
-        .serialize_request(&key)
         .unwrap()
-        .pem()
-        .unwrap();
-    let agent = agents::enrol(
-        db,
-        &keys,
-        &agents::EnrolRequest {
-            token: &token.token,
-            csr_pem: &csr,
-            name: "h",
-            org_id: None,
-        },
-        3600,
-        T0,
-    )
-    .await
-    .unwrap()
-    .agent_id;
+        .0
+        .agent_id;
     let destination = dbcrate_control::error::new_id("dst").unwrap();
     sqlx::query(
         "INSERT INTO destinations (id, org_id, name, kind, settings, created_at) \

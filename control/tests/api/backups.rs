@@ -7,8 +7,8 @@ use dbcrate_control::db::Db;
 use dbcrate_control::{audit, setup};
 use serde_json::json;
 
-/// A destination row for tests of what refers to destinations (their API comes with
-/// the storage probes).
+/// A destination row inserted directly (no storage probe), for tests of what refers to
+/// destinations.
 pub async fn fixture_destination(db: &Db, org: &str) -> String {
     let id = dbcrate_control::error::new_id("dst").unwrap();
     sqlx::query(
@@ -24,29 +24,6 @@ pub async fn fixture_destination(db: &Db, org: &str) -> String {
     id
 }
 
-async fn enrol_agent(api: &Api, org: &str) -> String {
-    let now = dbcrate_core::time::unix_now();
-    let token = dbcrate_control::agents::create_token(&api.db, org, "h", None, "system:test", now)
-        .await
-        .unwrap();
-    let key = rcgen::KeyPair::generate().unwrap();
-    let csr = rcgen::CertificateParams::default()
-        .serialize_request(&key)
-        .unwrap()
-        .pem()
-        .unwrap();
-    let request = dbcrate_control::agents::EnrolRequest {
-        token: &token.token,
-        csr_pem: &csr,
-        name: "h",
-        org_id: None,
-    };
-    dbcrate_control::agents::enrol(&api.db, &api.keys, &request, 3600, now)
-        .await
-        .unwrap()
-        .agent_id
-}
-
 async fn databases_and_schedules(db: Db) {
     let api = Api::start(db).await;
     let a = setup::init(&api.db, &api.keys, "Acme", "owner@a.example", NOW)
@@ -60,7 +37,7 @@ async fn databases_and_schedules(db: Db) {
             "owner passphrase!",
         )
         .await;
-    let agent = enrol_agent(&api, &org).await;
+    let agent = api.enrol_agent(&org).await;
     let databases = format!("/api/v1/orgs/{org}/databases");
     let good = json!({
         "name": "shop", "host": "db1.internal", "port": 5433, "dbname": "shop",

@@ -156,6 +156,16 @@ impl Api {
         }
     }
 
+    /// Enrols an agent of `org` through the library; returns its id.
+    pub async fn enrol_agent(&self, org: &str) -> String {
+        let now = dbcrate_core::time::unix_now();
+        dbcrate_control::local::enrol_agent(&self.db, &self.keys, org, now)
+            .await
+            .unwrap()
+            .0
+            .agent_id
+    }
+
     /// Makes the agent listener trust a newly created organisation CA's agents at once.
     pub async fn _local_reload(&self) {
         self._local.state.reload_agent_tls().await;

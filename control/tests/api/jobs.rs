@@ -8,7 +8,6 @@ use dbcrate_control::db::Db;
 use dbcrate_control::pki::identity::AgentIdentity;
 use dbcrate_control::secrets::{self, Owner};
 use dbcrate_control::{audit, jobs, scheduler, setup};
-use rcgen::KeyPair;
 use serde_json::{json, Value};
 
 struct Agent {
@@ -18,22 +17,7 @@ struct Agent {
 
 async fn enrolled_agent(api: &Api, org: &str) -> Agent {
     let now = dbcrate_core::time::unix_now();
-    let token = dbcrate_control::agents::create_token(&api.db, org, "h", None, "system:test", now)
-        .await
-        .unwrap();
-    let key = KeyPair::generate().unwrap();
-    let csr = rcgen::CertificateParams::default()
-        .serialize_request(&key)
-        .unwrap()
-        .pem()
-        .unwrap();
-    let request = dbcrate_control::agents::EnrolRequest {
-        token: &token.token,
-        csr_pem: &csr,
-        name: "h",
-        org_id: None,
-    };
-    let enrolled = dbcrate_control::agents::enrol(&api.db, &api.keys, &request, 3600, now)
+    let (enrolled, key) = dbcrate_control::local::enrol_agent(&api.db, &api.keys, org, now)
         .await
         .unwrap();
     api._local_reload().await;
@@ -107,7 +91,7 @@ async fn job_protocol(db: Db) {
     )
     .await
     .unwrap();
-    // A destination with sealed credentials (its API arrives with the storage probes).
+    // A destination with sealed credentials, inserted directly (no storage behind it).
     let destination = dbcrate_control::error::new_id("dst").unwrap();
     let mut tx = api.db.begin().await.unwrap();
     let secret = secrets::insert(

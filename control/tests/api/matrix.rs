@@ -173,31 +173,6 @@ fn routes() -> Vec<Route> {
     ]
 }
 
-/// Enrols an agent in `org` through the library; returns its id.
-async fn enrol_agent(api: &Api, org: &str) -> String {
-    let now = dbcrate_core::time::unix_now();
-    let token =
-        dbcrate_control::agents::create_token(&api.db, org, "target", None, "system:test", now)
-            .await
-            .unwrap();
-    let key = rcgen::KeyPair::generate().unwrap();
-    let csr = rcgen::CertificateParams::default()
-        .serialize_request(&key)
-        .unwrap()
-        .pem()
-        .unwrap();
-    let request = dbcrate_control::agents::EnrolRequest {
-        token: &token.token,
-        csr_pem: &csr,
-        name: "target",
-        org_id: None,
-    };
-    dbcrate_control::agents::enrol(&api.db, &api.keys, &request, 3600, now)
-        .await
-        .unwrap()
-        .agent_id
-}
-
 fn rank(role: &str) -> usize {
     match role {
         "owner" => 3,
@@ -310,7 +285,7 @@ async fn roles_matrix(db: Db) {
 
     let missing_org = "org_00000000000000000000000000000000";
     // Objects that bodies refer to: an agent, a database and a destination of org A.
-    let agent = enrol_agent(&api, &org).await;
+    let agent = api.enrol_agent(&org).await;
     let database = dbcrate_control::databases::create(
         &api.db,
         &api.keys,
@@ -346,7 +321,7 @@ async fn roles_matrix(db: Db) {
                 path = path.replace("{user}", &user);
             }
             if path.contains("{agent}") {
-                path = path.replace("{agent}", &enrol_agent(&api, &org).await);
+                path = path.replace("{agent}", &api.enrol_agent(&org).await);
             }
             if path.contains("{token}") {
                 let body = json!({ "name": format!("target{n}"), "role": "viewer" });
@@ -414,7 +389,7 @@ async fn roles_matrix(db: Db) {
         .await
         .ok();
     let b_token_id = b_tokens["items"][0]["id"].as_str().unwrap().to_string();
-    let b_agent = enrol_agent(&api, &b.id).await;
+    let b_agent = api.enrol_agent(&b.id).await;
     let owner_auth = &callers[0].auth;
     for (method, path, body) in [
         (
