@@ -238,12 +238,22 @@ async fn create_org_ca(db: &Db, keys: &MasterKeys, org_id: &str, now: i64) -> Re
 
 /// The organisation's CA certificate (PEM), creating the CA on first use.
 pub async fn org_ca_cert_pem(db: &Db, keys: &MasterKeys, org_id: &str, now: i64) -> Result<String> {
-    if load_org_ca(db, org_id).await?.is_none() {
-        create_org_ca(db, keys, org_id, now).await?;
+    Ok(ensure_org_ca(db, keys, org_id, now).await?.0)
+}
+
+/// The organisation's CA (certificate PEM, key secret id), created first if it has none.
+async fn ensure_org_ca(
+    db: &Db,
+    keys: &MasterKeys,
+    org_id: &str,
+    now: i64,
+) -> Result<(String, String)> {
+    if let Some(found) = load_org_ca(db, org_id).await? {
+        return Ok(found);
     }
+    create_org_ca(db, keys, org_id, now).await?;
     load_org_ca(db, org_id)
         .await?
-        .map(|(cert, _)| cert)
         .ok_or_else(|| Error::internal(format!("the agent CA of {org_id} could not be created")))
 }
 
@@ -257,10 +267,7 @@ pub async fn org_signing_ca(
     reason: &str,
     now: i64,
 ) -> Result<SigningCa> {
-    let cert_pem = org_ca_cert_pem(db, keys, org_id, now).await?;
-    let (_, secret_id) = load_org_ca(db, org_id)
-        .await?
-        .ok_or_else(|| Error::internal("the organisation CA is missing"))?;
+    let (cert_pem, secret_id) = ensure_org_ca(db, keys, org_id, now).await?;
     let stamp = dbcrate_core::time::rfc3339(now);
     let key = secrets::unwrap(
         db,
