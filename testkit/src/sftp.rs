@@ -32,6 +32,17 @@ impl SftpServer {
 
     /// Starts sshd from `deps` with a generated host key and client key.
     pub fn start_with(deps: &Deps) -> Result<Self> {
+        Self::spawn(deps, &[])
+    }
+
+    /// Starts sshd (from the default cache) whose SFTP server refuses the named requests
+    /// (`internal-sftp -P`, e.g. `remove`): storage where the key may write but not
+    /// delete, as a customer's restricted account would be.
+    pub fn start_refusing(requests: &[&str]) -> Result<Self> {
+        Self::spawn(&Deps::from_env(), requests)
+    }
+
+    fn spawn(deps: &Deps, refused_requests: &[&str]) -> Result<Self> {
         let sshd = deps.tool("sshd")?;
         let keygen = deps.tool("ssh-keygen")?;
         let user = ServiceUser::for_servers()?;
@@ -81,11 +92,16 @@ impl SftpServer {
                  AllowTcpForwarding no\n\
                  X11Forwarding no\n\
                  Subsystem sftp internal-sftp\n\
-                 ForceCommand internal-sftp -d {root}\n\
+                 ForceCommand internal-sftp -d {root}{refuse}\n\
                  LogLevel VERBOSE\n",
                 d = d.display(),
                 name = user.name,
                 root = root.display(),
+                refuse = if refused_requests.is_empty() {
+                    String::new()
+                } else {
+                    format!(" -P {}", refused_requests.join(","))
+                },
             );
             write(&config, &text, 0o644)?;
             let mut cmd = Command::new(&sshd);

@@ -44,6 +44,24 @@ async fn count(db: &Db) -> i64 {
         .unwrap()
 }
 
+/// A directory `dest` on `sftp` owned by its login user, the destination settings that
+/// pin its host key, and the client's private key.
+fn sftp_destination(sftp: &SftpServer) -> (std::path::PathBuf, Value, String) {
+    let target = sftp.root().join("dest");
+    std::fs::create_dir(&target).unwrap();
+    let owner_meta = std::fs::metadata(sftp.root()).unwrap();
+    {
+        use std::os::unix::fs::MetadataExt;
+        let _ = std::os::unix::fs::chown(&target, Some(owner_meta.uid()), Some(owner_meta.gid()));
+    }
+    let key = std::fs::read_to_string(sftp.client_key()).unwrap();
+    let settings = json!({
+        "host": "127.0.0.1", "port": sftp.port(), "user": sftp.user(),
+        "path": target, "host_key": sftp.known_hosts_line(),
+    });
+    (target, settings, key)
+}
+
 async fn destinations_are_probed(db: Db) {
     let api = Api::start(db).await;
     let (org, owner) = owner(&api).await;
@@ -131,18 +149,7 @@ async fn destinations_are_probed(db: Db) {
 
     // SFTP with a pinned host key and a private key in the request.
     let sftp = SftpServer::start().unwrap();
-    let target = sftp.root().join("dest");
-    std::fs::create_dir(&target).unwrap();
-    let owner_meta = std::fs::metadata(sftp.root()).unwrap();
-    {
-        use std::os::unix::fs::MetadataExt;
-        let _ = std::os::unix::fs::chown(&target, Some(owner_meta.uid()), Some(owner_meta.gid()));
-    }
-    let key = std::fs::read_to_string(sftp.client_key()).unwrap();
-    let sftp_settings = json!({
-        "host": "127.0.0.1", "port": sftp.port(), "user": sftp.user(),
-        "path": target, "host_key": sftp.known_hosts_line(),
-    });
+    let (target, sftp_settings, key) = sftp_destination(&sftp);
     let saved = api
         .post(&path, &owner, json!({ "name": "sftp", "kind": "sftp", "settings": sftp_settings, "credentials": { "private_key": key } }))
         .await
@@ -156,6 +163,40 @@ async fn destinations_are_probed(db: Db) {
     api.post(&path, &owner, json!({ "name": "sftp2", "kind": "sftp", "settings": pinned_wrong, "credentials": { "private_key": key } }))
         .await
         .fails(422, "probe_failed");
+
+    // An account that may write but not delete: the probe reports the delete step
+    // (retention needs it), names the object it had to leave, and saves nothing.
+    let before = count(&api.db).await;
+    let no_delete = SftpServer::start_refusing(&["remove"]).unwrap();
+    let (kept, settings, key_nd) = sftp_destination(&no_delete);
+    let reply = api
+        .post(&path, &owner, json!({ "name": "sftp3", "kind": "sftp", "settings": settings, "credentials": { "private_key": key_nd } }))
+        .await;
+    reply.fails(422, "probe_failed");
+    let outcomes: Vec<String> = steps(&reply.json())
+        .into_iter()
+        .map(|(step, outcome)| format!("{step}:{outcome}"))
+        .collect();
+    assert_eq!(
+        outcomes,
+        ["list:ok", "write:ok", "read:ok", "delete:failed"],
+        "{}",
+        reply.text
+    );
+    assert!(
+        reply.text.contains("grant delete permission"),
+        "{}",
+        reply.text
+    );
+    assert_eq!(count(&api.db).await, before);
+    let left: Vec<_> = std::fs::read_dir(&kept)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        left.len() == 1 && left[0].starts_with(".dbcrate-probe-"),
+        "expected only the probe object that could not be deleted (and no README): {left:?}"
+    );
 
     // Bad shapes are plain input errors.
     api.post(
