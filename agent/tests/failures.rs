@@ -118,7 +118,7 @@ fn sigkill_midway_leaves_no_final_object() {
     .unwrap();
     wait_for("the temp file to fill", || {
         files_under(&bucket).iter().any(|f| f.contains(".partial-"))
-            && bucket_bytes(&bucket) > 1_000_000
+            && common::bytes_under(&bucket) > 1_000_000
     });
     assert!(
         child.try_wait().unwrap().is_none(),
@@ -176,24 +176,9 @@ fn s3_backup_mid_upload(
             "the agent stopped before it could be interrupted: {}",
             std::fs::read_to_string(log).unwrap()
         );
-        bucket_bytes(&data) > 4_000_000
+        common::bytes_under(&data) > 4_000_000
     });
     child
-}
-
-fn bucket_bytes(dir: &std::path::Path) -> u64 {
-    let mut total = 0;
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            let path = e.path();
-            total += if path.is_dir() {
-                bucket_bytes(&path)
-            } else {
-                e.metadata().map(|m| m.len()).unwrap_or(0)
-            };
-        }
-    }
-    total
 }
 
 #[test]
@@ -461,7 +446,7 @@ fn sigterm_midway_aborts_and_cleans_up() {
     .spawn()
     .unwrap();
     wait_for("the temp file to fill", || {
-        bucket_bytes(&bucket) > 1_000_000
+        common::bytes_under(&bucket) > 1_000_000
     });
     let stopped = Instant::now();
     sigterm(child.id());

@@ -329,6 +329,22 @@ pub fn wrapped_pg_dump(dir: &Path, server: &PgServer, body: &str) -> PathBuf {
     bin
 }
 
+/// The total size of the files under `dir` (recursively): how much a server has stored.
+pub fn bytes_under(dir: &Path) -> u64 {
+    let mut total = 0;
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let path = e.path();
+            total += if path.is_dir() {
+                bytes_under(&path)
+            } else {
+                e.metadata().map(|m| m.len()).unwrap_or(0)
+            };
+        }
+    }
+    total
+}
+
 /// Names of the files in `dir` (recursively), relative to it.
 pub fn files_under(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();

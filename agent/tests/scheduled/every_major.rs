@@ -1,0 +1,154 @@
+//! Scheduled backups end to end for every PostgreSQL major: a schedule in the control
+//! plane (in this process, over mutual TLS) fires, the enrolled agent (`dbcrate-agent
+//! run`) claims the job, fetches its credentials once, backs the database up into the
+//! destination and reports; the control plane records the backup; the object restores
+//! with stock age (and the organisation's exported recovery key), zstd and pg_restore;
+//! and a managed restore through the control plane gives the agent only the file key.
+
+use crate::common;
+use crate::scene::{self, Scene};
+use dbcrate_control::{orgs, restores};
+use std::time::Duration;
+
+async fn scheduled_backup_restores_with_stock_tools(major: u32) {
+    let Scene {
+        basis,
+        control,
+        enrolled,
+    } = scene::scene(major).await;
+    let scene::Basis {
+        server,
+        dir,
+        db,
+        keys,
+        org,
+        now,
+        ..
+    } = &basis;
+    let scene::Enrolled {
+        data,
+        agent_id,
+        database,
+        target,
+        ..
+    } = &enrolled;
+    let _scheduler = control.run_scheduler(Duration::from_millis(500));
+
+    // The agent runs with this major's client tools on PATH and no database password in
+    // its environment: everything comes from the job.
+    let mut agent = scene::run_agent(server, data, None);
+    let job = scene::wait_for_backup_job(db).await;
+    scene::wait_for_success(db, &job, Duration::from_secs(60)).await;
+    let (backup_id, key, size, sha256): (String, String, i64, String) =
+        sqlx::query_as("SELECT id, object_key, size, sha256 FROM backups WHERE database_id = $1")
+            .bind(&database.id)
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+
+    // A managed restore of that backup into another database on the same server, by the
+    // same agent: it gets only the backup's file key.
+    server.create_database("managed").unwrap();
+    let target_db = scene::register_database(&basis, "managed", agent_id).await;
+    let restore_job = restores::create(db, &org.id, &backup_id, &target_db.id, "user:owner", *now)
+        .await
+        .unwrap();
+    scene::wait_for_success(db, &restore_job, Duration::from_secs(60)).await;
+    let _ = agent.start_kill();
+    let out = agent.wait_with_output().await.unwrap();
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !log.contains(server.password()),
+        "the database password reached the agent's log"
+    );
+    common::assert_same_database(server, "shop", server, "managed");
+
+    // The recorded object is there, with the recorded size and hash.
+    let file = target.join(&key);
+    let bytes = std::fs::read(&file).unwrap();
+    assert_eq!(bytes.len() as i64, size);
+    use sha2::Digest;
+    assert_eq!(
+        dbcrate_core::hex::encode(&sha2::Sha256::digest(&bytes)),
+        sha256
+    );
+
+    // Stock tools and the organisation's exported recovery key restore it.
+    let recovery =
+        orgs::export_recovery_key(db, keys, &org.id, "user:owner", "2026-11-29T05:00:00Z")
+            .await
+            .unwrap();
+    let key_file = dir.path().join("recovery.key");
+    std::fs::write(&key_file, recovery.expose_secret()).unwrap();
+    common::stock_restore(server, &key_file, &file, "restored");
+    common::assert_same_database(server, "shop", server, "restored");
+
+    // The file key handed to the agent is in no row and no log line.
+    let identity: age::x25519::Identity = recovery
+        .expose_secret()
+        .lines()
+        .find(|l| l.starts_with("AGE-SECRET-KEY-1"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let head = &bytes[..bytes.len().min(4096)];
+    let file_key = dbcrate_core::file_key::unwrap_file_key(head, &identity).unwrap();
+    let file_key_hex = dbcrate_core::hex::encode(file_key.expose_secret());
+    assert!(
+        !log.contains(&file_key_hex),
+        "the file key reached the agent's log"
+    );
+    let mut everything = String::new();
+    for table in [
+        "jobs",
+        "backups",
+        "audit_log",
+        "secrets",
+        "destinations",
+        "databases",
+    ] {
+        let rows = sqlx::query(&format!("SELECT * FROM {table}"))
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
+        for row in rows {
+            use sqlx::Row;
+            for i in 0..row.len() {
+                if let Ok(text) = row.try_get::<String, _>(i) {
+                    everything.push_str(&text);
+                } else if let Ok(blob) = row.try_get::<Vec<u8>, _>(i) {
+                    everything.push_str(&dbcrate_core::hex::encode(&blob));
+                }
+            }
+        }
+    }
+    assert!(
+        !everything.contains(&file_key_hex),
+        "the file key is stored in the database"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg13_scheduled_backup_restores_with_stock_tools() {
+    scheduled_backup_restores_with_stock_tools(13).await;
+}
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg14_scheduled_backup_restores_with_stock_tools() {
+    scheduled_backup_restores_with_stock_tools(14).await;
+}
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg15_scheduled_backup_restores_with_stock_tools() {
+    scheduled_backup_restores_with_stock_tools(15).await;
+}
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg16_scheduled_backup_restores_with_stock_tools() {
+    scheduled_backup_restores_with_stock_tools(16).await;
+}
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg17_scheduled_backup_restores_with_stock_tools() {
+    scheduled_backup_restores_with_stock_tools(17).await;
+}
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg18_scheduled_backup_restores_with_stock_tools() {
+    scheduled_backup_restores_with_stock_tools(18).await;
+}

@@ -1,0 +1,348 @@
+//! The stage every scheduled-job test starts from: a PostgreSQL major with a sample
+//! database, a control plane's database (SQLite) with an organisation, an agent
+//! enrolled through `dbcrate-agent enroll`, the database registered for that agent, a
+//! probed destination and a schedule that is already due.
+
+use crate::common;
+use dbcrate_control::db::Db;
+use dbcrate_control::envelope::MasterKeys;
+use dbcrate_control::http::AgentSettings;
+use dbcrate_control::{agents, databases, destinations, local, orgs, schedules};
+use dbcrate_core::retention::Rules;
+use dbcrate_core::secret::SecretString;
+use dbcrate_testkit::{PgServer, S3Server, TempDir};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The master key every scene's control plane runs with.
+pub const K1: &str = "mk1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+/// Where backups go.
+pub enum Storage<'a> {
+    /// A directory both the agent and the control plane reach (`Scene::target`).
+    Directory,
+    /// The bucket of a running Garage.
+    S3(&'a S3Server),
+}
+
+/// The server, the control plane's database and keys, and one organisation.
+pub struct Basis {
+    pub server: PgServer,
+    pub dir: TempDir,
+    pub db: Db,
+    pub db_url: String,
+    pub keys: Arc<MasterKeys>,
+    pub org: orgs::Org,
+    pub now: i64,
+}
+
+/// A PostgreSQL `major` with the database `shop`, a migrated SQLite control-plane
+/// database and the organisation Acme.
+pub async fn basis(major: u32) -> Basis {
+    let server = PgServer::start(major).unwrap();
+    server.create_database("shop").unwrap();
+    server.psql("shop", &common::varied_schema(300)).unwrap();
+    let dir = TempDir::new("agent-scheduled").unwrap();
+    let db_url = format!("sqlite://{}?mode=rwc", dir.path().join("c.db").display());
+    let db = Db::connect(&db_url).await.unwrap();
+    db.migrate().await.unwrap();
+    let keys = Arc::new(MasterKeys::parse(K1).unwrap());
+    let org = orgs::create(&db, &keys, "Acme", "system:test", "2026-11-29T05:00:00Z")
+        .await
+        .unwrap();
+    let now = dbcrate_core::time::unix_now();
+    Basis {
+        server,
+        dir,
+        db,
+        db_url,
+        keys,
+        org,
+        now,
+    }
+}
+
+/// What the test needs after the agent is enrolled and the schedule saved.
+pub struct Enrolled {
+    /// The agent's data directory.
+    pub data: PathBuf,
+    pub agent_id: String,
+    pub database: databases::DatabaseInfo,
+    pub schedule_id: String,
+    /// The directory destination's path (exists but unused with S3).
+    pub target: PathBuf,
+}
+
+/// Enrols an agent with the control plane at `agent_url` (pinned by `fingerprint`)
+/// through the agent binary, registers `shop` for it, saves a destination on
+/// `storage` (probed) and a schedule due two minutes ago.
+pub async fn enrol_and_schedule(
+    basis: &Basis,
+    agent_url: &str,
+    fingerprint: &str,
+    storage: Storage<'_>,
+) -> Enrolled {
+    let Basis {
+        dir,
+        db,
+        keys,
+        org,
+        now,
+        ..
+    } = basis;
+    let now = *now;
+    let token = agents::create_token(db, &org.id, "db host", None, "system:test", now)
+        .await
+        .unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, token.token.expose_secret()).unwrap();
+    let data = dir.path().join("agent");
+    let out = tokio::process::Command::from(common::agent())
+        .arg("enroll")
+        .args([
+            "--control-url",
+            agent_url,
+            "--server-fingerprint",
+            fingerprint,
+        ])
+        .arg("--token-file")
+        .arg(&token_file)
+        .arg("--data-dir")
+        .arg(&data)
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", common::stderr_of(&out));
+    let agent_id = serde_json::from_slice::<Value>(&out.stdout).unwrap()["agent_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let database = register_database(basis, "shop", &agent_id).await;
+    let target = dir.path().join("backups");
+    std::fs::create_dir(&target).unwrap();
+    let (kind, settings, credentials) = match storage {
+        Storage::Directory => ("directory", json!({ "path": target }), None),
+        Storage::S3(s3) => (
+            "s3",
+            json!({
+                "endpoint": s3.endpoint(), "region": s3.region(), "bucket": s3.bucket(),
+                "prefix": "acme", "path_style": true,
+            }),
+            Some(json!({
+                "access_key_id": s3.access_key_id(),
+                "secret_access_key": s3.secret_access_key(),
+            })),
+        ),
+    };
+    let (destination, _) = destinations::create(
+        db,
+        keys,
+        &org.id,
+        &destinations::NewDestination {
+            name: "backups",
+            kind,
+            settings: &settings,
+            credentials: credentials.as_ref(),
+        },
+        "system:test",
+        now,
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let schedule = schedules::create(
+        db,
+        &org.id,
+        &schedules::NewSchedule {
+            database_id: &database.id,
+            destination_id: &destination.id,
+            cron: "* * * * *",
+            time_zone: "UTC",
+            retention: Rules {
+                keep_daily: 7,
+                ..Rules::default()
+            },
+        },
+        "system:test",
+        now - 120,
+    )
+    .await
+    .unwrap();
+    Enrolled {
+        data,
+        agent_id,
+        database,
+        schedule_id: schedule.id,
+        target,
+    }
+}
+
+/// Registers database `name` of the basis' server, reached by `agent_id`.
+pub async fn register_database(
+    basis: &Basis,
+    name: &str,
+    agent_id: &str,
+) -> databases::DatabaseInfo {
+    databases::create(
+        &basis.db,
+        &basis.keys,
+        &basis.org.id,
+        &databases::NewDatabase {
+            name,
+            host: "127.0.0.1",
+            port: i64::from(basis.server.port()),
+            dbname: name,
+            username: "postgres",
+            tls_mode: "disable",
+            password: Some(&SecretString::new(basis.server.password().to_string())),
+            agent_id,
+        },
+        "system:test",
+        basis.now,
+    )
+    .await
+    .unwrap()
+}
+
+/// A basis with an in-process control plane, an enrolled agent and a due schedule.
+pub struct Scene {
+    pub basis: Basis,
+    pub control: local::LocalControlPlane,
+    pub enrolled: Enrolled,
+}
+
+/// A scene for `major` with a directory destination and a 1-second job poll.
+pub async fn scene(major: u32) -> Scene {
+    scene_with(major, quick_settings(), Storage::Directory).await
+}
+
+/// Agent settings that keep tests short: jobs polled every second.
+pub fn quick_settings() -> AgentSettings {
+    AgentSettings {
+        poll_interval_secs: 1,
+        crl_interval_secs: 60,
+        ..AgentSettings::default()
+    }
+}
+
+/// A scene with the given agent settings and storage.
+pub async fn scene_with(major: u32, settings: AgentSettings, storage: Storage<'_>) -> Scene {
+    let basis = basis(major).await;
+    let control = local::start(
+        basis.db.clone(),
+        basis.keys.clone(),
+        &basis.dir.path().join("tls"),
+        settings,
+    )
+    .await
+    .unwrap();
+    let enrolled =
+        enrol_and_schedule(&basis, &control.agent_url, &control.fingerprint, storage).await;
+    Scene {
+        basis,
+        control,
+        enrolled,
+    }
+}
+
+/// `dbcrate-agent run` on the agent data directory `data`, with `path_first` ahead of
+/// the server's client tools on PATH; its log is piped.
+pub fn run_agent(
+    server: &PgServer,
+    data: &Path,
+    path_first: Option<&Path>,
+) -> tokio::process::Child {
+    let mut path = String::new();
+    if let Some(first) = path_first {
+        path.push_str(&format!("{}:", first.display()));
+    }
+    path.push_str(&format!(
+        "{}:{}",
+        server.bin_dir().display(),
+        std::env::var("PATH").unwrap_or_default()
+    ));
+    tokio::process::Command::from(common::agent())
+        .arg("run")
+        .arg("--data-dir")
+        .arg(data)
+        .env("PATH", path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Polls `check` every 300 ms until it gives a value, failing the test after `limit`
+/// with `what`.
+pub async fn wait_for<T, F>(what: &str, limit: Duration, mut check: impl FnMut() -> F) -> T
+where
+    F: std::future::Future<Output = Option<T>>,
+{
+    let started = Instant::now();
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(started.elapsed() < limit, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// A job's state, attempt and error.
+pub async fn job_state(db: &Db, job: &str) -> (String, i64, Option<String>) {
+    sqlx::query_as("SELECT state, attempt, error FROM jobs WHERE id = $1")
+        .bind(job)
+        .fetch_one(db.pool())
+        .await
+        .unwrap()
+}
+
+/// Waits until job `job` succeeds, failing the test when it fails for good or takes
+/// longer than `limit`.
+pub async fn wait_for_success(db: &Db, job: &str, limit: Duration) -> i64 {
+    wait_for("the job to succeed", limit, || async {
+        match job_state(db, job).await {
+            (state, attempt, _) if state == "succeeded" => Some(attempt),
+            (state, _, error) if state == "failed" => panic!("the job failed: {error:?}"),
+            _ => None,
+        }
+    })
+    .await
+}
+
+/// Waits until the scheduler has queued a backup job, and returns its id.
+pub async fn wait_for_backup_job(db: &Db) -> String {
+    wait_for("a backup job", Duration::from_secs(30), || async {
+        sqlx::query_scalar("SELECT id FROM jobs WHERE kind = 'backup' ORDER BY created_at LIMIT 1")
+            .fetch_optional(db.pool())
+            .await
+            .unwrap()
+    })
+    .await
+}
+
+/// Waits until some job is running with its credentials fetched, and returns its id.
+pub async fn wait_for_running_job(db: &Db) -> String {
+    wait_for("a job to start", Duration::from_secs(30), || async {
+        sqlx::query_scalar(
+            "SELECT id FROM jobs WHERE state = 'running' AND credentials_fetched_at IS NOT NULL",
+        )
+        .fetch_optional(db.pool())
+        .await
+        .unwrap()
+    })
+    .await
+}
+
+/// The object keys under `dir`, without the README and hidden temporary files.
+pub fn final_objects(dir: &Path) -> Vec<String> {
+    common::files_under(dir)
+        .into_iter()
+        .filter(|f| f != "README-dbcrate.txt")
+        .filter(|f| !f.rsplit('/').next().unwrap_or("").starts_with('.'))
+        .collect()
+}

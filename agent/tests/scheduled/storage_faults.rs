@@ -1,0 +1,111 @@
+//! Storage going away during a scheduled job: the upload fails, the job is reported
+//! failed and retried per policy, no object appears under a final name, what the
+//! destination already held stays, and the next job succeeds once storage is back.
+
+use crate::common;
+use crate::scene::{self, Storage};
+use dbcrate_control::scheduler;
+use dbcrate_testkit::S3Server;
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storage_stopped_mid_upload_fails_the_job_and_stores_nothing() {
+    let mut s3 = S3Server::start().unwrap();
+    let scene = scene::scene_with(17, scene::quick_settings(), Storage::S3(&s3)).await;
+    let (basis, enrolled) = (&scene.basis, &scene.enrolled);
+    let db = &basis.db;
+    // Enough data for several S3 parts; the first pg_dump stalls after 24 MB, so the
+    // upload is open (parts stored) when Garage is killed. Later runs are plain.
+    common::noise_table(&basis.server, "shop", 16);
+    let once = basis.dir.path().join("stalled-once");
+    let stalling = common::wrapped_pg_dump(
+        basis.dir.path(),
+        &basis.server,
+        &format!(
+            "if [ -e {once:?} ]; then exec \"$REAL\" \"$@\"; fi\ntouch {once:?}\n\
+             \"$REAL\" \"$@\" | {{ head -c 24000000; sleep 30; cat; }}",
+            once = once.display().to_string()
+        ),
+    );
+    let before = common::curl_list(&s3);
+    assert_eq!(before, ["acme/README-dbcrate.txt"]);
+
+    // No scheduler loop: each job here comes from "run now", so none races the checks.
+    let now = dbcrate_core::time::unix_now();
+    let job = scheduler::run_now(db, &basis.org.id, &enrolled.schedule_id, "user:owner", now)
+        .await
+        .unwrap();
+    let mut agent = scene::run_agent(&basis.server, &enrolled.data, Some(&stalling));
+    let data = s3.dir().join("data");
+    scene::wait_for(
+        "a part to reach Garage",
+        Duration::from_secs(60),
+        || async { (common::bytes_under(&data) > 4_000_000).then_some(()) },
+    )
+    .await;
+    s3.kill();
+
+    // Every attempt fails while storage is down (the retries find it gone), and the job
+    // fails for good with the storage's error; the agent keeps running.
+    let (attempt, error) = scene::wait_for("the job to fail", Duration::from_secs(180), || async {
+        match scene::job_state(db, &job).await {
+            (state, attempt, error) if state == "failed" => Some((attempt, error)),
+            (state, _, _) if state == "succeeded" => panic!("succeeded with storage gone"),
+            _ => None,
+        }
+    })
+    .await;
+    assert_eq!(attempt, 3, "the retry policy allows three attempts");
+    let error = error.unwrap_or_default();
+    assert!(
+        error.contains("S3") || error.contains("storage") || error.contains("upload"),
+        "the job's error does not say storage failed: {error}"
+    );
+    let failures: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_log WHERE action = 'job.failed' AND target = $1",
+    )
+    .bind(format!("job:{job}"))
+    .fetch_one(db.pool())
+    .await
+    .unwrap();
+    assert_eq!(failures, 3, "each failed attempt is audited");
+    let recorded: i64 = sqlx::query_scalar("SELECT count(*) FROM backups")
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    assert_eq!(recorded, 0, "a failed job recorded a backup");
+    assert!(
+        agent.try_wait().unwrap().is_none(),
+        "the agent stopped because storage did"
+    );
+
+    // Storage back: nothing appeared under a final name, the README is still there, and
+    // the next job stores a backup.
+    s3.restart().unwrap();
+    assert_eq!(
+        common::curl_list(&s3),
+        before,
+        "the failed job left objects"
+    );
+    let now = dbcrate_core::time::unix_now();
+    let next = scheduler::run_now(db, &basis.org.id, &enrolled.schedule_id, "user:owner", now)
+        .await
+        .unwrap();
+    assert_eq!(
+        scene::wait_for_success(db, &next, Duration::from_secs(120)).await,
+        1
+    );
+    let key: String = sqlx::query_scalar("SELECT object_key FROM backups WHERE job_id = $1")
+        .bind(&next)
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    let mut expected = before.clone();
+    expected.push(format!("acme/{key}"));
+    expected.sort();
+    let mut listed = common::curl_list(&s3);
+    listed.sort();
+    assert_eq!(listed, expected);
+    let _ = agent.start_kill();
+    let _ = agent.wait().await;
+}
