@@ -79,9 +79,29 @@ pub struct EnrollArgs {
 /// Flags of `run`.
 #[derive(Args, Debug)]
 pub struct RunArgs {
-    /// Where the identity is stored (as given to `enroll`).
+    /// Where the identity is stored (as given to `enroll`); jobs keep registry state and
+    /// fetched tools here too.
     #[arg(long, value_name = "DIR", default_value = DEFAULT_DATA_DIR)]
     pub data_dir: PathBuf,
+    /// Directory with the pg_dump and pg_restore for jobs, used instead of the control
+    /// plane's registry (tools this host manages itself).
+    #[arg(long, value_name = "DIR")]
+    pub pg_bin_dir: Option<PathBuf>,
+    /// PEM CA certificate(s) to trust for the control plane's registry instead of the
+    /// system's roots (a private registry).
+    #[arg(long, value_name = "FILE")]
+    pub registry_ca: Option<PathBuf>,
+}
+
+impl RunArgs {
+    /// The options of the long-running agent.
+    pub fn options(self) -> crate::control::run::RunOptions {
+        crate::control::run::RunOptions {
+            data_dir: self.data_dir,
+            pg_bin_dir: self.pg_bin_dir,
+            registry_ca: self.registry_ca,
+        }
+    }
 }
 
 /// Flags of `backup`.
@@ -245,6 +265,7 @@ impl BackupArgs {
             job: "cli".into(),
             registry: self.registry.config()?,
             pg_bin_dir: self.pg_bin_dir,
+            progress: crate::pipeline::Progress::default(),
             zstd_level: self.zstd_level,
             interrupt,
         })
@@ -277,6 +298,7 @@ impl RestoreArgs {
             pg_bin_dir: self.pg_bin_dir,
             expect_sha256,
             interrupt,
+            progress: crate::pipeline::Progress::default(),
         })
     }
 }

@@ -45,7 +45,7 @@ async fn run(cli: Cli) -> Result<String, Error> {
             serde_json::to_string(&dbcrate_agent::control::enroll::enroll(&args).await?)
         }
         Command::Run(args) => serde_json::to_string(
-            &dbcrate_agent::control::run::run(&args.data_dir, interrupt).await?,
+            &dbcrate_agent::control::run::run(&args.options(), interrupt).await?,
         ),
     };
     json.map_err(|e| Error::new(ErrorKind::InvalidInput, format!("encoding the report: {e}")))

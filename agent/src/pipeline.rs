@@ -10,11 +10,13 @@ pub mod backup;
 mod chunks;
 mod decode;
 mod encode;
+mod progress;
 pub mod restore;
 mod stderr;
 
 pub use backup::{run_backup, BackupReport, BackupRequest};
 pub use decode::classify as classify_read_error;
+pub use progress::Progress;
 pub use restore::{run_restore, RestoreReport, RestoreRequest};
 
 /// Bytes per chunk on the channel between the encoder and storage.

@@ -136,6 +136,14 @@ impl Config {
                      DBCRATE_REGISTRY_ROOT_KEYS (the registry's pinned root public keys)",
                 ));
             }
+            for key in &registry_root_keys {
+                dbcrate_core::registry::minisign::PublicKey::parse(key).map_err(|e| {
+                    Error::internal(format!(
+                        "DBCRATE_REGISTRY_ROOT_KEYS: {e} (give the RW… line of the registry's \
+                         root-….pub files, separated by commas)"
+                    ))
+                })?;
+            }
         }
         Ok(crate::http::AgentSettings {
             registry_url,
@@ -155,6 +163,7 @@ impl Config {
                 defaults.poll_interval_secs,
                 1..=3600,
             )?,
+            ..defaults
         })
     }
 }

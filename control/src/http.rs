@@ -49,6 +49,9 @@ pub struct AgentSettings {
     pub crl_interval_secs: i64,
     /// How often agents poll for work.
     pub poll_interval_secs: i64,
+    /// How often a running job sends a heartbeat: well inside the job lease
+    /// ([`crate::jobs::LEASE_SECS`]), so a few lost heartbeats do not fail a job.
+    pub heartbeat_secs: i64,
 }
 
 impl Default for AgentSettings {
@@ -59,6 +62,7 @@ impl Default for AgentSettings {
             cert_lifetime_secs: 24 * 3600,
             crl_interval_secs: 300,
             poll_interval_secs: 30,
+            heartbeat_secs: 20,
         }
     }
 }

@@ -121,6 +121,17 @@ fn serve_refuses_bad_configuration_before_binding() {
         ),
         "DBCRATE_REGISTRY_ROOT_KEYS",
     );
+    fails_with(
+        &run(
+            &dir,
+            &[
+                ("DBCRATE_REGISTRY_URL", "https://registry.example"),
+                ("DBCRATE_REGISTRY_ROOT_KEYS", "RWQnot-a-minisign-key"),
+            ],
+            &["serve"],
+        ),
+        "DBCRATE_REGISTRY_ROOT_KEYS: ",
+    );
     // A database that does not answer; its password is not printed.
     let out = run(
         &dir,

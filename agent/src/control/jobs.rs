@@ -23,13 +23,37 @@ use crate::interrupt::Interrupt;
 use crate::pg::conninfo::DatabaseUrl;
 use crate::pipeline::backup::{run_backup, BackupRequest};
 use crate::pipeline::restore::{run_restore, RestoreRequest};
+use crate::pipeline::Progress;
+use crate::registry::RegistryConfig;
 use dbcrate_core::secret::SecretBytes;
 use dbcrate_core::secret::SecretString;
 use serde_json::{json, Value};
+use std::path::PathBuf;
 use std::time::Duration;
 
-/// How often a running job reports progress (the control plane's lease is longer).
-const HEARTBEAT: Duration = Duration::from_secs(20);
+/// Where jobs get pg_dump and pg_restore, and how often they report progress: from the
+/// agent's flags and the control plane's config.
+#[derive(Debug, Clone)]
+pub struct JobSettings {
+    /// Host-managed tools (`run --pg-bin-dir`): used as they are, ahead of any registry.
+    pub pg_bin_dir: Option<PathBuf>,
+    /// The signed registry the control plane names, used when `pg_bin_dir` is not given
+    /// (each job fetches, or finds cached, the build matching its server's major).
+    /// Neither: the tools on PATH.
+    pub registry: Option<RegistryConfig>,
+    /// How often a running job reports progress (well inside the control plane's lease).
+    pub heartbeat: Duration,
+}
+
+impl Default for JobSettings {
+    fn default() -> Self {
+        Self {
+            pg_bin_dir: None,
+            registry: None,
+            heartbeat: Duration::from_secs(20),
+        }
+    }
+}
 
 /// Wipes every string in a JSON value (the credentials' plaintext copies).
 fn wipe(value: &mut Value) {
@@ -87,8 +111,10 @@ fn database_url(db: &Value) -> Result<DatabaseUrl> {
 /// the credentials' JSON.
 fn backup_request(
     job: &Value,
+    settings: &JobSettings,
     mut credentials: Value,
     interrupt: Interrupt,
+    progress: Progress,
 ) -> Result<BackupRequest> {
     let built = (|| {
         let database = database_url(&credentials["database"])?;
@@ -114,10 +140,11 @@ fn backup_request(
             storage,
             name: Some(text(job, &["database_name"])?),
             job: text(job, &["id"])?,
-            pg_bin_dir: None,
-            registry: None,
+            pg_bin_dir: settings.pg_bin_dir.clone(),
+            registry: settings.registry.clone(),
             zstd_level: 3,
             interrupt,
+            progress,
         })
     })();
     wipe(&mut credentials);
@@ -128,8 +155,10 @@ fn backup_request(
 /// this one backup's file key (never the organisation's key), consuming (and wiping)
 /// the credentials' JSON. Also returns the object key, for the report.
 fn restore_request(
+    settings: &JobSettings,
     mut credentials: Value,
     interrupt: Interrupt,
+    progress: Progress,
 ) -> Result<(RestoreRequest, String)> {
     let built = (|| {
         let database = database_url(&credentials["database"])?;
@@ -155,10 +184,11 @@ fn restore_request(
                 storage,
                 decryption: Decryption::FileKey(FileKeyIdentity::new(SecretBytes::new(file_key))),
                 database,
-                pg_bin_dir: None,
-                registry: None,
+                pg_bin_dir: settings.pg_bin_dir.clone(),
+                registry: settings.registry.clone(),
                 expect_sha256: Some(sha256),
                 interrupt,
+                progress,
             },
             key,
         ))
@@ -187,20 +217,23 @@ async fn report_completion(links: &LinkWatch, id: &str, report: &Value) -> Resul
     }
 }
 
-/// Runs `work` while sending heartbeats for job `id`.
+/// Runs `work` while sending heartbeats for job `id` with the bytes `progress` counts.
 async fn with_heartbeats<T>(
     links: &LinkWatch,
+    every: Duration,
     id: &str,
     phase: &str,
+    progress: &Progress,
     work: impl std::future::Future<Output = T>,
 ) -> T {
     tokio::pin!(work);
-    let progress = format!("/agent/v1/jobs/{id}/progress");
+    let path = format!("/agent/v1/jobs/{id}/progress");
     loop {
         tokio::select! {
             result = &mut work => return result,
-            () = tokio::time::sleep(HEARTBEAT) => {
-                if let Err(e) = current(links).post_json(&progress, &json!({ "bytes": 0, "phase": phase })).await {
+            () = tokio::time::sleep(every) => {
+                let beat = json!({ "bytes": progress.bytes(), "phase": phase });
+                if let Err(e) = current(links).post_json(&path, &beat).await {
                     tracing::warn!(job.id = %id, "heartbeat failed: {e}");
                 }
             }
@@ -211,17 +244,24 @@ async fn with_heartbeats<T>(
 /// Runs a claimed job (a backup or a managed restore) to its end and reports it.
 /// Errors are the agent's own (the control plane unreachable); a failed job is
 /// reported, not returned.
-pub async fn run(links: &LinkWatch, job: &Value, interrupt: Interrupt) -> Result<()> {
+pub async fn run(
+    links: &LinkWatch,
+    settings: &JobSettings,
+    job: &Value,
+    interrupt: Interrupt,
+) -> Result<()> {
     let id = text(job, &["id"])?;
     tracing::info!(job.id = %id, kind = job["kind"].as_str().unwrap_or("?"), "job started");
     let credentials = current(links)
         .get_json(&format!("/agent/v1/jobs/{id}/credentials"))
         .await?;
     if job["kind"].as_str() == Some("restore") {
-        let outcome = match restore_request(credentials, interrupt) {
+        let progress = Progress::default();
+        let outcome = match restore_request(settings, credentials, interrupt, progress.clone()) {
             Err(e) => Err(e),
             Ok((request, key)) => {
-                with_heartbeats(links, &id, "restoring", run_restore(request, &key)).await
+                let work = run_restore(request, &key);
+                with_heartbeats(links, settings.heartbeat, &id, "restoring", &progress, work).await
             }
         };
         let report = match &outcome {
@@ -235,9 +275,21 @@ pub async fn run(links: &LinkWatch, job: &Value, interrupt: Interrupt) -> Result
         }
         return Ok(());
     }
-    let outcome = match backup_request(job, credentials, interrupt) {
+    let progress = Progress::default();
+    let outcome = match backup_request(job, settings, credentials, interrupt, progress.clone()) {
         Err(e) => Err(e),
-        Ok(request) => with_heartbeats(links, &id, "backing up", run_backup(request)).await,
+        Ok(request) => {
+            let work = run_backup(request);
+            with_heartbeats(
+                links,
+                settings.heartbeat,
+                &id,
+                "backing up",
+                &progress,
+                work,
+            )
+            .await
+        }
     };
     let report = match &outcome {
         Ok(r) => json!({

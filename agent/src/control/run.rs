@@ -8,14 +8,28 @@
 //! it long-polls for jobs and runs each (see `jobs`). It never opens a listening socket.
 
 use super::identity::{self, Identity};
+use super::jobs::JobSettings;
 use super::link::{is_revoked, Link};
 use super::revocation::{self, Verdict};
 use super::{keys, tls};
 use crate::error::{Error, ErrorKind, Result};
 use crate::interrupt::Interrupt;
-use serde_json::json;
-use std::path::Path;
+use crate::registry::RegistryConfig;
+use dbcrate_core::registry::minisign::PublicKey;
+use serde_json::{json, Value};
+use std::path::PathBuf;
 use std::time::Duration;
+
+/// What `dbcrate-agent run` is started with.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The agent's data directory (identity, registry state, fetched tools).
+    pub data_dir: PathBuf,
+    /// Host-managed pg_dump/pg_restore for jobs, instead of the control plane's registry.
+    pub pg_bin_dir: Option<PathBuf>,
+    /// CA certificate(s) for a private registry.
+    pub registry_ca: Option<PathBuf>,
+}
 
 /// Unix seconds now.
 pub fn now() -> i64 {
@@ -31,10 +45,13 @@ struct Agent {
     /// The newest link, for a job that outlives a renewal.
     links: tokio::sync::watch::Sender<Link>,
     crl_interval: Duration,
+    options: RunOptions,
+    /// How jobs get their tools and report progress (from the control plane's config).
+    jobs: JobSettings,
 }
 
 impl Agent {
-    fn connect(identity: Identity) -> Result<Self> {
+    fn connect(identity: Identity, options: RunOptions) -> Result<Self> {
         let link = Link::new(&identity.link.control_url, tls::agent_config(&identity)?)?;
         let (links, _) = tokio::sync::watch::channel(link.clone());
         Ok(Self {
@@ -42,6 +59,11 @@ impl Agent {
             link,
             links,
             crl_interval: Duration::from_secs(300),
+            jobs: JobSettings {
+                pg_bin_dir: options.pg_bin_dir.clone(),
+                ..JobSettings::default()
+            },
+            options,
         })
     }
 
@@ -65,12 +87,53 @@ impl Agent {
         if let Some(secs) = config["crl_interval_secs"].as_u64() {
             self.crl_interval = Duration::from_secs(secs.max(1));
         }
+        if let Some(secs) = config["heartbeat_secs"].as_u64() {
+            self.jobs.heartbeat = Duration::from_secs(secs.clamp(1, 60));
+        }
+        self.jobs.registry = self.registry(&config["registry"])?;
         tracing::info!(
             agent.id = %self.identity.link.agent_id,
             crl_interval_secs = self.crl_interval.as_secs(),
+            registry = self.jobs.registry.as_ref().map_or("none", |r| r.url.as_str()),
+            pg_bin_dir = ?self.jobs.pg_bin_dir,
             "connected to the control plane"
         );
         Ok(())
+    }
+
+    /// The registry the control plane names (`{"url", "root_keys"}` or null), with this
+    /// agent's data directory and CA file.
+    fn registry(&self, given: &Value) -> Result<Option<RegistryConfig>> {
+        if given.is_null() {
+            return Ok(None);
+        }
+        let unusable = |what: String| {
+            Error::new(
+                ErrorKind::Control,
+                format!("the control plane's registry settings are unusable: {what}"),
+            )
+        };
+        let url = given["url"]
+            .as_str()
+            .filter(|u| u.starts_with("https://"))
+            .ok_or_else(|| unusable("no https:// url".into()))?;
+        let root_keys = given["root_keys"]
+            .as_array()
+            .filter(|keys| !keys.is_empty())
+            .ok_or_else(|| unusable("no root keys".into()))?
+            .iter()
+            .map(|k| {
+                k.as_str()
+                    .ok_or_else(|| unusable("a root key is not text".into()))
+                    .and_then(|k| PublicKey::parse(k).map_err(|e| unusable(e.to_string())))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Some(RegistryConfig {
+            url: url.to_string(),
+            root_keys,
+            ca_file: self.options.registry_ca.clone(),
+            data_dir: self.options.data_dir.clone(),
+        }))
     }
 
     async fn renew(&mut self) -> Result<()> {
@@ -131,9 +194,9 @@ fn stop_revoked(detail: &str) -> Error {
 
 /// Runs until interrupted (Ok) or until the identity is revoked, expired or unusable
 /// (Err).
-pub async fn run(data_dir: &Path, mut interrupt: Interrupt) -> Result<serde_json::Value> {
-    let identity = identity::load(data_dir)?;
-    let mut agent = Agent::connect(identity)?;
+pub async fn run(options: &RunOptions, mut interrupt: Interrupt) -> Result<serde_json::Value> {
+    let identity = identity::load(&options.data_dir)?;
+    let mut agent = Agent::connect(identity, options.clone())?;
     agent.check_expiry()?;
     let mut backoff = Duration::from_secs(1);
     while let Err(e) = agent.fetch_config().await {
@@ -170,8 +233,9 @@ pub async fn run(data_dir: &Path, mut interrupt: Interrupt) -> Result<serde_json
                     Done::Polled(Ok(Some(job))) => {
                         let links = agent.links.subscribe();
                         let interrupt = interrupt.clone();
+                        let settings = agent.jobs.clone();
                         work = Box::pin(async move {
-                            Done::Finished(super::jobs::run(&links, &job, interrupt).await)
+                            Done::Finished(super::jobs::run(&links, &settings, &job, interrupt).await)
                         });
                         continue;
                     }

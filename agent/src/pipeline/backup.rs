@@ -40,6 +40,8 @@ pub struct BackupRequest {
     pub zstd_level: i32,
     /// Raised by SIGINT/SIGTERM: abort cleanly.
     pub interrupt: Interrupt,
+    /// Counts the bytes stored so far (for heartbeats).
+    pub progress: super::Progress,
 }
 
 /// The result, printed as JSON by `dbcrate-agent backup`.
@@ -77,6 +79,7 @@ pub async fn run_backup(request: BackupRequest) -> Result<BackupReport> {
         registry,
         zstd_level,
         mut interrupt,
+        progress,
     } = request;
     let database = Arc::new(database);
     let server = ServerInfo::query(&database).await?;
@@ -163,10 +166,12 @@ pub async fn run_backup(request: BackupRequest) -> Result<BackupReport> {
             tokio::select! {
                 chunk = rx.recv() => match chunk {
                     Some(chunk) => {
+                        let len = chunk.len() as u64;
                         if let Err(e) = sink.write(chunk).await {
                             result = Err(Error::from(e));
                             break;
                         }
+                        progress.add(len);
                     }
                     None => break,
                 },

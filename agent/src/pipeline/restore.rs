@@ -32,6 +32,8 @@ pub struct RestoreRequest {
     pub expect_sha256: Option<[u8; 32]>,
     /// Raised by SIGINT/SIGTERM: stop pg_restore before it commits.
     pub interrupt: Interrupt,
+    /// Counts the bytes read from storage so far (for heartbeats).
+    pub progress: super::Progress,
 }
 
 /// The result, printed as JSON by `dbcrate-agent restore`.
@@ -66,6 +68,7 @@ pub async fn run_restore(request: RestoreRequest, object_url: &str) -> Result<Re
         registry,
         expect_sha256,
         mut interrupt,
+        progress,
     } = request;
     let database = Arc::new(database);
     let server = ServerInfo::query(&database).await?;
@@ -103,7 +106,10 @@ pub async fn run_restore(request: RestoreRequest, object_url: &str) -> Result<Re
     );
 
     let mut decoder = tokio::task::spawn_blocking(move || {
-        let input = tokio_util::io::SyncIoBridge::new(reader);
+        let input = super::progress::Counted {
+            inner: tokio_util::io::SyncIoBridge::new(reader),
+            progress,
+        };
         let output = tokio_util::io::SyncIoBridge::new(stdin);
         // `output` is dropped on return, which closes pg_restore's stdin.
         decode(input, &decryption, expect_sha256, output)

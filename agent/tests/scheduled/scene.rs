@@ -220,11 +220,12 @@ pub async fn scene(major: u32) -> Scene {
     scene_with(major, quick_settings(), Storage::Directory).await
 }
 
-/// Agent settings that keep tests short: jobs polled every second.
+/// Agent settings that keep tests short: jobs polled and heartbeats sent every second.
 pub fn quick_settings() -> AgentSettings {
     AgentSettings {
         poll_interval_secs: 1,
         crl_interval_secs: 60,
+        heartbeat_secs: 1,
         ..AgentSettings::default()
     }
 }

@@ -1,6 +1,7 @@
 //! Storage going away during a scheduled job: the upload fails, the job is reported
 //! failed and retried per policy, no object appears under a final name, what the
 //! destination already held stays, and the next job succeeds once storage is back.
+//! Meanwhile heartbeats report the bytes stored.
 
 use crate::common;
 use crate::scene::{self, Storage};
@@ -43,6 +44,23 @@ async fn storage_stopped_mid_upload_fails_the_job_and_stores_nothing() {
         || async { (common::bytes_under(&data) > 4_000_000).then_some(()) },
     )
     .await;
+    // Heartbeats carry the bytes stored so far and the phase.
+    let (bytes, phase) = scene::wait_for(
+        "a heartbeat with bytes",
+        Duration::from_secs(30),
+        || async {
+            let (bytes, phase): (i64, Option<String>) =
+                sqlx::query_as("SELECT progress_bytes, phase FROM jobs WHERE id = $1")
+                    .bind(&job)
+                    .fetch_one(db.pool())
+                    .await
+                    .unwrap();
+            (bytes >= 4_000_000).then_some((bytes, phase))
+        },
+    )
+    .await;
+    assert!(bytes <= 25_000_000, "more bytes than pg_dump gave: {bytes}");
+    assert_eq!(phase.as_deref(), Some("backing up"));
     s3.kill();
 
     // Every attempt fails while storage is down (the retries find it gone), and the job

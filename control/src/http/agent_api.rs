@@ -146,6 +146,7 @@ pub async fn config(State(state): State<AppState>, Agent(agent): Agent) -> ApiRe
         "recipient": org.recipient,
         "poll_interval_secs": state.agents.poll_interval_secs,
         "crl_interval_secs": state.agents.crl_interval_secs,
+        "heartbeat_secs": state.agents.heartbeat_secs,
         "renew_at_fraction": 0.8,
         "registry": match &state.agents.registry_url {
             Some(url) => json!({ "url": url, "root_keys": state.agents.registry_root_keys }),
