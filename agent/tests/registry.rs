@@ -5,171 +5,19 @@
 
 mod common;
 
+use common::registry::{serve, test_tls, Registry, Served};
 use common::*;
 use dbcrate_agent::registry::{tool_dir, RegistryConfig};
 use dbcrate_core::registry::layout::{root_file, root_sig_file, MANIFEST, MANIFEST_SIG};
 use dbcrate_core::registry::metadata::{Manifest, Root};
 use dbcrate_core::registry::minisign::{PublicKey, Signature};
-use dbcrate_core::secret::SecretString;
 use dbcrate_core::time::unix_now;
-use dbcrate_registry::build::{build, Installation};
-use dbcrate_signer::keyfile::{SecretKey, MIN_MEMLIMIT};
+use dbcrate_signer::keyfile::SecretKey;
 use dbcrate_signer::tree::newest_root;
-use dbcrate_signer::{KeyDir, Role, Signer};
-use dbcrate_testkit::{Deps, PgServer, TempDir};
+use dbcrate_signer::Role;
+use dbcrate_testkit::PgServer;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
-
-const PASSPHRASE: &str = "registry test passphrase";
-
-/// A signed registry tree and its keys.
-struct Registry {
-    dir: TempDir,
-    tree: PathBuf,
-    root_v1: String,
-}
-
-impl Registry {
-    /// Artifacts for `majors`, root 1 → 2 (manifest key) → 3 (new root key), manifest
-    /// version 1 signed.
-    fn new(majors: &[u32]) -> Self {
-        let dir = scratch("registry");
-        let tree = dir.path().join("tree");
-        let deps = Deps::from_env();
-        let installs: Vec<Installation> = majors
-            .iter()
-            .map(|&major| {
-                let install = deps.pg_client_install(major).unwrap();
-                Installation {
-                    major,
-                    arch: std::env::consts::ARCH.into(),
-                    bin_dir: install.bin_dir,
-                    lib_dirs: install.lib_dirs,
-                }
-            })
-            .collect();
-        let expires = dbcrate_core::time::UtcDateTime::from_unix(unix_now() + 86_400).rfc3339();
-        build(&installs, &tree, 1, &expires).unwrap();
-        let reg = Self {
-            dir,
-            tree,
-            root_v1: String::new(),
-        };
-        let keys = reg.keys();
-        let signer = reg.signer(&keys);
-        let root = signer.init(1, 1).unwrap();
-        signer.add_manifest_key(None).unwrap();
-        signer.rotate_root(1, 1).unwrap();
-        signer.sign_manifest(None).unwrap();
-        Self {
-            root_v1: root.root_keys[0].clone(),
-            ..reg
-        }
-    }
-
-    fn keys(&self) -> KeyDir {
-        KeyDir::new(
-            &self.dir.path().join("keys"),
-            SecretString::new(PASSPHRASE.into()),
-            MIN_MEMLIMIT,
-        )
-    }
-
-    fn signer<'a>(&'a self, keys: &'a KeyDir) -> Signer<'a> {
-        Signer {
-            registry: &self.tree,
-            keys,
-            now: unix_now(),
-            root_days: 30,
-        }
-    }
-
-    fn manifest(&self) -> Manifest {
-        Manifest::parse(&std::fs::read(self.tree.join(MANIFEST)).unwrap()).unwrap()
-    }
-
-    /// Rewrites manifest.json and signs it with `key` (any key, listed or not).
-    fn sign_manifest_with(&self, manifest: &Manifest, key: &SecretKey) {
-        let bytes = manifest.to_json();
-        let sig = Signature::sign(key.id(), key.signing_key(), &bytes, "test");
-        std::fs::write(self.tree.join(MANIFEST), &bytes).unwrap();
-        std::fs::write(self.tree.join(MANIFEST_SIG), sig.to_file()).unwrap();
-    }
-
-    /// The manifest key the newest root lists.
-    fn manifest_key(&self) -> SecretKey {
-        let root = newest_root(&self.tree, None).unwrap();
-        self.keys()
-            .load(Role::Manifest, root.keys.manifest[0].id())
-            .unwrap()
-            .unwrap()
-    }
-
-    fn artifact_path(&self, major: u32) -> PathBuf {
-        let m = self.manifest();
-        self.tree
-            .join(&m.artifact(major, std::env::consts::ARCH).unwrap().url)
-    }
-}
-
-/// `dbcrate-registry serve`'s server for `tree` on 127.0.0.1, with a fresh CA.
-struct Served {
-    url: String,
-    ca: PathBuf,
-    _runtime: tokio::runtime::Runtime,
-}
-
-/// A server TLS configuration for 127.0.0.1 from a fresh CA, whose certificate is
-/// written to `<scratch_dir>/registry-ca.pem` (the path returned).
-fn test_tls(scratch_dir: &Path) -> (rustls::ServerConfig, PathBuf) {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    // Distinct names: OpenSSL (curl) takes a leaf named like its issuer for self-signed.
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "dbcrate test CA");
-    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca_params, ca_key);
-    let leaf_key = KeyPair::generate().unwrap();
-    let mut leaf_params = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
-    leaf_params
-        .distinguished_name
-        .push(DnType::CommonName, "dbcrate test registry");
-    let leaf = leaf_params.signed_by(&leaf_key, &issuer).unwrap();
-    let ca = scratch_dir.join("registry-ca.pem");
-    std::fs::write(&ca, ca_cert.pem()).unwrap();
-    let tls = dbcrate_registry::serve::tls_config(
-        leaf.pem().as_bytes(),
-        leaf_key.serialize_pem().as_bytes(),
-    )
-    .unwrap();
-    (tls, ca)
-}
-
-fn serve(tree: &Path, scratch_dir: &Path) -> Served {
-    let (tls, ca) = test_tls(scratch_dir);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let port = listener.local_addr().unwrap().port();
-    runtime.spawn(dbcrate_registry::serve::serve(
-        tree.to_path_buf(),
-        listener,
-        tls,
-    ));
-    Served {
-        url: format!("https://127.0.0.1:{port}/"),
-        ca,
-        _runtime: runtime,
-    }
-}
 
 fn registry_flags(cmd: &mut std::process::Command, root_key: &str, served: &Served, data: &Path) {
     cmd.args(["--registry-url", &served.url])
@@ -258,8 +106,11 @@ fn fetch(reg: &Registry, served: &Served, data: &Path) -> Result<PathBuf, String
         ca_file: Some(served.ca.clone()),
         data_dir: data.to_path_buf(),
     };
-    served
-        ._runtime
+    let _ = served;
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
         .block_on(tool_dir(&config, 16, unix_now()))
         .map_err(|e| e.to_string())
 }

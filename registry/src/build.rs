@@ -77,7 +77,9 @@ fn wrapper(tool: &str) -> String {
     format!(
         "#!/bin/sh\n\
          # dbcrate registry artifact: run the bundled {tool} with the bundled libraries.\n\
-         here=$(cd \"$(dirname \"$0\")/..\" && pwd -P) || exit 127\n\
+         # Shell built-ins only: it must work with an empty PATH.\n\
+         case \"$0\" in */*) bin=\"${{0%/*}}\" ;; *) bin=. ;; esac\n\
+         here=$(cd \"$bin/..\" && pwd -P) || exit 127\n\
          LD_LIBRARY_PATH=\"$here/lib\"\n\
          export LD_LIBRARY_PATH\n\
          exec \"$here/libexec/{tool}\" \"$@\"\n"
@@ -160,7 +162,9 @@ fn probe(
     for tool in TOOLS {
         let out = Command::new(dir.join("bin").join(tool))
             .arg("--version")
+            // As agents may run it: no library path, no PATH, from anywhere.
             .env_remove("LD_LIBRARY_PATH")
+            .env("PATH", "")
             .current_dir("/")
             .output()
             .map_err(|e| Error::new(format!("cannot run the assembled {tool}: {e}")))?;

@@ -76,6 +76,11 @@ pub async fn run_restore(request: RestoreRequest, object_url: &str) -> Result<Re
     let pg_bin_dir =
         crate::registry::bin_dir_for(pg_bin_dir, registry.as_ref(), server.major()).await?;
     let pg_restore = PgTool::locate("pg_restore", server.major(), pg_bin_dir.as_deref())?;
+    tracing::info!(
+        server = %server.version,
+        pg_restore = %pg_restore.path.display(),
+        "starting restore"
+    );
     let reader = open_source(&source, &storage).await?;
 
     let mut command = Command::new(&pg_restore.path);

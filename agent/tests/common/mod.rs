@@ -2,6 +2,7 @@
 //! two databases, the org key pair, and running the agent binary.
 #![allow(dead_code)]
 
+pub mod registry;
 pub mod sockets;
 
 use dbcrate_testkit::{Deps, PgServer, S3Server, SftpServer, TempDir};

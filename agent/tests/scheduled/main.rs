@@ -8,5 +8,6 @@ mod common;
 mod agent_faults;
 mod control_restart;
 mod every_major;
+mod registry_tools;
 mod scene;
 mod storage_faults;

@@ -250,8 +250,19 @@ pub async fn scene_with(major: u32, settings: AgentSettings, storage: Storage<'_
     }
 }
 
+/// `dbcrate-agent run --data-dir <data>` with its log piped, to be given a PATH.
+pub fn agent_run(data: &Path) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::from(common::agent());
+    cmd.arg("run")
+        .arg("--data-dir")
+        .arg(data)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    cmd
+}
+
 /// `dbcrate-agent run` on the agent data directory `data`, with `path_first` ahead of
-/// the server's client tools on PATH; its log is piped.
+/// the server's client tools on PATH.
 pub fn run_agent(
     server: &PgServer,
     data: &Path,
@@ -266,15 +277,7 @@ pub fn run_agent(
         server.bin_dir().display(),
         std::env::var("PATH").unwrap_or_default()
     ));
-    tokio::process::Command::from(common::agent())
-        .arg("run")
-        .arg("--data-dir")
-        .arg(data)
-        .env("PATH", path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+    agent_run(data).env("PATH", path).spawn().unwrap()
 }
 
 /// Polls `check` every 300 ms until it gives a value, failing the test after `limit`

@@ -1,0 +1,84 @@
+//! Jobs take pg_dump and pg_restore from the signed registry the control plane names
+//! (`GET /agent/v1/config`), matched to the server's major, when the agent host has no
+//! PostgreSQL client tools at all.
+
+use crate::common;
+use crate::common::registry::{serve, Registry};
+use crate::scene::{self, Storage};
+use dbcrate_control::http::AgentSettings;
+use dbcrate_control::restores;
+use std::time::Duration;
+
+const MAJOR: u32 = 16;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_use_the_control_planes_registry_when_the_host_has_no_tools() {
+    let reg = Registry::new(&[MAJOR]);
+    let served = serve(&reg.tree, reg.dir.path());
+    let scene = scene::scene_with(
+        MAJOR,
+        AgentSettings {
+            registry_url: Some(served.url.clone()),
+            registry_root_keys: vec![reg.root_v1.clone()],
+            ..scene::quick_settings()
+        },
+        Storage::Directory,
+    )
+    .await;
+    let (basis, enrolled) = (&scene.basis, &scene.enrolled);
+    let db = &basis.db;
+    let _scheduler = scene.control.run_scheduler(Duration::from_millis(500));
+
+    // No PostgreSQL tools anywhere on PATH: an empty directory is all of it.
+    let empty = basis.dir.path().join("empty-path");
+    std::fs::create_dir(&empty).unwrap();
+    let mut agent = scene::agent_run(&enrolled.data)
+        .arg("--registry-ca")
+        .arg(&served.ca)
+        .env("PATH", &empty)
+        .spawn()
+        .unwrap();
+    let job = scene::wait_for_backup_job(db).await;
+    scene::wait_for_success(db, &job, Duration::from_secs(90)).await;
+    let (backup_id, pg_dump_version): (String, String) =
+        sqlx::query_as("SELECT id, pg_dump_version FROM backups WHERE job_id = $1")
+            .bind(&job)
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+    assert!(
+        pg_dump_version.contains(&format!(" {MAJOR}.")),
+        "{pg_dump_version}"
+    );
+
+    // A managed restore by the same agent uses the registry's pg_restore.
+    basis.server.create_database("managed").unwrap();
+    let target = scene::register_database(basis, "managed", &enrolled.agent_id).await;
+    let restore = restores::create(
+        db,
+        &basis.org.id,
+        &backup_id,
+        &target.id,
+        "user:owner",
+        basis.now,
+    )
+    .await
+    .unwrap();
+    scene::wait_for_success(db, &restore, Duration::from_secs(60)).await;
+    common::assert_same_database(&basis.server, "shop", &basis.server, "managed");
+
+    let _ = agent.start_kill();
+    let out = agent.wait_with_output().await.unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    let tools = enrolled.data.display().to_string();
+    for started in ["starting backup", "starting restore"] {
+        let line = log
+            .lines()
+            .find(|l| l.contains(started))
+            .unwrap_or_else(|| panic!("no {started:?} line: {log}"));
+        assert!(
+            line.contains(&tools),
+            "the tool did not come from the registry into {tools}: {line}"
+        );
+    }
+}
