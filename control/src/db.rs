@@ -75,6 +75,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/common/0011_restores.sql"),
         postgres: include_str!("../migrations/common/0011_restores.sql"),
     },
+    Migration {
+        version: 12,
+        sqlite: include_str!("../migrations/common/0012_job_retry.sql"),
+        postgres: include_str!("../migrations/common/0012_job_retry.sql"),
+    },
 ];
 
 /// The schema version this binary expects.

@@ -27,6 +27,14 @@ pub const LEASE_SECS: i64 = 120;
 /// an agent whose report could not get through (the control plane restarting, say)
 /// retries it, and a finished backup should not be redone for that.
 pub const LEASE_GRACE_SECS: i64 = 300;
+
+/// How long a job that failed its `attempt` (from 1) waits before the next: one minute,
+/// then four, then sixteen, at most an hour. Storage or a database that is briefly away
+/// (a restart, maintenance) should not use up every attempt within seconds.
+pub fn retry_delay(attempt: i64) -> i64 {
+    let exponent = u32::try_from(attempt.clamp(1, 4) - 1).unwrap_or(0);
+    (60 * 4_i64.pow(exponent)).min(3600)
+}
 /// The purpose recorded with a destination's sealed credentials.
 pub const DESTINATION_CREDENTIALS_PURPOSE: &str = "destination-credentials";
 
@@ -80,10 +88,12 @@ pub async fn claim_next(db: &Db, agent: &AgentIdentity, now: i64) -> Result<Opti
         let Some(row) = sqlx::query(&format!(
             "SELECT id, kind, attempt, database_id FROM jobs \
              WHERE agent_id = $1 AND org_id = $2 AND state = 'queued' \
+             AND (retry_at IS NULL OR retry_at <= $3) \
              ORDER BY created_at, id LIMIT 1{lock}"
         ))
         .bind(&agent.agent_id)
         .bind(&agent.org_id)
+        .bind(now)
         .fetch_optional(&mut *tx)
         .await?
         else {
@@ -99,7 +109,8 @@ pub async fn claim_next(db: &Db, agent: &AgentIdentity, now: i64) -> Result<Opti
             .await?;
         sqlx::query(
             "UPDATE jobs SET state = 'running', attempt = $1, started_at = $2, lease_until = $3, \
-             phase = 'starting', credentials_fetched_at = NULL, error = NULL WHERE id = $4",
+             phase = 'starting', credentials_fetched_at = NULL, error = NULL, retry_at = NULL \
+             WHERE id = $4",
         )
         .bind(attempt)
         .bind(now)
@@ -215,4 +226,16 @@ pub async fn expire_leases(db: &Db, now: i64) -> Result<usize> {
         touched += end_write(tx, done).await? as usize;
     }
     Ok(touched)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::retry_delay;
+
+    #[test]
+    fn retries_wait_longer_each_time_up_to_an_hour() {
+        let waits: Vec<i64> = (1..=6).map(retry_delay).collect();
+        assert_eq!(waits, [60, 240, 960, 3600, 3600, 3600]);
+        assert_eq!(retry_delay(0), 60);
+    }
 }

@@ -1,5 +1,5 @@
 //! The end of a job: a successful backup recorded, a successful restore noted, a failure
-//! queued again while attempts remain.
+//! queued again (after [`super::retry_delay`]) while attempts remain.
 
 use super::{not_yours, record_in};
 use crate::db::{end_write, Db};
@@ -106,17 +106,21 @@ pub async fn complete(
             let error: String = report.error.clone().unwrap_or_default().chars().take(2000).collect();
             let retry = attempt < max_attempts;
             let state = if retry { "queued" } else { "failed" };
+            let retry_at = retry.then(|| now + super::retry_delay(attempt));
             sqlx::query(
                 "UPDATE jobs SET state = $1, finished_at = $2, phase = 'failed', error = $3, \
-                 lease_until = NULL WHERE id = $4",
+                 lease_until = NULL, retry_at = $4 WHERE id = $5",
             )
             .bind(state)
             .bind((!retry).then_some(now))
             .bind(&error)
+            .bind(retry_at)
             .bind(job_id)
             .execute(&mut *tx)
             .await?;
-            let details = serde_json::json!({ "attempt": attempt, "error": error, "retry": retry });
+            let details = serde_json::json!({
+                "attempt": attempt, "error": error, "retry": retry, "retry_at": retry_at,
+            });
             record_in(&mut tx, &agent.org_id, &agent_name, "job.failed", job_id, details, now).await?;
             Ok(state.to_string())
         }

@@ -233,8 +233,10 @@ async fn job_protocol(db: Db) {
         scheduler::fire_due(&api.db, now + 60).await.unwrap().len(),
         1
     );
+    // Failures are retried after a growing wait (storage back from maintenance, say),
+    // not at once: a failed job is not handed out again before its retry time.
     let mut last = String::new();
-    for _ in 0..scheduler::MAX_ATTEMPTS {
+    for attempt in 1..=scheduler::MAX_ATTEMPTS {
         let (_, claimed) = agent.get(&api, "/agent/v1/jobs/next").await;
         let id = claimed["job"]["id"].as_str().unwrap().to_string();
         let (_, state) = agent
@@ -245,6 +247,33 @@ async fn job_protocol(db: Db) {
             )
             .await;
         last = state["state"].as_str().unwrap().to_string();
+        if attempt == scheduler::MAX_ATTEMPTS {
+            break;
+        }
+        let failed_at = dbcrate_core::time::unix_now();
+        let retry_at: i64 = sqlx::query_scalar("SELECT retry_at FROM jobs WHERE id = $1")
+            .bind(&id)
+            .fetch_one(api.db.pool())
+            .await
+            .unwrap();
+        let wait = dbcrate_control::jobs::retry_delay(attempt);
+        assert!(wait >= 60, "attempt {attempt} waits {wait} s");
+        assert!(
+            (retry_at - failed_at - wait).abs() <= 5,
+            "retry at {retry_at}"
+        );
+        let (_, early) = agent.get(&api, "/agent/v1/jobs/next").await;
+        assert!(
+            early["job"].is_null(),
+            "handed out before its retry time: {early}"
+        );
+        // As if the wait had passed.
+        sqlx::query("UPDATE jobs SET retry_at = $1 WHERE id = $2")
+            .bind(failed_at - 1)
+            .bind(&id)
+            .execute(api.db.pool())
+            .await
+            .unwrap();
     }
     assert_eq!(last, "failed");
 
