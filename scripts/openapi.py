@@ -133,7 +133,7 @@ paths["/api/v1/orgs/{org}/destinations"] = {
 sch_p = {"name": "schedule", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^sch_[0-9a-f]{32}$"}}
 paths["/api/v1/orgs/{org}/schedules/{schedule}/run"] = {"post": op("Run now: queue one backup job for the schedule at once", "operator+ (person or token)",
       dict({"202": ok("Queued", {"type": "object", "properties": {"job": S}})}, **org_common), params=[org_p, sch_p])}
-paths["/api/v1/orgs/{org}/backups"] = {"get": op("The organisation's recorded backups, newest first (object key, size, SHA-256, versions; deleted_at once retention removed it)", "viewer+",
+paths["/api/v1/orgs/{org}/backups"] = {"get": op("The organisation's recorded backups, newest first (object key, stored and dump sizes, SHA-256, times and duration, versions; deleted_at once retention removed it)", "viewer+",
       dict({"200": ok("Backups", {"$ref": "#/components/schemas/List"})}, **org_common), params=[org_p])}
 paths["/api/v1/orgs/{org}/restores"] = {"post": op("Managed restore: queue a restore of a recorded backup into a target database (its agent gets only this backup's file key)", "admin+ (person or token)",
       dict({"202": ok("Queued", {"type": "object", "properties": {"job": S}})}, **org_common, **body_errs),

@@ -80,6 +80,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/common/0012_job_retry.sql"),
         postgres: include_str!("../migrations/common/0012_job_retry.sql"),
     },
+    Migration {
+        version: 13,
+        sqlite: include_str!("../migrations/common/0013_backup_sizes.sql"),
+        postgres: include_str!("../migrations/common/0013_backup_sizes.sql"),
+    },
 ];
 
 /// The schema version this binary expects.

@@ -294,6 +294,7 @@ pub async fn run(
     let report = match &outcome {
         Ok(r) => json!({
             "succeeded": true, "object_key": r.key, "size": r.ciphertext_bytes, "sha256": r.sha256,
+            "dump_size": r.plaintext_bytes, "duration_ms": (r.seconds * 1000.0).round() as u64,
             "pg_server_version": r.pg_server_version, "pg_dump_version": r.pg_dump_version,
         }),
         Err(e) => json!({ "succeeded": false, "error": e.to_string() }),

@@ -46,6 +46,15 @@ async fn scheduled_backup_restores_with_stock_tools(major: u32) {
             .await
             .unwrap();
 
+    let (dump_size, duration_ms): (Option<i64>, Option<i64>) =
+        sqlx::query_as("SELECT dump_size, duration_ms FROM backups WHERE id = $1")
+            .bind(&backup_id)
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+    assert!(dump_size.is_some_and(|n| n > 0), "no dump size recorded");
+    assert!(duration_ms.is_some_and(|n| n > 0), "no duration recorded");
+
     // A managed restore of that backup into another database on the same server, by the
     // same agent: it gets only the backup's file key.
     server.create_database("managed").unwrap();

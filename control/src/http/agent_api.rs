@@ -228,6 +228,10 @@ pub struct CompleteBody {
     #[serde(default)]
     size: i64,
     #[serde(default)]
+    dump_size: Option<i64>,
+    #[serde(default)]
+    duration_ms: Option<i64>,
+    #[serde(default)]
     sha256: String,
     #[serde(default)]
     pg_server_version: String,
@@ -248,6 +252,8 @@ pub async fn job_complete(
         succeeded: body.succeeded,
         object_key: body.object_key,
         size: body.size,
+        dump_size: body.dump_size,
+        duration_ms: body.duration_ms,
         sha256: body.sha256,
         pg_server_version: body.pg_server_version,
         pg_dump_version: body.pg_dump_version,

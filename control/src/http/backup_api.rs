@@ -277,7 +277,8 @@ pub async fn list_backups(
     org_access(&state, caller, &org_id, "viewer").await?;
     let rows = sqlx::query(
         "SELECT b.id, b.database_id, b.destination_id, b.schedule_id, b.object_key, b.size, b.sha256, \
-         b.finished_at, b.pg_server_version, b.deleted_at FROM backups b WHERE b.org_id = $1 \
+         b.finished_at, b.pg_server_version, b.deleted_at, b.started_at, b.pg_dump_version, \
+         b.dump_size, b.duration_ms FROM backups b WHERE b.org_id = $1 \
          ORDER BY b.finished_at DESC, b.id LIMIT 1000",
     )
     .bind(&org_id)
@@ -299,6 +300,10 @@ pub async fn list_backups(
                 "finished_at": r.try_get::<i64, _>(7)?,
                 "pg_server_version": r.try_get::<String, _>(8)?,
                 "deleted_at": r.try_get::<Option<i64>, _>(9)?,
+                "started_at": r.try_get::<i64, _>(10)?,
+                "pg_dump_version": r.try_get::<String, _>(11)?,
+                "dump_size": r.try_get::<Option<i64>, _>(12)?,
+                "duration_ms": r.try_get::<Option<i64>, _>(13)?,
             }))
         })
         .collect::<Result<Vec<_>, _>>()

@@ -16,6 +16,10 @@ pub struct Completion {
     pub object_key: Option<String>,
     /// Ciphertext size.
     pub size: i64,
+    /// The dump's size before compression and encryption, when reported.
+    pub dump_size: Option<i64>,
+    /// How long the backup took on the agent, when reported.
+    pub duration_ms: Option<i64>,
     /// Ciphertext SHA-256 (hex).
     pub sha256: String,
     /// The server's version.
@@ -79,8 +83,8 @@ pub async fn complete(
             sqlx::query(
                 "INSERT INTO backups (id, org_id, job_id, schedule_id, database_id, destination_id, \
                  object_key, size, sha256, started_at, finished_at, pg_server_version, \
-                 pg_dump_version, delete_attempts) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 0)",
+                 pg_dump_version, delete_attempts, dump_size, duration_ms) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 0, $14, $15)",
             )
             .bind(&backup_id)
             .bind(row.try_get::<String, _>(0)?)
@@ -95,6 +99,8 @@ pub async fn complete(
             .bind(now)
             .bind(report.pg_server_version.chars().take(100).collect::<String>())
             .bind(report.pg_dump_version.chars().take(100).collect::<String>())
+            .bind(report.dump_size.filter(|n| *n >= 0))
+            .bind(report.duration_ms.filter(|n| *n >= 0))
             .execute(&mut *tx)
             .await?;
             let details = serde_json::json!({

@@ -67,6 +67,13 @@ async fn job_protocol(db: Db) {
         .await
         .unwrap();
     let org = a.org.id.clone();
+    let owner = api
+        .first_sign_in(
+            "owner@a.example",
+            a.one_time_password.expose_secret(),
+            "owner passphrase!",
+        )
+        .await;
     let agent = enrolled_agent(&api, &org).await;
     let other = enrolled_agent(&api, &org).await;
     let now = dbcrate_core::time::unix_now();
@@ -212,6 +219,7 @@ async fn job_protocol(db: Db) {
     let complete = format!("/agent/v1/jobs/{job}/complete");
     let report = json!({
         "succeeded": true, "object_key": claimed["job"]["object_key"], "size": 4096,
+        "dump_size": 9000, "duration_ms": 1500,
         "sha256": "ab".repeat(32), "pg_server_version": "17.2", "pg_dump_version": "17.2",
     });
     let (status, done) = agent.post(&api, &complete, report.clone()).await;
@@ -227,6 +235,21 @@ async fn job_protocol(db: Db) {
         .await
         .unwrap();
     assert_eq!(recorded, 1);
+    let listed = api
+        .get(&format!("/api/v1/orgs/{org}/backups"), &owner)
+        .await
+        .ok();
+    let row = &listed["items"][0];
+    assert_eq!(
+        (
+            &row["size"],
+            &row["dump_size"],
+            &row["duration_ms"],
+            &row["pg_dump_version"]
+        ),
+        (&json!(4096), &json!(9000), &json!(1500), &json!("17.2")),
+        "{row}"
+    );
 
     // Failures are retried until the attempts are used up.
     assert_eq!(
