@@ -269,12 +269,15 @@ async fn run_refuses_an_identity_others_can_read_or_own() {
     let refused = |needle: &'static str| {
         let data = data.clone();
         async move {
-            let out = tokio::process::Command::from(common::agent())
+            let run = tokio::process::Command::from(common::agent())
                 .arg("run")
                 .arg("--data-dir")
                 .arg(&data)
-                .output()
+                .kill_on_drop(true)
+                .output();
+            let out = tokio::time::timeout(std::time::Duration::from_secs(30), run)
                 .await
+                .unwrap_or_else(|_| panic!("the agent ran instead of refusing ({needle})"))
                 .unwrap();
             assert_eq!(out.status.code(), Some(3), "{}", common::stderr_of(&out));
             assert!(
@@ -298,6 +301,21 @@ async fn run_refuses_an_identity_others_can_read_or_own() {
         std::fs::Permissions::from_mode(0o600),
     )
     .unwrap();
+    // Every identity file is held to the key's standard: the certificate chain, the
+    // pinned root and the link (which holds the server pin) decide whom the agent
+    // trusts, so a file others may change, or a symbolic link, is refused too.
+    for file in ["cert.pem", "root.pem", "link.json"] {
+        let path = identity.join(file);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o664)).unwrap();
+        refused("chmod 600").await;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let real = identity.join(format!("{file}.real"));
+        std::fs::rename(&path, &real).unwrap();
+        std::os::unix::fs::symlink(&real, &path).unwrap();
+        refused("symbolic link").await;
+        std::fs::remove_file(&path).unwrap();
+        std::fs::rename(&real, &path).unwrap();
+    }
     if std::fs::metadata(&identity).unwrap().uid() == 0 {
         // Running as root: hand the key to another user.
         std::os::unix::fs::chown(identity.join("key.pem"), Some(65534), None).unwrap();

@@ -78,11 +78,20 @@ fn check_private(path: &Path, what: &str, fix_mode: &str) -> Result<()> {
         ))
     })?;
     if meta.file_type().is_symlink() {
-        return Err(Error::identity(format!(
-            "{what} {} is a symbolic link; the agent uses only a real {what}",
-            path.display()
-        )));
+        return Err(symlink_refused(path, what));
     }
+    check_metadata(&meta, path, what, fix_mode)
+}
+
+fn symlink_refused(path: &Path, what: &str) -> Error {
+    Error::identity(format!(
+        "{what} {} is a symbolic link; the agent uses only a real {what}",
+        path.display()
+    ))
+}
+
+/// The mode and owner rules of [`check_private`], on metadata already read.
+fn check_metadata(meta: &std::fs::Metadata, path: &Path, what: &str, fix_mode: &str) -> Result<()> {
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         return Err(Error::identity(format!(
@@ -101,6 +110,41 @@ fn check_private(path: &Path, what: &str, fix_mode: &str) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// Reads an identity file, opened without following a symbolic link and checked on the
+/// open file itself (a regular file, mode 0600 or stricter, the agent's own): what is
+/// checked is what is read, even if the path is swapped meanwhile. Every identity file
+/// counts: the certificates, the pinned root and the server pin decide whom the agent
+/// trusts as much as the key does.
+fn read_private(path: &Path, what: &str) -> Result<String> {
+    use std::io::Read;
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| {
+            if e.raw_os_error() == Some(libc::ELOOP) {
+                symlink_refused(path, what)
+            } else {
+                Error::identity(format!(
+                    "cannot read {what} {}: {e}; enrol first with `dbcrate-agent enroll`",
+                    path.display()
+                ))
+            }
+        })?;
+    let meta = file.metadata().map_err(io("cannot inspect", path))?;
+    if !meta.is_file() {
+        return Err(Error::identity(format!(
+            "{what} {} is not a regular file",
+            path.display()
+        )));
+    }
+    check_metadata(&meta, path, what, "600")?;
+    let mut text = String::new();
+    file.read_to_string(&mut text)
+        .map_err(io("cannot read", path))?;
+    Ok(text)
 }
 
 #[allow(unsafe_code)]
@@ -175,8 +219,8 @@ fn finish_journal(dir: &Path) -> Result<()> {
     if !path.exists() {
         return Ok(());
     }
-    check_private(&path, "renewal journal", "600")?;
-    let journal: Journal = serde_json::from_str(&read(&path)?).map_err(|e| {
+    let text = zeroize::Zeroizing::new(read_private(&path, "renewal journal")?);
+    let journal: Journal = serde_json::from_str(&text).map_err(|e| {
         Error::identity(format!(
             "{}: {e}; remove it and re-enrol if it persists",
             path.display()
@@ -209,23 +253,19 @@ fn write_all(
     write_atomically(dir, "link.json", &link_json, 0o600)
 }
 
-fn read(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path).map_err(io("cannot read", path))
-}
-
-/// Loads the identity, refusing loose modes or another owner.
+/// Loads the identity, refusing loose modes, another owner or symbolic links.
 pub fn load(data_dir: &Path) -> Result<Identity> {
     let dir = dir_of(data_dir);
     check_private(&dir, "identity directory", "700")?;
     finish_journal(&dir)?;
-    let key_path = dir.join("key.pem");
-    check_private(&key_path, "key file", "600")?;
-    let link: Link = serde_json::from_str(&read(&dir.join("link.json"))?)
-        .map_err(|e| Error::identity(format!("{}: {e}", dir.join("link.json").display())))?;
+    let key_pem = SecretString::new(read_private(&dir.join("key.pem"), "key file")?);
+    let link_path = dir.join("link.json");
+    let link: Link = serde_json::from_str(&read_private(&link_path, "link file")?)
+        .map_err(|e| Error::identity(format!("{}: {e}", link_path.display())))?;
     Ok(Identity {
-        key_pem: SecretString::new(read(&key_path)?),
-        chain_pem: read(&dir.join("cert.pem"))?,
-        root_pem: read(&dir.join("root.pem"))?,
+        key_pem,
+        chain_pem: read_private(&dir.join("cert.pem"), "certificate file")?,
+        root_pem: read_private(&dir.join("root.pem"), "root certificate file")?,
         link,
         dir,
     })
