@@ -218,26 +218,37 @@ async fn report_completion(links: &LinkWatch, id: &str, report: &Value) -> Resul
 }
 
 /// Runs `work` while sending heartbeats for job `id` with the bytes `progress` counts.
+/// The heartbeats run as a task of their own: a slow or unreachable control plane must
+/// not hold up the work (storage drops an upload that stalls).
 async fn with_heartbeats<T>(
     links: &LinkWatch,
     every: Duration,
     id: &str,
-    phase: &str,
+    phase: &'static str,
     progress: &Progress,
     work: impl std::future::Future<Output = T>,
 ) -> T {
-    tokio::pin!(work);
-    let path = format!("/agent/v1/jobs/{id}/progress");
-    loop {
-        tokio::select! {
-            result = &mut work => return result,
-            () = tokio::time::sleep(every) => {
-                let beat = json!({ "bytes": progress.bytes(), "phase": phase });
-                if let Err(e) = current(links).post_json(&path, &beat).await {
-                    tracing::warn!(job.id = %id, "heartbeat failed: {e}");
-                }
+    let (links, progress) = (links.clone(), progress.clone());
+    let (job, path) = (id.to_string(), format!("/agent/v1/jobs/{id}/progress"));
+    let _beats = AbortOnDrop(tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(every).await;
+            let beat = json!({ "bytes": progress.bytes(), "phase": phase });
+            if let Err(e) = current(&links).post_json(&path, &beat).await {
+                tracing::warn!(job.id = %job, "heartbeat failed: {e}");
             }
         }
+    }));
+    work.await
+}
+
+/// Stops a task when the job that started it ends, however it ends (a cancelled job
+/// included).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -305,4 +316,57 @@ pub async fn run(
         Err(e) => tracing::warn!(job.id = %id, "job failed: {e}"),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    /// A control plane that accepts connections and never answers: every heartbeat
+    /// hangs until the link's timeout.
+    async fn silent_control_plane() -> (Link, tokio::task::JoinHandle<()>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!(
+            "https://127.0.0.1:{}",
+            listener.local_addr().unwrap().port()
+        );
+        let server = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket);
+            }
+        });
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth();
+        (Link::new(&url, Arc::new(tls)).unwrap(), server)
+    }
+
+    #[tokio::test]
+    async fn a_hanging_heartbeat_does_not_hold_up_the_work() {
+        let (link, _server) = silent_control_plane().await;
+        let (_keep, links) = tokio::sync::watch::channel(link);
+        let progress = Progress::default();
+        let started = std::time::Instant::now();
+        let work = async {
+            for _ in 0..10 {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                progress.add(1);
+            }
+            "done"
+        };
+        let every = Duration::from_millis(10);
+        let result = with_heartbeats(&links, every, "job_x", "backing up", &progress, work).await;
+        assert_eq!(result, "done");
+        assert_eq!(progress.bytes(), 10);
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the work waited for heartbeats: {:?}",
+            started.elapsed()
+        );
+    }
 }
