@@ -32,6 +32,11 @@ pub struct Completion {
 
 /// Records the end of a job; a successful backup becomes a `backups` row. A failed job
 /// is queued again while attempts remain.
+///
+/// A report is taken while the job runs, and also after its lease lapsed as long as no
+/// new attempt has claimed it: the agent retries its report for ten minutes (a control
+/// plane down longer than lease and grace), and a backup already under its final name
+/// should be recorded, not redone.
 pub async fn complete(
     db: &Db,
     agent: &AgentIdentity,
@@ -44,7 +49,8 @@ pub async fn complete(
     let done: Result<String> = async {
         let row = sqlx::query(
             "SELECT org_id, schedule_id, database_id, destination_id, started_at, attempt, max_attempts, kind \
-             FROM jobs WHERE id = $1 AND agent_id = $2 AND org_id = $3 AND state = 'running'",
+             FROM jobs WHERE id = $1 AND agent_id = $2 AND org_id = $3 \
+             AND (state = 'running' OR (state IN ('queued', 'failed') AND phase = 'lease expired'))",
         )
         .bind(job_id)
         .bind(&agent.agent_id)

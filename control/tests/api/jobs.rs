@@ -251,6 +251,41 @@ async fn job_protocol(db: Db) {
         "{row}"
     );
 
+    // A report that arrives after the lease and its grace lapsed (the control plane was
+    // down longer than that) still counts while the job waits in the queue: the object
+    // exists under its final name, so it is recorded instead of redone. Only by the
+    // job's own agent.
+    let late = scheduler::run_now(&api.db, &org, &schedule.id, "user:test", now)
+        .await
+        .unwrap();
+    let (_, claimed) = agent.get(&api, "/agent/v1/jobs/next").await;
+    assert_eq!(claimed["job"]["id"], late.as_str());
+    let long_after = now + jobs::LEASE_SECS + jobs::LEASE_GRACE_SECS + 3600;
+    assert_eq!(jobs::expire_leases(&api.db, long_after).await.unwrap(), 1);
+    let late_report = json!({
+        "succeeded": true, "object_key": claimed["job"]["object_key"], "size": 10,
+        "sha256": "cd".repeat(32), "pg_server_version": "17.2", "pg_dump_version": "17.2",
+    });
+    let late_complete = format!("/agent/v1/jobs/{late}/complete");
+    assert_eq!(
+        other
+            .post(&api, &late_complete, late_report.clone())
+            .await
+            .0,
+        404
+    );
+    let (status, done) = agent.post(&api, &late_complete, late_report).await;
+    assert_eq!(
+        (status, &done["state"]),
+        (200, &json!("succeeded")),
+        "{done}"
+    );
+    let (_, next) = agent.get(&api, "/agent/v1/jobs/next").await;
+    assert!(
+        next["job"].is_null(),
+        "the recorded job was handed out again: {next}"
+    );
+
     // Failures are retried until the attempts are used up.
     assert_eq!(
         scheduler::fire_due(&api.db, now + 60).await.unwrap().len(),
@@ -258,10 +293,10 @@ async fn job_protocol(db: Db) {
     );
     // Failures are retried after a growing wait (storage back from maintenance, say),
     // not at once: a failed job is not handed out again before its retry time.
-    let mut last = String::new();
+    let (mut last, mut id) = (String::new(), String::new());
     for attempt in 1..=scheduler::MAX_ATTEMPTS {
         let (_, claimed) = agent.get(&api, "/agent/v1/jobs/next").await;
-        let id = claimed["job"]["id"].as_str().unwrap().to_string();
+        id = claimed["job"]["id"].as_str().unwrap().to_string();
         let (_, state) = agent
             .post(
                 &api,
@@ -299,6 +334,15 @@ async fn job_protocol(db: Db) {
             .unwrap();
     }
     assert_eq!(last, "failed");
+    let retry_at: Option<i64> = sqlx::query_scalar("SELECT retry_at FROM jobs WHERE id = $1")
+        .bind(&id)
+        .fetch_one(api.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(
+        retry_at, None,
+        "a job that failed for good has no retry time"
+    );
 
     // A revoked agent gets no credentials: refused at the application layer on an
     // open connection (and at the TLS layer on a new one, see agents.rs).
