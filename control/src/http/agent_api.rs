@@ -191,9 +191,11 @@ pub async fn job_credentials(
     Ok(Json(credentials))
 }
 
-/// `POST /agent/v1/jobs/{job}/progress`.
+/// `POST /agent/v1/jobs/{job}/progress`. Unlike the API's bodies, agent reports ignore
+/// fields this version does not know: agents are upgraded on their own schedule, and a
+/// newer agent's report must not be refused (an orphaned backup, a redone job) because
+/// it says more.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ProgressBody {
     bytes: i64,
     phase: String,
@@ -218,9 +220,9 @@ pub async fn job_progress(
     Ok(Json(json!({ "lease_secs": jobs::LEASE_SECS })))
 }
 
-/// `POST /agent/v1/jobs/{job}/complete`.
+/// `POST /agent/v1/jobs/{job}/complete` (unknown fields ignored, as for
+/// [`ProgressBody`]).
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct CompleteBody {
     succeeded: bool,
     #[serde(default)]

@@ -178,7 +178,7 @@ async fn job_protocol(db: Db) {
             .post(
                 &api,
                 &progress,
-                json!({ "bytes": 1024, "phase": "dumping" })
+                json!({ "bytes": 1024, "phase": "dumping", "rate": 7 })
             )
             .await
             .0,
@@ -262,9 +262,12 @@ async fn job_protocol(db: Db) {
     assert_eq!(claimed["job"]["id"], late.as_str());
     let long_after = now + jobs::LEASE_SECS + jobs::LEASE_GRACE_SECS + 3600;
     assert_eq!(jobs::expire_leases(&api.db, long_after).await.unwrap(), 1);
+    // (With a field this version does not know, as a newer agent may send: reports
+    // ignore such fields rather than orphan a backup during an upgrade.)
     let late_report = json!({
         "succeeded": true, "object_key": claimed["job"]["object_key"], "size": 10,
         "sha256": "cd".repeat(32), "pg_server_version": "17.2", "pg_dump_version": "17.2",
+        "reported_by_a_newer_agent": { "anything": 1 },
     });
     let late_complete = format!("/agent/v1/jobs/{late}/complete");
     assert_eq!(
