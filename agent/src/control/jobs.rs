@@ -41,8 +41,20 @@ pub struct JobSettings {
     /// (each job fetches, or finds cached, the build matching its server's major).
     /// Neither: the tools on PATH.
     pub registry: Option<RegistryConfig>,
+    /// Why the control plane's registry settings cannot be used, if they cannot: every
+    /// job that would need them fails with this.
+    pub registry_problem: Option<String>,
     /// How often a running job reports progress (well inside the control plane's lease).
     pub heartbeat: Duration,
+}
+
+impl JobSettings {
+    fn usable(&self) -> Result<()> {
+        match &self.registry_problem {
+            Some(problem) => Err(Error::new(ErrorKind::Control, problem.clone())),
+            None => Ok(()),
+        }
+    }
 }
 
 impl Default for JobSettings {
@@ -50,6 +62,7 @@ impl Default for JobSettings {
         Self {
             pg_bin_dir: None,
             registry: None,
+            registry_problem: None,
             heartbeat: Duration::from_secs(20),
         }
     }
@@ -117,6 +130,7 @@ fn backup_request(
     progress: Progress,
 ) -> Result<BackupRequest> {
     let built = (|| {
+        settings.usable()?;
         let database = database_url(&credentials["database"])?;
         let dest = &credentials["destination"];
         let creds = dest.get("credentials").filter(|c| !c.is_null());
@@ -161,6 +175,7 @@ fn restore_request(
     progress: Progress,
 ) -> Result<(RestoreRequest, String)> {
     let built = (|| {
+        settings.usable()?;
         let database = database_url(&credentials["database"])?;
         let dest = &credentials["destination"];
         let creds = dest.get("credentials").filter(|c| !c.is_null());

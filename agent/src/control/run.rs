@@ -90,7 +90,19 @@ impl Agent {
         if let Some(secs) = config["heartbeat_secs"].as_u64() {
             self.jobs.heartbeat = Duration::from_secs(secs.clamp(1, 60));
         }
-        self.jobs.registry = self.registry(&config["registry"])?;
+        // Settings this agent cannot use fail the jobs that need them, with the reason,
+        // rather than keep the agent from connecting; `--pg-bin-dir` needs none.
+        self.jobs.registry = None;
+        self.jobs.registry_problem = None;
+        if self.jobs.pg_bin_dir.is_none() {
+            match self.registry(&config["registry"]) {
+                Ok(registry) => self.jobs.registry = registry,
+                Err(e) => {
+                    tracing::error!("{e}; jobs fail until that is fixed");
+                    self.jobs.registry_problem = Some(e.to_string());
+                }
+            }
+        }
         tracing::info!(
             agent.id = %self.identity.link.agent_id,
             crl_interval_secs = self.crl_interval.as_secs(),

@@ -82,3 +82,40 @@ async fn jobs_use_the_control_planes_registry_when_the_host_has_no_tools() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registry_settings_the_agent_cannot_use_fail_its_jobs_with_the_reason() {
+    let scene = scene::scene_with(
+        MAJOR,
+        AgentSettings {
+            registry_url: Some("https://registry.invalid/".into()),
+            registry_root_keys: vec!["RWQ this is not a minisign key".into()],
+            ..scene::quick_settings()
+        },
+        Storage::Directory,
+    )
+    .await;
+    let (basis, enrolled) = (&scene.basis, &scene.enrolled);
+    let db = &basis.db;
+    let _scheduler = scene.control.run_scheduler(Duration::from_millis(500));
+    let mut agent = scene::run_agent(&basis.server, &enrolled.data, None);
+    let job = scene::wait_for_backup_job(db).await;
+    let error = scene::wait_for("the attempt to fail", Duration::from_secs(60), || async {
+        match scene::job_state(db, &job).await {
+            (state, _, Some(error)) if state != "running" => Some(error),
+            (state, _, _) if state == "succeeded" => panic!("ran without usable settings"),
+            _ => None,
+        }
+    })
+    .await;
+    assert!(
+        error.contains("the control plane's registry settings are unusable"),
+        "{error}"
+    );
+    assert!(
+        agent.try_wait().unwrap().is_none(),
+        "the agent stopped instead of reporting"
+    );
+    let _ = agent.start_kill();
+    let _ = agent.wait().await;
+}
