@@ -139,8 +139,13 @@ fn the_untouched_registry_is_accepted() {
     let data = reg.dir.path().join("agent-data");
     let bin = fetch(&reg, &served, &data).unwrap();
     assert!(bin.join("pg_dump").is_file());
-    // Root 3 was reached and remembered.
-    let stored = std::fs::read(data.join("registry/root.json")).unwrap();
+    // Root 3 was reached and remembered, in the state of the pinned key (one anchor).
+    let anchors: Vec<_> = std::fs::read_dir(data.join("registry"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(anchors.len(), 1, "{anchors:?}");
+    let stored = std::fs::read(anchors[0].join("root.json")).unwrap();
     assert_eq!(Root::parse(&stored).unwrap().0.version, 3);
 }
 

@@ -101,7 +101,7 @@ async fn newest_root(http: &Http, config: &RegistryConfig, state: &State) -> Res
 /// machine's architecture, fetched and unpacked if not cached. `now` is Unix seconds.
 pub async fn tool_dir(config: &RegistryConfig, pg_major: u32, now: i64) -> Result<PathBuf> {
     let http = Http::new(&config.url, config.ca_file.as_deref())?;
-    let state = State::new(&config.data_dir);
+    let state = State::new(&config.data_dir, &config.root_keys);
     let root = newest_root(&http, config, &state).await?;
     check_root_fresh(&root, now).map_err(trust)?;
     let manifest_bytes = http.fetch(MANIFEST, MANIFEST_CAP).await?.ok_or_else(|| {

@@ -1,7 +1,12 @@
-//! What the agent remembers about the registry, in `<data-dir>/registry/`: the newest
-//! verified root (`root.json`, its exact signed bytes) and the manifest floor
+//! What the agent remembers about a registry, in `<data-dir>/registry/<anchor>/`: the
+//! newest verified root (`root.json`, its exact signed bytes) and the manifest floor
 //! (`manifest-floor.json`). Both are written through a temporary file and a rename, so
 //! a crash leaves either the old or the new state.
+//!
+//! `<anchor>` names the pinned root keys (a hash of their key bytes): the state belongs to
+//! a chain of trust, not to a URL. Pinning other keys (another registry, or a control
+//! plane that changed `DBCRATE_REGISTRY_ROOT_KEYS`) starts a state of its own from root
+//! 1 instead of being refused by the old one; a mirror of the same registry shares it.
 //!
 //! Once a root is stored, the walk starts from it, not from the pinned key: keys
 //! retired by a rotation can then never fork the chain (TUF's rule).
@@ -13,6 +18,7 @@
 
 use crate::error::{Error, Result};
 use dbcrate_core::registry::metadata::Root;
+use dbcrate_core::registry::minisign::PublicKey;
 use dbcrate_core::registry::trust::{ManifestFloor, TrustedRoot};
 use serde::Deserialize;
 use std::io::Write;
@@ -32,10 +38,20 @@ fn state_error(path: &Path, e: impl std::fmt::Display) -> Error {
 }
 
 impl State {
-    /// The state kept under `data_dir`.
-    pub fn new(data_dir: &Path) -> Self {
+    /// The state of the registry whose root version 1 is pinned by `root_keys`, kept
+    /// under `data_dir`.
+    pub fn new(data_dir: &Path, root_keys: &[PublicKey]) -> Self {
+        use sha2::Digest;
+        let mut keys: Vec<[u8; 32]> = root_keys.iter().map(PublicKey::ed25519_bytes).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let mut hash = sha2::Sha256::new();
+        for key in &keys {
+            hash.update(key);
+        }
+        let anchor = dbcrate_core::hex::encode(&hash.finalize()[..8]);
         Self {
-            dir: data_dir.join("registry"),
+            dir: data_dir.join("registry").join(anchor),
         }
     }
 
@@ -138,10 +154,10 @@ mod tests {
     #[test]
     fn old_format_floor_applies_to_each_key_it_listed() {
         let dir = dbcrate_testkit::TempDir::new("floor").unwrap();
-        let state = State::new(dir.path());
-        std::fs::create_dir_all(dir.path().join("registry")).unwrap();
+        let state = State::new(dir.path(), &[]);
+        std::fs::create_dir_all(&state.dir).unwrap();
         std::fs::write(
-            dir.path().join("registry/manifest-floor.json"),
+            state.dir.join("manifest-floor.json"),
             br#"{"version":7,"manifest_keys":["0B0B0B0B0B0B0B0B","0C0C0C0C0C0C0C0C"]}"#,
         )
         .unwrap();
@@ -161,10 +177,27 @@ mod tests {
     #[test]
     fn damaged_floor_is_a_clear_error() {
         let dir = dbcrate_testkit::TempDir::new("floor").unwrap();
-        let state = State::new(dir.path());
-        std::fs::create_dir_all(dir.path().join("registry")).unwrap();
-        std::fs::write(dir.path().join("registry/manifest-floor.json"), b"{\"v").unwrap();
+        let state = State::new(dir.path(), &[]);
+        std::fs::create_dir_all(&state.dir).unwrap();
+        std::fs::write(state.dir.join("manifest-floor.json"), b"{\"v").unwrap();
         let err = state.floor().unwrap_err().to_string();
         assert!(err.contains("the manifest floor is damaged"), "{err}");
+    }
+
+    fn key(seed: u8) -> PublicKey {
+        let secret = ed25519_dalek::SigningKey::from_bytes(&[seed; 32]);
+        PublicKey::from_signing_key(dbcrate_core::registry::minisign::KeyId([seed; 8]), &secret)
+    }
+
+    #[test]
+    fn each_set_of_pinned_keys_has_a_state_of_its_own() {
+        let data = Path::new("/var/lib/dbcrate");
+        let (a, b) = (key(1), key(2));
+        let ab = State::new(data, &[a.clone(), b.clone()]);
+        assert_eq!(ab.dir, State::new(data, &[b.clone(), a.clone()]).dir);
+        assert_eq!(ab.dir, State::new(data, &[a.clone(), b, a.clone()]).dir);
+        assert_ne!(ab.dir, State::new(data, std::slice::from_ref(&a)).dir);
+        assert_ne!(State::new(data, &[a]).dir, State::new(data, &[key(3)]).dir);
+        assert!(ab.dir.starts_with("/var/lib/dbcrate/registry/"));
     }
 }
