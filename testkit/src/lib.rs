@@ -29,7 +29,6 @@ pub use age_key::age_keypair;
 pub use deps::{Deps, PG_MAJORS, PROVISION_COMMAND};
 pub use error::KitError;
 pub use pg_install::PgClientInstall;
-pub use ports::free_port;
 pub use postgres::PgServer;
 pub use s3::S3Server;
 pub use sftp::SftpServer;

@@ -5,7 +5,7 @@ use std::net::TcpListener;
 
 /// A TCP port on 127.0.0.1 that was free a moment ago. Another process may take it
 /// before the server binds it; the servers retry start-up on "address in use".
-pub fn free_port() -> Result<u16> {
+pub(crate) fn free_port() -> Result<u16> {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())

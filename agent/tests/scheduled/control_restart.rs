@@ -4,7 +4,6 @@
 
 use crate::common;
 use crate::scene::{self, Storage, K1};
-use dbcrate_testkit::free_port;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -91,10 +90,18 @@ impl Drop for Served {
     }
 }
 
+/// Two distinct loopback ports that were free a moment ago (both held while chosen).
+fn two_free_ports() -> (u16, u16) {
+    let first = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let second = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = |l: &std::net::TcpListener| l.local_addr().unwrap().port();
+    (port(&first), port(&second))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_control_plane_restarted_mid_job_gets_the_report_and_records_the_backup_once() {
     let basis = scene::basis(17).await;
-    let (api_port, agent_port) = (free_port().unwrap(), free_port().unwrap());
+    let (api_port, agent_port) = two_free_ports();
     let mut control = Served::start(&basis, api_port, agent_port, "control-1.log");
     let agent_url = format!("https://127.0.0.1:{agent_port}");
     let enrolled =
@@ -103,8 +110,7 @@ async fn a_control_plane_restarted_mid_job_gets_the_report_and_records_the_backu
     let db = &basis.db;
 
     // The first pg_dump waits 12 s before dumping: long enough to kill the control
-    // plane while the job runs, and to have it finish (and fail to report) while the
-    // control plane is down.
+    // plane while the job runs.
     let once = basis.dir.path().join("slow-once");
     let slow = common::wrapped_pg_dump(
         basis.dir.path(),
@@ -117,7 +123,13 @@ async fn a_control_plane_restarted_mid_job_gets_the_report_and_records_the_backu
     let mut agent = scene::run_agent(&basis.server, &enrolled.data, Some(&slow));
     let job = scene::wait_for_running_job(db).await;
     control.kill();
-    tokio::time::sleep(Duration::from_secs(18)).await;
+    // The dump finishes while the control plane is down (its object appears under the
+    // final name), so the agent's report fails and is retried.
+    scene::wait_for("the backup object", Duration::from_secs(60), || async {
+        (!scene::final_objects(&enrolled.target).is_empty()).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(
         agent.try_wait().unwrap().is_none(),
         "the agent stopped while the control plane was down"
