@@ -79,7 +79,7 @@ fn wrapper(tool: &str) -> String {
          # dbcrate registry artifact: run the bundled {tool} with the bundled libraries.\n\
          # Shell built-ins only: it must work with an empty PATH.\n\
          case \"$0\" in */*) bin=\"${{0%/*}}\" ;; *) bin=. ;; esac\n\
-         here=$(cd \"$bin/..\" && pwd -P) || exit 127\n\
+         here=$(CDPATH= cd -P -- \"$bin/..\" && pwd -P) || exit 127\n\
          LD_LIBRARY_PATH=\"$here/lib\"\n\
          export LD_LIBRARY_PATH\n\
          exec \"$here/libexec/{tool}\" \"$@\"\n"
