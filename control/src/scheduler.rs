@@ -105,7 +105,8 @@ async fn fire_one(db: &Db, schedule_id: &str, now: i64) -> Result<Option<String>
 }
 
 /// Fires due schedules and expires stale job leases every `every`, and applies
-/// retention every minute, until the process ends. Several replicas may run this at once (each fire and each expiry happens once).
+/// retention (and prunes sign-in failures older than the throttle window) every minute,
+/// until the process ends. Several replicas may run this at once (each fire and each expiry happens once).
 pub fn spawn_loop(
     db: Db,
     keys: std::sync::Arc<crate::envelope::MasterKeys>,
@@ -123,6 +124,9 @@ pub fn spawn_loop(
                 last_retention = Some(now);
                 if let Err(e) = crate::retention::apply_all(&db, &keys, now).await {
                     tracing::error!("applying retention failed: {}", e.message);
+                }
+                if let Err(e) = crate::throttle::prune(&db, now).await {
+                    tracing::error!("pruning old sign-in failures failed: {}", e.message);
                 }
             }
             if let Err(e) = fire_due(&db, now).await {

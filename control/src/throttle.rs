@@ -80,3 +80,13 @@ impl Attempt {
         Ok(())
     }
 }
+
+/// Deletes failures too old to count (outside the window at `now`), so the table holds
+/// only the last window's. Returns how many went. The scheduler loop runs this.
+pub async fn prune(db: &Db, now: i64) -> Result<u64> {
+    let done = sqlx::query("DELETE FROM sign_in_failures WHERE at <= $1")
+        .bind(now - WINDOW_SECS)
+        .execute(db.pool())
+        .await?;
+    Ok(done.rows_affected())
+}

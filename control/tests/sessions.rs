@@ -234,6 +234,26 @@ async fn parallel_guesses_are_throttled(db: Db) {
         checked <= throttle::MAX_PER_ACCOUNT,
         "{checked} guesses were checked"
     );
+
+    // Failures older than the window count for nothing and are pruned; newer ones stay.
+    let last = T0 + 40;
+    assert_eq!(
+        throttle::prune(&db, last + throttle::WINDOW_SECS - 1)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        throttle::prune(&db, last + throttle::WINDOW_SECS)
+            .await
+            .unwrap(),
+        20
+    );
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM sign_in_failures")
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
