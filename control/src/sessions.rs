@@ -121,6 +121,22 @@ pub struct SignedIn {
     pub token: SecretString,
 }
 
+/// What a failed or throttled sign-in's audit row names. An account that exists is named
+/// by its e-mail; text that names no account is not written down (people type passwords
+/// into the e-mail field), only a short hash of it, so repeated tries still correlate.
+fn failure_subject(email: &str, known: bool, address: &str) -> (String, String) {
+    if known {
+        let details = serde_json::json!({ "email": email, "address": address });
+        return (format!("email:{email}"), details.to_string());
+    }
+    let digest = Sha256::digest(email.as_bytes());
+    let details = serde_json::json!({
+        "email_sha256_prefix": dbcrate_core::hex::encode(&digest[..8]),
+        "address": address,
+    });
+    ("email:unknown".to_string(), details.to_string())
+}
+
 /// Signs in from client `address`.
 pub async fn sign_in(
     db: &Db,
@@ -132,8 +148,11 @@ pub async fn sign_in(
     let email = credentials.email.trim().to_ascii_lowercase();
     let account_key = throttle::account_key(&email);
     let address_key = throttle::address_key(address);
-    let details = serde_json::json!({ "email": email, "address": address }).to_string();
-    let target = format!("email:{email}");
+    let user = sqlx::query("SELECT id, password_hash FROM users WHERE email = $1")
+        .bind(&email)
+        .fetch_optional(db.pool())
+        .await?;
+    let (target, details) = failure_subject(&email, user.is_some(), address);
     let limits = [
         (account_key.as_str(), throttle::MAX_PER_ACCOUNT),
         (address_key.as_str(), throttle::MAX_PER_ADDRESS),
@@ -147,10 +166,6 @@ pub async fn sign_in(
             return Err(e);
         }
     };
-    let user = sqlx::query("SELECT id, password_hash FROM users WHERE email = $1")
-        .bind(&email)
-        .fetch_optional(db.pool())
-        .await?;
     let (user_id, hash) = match &user {
         Some(row) => (
             Some(row.try_get::<String, _>(0)?),

@@ -15,9 +15,13 @@ pub const MAX_PER_ACCOUNT: i64 = 5;
 /// Failures per client address within the window before attempts are refused.
 pub const MAX_PER_ADDRESS: i64 = 20;
 
-/// The throttle key of an account (by e-mail, so unknown addresses count too).
+/// The throttle key of an account (by e-mail, so unknown addresses count too). A hash of
+/// the address: whatever was typed into the e-mail field (a password, at times) is not
+/// stored.
 pub fn account_key(email: &str) -> String {
-    format!("account:{email}")
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(email.as_bytes());
+    format!("account:{}", dbcrate_core::hex::encode(&digest))
 }
 
 /// The throttle key of a client address.

@@ -147,12 +147,50 @@ async fn sessions_behave(db: Db) {
     .await
     .unwrap();
 
-    let actions: Vec<String> = audit::rows(&db, INSTANCE_CHAIN)
+    // A password typed into the e-mail field (no such account) is not written into the
+    // audit log; failures on a real account name it.
+    let typed = "Correct-Horse-Battery-Staple-9";
+    let err = sign_in(&db, &keys, typed, &good, "198.51.100.9", later + 2000)
         .await
-        .unwrap()
-        .into_iter()
-        .map(|r| r.action)
+        .unwrap_err();
+    assert!(
+        err.code == dbcrate_control::error::Code::WrongCredentials,
+        "{err}"
+    );
+    let rows = audit::rows(&db, INSTANCE_CHAIN).await.unwrap();
+    let text: String = rows
+        .iter()
+        .map(|r| format!("{} {} {}\n", r.target, r.details, r.actor))
         .collect();
+    assert!(
+        !text
+            .to_ascii_lowercase()
+            .contains(&typed.to_ascii_lowercase()),
+        "{text}"
+    );
+    assert!(
+        rows.iter()
+            .any(|r| r.action == "auth.failed" && r.target == "email:unknown"),
+        "{text}"
+    );
+    assert!(
+        rows.iter()
+            .any(|r| r.action == "auth.failed" && r.details.contains("owner@example.com")),
+        "{text}"
+    );
+
+    let throttled: Vec<String> = sqlx::query_scalar("SELECT throttle_key FROM sign_in_failures")
+        .fetch_all(db.pool())
+        .await
+        .unwrap();
+    assert!(
+        !throttled
+            .iter()
+            .any(|k| k.to_ascii_lowercase().contains(&typed.to_ascii_lowercase())),
+        "{throttled:?}"
+    );
+
+    let actions: Vec<String> = rows.into_iter().map(|r| r.action).collect();
     for expected in [
         "auth.sign_in",
         "auth.failed",
