@@ -224,8 +224,9 @@ pub async fn check_master_keys(db: &Db, keys: &MasterKeys) -> Result<()> {
 /// Re-wraps the DEKs of up to `limit` secrets not yet under the active master key; the
 /// secrets' ciphertexts do not change. Each secret is updated on its own, guarded by
 /// its old key id, so a rotation stopped at any point leaves every secret readable with
-/// the old and new keys configured, and running it again finishes it. Writes one audit
-/// row per organisation touched. Returns how many secrets were re-wrapped.
+/// the old and new keys configured, and running it again finishes it. Each re-wrap
+/// writes its audit row (in the owner's chain) in the same transaction. Returns how
+/// many secrets were re-wrapped.
 pub async fn rotate_master_key(
     db: &Db,
     keys: &MasterKeys,
@@ -234,7 +235,6 @@ pub async fn rotate_master_key(
     limit: usize,
 ) -> Result<usize> {
     let active = keys.active().id().to_string();
-    let mut per_chain: Vec<(String, usize)> = Vec::new();
     let mut done = 0;
     for kind in OWNER_KINDS {
         let ids: Vec<String> = sqlx::query_scalar(&format!(
@@ -256,40 +256,49 @@ pub async fn rotate_master_key(
                 purpose: &stored.purpose,
             };
             let rewrapped = stored.sealed.rewrap(keys, context)?;
-            let updated = sqlx::query(&format!(
-                "UPDATE {} SET master_key_id = $1, wrapped_dek = $2 \
-                 WHERE id = $3 AND master_key_id = $4",
-                kind.table()
-            ))
-            .bind(&rewrapped.master_key_id)
-            .bind(rewrapped.wrapped_dek)
-            .bind(id)
-            .bind(&stored.sealed.master_key_id)
-            .execute(db.pool())
-            .await?;
-            if updated.rows_affected() == 1 {
-                done += 1;
-                match per_chain.iter_mut().find(|(c, _)| c == owner.chain()) {
-                    Some((_, n)) => *n += 1,
-                    None => per_chain.push((owner.chain().to_string(), 1)),
+            // The re-wrap and its audit row commit together: a rotation stopped at any
+            // point has audited exactly what it changed.
+            let mut tx = db.begin().await?;
+            let changed: Result<bool> = async {
+                let updated = sqlx::query(&format!(
+                    "UPDATE {} SET master_key_id = $1, wrapped_dek = $2 \
+                     WHERE id = $3 AND master_key_id = $4",
+                    kind.table()
+                ))
+                .bind(&rewrapped.master_key_id)
+                .bind(rewrapped.wrapped_dek)
+                .bind(id)
+                .bind(&stored.sealed.master_key_id)
+                .execute(&mut *tx)
+                .await?;
+                if updated.rows_affected() != 1 {
+                    return Ok(false);
                 }
+                let details = serde_json::json!({
+                    "from_key": stored.sealed.master_key_id,
+                    "active_key": active,
+                    "purpose": stored.purpose,
+                })
+                .to_string();
+                audit::append_in(
+                    &mut tx,
+                    &AuditEvent {
+                        org_id: owner.chain(),
+                        actor,
+                        action: "master_key.rotate",
+                        target: &format!("secret:{id}"),
+                        details: &details,
+                    },
+                    now,
+                )
+                .await?;
+                Ok(true)
+            }
+            .await;
+            if crate::db::end_write(tx, changed).await? {
+                done += 1;
             }
         }
-    }
-    for (chain, count) in per_chain {
-        let details = serde_json::json!({ "active_key": active, "rewrapped": count }).to_string();
-        audit::append(
-            db,
-            &AuditEvent {
-                org_id: &chain,
-                actor,
-                action: "master_key.rotate",
-                target: &format!("master_key:{active}"),
-                details: &details,
-            },
-            now,
-        )
-        .await?;
     }
     Ok(done)
 }
