@@ -5,7 +5,7 @@ use super::encode::{compress, encrypt};
 use super::{stderr, CHANNEL_CHUNKS, CHUNK_SIZE};
 use crate::error::{Error, ErrorKind, Result};
 use crate::interrupt::{terminate, Interrupt};
-use crate::pg::{DatabaseUrl, PgTool, ServerInfo};
+use crate::pg::DatabaseUrl;
 use crate::storage::{Location, Sink, StorageOptions};
 use dbcrate_core::object_key::backup_object_key;
 use dbcrate_core::time::UtcDateTime;
@@ -82,17 +82,8 @@ pub async fn run_backup(request: BackupRequest) -> Result<BackupReport> {
         progress,
     } = request;
     let database = Arc::new(database);
-    let server = ServerInfo::query(&database).await?;
-    server.ensure_supported()?;
-    let pg_bin_dir =
-        crate::registry::bin_dir_for(pg_bin_dir, registry.as_ref(), server.major()).await?;
-    let pg_dump = PgTool::locate("pg_dump", server.major(), pg_bin_dir.as_deref())?;
-    tracing::info!(
-        server = %server.version,
-        pg_dump = %pg_dump.path.display(),
-        database_bytes = server.database_size,
-        "starting backup"
-    );
+    let (server, pg_dump) =
+        super::server_and_tool(&database, "pg_dump", pg_bin_dir, registry.as_ref()).await?;
     let name = name.unwrap_or_else(|| database.database().to_string());
     let key = backup_object_key("", &name, &job, UtcDateTime::now())
         .map_err(|e| Error::invalid_input(format!("{e} (use --name to choose another)")))?;

@@ -5,7 +5,7 @@ use super::stderr;
 use crate::crypto::Decryption;
 use crate::error::{Error, ErrorKind, Result};
 use crate::interrupt::Interrupt;
-use crate::pg::{DatabaseUrl, PgTool, ServerInfo};
+use crate::pg::DatabaseUrl;
 use crate::storage::{open_source, Location, StorageOptions};
 use serde::Serialize;
 use std::path::PathBuf;
@@ -71,16 +71,8 @@ pub async fn run_restore(request: RestoreRequest, object_url: &str) -> Result<Re
         progress,
     } = request;
     let database = Arc::new(database);
-    let server = ServerInfo::query(&database).await?;
-    server.ensure_supported()?;
-    let pg_bin_dir =
-        crate::registry::bin_dir_for(pg_bin_dir, registry.as_ref(), server.major()).await?;
-    let pg_restore = PgTool::locate("pg_restore", server.major(), pg_bin_dir.as_deref())?;
-    tracing::info!(
-        server = %server.version,
-        pg_restore = %pg_restore.path.display(),
-        "starting restore"
-    );
+    let (server, pg_restore) =
+        super::server_and_tool(&database, "pg_restore", pg_bin_dir, registry.as_ref()).await?;
     let reader = open_source(&source, &storage).await?;
 
     let mut command = Command::new(&pg_restore.path);

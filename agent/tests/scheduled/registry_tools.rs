@@ -71,7 +71,7 @@ async fn jobs_use_the_control_planes_registry_when_the_host_has_no_tools() {
     let out = agent.wait_with_output().await.unwrap();
     let log = String::from_utf8_lossy(&out.stderr);
     let tools = enrolled.data.display().to_string();
-    for started in ["starting backup", "starting restore"] {
+    for started in ["starting pg_dump", "starting pg_restore"] {
         let line = log
             .lines()
             .find(|l| l.contains(started))
