@@ -9,9 +9,11 @@
 
 mod completion;
 mod credentials;
+mod enqueue;
 
 pub use completion::{complete, Completion};
 pub use credentials::credentials;
+pub use enqueue::{enqueue, Because, NewJob};
 
 use crate::audit::{self, AuditEvent};
 use crate::db::{end_write, Db, Engine};

@@ -8,10 +8,10 @@
 //! and hands that over with the credentials. The file key is never written to a row or
 //! a log.
 
-use crate::audit::{self, AuditEvent};
 use crate::db::{end_write, Db};
 use crate::envelope::MasterKeys;
-use crate::error::{is_id, new_id, Error, Result};
+use crate::error::{is_id, Error, Result};
+use crate::jobs::{enqueue, Because, NewJob};
 use crate::secrets::{self, Owner, SecretRef};
 use dbcrate_core::time::rfc3339;
 use dbcrate_storage::admin::Destination;
@@ -37,9 +37,8 @@ pub async fn create(
             "backup_id and target_database_id must be ids of this organisation's objects",
         ));
     }
-    let job = new_id("job")?;
     let mut tx = db.begin().await?;
-    let made: Result<()> = async {
+    let made: Result<String> = async {
         let backup = sqlx::query(
             "SELECT destination_id, deleted_at FROM backups WHERE id = $1 AND org_id = $2",
         )
@@ -58,39 +57,28 @@ pub async fn create(
                 .fetch_optional(&mut *tx)
                 .await?
                 .ok_or_else(|| Error::invalid("no such target database in this organisation"))?;
-        sqlx::query(
-            "INSERT INTO jobs (id, org_id, kind, database_id, destination_id, agent_id, backup_id, \
-             state, attempt, max_attempts, created_at, progress_bytes, phase) \
-             VALUES ($1, $2, 'restore', $3, $4, $5, $6, 'queued', 0, 1, $7, 0, 'queued')",
-        )
-        .bind(&job)
-        .bind(org_id)
-        .bind(target_database_id)
-        .bind(backup.try_get::<String, _>(0)?)
-        .bind(&agent)
-        .bind(backup_id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        let destination_id: String = backup.try_get(0)?;
+        let job = NewJob {
+            org_id,
+            kind: "restore",
+            schedule_id: None,
+            database_id: target_database_id,
+            destination_id: &destination_id,
+            agent_id: &agent,
+            backup_id: Some(backup_id),
+            max_attempts: 1,
+        };
         let details =
             serde_json::json!({ "backup": backup_id, "target_database": target_database_id });
-        audit::append_in(
-            &mut tx,
-            &AuditEvent {
-                org_id,
-                actor,
-                action: "restore.create",
-                target: &format!("job:{job}"),
-                details: &details.to_string(),
-            },
-            &rfc3339(now),
-        )
-        .await?;
-        Ok(())
+        let because = Because {
+            actor,
+            action: "restore.create",
+            details: &details,
+        };
+        enqueue(&mut tx, &job, &because, now).await
     }
     .await;
-    end_write(tx, made).await?;
-    Ok(job)
+    end_write(tx, made).await
 }
 
 /// Which restore job and backup, in which organisation.

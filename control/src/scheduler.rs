@@ -6,11 +6,10 @@
 //! LOCKED`, so with several replicas each fire is claimed by exactly one of them; on
 //! SQLite (one node) writing transactions are serialised anyway.
 
-use crate::audit::{self, AuditEvent};
 use crate::db::{end_write, Db, Engine};
-use crate::error::{new_id, Result};
+use crate::error::Result;
+use crate::jobs::{enqueue, Because, NewJob};
 use dbcrate_core::schedule::{due, Schedule};
-use dbcrate_core::time::rfc3339;
 use sqlx::Row;
 
 /// How often the scheduler loop applies retention.
@@ -64,40 +63,27 @@ async fn fire_one(db: &Db, schedule_id: &str, now: i64) -> Result<Option<String>
         let Some(fire_at) = due(&schedule, last_fired, now) else {
             return Ok(None);
         };
-        let job = new_id("job")?;
         sqlx::query("UPDATE schedules SET last_fired_at = $1 WHERE id = $2")
             .bind(fire_at)
             .bind(schedule_id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query(
-            "INSERT INTO jobs (id, org_id, kind, schedule_id, database_id, destination_id, \
-             agent_id, state, attempt, max_attempts, created_at, progress_bytes, phase) \
-             VALUES ($1, $2, 'backup', $3, $4, $5, $6, 'queued', 0, $7, $8, 0, 'queued')",
-        )
-        .bind(&job)
-        .bind(&org_id)
-        .bind(schedule_id)
-        .bind(row.try_get::<String, _>(1)?)
-        .bind(row.try_get::<String, _>(2)?)
-        .bind(row.try_get::<String, _>(6)?)
-        .bind(MAX_ATTEMPTS)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        let (database_id, destination_id, agent_id): (String, String, String) =
+            (row.try_get(1)?, row.try_get(2)?, row.try_get(6)?);
+        let job = backup_job(
+            &org_id,
+            schedule_id,
+            &database_id,
+            &destination_id,
+            &agent_id,
+        );
         let details = serde_json::json!({ "schedule": schedule_id, "fire_time": fire_at });
-        audit::append_in(
-            &mut tx,
-            &AuditEvent {
-                org_id: &org_id,
-                actor: "system:scheduler",
-                action: "job.create",
-                target: &format!("job:{job}"),
-                details: &details.to_string(),
-            },
-            &rfc3339(now),
-        )
-        .await?;
+        let because = Because {
+            actor: "system:scheduler",
+            action: "job.create",
+            details: &details,
+        };
+        let job = enqueue(&mut tx, &job, &because, now).await?;
         Ok(Some(job))
     }
     .await;
@@ -151,42 +137,52 @@ pub async fn run_now(
     if !crate::error::is_id(schedule_id, "sch") {
         return Err(crate::error::Error::not_found("no such schedule"));
     }
-    let job = new_id("job")?;
     let mut tx = db.begin().await?;
-    let made: Result<()> = async {
-        let inserted = sqlx::query(
-            "INSERT INTO jobs (id, org_id, kind, schedule_id, database_id, destination_id, \
-             agent_id, state, attempt, max_attempts, created_at, progress_bytes, phase) \
-             SELECT $1, s.org_id, 'backup', s.id, s.database_id, s.destination_id, d.agent_id, \
-             'queued', 0, $2, $3, 0, 'queued' FROM schedules s JOIN databases d ON d.id = s.database_id \
-             WHERE s.id = $4 AND s.org_id = $5",
+    let made: Result<String> = async {
+        let (database_id, destination_id, agent_id): (String, String, String) = sqlx::query_as(
+            "SELECT s.database_id, s.destination_id, d.agent_id FROM schedules s \
+             JOIN databases d ON d.id = s.database_id WHERE s.id = $1 AND s.org_id = $2",
         )
-        .bind(&job)
-        .bind(MAX_ATTEMPTS)
-        .bind(now)
         .bind(schedule_id)
         .bind(org_id)
-        .execute(&mut *tx)
-        .await?;
-        if inserted.rows_affected() != 1 {
-            return Err(crate::error::Error::not_found("no such schedule"));
-        }
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| crate::error::Error::not_found("no such schedule"))?;
+        let job = backup_job(
+            org_id,
+            schedule_id,
+            &database_id,
+            &destination_id,
+            &agent_id,
+        );
         let details = serde_json::json!({ "schedule": schedule_id, "run_now": true });
-        audit::append_in(
-            &mut tx,
-            &AuditEvent {
-                org_id,
-                actor,
-                action: "job.create",
-                target: &format!("job:{job}"),
-                details: &details.to_string(),
-            },
-            &rfc3339(now),
-        )
-        .await?;
-        Ok(())
+        let because = Because {
+            actor,
+            action: "job.create",
+            details: &details,
+        };
+        enqueue(&mut tx, &job, &because, now).await
     }
     .await;
-    end_write(tx, made).await?;
-    Ok(job)
+    end_write(tx, made).await
+}
+
+/// A backup job of `schedule_id`, run by the database's agent.
+fn backup_job<'a>(
+    org_id: &'a str,
+    schedule_id: &'a str,
+    database_id: &'a str,
+    destination_id: &'a str,
+    agent_id: &'a str,
+) -> NewJob<'a> {
+    NewJob {
+        org_id,
+        kind: "backup",
+        schedule_id: Some(schedule_id),
+        database_id,
+        destination_id,
+        agent_id,
+        backup_id: None,
+        max_attempts: MAX_ATTEMPTS,
+    }
 }

@@ -1,0 +1,79 @@
+//! Putting a job in the queue: the scheduler's fires, "run now" and managed restores all
+//! come through here, inside the caller's transaction, with their audit row.
+
+use crate::audit::{self, AuditEvent};
+use crate::error::{new_id, Result};
+use dbcrate_core::time::rfc3339;
+use sqlx::AnyConnection;
+
+/// A job to queue.
+#[derive(Debug, Clone, Copy)]
+pub struct NewJob<'a> {
+    /// The organisation.
+    pub org_id: &'a str,
+    /// `backup` or `restore`.
+    pub kind: &'a str,
+    /// The schedule a backup job comes from, if any.
+    pub schedule_id: Option<&'a str>,
+    /// The database backed up, or restored into.
+    pub database_id: &'a str,
+    /// Where the backup goes, or comes from.
+    pub destination_id: &'a str,
+    /// The agent that runs it (the database's).
+    pub agent_id: &'a str,
+    /// The backup a restore job restores.
+    pub backup_id: Option<&'a str>,
+    /// Attempts in all.
+    pub max_attempts: i64,
+}
+
+/// Why a job was queued, for its audit row.
+#[derive(Debug, Clone, Copy)]
+pub struct Because<'a> {
+    /// Who asked (`system:scheduler`, `user:…`).
+    pub actor: &'a str,
+    /// The audit action (`job.create`, `restore.create`).
+    pub action: &'a str,
+    /// The audit details.
+    pub details: &'a serde_json::Value,
+}
+
+/// Inserts `job` as queued and audits it, in the caller's transaction; returns its id.
+pub async fn enqueue(
+    conn: &mut AnyConnection,
+    job: &NewJob<'_>,
+    because: &Because<'_>,
+    now: i64,
+) -> Result<String> {
+    let id = new_id("job")?;
+    sqlx::query(
+        "INSERT INTO jobs (id, org_id, kind, schedule_id, database_id, destination_id, agent_id, \
+         backup_id, state, attempt, max_attempts, created_at, progress_bytes, phase) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued', 0, $9, $10, 0, 'queued')",
+    )
+    .bind(&id)
+    .bind(job.org_id)
+    .bind(job.kind)
+    .bind(job.schedule_id)
+    .bind(job.database_id)
+    .bind(job.destination_id)
+    .bind(job.agent_id)
+    .bind(job.backup_id)
+    .bind(job.max_attempts)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    audit::append_in(
+        conn,
+        &AuditEvent {
+            org_id: job.org_id,
+            actor: because.actor,
+            action: because.action,
+            target: &format!("job:{id}"),
+            details: &because.details.to_string(),
+        },
+        &rfc3339(now),
+    )
+    .await?;
+    Ok(id)
+}
