@@ -85,8 +85,11 @@ pub struct RunArgs {
     pub data_dir: PathBuf,
     /// Directory with the pg_dump and pg_restore for jobs, used instead of the control
     /// plane's registry (tools this host manages itself).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", conflicts_with = "no_registry")]
     pub pg_bin_dir: Option<PathBuf>,
+    /// Ignore the control plane's registry: jobs use the pg_dump/pg_restore on PATH.
+    #[arg(long)]
+    pub no_registry: bool,
     /// PEM CA certificate(s) to trust for the control plane's registry instead of the
     /// system's roots (a private registry).
     #[arg(long, value_name = "FILE")]
@@ -99,6 +102,7 @@ impl RunArgs {
         crate::control::run::RunOptions {
             data_dir: self.data_dir,
             pg_bin_dir: self.pg_bin_dir,
+            no_registry: self.no_registry,
             registry_ca: self.registry_ca,
         }
     }

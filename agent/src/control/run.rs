@@ -27,6 +27,8 @@ pub struct RunOptions {
     pub data_dir: PathBuf,
     /// Host-managed pg_dump/pg_restore for jobs, instead of the control plane's registry.
     pub pg_bin_dir: Option<PathBuf>,
+    /// Ignore the control plane's registry (jobs use PATH).
+    pub no_registry: bool,
     /// CA certificate(s) for a private registry.
     pub registry_ca: Option<PathBuf>,
 }
@@ -91,10 +93,11 @@ impl Agent {
             self.jobs.heartbeat = Duration::from_secs(secs.clamp(1, 60));
         }
         // Settings this agent cannot use fail the jobs that need them, with the reason,
-        // rather than keep the agent from connecting; `--pg-bin-dir` needs none.
+        // rather than keep the agent from connecting; `--pg-bin-dir` and `--no-registry`
+        // need none.
         self.jobs.registry = None;
         self.jobs.registry_problem = None;
-        if self.jobs.pg_bin_dir.is_none() {
+        if self.jobs.pg_bin_dir.is_none() && !self.options.no_registry {
             match self.registry(&config["registry"]) {
                 Ok(registry) => self.jobs.registry = registry,
                 Err(e) => {

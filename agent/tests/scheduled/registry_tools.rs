@@ -118,4 +118,28 @@ async fn registry_settings_the_agent_cannot_use_fail_its_jobs_with_the_reason() 
     );
     let _ = agent.start_kill();
     let _ = agent.wait().await;
+
+    // With `--no-registry` the agent ignores those settings and uses the tools on PATH;
+    // the retry (its wait made to pass) succeeds.
+    let path = format!(
+        "{}:{}",
+        basis.server.bin_dir().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut agent = scene::agent_run(&enrolled.data)
+        .arg("--no-registry")
+        .env("PATH", path)
+        .spawn()
+        .unwrap();
+    sqlx::query("UPDATE jobs SET retry_at = 0 WHERE id = $1")
+        .bind(&job)
+        .execute(db.pool())
+        .await
+        .unwrap();
+    assert_eq!(
+        scene::wait_for_success(db, &job, Duration::from_secs(60)).await,
+        2
+    );
+    let _ = agent.start_kill();
+    let _ = agent.wait().await;
 }
