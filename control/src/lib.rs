@@ -13,6 +13,7 @@ pub mod agent_tls;
 pub mod agents;
 pub mod api_tokens;
 pub mod audit;
+pub mod audit_heads;
 pub mod audit_query;
 pub mod config;
 pub mod databases;

@@ -54,7 +54,14 @@ enum Command {
 #[derive(Subcommand, Debug)]
 enum AuditCommand {
     /// Verify every organisation's hash chain; exit 1 at the first break.
-    Verify,
+    Verify {
+        /// Also check heads saved earlier by `audit heads`: each chain must still hold
+        /// that row with that hash (catches the newest rows being cut off).
+        #[arg(long, value_name = "FILE")]
+        expect_heads: Option<std::path::PathBuf>,
+    },
+    /// Print each chain's newest row (`<chain> <sequence> <hash>`), to keep elsewhere.
+    Heads,
 }
 
 fn now() -> String {
@@ -229,31 +236,70 @@ async fn run(cli: Cli) -> Result<String> {
             ))
         }
         Command::Audit {
-            command: AuditCommand::Verify,
+            command: AuditCommand::Verify { expect_heads },
         } => {
+            let saved = match &expect_heads {
+                Some(path) => {
+                    let text = std::fs::read_to_string(path).map_err(|e| {
+                        Error::invalid(format!("cannot read {}: {e}", path.display()))
+                    })?;
+                    dbcrate_control::audit_heads::parse(&text)
+                        .map_err(|e| Error::invalid(format!("{}: {e}", path.display())))?
+                }
+                None => Vec::new(),
+            };
             let (db, _) = open_checked(&config).await?;
-            let orgs: Vec<String> =
-                sqlx::query_scalar("SELECT DISTINCT org_id FROM audit_log ORDER BY org_id")
-                    .fetch_all(db.pool())
-                    .await?;
+            let chains = audit_chains(&db).await?;
             let mut total = 0;
-            for org in &orgs {
-                match audit::verify(&db, org).await? {
+            for chain in &chains {
+                let rows = audit::rows(&db, chain).await?;
+                match audit::verify_rows(&rows) {
                     Ok(n) => total += n,
                     Err(b) => {
                         return Err(Error::internal(format!(
-                            "audit chain of organisation {org} is broken at sequence {}: {}",
+                            "audit chain of organisation {chain} is broken at sequence {}: {}",
                             b.seq, b.reason
                         )))
                     }
                 }
             }
+            for head in &saved {
+                let rows = audit::rows(&db, &head.chain).await?;
+                dbcrate_control::audit_heads::check(head, &rows).map_err(Error::internal)?;
+            }
+            let heads = if expect_heads.is_some() {
+                format!("; {} saved head(s) found", saved.len())
+            } else {
+                String::new()
+            };
             Ok(format!(
-                "audit log verified: {total} row(s) in {} chain(s)",
-                orgs.len()
+                "audit log verified: {total} row(s) in {} chain(s){heads}",
+                chains.len()
             ))
         }
+        Command::Audit {
+            command: AuditCommand::Heads,
+        } => {
+            let (db, _) = open_checked(&config).await?;
+            let mut lines = Vec::new();
+            for chain in audit_chains(&db).await? {
+                let rows = audit::rows(&db, &chain).await?;
+                if let Some(head) = dbcrate_control::audit_heads::Head::of(&rows) {
+                    lines.push(head.line());
+                }
+            }
+            Ok(lines.join("\n"))
+        }
     }
+}
+
+/// Every audit chain in the database.
+async fn audit_chains(db: &Db) -> Result<Vec<String>> {
+    Ok(
+        sqlx::query_scalar("SELECT DISTINCT org_id FROM audit_log ORDER BY org_id")
+            .fetch_all(db.pool())
+            .await?,
+    )
 }
 
 fn main() -> ExitCode {

@@ -86,6 +86,58 @@ async fn boot_checks_fail_loud_and_commands_work() {
     assert!(succeeds(&control(&dir, Some(K2), &["check"])).starts_with("ok"));
     assert!(succeeds(&control(&dir, Some(K2), &["audit", "verify"])).contains("in 2 chain(s)"));
 
+    // Cutting the newest rows off a chain leaves a valid (shorter) chain: only heads saved
+    // earlier (off this host) can tell. `audit heads` prints them; `--expect-heads` checks.
+    let heads = succeeds(&control(&dir, Some(K2), &["audit", "heads"]));
+    assert_eq!(heads.lines().count(), 2, "{heads}");
+    assert!(heads.contains(&org.id), "{heads}");
+    let heads_file = dir.path().join("heads.txt");
+    std::fs::write(&heads_file, &heads).unwrap();
+    let expect = [
+        "audit",
+        "verify",
+        "--expect-heads",
+        heads_file.to_str().unwrap(),
+    ];
+    assert!(succeeds(&control(&dir, Some(K2), &expect)).contains("2 saved head(s) found"));
+    sqlx::raw_sql("DROP TRIGGER audit_log_no_delete")
+        .execute(db.pool())
+        .await
+        .unwrap();
+    let newest: i64 = sqlx::query_scalar("SELECT max(seq) FROM audit_log WHERE org_id = $1")
+        .bind(&org.id)
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM audit_log WHERE org_id = $1 AND seq = $2")
+        .bind(&org.id)
+        .bind(newest)
+        .execute(db.pool())
+        .await
+        .unwrap();
+    assert!(succeeds(&control(&dir, Some(K2), &["audit", "verify"])).contains("in 2 chain(s)"));
+    let out = control(&dir, Some(K2), &expect);
+    fails_with(
+        &out,
+        &format!("audit chain of organisation {} ends at sequence", org.id),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let garbage = dir.path().join("garbage.txt");
+    std::fs::write(&garbage, "not a heads file\n").unwrap();
+    fails_with(
+        &control(
+            &dir,
+            Some(K2),
+            &[
+                "audit",
+                "verify",
+                "--expect-heads",
+                garbage.to_str().unwrap(),
+            ],
+        ),
+        "line 1",
+    );
+
     // Tampering behind the application's back is reported with exit status 1.
     sqlx::raw_sql("DROP TRIGGER audit_log_no_update")
         .execute(db.pool())
