@@ -123,15 +123,16 @@ pub struct SignedIn {
 
 /// What a failed or throttled sign-in's audit row names. An account that exists is named
 /// by its e-mail; text that names no account is not written down (people type passwords
-/// into the e-mail field), only a short hash of it, so repeated tries still correlate.
-fn failure_subject(email: &str, known: bool, address: &str) -> (String, String) {
+/// into the e-mail field), only a prefix of its keyed hash, so repeated tries correlate
+/// but nothing can be guessed back from the log.
+fn failure_subject(keys: &MasterKeys, email: &str, known: bool, address: &str) -> (String, String) {
     if known {
         let details = serde_json::json!({ "email": email, "address": address });
         return (format!("email:{email}"), details.to_string());
     }
-    let digest = Sha256::digest(email.as_bytes());
+    let digest = keys.keyed_hash("audit sign-in name", email.as_bytes());
     let details = serde_json::json!({
-        "email_sha256_prefix": dbcrate_core::hex::encode(&digest[..8]),
+        "email_hmac_prefix": dbcrate_core::hex::encode(&digest[..8]),
         "address": address,
     });
     ("email:unknown".to_string(), details.to_string())
@@ -146,13 +147,13 @@ pub async fn sign_in(
     now: i64,
 ) -> Result<SignedIn> {
     let email = credentials.email.trim().to_ascii_lowercase();
-    let account_key = throttle::account_key(&email);
+    let account_key = throttle::account_key(keys, &email);
     let address_key = throttle::address_key(address);
     let user = sqlx::query("SELECT id, password_hash FROM users WHERE email = $1")
         .bind(&email)
         .fetch_optional(db.pool())
         .await?;
-    let (target, details) = failure_subject(&email, user.is_some(), address);
+    let (target, details) = failure_subject(keys, &email, user.is_some(), address);
     let limits = [
         (account_key.as_str(), throttle::MAX_PER_ACCOUNT),
         (address_key.as_str(), throttle::MAX_PER_ADDRESS),

@@ -6,6 +6,7 @@
 //! slip past the limit before any failure is recorded.
 
 use crate::db::Db;
+use crate::envelope::MasterKeys;
 use crate::error::{new_id, Code, Error, Result};
 
 /// The window in which failures are counted.
@@ -15,12 +16,12 @@ pub const MAX_PER_ACCOUNT: i64 = 5;
 /// Failures per client address within the window before attempts are refused.
 pub const MAX_PER_ADDRESS: i64 = 20;
 
-/// The throttle key of an account (by e-mail, so unknown addresses count too). A hash of
-/// the address: whatever was typed into the e-mail field (a password, at times) is not
-/// stored.
-pub fn account_key(email: &str) -> String {
-    use sha2::Digest;
-    let digest = sha2::Sha256::digest(email.as_bytes());
+/// The throttle key of an account (by e-mail, so unknown addresses count alike and the
+/// answers do not tell which accounts exist). A keyed hash of the address: whatever was
+/// typed into the e-mail field (a password, at times) is not stored, nor a plain hash of
+/// it.
+pub fn account_key(keys: &MasterKeys, email: &str) -> String {
+    let digest = keys.keyed_hash("sign-in throttle", email.as_bytes());
     format!("account:{}", dbcrate_core::hex::encode(&digest))
 }
 

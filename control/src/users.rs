@@ -5,6 +5,7 @@
 
 use crate::audit::{self, AuditEvent};
 use crate::db::{end_write, Db};
+use crate::envelope::MasterKeys;
 use crate::error::{new_id, Code, Error, Result};
 use crate::{sessions, throttle};
 use argon2::password_hash::rand_core::OsRng;
@@ -87,6 +88,7 @@ pub fn check_new_password(password: &SecretString) -> Result<()> {
 /// so a stolen session cannot be used to guess the password quickly.
 pub async fn confirm_password(
     db: &Db,
+    keys: &MasterKeys,
     user_id: &str,
     password: &SecretString,
     now: i64,
@@ -98,7 +100,7 @@ pub async fn confirm_password(
         .ok_or_else(|| Error::not_found("no such user"))?;
     let email: String = sqlx::Row::try_get(&row, 0)?;
     let hash: String = sqlx::Row::try_get(&row, 1)?;
-    let key = throttle::account_key(&email);
+    let key = throttle::account_key(keys, &email);
     let attempt = throttle::Attempt::begin(db, &[(&key, throttle::MAX_PER_ACCOUNT)], now).await?;
     if verify_password_off_thread(hash, password).await {
         return attempt.succeeded(db).await;
@@ -111,6 +113,7 @@ pub async fn confirm_password(
 /// chain as `user.password_change`.
 pub async fn change_password(
     db: &Db,
+    keys: &MasterKeys,
     user_id: &str,
     current: &SecretString,
     new: &SecretString,
@@ -118,7 +121,7 @@ pub async fn change_password(
     now: i64,
 ) -> Result<()> {
     check_new_password(new)?;
-    confirm_password(db, user_id, current, now).await?;
+    confirm_password(db, keys, user_id, current, now).await?;
     if current.expose_secret() == new.expose_secret() {
         return Err(Error::invalid(
             "the new password must differ from the current one",

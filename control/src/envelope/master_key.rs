@@ -146,6 +146,22 @@ impl MasterKeys {
     pub fn get(&self, id: &str) -> Option<&MasterKey> {
         self.keys.iter().find(|k| k.id == id)
     }
+
+    /// A keyed hash (HMAC-SHA256 under a key derived from the active master key for
+    /// `purpose`) of `data`: text people type (a sign-in name that may be a mistyped
+    /// password) can then be counted and correlated without being stored, and without a
+    /// plain hash a dictionary could reverse. It changes when the active key changes.
+    pub fn keyed_hash(&self, purpose: &str, data: &[u8]) -> [u8; 32] {
+        use ring::hmac;
+        let master = hmac::Key::new(hmac::HMAC_SHA256, self.active().bytes());
+        let mut label = b"dbcrate keyed hash v1\0".to_vec();
+        label.extend_from_slice(purpose.as_bytes());
+        let sub_key = hmac::sign(&master, &label);
+        let mac = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, sub_key.as_ref()), data);
+        let mut out = [0u8; 32];
+        out.copy_from_slice(mac.as_ref());
+        out
+    }
 }
 
 #[cfg(test)]
@@ -154,6 +170,17 @@ mod tests {
 
     const K1: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
     const K2: &str = "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
+
+    #[test]
+    fn keyed_hashes_depend_on_the_key_the_purpose_and_the_data() {
+        let one = MasterKeys::parse(&format!("mk1:{K1}")).unwrap();
+        let two = MasterKeys::parse(&format!("mk2:{K2}, mk1:{K1}")).unwrap();
+        let h = one.keyed_hash("p", b"owner@example.com");
+        assert_eq!(h, one.keyed_hash("p", b"owner@example.com"));
+        assert_ne!(h, one.keyed_hash("q", b"owner@example.com"));
+        assert_ne!(h, one.keyed_hash("p", b"owner@example.org"));
+        assert_ne!(h, two.keyed_hash("p", b"owner@example.com"));
+    }
 
     #[test]
     fn first_entry_is_active_and_others_unwrap() {

@@ -28,6 +28,7 @@ pub async fn change_password(
 ) -> ApiResult<Json<Value>> {
     users::change_password(
         &state.db,
+        &state.keys,
         &session.user_id,
         &request.current_password.0,
         &request.new_password.0,
@@ -55,6 +56,7 @@ pub async fn begin_second_factor(
 ) -> ApiResult<Json<Value>> {
     users::confirm_password(
         &state.db,
+        &state.keys,
         &session.user_id,
         &request.password.0,
         state.now(),
@@ -97,7 +99,14 @@ pub async fn confirm_second_factor(
     Body(request): Body<CodeRequest>,
 ) -> ApiResult<Json<Value>> {
     let now = state.now();
-    users::confirm_password(&state.db, &session.user_id, &request.password.0, now).await?;
+    users::confirm_password(
+        &state.db,
+        &state.keys,
+        &session.user_id,
+        &request.password.0,
+        now,
+    )
+    .await?;
     let codes = second_factor::confirm(
         &state.db,
         &state.keys,
@@ -118,7 +127,7 @@ pub async fn disable_second_factor(
 ) -> ApiResult<Json<Value>> {
     let now = state.now();
     let password = request.password;
-    users::confirm_password(&state.db, &session.user_id, &password.0, now).await?;
+    users::confirm_password(&state.db, &state.keys, &session.user_id, &password.0, now).await?;
     if !second_factor::is_enabled(&state.db, &session.user_id).await? {
         return Err(Error::conflict("there is no second factor to turn off").into());
     }
