@@ -130,7 +130,6 @@ fn backup_request(
     progress: Progress,
 ) -> Result<BackupRequest> {
     let built = (|| {
-        settings.usable()?;
         let database = database_url(&credentials["database"])?;
         let dest = &credentials["destination"];
         let creds = dest.get("credentials").filter(|c| !c.is_null());
@@ -175,7 +174,6 @@ fn restore_request(
     progress: Progress,
 ) -> Result<(RestoreRequest, String)> {
     let built = (|| {
-        settings.usable()?;
         let database = database_url(&credentials["database"])?;
         let dest = &credentials["destination"];
         let creds = dest.get("credentials").filter(|c| !c.is_null());
@@ -278,6 +276,14 @@ pub async fn run(
 ) -> Result<()> {
     let id = text(job, &["id"])?;
     tracing::info!(job.id = %id, kind = job["kind"].as_str().unwrap_or("?"), "job started");
+    // A job that cannot run here fails before its credentials are handed out.
+    if let Err(e) = settings.usable() {
+        let report =
+            json!({ "succeeded": false, "error": e.to_string(), "attempt": job["attempt"] });
+        report_completion(links, &id, &report).await?;
+        tracing::warn!(job.id = %id, "job failed: {e}");
+        return Ok(());
+    }
     let credentials = current(links)
         .get_json(&format!("/agent/v1/jobs/{id}/credentials"))
         .await?;
@@ -291,8 +297,10 @@ pub async fn run(
             }
         };
         let report = match &outcome {
-            Ok(_) => json!({ "succeeded": true }),
-            Err(e) => json!({ "succeeded": false, "error": e.to_string() }),
+            Ok(_) => json!({ "succeeded": true, "attempt": job["attempt"] }),
+            Err(e) => {
+                json!({ "succeeded": false, "error": e.to_string(), "attempt": job["attempt"] })
+            }
         };
         report_completion(links, &id, &report).await?;
         match outcome {
@@ -321,9 +329,10 @@ pub async fn run(
         Ok(r) => json!({
             "succeeded": true, "object_key": r.key, "size": r.ciphertext_bytes, "sha256": r.sha256,
             "dump_size": r.plaintext_bytes, "duration_ms": (r.seconds * 1000.0).round() as u64,
+            "attempt": job["attempt"],
             "pg_server_version": r.pg_server_version, "pg_dump_version": r.pg_dump_version,
         }),
-        Err(e) => json!({ "succeeded": false, "error": e.to_string() }),
+        Err(e) => json!({ "succeeded": false, "error": e.to_string(), "attempt": job["attempt"] }),
     };
     report_completion(links, &id, &report).await?;
     match outcome {

@@ -101,7 +101,10 @@ impl Agent {
             match self.registry(&config["registry"]) {
                 Ok(registry) => self.jobs.registry = registry,
                 Err(e) => {
-                    tracing::error!("{e}; jobs fail until that is fixed");
+                    tracing::error!(
+                        "{e}; jobs fail until that is fixed and this agent restarted \
+                         (or run it with --pg-bin-dir or --no-registry)"
+                    );
                     self.jobs.registry_problem = Some(e.to_string());
                 }
             }

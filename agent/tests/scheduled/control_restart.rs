@@ -120,16 +120,33 @@ async fn a_control_plane_restarted_mid_job_gets_the_report_and_records_the_backu
             once = once.display().to_string()
         ),
     );
-    let mut agent = scene::run_agent(&basis.server, &enrolled.data, Some(&slow));
+    let agent_log = basis.dir.path().join("agent.log");
+    let path = format!(
+        "{}:{}:{}",
+        slow.display(),
+        basis.server.bin_dir().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut agent = scene::agent_run(&enrolled.data)
+        .env("PATH", path)
+        .stderr(std::fs::File::create(&agent_log).unwrap())
+        .spawn()
+        .unwrap();
+    let log = || std::fs::read_to_string(&agent_log).unwrap_or_default();
     let job = scene::wait_for_running_job(db).await;
     control.kill();
-    // The dump finishes while the control plane is down (its object appears under the
-    // final name), so the agent's report fails and is retried.
-    scene::wait_for("the backup object", Duration::from_secs(60), || async {
-        (!scene::final_objects(&enrolled.target).is_empty()).then_some(())
-    })
-    .await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The dump finishes while the control plane is down: the object is under its final
+    // name and the agent's report fails (and is retried).
+    let started = std::time::Instant::now();
+    while !log().contains("reporting the job failed, retrying") {
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "no failed report within 90 s; the agent's log:\n{}",
+            log()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert_eq!(scene::final_objects(&enrolled.target).len(), 1);
     assert!(
         agent.try_wait().unwrap().is_none(),
         "the agent stopped while the control plane was down"
@@ -151,8 +168,8 @@ async fn a_control_plane_restarted_mid_job_gets_the_report_and_records_the_backu
     assert!(enrolled.target.join(&keys[0]).is_file());
     drop(control);
     let _ = agent.start_kill();
-    let out = agent.wait_with_output().await.unwrap();
-    let log = String::from_utf8_lossy(&out.stderr);
+    let _ = agent.wait().await;
+    let log = log();
     assert!(
         log.contains("reporting the job failed, retrying"),
         "the agent never had to retry its report: {log}"

@@ -112,6 +112,17 @@ async fn registry_settings_the_agent_cannot_use_fail_its_jobs_with_the_reason() 
         error.contains("the control plane's registry settings are unusable"),
         "{error}"
     );
+    let handed_out: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_log WHERE action = 'job.credentials' AND target = $1",
+    )
+    .bind(format!("job:{job}"))
+    .fetch_one(db.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        handed_out, 0,
+        "credentials were handed out for a job that could not run"
+    );
     assert!(
         agent.try_wait().unwrap().is_none(),
         "the agent stopped instead of reporting"

@@ -241,6 +241,8 @@ pub struct CompleteBody {
     pg_dump_version: String,
     #[serde(default)]
     error: Option<String>,
+    #[serde(default)]
+    attempt: Option<i64>,
 }
 
 /// The final report.
@@ -260,6 +262,7 @@ pub async fn job_complete(
         pg_server_version: body.pg_server_version,
         pg_dump_version: body.pg_dump_version,
         error: body.error,
+        attempt: body.attempt,
     };
     let state_after = jobs::complete(&state.db, &agent, &job_id, &report, state.now()).await?;
     Ok(Json(json!({ "state": state_after })))

@@ -28,6 +28,36 @@ pub struct Completion {
     pub pg_dump_version: String,
     /// What went wrong, when it failed (no secret in it).
     pub error: Option<String>,
+    /// The attempt the agent claimed, when it says (a stale attempt's report is refused).
+    pub attempt: Option<i64>,
+}
+
+/// The job's attempt and state as a report found them.
+struct Guard<'a> {
+    job_id: &'a str,
+    attempt: i64,
+    state: &'a str,
+}
+
+impl Guard<'_> {
+    /// Marks the job succeeded if it is still as found; clears what an earlier failure
+    /// or a lapsed lease left.
+    async fn succeed(&self, conn: &mut sqlx::AnyConnection, now: i64) -> Result<()> {
+        let updated = sqlx::query(
+            "UPDATE jobs SET state = 'succeeded', finished_at = $1, phase = 'done', error = NULL, \
+             retry_at = NULL, lease_until = NULL WHERE id = $2 AND attempt = $3 AND state = $4",
+        )
+        .bind(now)
+        .bind(self.job_id)
+        .bind(self.attempt)
+        .bind(self.state)
+        .execute(&mut *conn)
+        .await?;
+        if updated.rows_affected() != 1 {
+            return Err(not_yours());
+        }
+        Ok(())
+    }
 }
 
 /// Records the end of a job; a successful backup becomes a `backups` row. A failed job
@@ -47,26 +77,31 @@ pub async fn complete(
     let agent_name = format!("agent:{}", agent.agent_id);
     let mut tx = db.begin().await?;
     let done: Result<String> = async {
-        let row = sqlx::query(
-            "SELECT org_id, schedule_id, database_id, destination_id, started_at, attempt, max_attempts, kind \
-             FROM jobs WHERE id = $1 AND agent_id = $2 AND org_id = $3 \
-             AND (state = 'running' OR (state IN ('queued', 'failed') AND phase = 'lease expired'))",
-        )
+        // A report that names its attempt must name the job's current one (an older
+        // attempt's report is stale); agents before that named none.
+        let same_attempt = if report.attempt.is_some() { " AND attempt = $4" } else { "" };
+        let sql = format!(
+            "SELECT org_id, schedule_id, database_id, destination_id, started_at, attempt, \
+             max_attempts, kind, state FROM jobs WHERE id = $1 AND agent_id = $2 AND org_id = $3 \
+             AND (state = 'running' OR (state IN ('queued', 'failed') AND phase = 'lease expired')){same_attempt}",
+        );
+        let mut select = sqlx::query(&sql)
         .bind(job_id)
         .bind(&agent.agent_id)
-        .bind(&agent.org_id)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or_else(not_yours)?;
+        .bind(&agent.org_id);
+        if let Some(reported) = report.attempt {
+            select = select.bind(reported);
+        }
+        let row = select.fetch_optional(&mut *tx).await?.ok_or_else(not_yours)?;
         let attempt: i64 = row.try_get(5)?;
         let max_attempts: i64 = row.try_get(6)?;
         let kind: String = row.try_get(7)?;
+        let seen_state: String = row.try_get(8)?;
+        // Every change below is guarded by the attempt and state just read: a claim that
+        // committed in between (PostgreSQL, read committed) makes the report stale.
+        let guard = Guard { job_id, attempt, state: &seen_state };
         if report.succeeded && kind == "restore" {
-            sqlx::query("UPDATE jobs SET state = 'succeeded', finished_at = $1, phase = 'done' WHERE id = $2")
-                .bind(now)
-                .bind(job_id)
-                .execute(&mut *tx)
-                .await?;
+            guard.succeed(&mut tx, now).await?;
             let details = serde_json::json!({});
             record_in(&mut tx, &agent.org_id, &agent_name, "restore.succeeded", job_id, details, now).await?;
             return Ok("succeeded".to_string());
@@ -80,11 +115,7 @@ pub async fn complete(
             if report.sha256.len() != 64 || !report.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return Err(Error::invalid("sha256 must be 64 hex digits"));
             }
-            sqlx::query("UPDATE jobs SET state = 'succeeded', finished_at = $1, phase = 'done' WHERE id = $2")
-                .bind(now)
-                .bind(job_id)
-                .execute(&mut *tx)
-                .await?;
+            guard.succeed(&mut tx, now).await?;
             let backup_id = new_id("bkp")?;
             sqlx::query(
                 "INSERT INTO backups (id, org_id, job_id, schedule_id, database_id, destination_id, \
@@ -119,17 +150,22 @@ pub async fn complete(
             let retry = attempt < max_attempts;
             let state = if retry { "queued" } else { "failed" };
             let retry_at = retry.then(|| now + super::retry_delay(attempt));
-            sqlx::query(
+            let updated = sqlx::query(
                 "UPDATE jobs SET state = $1, finished_at = $2, phase = 'failed', error = $3, \
-                 lease_until = NULL, retry_at = $4 WHERE id = $5",
+                 lease_until = NULL, retry_at = $4 WHERE id = $5 AND attempt = $6 AND state = $7",
             )
             .bind(state)
             .bind((!retry).then_some(now))
             .bind(&error)
             .bind(retry_at)
             .bind(job_id)
+            .bind(attempt)
+            .bind(&seen_state)
             .execute(&mut *tx)
             .await?;
+            if updated.rows_affected() != 1 {
+                return Err(not_yours());
+            }
             let details = serde_json::json!({
                 "attempt": attempt, "error": error, "retry": retry, "retry_at": retry_at,
             });

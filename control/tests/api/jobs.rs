@@ -277,11 +277,28 @@ async fn job_protocol(db: Db) {
             .0,
         404
     );
+    // A report naming another attempt than the job's is stale: refused.
+    let mut stale = late_report.clone();
+    stale["attempt"] = json!(claimed["job"]["attempt"].as_i64().unwrap() + 1);
+    assert_eq!(agent.post(&api, &late_complete, stale).await.0, 404);
+    let mut late_report = late_report;
+    late_report["attempt"] = claimed["job"]["attempt"].clone();
     let (status, done) = agent.post(&api, &late_complete, late_report).await;
     assert_eq!(
         (status, &done["state"]),
         (200, &json!("succeeded")),
         "{done}"
+    );
+    let (error, retry_at): (Option<String>, Option<i64>) =
+        sqlx::query_as("SELECT error, retry_at FROM jobs WHERE id = $1")
+            .bind(&late)
+            .fetch_one(api.db.pool())
+            .await
+            .unwrap();
+    assert_eq!(
+        (error, retry_at),
+        (None, None),
+        "a succeeded job keeps no error"
     );
     let (_, next) = agent.get(&api, "/agent/v1/jobs/next").await;
     assert!(
