@@ -290,6 +290,13 @@ async fn run_refuses_an_identity_others_can_read_or_own() {
     std::fs::set_permissions(&identity, std::fs::Permissions::from_mode(0o755)).unwrap();
     refused("chmod 700").await;
     std::fs::set_permissions(&identity, std::fs::Permissions::from_mode(0o700)).unwrap();
+    // The directory itself as a symbolic link (to a directory that would pass).
+    let real_dir = data.join("identity.real");
+    std::fs::rename(&identity, &real_dir).unwrap();
+    std::os::unix::fs::symlink(&real_dir, &identity).unwrap();
+    refused("symbolic link").await;
+    std::fs::remove_file(&identity).unwrap();
+    std::fs::rename(&real_dir, &identity).unwrap();
     std::fs::set_permissions(
         identity.join("key.pem"),
         std::fs::Permissions::from_mode(0o640),

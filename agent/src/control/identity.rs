@@ -112,39 +112,95 @@ fn check_metadata(meta: &std::fs::Metadata, path: &Path, what: &str, fix_mode: &
     Ok(())
 }
 
-/// Reads an identity file, opened without following a symbolic link and checked on the
-/// open file itself (a regular file, mode 0600 or stricter, the agent's own): what is
-/// checked is what is read, even if the path is swapped meanwhile. Every identity file
-/// counts: the certificates, the pinned root and the server pin decide whom the agent
-/// trusts as much as the key does.
-fn read_private(path: &Path, what: &str) -> Result<String> {
-    use std::io::Read;
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(path)
-        .map_err(|e| {
-            if e.raw_os_error() == Some(libc::ELOOP) {
-                symlink_refused(path, what)
-            } else {
-                Error::identity(format!(
-                    "cannot read {what} {}: {e}; enrol first with `dbcrate-agent enroll`",
-                    path.display()
-                ))
-            }
-        })?;
-    let meta = file.metadata().map_err(io("cannot inspect", path))?;
-    if !meta.is_file() {
-        return Err(Error::identity(format!(
-            "{what} {} is not a regular file",
-            path.display()
-        )));
+/// The identity directory, opened (without following a symbolic link) and checked
+/// (0700, the agent's own) once; its files are then opened relative to this open
+/// directory, so swapping the directory or a file for a link after the check changes
+/// nothing that is read.
+struct OpenDir {
+    file: std::fs::File,
+    path: PathBuf,
+}
+
+impl OpenDir {
+    fn open(path: &Path) -> Result<Self> {
+        let what = "identity directory";
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(path)
+            .map_err(|e| open_refused(e, path, what))?;
+        let meta = file.metadata().map_err(io("cannot inspect", path))?;
+        check_metadata(&meta, path, what, "700")?;
+        Ok(Self {
+            file,
+            path: path.to_path_buf(),
+        })
     }
-    check_metadata(&meta, path, what, "600")?;
-    let mut text = String::new();
-    file.read_to_string(&mut text)
-        .map_err(io("cannot read", path))?;
-    Ok(text)
+
+    /// Reads the identity file `name`: opened without following a symbolic link and
+    /// checked on the open file itself (a regular file, mode 0600 or stricter, the
+    /// agent's own). Every identity file counts: the certificates, the pinned root and
+    /// the server pin decide whom the agent trusts as much as the key does.
+    fn read(&self, name: &str, what: &str) -> Result<String> {
+        use std::io::Read;
+        let path = self.path.join(name);
+        let mut file = open_at(&self.file, name).map_err(|e| open_refused(e, &path, what))?;
+        let meta = file.metadata().map_err(io("cannot inspect", &path))?;
+        if !meta.is_file() {
+            return Err(Error::identity(format!(
+                "{what} {} is not a regular file",
+                path.display()
+            )));
+        }
+        check_metadata(&meta, &path, what, "600")?;
+        let mut text = String::new();
+        file.read_to_string(&mut text)
+            .map_err(io("cannot read", &path))?;
+        Ok(text)
+    }
+
+    /// Whether `name` exists in the directory (a link counts; reading it is refused).
+    fn has(&self, name: &str) -> bool {
+        match open_at(&self.file, name) {
+            Ok(_) => true,
+            Err(e) => e.raw_os_error() != Some(libc::ENOENT),
+        }
+    }
+}
+
+fn open_refused(e: std::io::Error, path: &Path, what: &str) -> Error {
+    // O_NOFOLLOW refuses a link with ELOOP, or ENOTDIR where a directory was asked for.
+    let is_link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+    if e.raw_os_error() == Some(libc::ELOOP) || is_link {
+        symlink_refused(path, what)
+    } else {
+        Error::identity(format!(
+            "cannot read {what} {}: {e}; enrol first with `dbcrate-agent enroll`",
+            path.display()
+        ))
+    }
+}
+
+/// `openat(dir, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)`.
+#[allow(unsafe_code)]
+fn open_at(dir: &std::fs::File, name: &str) -> std::io::Result<std::fs::File> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let name = std::ffi::CString::new(name)
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    // SAFETY: the directory's descriptor is open for the whole call and `name` is a
+    // NUL-terminated string that outlives it; openat has no other preconditions.
+    let fd = unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just returned by openat, is valid, and nothing else owns it.
+    Ok(unsafe { std::fs::File::from_raw_fd(fd) })
 }
 
 #[allow(unsafe_code)]
@@ -214,12 +270,13 @@ impl Drop for Journal {
 const JOURNAL: &str = "renewal.json";
 
 /// Completes a renewal a crash interrupted, if there is one.
-fn finish_journal(dir: &Path) -> Result<()> {
+fn finish_journal(open: &OpenDir) -> Result<()> {
+    let dir = open.path.as_path();
     let path = dir.join(JOURNAL);
-    if !path.exists() {
+    if !open.has(JOURNAL) {
         return Ok(());
     }
-    let text = zeroize::Zeroizing::new(read_private(&path, "renewal journal")?);
+    let text = zeroize::Zeroizing::new(open.read(JOURNAL, "renewal journal")?);
     let journal: Journal = serde_json::from_str(&text).map_err(|e| {
         Error::identity(format!(
             "{}: {e}; remove it and re-enrol if it persists",
@@ -256,16 +313,15 @@ fn write_all(
 /// Loads the identity, refusing loose modes, another owner or symbolic links.
 pub fn load(data_dir: &Path) -> Result<Identity> {
     let dir = dir_of(data_dir);
-    check_private(&dir, "identity directory", "700")?;
-    finish_journal(&dir)?;
-    let key_pem = SecretString::new(read_private(&dir.join("key.pem"), "key file")?);
-    let link_path = dir.join("link.json");
-    let link: Link = serde_json::from_str(&read_private(&link_path, "link file")?)
-        .map_err(|e| Error::identity(format!("{}: {e}", link_path.display())))?;
+    let open = OpenDir::open(&dir)?;
+    finish_journal(&open)?;
+    let key_pem = SecretString::new(open.read("key.pem", "key file")?);
+    let link: Link = serde_json::from_str(&open.read("link.json", "link file")?)
+        .map_err(|e| Error::identity(format!("{}: {e}", dir.join("link.json").display())))?;
     Ok(Identity {
         key_pem,
-        chain_pem: read_private(&dir.join("cert.pem"), "certificate file")?,
-        root_pem: read_private(&dir.join("root.pem"), "root certificate file")?,
+        chain_pem: open.read("cert.pem", "certificate file")?,
+        root_pem: open.read("root.pem", "root certificate file")?,
         link,
         dir,
     })
@@ -292,7 +348,7 @@ impl Identity {
             .map_err(|e| Error::identity(format!("encoding the renewal journal: {e}")))?,
         );
         write_atomically(&self.dir, JOURNAL, &journal, 0o600)?;
-        finish_journal(&self.dir)?;
+        finish_journal(&OpenDir::open(&self.dir)?)?;
         self.key_pem = key_pem;
         self.chain_pem = chain_pem;
         self.link = link;
