@@ -76,17 +76,8 @@ async fn get(
 
 async fn enrolment_and_mutual_tls(db: Db) {
     let api = Api::start(db).await;
-    let a = setup::init(&api.db, &api.keys, "Acme", "owner@a.example", NOW)
-        .await
-        .unwrap();
+    let (a, owner) = api.init_owner().await;
     let org = a.org.id.clone();
-    let owner = api
-        .first_sign_in(
-            "owner@a.example",
-            a.one_time_password.expose_secret(),
-            "owner passphrase!",
-        )
-        .await;
 
     // A CSR asking for names, usages and CA powers of its own gets none of them — a CA
     // request is refused outright.

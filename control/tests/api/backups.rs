@@ -2,9 +2,9 @@
 //! checked with clear errors, schedules validated (cron, zone, retention counts) and
 //! answering their next run.
 
-use crate::harness::{dump_database, Api, Auth, NOW};
+use crate::harness::{dump_database, Api, Auth};
+use dbcrate_control::audit;
 use dbcrate_control::db::Db;
-use dbcrate_control::{audit, setup};
 use serde_json::json;
 
 /// A destination row inserted directly (no storage probe), for tests of what refers to
@@ -26,17 +26,8 @@ pub async fn fixture_destination(db: &Db, org: &str) -> String {
 
 async fn databases_and_schedules(db: Db) {
     let api = Api::start(db).await;
-    let a = setup::init(&api.db, &api.keys, "Acme", "owner@a.example", NOW)
-        .await
-        .unwrap();
+    let (a, owner) = api.init_owner().await;
     let org = a.org.id.clone();
-    let owner = api
-        .first_sign_in(
-            "owner@a.example",
-            a.one_time_password.expose_secret(),
-            "owner passphrase!",
-        )
-        .await;
     let agent = api.enrol_agent(&org).await;
     let databases = format!("/api/v1/orgs/{org}/databases");
     let good = json!({

@@ -2,23 +2,13 @@
 //! directory): saved only after the list / write / read / delete probe passes, each
 //! step's outcome answered, a README at the prefix, credentials sealed and never shown.
 
-use crate::harness::{dump_database, Api, Auth, NOW};
+use crate::harness::{dump_database, Api, Auth};
 use dbcrate_control::db::Db;
-use dbcrate_control::setup;
 use dbcrate_testkit::{S3Server, SftpServer, TempDir};
 use serde_json::{json, Value};
 
 async fn owner(api: &Api) -> (String, Auth) {
-    let a = setup::init(&api.db, &api.keys, "Acme", "owner@a.example", NOW)
-        .await
-        .unwrap();
-    let auth = api
-        .first_sign_in(
-            "owner@a.example",
-            a.one_time_password.expose_secret(),
-            "owner passphrase!",
-        )
-        .await;
+    let (a, auth) = api.init_owner().await;
     (a.org.id, auth)
 }
 

@@ -265,6 +265,22 @@ impl Api {
         }
     }
 
+    /// Sets up the first organisation, Acme, with owner@a.example, who signs in and sets
+    /// the password "owner passphrase!". Returns the set-up and the owner's session.
+    pub async fn init_owner(&self) -> (dbcrate_control::setup::Initialised, Auth) {
+        let a = dbcrate_control::setup::init(&self.db, &self.keys, "Acme", "owner@a.example", NOW)
+            .await
+            .unwrap();
+        let owner = self
+            .first_sign_in(
+                "owner@a.example",
+                a.one_time_password.expose_secret(),
+                "owner passphrase!",
+            )
+            .await;
+        (a, owner)
+    }
+
     /// Signs in with a one-time password and sets `new_password`.
     pub async fn first_sign_in(&self, email: &str, one_time: &str, new_password: &str) -> Auth {
         let auth = self.sign_in(email, one_time, None).await;

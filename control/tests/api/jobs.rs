@@ -7,7 +7,7 @@ use crate::harness::{Api, NOW};
 use dbcrate_control::db::Db;
 use dbcrate_control::pki::identity::AgentIdentity;
 use dbcrate_control::secrets::{self, Owner};
-use dbcrate_control::{audit, jobs, scheduler, setup};
+use dbcrate_control::{audit, jobs, scheduler};
 use serde_json::{json, Value};
 
 struct Agent {
@@ -63,17 +63,8 @@ impl Agent {
 
 async fn job_protocol(db: Db) {
     let api = Api::start(db).await;
-    let a = setup::init(&api.db, &api.keys, "Acme", "owner@a.example", NOW)
-        .await
-        .unwrap();
+    let (a, owner) = api.init_owner().await;
     let org = a.org.id.clone();
-    let owner = api
-        .first_sign_in(
-            "owner@a.example",
-            a.one_time_password.expose_secret(),
-            "owner passphrase!",
-        )
-        .await;
     let agent = enrolled_agent(&api, &org).await;
     let other = enrolled_agent(&api, &org).await;
     let now = dbcrate_core::time::unix_now();

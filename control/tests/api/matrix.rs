@@ -4,7 +4,6 @@
 
 use crate::harness::{Api, Auth, NOW};
 use dbcrate_control::db::Db;
-use dbcrate_control::setup;
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -192,20 +191,11 @@ struct Caller {
 
 async fn roles_matrix(db: Db) {
     let api = Api::start(db).await;
-    let a = setup::init(&api.db, &api.keys, "Acme", "owner@a.example", NOW)
-        .await
-        .unwrap();
+    let (a, owner) = api.init_owner().await;
     let b = dbcrate_control::orgs::create(&api.db, &api.keys, "Other", "system:test", NOW)
         .await
         .unwrap();
     let org = a.org.id.clone();
-    let owner = api
-        .first_sign_in(
-            "owner@a.example",
-            a.one_time_password.expose_secret(),
-            "owner passphrase!",
-        )
-        .await;
 
     // A person and a token for each role in org A; an owner and an owner's token in B.
     let mut callers = Vec::new();
