@@ -6,7 +6,7 @@
 //! the same transaction that records the agent and its certificate, with a conditional
 //! update, so two agents racing with one token cannot both enrol.
 
-use crate::audit::{self, AuditEvent};
+use crate::audit::{record, record_in};
 use crate::db::{end_write, Db};
 use crate::envelope::MasterKeys;
 use crate::error::{is_id, new_id, Code, Error, Result};
@@ -14,7 +14,6 @@ use crate::pki::identity::AgentIdentity;
 use crate::pki::{ca, crl, issue};
 use crate::sessions::{new_token, token_hash};
 use dbcrate_core::secret::SecretString;
-use dbcrate_core::time::rfc3339;
 use sqlx::{AnyConnection, Row};
 
 /// What every enrolment token starts with.
@@ -23,54 +22,6 @@ pub const TOKEN_PREFIX: &str = "dbce_";
 pub const DEFAULT_TOKEN_LIFETIME_SECS: i64 = 3600;
 /// The longest an enrolment token may work.
 pub const MAX_TOKEN_LIFETIME_SECS: i64 = 7 * 24 * 3600;
-
-async fn record_in(
-    conn: &mut AnyConnection,
-    org_id: &str,
-    actor: &str,
-    action: &str,
-    target: &str,
-    details: serde_json::Value,
-    now: i64,
-) -> Result<()> {
-    audit::append_in(
-        conn,
-        &AuditEvent {
-            org_id,
-            actor,
-            action,
-            target,
-            details: &details.to_string(),
-        },
-        &rfc3339(now),
-    )
-    .await?;
-    Ok(())
-}
-
-async fn record(
-    db: &Db,
-    org_id: &str,
-    actor: &str,
-    action: &str,
-    target: &str,
-    details: serde_json::Value,
-    now: i64,
-) -> Result<()> {
-    audit::append(
-        db,
-        &AuditEvent {
-            org_id,
-            actor,
-            action,
-            target,
-            details: &details.to_string(),
-        },
-        &rfc3339(now),
-    )
-    .await?;
-    Ok(())
-}
 
 /// A new enrolment token.
 #[derive(Debug)]

@@ -86,6 +86,49 @@ fn row_hash(prev_hash: &str, row: &AuditRow) -> String {
     dbcrate_core::hex::encode(&h.finalize())
 }
 
+/// Appends an event with JSON `details` at Unix time `now`, in a transaction of its own:
+/// the shape most callers have.
+pub async fn record(
+    db: &Db,
+    org_id: &str,
+    actor: &str,
+    action: &str,
+    target: &str,
+    details: serde_json::Value,
+    now: i64,
+) -> crate::error::Result<()> {
+    let event = AuditEvent {
+        org_id,
+        actor,
+        action,
+        target,
+        details: &details.to_string(),
+    };
+    append(db, &event, &dbcrate_core::time::rfc3339(now)).await?;
+    Ok(())
+}
+
+/// [`record`] inside the caller's transaction.
+pub async fn record_in(
+    conn: &mut sqlx::AnyConnection,
+    org_id: &str,
+    actor: &str,
+    action: &str,
+    target: &str,
+    details: serde_json::Value,
+    now: i64,
+) -> crate::error::Result<()> {
+    let event = AuditEvent {
+        org_id,
+        actor,
+        action,
+        target,
+        details: &details.to_string(),
+    };
+    append_in(conn, &event, &dbcrate_core::time::rfc3339(now)).await?;
+    Ok(())
+}
+
 /// Appends `event` at time `at` to its organisation's chain. Concurrent writers (other
 /// replicas) conflict on the (org, seq) unique key, and the loser retries.
 pub async fn append(db: &Db, event: &AuditEvent<'_>, at: &str) -> Result<AuditRow, sqlx::Error> {

@@ -3,7 +3,7 @@
 //! runs. Every change is audited; the password never appears in a row, an answer or an
 //! audit detail.
 
-use crate::audit::{self, AuditEvent};
+use crate::audit;
 use crate::db::{end_write, Db};
 use crate::envelope::MasterKeys;
 use crate::error::{is_id, new_id, Error, Result};
@@ -168,16 +168,15 @@ pub async fn create(
             "username": new.username, "tls_mode": new.tls_mode, "agent": new.agent_id,
             "password": new.password.is_some(),
         });
-        audit::append_in(
+        let target = format!("database:{id}");
+        audit::record_in(
             &mut tx,
-            &AuditEvent {
-                org_id,
-                actor,
-                action: "database.create",
-                target: &format!("database:{id}"),
-                details: &details.to_string(),
-            },
-            &rfc3339(now),
+            org_id,
+            actor,
+            "database.create",
+            &target,
+            details,
+            now,
         )
         .await?;
         Ok(())

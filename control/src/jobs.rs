@@ -15,11 +15,10 @@ pub use completion::{complete, Completion};
 pub use credentials::credentials;
 pub use enqueue::{enqueue, Because, NewJob};
 
-use crate::audit::{self, AuditEvent};
+use crate::audit;
 use crate::db::{end_write, Db, Engine};
 use crate::error::{Error, Result};
 use crate::pki::identity::AgentIdentity;
-use dbcrate_core::time::rfc3339;
 use serde::Serialize;
 use sqlx::{AnyConnection, Row};
 
@@ -49,19 +48,8 @@ pub(crate) async fn record_in(
     details: serde_json::Value,
     now: i64,
 ) -> Result<()> {
-    audit::append_in(
-        conn,
-        &AuditEvent {
-            org_id,
-            actor,
-            action,
-            target: &format!("job:{job_id}"),
-            details: &details.to_string(),
-        },
-        &rfc3339(now),
-    )
-    .await?;
-    Ok(())
+    let target = format!("job:{job_id}");
+    audit::record_in(conn, org_id, actor, action, &target, details, now).await
 }
 
 /// A job as an agent sees it when it claims it.

@@ -6,12 +6,11 @@
 //! `last_fired_at` starts at the creation time, so a new schedule never "catches up" on
 //! fire times from before it existed.
 
-use crate::audit::{self, AuditEvent};
+use crate::audit;
 use crate::db::{end_write, Db};
 use crate::error::{is_id, new_id, Error, Result};
 use dbcrate_core::retention::Rules;
 use dbcrate_core::schedule::Schedule;
-use dbcrate_core::time::rfc3339;
 use serde::Serialize;
 use sqlx::Row;
 
@@ -135,16 +134,15 @@ pub async fn create(
                 "keep_monthly": r.keep_monthly, "keep_yearly": r.keep_yearly,
             },
         });
-        audit::append_in(
+        let target = format!("schedule:{id}");
+        audit::record_in(
             &mut tx,
-            &AuditEvent {
-                org_id,
-                actor,
-                action: "schedule.create",
-                target: &format!("schedule:{id}"),
-                details: &details.to_string(),
-            },
-            &rfc3339(now),
+            org_id,
+            actor,
+            "schedule.create",
+            &target,
+            details,
+            now,
         )
         .await?;
         Ok(())

@@ -1,9 +1,8 @@
 //! Putting a job in the queue: the scheduler's fires, "run now" and managed restores all
 //! come through here, inside the caller's transaction, with their audit row.
 
-use crate::audit::{self, AuditEvent};
+use crate::audit;
 use crate::error::{new_id, Result};
-use dbcrate_core::time::rfc3339;
 use sqlx::AnyConnection;
 
 /// A job to queue.
@@ -63,17 +62,8 @@ pub async fn enqueue(
     .bind(now)
     .execute(&mut *conn)
     .await?;
-    audit::append_in(
-        conn,
-        &AuditEvent {
-            org_id: job.org_id,
-            actor: because.actor,
-            action: because.action,
-            target: &format!("job:{id}"),
-            details: &because.details.to_string(),
-        },
-        &rfc3339(now),
-    )
-    .await?;
+    let target = format!("job:{id}");
+    let (actor, action, details) = (because.actor, because.action, because.details.clone());
+    audit::record_in(conn, job.org_id, actor, action, &target, details, now).await?;
     Ok(id)
 }
