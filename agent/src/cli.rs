@@ -267,6 +267,7 @@ impl BackupArgs {
             storage: self.storage.options(),
             name: self.name,
             job: "cli".into(),
+            key: None,
             registry: self.registry.config()?,
             pg_bin_dir: self.pg_bin_dir,
             progress: crate::pipeline::Progress::default(),

@@ -85,6 +85,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/common/0013_backup_sizes.sql"),
         postgres: include_str!("../migrations/common/0013_backup_sizes.sql"),
     },
+    Migration {
+        version: 14,
+        sqlite: include_str!("../migrations/common/0014_claimed_object_key.sql"),
+        postgres: include_str!("../migrations/common/0014_claimed_object_key.sql"),
+    },
 ];
 
 /// The schema version this binary expects.

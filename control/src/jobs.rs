@@ -97,17 +97,6 @@ pub async fn claim_next(db: &Db, agent: &AgentIdentity, now: i64) -> Result<Opti
             .bind(&database_id)
             .fetch_one(&mut *tx)
             .await?;
-        sqlx::query(
-            "UPDATE jobs SET state = 'running', attempt = $1, started_at = $2, lease_until = $3, \
-             phase = 'starting', credentials_fetched_at = NULL, error = NULL, retry_at = NULL \
-             WHERE id = $4",
-        )
-        .bind(attempt)
-        .bind(now)
-        .bind(now + LEASE_SECS)
-        .bind(&id)
-        .execute(&mut *tx)
-        .await?;
         let object_key = dbcrate_core::object_key::backup_object_key(
             "",
             &database_name,
@@ -115,6 +104,18 @@ pub async fn claim_next(db: &Db, agent: &AgentIdentity, now: i64) -> Result<Opti
             dbcrate_core::time::UtcDateTime::from_unix(now),
         )
         .map_err(|e| Error::internal(e.to_string()))?;
+        sqlx::query(
+            "UPDATE jobs SET state = 'running', attempt = $1, started_at = $2, lease_until = $3, \
+             phase = 'starting', credentials_fetched_at = NULL, error = NULL, retry_at = NULL, \
+             object_key = $4 WHERE id = $5",
+        )
+        .bind(attempt)
+        .bind(now)
+        .bind(now + LEASE_SECS)
+        .bind(&object_key)
+        .bind(&id)
+        .execute(&mut *tx)
+        .await?;
         let agent_name = format!("agent:{}", agent.agent_id);
         let details = serde_json::json!({ "attempt": attempt, "object_key": object_key });
         record_in(

@@ -153,6 +153,7 @@ fn backup_request(
             storage,
             name: Some(text(job, &["database_name"])?),
             job: text(job, &["id"])?,
+            key: Some(text(job, &["object_key"])?),
             pg_bin_dir: settings.pg_bin_dir.clone(),
             registry: settings.registry.clone(),
             zstd_level: 3,

@@ -32,6 +32,9 @@ pub struct BackupRequest {
     pub name: Option<String>,
     /// The job label in the object key.
     pub job: String,
+    /// The whole object key (relative to the destination), when someone else chose it:
+    /// a control-plane job is given its key, and only that key is recorded.
+    pub key: Option<String>,
     /// Directory holding the pg_dump to use; else PATH is searched.
     pub pg_bin_dir: Option<PathBuf>,
     /// The signed registry to fetch the tool from when `pg_bin_dir` is not given.
@@ -75,6 +78,7 @@ pub async fn run_backup(request: BackupRequest) -> Result<BackupReport> {
         mut storage,
         name,
         job,
+        key: given_key,
         pg_bin_dir,
         registry,
         zstd_level,
@@ -85,8 +89,17 @@ pub async fn run_backup(request: BackupRequest) -> Result<BackupReport> {
     let (server, pg_dump) =
         super::server_and_tool(&database, "pg_dump", pg_bin_dir, registry.as_ref()).await?;
     let name = name.unwrap_or_else(|| database.database().to_string());
-    let key = backup_object_key("", &name, &job, UtcDateTime::now())
-        .map_err(|e| Error::invalid_input(format!("{e} (use --name to choose another)")))?;
+    let key = match given_key {
+        Some(key) => {
+            for segment in key.split('/') {
+                dbcrate_core::object_key::check_segment("object key", segment)
+                    .map_err(|e| Error::invalid_input(format!("{e}: {key:?}")))?;
+            }
+            key
+        }
+        None => backup_object_key("", &name, &job, UtcDateTime::now())
+            .map_err(|e| Error::invalid_input(format!("{e} (use --name to choose another)")))?,
+    };
     storage.expected_size = server.database_size;
     let sink = Sink::open(&destination, &key, &storage).await?;
     if interrupt.is_raised() {

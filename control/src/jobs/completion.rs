@@ -82,7 +82,7 @@ pub async fn complete(
         let same_attempt = if report.attempt.is_some() { " AND attempt = $4" } else { "" };
         let sql = format!(
             "SELECT org_id, schedule_id, database_id, destination_id, started_at, attempt, \
-             max_attempts, kind, state FROM jobs WHERE id = $1 AND agent_id = $2 AND org_id = $3 \
+             max_attempts, kind, state, object_key FROM jobs WHERE id = $1 AND agent_id = $2 AND org_id = $3 \
              AND (state = 'running' OR (state IN ('queued', 'failed') AND phase = 'lease expired')){same_attempt}",
         );
         let mut select = sqlx::query(&sql)
@@ -107,11 +107,18 @@ pub async fn complete(
             return Ok("succeeded".to_string());
         }
         if report.succeeded {
+            // The key is the one this attempt was given when claimed: an agent cannot
+            // choose what gets recorded (and what retention will later delete).
+            let given: Option<String> = row.try_get(9)?;
             let object_key = report
                 .object_key
                 .as_deref()
-                .filter(|k| !k.is_empty() && k.len() <= 1024)
                 .ok_or_else(|| Error::invalid("a successful backup reports its object key"))?;
+            if given.as_deref() != Some(object_key) {
+                return Err(Error::invalid(
+                    "the reported object key is not the one this job was given",
+                ));
+            }
             if report.sha256.len() != 64 || !report.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return Err(Error::invalid("sha256 must be 64 hex digits"));
             }

@@ -213,6 +213,18 @@ async fn job_protocol(db: Db) {
         "dump_size": 9000, "duration_ms": 1500,
         "sha256": "ab".repeat(32), "pg_server_version": "17.2", "pg_dump_version": "17.2",
     });
+    // The key is the control plane's choice: an agent reporting another one (a file it
+    // would like retention to delete, say) is refused and the job stays running.
+    for other_key in [
+        "control.db",
+        "shop/2020/01/01/20200101T000000Z-job_x.pgdump.zst.age",
+    ] {
+        let mut forged = report.clone();
+        forged["object_key"] = json!(other_key);
+        let (status, body) = agent.post(&api, &complete, forged).await;
+        assert_eq!(status, 422, "{body}");
+        assert_eq!(body["error"]["code"], "invalid_input", "{body}");
+    }
     let (status, done) = agent.post(&api, &complete, report.clone()).await;
     assert_eq!((status, &done["state"]), (200, &json!("succeeded")));
     assert_eq!(
