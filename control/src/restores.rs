@@ -107,12 +107,18 @@ pub async fn restore_part(
         job_id,
         backup_id,
     } = of;
-    let row =
-        sqlx::query("SELECT object_key, size, sha256 FROM backups WHERE id = $1 AND org_id = $2")
-            .bind(backup_id)
-            .bind(org_id)
-            .fetch_one(db.pool())
-            .await?;
+    let row = sqlx::query(
+        "SELECT object_key, size, sha256, deleted_at FROM backups WHERE id = $1 AND org_id = $2",
+    )
+    .bind(backup_id)
+    .bind(org_id)
+    .fetch_one(db.pool())
+    .await?;
+    if row.try_get::<Option<i64>, _>(3)?.is_some() {
+        return Err(Error::invalid(
+            "that backup was deleted by retention before the restore started",
+        ));
+    }
     let key: String = row.try_get(0)?;
     let size: i64 = row.try_get(1)?;
     let sha256: String = row.try_get(2)?;

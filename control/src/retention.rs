@@ -150,6 +150,18 @@ pub async fn apply(db: &Db, keys: &MasterKeys, schedule_id: &str, now: i64) -> R
     )?;
     let store = Destination::connect(&location, &options).await;
     for (backup_id, reasons) in doomed {
+        // A backup an operator is restoring stays until that restore has ended; the
+        // next run deletes it.
+        let restoring: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM jobs WHERE backup_id = $1 AND kind = 'restore' \
+             AND state IN ('queued', 'running')",
+        )
+        .bind(&backup_id)
+        .fetch_one(db.pool())
+        .await?;
+        if restoring > 0 {
+            continue;
+        }
         let key: String = sqlx::query_scalar("SELECT object_key FROM backups WHERE id = $1")
             .bind(&backup_id)
             .fetch_one(db.pool())

@@ -5,7 +5,7 @@
 
 use dbcrate_control::db::Db;
 use dbcrate_control::envelope::MasterKeys;
-use dbcrate_control::{audit, databases, destinations, orgs, retention, schedules};
+use dbcrate_control::{audit, databases, destinations, orgs, restores, retention, schedules};
 use dbcrate_core::retention::Rules;
 use dbcrate_testkit::{PgServer, TempDir};
 use serde_json::json;
@@ -178,17 +178,32 @@ async fn retention_deletes_what_rules_drop(db: Db) {
     std::fs::remove_file(stuck_path).unwrap();
     std::fs::create_dir(stuck_path).unwrap();
     std::fs::write(stuck_path.join("x"), b"x").unwrap();
+    // An operator is restoring one of the doomed backups: it stays while that runs.
+    let (restoring_id, restoring_path) = &made[1];
+    let restore = restores::create(&w.db, &w.org, restoring_id, &w.database, "user:o", T0)
+        .await
+        .unwrap();
     let run = retention::apply(&w.db, &w.keys, &w.schedule, T0 + 2 * DAY)
         .await
         .unwrap();
     assert_eq!(
         (run.deleted, run.failed, run.held),
-        (3, 1, false),
+        (2, 1, false),
         "{run:?}"
     );
-    for (id, path) in &made[1..4] {
+    assert!(
+        !w.deleted(restoring_id).await && restoring_path.exists(),
+        "a backup being restored was deleted"
+    );
+    for (id, path) in &made[2..4] {
         assert!(w.deleted(id).await && !path.exists());
     }
+    // The restore ends: the backup goes with the next run (below).
+    sqlx::query("UPDATE jobs SET state = 'succeeded' WHERE id = $1")
+        .bind(&restore)
+        .execute(w.db.pool())
+        .await
+        .unwrap();
     assert!(
         !w.deleted(&made[4].0).await && made[4].1.exists(),
         "the second newest stays"
@@ -214,8 +229,9 @@ async fn retention_deletes_what_rules_drop(db: Db) {
     let again = retention::apply(&w.db, &w.keys, &w.schedule, T0 + 3 * DAY)
         .await
         .unwrap();
-    assert_eq!((again.deleted, again.failed), (1, 0));
+    assert_eq!((again.deleted, again.failed), (2, 0));
     assert!(w.deleted(stuck_id).await && !stuck_path.exists());
+    assert!(w.deleted(restoring_id).await && !restoring_path.exists());
 
     let rows = audit::rows(&w.db, &w.org).await.unwrap();
     assert_eq!(
