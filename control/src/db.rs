@@ -90,6 +90,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/common/0014_claimed_object_key.sql"),
         postgres: include_str!("../migrations/common/0014_claimed_object_key.sql"),
     },
+    Migration {
+        version: 15,
+        sqlite: include_str!("../migrations/common/0015_delete_backoff.sql"),
+        postgres: include_str!("../migrations/common/0015_delete_backoff.sql"),
+    },
 ];
 
 /// The schema version this binary expects.

@@ -32,6 +32,13 @@ pub struct RunReport {
     pub held: bool,
 }
 
+/// How long retention waits before trying a failed deletion again, after `attempts`
+/// failures: 2 minutes, doubling, at most a day (each try is audited).
+pub fn delete_retry_delay(attempts: i64) -> i64 {
+    let doublings = u32::try_from(attempts.clamp(1, 11)).unwrap_or(1);
+    (60 * 2_i64.pow(doublings)).min(86_400)
+}
+
 /// Applies every enabled schedule's retention.
 pub async fn apply_all(db: &Db, keys: &MasterKeys, now: i64) -> Result<Vec<(String, RunReport)>> {
     let ids: Vec<String> =
@@ -115,7 +122,30 @@ pub async fn apply(db: &Db, keys: &MasterKeys, schedule_id: &str, now: i64) -> R
         held: planned.recent_failures > 0,
         ..RunReport::default()
     };
-    if doomed.is_empty() {
+    // What is due for deletion now: not a backup an operator is restoring (it stays
+    // until that restore has ended), nor one whose last deletion failed too recently.
+    let mut due = Vec::new();
+    for (backup_id, reasons) in doomed {
+        let restoring: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM jobs WHERE backup_id = $1 AND kind = 'restore' \
+             AND state IN ('queued', 'running')",
+        )
+        .bind(&backup_id)
+        .fetch_one(db.pool())
+        .await?;
+        let (key, attempts, last_try): (String, i64, Option<i64>) = sqlx::query_as(
+            "SELECT object_key, delete_attempts, last_delete_at FROM backups WHERE id = $1",
+        )
+        .bind(&backup_id)
+        .fetch_one(db.pool())
+        .await?;
+        let backing_off = last_try.is_some_and(|at| now < at + delete_retry_delay(attempts));
+        if restoring == 0 && !backing_off {
+            due.push((backup_id, reasons, key));
+        }
+    }
+    // Nothing to do: the destination's credentials are not even unwrapped.
+    if due.is_empty() {
         return Ok(report);
     }
     // The destination's credentials, unwrapped once for this run (audited).
@@ -149,23 +179,7 @@ pub async fn apply(db: &Db, keys: &MasterKeys, schedule_id: &str, now: i64) -> R
         credentials.as_ref(),
     )?;
     let store = Destination::connect(&location, &options).await;
-    for (backup_id, reasons) in doomed {
-        // A backup an operator is restoring stays until that restore has ended; the
-        // next run deletes it.
-        let restoring: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM jobs WHERE backup_id = $1 AND kind = 'restore' \
-             AND state IN ('queued', 'running')",
-        )
-        .bind(&backup_id)
-        .fetch_one(db.pool())
-        .await?;
-        if restoring > 0 {
-            continue;
-        }
-        let key: String = sqlx::query_scalar("SELECT object_key FROM backups WHERE id = $1")
-            .bind(&backup_id)
-            .fetch_one(db.pool())
-            .await?;
+    for (backup_id, reasons, key) in due {
         let outcome = match &store {
             Ok(store) => store.delete(&key).await.map_err(|e| e.to_string()),
             Err(e) => Err(format!("cannot reach the destination: {e}")),
@@ -190,10 +204,11 @@ pub async fn apply(db: &Db, keys: &MasterKeys, schedule_id: &str, now: i64) -> R
                 }
                 Err(error) => {
                     sqlx::query(
-                        "UPDATE backups SET delete_attempts = delete_attempts + 1, last_delete_error = $1 \
-                         WHERE id = $2",
+                        "UPDATE backups SET delete_attempts = delete_attempts + 1, last_delete_error = $1, \
+                         last_delete_at = $2 WHERE id = $3",
                     )
                     .bind(error.chars().take(1000).collect::<String>())
+                    .bind(now)
                     .bind(&backup_id)
                     .execute(&mut *tx)
                     .await?;
