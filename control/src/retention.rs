@@ -32,6 +32,28 @@ pub struct RunReport {
     pub held: bool,
 }
 
+/// Deletes `key`. An object that was not there counts as deleted only if the
+/// destination's README (written when it was saved) still is: a directory whose mount
+/// dropped, or storage emptied behind the control plane's back, must not have its
+/// backups marked deleted while they may still exist elsewhere.
+async fn deleted_or_why(
+    store: &Destination,
+    key: &str,
+) -> std::result::Result<DeleteOutcome, String> {
+    match store.delete(key).await.map_err(|e| e.to_string())? {
+        DeleteOutcome::Deleted => Ok(DeleteOutcome::Deleted),
+        DeleteOutcome::Absent => match store.exists(crate::destinations::README_NAME).await {
+            Ok(true) => Ok(DeleteOutcome::Absent),
+            Ok(false) => Err(format!(
+                "neither the object nor the destination's {} is there: is the storage \
+                 mounted and the destination right? Nothing was marked deleted",
+                crate::destinations::README_NAME
+            )),
+            Err(e) => Err(format!("checking the destination's README: {e}")),
+        },
+    }
+}
+
 /// How long retention waits before trying a failed deletion again, after `attempts`
 /// failures: 2 minutes, doubling, at most a day (each try is audited).
 pub fn delete_retry_delay(attempts: i64) -> i64 {
@@ -181,7 +203,7 @@ pub async fn apply(db: &Db, keys: &MasterKeys, schedule_id: &str, now: i64) -> R
     let store = Destination::connect(&location, &options).await;
     for (backup_id, reasons, key) in due {
         let outcome = match &store {
-            Ok(store) => store.delete(&key).await.map_err(|e| e.to_string()),
+            Ok(store) => deleted_or_why(store, &key).await,
             Err(e) => Err(format!("cannot reach the destination: {e}")),
         };
         let mut tx = db.begin().await?;

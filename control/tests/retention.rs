@@ -241,17 +241,41 @@ async fn retention_deletes_what_rules_drop(db: Db) {
     assert_eq!((again.deleted, again.failed), (1, 0));
     assert!(w.deleted(stuck_id).await && !stuck_path.exists());
 
+    // Storage that vanished (a directory destination whose mount dropped: the object and
+    // the README are both gone) is not taken as "already deleted": nothing is marked.
+    let _newer = w.backup(-2).await;
+    let (gone_id, gone_path) = &made[4];
+    let readme = w.dir.path().join("README-dbcrate.txt");
+    let readme_text = std::fs::read(&readme).unwrap();
+    std::fs::remove_file(&readme).unwrap();
+    std::fs::remove_file(gone_path).unwrap();
+    let vanished = retention::apply(&w.db, &w.keys, &w.schedule, T0 + 4 * DAY)
+        .await
+        .unwrap();
+    assert_eq!((vanished.deleted, vanished.failed), (0, 1), "{vanished:?}");
+    assert!(!w.deleted(gone_id).await);
+    // The README back (the storage is there and the object really is gone): recorded.
+    std::fs::write(&readme, readme_text).unwrap();
+    let back = retention::apply(&w.db, &w.keys, &w.schedule, T0 + 5 * DAY)
+        .await
+        .unwrap();
+    assert_eq!((back.deleted, back.failed), (1, 0), "{back:?}");
+    assert!(w.deleted(gone_id).await);
+
     let rows = audit::rows(&w.db, &w.org).await.unwrap();
     assert_eq!(
         rows.iter().filter(|r| r.action == "backup.delete").count(),
-        4
+        5
     );
     assert_eq!(
         rows.iter()
             .filter(|r| r.action == "backup.delete_failed")
             .count(),
-        1
+        2
     );
+    assert!(rows
+        .iter()
+        .any(|r| r.action == "backup.delete_failed" && r.details.contains("README-dbcrate.txt")));
     assert!(rows
         .iter()
         .any(|r| r.action == "backup.delete" && r.details.contains("\"storage\":\"deleted\"")));
