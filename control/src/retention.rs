@@ -148,15 +148,11 @@ pub async fn apply(db: &Db, keys: &MasterKeys, schedule_id: &str, now: i64) -> R
     // until that restore has ended), nor one whose last deletion failed too recently.
     let mut due = Vec::new();
     for (backup_id, reasons) in doomed {
-        let restoring: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM jobs WHERE backup_id = $1 AND kind = 'restore' \
-             AND state IN ('queued', 'running')",
-        )
-        .bind(&backup_id)
-        .fetch_one(db.pool())
-        .await?;
-        let (key, attempts, last_try): (String, i64, Option<i64>) = sqlx::query_as(
-            "SELECT object_key, delete_attempts, last_delete_at FROM backups WHERE id = $1",
+        let (key, attempts, last_try, restoring): (String, i64, Option<i64>, i64) = sqlx::query_as(
+            "SELECT b.object_key, b.delete_attempts, b.last_delete_at, \
+                 (SELECT count(*) FROM jobs j WHERE j.backup_id = b.id AND j.kind = 'restore' \
+                  AND j.state IN ('queued', 'running')) \
+                 FROM backups b WHERE b.id = $1",
         )
         .bind(&backup_id)
         .fetch_one(db.pool())

@@ -142,30 +142,37 @@ impl OpenDir {
     /// agent's own). Every identity file counts: the certificates, the pinned root and
     /// the server pin decide whom the agent trusts as much as the key does.
     fn read(&self, name: &str, what: &str) -> Result<String> {
-        use std::io::Read;
         let path = self.path.join(name);
-        let mut file = open_at(&self.file, name).map_err(|e| open_refused(e, &path, what))?;
-        let meta = file.metadata().map_err(io("cannot inspect", &path))?;
-        if !meta.is_file() {
-            return Err(Error::identity(format!(
-                "{what} {} is not a regular file",
-                path.display()
-            )));
-        }
-        check_metadata(&meta, &path, what, "600")?;
-        let mut text = String::new();
-        file.read_to_string(&mut text)
-            .map_err(io("cannot read", &path))?;
-        Ok(text)
+        let file = open_at(&self.file, name).map_err(|e| open_refused(e, &path, what))?;
+        read_checked(file, &path, what)
     }
 
-    /// Whether `name` exists in the directory (a link counts; reading it is refused).
-    fn has(&self, name: &str) -> bool {
+    /// [`Self::read`] for a file that may not exist (a link still counts, and is refused).
+    fn read_if_present(&self, name: &str, what: &str) -> Result<Option<String>> {
+        let path = self.path.join(name);
         match open_at(&self.file, name) {
-            Ok(_) => true,
-            Err(e) => e.raw_os_error() != Some(libc::ENOENT),
+            Ok(file) => read_checked(file, &path, what).map(Some),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+            Err(e) => Err(open_refused(e, &path, what)),
         }
     }
+}
+
+/// The checks of [`OpenDir::read`] on the opened file, then its text.
+fn read_checked(mut file: std::fs::File, path: &Path, what: &str) -> Result<String> {
+    use std::io::Read;
+    let meta = file.metadata().map_err(io("cannot inspect", path))?;
+    if !meta.is_file() {
+        return Err(Error::identity(format!(
+            "{what} {} is not a regular file",
+            path.display()
+        )));
+    }
+    check_metadata(&meta, path, what, "600")?;
+    let mut text = String::new();
+    file.read_to_string(&mut text)
+        .map_err(io("cannot read", path))?;
+    Ok(text)
 }
 
 fn open_refused(e: std::io::Error, path: &Path, what: &str) -> Error {
@@ -273,10 +280,10 @@ const JOURNAL: &str = "renewal.json";
 fn finish_journal(open: &OpenDir) -> Result<()> {
     let dir = open.path.as_path();
     let path = dir.join(JOURNAL);
-    if !open.has(JOURNAL) {
+    let Some(text) = open.read_if_present(JOURNAL, "renewal journal")? else {
         return Ok(());
-    }
-    let text = zeroize::Zeroizing::new(open.read(JOURNAL, "renewal journal")?);
+    };
+    let text = zeroize::Zeroizing::new(text);
     let journal: Journal = serde_json::from_str(&text).map_err(|e| {
         Error::identity(format!(
             "{}: {e}; remove it and re-enrol if it persists",

@@ -211,10 +211,19 @@ fn restore_request(
     built
 }
 
-/// Reports a job's end, retrying while the control plane is unreachable (restarting,
-/// say) for up to ten minutes: a finished backup must not be redone because its report
-/// was lost. A refusal (the job is no longer this agent's) is final.
-async fn report_completion(links: &LinkWatch, id: &str, report: &Value) -> Result<()> {
+/// A failed job's report.
+fn failure(e: &Error) -> Value {
+    json!({ "succeeded": false, "error": e.to_string() })
+}
+
+/// Reports the end of the claimed `job`, naming its attempt (a stale attempt's report is
+/// refused), retrying while the control plane is unreachable (restarting, say) for up to
+/// ten minutes: a finished backup must not be redone because its report was lost. A
+/// refusal (the job is no longer this agent's) is final.
+async fn report_completion(links: &LinkWatch, job: &Value, mut report: Value) -> Result<()> {
+    let id = text(job, &["id"])?;
+    report["attempt"] = job["attempt"].clone();
+    let report = &report;
     let path = format!("/agent/v1/jobs/{id}/complete");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
     let mut wait = Duration::from_secs(1);
@@ -279,9 +288,7 @@ pub async fn run(
     tracing::info!(job.id = %id, kind = job["kind"].as_str().unwrap_or("?"), "job started");
     // A job that cannot run here fails before its credentials are handed out.
     if let Err(e) = settings.usable() {
-        let report =
-            json!({ "succeeded": false, "error": e.to_string(), "attempt": job["attempt"] });
-        report_completion(links, &id, &report).await?;
+        report_completion(links, job, failure(&e)).await?;
         tracing::warn!(job.id = %id, "job failed: {e}");
         return Ok(());
     }
@@ -298,12 +305,10 @@ pub async fn run(
             }
         };
         let report = match &outcome {
-            Ok(_) => json!({ "succeeded": true, "attempt": job["attempt"] }),
-            Err(e) => {
-                json!({ "succeeded": false, "error": e.to_string(), "attempt": job["attempt"] })
-            }
+            Ok(_) => json!({ "succeeded": true }),
+            Err(e) => failure(e),
         };
-        report_completion(links, &id, &report).await?;
+        report_completion(links, job, report).await?;
         match outcome {
             Ok(_) => tracing::info!(job.id = %id, "restore succeeded"),
             Err(e) => tracing::warn!(job.id = %id, "restore failed: {e}"),
@@ -330,12 +335,11 @@ pub async fn run(
         Ok(r) => json!({
             "succeeded": true, "object_key": r.key, "size": r.ciphertext_bytes, "sha256": r.sha256,
             "dump_size": r.plaintext_bytes, "duration_ms": (r.seconds * 1000.0).round() as u64,
-            "attempt": job["attempt"],
             "pg_server_version": r.pg_server_version, "pg_dump_version": r.pg_dump_version,
         }),
-        Err(e) => json!({ "succeeded": false, "error": e.to_string(), "attempt": job["attempt"] }),
+        Err(e) => failure(e),
     };
-    report_completion(links, &id, &report).await?;
+    report_completion(links, job, report).await?;
     match outcome {
         Ok(r) => tracing::info!(job.id = %id, bytes = r.ciphertext_bytes, "job succeeded"),
         Err(e) => tracing::warn!(job.id = %id, "job failed: {e}"),
