@@ -95,6 +95,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/common/0015_delete_backoff.sql"),
         postgres: include_str!("../migrations/common/0015_delete_backoff.sql"),
     },
+    Migration {
+        version: 16,
+        sqlite: include_str!("../migrations/sqlite/0016_audit_keyed.sql"),
+        postgres: include_str!("../migrations/postgres/0016_audit_keyed.sql"),
+    },
 ];
 
 /// The schema version this binary expects.
