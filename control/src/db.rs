@@ -100,6 +100,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0016_audit_keyed.sql"),
         postgres: include_str!("../migrations/postgres/0016_audit_keyed.sql"),
     },
+    Migration {
+        version: 17,
+        sqlite: include_str!("../migrations/common/0017_invitations.sql"),
+        postgres: include_str!("../migrations/common/0017_invitations.sql"),
+    },
 ];
 
 /// The schema version this binary expects.
