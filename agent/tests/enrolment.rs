@@ -32,6 +32,9 @@ async fn world(settings: AgentSettings) -> World {
     let db = Db::connect(&url).await.unwrap();
     db.migrate().await.unwrap();
     let keys = Arc::new(MasterKeys::parse(K1).unwrap());
+    dbcrate_control::audit_key::load(&db, &keys, "2026-11-29T05:00:00Z")
+        .await
+        .unwrap();
     let org =
         dbcrate_control::orgs::create(&db, &keys, "Acme", "system:test", "2026-11-29T05:00:00Z")
             .await

@@ -1,15 +1,20 @@
-//! The audit log: one helper writes every row; rows chain by hash per organisation.
+//! The audit log: one helper writes every row; rows chain per organisation by a keyed
+//! hash.
 //!
-//! The schema offers no update or delete path and database triggers refuse both (SQLite
-//! and PostgreSQL). Each row carries the hash of the organisation's previous row and its
-//! own hash over every field, so [`verify`] finds any row edited, deleted or reordered
-//! behind the application's back (with triggers disabled by a database superuser, say).
-//! Removing the newest rows of a chain leaves a shorter valid chain; detecting that needs
-//! the chain head kept elsewhere (an exported copy), which later work adds.
+//! The schema offers no update, delete or replace path and database triggers refuse all
+//! three (SQLite and PostgreSQL). Each row carries the hash of the organisation's
+//! previous row and its own HMAC-SHA256 over every field under the audit chain key (a
+//! sealed secret, see [`crate::audit_key`]), so [`verify`] finds any row edited, deleted,
+//! reordered or appended behind the application's back (with triggers disabled by a
+//! database superuser, say) by anyone who lacks the master key. Removing the newest rows
+//! of a chain leaves a shorter valid chain; exported chain heads
+//! ([`crate::audit_heads`]) detect that.
 
+use crate::audit_key::{self, ChainKey};
 use crate::db::{end_write, Db};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
+use std::collections::HashMap;
 
 /// The `prev_hash` of an organisation's first row.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -66,9 +71,9 @@ pub struct ChainBreak {
     pub reason: String,
 }
 
-/// SHA-256 over the row's fields, each length-prefixed, after the previous hash.
-fn row_hash(prev_hash: &str, row: &AuditRow) -> String {
-    let mut h = Sha256::new();
+/// The row's fields, each length-prefixed, after the previous hash: what its hash covers.
+fn row_message(prev_hash: &str, row: &AuditRow) -> Vec<u8> {
+    let mut message = Vec::new();
     let seq = row.seq.to_string();
     for field in [
         prev_hash,
@@ -80,10 +85,22 @@ fn row_hash(prev_hash: &str, row: &AuditRow) -> String {
         &row.target,
         &row.details,
     ] {
-        h.update((field.len() as u64).to_be_bytes());
-        h.update(field.as_bytes());
+        message.extend_from_slice(&(field.len() as u64).to_be_bytes());
+        message.extend_from_slice(field.as_bytes());
     }
-    dbcrate_core::hex::encode(&h.finalize())
+    message
+}
+
+/// The unkeyed SHA-256 of rows written before the chain was keyed (migration 16).
+fn unkeyed_row_hash(prev_hash: &str, row: &AuditRow) -> String {
+    dbcrate_core::hex::encode(&Sha256::digest(row_message(prev_hash, row)))
+}
+
+/// The HMAC-SHA256 of a row under the audit chain key.
+pub(crate) fn keyed_row_hash(key: &ChainKey, prev_hash: &str, row: &AuditRow) -> String {
+    let mut message = b"dbcrate audit row v2\0".to_vec();
+    message.extend_from_slice(&row_message(prev_hash, row));
+    key.mac_hex(&message)
 }
 
 /// Appends an event with JSON `details` at Unix time `now`, in a transaction of its own:
@@ -196,7 +213,8 @@ pub async fn append_in(
         prev_hash,
         hash: String::new(),
     };
-    row.hash = row_hash(&row.prev_hash, &row);
+    let key = audit_key::current(conn).await?;
+    row.hash = keyed_row_hash(&key, &row.prev_hash, &row);
     sqlx::query(
         "INSERT INTO audit_log (org_id, seq, at, actor, action, target, details, prev_hash, hash) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -246,38 +264,87 @@ impl AuditRow {
     }
 }
 
-/// Checks an organisation's chain in insertion order: consecutive sequence numbers from
-/// 1, each row linked to the one before, each hash matching its fields. Returns the
-/// number of rows, or where the chain breaks.
-pub fn verify_rows(rows: &[AuditRow]) -> Result<usize, ChainBreak> {
-    let mut prev = GENESIS.to_string();
-    for (i, row) in rows.iter().enumerate() {
-        let expected_seq = i as i64 + 1;
-        let fail = |reason: &str| ChainBreak {
-            seq: row.seq,
-            reason: reason.to_string(),
+/// Verifies chains: holds the audit chain key and where each chain's unkeyed rows
+/// (written before the chain was keyed) end.
+#[derive(Debug)]
+pub struct Verifier {
+    key: std::sync::Arc<ChainKey>,
+    unkeyed_heads: HashMap<String, (i64, String)>,
+}
+
+impl Verifier {
+    /// The verifier for `db`, whose chain key this process opened at boot.
+    pub async fn new(db: &Db) -> Result<Self, sqlx::Error> {
+        let key = {
+            let mut conn = db.pool().acquire().await?;
+            audit_key::current(&mut conn).await?
         };
-        if row.seq != expected_seq {
-            return Err(fail(&format!(
-                "expected sequence number {expected_seq}: a row was deleted or the rows reordered"
-            )));
-        }
-        if row.prev_hash != prev {
-            return Err(fail(
-                "does not link to the row before it: a row was deleted, inserted or reordered",
-            ));
-        }
-        if row_hash(&row.prev_hash, row) != row.hash {
-            return Err(fail(
-                "its contents do not match its hash: the row was edited",
-            ));
-        }
-        prev = row.hash.clone();
+        let instance = rows(db, INSTANCE_CHAIN).await?;
+        let unkeyed_heads = audit_key::unkeyed_heads(&instance, &key);
+        Ok(Self { key, unkeyed_heads })
     }
-    Ok(rows.len())
+
+    /// Checks one chain's rows in insertion order: consecutive sequence numbers from 1,
+    /// each row linked to the one before, each hash matching its fields under the chain
+    /// key (or, for rows from before the key, the unkeyed hash, up to the row the seal
+    /// names). Returns the number of rows, or where the chain breaks.
+    pub fn verify_rows(&self, rows: &[AuditRow]) -> Result<usize, ChainBreak> {
+        let mut prev = GENESIS.to_string();
+        let unkeyed = rows.first().and_then(|r| self.unkeyed_heads.get(&r.org_id));
+        for (i, row) in rows.iter().enumerate() {
+            let expected_seq = i as i64 + 1;
+            let fail = |reason: &str| ChainBreak {
+                seq: row.seq,
+                reason: reason.to_string(),
+            };
+            if row.seq != expected_seq {
+                return Err(fail(&format!(
+                    "expected sequence number {expected_seq}: a row was deleted or the rows reordered"
+                )));
+            }
+            if row.prev_hash != prev {
+                return Err(fail(
+                    "does not link to the row before it: a row was deleted, inserted or reordered",
+                ));
+            }
+            let expected = match unkeyed {
+                Some((last_unkeyed, _)) if row.seq <= *last_unkeyed => {
+                    unkeyed_row_hash(&row.prev_hash, row)
+                }
+                _ => keyed_row_hash(&self.key, &row.prev_hash, row),
+            };
+            if expected != row.hash {
+                return Err(fail(
+                    "its contents do not match its hash under the audit chain key: the row was \
+                     edited, or written by someone without the master key",
+                ));
+            }
+            if let Some((last_unkeyed, hash)) = unkeyed {
+                if row.seq == *last_unkeyed && row.hash != *hash {
+                    return Err(fail(
+                        "the last row from before the chain was keyed differs from the one sealed",
+                    ));
+                }
+            }
+            prev = row.hash.clone();
+        }
+        if let Some((last_unkeyed, _)) = unkeyed {
+            if (rows.len() as i64) < *last_unkeyed {
+                return Err(ChainBreak {
+                    seq: rows.len() as i64 + 1,
+                    reason: format!(
+                        "the chain ends before row {last_unkeyed}, which was there when it was \
+                         keyed: rows were deleted"
+                    ),
+                });
+            }
+        }
+        Ok(rows.len())
+    }
 }
 
 /// Reads and verifies an organisation's chain.
 pub async fn verify(db: &Db, org_id: &str) -> Result<Result<usize, ChainBreak>, sqlx::Error> {
-    Ok(verify_rows(&rows(db, org_id).await?))
+    let verifier = Verifier::new(db).await?;
+    Ok(verifier.verify_rows(&rows(db, org_id).await?))
 }

@@ -14,6 +14,7 @@ pub mod agents;
 pub mod api_tokens;
 pub mod audit;
 pub mod audit_heads;
+pub mod audit_key;
 pub mod audit_query;
 pub mod config;
 pub mod databases;

@@ -81,6 +81,7 @@ async fn open_checked(config: &Config) -> Result<(Db, MasterKeys)> {
         .await
         .map_err(|e| Error::internal(e.to_string()))?;
     secrets::check_master_keys(&db, &keys).await?;
+    dbcrate_control::audit_key::load(&db, &keys, &now()).await?;
     Ok((db, keys))
 }
 
@@ -250,10 +251,11 @@ async fn run(cli: Cli) -> Result<String> {
             };
             let (db, _) = open_checked(&config).await?;
             let chains = audit_chains(&db).await?;
+            let verifier = audit::Verifier::new(&db).await?;
             let mut total = 0;
             for chain in &chains {
                 let rows = audit::rows(&db, chain).await?;
-                match audit::verify_rows(&rows) {
+                match verifier.verify_rows(&rows) {
                     Ok(n) => total += n,
                     Err(b) => {
                         return Err(Error::internal(format!(

@@ -168,32 +168,72 @@ pub async fn unwrap(
     reason: &str,
     now: &str,
 ) -> Result<Zeroizing<Vec<u8>>> {
-    let SecretRef {
-        owner,
-        id: secret_id,
-        purpose,
-    } = secret;
-    let stored = load(db, owner, secret_id)
+    let stored = load_checked(db, secret).await?;
+    record_unwrap_by(db, secret, actor, reason, now).await?;
+    open_stored(keys, secret, &stored)
+}
+
+/// Decrypts a secret without writing an audit row: only for the audit chain key, which
+/// rows cannot be written without; its opener records the unwrap right after
+/// ([`record_unwrap`]).
+pub(crate) async fn unwrap_unaudited(
+    db: &Db,
+    keys: &MasterKeys,
+    secret: SecretRef<'_>,
+) -> Result<Zeroizing<Vec<u8>>> {
+    let stored = load_checked(db, secret).await?;
+    open_stored(keys, secret, &stored)
+}
+
+/// Writes the `secret.unwrap` row of a system unwrap (see [`unwrap_unaudited`]).
+pub(crate) async fn record_unwrap(
+    db: &Db,
+    secret: SecretRef<'_>,
+    reason: &str,
+    now: &str,
+) -> Result<()> {
+    record_unwrap_by(db, secret, "system", reason, now).await
+}
+
+async fn load_checked(db: &Db, secret: SecretRef<'_>) -> Result<Stored> {
+    load(db, secret.owner, secret.id)
         .await?
-        .filter(|s| s.owner_id == owner.id() && s.purpose == purpose)
-        .ok_or_else(|| Error::not_found(format!("secret {secret_id} not found")))?;
-    let details = serde_json::json!({ "purpose": stored.purpose, "reason": reason }).to_string();
+        .filter(|s| s.owner_id == secret.owner.id() && s.purpose == secret.purpose)
+        .ok_or_else(|| Error::not_found(format!("secret {} not found", secret.id)))
+}
+
+async fn record_unwrap_by(
+    db: &Db,
+    secret: SecretRef<'_>,
+    actor: &str,
+    reason: &str,
+    now: &str,
+) -> Result<()> {
+    let details = serde_json::json!({ "purpose": secret.purpose, "reason": reason }).to_string();
     audit::append(
         db,
         &AuditEvent {
-            org_id: owner.chain(),
+            org_id: secret.owner.chain(),
             actor,
             action: "secret.unwrap",
-            target: &format!("secret:{secret_id}"),
+            target: &format!("secret:{}", secret.id),
             details: &details,
         },
         now,
     )
     .await?;
-    let aad_owner = owner.aad_owner();
+    Ok(())
+}
+
+fn open_stored(
+    keys: &MasterKeys,
+    secret: SecretRef<'_>,
+    stored: &Stored,
+) -> Result<Zeroizing<Vec<u8>>> {
+    let aad_owner = secret.owner.aad_owner();
     let context = SecretContext {
         org_id: &aad_owner,
-        secret_id,
+        secret_id: secret.id,
         purpose: &stored.purpose,
     };
     Ok(stored.sealed.open(keys, context)?)

@@ -1,10 +1,67 @@
-//! The audit log on both engines: append-only by trigger, and every edit, deletion or
-//! reordering made behind the application's back is found by verification. Also the
-//! schema-version boot check.
+//! The audit log on both engines: append-only by trigger (UPDATE, DELETE, REPLACE and
+//! upserts refused), and every edit, deletion, reordering or forged row made behind the
+//! application's back is found by verification, which needs the master key. Rows
+//! written before the chain was keyed still verify, up to where they were sealed. Also
+//! the schema-version boot check.
 
-use dbcrate_control::audit::{self, AuditEvent};
+use dbcrate_control::audit::{self, AuditEvent, INSTANCE_CHAIN};
+use dbcrate_control::audit_key;
 use dbcrate_control::db::{binary_schema_version, Db, Engine};
+use dbcrate_control::envelope::MasterKeys;
 use dbcrate_testkit::{PgServer, TempDir};
+use sha2::{Digest, Sha256};
+
+const K1: &str = "mk1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+const NOW: &str = "2026-11-29T05:00:00Z";
+
+async fn open_key(db: &Db) {
+    audit_key::load(db, &MasterKeys::parse(K1).unwrap(), NOW)
+        .await
+        .unwrap();
+}
+
+/// The unkeyed SHA-256 row hash of before migration 16: what anyone who can write the
+/// database can compute.
+fn unkeyed_hash(prev: &str, fields: [&str; 7]) -> String {
+    let mut h = Sha256::new();
+    for field in std::iter::once(prev).chain(fields) {
+        h.update((field.len() as u64).to_be_bytes());
+        h.update(field.as_bytes());
+    }
+    dbcrate_core::hex::encode(&h.finalize())
+}
+
+/// Inserts a row with the unkeyed hash, linked to the chain's newest row: an appended
+/// forgery (or, before the key exists, a row as the old binaries wrote it).
+async fn append_unkeyed(db: &Db, chain: &str, action: &str) {
+    use sqlx::Row;
+    let last =
+        sqlx::query("SELECT seq, hash FROM audit_log WHERE org_id = $1 ORDER BY seq DESC LIMIT 1")
+            .bind(chain)
+            .fetch_optional(db.pool())
+            .await
+            .unwrap();
+    let (seq, prev) = match last {
+        Some(r) => (r.get::<i64, _>(0) + 1, r.get::<String, _>(1)),
+        None => (1, audit::GENESIS.to_string()),
+    };
+    let seq_text = seq.to_string();
+    let fields = [chain, &seq_text, NOW, "user:mallory", action, "org:x", "{}"];
+    let hash = unkeyed_hash(&prev, fields);
+    sqlx::query(
+        "INSERT INTO audit_log (org_id, seq, at, actor, action, target, details, prev_hash, hash) \
+         VALUES ($1, $2, $3, 'user:mallory', $4, 'org:x', '{}', $5, $6)",
+    )
+    .bind(chain)
+    .bind(seq)
+    .bind(NOW)
+    .bind(action)
+    .bind(&prev)
+    .bind(&hash)
+    .execute(db.pool())
+    .await
+    .unwrap();
+}
 
 async fn sqlite(dir: &TempDir) -> Db {
     let url = format!(
@@ -69,6 +126,7 @@ async fn audit_log_properties(db: Db) {
     );
     db.check_schema().await.unwrap();
     assert_eq!(db.migrate().await.unwrap(), 0, "migrate is idempotent");
+    open_key(&db).await;
 
     write_five(&db, "org-a").await;
     write_five(&db, "org-b").await;
@@ -81,6 +139,38 @@ async fn audit_log_properties(db: Db) {
         let err = sqlx::raw_sql(sql).execute(db.pool()).await.unwrap_err();
         assert!(err.to_string().contains("append-only"), "{sql}: {err}");
     }
+    // Replacing the newest row, or any row, in place: REPLACE on SQLite (which deletes
+    // without firing DELETE triggers) and upserts on both engines.
+    let columns = "org_id, seq, at, actor, action, target, details, prev_hash, hash";
+    let forged = "'org-a', 5, 'x', 'user:mallory', 'x', 'x', '{}', 'x', 'x'";
+    let mut replaces = vec![format!(
+        "INSERT INTO audit_log ({columns}) VALUES ({forged}) \
+         ON CONFLICT (org_id, seq) DO UPDATE SET actor = 'user:mallory'"
+    )];
+    if db.engine() == Engine::Sqlite {
+        replaces.push(format!(
+            "INSERT OR REPLACE INTO audit_log ({columns}) VALUES ({forged})"
+        ));
+        replaces.push(format!(
+            "REPLACE INTO audit_log ({columns}) VALUES ({forged})"
+        ));
+        replaces.push(format!(
+            "REPLACE INTO audit_log (id, {columns}) SELECT id, 'org-a', 99, 'x', 'x', 'x', 'x', \
+             '{{}}', 'x', 'x' FROM audit_log WHERE org_id = 'org-a' AND seq = 5"
+        ));
+    }
+    for sql in &replaces {
+        let err = sqlx::raw_sql(sql).execute(db.pool()).await.unwrap_err();
+        assert!(err.to_string().contains("append-only"), "{sql}: {err}");
+    }
+    assert_eq!(audit::verify(&db, "org-a").await.unwrap(), Ok(5));
+
+    // A forged row appended by someone who can write the database but has no master key
+    // (the triggers allow appends): it cannot carry a hash that verifies.
+    append_unkeyed(&db, "org-a", "recovery_key.export").await;
+    let broken = audit::verify(&db, "org-a").await.unwrap().unwrap_err();
+    assert_eq!(broken.seq, 6, "{broken:?}");
+    assert!(broken.reason.contains("master key"), "{broken:?}");
     if db.engine() == Engine::Postgres {
         let err = sqlx::raw_sql("TRUNCATE audit_log")
             .execute(db.pool())
@@ -173,6 +263,7 @@ async fn postgres_concurrent_appends_keep_one_chain() {
 
 async fn concurrent_appends(db: Db) {
     db.migrate().await.unwrap();
+    open_key(&db).await;
     let mut tasks = Vec::new();
     // Writers released together, each holding its transaction open a moment, so
     // unsynchronised writers would read the same last row.
@@ -204,4 +295,82 @@ async fn concurrent_appends(db: Db) {
         t.await.unwrap();
     }
     assert_eq!(audit::verify(&db, "org-x").await.unwrap(), Ok(16));
+}
+
+/// Chains written before the key existed (unkeyed SHA-256, as binaries before schema 16
+/// wrote them) are sealed when the key is created: they verify up to the sealed row and
+/// go on keyed; an unkeyed row after that, or a new chain that starts unkeyed, does not.
+async fn unkeyed_chains_are_sealed(db: Db) {
+    db.migrate().await.unwrap();
+    for _ in 0..3 {
+        append_unkeyed(&db, "org-old", "member.add").await;
+    }
+    append_unkeyed(&db, INSTANCE_CHAIN, "auth.sign_in").await;
+    open_key(&db).await;
+    assert_eq!(audit::verify(&db, "org-old").await.unwrap(), Ok(3));
+    // The seal row follows the instance chain's old row.
+    assert_eq!(audit::verify(&db, INSTANCE_CHAIN).await.unwrap(), Ok(2));
+
+    for _ in 0..5 {
+        let event = AuditEvent {
+            org_id: "org-old",
+            actor: "user:alice",
+            action: "member.add",
+            target: "user:bob",
+            details: "{}",
+        };
+        audit::append(&db, &event, NOW).await.unwrap();
+    }
+    assert_eq!(audit::verify(&db, "org-old").await.unwrap(), Ok(8));
+    append_unkeyed(&db, "org-old", "recovery_key.export").await;
+    let broken = audit::verify(&db, "org-old").await.unwrap().unwrap_err();
+    assert_eq!(broken.seq, 9, "{broken:?}");
+
+    append_unkeyed(&db, "org-new", "org.create").await;
+    let broken = audit::verify(&db, "org-new").await.unwrap().unwrap_err();
+    assert_eq!(broken.seq, 1, "{broken:?}");
+
+    // Opening the key again (the next start) seals nothing new.
+    open_key(&db).await;
+    let broken = audit::verify(&db, "org-new").await.unwrap().unwrap_err();
+    assert_eq!(broken.seq, 1, "{broken:?}");
+
+    // The key's row cannot be changed or removed; removed behind the back, the control
+    // plane refuses to start rather than make a new key that would vouch for forgeries.
+    for sql in [
+        "UPDATE audit_chain_key SET secret_id = 'sec_x'",
+        "DELETE FROM audit_chain_key",
+    ] {
+        let err = sqlx::raw_sql(sql).execute(db.pool()).await.unwrap_err();
+        assert!(err.to_string().contains("write-once"), "{sql}: {err}");
+    }
+    let off = match db.engine() {
+        Engine::Sqlite => "DROP TRIGGER audit_chain_key_no_delete",
+        Engine::Postgres => "ALTER TABLE audit_chain_key DISABLE TRIGGER USER",
+    };
+    sqlx::raw_sql(off).execute(db.pool()).await.unwrap();
+    sqlx::raw_sql("DELETE FROM audit_chain_key")
+        .execute(db.pool())
+        .await
+        .unwrap();
+    let err = audit_key::load(&db, &MasterKeys::parse(K1).unwrap(), NOW)
+        .await
+        .unwrap_err();
+    assert!(
+        err.message.contains("audit_chain_key row is gone"),
+        "{}",
+        err.message
+    );
+}
+
+#[tokio::test]
+async fn sqlite_unkeyed_chains_are_sealed() {
+    let dir = TempDir::new("control-sealed").unwrap();
+    unkeyed_chains_are_sealed(sqlite(&dir).await).await;
+}
+
+#[tokio::test]
+async fn postgres_unkeyed_chains_are_sealed() {
+    let server = PgServer::start(17).unwrap();
+    unkeyed_chains_are_sealed(postgres(&server).await).await;
 }

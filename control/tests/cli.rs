@@ -67,6 +67,9 @@ async fn boot_checks_fail_loud_and_commands_work() {
     );
     let db = Db::connect(&url).await.unwrap();
     let k1 = MasterKeys::parse(K1).unwrap();
+    dbcrate_control::audit_key::load(&db, &k1, "2026-11-29T05:00:00Z")
+        .await
+        .unwrap();
     let org = orgs::create(&db, &k1, "Acme", "user:owner", "2026-11-29T05:00:00Z")
         .await
         .unwrap();

@@ -70,6 +70,9 @@ fn stock_age_round_trip(recipient: &str, identity_file: &std::path::Path) {
 async fn org_keys(db: Db) {
     db.migrate().await.unwrap();
     let k1 = keys(K1);
+    dbcrate_control::audit_key::load(&db, &k1, NOW)
+        .await
+        .unwrap();
     let org = orgs::create(&db, &k1, "Acme", "user:owner", NOW)
         .await
         .unwrap();

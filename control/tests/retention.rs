@@ -28,6 +28,9 @@ struct World {
 async fn world(db: Db) -> World {
     db.migrate().await.unwrap();
     let keys = MasterKeys::parse(K1).unwrap();
+    dbcrate_control::audit_key::load(&db, &keys, "2026-01-01T00:00:00Z")
+        .await
+        .unwrap();
     let org = orgs::create(&db, &keys, "Acme", "system:test", "2026-01-01T00:00:00Z")
         .await
         .unwrap();

@@ -16,6 +16,9 @@ const T0: i64 = 1_767_225_600;
 async fn setup(db: &Db, count: usize) {
     db.migrate().await.unwrap();
     let keys = MasterKeys::parse(K1).unwrap();
+    dbcrate_control::audit_key::load(db, &keys, "2026-01-01T00:00:00Z")
+        .await
+        .unwrap();
     let org = orgs::create(db, &keys, "Acme", "system:test", "2026-01-01T00:00:00Z")
         .await
         .unwrap();

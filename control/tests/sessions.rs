@@ -35,6 +35,9 @@ async fn sign_in(
 async fn sessions_behave(db: Db) {
     db.migrate().await.unwrap();
     let keys = MasterKeys::parse(K1).unwrap();
+    dbcrate_control::audit_key::load(&db, &keys, "2026-11-29T05:00:00Z")
+        .await
+        .unwrap();
     let init = setup::init(
         &db,
         &keys,
@@ -228,6 +231,9 @@ async fn parallel_guesses_are_throttled(db: Db) {
     use dbcrate_control::{error::Code, second_factor, totp};
     db.migrate().await.unwrap();
     let keys = std::sync::Arc::new(MasterKeys::parse(K1).unwrap());
+    dbcrate_control::audit_key::load(&db, &keys, "2026-11-29T05:00:00Z")
+        .await
+        .unwrap();
     let init = setup::init(
         &db,
         &keys,

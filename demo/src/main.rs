@@ -102,6 +102,9 @@ async fn run() -> Result<(), KitError> {
     );
     let now = dbcrate_core::time::unix_now();
     let stamp = dbcrate_core::time::UtcDateTime::from_unix(now).rfc3339();
+    dbcrate_control::audit_key::load(&db, &keys, &stamp)
+        .await
+        .map_err(control)?;
     let init = setup::init(&db, &keys, "Demo", "owner@example.com", &stamp)
         .await
         .map_err(control)?;

@@ -50,6 +50,9 @@ pub async fn basis(major: u32) -> Basis {
     let db = Db::connect(&db_url).await.unwrap();
     db.migrate().await.unwrap();
     let keys = Arc::new(MasterKeys::parse(K1).unwrap());
+    dbcrate_control::audit_key::load(&db, &keys, "2026-11-29T05:00:00Z")
+        .await
+        .unwrap();
     let org = orgs::create(&db, &keys, "Acme", "system:test", "2026-11-29T05:00:00Z")
         .await
         .unwrap();

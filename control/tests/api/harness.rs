@@ -125,6 +125,9 @@ impl Api {
     pub async fn start(db: Db) -> Self {
         let dir = TempDir::new("control-api").unwrap();
         let keys = Arc::new(MasterKeys::parse(K1).unwrap());
+        dbcrate_control::audit_key::load(&db, &keys, "2026-11-29T05:00:00Z")
+            .await
+            .unwrap();
         let local = local::start(
             db.clone(),
             keys.clone(),
