@@ -43,12 +43,8 @@ pub async fn create_token(
     actor: &str,
     now: i64,
 ) -> Result<NewEnrolmentToken> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
-        return Err(Error::invalid(
-            "a token name must be 1-100 characters (say which host)",
-        ));
-    }
+    let name = &crate::names::display_name("name", name, 100)
+        .map_err(|e| Error::invalid(format!("{} (the token's name says which host)", e.message)))?;
     let lifetime = lifetime_secs.unwrap_or(DEFAULT_TOKEN_LIFETIME_SECS);
     if !(60..=MAX_TOKEN_LIFETIME_SECS).contains(&lifetime) {
         return Err(Error::invalid(format!(
@@ -183,14 +179,11 @@ pub async fn enrol(
         )
         .await;
     }
-    let name = request.name.trim();
-    if name.is_empty() || name.chars().count() > 200 {
-        return refuse(
-            "bad name",
-            Error::invalid("the agent name must be 1-200 characters"),
-        )
-        .await;
-    }
+    let name = match crate::names::display_name("name", request.name, 200) {
+        Ok(name) => name,
+        Err(e) => return refuse("bad name", e).await,
+    };
+    let name = name.as_str();
     let csr = match issue::parse_csr(request.csr_pem) {
         Ok(csr) => csr,
         Err(e) => return refuse("bad CSR", e).await,

@@ -78,10 +78,7 @@ pub async fn create(
         role,
         lifetime_days,
     } = new;
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
-        return Err(Error::invalid("a token name must be 1-100 characters"));
-    }
+    let name = &crate::names::display_name("name", name, 100)?;
     let wanted = role_rank(role).ok_or_else(|| {
         Error::invalid(format!(
             "unknown role {role:?}; roles are owner, admin, operator, viewer"

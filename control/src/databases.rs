@@ -65,6 +65,14 @@ pub struct DatabaseInfo {
 }
 
 fn check(new: &NewDatabase<'_>) -> Result<()> {
+    for (field, value) in [
+        ("name", new.name),
+        ("host", new.host),
+        ("dbname", new.dbname),
+        ("username", new.username),
+    ] {
+        crate::names::check_characters(field, value)?;
+    }
     dbcrate_core::object_key::check_segment("database name", new.name).map_err(|e| {
         Error::invalid(format!("{e}: the name becomes a folder in the destination"))
     })?;

@@ -96,12 +96,7 @@ pub async fn create(
     actor: &str,
     now: i64,
 ) -> Result<std::result::Result<(DestinationInfo, ProbeReport), ProbeReport>> {
-    let name = new.name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
-        return Err(Error::invalid(
-            "a destination name must be 1-100 characters",
-        ));
-    }
+    let name = &crate::names::display_name("name", new.name, 100)?;
     let (location, options) = open(new.kind, new.settings, new.credentials)?;
     let report = admin::probe(&location, &options).await;
     if !report.succeeded() {

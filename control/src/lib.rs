@@ -26,6 +26,7 @@ pub mod http;
 pub mod jobs;
 pub mod local;
 pub mod members;
+pub mod names;
 pub mod orgs;
 pub mod pki;
 pub mod restores;

@@ -41,12 +41,7 @@ pub async fn create_in(
     actor: &str,
     now: &str,
 ) -> Result<Org> {
-    let name = name.trim();
-    if name.is_empty() || name.len() > 100 {
-        return Err(Error::invalid(
-            "an organisation name must be 1-100 characters",
-        ));
-    }
+    let name = &crate::names::display_name("organisation name", name, 100)?;
     let identity = age::x25519::Identity::generate();
     let recipient = identity.to_public().to_string();
     let private = identity.to_string();

@@ -10,4 +10,5 @@ mod flows;
 mod harness;
 mod jobs;
 mod matrix;
+mod names;
 mod openapi;
