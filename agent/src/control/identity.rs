@@ -1,7 +1,9 @@
 //! The agent's identity on disk: `<data-dir>/identity/` (mode 0700, owned by the agent's
 //! user) holding `key.pem` (0600), `cert.pem` (certificate and organisation CA),
 //! `root.pem` (the deployment root, to check CRLs against) and `link.json` (control
-//! plane URL, ids, certificate times, how the control plane's certificate is pinned).
+//! plane URL, ids, certificate times, how the control plane's certificate is pinned)
+//! and, once a CRL was accepted, `crl-floor.json` (the newest CRL's number and
+//! thisUpdate: older CRLs are refused, see `revocation`).
 //!
 //! Each file is replaced atomically (temporary file, fsync, rename, directory fsync). A
 //! renewal changes three files, so it first writes all of them into one journal file
@@ -10,6 +12,7 @@
 //! certificate that belong together. The agent refuses to use an identity another user
 //! could read or change.
 
+use super::revocation::CrlPosition;
 use crate::error::{Error, Result};
 use dbcrate_core::secret::SecretString;
 use serde::{Deserialize, Serialize};
@@ -58,6 +61,8 @@ pub struct Identity {
     pub root_pem: String,
     /// The rest.
     pub link: Link,
+    /// The newest CRL accepted so far, if any: an older one is refused.
+    pub crl_floor: Option<CrlPosition>,
 }
 
 /// `<data-dir>/identity`.
@@ -275,6 +280,8 @@ impl Drop for Journal {
 }
 
 const JOURNAL: &str = "renewal.json";
+/// The newest CRL accepted (see [`Identity::raise_crl_floor`]).
+pub const CRL_FLOOR: &str = "crl-floor.json";
 
 /// Completes a renewal a crash interrupted, if there is one.
 fn finish_journal(open: &OpenDir) -> Result<()> {
@@ -325,11 +332,23 @@ pub fn load(data_dir: &Path) -> Result<Identity> {
     let key_pem = SecretString::new(open.read("key.pem", "key file")?);
     let link: Link = serde_json::from_str(&open.read("link.json", "link file")?)
         .map_err(|e| Error::identity(format!("{}: {e}", dir.join("link.json").display())))?;
+    let crl_floor = match open.read_if_present(CRL_FLOOR, "CRL floor file")? {
+        None => None,
+        Some(text) => Some(serde_json::from_str(&text).map_err(|e| {
+            Error::identity(format!(
+                "{}: {e}; the CRL floor is damaged. Removing the file lets the agent accept \
+                 any validly signed CRL again (including an older one a replay sends), so \
+                 first check that the control plane serves its newest CRL",
+                dir.join(CRL_FLOOR).display()
+            ))
+        })?),
+    };
     Ok(Identity {
         key_pem,
         chain_pem: open.read("cert.pem", "certificate file")?,
         root_pem: open.read("root.pem", "root certificate file")?,
         link,
+        crl_floor,
         dir,
     })
 }
@@ -360,5 +379,114 @@ impl Identity {
         self.chain_pem = chain_pem;
         self.link = link;
         Ok(())
+    }
+
+    /// Raises the CRL floor to `position` if that is newer (a lower one changes nothing),
+    /// in memory first, then in `crl-floor.json` (0600, atomically).
+    pub fn raise_crl_floor(&mut self, position: CrlPosition) -> Result<()> {
+        if self
+            .crl_floor
+            .as_ref()
+            .is_some_and(|floor| *floor >= position)
+        {
+            return Ok(());
+        }
+        let bytes = serde_json::to_vec(&position)
+            .map_err(|e| Error::identity(format!("encoding the CRL floor: {e}")))?;
+        self.crl_floor = Some(position);
+        write_atomically(&self.dir, CRL_FLOOR, &bytes, 0o600)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn link() -> Link {
+        Link {
+            control_url: "https://control.invalid:8444".into(),
+            org_id: "org".into(),
+            agent_id: "agent".into(),
+            not_before: 0,
+            not_after: i64::MAX,
+            server: ServerPin::Fingerprint("AB:CD".into()),
+        }
+    }
+
+    /// An identity (its contents unchecked here) in a fresh data directory.
+    fn enrolled() -> dbcrate_testkit::TempDir {
+        let data = dbcrate_testkit::TempDir::new("identity").unwrap();
+        let key = SecretString::new("key".into());
+        create(data.path(), &key, "chain", "root", &link()).unwrap();
+        data
+    }
+
+    fn position(number: &str, this_update: i64) -> CrlPosition {
+        serde_json::from_value(serde_json::json!({
+            "crl_number": number,
+            "this_update": this_update,
+        }))
+        .unwrap()
+    }
+
+    fn mode_of(path: &Path) -> u32 {
+        std::fs::symlink_metadata(path)
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    }
+
+    #[test]
+    fn the_crl_floor_only_rises_and_is_stored_privately() {
+        let data = enrolled();
+        let mut identity = load(data.path()).unwrap();
+        assert_eq!(identity.crl_floor, None);
+        let file = identity.dir.join(CRL_FLOOR);
+        assert!(!file.exists());
+        identity.raise_crl_floor(position("9", 100)).unwrap();
+        assert_eq!(mode_of(&file), 0o600);
+        // Lower, or the same number with an earlier thisUpdate: nothing changes.
+        identity.raise_crl_floor(position("8", 500)).unwrap();
+        identity.raise_crl_floor(position("9", 50)).unwrap();
+        assert_eq!(identity.crl_floor, Some(position("9", 100)));
+        assert_eq!(
+            load(data.path()).unwrap().crl_floor,
+            Some(position("9", 100))
+        );
+        identity.raise_crl_floor(position("10", 90)).unwrap();
+        assert_eq!(
+            load(data.path()).unwrap().crl_floor,
+            Some(position("10", 90))
+        );
+        // No temporary file is left behind.
+        let names: Vec<_> = std::fs::read_dir(&identity.dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.starts_with('.'))
+            .collect();
+        assert!(names.is_empty(), "{names:?}");
+    }
+
+    #[test]
+    fn a_crl_floor_others_could_change_or_a_damaged_one_is_refused() {
+        let data = enrolled();
+        let mut identity = load(data.path()).unwrap();
+        identity.raise_crl_floor(position("3", 100)).unwrap();
+        let file = identity.dir.join(CRL_FLOOR);
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o620)).unwrap();
+        let err = load(data.path()).unwrap_err();
+        assert_eq!(err.kind(), crate::error::ErrorKind::Identity);
+        assert!(err.to_string().contains("chmod 600"), "{err}");
+
+        std::fs::remove_file(&file).unwrap();
+        std::os::unix::fs::symlink(data.path().join("elsewhere"), &file).unwrap();
+        let err = load(data.path()).unwrap_err().to_string();
+        assert!(err.contains("symbolic link"), "{err}");
+
+        std::fs::remove_file(&file).unwrap();
+        write_atomically(&identity.dir, CRL_FLOOR, br#"{"crl_number":"x"}"#, 0o600).unwrap();
+        let err = load(data.path()).unwrap_err().to_string();
+        assert!(err.contains("the CRL floor is damaged"), "{err}");
     }
 }

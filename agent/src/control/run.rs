@@ -4,7 +4,8 @@
 //! 80% of its lifetime with a fresh key (failures retried with backoff; an expired
 //! certificate stops the agent with a message to re-enrol), and fetches its
 //! organisation's CRL every interval the control plane sets, stopping when a verified
-//! CRL lists it or the control plane refuses its certificate as revoked. Between those
+//! CRL lists it or the control plane refuses its certificate as revoked (a CRL older
+//! than one it accepted before is refused and logged as an error). Between those
 //! it long-polls for jobs and runs each (see `jobs`). It never opens a listening socket.
 
 use super::identity::{self, Identity};
@@ -175,14 +176,11 @@ impl Agent {
         Ok(())
     }
 
-    async fn check_crl(&self) -> Result<Verdict> {
+    /// Fetches and checks the CRL; one that verifies and is not older than the newest
+    /// accepted so far becomes the new floor (see `revocation`).
+    async fn check_crl(&mut self) -> Result<Verdict> {
         let crl = self.link.get_bytes("/agent/v1/crl").await?;
-        revocation::check(
-            &self.identity.chain_pem,
-            &self.identity.root_pem,
-            &crl,
-            now(),
-        )
+        revocation::check_and_remember(&mut self.identity, &crl, now())
     }
 }
 
@@ -280,6 +278,11 @@ pub async fn run(options: &RunOptions, mut interrupt: Interrupt) -> Result<serde
                     }
                     Err(e) if is_revoked(&e) => return Err(stop_revoked(&e.to_string())),
                     Err(e) if e.kind() == ErrorKind::Identity && !e.kind().is_temporary() && e.to_string().contains("expired") => return Err(e),
+                    // A CRL refused (altered, foreign, expired, older than one accepted
+                    // before): nothing changes, the last verdict (not revoked, or the
+                    // agent would have stopped) stands; said at error level, as it may
+                    // be an attack.
+                    Err(e) if e.kind() == ErrorKind::Integrity => tracing::error!("{e}"),
                     Err(e) => tracing::warn!("CRL check failed, trying again next interval: {e}"),
                 }
                 next_crl = tokio::time::Instant::now() + agent.crl_interval;
