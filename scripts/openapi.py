@@ -18,11 +18,13 @@ S = {"type": "string"}
 secret = {"type": "string", "format": "password"}
 org_p = {"name": "org", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^org_[0-9a-f]{32}$"}}
 user_p = {"name": "user", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^usr_[0-9a-f]{32}$"}}
+inv_p = {"name": "invitation", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^inv_[0-9a-f]{32}$"}}
 tok_p = {"name": "token", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^tok_[0-9a-f]{32}$"}}
 common = {
   "401": err("not_signed_in: no or ended session, or unknown/expired/revoked token"),
   "403": err("password_change_required, forbidden (role too low or a token where a person is needed), csrf_token_invalid"),
 }
+common_no403 = {k: v for k, v in common.items() if k != "403"}
 org_common = dict(common, **{"404": err("not_found: no such organisation or object, or not yours")})
 body_errs = {
   "400": err("malformed_json"),
@@ -68,9 +70,9 @@ paths = {
       dict({"200": ok("The identity file", {"type": "string"}, "text/plain"), "403": err("recent_second_factor_required, forbidden, csrf_token_invalid, password_change_required")}, **{k: v for k, v in org_common.items() if k != "403"}), params=[org_p])},
  "/api/v1/orgs/{org}/members": {
    "get": op("Members with e-mail and role", "viewer+", dict({"200": ok("Members", {"$ref": "#/components/schemas/List"})}, **org_common), params=[org_p]),
-   "post": op("Add a person (a new account gets a one-time password, shown once)", "admin+ as a person; only owners grant owner",
-      dict({"201": ok("Added"), "409": err("conflict: a member already")}, **org_common, **body_errs),
-      body({"email": S, "role": {"type": "string", "enum": ["owner", "admin", "operator", "viewer"]}}, ["email", "role"]), params=[org_p]),
+   "post": op("Invite a person: an invitation with a one-time token (dbci_…, shown once) for them to accept. The answer is the same whether or not the address has an account; nobody is a member until they accept", "admin+ as a person; nobody invites above their own role (only owners invite owners)",
+      dict({"201": ok("Invited", {"$ref": "#/components/schemas/Invitation"}), "409": err("conflict: a member here already, or a pending invitation here already")}, **org_common, **body_errs),
+      body({"email": S, "role": {"type": "string", "enum": ["owner", "admin", "operator", "viewer"]}, "expires_in_days": {"type": "integer", "minimum": 1, "maximum": 30, "default": 7}}, ["email", "role"]), params=[org_p]),
  },
  "/api/v1/orgs/{org}/members/{user}": {
    "patch": op("Change a member's role", "admin+ as a person; only owners touch owners; the last owner stays",
@@ -81,6 +83,18 @@ paths = {
  },
  "/api/v1/orgs/{org}/members/{user}/password-reset": {"post": op("Give a member a one-time password (shown once) and end their sessions", "admin+ as a person; not for one's own account, owners only by owners, only people in no other organisation",
       dict({"200": ok("Reset", {"type": "object", "properties": {"one_time_password": S}}), "409": err("conflict: member of other organisations"), "422": err("invalid_input: one's own account")}, **org_common), params=[org_p, user_p])},
+ "/api/v1/orgs/{org}/invitations": {"get": op("The organisation's invitations, newest first, with status pending, accepted, revoked or expired (never their tokens)", "admin+",
+      dict({"200": ok("Invitations", {"$ref": "#/components/schemas/List"})}, **org_common), params=[org_p])},
+ "/api/v1/orgs/{org}/invitations/{invitation}": {"delete": op("Revoke an invitation: its token stops working", "admin+ as a person; invitations to be owner only by owners",
+      dict({"200": ok("Revoked"), "409": err("conflict: accepted or revoked already")}, **org_common), params=[org_p, inv_p])},
+ "/api/v1/invitations/accept": {"post": op("Accept an invitation as the signed-in person, whose e-mail address it is for: membership with the invited role", "a person whose address the invitation is for",
+      dict({"200": ok("Joined", {"$ref": "#/components/schemas/Joined"}), "403": err("forbidden: the invitation is for another address; password_change_required, csrf_token_invalid"),
+            "409": err("conflict: the invitation was used, revoked or has expired, or a member already"), "422": err("invalid_input: the token is malformed or unknown; invalid_body")}, **common_no403, **{k: v for k, v in body_errs.items() if k != "422"}),
+      body({"token": secret}, ["token"]))},
+ "/api/v1/invitations/create-account": {"post": op("Accept an invitation for an address that has no account: creates the account with the person's own password (then sign in)", "anyone with an invitation token",
+      dict({"201": ok("Account created and joined", {"$ref": "#/components/schemas/Joined"}),
+            "409": err("conflict: the invitation was used, revoked or has expired, or the address has an account (sign in and accept instead)"), "422": err("invalid_input: the token is malformed or unknown, or new_password breaks the password policy (12+ characters); invalid_body")}, **{k: v for k, v in body_errs.items() if k != "422"}),
+      body({"token": secret, "new_password": secret}, ["token", "new_password"]), security=False)},
  "/api/v1/orgs/{org}/api-tokens": {
    "get": op("The organisation's API tokens (never their values)", "admin+", dict({"200": ok("Tokens", {"$ref": "#/components/schemas/List"})}, **org_common), params=[org_p]),
    "post": op("Create an API token (dbct_…, shown once) with a role no higher than the creator's", "admin+ as a person",
@@ -177,6 +191,10 @@ doc = {
         "password_change_required", "forbidden", "not_found", "conflict", "throttled", "csrf_token_invalid", "internal",
         "client_certificate_required", "probe_failed", "malformed_json", "invalid_body", "body_too_large", "unsupported_media_type", "unreadable_body", "invalid_query", "no_such_route", "method_not_allowed"]}, "message": {"type": "string"}}}}},
      "Me": {"type": "object", "properties": {"user_id": S, "email": S, "second_factor": {"type": "boolean"}, "recovery_codes_left": {"type": "integer"}, "must_change_password": {"type": "boolean"}, "csrf_token": S}},
+     "Invitation": {"type": "object", "properties": {"id": S, "email": S, "role": S, "invited_by": S, "created_at": {"type": "integer"}, "expires_at": {"type": "integer"},
+        "status": {"type": "string", "enum": ["pending", "accepted", "revoked", "expired"]}, "accepted_at": {"type": ["integer", "null"]}, "revoked_at": {"type": ["integer", "null"]},
+        "token": {"type": "string", "description": "the one-time token (dbci_…), in the answer that creates the invitation only"}, "next": S}},
+     "Joined": {"type": "object", "properties": {"invitation_id": S, "org_id": S, "role": S, "user_id": S}},
      "List": {"type": "object", "properties": {"items": {"type": "array", "items": {"type": "object"}}}},
      "AuditPage": {"type": "object", "properties": {"items": {"type": "array", "items": {"type": "object", "properties": {
         "seq": {"type": "integer"}, "at": S, "actor": S, "action": S, "target": S, "details": {"type": "object"}, "prev_hash": S, "hash": S}}}, "next_after": {"type": ["integer", "null"]}}},

@@ -15,6 +15,7 @@ pub mod auth;
 mod backup_api;
 pub mod error;
 mod extract;
+mod invitation_api;
 mod member_api;
 mod org_api;
 mod session_api;
@@ -195,6 +196,7 @@ pub fn router(state: AppState) -> Router {
     use agent_admin_api as agent_admin;
     use audit_api as audit;
     use backup_api as backup;
+    use invitation_api as invitation;
     use member_api as member;
     use org_api as org;
     use session_api as session;
@@ -238,6 +240,16 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/v1/orgs/{org}/members/{user}/password-reset",
             post(member::reset_password),
+        )
+        .route("/api/v1/orgs/{org}/invitations", get(invitation::list))
+        .route(
+            "/api/v1/orgs/{org}/invitations/{invitation}",
+            axum::routing::delete(invitation::revoke),
+        )
+        .route("/api/v1/invitations/accept", post(invitation::accept))
+        .route(
+            "/api/v1/invitations/create-account",
+            post(invitation::create_account),
         )
         .route(
             "/api/v1/orgs/{org}/api-tokens",

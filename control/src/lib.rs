@@ -5,8 +5,8 @@
 //! comes from the deployment environment and never touches the database; [`db`] opens
 //! the embedded SQLite or a PostgreSQL database and keeps its schema in step with the
 //! binary; [`audit`] is the one way to write the append-only, hash-chained audit log.
-//! People ([`users`], [`members`], [`sessions`], [`second_factor`], [`api_tokens`]) and
-//! the HTTPS API ([`http`], [`serve`]) are built on those.
+//! People ([`users`], [`members`], [`invitations`], [`sessions`], [`second_factor`],
+//! [`api_tokens`]) and the HTTPS API ([`http`], [`serve`]) are built on those.
 #![deny(missing_docs)]
 
 pub mod agent_tls;
@@ -23,6 +23,7 @@ pub mod destinations;
 pub mod envelope;
 pub mod error;
 pub mod http;
+pub mod invitations;
 pub mod jobs;
 pub mod local;
 pub mod members;

@@ -1,8 +1,10 @@
 //! Who belongs to an organisation and with which role; changes to that, each audited in
-//! the organisation's chain inside the transaction that makes it.
+//! the organisation's chain inside the transaction that makes it. People join by
+//! accepting an invitation (`invitations`), never by being added.
 //!
 //! Rules a careful owner expects: nobody grants more than they hold; admins cannot touch
-//! owners; an organisation always keeps at least one owner; a password reset by an
+//! owners; an organisation always keeps at least one owner; a member's API tokens and
+//! pending invitations do not outlive the role that made them; a password reset by an
 //! admin only reaches people who belong to this organisation alone (otherwise an admin
 //! here could take over someone's seat elsewhere). Each change first locks the
 //! organisation's row, so two concurrent changes cannot both remove "the other" owner.
@@ -10,8 +12,8 @@
 use crate::audit::{self, AuditEvent};
 use crate::db::{end_write, Db};
 use crate::error::{Code, Error, Result};
-use crate::sessions;
 use crate::users::{self, role_rank, ROLES};
+use crate::{invitations, sessions};
 use dbcrate_core::secret::SecretString;
 use sqlx::{AnyConnection, Row};
 
@@ -83,7 +85,11 @@ fn forbidden(message: &str) -> Error {
 
 /// Refuses unless the actor may manage someone holding `target_role` and may grant
 /// `new_role` (when given).
-fn check_authority(actor: &Actor<'_>, target_role: &str, new_role: Option<&str>) -> Result<()> {
+pub(crate) fn check_authority(
+    actor: &Actor<'_>,
+    target_role: &str,
+    new_role: Option<&str>,
+) -> Result<()> {
     let mine = rank(actor.role)?;
     if mine < rank("admin")? {
         return Err(forbidden("only owners and admins manage members"));
@@ -100,7 +106,7 @@ fn check_authority(actor: &Actor<'_>, target_role: &str, new_role: Option<&str>)
 }
 
 /// Locks the organisation's row for the rest of the transaction.
-async fn lock_org(conn: &mut AnyConnection, org_id: &str) -> Result<()> {
+pub(crate) async fn lock_org(conn: &mut AnyConnection, org_id: &str) -> Result<()> {
     let locked = sqlx::query("UPDATE orgs SET name = name WHERE id = $1")
         .bind(org_id)
         .execute(&mut *conn)
@@ -206,64 +212,6 @@ async fn revoke_tokens_in(
     Ok(())
 }
 
-/// The outcome of adding a member.
-#[derive(Debug)]
-pub struct Added {
-    /// The member's user id.
-    pub user_id: String,
-    /// When a new account was created: its one-time password, shown once.
-    pub one_time_password: Option<SecretString>,
-}
-
-/// Adds the person with `email` (creating their account if there is none) with `role`.
-pub async fn add(
-    db: &Db,
-    org_id: &str,
-    email: &str,
-    role: &str,
-    actor: &Actor<'_>,
-    now: &str,
-) -> Result<Added> {
-    check_authority(actor, "viewer", Some(role))?;
-    let email = email.trim().to_ascii_lowercase();
-    let mut conn = db.begin().await?;
-    let added: Result<Added> = async {
-        lock_org(&mut conn, org_id).await?;
-        let existing: Option<String> = sqlx::query_scalar("SELECT id FROM users WHERE email = $1")
-            .bind(&email)
-            .fetch_optional(&mut *conn)
-            .await?;
-        let (user_id, one_time_password) = match existing {
-            Some(id) => (id, None),
-            None => {
-                let password = users::one_time_password()?;
-                let id = users::create_in(&mut conn, &email, &password, true, now).await?;
-                record_in(
-                    &mut conn,
-                    org_id,
-                    actor,
-                    "user.create",
-                    &id,
-                    serde_json::json!({ "email": email }),
-                    now,
-                )
-                .await?;
-                (id, Some(password))
-            }
-        };
-        if current_role(&mut conn, org_id, &user_id).await.is_ok() {
-            return Err(Error::conflict(format!("{email} is a member already")));
-        }
-        users::add_member_in(&mut conn, org_id, &user_id, role, actor.name, now).await?;
-        Ok(Added {
-            user_id,
-            one_time_password,
-        })
-    }
-    .await;
-    end_write(conn, added).await
-}
-
 /// Changes a member's role. The last owner cannot be demoted.
 pub async fn change_role(
     db: &Db,
@@ -301,7 +249,10 @@ pub async fn change_role(
             now,
         )
         .await?;
-        revoke_tokens_in(&mut conn, org_id, user_id, Some(role), actor, now).await
+        revoke_tokens_in(&mut conn, org_id, user_id, Some(role), actor, now).await?;
+        let unix =
+            dbcrate_core::time::parse_rfc3339(now).unwrap_or_else(dbcrate_core::time::unix_now);
+        invitations::withdraw_sent_by_in(&mut conn, org_id, user_id, Some(role), actor, unix).await
     }
     .await;
     end_write(conn, changed).await
@@ -341,7 +292,10 @@ pub async fn remove(
             now,
         )
         .await?;
-        revoke_tokens_in(&mut conn, org_id, user_id, None, actor, now).await
+        revoke_tokens_in(&mut conn, org_id, user_id, None, actor, now).await?;
+        let unix =
+            dbcrate_core::time::parse_rfc3339(now).unwrap_or_else(dbcrate_core::time::unix_now);
+        invitations::withdraw_sent_by_in(&mut conn, org_id, user_id, None, actor, unix).await
     }
     .await;
     end_write(conn, removed).await

@@ -155,14 +155,8 @@ pub async fn change_password(
     end_write(conn, done).await
 }
 
-/// Creates a user inside the caller's transaction; returns the new id.
-pub async fn create_in(
-    conn: &mut AnyConnection,
-    email: &str,
-    password: &SecretString,
-    must_change_password: bool,
-    now: &str,
-) -> Result<String> {
+/// `email` trimmed and lower-cased, or an error when it is not an e-mail address.
+pub fn normalise_email(email: &str) -> Result<String> {
     let email = email.trim().to_ascii_lowercase();
     let valid = email.len() <= 254
         && email
@@ -173,6 +167,37 @@ pub async fn create_in(
             "{email:?} is not an e-mail address"
         )));
     }
+    Ok(email)
+}
+
+/// Creates a user inside the caller's transaction; returns the new id.
+pub async fn create_in(
+    conn: &mut AnyConnection,
+    email: &str,
+    password: &SecretString,
+    must_change_password: bool,
+    now: &str,
+) -> Result<String> {
+    let email = normalise_email(email)?;
+    create_hashed_in(
+        conn,
+        &email,
+        &hash_password(password)?,
+        must_change_password,
+        now,
+    )
+    .await
+}
+
+/// [`create_in`] with the password hashed already (by [`hash_password_off_thread`]).
+pub async fn create_hashed_in(
+    conn: &mut AnyConnection,
+    email: &str,
+    password_hash: &str,
+    must_change_password: bool,
+    now: &str,
+) -> Result<String> {
+    let email = normalise_email(email)?;
     let id = new_id("usr")?;
     sqlx::query(
         "INSERT INTO users (id, email, password_hash, must_change_password, created_at) \
@@ -180,7 +205,7 @@ pub async fn create_in(
     )
     .bind(&id)
     .bind(&email)
-    .bind(hash_password(password)?)
+    .bind(password_hash)
     .bind(i64::from(must_change_password))
     .bind(now)
     .execute(&mut *conn)

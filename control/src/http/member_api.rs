@@ -1,5 +1,5 @@
-//! `/api/v1/orgs/{org}/members…`: who belongs, adding people, role changes, removal and
-//! password resets. Reading needs any role; changes need a person with admin or owner
+//! `/api/v1/orgs/{org}/members…`: who belongs, inviting people, role changes, removal
+//! and password resets. Reading needs any role; changes need a person with admin or owner
 //! (the rules about owners live in `members`).
 
 use super::auth::{org_access, Access, Caller};
@@ -7,7 +7,7 @@ use super::error::{ApiError, ApiResult};
 use super::extract::{Body, Path};
 use super::AppState;
 use crate::error::is_id;
-use crate::members;
+use crate::{invitations, members};
 use axum::extract::State;
 use axum::Json;
 use serde::Deserialize;
@@ -34,9 +34,12 @@ pub async fn list(
 pub struct AddRequest {
     email: String,
     role: String,
+    #[serde(default)]
+    expires_in_days: Option<i64>,
 }
 
-/// Adds a person (creating the account, with a one-time password shown once, if new).
+/// Invites a person: the answer is the invitation with its token, shown once, and is
+/// the same whether or not the address has an account (see `invitations`).
 pub async fn add(
     State(state): State<AppState>,
     caller: Caller,
@@ -45,19 +48,26 @@ pub async fn add(
 ) -> ApiResult<(axum::http::StatusCode, Json<Value>)> {
     let access = org_access(&state, caller, &org_id, "admin").await?;
     access.person()?;
-    let added = members::add(
+    let now = state.now();
+    let (invitation, token) = invitations::create(
         &state.db,
         &org_id,
-        &request.email,
-        &request.role,
+        invitations::NewInvitation {
+            email: &request.email,
+            role: &request.role,
+            lifetime_days: request.expires_in_days,
+        },
         &access.as_actor(),
-        &state.now_rfc3339(),
+        now,
     )
     .await?;
-    let mut body = json!({ "user_id": added.user_id, "role": request.role });
-    if let Some(password) = &added.one_time_password {
-        body["one_time_password"] = json!(password.expose_secret());
-    }
+    let mut body = super::invitation_api::describe(&invitation, now);
+    body["token"] = json!(token.expose_secret());
+    body["next"] = json!(
+        "give the token to the person: signed in with an account for this address they \
+         accept it with POST /api/v1/invitations/accept; without one, POST \
+         /api/v1/invitations/create-account sets their password"
+    );
     Ok((axum::http::StatusCode::CREATED, Json(body)))
 }
 

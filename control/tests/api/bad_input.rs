@@ -11,6 +11,7 @@ async fn counts(db: &Db) -> Vec<i64> {
     for table in [
         "users",
         "memberships",
+        "invitations",
         "api_tokens",
         "audit_log",
         "secrets",

@@ -297,14 +297,9 @@ impl Api {
         auth
     }
 
-    /// Adds a member through the API as `admin`; returns (user id, one-time password).
-    pub async fn add_member(
-        &self,
-        admin: &Auth,
-        org: &str,
-        email: &str,
-        role: &str,
-    ) -> (String, String) {
+    /// Invites `email` with `role` through the API as `admin`; returns the answer (with
+    /// the invitation token).
+    pub async fn invite(&self, admin: &Auth, org: &str, email: &str, role: &str) -> Value {
         let reply = self
             .post(
                 &format!("/api/v1/orgs/{org}/members"),
@@ -312,14 +307,34 @@ impl Api {
                 serde_json::json!({ "email": email, "role": role }),
             )
             .await;
+        assert_eq!(reply.status.as_u16(), 201, "{}", reply.text);
+        reply.json()
+    }
+
+    /// Adds a new person through the API: `admin` invites them, and they create their
+    /// account with the invitation token and a password of their own. Returns (user id,
+    /// password).
+    pub async fn add_member(
+        &self,
+        admin: &Auth,
+        org: &str,
+        email: &str,
+        role: &str,
+    ) -> (String, String) {
+        let token = self.invite(admin, org, email, role).await["token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let password = format!("{email}'s passphrase");
+        let reply = self
+            .post(
+                "/api/v1/invitations/create-account",
+                &Auth::None,
+                serde_json::json!({ "token": token, "new_password": password }),
+            )
+            .await;
         let json = reply.ok();
-        (
-            json["user_id"].as_str().unwrap().to_string(),
-            json["one_time_password"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string(),
-        )
+        (json["user_id"].as_str().unwrap().to_string(), password)
     }
 }
 
@@ -346,6 +361,7 @@ pub async fn dump_database(db: &Db) -> String {
         "audit_log",
         "orgs",
         "memberships",
+        "invitations",
     ] {
         let rows = sqlx::query(&format!("SELECT * FROM {table}"))
             .fetch_all(db.pool())

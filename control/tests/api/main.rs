@@ -8,6 +8,7 @@ mod bad_input;
 mod destinations;
 mod flows;
 mod harness;
+mod invitations;
 mod jobs;
 mod matrix;
 mod names;

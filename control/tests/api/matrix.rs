@@ -7,8 +7,8 @@ use dbcrate_control::db::Db;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-/// A route: method, path (with `{org}`, `{user}`, `{token}`, `{agent}`), lowest role, whether a
-/// person is needed (tokens refused), and the body.
+/// A route: method, path (with `{org}`, `{user}`, `{invitation}`, `{token}`, `{agent}`),
+/// lowest role, whether a person is needed (tokens refused), and the body.
 struct Route {
     method: Method,
     path: &'static str,
@@ -58,6 +58,20 @@ fn routes() -> Vec<Route> {
         r(
             Method::POST,
             "/api/v1/orgs/{org}/members/{user}/password-reset",
+            "admin",
+            true,
+            None,
+        ),
+        r(
+            Method::GET,
+            "/api/v1/orgs/{org}/invitations",
+            "admin",
+            false,
+            None,
+        ),
+        r(
+            Method::DELETE,
+            "/api/v1/orgs/{org}/invitations/{invitation}",
             "admin",
             true,
             None,
@@ -204,8 +218,8 @@ async fn roles_matrix(db: Db) {
             owner.clone()
         } else {
             let email = format!("{role}@a.example");
-            let (_, otp) = api.add_member(&owner, &org, &email, role).await;
-            api.first_sign_in(&email, &otp, "a fine passphrase").await
+            let (_, password) = api.add_member(&owner, &org, &email, role).await;
+            api.sign_in(&email, &password, None).await
         };
         callers.push(Caller {
             label: format!("{role} person"),
@@ -310,6 +324,11 @@ async fn roles_matrix(db: Db) {
                 let user = api.add_member(&owner, &org, &email, "viewer").await.0;
                 path = path.replace("{user}", &user);
             }
+            if path.contains("{invitation}") {
+                let email = format!("invitee{n}@a.example");
+                let invitation = api.invite(&owner, &org, &email, "viewer").await;
+                path = path.replace("{invitation}", invitation["id"].as_str().unwrap());
+            }
             if path.contains("{agent}") {
                 path = path.replace("{agent}", &api.enrol_agent(&org).await);
             }
@@ -380,6 +399,12 @@ async fn roles_matrix(db: Db) {
         .ok();
     let b_token_id = b_tokens["items"][0]["id"].as_str().unwrap().to_string();
     let b_agent = api.enrol_agent(&b.id).await;
+    let b_invitation = api
+        .invite(&callers[8].auth, &b.id, "invitee@b.example", "viewer")
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let owner_auth = &callers[0].auth;
     for (method, path, body) in [
         (
@@ -403,6 +428,11 @@ async fn roles_matrix(db: Db) {
             None,
         ),
         (
+            Method::DELETE,
+            format!("/api/v1/orgs/{org}/invitations/{b_invitation}"),
+            None,
+        ),
+        (
             Method::POST,
             format!("/api/v1/orgs/{org}/agents/{b_agent}/revoke"),
             None,
@@ -413,6 +443,14 @@ async fn roles_matrix(db: Db) {
             .fails(404, "not_found");
     }
     // Still there, untouched.
+    let b_invitations = api
+        .get(
+            &format!("/api/v1/orgs/{}/invitations", b.id),
+            &callers[8].auth,
+        )
+        .await
+        .ok();
+    assert_eq!(b_invitations["items"][0]["status"], "pending");
     assert_eq!(
         dbcrate_control::members::role_of(&api.db, &b.id, &stranger)
             .await

@@ -77,6 +77,7 @@ async fn the_binary_serves_the_document_and_every_operation_answers() {
             .replace("{org}", "org_00000000000000000000000000000000")
             .replace("{user}", "usr_00000000000000000000000000000000")
             .replace("{token}", "tok_00000000000000000000000000000000")
+            .replace("{invitation}", "inv_00000000000000000000000000000000")
             .replace("{agent}", "agt_00000000000000000000000000000000")
             .replace("{database}", "dbs_00000000000000000000000000000000")
             .replace("{job}", "job_00000000000000000000000000000000")
