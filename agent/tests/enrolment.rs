@@ -39,7 +39,8 @@ async fn world(settings: AgentSettings) -> World {
         dbcrate_control::orgs::create(&db, &keys, "Acme", "system:test", "2026-11-29T05:00:00Z")
             .await
             .unwrap();
-    let control = local::start(db, keys, &dir.path().join("tls"), settings)
+    let reach = local::loopback_reach(&std::env::temp_dir()).unwrap();
+    let control = local::start(db, keys, &dir.path().join("tls"), settings, reach)
         .await
         .unwrap();
     World {

@@ -169,6 +169,37 @@ impl Config {
 }
 
 impl Config {
+    /// Where the control plane may reach for tenants (probes, READMEs, header reads,
+    /// retention deletes): `DBCRATE_OUTBOUND_ALLOW`, networks allowed besides public
+    /// addresses (comma-separated CIDR, e.g. `10.20.0.0/16,127.0.0.1/32`), and
+    /// `DBCRATE_DIRECTORY_ROOTS`, the directories under which directory destinations may
+    /// live (comma-separated absolute paths that exist). Both default to none: only public
+    /// addresses, and no directory destinations.
+    pub fn reach_policy(&self) -> Result<dbcrate_storage::reach::ReachPolicy> {
+        let list = |name: &str| -> Vec<String> {
+            std::env::var(name)
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(String::from)
+                .collect()
+        };
+        let networks = list("DBCRATE_OUTBOUND_ALLOW")
+            .iter()
+            .map(|n| dbcrate_storage::reach::Network::parse(n))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| Error::internal(format!("DBCRATE_OUTBOUND_ALLOW: {e}")))?;
+        let roots: Vec<PathBuf> = list("DBCRATE_DIRECTORY_ROOTS")
+            .into_iter()
+            .map(PathBuf::from)
+            .collect();
+        dbcrate_storage::reach::ReachPolicy::new(networks, &roots)
+            .map_err(|e| Error::internal(format!("DBCRATE_DIRECTORY_ROOTS: {e}")))
+    }
+}
+
+impl Config {
     /// The address to listen on (`DBCRATE_LISTEN`, default [`DEFAULT_LISTEN`]).
     pub fn listen_addr(&self) -> Result<std::net::SocketAddr> {
         env_addr("DBCRATE_LISTEN", DEFAULT_LISTEN)

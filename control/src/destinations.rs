@@ -15,7 +15,9 @@ use crate::error::{is_id, new_id, Error, Result};
 use crate::jobs::DESTINATION_CREDENTIALS_PURPOSE;
 use crate::secrets::{self, Owner};
 use dbcrate_storage::admin::{self, ProbeReport};
-use dbcrate_storage::{Location, StorageOptions};
+use dbcrate_storage::reach::ReachPolicy;
+use dbcrate_storage::{FailureClass, Location, StorageOptions};
+use std::sync::Arc;
 use serde::Serialize;
 use serde_json::{json, Value};
 use sqlx::Row;
@@ -63,14 +65,32 @@ pub struct DestinationInfo {
 }
 
 /// Where a destination is and how to reach it, from its settings and credentials (see
-/// `dbcrate_storage::spec`); a bad shape is the caller's input error.
+/// `dbcrate_storage::spec`), limited by the operator's reach policy (every connection the
+/// control plane makes for a tenant goes through here); a bad shape is the caller's input
+/// error.
 pub fn open(
+    reach: &Arc<ReachPolicy>,
     kind: &str,
     settings: &Value,
     credentials: Option<&Value>,
 ) -> Result<(Location, StorageOptions)> {
-    dbcrate_storage::spec::from_settings(kind, settings, credentials)
-        .map_err(|e| Error::invalid(e.to_string()))
+    let (location, mut options) = dbcrate_storage::spec::from_settings(kind, settings, credentials)
+        .map_err(|e| Error::invalid(e.to_string()))?;
+    options.reach = Some(reach.clone());
+    Ok((location, options))
+}
+
+/// What a tenant is told about a storage failure at `step`: a fixed message for its
+/// class, never the remote server's words (its body or headers could be anything an
+/// internal service answers). The detail goes to the operator's log.
+pub fn tenant_failure(step: &str, class: FailureClass, detail: &str) -> String {
+    tracing::warn!(probe.step = step, "destination {step} failed: {detail}");
+    match class {
+        FailureClass::PermissionDenied => format!("permission denied for step {step}"),
+        // The policy's own refusal names the rule and the setting, nothing remote.
+        FailureClass::NotAllowed => format!("{} ({detail})", class.tenant_message()),
+        other => format!("{} at step {step}", other.tenant_message()),
+    }
 }
 
 /// What to save.
@@ -91,13 +111,14 @@ pub struct NewDestination<'a> {
 pub async fn create(
     db: &Db,
     keys: &MasterKeys,
+    reach: &Arc<ReachPolicy>,
     org_id: &str,
     new: &NewDestination<'_>,
     actor: &str,
     now: i64,
 ) -> Result<std::result::Result<(DestinationInfo, ProbeReport), ProbeReport>> {
     let name = &crate::names::display_name("name", new.name, 100)?;
-    let (location, options) = open(new.kind, new.settings, new.credentials)?;
+    let (location, options) = open(reach, new.kind, new.settings, new.credentials)?;
     let report = admin::probe(&location, &options).await;
     if !report.succeeded() {
         return Ok(Err(report));
@@ -106,15 +127,20 @@ pub async fn create(
         .bind(org_id)
         .fetch_one(db.pool())
         .await?;
+    let readme_failed = |e: dbcrate_storage::Error| {
+        Error::invalid(format!(
+            "writing {README_NAME} at the destination: {}",
+            tenant_failure("readme", e.class(), e.message())
+        ))
+    };
     let store = admin::Destination::connect(&location, &options)
         .await
-        .map_err(|e| Error::invalid(format!("writing the README: {e}")))?;
+        .map_err(readme_failed)?;
     let written = store
         .put_small(README_NAME, readme(&recipient).as_bytes(), true)
         .await;
     store.close().await;
-    written
-        .map_err(|e| Error::invalid(format!("writing {README_NAME} at the destination: {e}")))?;
+    written.map_err(readme_failed)?;
     let id = new_id("dst")?;
     let stamp = dbcrate_core::time::rfc3339(now);
     let mut tx = db.begin().await?;
@@ -224,9 +250,11 @@ pub fn report_json(report: &ProbeReport) -> Value {
             .iter()
             .map(|s| match &s.outcome {
                 StepOutcome::Ok => json!({ "step": s.step.name(), "outcome": "ok" }),
-                StepOutcome::Failed(why) => {
-                    json!({ "step": s.step.name(), "outcome": "failed", "error": why })
-                }
+                StepOutcome::Failed { class, detail } => json!({
+                    "step": s.step.name(),
+                    "outcome": "failed",
+                    "error": tenant_failure(s.step.name(), *class, detail),
+                }),
                 StepOutcome::NotRun => json!({ "step": s.step.name(), "outcome": "not run" }),
             })
             .collect(),

@@ -80,6 +80,8 @@ pub struct AppState {
     /// The agent listener's TLS, rebuilt when CRLs change (none when no agent listener
     /// runs in this process).
     pub agent_tls: Option<Arc<crate::agent_tls::AgentTls>>,
+    /// Where the control plane may reach for tenants (see [`dbcrate_storage::reach`]).
+    pub reach: Arc<dbcrate_storage::reach::ReachPolicy>,
 }
 
 impl std::fmt::Debug for AppState {

@@ -37,7 +37,12 @@ impl LocalControlPlane {
     /// Runs the scheduler loop (fire due schedules, expire leases) every `every`, for
     /// tests and demos that want schedules to fire by themselves.
     pub fn run_scheduler(&self, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
-        crate::scheduler::spawn_loop(self.state.db.clone(), self.state.keys.clone(), every)
+        crate::scheduler::spawn_loop(
+            self.state.db.clone(),
+            self.state.keys.clone(),
+            self.state.reach.clone(),
+            every,
+        )
     }
 }
 
@@ -48,6 +53,7 @@ pub async fn start(
     keys: Arc<MasterKeys>,
     tls_dir: &Path,
     agents: AgentSettings,
+    reach: dbcrate_storage::reach::ReachPolicy,
 ) -> Result<LocalControlPlane> {
     let source = TlsSource {
         cert_file: tls_dir.join("cert.pem"),
@@ -64,6 +70,7 @@ pub async fn start(
         keys,
         agents,
         agent_tls: Some(agent_tls.clone()),
+        reach: Arc::new(reach),
     };
     let (api, agent) = (bind().await?, bind().await?);
     let port = |l: &tokio::net::TcpListener| l.local_addr().map(|a| a.port()).unwrap_or(0);
@@ -123,4 +130,17 @@ pub async fn enrol_agent(
     };
     let enrolled = crate::agents::enrol(db, keys, &request, 3600, now).await?;
     Ok((enrolled, key))
+}
+
+/// The reach policy of a control plane whose storage runs on this machine (tests, the
+/// demo): loopback addresses, and directory destinations under `directory_root`.
+pub fn loopback_reach(directory_root: &Path) -> Result<dbcrate_storage::reach::ReachPolicy> {
+    use dbcrate_storage::reach::{Network, ReachPolicy};
+    let loopback = ["127.0.0.0/8", "::1/128"]
+        .iter()
+        .map(|n| Network::parse(n))
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| crate::error::Error::internal(e.to_string()))?;
+    ReachPolicy::new(loopback, &[directory_root.to_path_buf()])
+        .map_err(|e| crate::error::Error::internal(e.to_string()))
 }

@@ -117,6 +117,7 @@ async fn serve(config: &Config) -> Result<String> {
     let addr = config.listen_addr()?;
     let agent_addr = config.agent_listen_addr()?;
     let agent_settings = config.agent_settings()?;
+    let reach = std::sync::Arc::new(config.reach_policy()?);
     let tls_source = config.tls_source()?;
     if tls_source.generate_if_missing {
         config.ensure_data_dir()?;
@@ -148,11 +149,13 @@ async fn serve(config: &Config) -> Result<String> {
         keys,
         agents: agent_settings,
         agent_tls: Some(agent_tls.clone()),
+        reach,
     };
     agent_tls.spawn_refresher();
     dbcrate_control::scheduler::spawn_loop(
         state.db.clone(),
         state.keys.clone(),
+        state.reach.clone(),
         std::time::Duration::from_secs(10),
     );
     let agents = dbcrate_control::serve::serve(
@@ -196,6 +199,7 @@ async fn run(cli: Cli) -> Result<String> {
             config.listen_addr()?;
             config.agent_listen_addr()?;
             config.agent_settings()?;
+            config.reach_policy()?;
             let tls_source = config.tls_source()?;
             let tls = if tls_source.generate_if_missing
                 && !tls_source.cert_file.exists()

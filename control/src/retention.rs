@@ -9,6 +9,8 @@
 //! failed delete is counted, audited and retried on the next run — a record is never
 //! dropped silently.
 
+use dbcrate_storage::reach::ReachPolicy;
+use std::sync::Arc;
 use crate::audit::{self, AuditEvent};
 use crate::db::{end_write, Db};
 use crate::envelope::MasterKeys;
@@ -40,7 +42,10 @@ async fn deleted_or_why(
     store: &Destination,
     key: &str,
 ) -> std::result::Result<DeleteOutcome, String> {
-    match store.delete(key).await.map_err(|e| e.to_string())? {
+    let told = |step: &str, e: dbcrate_storage::Error| {
+        crate::destinations::tenant_failure(step, e.class(), e.message())
+    };
+    match store.delete(key).await.map_err(|e| told("delete", e))? {
         DeleteOutcome::Deleted => Ok(DeleteOutcome::Deleted),
         DeleteOutcome::Absent => match store.exists(crate::destinations::README_NAME).await {
             Ok(true) => Ok(DeleteOutcome::Absent),
@@ -49,7 +54,10 @@ async fn deleted_or_why(
                  mounted and the destination right? Nothing was marked deleted",
                 crate::destinations::README_NAME
             )),
-            Err(e) => Err(format!("checking the destination's README: {e}")),
+            Err(e) => Err(format!(
+                "checking the destination's README: {}",
+                told("read", e)
+            )),
         },
     }
 }
@@ -62,14 +70,19 @@ pub fn delete_retry_delay(attempts: i64) -> i64 {
 }
 
 /// Applies every enabled schedule's retention.
-pub async fn apply_all(db: &Db, keys: &MasterKeys, now: i64) -> Result<Vec<(String, RunReport)>> {
+pub async fn apply_all(
+    db: &Db,
+    keys: &MasterKeys,
+    reach: &Arc<ReachPolicy>,
+    now: i64,
+) -> Result<Vec<(String, RunReport)>> {
     let ids: Vec<String> =
         sqlx::query_scalar("SELECT id FROM schedules WHERE enabled = 1 ORDER BY id")
             .fetch_all(db.pool())
             .await?;
     let mut reports = Vec::new();
     for id in ids {
-        match apply(db, keys, &id, now).await {
+        match apply(db, keys, reach, &id, now).await {
             Ok(report) => reports.push((id, report)),
             Err(e) => tracing::error!(schedule.id = %id, "retention failed: {}", e.message),
         }
@@ -78,7 +91,13 @@ pub async fn apply_all(db: &Db, keys: &MasterKeys, now: i64) -> Result<Vec<(Stri
 }
 
 /// Applies one schedule's retention.
-pub async fn apply(db: &Db, keys: &MasterKeys, schedule_id: &str, now: i64) -> Result<RunReport> {
+pub async fn apply(
+    db: &Db,
+    keys: &MasterKeys,
+    reach: &Arc<ReachPolicy>,
+    schedule_id: &str,
+    now: i64,
+) -> Result<RunReport> {
     let row = sqlx::query(
         "SELECT s.org_id, s.cron, s.time_zone, s.keep_last, s.keep_daily, s.keep_weekly, \
          s.keep_monthly, s.keep_yearly, t.kind, t.settings, t.credentials_secret_id \
@@ -192,6 +211,7 @@ pub async fn apply(db: &Db, keys: &MasterKeys, schedule_id: &str, now: i64) -> R
     let settings: serde_json::Value = serde_json::from_str(&row.try_get::<String, _>(9)?)
         .map_err(|_| Error::internal("stored destination settings are not JSON"))?;
     let (location, options) = crate::destinations::open(
+        reach,
         &row.try_get::<String, _>(8)?,
         &settings,
         credentials.as_ref(),
@@ -200,7 +220,10 @@ pub async fn apply(db: &Db, keys: &MasterKeys, schedule_id: &str, now: i64) -> R
     for (backup_id, reasons, key) in due {
         let outcome = match &store {
             Ok(store) => deleted_or_why(store, &key).await,
-            Err(e) => Err(format!("cannot reach the destination: {e}")),
+            Err(e) => Err(format!(
+                "cannot reach the destination: {}",
+                crate::destinations::tenant_failure("connect", e.class(), e.message())
+            )),
         };
         let mut tx = db.begin().await?;
         let recorded: Result<()> = async {

@@ -96,6 +96,7 @@ async fn fire_one(db: &Db, schedule_id: &str, now: i64) -> Result<Option<String>
 pub fn spawn_loop(
     db: Db,
     keys: std::sync::Arc<crate::envelope::MasterKeys>,
+    reach: std::sync::Arc<dbcrate_storage::reach::ReachPolicy>,
     every: std::time::Duration,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -108,7 +109,7 @@ pub fn spawn_loop(
             // Retention at most once a minute: it lists and deletes in customers' storage.
             if last_retention.is_none_or(|at| now - at >= RETENTION_EVERY_SECS) {
                 last_retention = Some(now);
-                if let Err(e) = crate::retention::apply_all(&db, &keys, now).await {
+                if let Err(e) = crate::retention::apply_all(&db, &keys, &reach, now).await {
                     tracing::error!("applying retention failed: {}", e.message);
                 }
                 if let Err(e) = crate::throttle::prune(&db, now).await {

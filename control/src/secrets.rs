@@ -246,6 +246,8 @@ pub async fn check_master_keys(db: &Db, keys: &MasterKeys) -> Result<()> {
         let sql = format!("SELECT DISTINCT master_key_id FROM {}", kind.table());
         ids.extend(sqlx::query_scalar(&sql).fetch_all(db.pool()).await?);
     }
+    ids.sort();
+    ids.dedup();
     let missing: Vec<&str> = ids
         .iter()
         .map(String::as_str)

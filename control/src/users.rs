@@ -157,17 +157,7 @@ pub async fn change_password(
 
 /// `email` trimmed and lower-cased, or an error when it is not an e-mail address.
 pub fn normalise_email(email: &str) -> Result<String> {
-    let email = email.trim().to_ascii_lowercase();
-    let valid = email.len() <= 254
-        && email
-            .split_once('@')
-            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'));
-    if !valid {
-        return Err(Error::invalid(format!(
-            "{email:?} is not an e-mail address"
-        )));
-    }
-    Ok(email)
+    crate::names::email("email", email)
 }
 
 /// Creates a user inside the caller's transaction; returns the new id.

@@ -82,17 +82,19 @@ async fn boot_checks_fail_loud_and_commands_work() {
         &control(&dir, Some(K2), &["check"]),
         "master key(s) mk1 that are not configured",
     );
+    // Both organisations' keys and the audit chain key (a sealed secret like them).
     let both = format!("{K2} {K1}");
     assert!(
-        succeeds(&control(&dir, Some(&both), &["rotate-master-key"])).starts_with("2 secret(s)")
+        succeeds(&control(&dir, Some(&both), &["rotate-master-key"])).starts_with("3 secret(s)")
     );
     assert!(succeeds(&control(&dir, Some(K2), &["check"])).starts_with("ok"));
-    assert!(succeeds(&control(&dir, Some(K2), &["audit", "verify"])).contains("in 2 chain(s)"));
+    assert!(succeeds(&control(&dir, Some(K2), &["audit", "verify"])).contains("in 3 chain(s)"));
 
     // Cutting the newest rows off a chain leaves a valid (shorter) chain: only heads saved
     // earlier (off this host) can tell. `audit heads` prints them; `--expect-heads` checks.
     let heads = succeeds(&control(&dir, Some(K2), &["audit", "heads"]));
-    assert_eq!(heads.lines().count(), 2, "{heads}");
+    // The two organisations and the instance chain (the audit key's unwraps).
+    assert_eq!(heads.lines().count(), 3, "{heads}");
     assert!(heads.contains(&org.id), "{heads}");
     let heads_file = dir.path().join("heads.txt");
     std::fs::write(&heads_file, &heads).unwrap();
@@ -102,7 +104,7 @@ async fn boot_checks_fail_loud_and_commands_work() {
         "--expect-heads",
         heads_file.to_str().unwrap(),
     ];
-    assert!(succeeds(&control(&dir, Some(K2), &expect)).contains("2 saved head(s) found"));
+    assert!(succeeds(&control(&dir, Some(K2), &expect)).contains("3 saved head(s) found"));
     sqlx::raw_sql("DROP TRIGGER audit_log_no_delete")
         .execute(db.pool())
         .await
@@ -118,7 +120,7 @@ async fn boot_checks_fail_loud_and_commands_work() {
         .execute(db.pool())
         .await
         .unwrap();
-    assert!(succeeds(&control(&dir, Some(K2), &["audit", "verify"])).contains("in 2 chain(s)"));
+    assert!(succeeds(&control(&dir, Some(K2), &["audit", "verify"])).contains("in 3 chain(s)"));
     let out = control(&dir, Some(K2), &expect);
     fails_with(
         &out,
@@ -225,7 +227,9 @@ async fn init_creates_the_first_org_and_owner_once() {
         ),
         "init runs once",
     );
-    assert!(
-        succeeds(&control(&dir, Some(K1), &["audit", "verify"])).contains("2 row(s) in 1 chain(s)")
-    );
+    // The organisation's two rows, and on the instance chain the audit chain key's
+    // unwrap by the successful init, the refused one and this verify (every start that
+    // opens the key records it; the first, failed, init created it, unwrapping nothing).
+    let verified = succeeds(&control(&dir, Some(K1), &["audit", "verify"]));
+    assert!(verified.contains("5 row(s) in 2 chain(s)"), "{verified}");
 }

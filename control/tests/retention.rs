@@ -18,6 +18,7 @@ const T0: i64 = 1_768_046_400;
 struct World {
     db: Db,
     keys: MasterKeys,
+    reach: std::sync::Arc<dbcrate_storage::reach::ReachPolicy>,
     org: String,
     schedule: String,
     database: String,
@@ -61,9 +62,13 @@ async fn world(db: Db) -> World {
     .id;
     let dir = TempDir::new("control-retention").unwrap();
     let settings = json!({ "path": dir.path() });
+    let reach = std::sync::Arc::new(
+        dbcrate_control::local::loopback_reach(&std::env::temp_dir()).unwrap(),
+    );
     let (destination, _) = destinations::create(
         &db,
         &keys,
+        &reach,
         &org.id,
         &destinations::NewDestination {
             name: "local",
@@ -99,6 +104,7 @@ async fn world(db: Db) -> World {
     World {
         db,
         keys,
+        reach,
         org: org.id,
         schedule,
         database,
@@ -167,7 +173,7 @@ async fn retention_deletes_what_rules_drop(db: Db) {
     }
     // A failure after the newest backup holds everything.
     w.failed_attempt(0).await;
-    let held = retention::apply(&w.db, &w.keys, &w.schedule, T0)
+    let held = retention::apply(&w.db, &w.keys, &w.reach, &w.schedule, T0)
         .await
         .unwrap();
     assert!(held.held);
@@ -186,7 +192,7 @@ async fn retention_deletes_what_rules_drop(db: Db) {
     let restore = restores::create(&w.db, &w.org, restoring_id, &w.database, "user:o", T0)
         .await
         .unwrap();
-    let run = retention::apply(&w.db, &w.keys, &w.schedule, T0 + 2 * DAY)
+    let run = retention::apply(&w.db, &w.keys, &w.reach, &w.schedule, T0 + 2 * DAY)
         .await
         .unwrap();
     assert_eq!(
@@ -229,7 +235,7 @@ async fn retention_deletes_what_rules_drop(db: Db) {
     // A failed deletion is not tried again every minute: the next run soon after leaves
     // it alone (no new audit rows; it does delete the backup whose restore ended), a
     // later one retries it.
-    let soon = retention::apply(&w.db, &w.keys, &w.schedule, T0 + 2 * DAY + 30)
+    let soon = retention::apply(&w.db, &w.keys, &w.reach, &w.schedule, T0 + 2 * DAY + 30)
         .await
         .unwrap();
     assert_eq!((soon.deleted, soon.failed), (1, 0), "{soon:?}");
@@ -238,7 +244,7 @@ async fn retention_deletes_what_rules_drop(db: Db) {
     // Next run: the obstacle is gone, the deletion is retried and succeeds.
     std::fs::remove_dir_all(stuck_path).unwrap();
     std::fs::write(stuck_path, b"ciphertext").unwrap();
-    let again = retention::apply(&w.db, &w.keys, &w.schedule, T0 + 3 * DAY)
+    let again = retention::apply(&w.db, &w.keys, &w.reach, &w.schedule, T0 + 3 * DAY)
         .await
         .unwrap();
     assert_eq!((again.deleted, again.failed), (1, 0));
@@ -252,14 +258,14 @@ async fn retention_deletes_what_rules_drop(db: Db) {
     let readme_text = std::fs::read(&readme).unwrap();
     std::fs::remove_file(&readme).unwrap();
     std::fs::remove_file(gone_path).unwrap();
-    let vanished = retention::apply(&w.db, &w.keys, &w.schedule, T0 + 4 * DAY)
+    let vanished = retention::apply(&w.db, &w.keys, &w.reach, &w.schedule, T0 + 4 * DAY)
         .await
         .unwrap();
     assert_eq!((vanished.deleted, vanished.failed), (0, 1), "{vanished:?}");
     assert!(!w.deleted(gone_id).await);
     // The README back (the storage is there and the object really is gone): recorded.
     std::fs::write(&readme, readme_text).unwrap();
-    let back = retention::apply(&w.db, &w.keys, &w.schedule, T0 + 5 * DAY)
+    let back = retention::apply(&w.db, &w.keys, &w.reach, &w.schedule, T0 + 5 * DAY)
         .await
         .unwrap();
     assert_eq!((back.deleted, back.failed), (1, 0), "{back:?}");

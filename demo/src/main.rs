@@ -112,9 +112,16 @@ async fn run() -> Result<(), KitError> {
         poll_interval_secs: 1,
         ..AgentSettings::default()
     };
-    let plane = local::start(db.clone(), keys.clone(), &work.path().join("tls"), settings)
-        .await
-        .map_err(control)?;
+    let reach = local::loopback_reach(work.path()).map_err(control)?;
+    let plane = local::start(
+        db.clone(),
+        keys.clone(),
+        &work.path().join("tls"),
+        settings,
+        reach,
+    )
+    .await
+    .map_err(control)?;
     println!(
         "    organisation {} encrypts to {}",
         init.org.name, init.org.recipient
@@ -189,6 +196,7 @@ async fn run() -> Result<(), KitError> {
     let (destination, _) = destinations::create(
         &db,
         &keys,
+        &plane.state.reach,
         &init.org.id,
         &destinations::NewDestination {
             name: "local",

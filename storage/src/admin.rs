@@ -75,6 +75,9 @@ impl Destination {
     /// SFTP connects and authenticates here; S3 and local directories are only
     /// checked on first use.
     pub async fn connect(location: &Location, options: &StorageOptions) -> Result<Self> {
+        if let Some(policy) = &options.reach {
+            check_reach(policy, location, options).await?;
+        }
         let backend = match location {
             Location::File { path } => Backend::File(file::FileDestination::new(path)),
             Location::S3 { bucket, key } => {
@@ -175,6 +178,29 @@ impl Destination {
     }
 }
 
+/// Refuses a destination the reach policy does not allow, before any connection: its
+/// directory, its S3 endpoint's addresses (the S3 client's resolver checks again on
+/// every connect), its SFTP host's addresses (checked again when connecting).
+async fn check_reach(
+    policy: &crate::reach::ReachPolicy,
+    location: &Location,
+    options: &StorageOptions,
+) -> Result<()> {
+    match location {
+        Location::File { path } => policy.check_directory(path).map(|_| ()),
+        Location::S3 { .. } => match options.s3_endpoint.as_deref() {
+            Some(endpoint) => {
+                let host = crate::reach::url_host(endpoint).ok_or_else(|| {
+                    Error::invalid_input("the S3 endpoint must be an http(s):// URL with a host")
+                })?;
+                policy.resolve(host, 0).await.map(|_| ())
+            }
+            None => Ok(()),
+        },
+        Location::Sftp(target) => policy.resolve(&target.host, target.port).await.map(|_| ()),
+    }
+}
+
 /// A step of [`probe`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProbeStep {
@@ -205,8 +231,14 @@ impl ProbeStep {
 pub enum StepOutcome {
     /// The step worked.
     Ok,
-    /// The step failed; the message says what and how to fix it (no secrets).
-    Failed(String),
+    /// The step failed.
+    Failed {
+        /// What kind of failure, for people who may only see a fixed message (tenants).
+        class: crate::FailureClass,
+        /// What happened and how to fix it (no secrets, but possibly the remote
+        /// server's own words): for the operator's log and for local tools.
+        detail: String,
+    },
     /// The step did not run because an earlier one failed.
     NotRun,
 }
@@ -235,10 +267,10 @@ impl ProbeReport {
         self.steps.iter().all(|s| s.outcome == StepOutcome::Ok)
     }
 
-    /// The first failed step and its message.
+    /// The first failed step and its detail.
     pub fn first_failure(&self) -> Option<(ProbeStep, &str)> {
         self.steps.iter().find_map(|s| match &s.outcome {
-            StepOutcome::Failed(m) => Some((s.step, m.as_str())),
+            StepOutcome::Failed { detail, .. } => Some((s.step, detail.as_str())),
             _ => None,
         })
     }
@@ -280,7 +312,10 @@ pub async fn probe(location: &Location, options: &StorageOptions) -> ProbeReport
     let set = |report: &mut ProbeReport, step: ProbeStep, outcome: Result<()>| {
         let outcome = match outcome {
             Ok(()) => StepOutcome::Ok,
-            Err(e) => StepOutcome::Failed(e.to_string()),
+            Err(e) => StepOutcome::Failed {
+                class: e.class(),
+                detail: e.to_string(),
+            },
         };
         if let Some(s) = report.steps.iter_mut().find(|s| s.step == step) {
             s.outcome = outcome;
@@ -483,7 +518,10 @@ mod tests {
                 },
                 StepReport {
                     step: ProbeStep::Write,
-                    outcome: StepOutcome::Failed("denied".into()),
+                    outcome: StepOutcome::Failed {
+                        class: crate::FailureClass::PermissionDenied,
+                        detail: "denied".into(),
+                    },
                 },
             ],
         };

@@ -13,10 +13,47 @@ pub enum ErrorKind {
     Storage,
 }
 
+/// What kind of storage failure it was, in terms a tenant may be told: the control plane
+/// shows tenants only a fixed message per class, never the remote server's answer (which
+/// could be any internal service's body or headers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureClass {
+    /// The destination's address or directory is outside what the operator allows.
+    NotAllowed,
+    /// No connection: name not resolved, refused, timed out, reset.
+    Connect,
+    /// The TLS handshake failed, or an SSH host key did not match the pinned one.
+    Tls,
+    /// The credentials were refused (unknown key id, bad signature, key not accepted).
+    Auth,
+    /// The bucket (or destination directory) does not exist.
+    Missing,
+    /// Authenticated, but this operation was refused.
+    PermissionDenied,
+    /// Anything else.
+    Other,
+}
+
+impl FailureClass {
+    /// The fixed text a tenant is shown.
+    pub fn tenant_message(self) -> &'static str {
+        match self {
+            Self::NotAllowed => "the destination is not allowed by the operator's policy",
+            Self::Connect => "could not connect",
+            Self::Tls => "TLS failed (or the SSH host key did not match)",
+            Self::Auth => "authentication refused",
+            Self::Missing => "the bucket or directory does not exist",
+            Self::PermissionDenied => "permission denied",
+            Self::Other => "the storage gave an unexpected answer",
+        }
+    }
+}
+
 /// A storage failure with a complete, secret-free message.
 #[derive(Debug)]
 pub struct Error {
     kind: ErrorKind,
+    class: FailureClass,
     message: String,
 }
 
@@ -25,6 +62,7 @@ impl Error {
     pub fn invalid_input(message: impl Into<String>) -> Self {
         Self {
             kind: ErrorKind::InvalidInput,
+            class: FailureClass::Other,
             message: message.into(),
         }
     }
@@ -33,16 +71,37 @@ impl Error {
     pub fn storage(message: impl Into<String>) -> Self {
         Self {
             kind: ErrorKind::Storage,
+            class: FailureClass::Other,
             message: message.into(),
         }
+    }
+
+    /// A destination refused by the reach policy (`crate::reach`).
+    pub fn not_allowed(message: impl Into<String>) -> Self {
+        Self::invalid_input(message).classed(FailureClass::NotAllowed)
+    }
+
+    /// A destination that cannot be reached (name, connection).
+    pub fn unreachable(message: impl Into<String>) -> Self {
+        Self::storage(message).classed(FailureClass::Connect)
+    }
+
+    /// The same failure, of class `class`.
+    pub fn classed(self, class: FailureClass) -> Self {
+        Self { class, ..self }
     }
 
     /// Appends a remark about the consequences (`…; nothing was stored`).
     pub fn note(self, remark: &str) -> Self {
         Self {
-            kind: self.kind,
             message: format!("{}; {remark}", self.message),
+            ..self
         }
+    }
+
+    /// What kind of failure, for tenant-facing messages.
+    pub fn class(&self) -> FailureClass {
+        self.class
     }
 
     /// The class of this failure.

@@ -17,11 +17,12 @@ pub mod admin;
 pub mod error;
 pub mod file;
 pub mod location;
+pub mod reach;
 pub mod s3;
 pub mod sftp;
 pub mod spec;
 
-pub use error::{Error, ErrorKind};
+pub use error::{Error, ErrorKind, FailureClass};
 
 use crate::error::Result;
 use bytes::Bytes;

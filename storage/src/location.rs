@@ -69,6 +69,9 @@ pub struct StorageOptions {
     /// (`[host]:port ssh-ed25519 AAAA…`) or as `ssh-ed25519 AAAA…`; used instead of the
     /// [`Self::known_hosts`] file when set, and any other host key is refused.
     pub ssh_host_key: Option<String>,
+    /// Where connections may go (the control plane sets it for every tenant's
+    /// destination; see [`crate::reach`]); no limit when absent.
+    pub reach: Option<std::sync::Arc<crate::reach::ReachPolicy>>,
 }
 
 impl Location {

@@ -49,9 +49,13 @@ pub fn plan_part_size(database_size: u64) -> u64 {
 /// `AWS_SECRET_ACCESS_KEY`, optional `AWS_SESSION_TOKEN`).
 pub fn client(options: &StorageOptions) -> Result<aws_sdk_s3::Client> {
     let credentials = credentials(options)?;
-    let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
-        .build_https();
+    let builder = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring));
+    let http = match &options.reach {
+        // Every connection resolves through the policy: only checked addresses are used.
+        Some(policy) => builder.build_with_resolver(crate::reach::PolicyResolver(policy.clone())),
+        None => builder.build_https(),
+    };
     let mut config = aws_sdk_s3::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .http_client(http)

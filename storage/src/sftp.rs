@@ -7,7 +7,7 @@
 //! fsync@openssh.com), closed, and renamed — OpenSSH's rename refuses to replace an
 //! existing file, so a backup is never overwritten.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, FailureClass, Result};
 use crate::location::SftpTarget;
 use crate::StorageOptions;
 use bytes::Bytes;
@@ -248,13 +248,24 @@ impl Connection {
                 }
             }
         };
-        let connect = client::connect(Arc::new(config), (host, port), check);
+        // Under a reach policy, connect only to the addresses it checked (a name cannot
+        // re-resolve elsewhere between the check and the connection).
+        let addrs: Vec<std::net::SocketAddr> = match &options.reach {
+            Some(policy) => policy.resolve(host, port).await?,
+            None => tokio::net::lookup_host((host, port))
+                .await
+                .map_err(|e| Error::unreachable(format!("cannot resolve {host}: {e}")))?
+                .collect(),
+        };
+        let connect = client::connect(Arc::new(config), addrs.as_slice(), check);
         let mut ssh = tokio::time::timeout(Duration::from_secs(30), connect)
             .await
-            .map_err(|_| Error::storage(format!("SSH connection to {host}:{port} timed out")))?
+            .map_err(|_| Error::unreachable(format!("SSH connection to {host}:{port} timed out")))?
             .map_err(|e| match e {
-                SshError::Ssh(e) => Error::storage(format!("SSH connection to {host}:{port}: {e}")),
-                refused => Error::storage(refused.to_string()),
+                SshError::Ssh(e) => {
+                    Error::unreachable(format!("SSH connection to {host}:{port}: {e}"))
+                }
+                refused => Error::storage(refused.to_string()).classed(FailureClass::Tls),
             })?;
         let auth = ssh
             .authenticate_publickey(
@@ -262,13 +273,14 @@ impl Connection {
                 PrivateKeyWithHashAlg::new(Arc::new(key), None),
             )
             .await
-            .map_err(|e| Error::storage(format!("SSH authentication: {e}")))?;
+            .map_err(|e| Error::storage(format!("SSH authentication: {e}")).classed(FailureClass::Auth))?;
         if !auth.success() {
             return Err(Error::storage(format!(
                 "{host}:{port} refused the SSH key for user {}; add the key's public half \
                  to that user's authorized_keys, or give the key that is there",
                 target.user
-            )));
+            ))
+            .classed(FailureClass::Auth));
         }
         let channel = ssh
             .channel_open_session()

@@ -144,6 +144,9 @@ pub async fn enrol_and_schedule(
     let (destination, _) = destinations::create(
         db,
         keys,
+        &std::sync::Arc::new(
+            dbcrate_control::local::loopback_reach(&std::env::temp_dir()).unwrap(),
+        ),
         &org.id,
         &destinations::NewDestination {
             name: "backups",
@@ -241,6 +244,7 @@ pub async fn scene_with(major: u32, settings: AgentSettings, storage: Storage<'_
         basis.keys.clone(),
         &basis.dir.path().join("tls"),
         settings,
+        local::loopback_reach(&std::env::temp_dir()).unwrap(),
     )
     .await
     .unwrap();

@@ -187,7 +187,7 @@ pub async fn job_credentials(
     Path(job_id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let credentials =
-        jobs::credentials(&state.db, &state.keys, &agent, &job_id, state.now()).await?;
+        jobs::credentials(&state.db, &state.keys, &state.reach, &agent, &job_id, state.now()).await?;
     Ok(Json(credentials))
 }
 

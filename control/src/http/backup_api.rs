@@ -3,6 +3,7 @@
 //! owner; adding schedules needs operator or higher. API tokens may do these within
 //! their role.
 
+use dbcrate_storage::admin::StepOutcome;
 use super::auth::{org_access, Caller};
 use super::error::{ApiError, ApiResult};
 use super::extract::{Body, Path, SecretField};
@@ -216,6 +217,7 @@ pub async fn create_destination(
     match destinations::create(
         &state.db,
         &state.keys,
+        &state.reach,
         &org_id,
         &new,
         &access.actor,
@@ -229,14 +231,20 @@ pub async fn create_destination(
             Ok((StatusCode::CREATED, Json(body)))
         }
         Err(report) => {
-            let (step, why) = report
-                .first_failure()
-                .map(|(s, w)| (s.name(), w.to_string()))
-                .unwrap_or(("probe", String::new()));
+            let why = report
+                .steps
+                .iter()
+                .find_map(|s| match &s.outcome {
+                    StepOutcome::Failed { class, detail } => {
+                        Some(destinations::tenant_failure(s.step.name(), *class, detail))
+                    }
+                    _ => None,
+                })
+                .unwrap_or_else(|| "the probe failed".into());
             Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "probe_failed",
-                format!("the destination failed the {step} step ({why}); nothing was saved"),
+                format!("the destination failed its probe ({why}); nothing was saved"),
             )
             .with_details(json!({ "probe": destinations::report_json(&report) })))
         }
@@ -317,6 +325,9 @@ pub async fn list_backups(
 pub struct RestoreRequest {
     backup_id: String,
     target_database_id: String,
+    /// The customer passphrase, for an organisation whose key is customer-sealed.
+    #[serde(default)]
+    passphrase: Option<super::extract::SecretField>,
 }
 
 /// Queues a managed restore of a backup into a target database (admins and owners:
@@ -328,11 +339,17 @@ pub async fn create_restore(
     Body(request): Body<RestoreRequest>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let access = org_access(&state, caller, &org_id, "admin").await?;
-    let job = crate::restores::create(
+    let passphrase = super::org_api::passphrase_of(request.passphrase)?;
+    let job = crate::restores::create_with_passphrase(
         &state.db,
+        crate::restores::Access {
+            keys: &state.keys,
+            reach: &state.reach,
+        },
         &org_id,
         &request.backup_id,
         &request.target_database_id,
+        passphrase.as_ref(),
         &access.actor,
         state.now(),
     )

@@ -15,6 +15,7 @@ use sqlx::Row;
 pub async fn credentials(
     db: &Db,
     keys: &MasterKeys,
+    reach: &std::sync::Arc<dbcrate_storage::reach::ReachPolicy>,
     agent: &AgentIdentity,
     job_id: &str,
     now: i64,
@@ -122,6 +123,7 @@ pub async fn credentials(
             .try_get::<Option<String>, _>(11)?
             .ok_or_else(|| Error::internal("a restore job without its backup"))?;
         let (location, options) = crate::destinations::open(
+            reach,
             &row.try_get::<String, _>(6)?,
             &settings,
             Some(&credentials).filter(|c| !c.is_null()),

@@ -122,7 +122,14 @@ impl Reply {
 }
 
 impl Api {
+    /// A control plane whose tenants may reach loopback storage and directories under the
+    /// temp dir (where the test servers and directories are).
     pub async fn start(db: Db) -> Self {
+        Self::start_with_reach(db, local::loopback_reach(&std::env::temp_dir()).unwrap()).await
+    }
+
+    /// A control plane with the reach policy `reach`.
+    pub async fn start_with_reach(db: Db, reach: dbcrate_storage::reach::ReachPolicy) -> Self {
         let dir = TempDir::new("control-api").unwrap();
         let keys = Arc::new(MasterKeys::parse(K1).unwrap());
         dbcrate_control::audit_key::load(&db, &keys, "2026-11-29T05:00:00Z")
@@ -137,6 +144,7 @@ impl Api {
                 poll_interval_secs: 1,
                 ..AgentSettings::default()
             },
+            reach,
         )
         .await
         .unwrap();

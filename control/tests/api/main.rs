@@ -13,3 +13,4 @@ mod jobs;
 mod matrix;
 mod names;
 mod openapi;
+mod reach;

@@ -1,8 +1,9 @@
 //! The control plane's operations on an S3-compatible bucket prefix.
 
 use super::{join, DeleteOutcome, ObjectInfo};
-use crate::error::{Error, Result};
+use crate::error::{Error, FailureClass, Result};
 use crate::s3::{client, describe};
+use aws_sdk_s3::error::DisplayErrorContext;
 use crate::StorageOptions;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
@@ -43,6 +44,41 @@ fn hint<E: ProvideErrorMetadata>(
         }
         _ => "",
     }
+}
+
+/// The tenant-facing class of a failed request (see [`FailureClass`]).
+fn classify<E: ProvideErrorMetadata + std::error::Error + 'static>(
+    err: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> FailureClass {
+    let code = err.as_service_error().and_then(|e| e.code()).unwrap_or("");
+    match (err, code, status(err)) {
+        (SdkError::DispatchFailure(_), _, _) => {
+            let text = DisplayErrorContext(err).to_string().to_ascii_lowercase();
+            if text.contains(crate::reach::REFUSED_MARK) {
+                // The policy resolver refused the address at connect time.
+                FailureClass::NotAllowed
+            } else if text.contains("tls") || text.contains("certificate") {
+                FailureClass::Tls
+            } else {
+                FailureClass::Connect
+            }
+        }
+        (SdkError::TimeoutError(_), _, _) => FailureClass::Connect,
+        (_, "NoSuchBucket", _) => FailureClass::Missing,
+        (_, "InvalidAccessKeyId" | "SignatureDoesNotMatch", _) => FailureClass::Auth,
+        (_, "AccessDenied", _) | (_, _, Some(403)) => FailureClass::PermissionDenied,
+        (_, _, Some(401)) => FailureClass::Auth,
+        _ => FailureClass::Other,
+    }
+}
+
+/// A failed request as a storage error: `context`, the SDK's description, a hint, and
+/// its class.
+fn failed<E: ProvideErrorMetadata + std::error::Error + 'static>(
+    context: &str,
+    err: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> Error {
+    Error::storage(format!("{context}: {}{}", describe(err), hint(err))).classed(classify(err))
 }
 
 impl S3Destination {
@@ -93,14 +129,7 @@ impl S3Destination {
                 .set_continuation_token(token.take())
                 .send()
                 .await
-                .map_err(|e| {
-                    Error::storage(format!(
-                        "listing s3://{}/{list_prefix}: {}{}",
-                        self.bucket,
-                        describe(&e),
-                        hint(&e)
-                    ))
-                })?;
+                .map_err(|e| failed(&format!("listing s3://{}/{list_prefix}", self.bucket), &e))?;
             let contents = answer.contents();
             for object in contents {
                 let Some(key) = object.key() else { continue };
@@ -156,11 +185,7 @@ impl S3Destination {
         match request.send().await {
             Ok(_) => Ok(()),
             Err(e) if !overwrite && status(&e) == Some(412) => Err(exists_error()),
-            Err(e) => Err(Error::storage(format!(
-                "writing {url}: {}{}",
-                describe(&e),
-                hint(&e)
-            ))),
+            Err(e) => Err(failed(&format!("writing {url}"), &e)),
         }
     }
 
@@ -183,15 +208,10 @@ impl S3Destination {
                 return Err(Error::storage(format!(
                     "{url} does not exist ({})",
                     describe(&e)
-                )))
+                ))
+                .classed(FailureClass::Missing))
             }
-            Err(e) => {
-                return Err(Error::storage(format!(
-                    "reading {url}: {}{}",
-                    describe(&e),
-                    hint(&e)
-                )))
-            }
+            Err(e) => return Err(failed(&format!("reading {url}"), &e)),
         };
         if object.content_range().is_none() && start > 0 {
             return Err(Error::storage(format!(
@@ -223,7 +243,7 @@ impl S3Destination {
             .key(self.full_key(key))
             .send()
             .await
-            .map_err(|e| Error::storage(format!("deleting {url}: {}{}", describe(&e), hint(&e))))?;
+            .map_err(|e| failed(&format!("deleting {url}"), &e))?;
         Ok(DeleteOutcome::Deleted)
     }
 
@@ -249,12 +269,7 @@ impl S3Destination {
             {
                 Ok(false)
             }
-            Err(e) => Err(Error::storage(format!(
-                "looking up {}: {}{}",
-                self.url(key),
-                describe(&e),
-                hint(&e)
-            ))),
+            Err(e) => Err(failed(&format!("looking up {}", self.url(key)), &e)),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The control plane's operations on a directory of an SFTP host, over one connection.
 
 use super::{join, random_hex, DeleteOutcome, ObjectInfo, MAX_LIST_DEPTH};
-use crate::error::{Error, Result};
+use crate::error::{Error, FailureClass, Result};
 use crate::location::SftpTarget;
 use crate::sftp::Connection;
 use crate::StorageOptions;
@@ -18,6 +18,17 @@ pub(super) struct SftpDestination {
 
 fn is_missing(e: &SftpError) -> bool {
     matches!(e, SftpError::Status(s) if s.status_code == StatusCode::NoSuchFile)
+}
+
+/// The tenant-facing class of an SFTP status.
+fn class_of(e: &SftpError) -> FailureClass {
+    match e {
+        SftpError::Status(s) if s.status_code == StatusCode::NoSuchFile => FailureClass::Missing,
+        SftpError::Status(s) if s.status_code == StatusCode::PermissionDenied => {
+            FailureClass::PermissionDenied
+        }
+        _ => FailureClass::Other,
+    }
 }
 
 impl SftpDestination {
@@ -51,11 +62,13 @@ impl SftpDestination {
                 "the destination directory {} does not exist on the SFTP host; create it \
                  (dbcrate does not create a destination's top directory) or fix the path",
                 self.root
-            ))),
+            ))
+            .classed(FailureClass::Missing)),
             Err(e) => Err(Error::storage(format!(
                 "cannot reach the destination directory {} on the SFTP host: {e}",
                 self.root
-            ))),
+            ))
+            .classed(class_of(&e))),
         }
     }
 
@@ -148,13 +161,15 @@ impl SftpDestination {
         let fail = |doing: &str, e: &dyn std::fmt::Display| {
             Error::storage(format!("{doing} on the SFTP host: {e}"))
         };
+        // Opening and renaming answer SFTP statuses, which say whether it was a refusal.
+        let refused = |doing: &str, e: &SftpError| fail(doing, e).classed(class_of(e));
         let mut file = sftp
             .open_with_flags(
                 temp,
                 OpenFlags::CREATE | OpenFlags::EXCLUDE | OpenFlags::WRITE,
             )
             .await
-            .map_err(|e| fail(&format!("cannot create {temp}"), &e))?;
+            .map_err(|e| refused(&format!("cannot create {temp}"), &e))?;
         file.write_all(bytes)
             .await
             .map_err(|e| fail(&format!("writing {temp}"), &e))?;
@@ -173,14 +188,14 @@ impl SftpDestination {
             // without the posix-rename extension): replace in two steps.
             sftp.remove_file(target)
                 .await
-                .map_err(|e| fail(&format!("removing the old {target}"), &e))?;
+                .map_err(|e| refused(&format!("removing the old {target}"), &e))?;
         }
         match sftp.rename(temp, target).await {
             Ok(()) => Ok(()),
             Err(_) if !overwrite && sftp.try_exists(target).await.unwrap_or(false) => {
                 Err(exists(target))
             }
-            Err(e) => Err(fail(&format!("renaming to {target}"), &e)),
+            Err(e) => Err(refused(&format!("renaming to {target}"), &e)),
         }
     }
 
