@@ -17,10 +17,10 @@ use crate::secrets::{self, Owner};
 use dbcrate_storage::admin::{self, ProbeReport};
 use dbcrate_storage::reach::ReachPolicy;
 use dbcrate_storage::{FailureClass, Location, StorageOptions};
-use std::sync::Arc;
 use serde::Serialize;
 use serde_json::{json, Value};
 use sqlx::Row;
+use std::sync::Arc;
 
 /// The name of the README written at every destination's prefix.
 pub const README_NAME: &str = "README-dbcrate.txt";

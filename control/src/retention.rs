@@ -9,8 +9,6 @@
 //! failed delete is counted, audited and retried on the next run — a record is never
 //! dropped silently.
 
-use dbcrate_storage::reach::ReachPolicy;
-use std::sync::Arc;
 use crate::audit::{self, AuditEvent};
 use crate::db::{end_write, Db};
 use crate::envelope::MasterKeys;
@@ -21,7 +19,9 @@ use dbcrate_core::retention::{self as plan, Backup, Outcome, Rules};
 use dbcrate_core::schedule::Schedule;
 use dbcrate_core::time::rfc3339;
 use dbcrate_storage::admin::{DeleteOutcome, Destination};
+use dbcrate_storage::reach::ReachPolicy;
 use sqlx::Row;
+use std::sync::Arc;
 
 /// What one run did for one schedule.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

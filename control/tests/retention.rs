@@ -62,9 +62,8 @@ async fn world(db: Db) -> World {
     .id;
     let dir = TempDir::new("control-retention").unwrap();
     let settings = json!({ "path": dir.path() });
-    let reach = std::sync::Arc::new(
-        dbcrate_control::local::loopback_reach(&std::env::temp_dir()).unwrap(),
-    );
+    let reach =
+        std::sync::Arc::new(dbcrate_control::local::loopback_reach(&std::env::temp_dir()).unwrap());
     let (destination, _) = destinations::create(
         &db,
         &keys,

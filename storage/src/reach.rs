@@ -65,7 +65,9 @@ impl Network {
     fn masked(&self, ip: IpAddr) -> IpAddr {
         match ip {
             IpAddr::V4(v4) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 IpAddr::V4(Ipv4Addr::from(u32::from(v4) & mask))
             }
             IpAddr::V6(v6) => {
@@ -352,8 +354,12 @@ mod tests {
         assert!(n.contains(ip("10.1.2.3")));
         assert!(!n.contains(ip("11.0.0.1")));
         assert!(!n.contains(ip("::ffff:10.0.0.1")));
-        assert!(Network::parse("127.0.0.1").unwrap().contains(ip("127.0.0.1")));
-        assert!(!Network::parse("127.0.0.1").unwrap().contains(ip("127.0.0.2")));
+        assert!(Network::parse("127.0.0.1")
+            .unwrap()
+            .contains(ip("127.0.0.1")));
+        assert!(!Network::parse("127.0.0.1")
+            .unwrap()
+            .contains(ip("127.0.0.2")));
         assert!(Network::parse("fd00::/8").unwrap().contains(ip("fd12::1")));
         assert!(Network::parse("0.0.0.0/0").unwrap().contains(ip("8.8.8.8")));
         for bad in ["10.0.0.1/8", "10.0.0.0/33", "ten", "10.0.0.0/x", "::1/129"] {
@@ -386,7 +392,13 @@ mod tests {
         ] {
             assert!(non_public(ip(forbidden)).is_some(), "{forbidden}");
         }
-        for public in ["8.8.8.8", "1.1.1.1", "172.32.0.1", "2606:4700:4700::1111", "64:ff9b::808:808"] {
+        for public in [
+            "8.8.8.8",
+            "1.1.1.1",
+            "172.32.0.1",
+            "2606:4700:4700::1111",
+            "64:ff9b::808:808",
+        ] {
             assert_eq!(non_public(ip(public)), None, "{public}");
         }
     }
@@ -410,12 +422,17 @@ mod tests {
         let err = strict.resolve("[::1]", 9000).await.unwrap_err();
         assert_eq!(err.class(), crate::error::FailureClass::NotAllowed, "{err}");
         let open = ReachPolicy::new(
-            vec![Network::parse("127.0.0.0/8").unwrap(), Network::parse("::1").unwrap()],
+            vec![
+                Network::parse("127.0.0.0/8").unwrap(),
+                Network::parse("::1").unwrap(),
+            ],
             &[],
         )
         .unwrap();
         let addrs = open.resolve("localhost", 9000).await.unwrap();
-        assert!(addrs.iter().all(|a| a.port() == 9000 && a.ip().is_loopback()));
+        assert!(addrs
+            .iter()
+            .all(|a| a.port() == 9000 && a.ip().is_loopback()));
     }
 
     #[test]
@@ -429,7 +446,9 @@ mod tests {
         let root = policy.directory_roots()[0].clone();
 
         assert!(policy.check_directory(&root.join("acme")).is_ok());
-        assert!(policy.check_directory(&root.join("acme/new/deeper")).is_ok());
+        assert!(policy
+            .check_directory(&root.join("acme/new/deeper"))
+            .is_ok());
         for (bad, why) in [
             (PathBuf::from("/etc"), "not under"),
             (root.join("../outside"), ". or .."),

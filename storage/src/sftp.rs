@@ -273,7 +273,9 @@ impl Connection {
                 PrivateKeyWithHashAlg::new(Arc::new(key), None),
             )
             .await
-            .map_err(|e| Error::storage(format!("SSH authentication: {e}")).classed(FailureClass::Auth))?;
+            .map_err(|e| {
+                Error::storage(format!("SSH authentication: {e}")).classed(FailureClass::Auth)
+            })?;
         if !auth.success() {
             return Err(Error::storage(format!(
                 "{host}:{port} refused the SSH key for user {}; add the key's public half \

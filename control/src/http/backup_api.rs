@@ -3,7 +3,6 @@
 //! owner; adding schedules needs operator or higher. API tokens may do these within
 //! their role.
 
-use dbcrate_storage::admin::StepOutcome;
 use super::auth::{org_access, Caller};
 use super::error::{ApiError, ApiResult};
 use super::extract::{Body, Path, SecretField};
@@ -15,6 +14,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use dbcrate_core::retention::Rules;
+use dbcrate_storage::admin::StepOutcome;
 use serde::Deserialize;
 use serde_json::{json, Value};
 

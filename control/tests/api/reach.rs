@@ -12,7 +12,8 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// What an internal service answers: the probe must not pass any of it on.
-const INTERNAL_BODY: &str = "<Error><Code>InternalSecret</Code><Message>db-password=hunter2</Message></Error>";
+const INTERNAL_BODY: &str =
+    "<Error><Code>InternalSecret</Code><Message>db-password=hunter2</Message></Error>";
 const INTERNAL_HEADER: &str = "X-Internal-Service: payroll-db.internal";
 
 /// A plain HTTP server on loopback answering every request with [`INTERNAL_BODY`]
@@ -52,14 +53,25 @@ fn s3(endpoint: &str) -> Value {
 /// step's message (after checking that nothing of the internal service is in the reply).
 async fn list_step_error(api: &Api, org: &str, owner: &Auth, body: Value) -> String {
     let reply = api
-        .post(&format!("/api/v1/orgs/{org}/destinations"), owner, body.clone())
+        .post(
+            &format!("/api/v1/orgs/{org}/destinations"),
+            owner,
+            body.clone(),
+        )
         .await;
     assert_eq!(reply.status.as_u16(), 422, "{body}: {}", reply.text);
     for leak in ["InternalSecret", "hunter2", "payroll", "X-Internal", "500"] {
-        assert!(!reply.text.contains(leak), "the reply passes on {leak:?}: {}", reply.text);
+        assert!(
+            !reply.text.contains(leak),
+            "the reply passes on {leak:?}: {}",
+            reply.text
+        );
     }
     let json = reply.json();
-    let steps = json["error"]["details"]["probe"].as_array().unwrap().clone();
+    let steps = json["error"]["details"]["probe"]
+        .as_array()
+        .unwrap()
+        .clone();
     assert_eq!(steps[0]["step"], "list", "{json}");
     assert_eq!(steps[0]["outcome"], "failed", "{json}");
     steps[0]["error"].as_str().unwrap().to_string()
@@ -119,8 +131,13 @@ async fn remote_answers_are_not_echoed(db: Db) {
     let api = Api::start_with_reach(db, reach).await;
     let (init, owner) = api.init_owner().await;
     let port = internal_service().await;
-    let error =
-        list_step_error(&api, &init.org.id, &owner, s3(&format!("http://127.0.0.1:{port}"))).await;
+    let error = list_step_error(
+        &api,
+        &init.org.id,
+        &owner,
+        s3(&format!("http://127.0.0.1:{port}")),
+    )
+    .await;
     assert_eq!(error, "the storage gave an unexpected answer at step list");
     // A closed port and a refused one read the same as any unreachable host.
     let closed = {
@@ -148,10 +165,16 @@ async fn directories_stay_under_their_roots(db: Db) {
     let org = init.org.id;
     for (path, why) in [
         ("/etc".to_string(), "not under a configured directory root"),
-        (format!("{}/../control-outside", root.path().display()), ". or .."),
+        (
+            format!("{}/../control-outside", root.path().display()),
+            ". or ..",
+        ),
         (format!("{}/acme/../../x", root.path().display()), ". or .."),
         (format!("{}/escape", root.path().display()), "symbolic link"),
-        (format!("{}/escape/deeper", root.path().display()), "symbolic link"),
+        (
+            format!("{}/escape/deeper", root.path().display()),
+            "symbolic link",
+        ),
     ] {
         let body = json!({ "name": "d", "kind": "directory", "settings": { "path": path } });
         let error = list_step_error(&api, &org, &owner, body).await;

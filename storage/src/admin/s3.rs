@@ -3,8 +3,8 @@
 use super::{join, DeleteOutcome, ObjectInfo};
 use crate::error::{Error, FailureClass, Result};
 use crate::s3::{client, describe};
-use aws_sdk_s3::error::DisplayErrorContext;
 use crate::StorageOptions;
+use aws_sdk_s3::error::DisplayErrorContext;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 
@@ -205,11 +205,10 @@ impl S3Destination {
             // 416: the range starts at or beyond the end of the object.
             Err(e) if status(&e) == Some(416) => return Ok(Vec::new()),
             Err(e) if status(&e) == Some(404) => {
-                return Err(Error::storage(format!(
-                    "{url} does not exist ({})",
-                    describe(&e)
-                ))
-                .classed(FailureClass::Missing))
+                return Err(
+                    Error::storage(format!("{url} does not exist ({})", describe(&e)))
+                        .classed(FailureClass::Missing),
+                )
             }
             Err(e) => return Err(failed(&format!("reading {url}"), &e)),
         };
