@@ -13,6 +13,7 @@
 pub mod cli;
 pub mod control;
 pub mod crypto;
+pub mod datadir;
 pub mod error;
 pub mod interrupt;
 pub mod pg;

@@ -7,7 +7,9 @@
 //! reads ([`http`]), what is remembered between runs ([`state`]), safe unpacking
 //! ([`unpack`]) and the sequence ([`client`]). A binary is only ever run from a
 //! directory that was unpacked from an archive whose SHA-256 matched the signed
-//! manifest.
+//! manifest, and that still matches that archive, and the archive that hash, when it is
+//! about to be used; every directory on the way is the agent's own and writable by
+//! nobody else ([`crate::datadir`]).
 
 pub mod client;
 pub mod http;

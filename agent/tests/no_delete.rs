@@ -45,6 +45,11 @@ const ALLOWED: &[(&str, &str)] = &[
         "tokio::fs::remove_dir_all(&staging)",
         "the registry client's own unpack staging directory",
     ),
+    (
+        "tokio::fs::remove_dir_all(&final_dir)",
+        "the registry client's own tool cache: tools an older agent unpacked without \
+         keeping their archive, fetched again",
+    ),
 ];
 
 /// The storage crate's control-plane module, built only with its `admin` feature,

@@ -422,3 +422,128 @@ fn a_server_dripping_bytes_is_cut_off_at_the_overall_deadline() {
     assert_contains(&err, "a.tar.zst: not complete after 2s");
     assert_contains(&err, "the most an artifact download may take");
 }
+
+fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+fn mode_of(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::symlink_metadata(path)
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o7777
+}
+
+#[test]
+fn a_data_directory_others_can_write_to_is_refused() {
+    let reg = Registry::new(&[16]);
+    let served = serve(&reg.tree, reg.dir.path());
+    let data = reg.dir.path().join("agent-data");
+    std::fs::create_dir(&data).unwrap();
+    // Another local user could plant a pg_dump that runs with the database password.
+    for loose in [0o777, 0o775, 0o1777] {
+        set_mode(&data, loose);
+        let err = fetch(&reg, &served, &data).expect_err("a loose data directory");
+        assert_contains(&err, &format!("the data directory {}", data.display()));
+        assert_contains(&err, &format!("chmod go-w {}", data.display()));
+        assert!(files_under(&data).is_empty(), "{:?}", files_under(&data));
+    }
+    set_mode(&data, 0o755);
+    fetch(&reg, &served, &data).unwrap();
+    // What the agent made itself is private, whatever the umask.
+    let sha = &reg.manifest().artifacts[0].sha256;
+    let anchors: Vec<_> = std::fs::read_dir(data.join("registry"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let tools = data.join(format!("pg/16/{sha}"));
+    for dir in [data.join("pg"), data.join("pg/16"), tools.clone()] {
+        assert_eq!(mode_of(&dir), 0o700, "{}", dir.display());
+    }
+    // Every directory under it that the agent uses is held to the same rule.
+    for dir in [
+        data.join("registry"),
+        anchors[0].clone(),
+        data.join("pg"),
+        data.join("pg/16"),
+        tools.clone(),
+        tools.join("bin"),
+    ] {
+        let before = mode_of(&dir);
+        for loose in [before | 0o020, before | 0o002] {
+            set_mode(&dir, loose);
+            let err = fetch(&reg, &served, &data).expect_err("a loose directory");
+            assert_contains(&err, &format!("chmod go-w {}", dir.display()));
+        }
+        set_mode(&dir, before);
+    }
+    fetch(&reg, &served, &data).unwrap();
+}
+
+#[test]
+fn a_cached_tool_changed_after_download_is_refused_before_it_runs() {
+    let reg = Registry::new(&[16]);
+    let served = serve(&reg.tree, reg.dir.path());
+    let server = PgServer::start(16).unwrap();
+    server.create_database("app").unwrap();
+    server.psql("app", &varied_schema(5)).unwrap();
+    let (_, recipient) = org_key(reg.dir.path());
+    let data = reg.dir.path().join("agent-data");
+    let dest = format!("file://{}", reg.dir.path().join("backups").display());
+    // A name each, as two backups within a second would have the same key.
+    let backup = |name: &str| {
+        let mut cmd = agent();
+        cmd.arg("backup")
+            .args(["--database-url", &server.url("app")])
+            .args(["--recipient", &recipient])
+            .args(["--destination", &dest])
+            .args(["--name", name]);
+        registry_flags(&mut cmd, &reg.root_v1, &served, &data);
+        cmd.output().unwrap()
+    };
+    let out = backup("first");
+    assert!(out.status.success(), "backup: {}", stderr_of(&out));
+    let sha = &reg.manifest().artifacts[0].sha256;
+    let tools = data.join(format!("pg/16/{sha}"));
+    let pg_dump = tools.join("bin/pg_dump");
+
+    // A pg_dump that leaves a trace, then does its job: only a check of the cache
+    // itself can tell it from the real one.
+    let ran = reg.dir.path().join("planted-pg-dump-ran");
+    let original = std::fs::read_to_string(&pg_dump).unwrap();
+    let (shebang, rest) = original.split_once('\n').unwrap();
+    let planted = format!("{shebang}\ntouch '{}'\n{rest}", ran.display());
+    std::fs::write(&pg_dump, planted).unwrap();
+    let out = backup("planted");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    let stderr = stderr_of(&out);
+    assert_contains(&stderr, "refusing the cached PostgreSQL 16 tools");
+    assert_contains(&stderr, "bin/pg_dump differs from the artifact");
+    assert_contains(&stderr, "nothing from them was run");
+    assert_contains(&stderr, &format!("delete {}", tools.display()));
+    assert!(!ran.exists(), "the planted pg_dump ran");
+    // Not repaired behind anyone's back: refused again until a person deletes it.
+    let err = fetch(&reg, &served, &data).unwrap_err();
+    assert_contains(&err, "bin/pg_dump differs from the artifact");
+    assert!(std::fs::read_to_string(&pg_dump).unwrap().contains("touch"));
+
+    // The way out the error names: the next backup fetches, checks and runs it.
+    std::fs::remove_dir_all(&tools).unwrap();
+    let out = backup("again");
+    assert!(out.status.success(), "backup: {}", stderr_of(&out));
+    assert!(!ran.exists(), "the planted pg_dump ran");
+    assert_eq!(std::fs::read_to_string(&pg_dump).unwrap(), original);
+
+    // Tools cached by an agent that did not keep the archive are fetched again.
+    let kept = tools.join(".dbcrate-artifact.tar.zst");
+    std::fs::remove_file(&kept).unwrap();
+    fetch(&reg, &served, &data).unwrap();
+    let kept_bytes = std::fs::read(&kept).unwrap();
+    assert_eq!(
+        dbcrate_core::hex::encode(&Sha256::digest(&kept_bytes)),
+        *sha
+    );
+}

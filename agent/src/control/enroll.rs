@@ -84,6 +84,9 @@ pub async fn enroll(args: &EnrollArgs) -> Result<serde_json::Value> {
             identity::dir_of(&args.data_dir).display()
         )));
     }
+    // Before the token is spent: the identity could not be stored in a data directory
+    // others can write to.
+    crate::datadir::Dir::open_data_dir(&args.data_dir, true)?;
     let (key_pem, csr) = keys::new_key_and_csr()?;
     let link = link::Link::new(&args.control_url, tls::enrolment_config(&pin)?)?;
     let mut body = json!({

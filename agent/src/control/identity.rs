@@ -13,6 +13,7 @@
 //! could read or change.
 
 use super::revocation::CrlPosition;
+use crate::datadir::{self, effective_uid, open_at};
 use crate::error::{Error, Result};
 use dbcrate_core::secret::SecretString;
 use serde::{Deserialize, Serialize};
@@ -117,22 +118,36 @@ fn check_metadata(meta: &std::fs::Metadata, path: &Path, what: &str, fix_mode: &
     Ok(())
 }
 
-/// The identity directory, opened (without following a symbolic link) and checked
-/// (0700, the agent's own) once; its files are then opened relative to this open
-/// directory, so swapping the directory or a file for a link after the check changes
-/// nothing that is read.
+/// A data directory problem as an identity problem: `run` cannot start until a person
+/// fixes it.
+fn as_identity(e: Error) -> Error {
+    Error::identity(e.to_string())
+}
+
+/// The identity directory, opened (without following a symbolic link, relative to the
+/// checked data directory) and checked (0700, the agent's own) once; its files are then
+/// opened relative to this open directory, so swapping the directory or a file for a
+/// link after the check changes nothing that is read.
 struct OpenDir {
     file: std::fs::File,
     path: PathBuf,
 }
 
 impl OpenDir {
+    /// Opens `path`, `<data-dir>/identity`, after checking the data directory.
     fn open(path: &Path) -> Result<Self> {
         let what = "identity directory";
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(path)
+        let (Some(data_dir), Some(name)) = (path.parent(), path.file_name()) else {
+            return Err(Error::identity(format!(
+                "{} is not a directory in a data directory",
+                path.display()
+            )));
+        };
+        if let Err(e) = std::fs::metadata(data_dir) {
+            return Err(open_refused(e, path, what));
+        }
+        let data = datadir::Dir::open_data_dir(data_dir, false).map_err(as_identity)?;
+        let file = open_at(data.file(), &name.to_string_lossy(), libc::O_DIRECTORY)
             .map_err(|e| open_refused(e, path, what))?;
         let meta = file.metadata().map_err(io("cannot inspect", path))?;
         check_metadata(&meta, path, what, "700")?;
@@ -148,14 +163,14 @@ impl OpenDir {
     /// the server pin decide whom the agent trusts as much as the key does.
     fn read(&self, name: &str, what: &str) -> Result<String> {
         let path = self.path.join(name);
-        let file = open_at(&self.file, name).map_err(|e| open_refused(e, &path, what))?;
+        let file = open_at(&self.file, name, 0).map_err(|e| open_refused(e, &path, what))?;
         read_checked(file, &path, what)
     }
 
     /// [`Self::read`] for a file that may not exist (a link still counts, and is refused).
     fn read_if_present(&self, name: &str, what: &str) -> Result<Option<String>> {
         let path = self.path.join(name);
-        match open_at(&self.file, name) {
+        match open_at(&self.file, name, 0) {
             Ok(file) => read_checked(file, &path, what).map(Some),
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
             Err(e) => Err(open_refused(e, &path, what)),
@@ -193,34 +208,6 @@ fn open_refused(e: std::io::Error, path: &Path, what: &str) -> Error {
     }
 }
 
-/// `openat(dir, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)`.
-#[allow(unsafe_code)]
-fn open_at(dir: &std::fs::File, name: &str) -> std::io::Result<std::fs::File> {
-    use std::os::fd::{AsRawFd, FromRawFd};
-    let name = std::ffi::CString::new(name)
-        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
-    // SAFETY: the directory's descriptor is open for the whole call and `name` is a
-    // NUL-terminated string that outlives it; openat has no other preconditions.
-    let fd = unsafe {
-        libc::openat(
-            dir.as_raw_fd(),
-            name.as_ptr(),
-            libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-        )
-    };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: `fd` was just returned by openat, is valid, and nothing else owns it.
-    Ok(unsafe { std::fs::File::from_raw_fd(fd) })
-}
-
-#[allow(unsafe_code)]
-fn effective_uid() -> u32 {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() }
-}
-
 fn write_atomically(dir: &Path, name: &str, bytes: &[u8], mode: u32) -> Result<()> {
     let tmp = dir.join(format!(".{name}.tmp"));
     let target = dir.join(name);
@@ -255,12 +242,17 @@ pub fn create(
             dir.display()
         )));
     }
+    let data = datadir::Dir::open_data_dir(data_dir, true).map_err(as_identity)?;
     std::fs::DirBuilder::new()
-        .recursive(true)
         .mode(0o700)
         .create(&dir)
+        .or_else(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => Ok(()),
+            _ => Err(e),
+        })
         .map_err(io("cannot create", &dir))?;
     check_private(&dir, "identity directory", "700")?;
+    data.sync().map_err(as_identity)?;
     write_all(&dir, key_pem, chain_pem, Some(root_pem), link)
 }
 
@@ -435,6 +427,33 @@ mod tests {
             .permissions()
             .mode()
             & 0o777
+    }
+
+    #[test]
+    fn a_data_directory_others_can_write_to_is_refused() {
+        let data = enrolled();
+        load(data.path()).unwrap();
+        for loose in [0o777, 0o775, 0o730] {
+            std::fs::set_permissions(data.path(), std::fs::Permissions::from_mode(loose)).unwrap();
+            let err = load(data.path()).unwrap_err();
+            assert_eq!(err.kind(), crate::error::ErrorKind::Identity, "{err}");
+            let text = err.to_string();
+            assert!(text.contains("data directory"), "{text}");
+            assert!(
+                text.contains(&format!("chmod go-w {}", data.path().display())),
+                "{loose:o}: {text}"
+            );
+        }
+        // Enrolling into such a directory is refused too, before anything is written.
+        let other = data.path().join("other");
+        std::fs::create_dir(&other).unwrap();
+        std::fs::set_permissions(&other, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let key = SecretString::new("key".into());
+        let err = create(&other, &key, "chain", "root", &link()).unwrap_err();
+        assert!(err.to_string().contains("chmod go-w"), "{err}");
+        assert!(!dir_of(&other).exists());
+        std::fs::set_permissions(data.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        load(data.path()).unwrap();
     }
 
     #[test]

@@ -1,9 +1,19 @@
 //! Getting a verified pg_dump/pg_restore for one major: walk the roots, check the
-//! manifest, download with a cap, check the hash, unpack, cache by hash.
+//! manifest, download with a cap, check the hash, unpack, cache by hash — and, before
+//! each use, check the cache against the manifest's hash again.
+//!
+//! The cache is `<data-dir>/pg/<major>/<sha256>/`: the unpacked tools, the archive they
+//! came from and a marker written last. Every directory from the data directory down is
+//! checked (the agent's own, writable by nobody else; see [`crate::datadir`]). A cache
+//! that no longer matches its archive, or an archive that no longer has the manifest's
+//! hash, refuses the job and is left as found, for a person to look at: someone with
+//! the agent's rights (or root) changed it. A cache from an agent that did not keep the
+//! archive is fetched again.
 
 use super::http::Http;
 use super::state::State;
-use super::unpack::unpack;
+use super::unpack::{unpack, verify_unpacked, KEPT_ARCHIVE, VERIFIED_MARKER};
+use crate::datadir::Dir;
 use crate::error::{Error, ErrorKind, Result};
 use dbcrate_core::registry::layout::{root_file, root_sig_file, MANIFEST, MANIFEST_SIG, ROOT_DIR};
 use dbcrate_core::registry::metadata::Root;
@@ -20,8 +30,6 @@ use std::path::{Path, PathBuf};
 const ROOT_CAP: u64 = 1 << 20;
 const MANIFEST_CAP: u64 = 4 << 20;
 const SIG_CAP: u64 = 4 << 10;
-/// A marker written last into an unpacked artifact: its presence means complete.
-const VERIFIED_MARKER: &str = ".dbcrate-verified";
 
 /// Where the registry is and what the agent trusts.
 #[derive(Debug, Clone)]
@@ -98,7 +106,8 @@ async fn newest_root(http: &Http, config: &RegistryConfig, state: &State) -> Res
 }
 
 /// The directory with a verified `pg_dump` and `pg_restore` of `pg_major` for this
-/// machine's architecture, fetched and unpacked if not cached. `now` is Unix seconds.
+/// machine's architecture, fetched and unpacked if not cached, and checked against the
+/// manifest's hash before it is returned (each time). `now` is Unix seconds.
 pub async fn tool_dir(config: &RegistryConfig, pg_major: u32, now: i64) -> Result<PathBuf> {
     let http = Http::new(&config.url, config.ca_file.as_deref())?;
     let state = State::new(&config.data_dir, &config.root_keys);
@@ -132,41 +141,95 @@ pub async fn tool_dir(config: &RegistryConfig, pg_major: u32, now: i64) -> Resul
             ),
         )
     })?;
-    let pg_root = config.data_dir.join("pg");
-    let final_dir = pg_root.join(pg_major.to_string()).join(&artifact.sha256);
-    if final_dir.join(VERIFIED_MARKER).is_file() {
-        return Ok(final_dir.join("bin"));
+    let pg_root = Dir::open_data_dir(&config.data_dir, true)?.make_child("pg", "tool cache")?;
+    let major_dir = pg_root.make_child(&pg_major.to_string(), "tool cache")?;
+    let final_dir = major_dir.path().join(&artifact.sha256);
+    let what = "cached tools directory";
+    let mut complete = false;
+    if let Some(cached) = major_dir.child(&artifact.sha256, what, false)? {
+        complete = cached.open_file(VERIFIED_MARKER, "cache marker")?.is_some();
+        if complete && cached.open_file(KEPT_ARCHIVE, "cached artifact")?.is_none() {
+            // Unpacked by an agent that did not keep the archive: there is nothing to
+            // check it against, so it is fetched again.
+            tracing::info!(
+                dir = %final_dir.display(),
+                "cached tools without their archive: fetching them again, to check them \
+                 before each use"
+            );
+            drop(cached);
+            tokio::fs::remove_dir_all(&final_dir).await.map_err(|e| {
+                Error::invalid_input(format!("removing {}: {e}", final_dir.display()))
+            })?;
+            complete = false;
+        }
     }
-    fetch_and_unpack(&http, artifact, &pg_root, &final_dir).await?;
-    tracing::info!(
-        pg_major,
-        pg_version = %artifact.pg_version,
-        bytes = artifact.length,
-        "registry artifact verified and unpacked"
-    );
+    if !complete {
+        fetch_and_unpack(&http, artifact, &pg_root, &final_dir).await?;
+        tracing::info!(
+            pg_major,
+            pg_version = %artifact.pg_version,
+            bytes = artifact.length,
+            "registry artifact verified and unpacked"
+        );
+    }
+    // Checked on every use, not only after the download: the tools run with the
+    // database password in their environment.
+    let cached = major_dir
+        .child(&artifact.sha256, what, false)?
+        .ok_or_else(|| Error::invalid_input(format!("{} vanished", final_dir.display())))?;
+    let (dir, sha256) = (cached.path().to_path_buf(), artifact.sha256.clone());
+    tokio::task::spawn_blocking(move || verify_unpacked(&dir, &sha256))
+        .await
+        .map_err(|e| Error::integrity(format!("checking the cached tools failed: {e}")))?
+        .map_err(|e| {
+            let refusing = format!(
+                "refusing the cached PostgreSQL {pg_major} tools in {}",
+                final_dir.display()
+            );
+            if e.kind() != ErrorKind::Integrity {
+                // Modes or owners: the error names the fix.
+                return e.context(refusing).note("nothing from them was run");
+            }
+            e.context(format!(
+                "{refusing}: they no longer match the registry artifact the signed manifest \
+                 lists (SHA-256 {})",
+                artifact.sha256
+            ))
+            .note(&format!(
+                "nothing from them was run. They were changed after download, by the \
+                 agent's own user or root (nobody else can write there), or damaged on disk; \
+                 find out how, then delete {} and the next job fetches and checks them again",
+                final_dir.display()
+            ))
+        })?;
     Ok(final_dir.join("bin"))
 }
 
 async fn fetch_and_unpack(
     http: &Http,
     artifact: &dbcrate_core::registry::metadata::Artifact,
-    pg_root: &Path,
+    pg_root: &Dir,
     final_dir: &Path,
 ) -> Result<()> {
     let io = |what: &str, path: &Path, e: std::io::Error| {
         Error::invalid_input(format!("{what} {}: {e}; check --data-dir", path.display()))
     };
-    tokio::fs::create_dir_all(pg_root)
-        .await
-        .map_err(|e| io("creating", pg_root, e))?;
     // Per-process names: two agents fetching the same artifact do not share scratch files.
     let pid = std::process::id();
-    let download = pg_root.join(format!(".download-{}-{pid}", artifact.sha256));
-    let staging = pg_root.join(format!(".unpack-{}-{pid}", artifact.sha256));
+    let download = pg_root
+        .path()
+        .join(format!(".download-{}-{pid}", artifact.sha256));
+    let staging = pg_root
+        .path()
+        .join(format!(".unpack-{}-{pid}", artifact.sha256));
     let _ = tokio::fs::remove_file(&download).await;
     let _ = tokio::fs::remove_dir_all(&staging).await;
     let result = async {
-        let mut file = tokio::fs::File::create(&download)
+        let mut file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&download)
             .await
             .map_err(|e| io("creating", &download, e))?;
         let mut hasher = Sha256::new();
@@ -183,19 +246,26 @@ async fn fetch_and_unpack(
                 artifact.sha256
             )));
         }
-        tokio::fs::create_dir_all(&staging)
+        file.sync_all()
+            .await
+            .map_err(|e| io("syncing", &download, e))?;
+        drop(file);
+        tokio::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&staging)
             .await
             .map_err(|e| io("creating", &staging, e))?;
         let (archive, dest) = (download.clone(), staging.clone());
         tokio::task::spawn_blocking(move || unpack(&archive, &dest))
             .await
             .map_err(|e| Error::integrity(format!("unpacking failed: {e}")))??;
+        // The archive stays with its files, to check them against before each use.
+        let kept = staging.join(KEPT_ARCHIVE);
+        tokio::fs::rename(&download, &kept)
+            .await
+            .map_err(|e| io("renaming into", &kept, e))?;
         std::fs::write(staging.join(VERIFIED_MARKER), &artifact.sha256)
             .map_err(|e| io("writing", &staging, e))?;
-        let parent = final_dir.parent().expect("has a parent");
-        tokio::fs::create_dir_all(parent)
-            .await
-            .map_err(|e| io("creating", parent, e))?;
         match tokio::fs::rename(&staging, final_dir).await {
             Ok(()) => Ok(()),
             // Another agent process finished the same artifact first: use theirs.

@@ -15,18 +15,26 @@
 //! whole set of manifest keys (`{"version": N, "manifest_keys": [...]}`); such a file is
 //! read as floor N for each of those keys, so that no floor is ever lowered by the
 //! upgrade.
+//!
+//! The data directory, `registry/` and `registry/<anchor>/` are opened and checked
+//! (the agent's own, writable by nobody else: see [`crate::datadir`]) each time the
+//! state is read or written, and so are its files; missing directories are made 0700.
 
+use crate::datadir::Dir;
 use crate::error::{Error, Result};
 use dbcrate_core::registry::metadata::Root;
 use dbcrate_core::registry::minisign::PublicKey;
 use dbcrate_core::registry::trust::{ManifestFloor, TrustedRoot};
 use serde::Deserialize;
-use std::io::Write;
+use std::io::{Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// The registry state directory of a data directory.
 #[derive(Debug, Clone)]
 pub struct State {
+    data_dir: PathBuf,
+    anchor: String,
     dir: PathBuf,
 }
 
@@ -51,28 +59,47 @@ impl State {
         }
         let anchor = dbcrate_core::hex::encode(&hash.finalize()[..8]);
         Self {
-            dir: data_dir.join("registry").join(anchor),
+            data_dir: data_dir.to_path_buf(),
+            dir: data_dir.join("registry").join(&anchor),
+            anchor,
         }
+    }
+
+    /// The state directory, opened and checked from the data directory down (made if
+    /// missing).
+    fn open_dir(&self) -> Result<Dir> {
+        Dir::open_data_dir(&self.data_dir, true)?
+            .make_child("registry", "registry state directory")?
+            .make_child(&self.anchor, "registry state directory")
     }
 
     fn read(&self, name: &str) -> Result<Option<Vec<u8>>> {
         let path = self.dir.join(name);
-        match std::fs::read(&path) {
-            Ok(bytes) => Ok(Some(bytes)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(state_error(&path, e)),
-        }
+        let Some(mut file) = self.open_dir()?.open_file(name, "registry state file")? else {
+            return Ok(None);
+        };
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)
+            .map_err(|e| state_error(&path, e))?;
+        Ok(Some(bytes))
     }
 
     fn write(&self, name: &str, bytes: &[u8]) -> Result<()> {
-        std::fs::create_dir_all(&self.dir).map_err(|e| state_error(&self.dir, e))?;
+        let dir = self.open_dir()?;
         let path = self.dir.join(name);
         let tmp = self.dir.join(format!(".{name}.{}.tmp", std::process::id()));
-        let mut file = std::fs::File::create(&tmp).map_err(|e| state_error(&tmp, e))?;
+        let _ = std::fs::remove_file(&tmp);
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(|e| state_error(&tmp, e))?;
         file.write_all(bytes)
             .and_then(|()| file.sync_all())
             .map_err(|e| state_error(&tmp, e))?;
-        std::fs::rename(&tmp, &path).map_err(|e| state_error(&path, e))
+        std::fs::rename(&tmp, &path).map_err(|e| state_error(&path, e))?;
+        dir.sync()
     }
 
     /// The newest root trusted so far.
@@ -155,7 +182,7 @@ mod tests {
     fn old_format_floor_applies_to_each_key_it_listed() {
         let dir = dbcrate_testkit::TempDir::new("floor").unwrap();
         let state = State::new(dir.path(), &[]);
-        std::fs::create_dir_all(&state.dir).unwrap();
+        state.open_dir().unwrap();
         std::fs::write(
             state.dir.join("manifest-floor.json"),
             br#"{"version":7,"manifest_keys":["0B0B0B0B0B0B0B0B","0C0C0C0C0C0C0C0C"]}"#,
@@ -178,10 +205,57 @@ mod tests {
     fn damaged_floor_is_a_clear_error() {
         let dir = dbcrate_testkit::TempDir::new("floor").unwrap();
         let state = State::new(dir.path(), &[]);
-        std::fs::create_dir_all(&state.dir).unwrap();
+        state.open_dir().unwrap();
         std::fs::write(state.dir.join("manifest-floor.json"), b"{\"v").unwrap();
         let err = state.floor().unwrap_err().to_string();
         assert!(err.contains("the manifest floor is damaged"), "{err}");
+    }
+
+    #[test]
+    fn state_others_could_change_is_refused() {
+        let dir = dbcrate_testkit::TempDir::new("floor").unwrap();
+        let data = dir.path().join("data");
+        let state = State::new(&data, &[]);
+        assert!(state.root().unwrap().is_none());
+        let floor = ManifestFloor {
+            versions_by_manifest_key: [("0B0B0B0B0B0B0B0B".to_string(), 3)].into_iter().collect(),
+        };
+        state.save_floor(&floor).unwrap();
+        let mode = |path: &Path| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+        };
+        assert_eq!(mode(&data), 0o700);
+        assert_eq!(mode(&data.join("registry")), 0o700);
+        assert_eq!(mode(&state.dir), 0o700);
+        assert_eq!(mode(&state.dir.join("manifest-floor.json")), 0o600);
+        let set = |path: &Path, mode: u32| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+        };
+        // Someone else able to change the floor could roll the registry back.
+        // (A file is only read if checked; writing replaces it with a private one.)
+        for (path, loose, back, is_dir) in [
+            (data.clone(), 0o777, 0o700, true),
+            (data.join("registry"), 0o770, 0o700, true),
+            (state.dir.clone(), 0o757, 0o700, true),
+            (state.dir.join("manifest-floor.json"), 0o666, 0o600, false),
+        ] {
+            set(&path, loose);
+            let mut errors = vec![state.floor().unwrap_err().to_string()];
+            if is_dir {
+                errors.push(state.save_floor(&floor).unwrap_err().to_string());
+            }
+            for err in errors {
+                assert!(
+                    err.contains(&format!("chmod go-w {}", path.display())),
+                    "{}: {err}",
+                    path.display()
+                );
+            }
+            set(&path, back);
+        }
+        assert_eq!(state.floor().unwrap().unwrap(), floor);
     }
 
     fn key(seed: u8) -> PublicKey {
