@@ -105,6 +105,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/common/0017_invitations.sql"),
         postgres: include_str!("../migrations/common/0017_invitations.sql"),
     },
+    Migration {
+        version: 18,
+        sqlite: include_str!("../migrations/common/0018_customer_sealed_keys.sql"),
+        postgres: include_str!("../migrations/common/0018_customer_sealed_keys.sql"),
+    },
 ];
 
 /// The schema version this binary expects.

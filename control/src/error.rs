@@ -37,6 +37,10 @@ pub enum Code {
     CsrfTokenInvalid,
     /// An agent route called without a valid client certificate.
     ClientCertificateRequired,
+    /// The organisation's key is customer-sealed and the operation needs its passphrase.
+    CustomerPassphraseRequired,
+    /// The customer passphrase given does not open the organisation's key.
+    CustomerPassphraseInvalid,
     /// Anything else: a bug or an outage. Detail goes to the log only.
     Internal,
 }
@@ -58,6 +62,8 @@ impl Code {
             Self::Throttled => "throttled",
             Self::CsrfTokenInvalid => "csrf_token_invalid",
             Self::ClientCertificateRequired => "client_certificate_required",
+            Self::CustomerPassphraseRequired => "customer_passphrase_required",
+            Self::CustomerPassphraseInvalid => "customer_passphrase_invalid",
             Self::Internal => "internal",
         }
     }

@@ -17,6 +17,7 @@ pub mod audit_heads;
 pub mod audit_key;
 pub mod audit_query;
 pub mod config;
+pub mod customer_seal;
 pub mod databases;
 pub mod db;
 pub mod destinations;

@@ -7,11 +7,21 @@
 //! restore as the reason), takes this one backup's 16-byte file key out of the header
 //! and hands that over with the credentials. The file key is never written to a row or
 //! a log.
+//!
+//! An organisation whose key is customer-sealed ([`crate::customer_seal`]) has no key
+//! the control plane can open alone: its restores are queued with the passphrase
+//! ([`create_with_passphrase`]), which opens the key there and then to take the file key
+//! out of the backup's header. Only that file key (envelope-encrypted, table
+//! `restore_file_keys`) is kept until the agent fetches the job's credentials, when it
+//! is handed over and deleted. Unattended (scheduled) restores are not possible in that
+//! mode.
 
+use crate::customer_seal::Passphrase;
 use crate::db::{end_write, Db};
 use crate::envelope::MasterKeys;
 use crate::error::{is_id, Error, Result};
 use crate::jobs::{enqueue, Because, NewJob};
+use crate::orgs::{self, KeyMode};
 use crate::secrets::{self, Owner, SecretRef};
 use dbcrate_core::time::rfc3339;
 use dbcrate_storage::admin::Destination;
@@ -22,8 +32,12 @@ use sqlx::Row;
 pub const HEADER_READ: u64 = 64 * 1024;
 /// The most recipient stanzas a header may have.
 pub const MAX_STANZAS: usize = 32;
+/// The purpose of a queued restore's file key (customer-sealed organisations only).
+pub const FILE_KEY_PURPOSE: &str = "restore-file-key";
 
-/// Queues a restore of `backup_id` into `target_database_id`; returns the job id.
+/// Queues a restore of `backup_id` into `target_database_id`; returns the job id. A
+/// customer-sealed organisation's restore needs its passphrase
+/// ([`create_with_passphrase`]); here it is refused with `customer_passphrase_required`.
 pub async fn create(
     db: &Db,
     org_id: &str,
@@ -32,11 +46,152 @@ pub async fn create(
     actor: &str,
     now: i64,
 ) -> Result<String> {
+    check_ids(backup_id, target_database_id)?;
+    if orgs::key_mode(db, org_id).await? == KeyMode::CustomerSealed {
+        return Err(crate::customer_seal::passphrase_required(
+            "a managed restore",
+        ));
+    }
+    create_job(db, org_id, backup_id, target_database_id, None, actor, now).await
+}
+
+/// What queueing a customer-sealed organisation's restore needs besides the database.
+#[derive(Clone, Copy)]
+pub struct Access<'a> {
+    /// The master keys.
+    pub keys: &'a MasterKeys,
+    /// Where the control plane may reach (the backup's header is read at once).
+    pub reach: &'a std::sync::Arc<dbcrate_storage::reach::ReachPolicy>,
+}
+
+/// [`create`], with the customer passphrase a customer-sealed organisation's restore
+/// needs (ignored in managed mode): the organisation key is opened with it (throttled
+/// and audited like every use), the backup's header is read and its file key kept,
+/// envelope-encrypted, for the job's agent only.
+#[allow(clippy::too_many_arguments)]
+pub async fn create_with_passphrase(
+    db: &Db,
+    with: Access<'_>,
+    org_id: &str,
+    backup_id: &str,
+    target_database_id: &str,
+    passphrase: Option<&Passphrase>,
+    actor: &str,
+    now: i64,
+) -> Result<String> {
+    check_ids(backup_id, target_database_id)?;
+    if orgs::key_mode(db, org_id).await? == KeyMode::Managed {
+        return create_job(db, org_id, backup_id, target_database_id, None, actor, now).await;
+    }
+    let Some(passphrase) = passphrase else {
+        return Err(crate::customer_seal::passphrase_required(
+            "a managed restore",
+        ));
+    };
+    let backup = sqlx::query(
+        "SELECT b.object_key, b.size, b.deleted_at, t.kind, t.settings,          t.credentials_secret_id FROM backups b JOIN destinations t ON t.id = b.destination_id          WHERE b.id = $1 AND b.org_id = $2",
+    )
+    .bind(backup_id)
+    .bind(org_id)
+    .fetch_optional(db.pool())
+    .await?
+    .ok_or_else(|| Error::invalid("no such backup in this organisation"))?;
+    if backup.try_get::<Option<i64>, _>(2)?.is_some() {
+        return Err(Error::invalid("that backup was deleted by retention"));
+    }
+    let stamp = rfc3339(now);
+    let reason = format!("managed restore of backup {backup_id}");
+    let org_key = orgs::unlock_private_key(
+        db,
+        with.keys,
+        org_id,
+        Some(passphrase),
+        actor,
+        &reason,
+        &stamp,
+    )
+    .await?;
+    let identity = parse_identity(&org_key)?;
+    let credentials: serde_json::Value = match backup.try_get::<Option<String>, _>(5)? {
+        None => serde_json::Value::Null,
+        Some(id) => {
+            let bytes = secrets::unwrap(
+                db,
+                with.keys,
+                SecretRef {
+                    owner: Owner::Org(org_id),
+                    id: &id,
+                    purpose: crate::jobs::DESTINATION_CREDENTIALS_PURPOSE,
+                },
+                actor,
+                &reason,
+                &stamp,
+            )
+            .await?;
+            serde_json::from_slice(&bytes)
+                .map_err(|_| Error::internal("stored destination credentials are not JSON"))?
+        }
+    };
+    let settings: serde_json::Value = serde_json::from_str(&backup.try_get::<String, _>(4)?)
+        .map_err(|_| Error::internal("stored destination settings are not JSON"))?;
+    let (location, options) = crate::destinations::open(
+        with.reach,
+        &backup.try_get::<String, _>(3)?,
+        &settings,
+        Some(&credentials).filter(|c| !c.is_null()),
+    )?;
+    let destination = Destination::connect(&location, &options)
+        .await
+        .map_err(|e| Error::invalid(format!("reaching the backup's destination: {e}")))?;
+    let header = read_header(
+        &destination,
+        &backup.try_get::<String, _>(0)?,
+        backup.try_get(1)?,
+    )
+    .await;
+    destination.close().await;
+    let file_key = dbcrate_core::file_key::unwrap_file_key(&header?, &identity)
+        .map_err(|e| Error::invalid(format!("the backup's header: {e}")))?;
+    let hex = zeroize::Zeroizing::new(dbcrate_core::hex::encode(file_key.expose_secret()));
+    create_job(
+        db,
+        org_id,
+        backup_id,
+        target_database_id,
+        Some((with.keys, hex.as_bytes())),
+        actor,
+        now,
+    )
+    .await
+}
+
+fn check_ids(backup_id: &str, target_database_id: &str) -> Result<()> {
     if !is_id(backup_id, "bkp") || !is_id(target_database_id, "dbs") {
         return Err(Error::invalid(
             "backup_id and target_database_id must be ids of this organisation's objects",
         ));
     }
+    Ok(())
+}
+
+fn parse_identity(org_key: &[u8]) -> Result<age::x25519::Identity> {
+    std::str::from_utf8(org_key)
+        .ok()
+        .and_then(|text| text.trim().parse().ok())
+        .ok_or_else(|| Error::internal("the stored organisation key does not parse"))
+}
+
+/// Queues the job (and, for a customer-sealed organisation, stores its file key) in one
+/// transaction.
+async fn create_job(
+    db: &Db,
+    org_id: &str,
+    backup_id: &str,
+    target_database_id: &str,
+    file_key: Option<(&MasterKeys, &[u8])>,
+    actor: &str,
+    now: i64,
+) -> Result<String> {
     let mut tx = db.begin().await?;
     let made: Result<String> = async {
         let backup = sqlx::query(
@@ -68,14 +223,34 @@ pub async fn create(
             backup_id: Some(backup_id),
             max_attempts: 1,
         };
-        let details =
-            serde_json::json!({ "backup": backup_id, "target_database": target_database_id });
+        let details = serde_json::json!({
+            "backup": backup_id,
+            "target_database": target_database_id,
+            "customer_sealed": file_key.is_some(),
+        });
         let because = Because {
             actor,
             action: "restore.create",
             details: &details,
         };
-        enqueue(&mut tx, &job, &because, now).await
+        let job_id = enqueue(&mut tx, &job, &because, now).await?;
+        if let Some((keys, file_key)) = file_key {
+            let secret_id = secrets::insert(
+                &mut tx,
+                keys,
+                Owner::Org(org_id),
+                FILE_KEY_PURPOSE,
+                file_key,
+                &rfc3339(now),
+            )
+            .await?;
+            sqlx::query("INSERT INTO restore_file_keys (job_id, secret_id) VALUES ($1, $2)")
+                .bind(&job_id)
+                .bind(&secret_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        Ok(job_id)
     }
     .await;
     end_write(tx, made).await
@@ -122,8 +297,34 @@ pub async fn restore_part(
     let key: String = row.try_get(0)?;
     let size: i64 = row.try_get(1)?;
     let sha256: String = row.try_get(2)?;
+    let stamp = rfc3339(now);
+    let reason = format!("managed restore (job {job_id}, backup {backup_id})");
+    if let Some(hex) = take_file_key(db, keys, org_id, job_id, actor, &reason, &stamp).await? {
+        return Ok(serde_json::json!({
+            "object_key": key,
+            "size": size,
+            "sha256": sha256,
+            "file_key": hex.as_str(),
+        }));
+    }
+    let start = read_header(destination, &key, size).await?;
+    let org_key = orgs::unlock_private_key(db, keys, org_id, None, actor, &reason, &stamp).await?;
+    let identity = parse_identity(&org_key)?;
+    let file_key = dbcrate_core::file_key::unwrap_file_key(&start, &identity)
+        .map_err(|e| Error::invalid(format!("the backup's header: {e}")))?;
+    Ok(serde_json::json!({
+        "object_key": key,
+        "size": size,
+        "sha256": sha256,
+        "file_key": dbcrate_core::hex::encode(file_key.expose_secret()),
+    }))
+}
+
+/// The start of a backup object up to the end of its age header (capped at
+/// [`HEADER_READ`], at most [`MAX_STANZAS`] stanzas).
+async fn read_header(destination: &Destination, key: &str, size: i64) -> Result<Vec<u8>> {
     let start = destination
-        .get_range(&key, 0, HEADER_READ.min(size.max(0) as u64))
+        .get_range(key, 0, HEADER_READ.min(size.max(0) as u64))
         .await
         .map_err(|e| Error::internal(format!("reading the backup's header: {e}")))?;
     let header_end = start
@@ -143,34 +344,59 @@ pub async fn restore_part(
             "the backup's header has {stanzas} stanzas (more than {MAX_STANZAS})"
         )));
     }
-    let secret_id: String =
-        sqlx::query_scalar("SELECT private_key_secret_id FROM orgs WHERE id = $1")
-            .bind(org_id)
-            .fetch_one(db.pool())
+    Ok(start.to_vec())
+}
+
+/// The file key kept for a customer-sealed organisation's restore job, if there is one:
+/// unwrapped (audited) and deleted, so it is handed over once.
+async fn take_file_key(
+    db: &Db,
+    keys: &MasterKeys,
+    org_id: &str,
+    job_id: &str,
+    actor: &str,
+    reason: &str,
+    now: &str,
+) -> Result<Option<zeroize::Zeroizing<String>>> {
+    let secret_id: Option<String> =
+        sqlx::query_scalar("SELECT secret_id FROM restore_file_keys WHERE job_id = $1")
+            .bind(job_id)
+            .fetch_optional(db.pool())
             .await?;
-    let org_key = secrets::unwrap(
+    let Some(secret_id) = secret_id else {
+        return Ok(None);
+    };
+    let bytes = secrets::unwrap(
         db,
         keys,
         SecretRef {
             owner: Owner::Org(org_id),
             id: &secret_id,
-            purpose: crate::orgs::ORG_KEY_PURPOSE,
+            purpose: FILE_KEY_PURPOSE,
         },
         actor,
-        &format!("managed restore (job {job_id}, backup {backup_id})"),
-        &rfc3339(now),
+        reason,
+        now,
     )
     .await?;
-    let identity: age::x25519::Identity = std::str::from_utf8(&org_key)
-        .ok()
-        .and_then(|text| text.trim().parse().ok())
-        .ok_or_else(|| Error::internal("the stored organisation key does not parse"))?;
-    let file_key = dbcrate_core::file_key::unwrap_file_key(&start, &identity)
-        .map_err(|e| Error::invalid(format!("the backup's header: {e}")))?;
-    Ok(serde_json::json!({
-        "object_key": key,
-        "size": size,
-        "sha256": sha256,
-        "file_key": dbcrate_core::hex::encode(file_key.expose_secret()),
-    }))
+    let hex = zeroize::Zeroizing::new(
+        String::from_utf8(bytes.to_vec())
+            .map_err(|_| Error::internal("a stored file key is not text"))?,
+    );
+    let mut tx = db.begin().await?;
+    let deleted: Result<()> = async {
+        sqlx::query("DELETE FROM restore_file_keys WHERE job_id = $1")
+            .bind(job_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM secrets WHERE id = $1 AND org_id = $2")
+            .bind(&secret_id)
+            .bind(org_id)
+            .execute(&mut *tx)
+            .await?;
+        Ok(())
+    }
+    .await;
+    end_write(tx, deleted).await?;
+    Ok(Some(hex))
 }

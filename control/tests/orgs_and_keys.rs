@@ -232,3 +232,302 @@ async fn postgres_org_keys() {
     server.create_database("control").unwrap();
     org_keys(Db::connect(&server.url("control")).await.unwrap()).await;
 }
+
+fn passphrase(text: &str) -> dbcrate_control::customer_seal::Passphrase {
+    dbcrate_control::customer_seal::Passphrase::new(dbcrate_core::secret::SecretString::new(
+        text.into(),
+    ))
+    .unwrap()
+}
+
+/// The identity line of an exported recovery key file.
+fn identity_of(export: &str) -> age::x25519::Identity {
+    export
+        .lines()
+        .find(|l| l.starts_with("AGE-SECRET-KEY-1"))
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+const SEAL_PASS: &str = "correct horse battery staple";
+
+/// Customer-sealed mode: after switching on, the database and the master key together
+/// no longer open the organisation key; the passphrase does (the same key, which
+/// decrypts a backup made before); a wrong one is refused, audited and throttled;
+/// master-key rotation re-wraps the outer layer; switching off restores managed mode.
+async fn customer_sealed(db: Db) {
+    use dbcrate_control::error::Code;
+    use orgs::KeyMode;
+    db.migrate().await.unwrap();
+    let k1 = keys(K1);
+    dbcrate_control::audit_key::load(&db, &k1, NOW)
+        .await
+        .unwrap();
+    let org = orgs::create(&db, &k1, "Acme", "user:owner", NOW)
+        .await
+        .unwrap();
+    let recipient: age::x25519::Recipient = org.recipient.parse().unwrap();
+    let backup = age::encrypt(&recipient, b"made before sealing").unwrap();
+    let before = orgs::export_recovery_key(&db, &k1, &org.id, "user:owner", NOW)
+        .await
+        .unwrap();
+    assert_eq!(
+        orgs::key_mode(&db, &org.id).await.unwrap(),
+        KeyMode::Managed
+    );
+
+    // Too short a passphrase is refused, nothing changes.
+    let err = orgs::enable_customer_seal(
+        &db,
+        &k1,
+        &org.id,
+        &passphrase("fifteen chars!!"),
+        "user:owner",
+        NOW,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code, Code::InvalidInput);
+    assert!(err.message.contains("16"), "{}", err.message);
+    assert_eq!(
+        orgs::key_mode(&db, &org.id).await.unwrap(),
+        KeyMode::Managed
+    );
+
+    orgs::enable_customer_seal(&db, &k1, &org.id, &passphrase(SEAL_PASS), "user:owner", NOW)
+        .await
+        .unwrap();
+    assert_eq!(
+        orgs::key_mode(&db, &org.id).await.unwrap(),
+        KeyMode::CustomerSealed
+    );
+    let again =
+        orgs::enable_customer_seal(&db, &k1, &org.id, &passphrase(SEAL_PASS), "user:owner", NOW)
+            .await
+            .unwrap_err();
+    assert_eq!(again.code, Code::Conflict);
+
+    // The database and the master key alone: no export, and no secret row of the
+    // organisation opens (with the master key) to an age identity any more.
+    let err = orgs::export_recovery_key(&db, &k1, &org.id, "user:owner", NOW)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, Code::CustomerPassphraseRequired);
+    assert!(err.message.contains("passphrase"), "{}", err.message);
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT id, purpose FROM secrets WHERE org_id = $1")
+            .bind(&org.id)
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
+    assert!(!rows.is_empty());
+    assert!(
+        rows.iter().all(|(_, p)| p != orgs::ORG_KEY_PURPOSE),
+        "{rows:?}"
+    );
+    for (id, purpose) in &rows {
+        let opened = secrets::unwrap(
+            &db,
+            &k1,
+            secrets::SecretRef {
+                owner: secrets::Owner::Org(&org.id),
+                id,
+                purpose,
+            },
+            "test",
+            "test",
+            NOW,
+        )
+        .await
+        .unwrap();
+        let text = String::from_utf8_lossy(&opened);
+        assert!(
+            !text.contains("AGE-SECRET-KEY"),
+            "{purpose} opens to the key"
+        );
+        assert!(!text.contains(&before.expose_secret()[before.expose_secret().len() - 40..]));
+    }
+
+    // A wrong passphrase: refused, audited, counted.
+    let err = orgs::export_recovery_key_with(
+        &db,
+        &k1,
+        &org.id,
+        Some(&passphrase("not the passphrase at all")),
+        "user:owner",
+        NOW,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code, Code::CustomerPassphraseInvalid);
+    assert!(!err.message.contains("not the passphrase"));
+    let actions: Vec<String> = audit::rows(&db, &org.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.action)
+        .collect();
+    assert!(actions.contains(&"org.key.customer_seal.enable".to_string()));
+    assert!(actions.contains(&"org.key.customer_seal.wrong_passphrase".to_string()));
+    let dump: Vec<String> = sqlx::query_scalar("SELECT details FROM audit_log")
+        .fetch_all(db.pool())
+        .await
+        .unwrap();
+    assert!(
+        dump.iter()
+            .all(|d| !d.contains("horse") && !d.contains("not the passphrase")),
+        "{dump:?}"
+    );
+
+    // The right one gives the same key, which decrypts the backup made before.
+    let after = orgs::export_recovery_key_with(
+        &db,
+        &k1,
+        &org.id,
+        Some(&passphrase(SEAL_PASS)),
+        "user:owner",
+        NOW,
+    )
+    .await
+    .unwrap();
+    let identity = identity_of(after.expose_secret());
+    assert_eq!(
+        identity.to_public().to_string(),
+        identity_of(before.expose_secret()).to_public().to_string()
+    );
+    assert_eq!(
+        after.expose_secret().lines().last(),
+        before.expose_secret().lines().last()
+    );
+    assert_eq!(
+        age::decrypt(&identity, &backup).unwrap(),
+        b"made before sealing"
+    );
+
+    // A managed restore cannot be queued without the passphrase.
+    let (bkp, dbs) = (
+        format!("bkp_{}", "0".repeat(32)),
+        format!("dbs_{}", "0".repeat(32)),
+    );
+    let err = dbcrate_control::restores::create(&db, &org.id, &bkp, &dbs, "user:o", T)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, Code::CustomerPassphraseRequired);
+
+    // Master-key rotation re-wraps the outer layer; the passphrase still opens it under
+    // the new key alone.
+    let both = keys(&format!("{K2} {K1}"));
+    assert!(
+        secrets::rotate_master_key(&db, &both, "system", NOW, usize::MAX)
+            .await
+            .unwrap()
+            >= 1
+    );
+    let k2 = keys(K2);
+    secrets::check_master_keys(&db, &k2).await.unwrap();
+    let rotated = orgs::export_recovery_key_with(
+        &db,
+        &k2,
+        &org.id,
+        Some(&passphrase(SEAL_PASS)),
+        "user:owner",
+        NOW,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        age::decrypt(&identity_of(rotated.expose_secret()), &backup).unwrap(),
+        b"made before sealing"
+    );
+
+    // Switching off needs the passphrase; then managed mode works without it.
+    let err = orgs::disable_customer_seal(
+        &db,
+        &k2,
+        &org.id,
+        &passphrase("still not the passphrase"),
+        "user:owner",
+        NOW,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code, Code::CustomerPassphraseInvalid);
+    orgs::disable_customer_seal(&db, &k2, &org.id, &passphrase(SEAL_PASS), "user:owner", NOW)
+        .await
+        .unwrap();
+    assert_eq!(
+        orgs::key_mode(&db, &org.id).await.unwrap(),
+        KeyMode::Managed
+    );
+    let plain: Vec<String> = sqlx::query_scalar("SELECT purpose FROM secrets WHERE org_id = $1")
+        .bind(&org.id)
+        .fetch_all(db.pool())
+        .await
+        .unwrap();
+    assert!(
+        !plain.iter().any(|p| p == orgs::ORG_KEY_SEALED_PURPOSE),
+        "{plain:?}"
+    );
+    let managed = orgs::export_recovery_key(&db, &k2, &org.id, "user:owner", NOW)
+        .await
+        .unwrap();
+    assert_eq!(
+        age::decrypt(&identity_of(managed.expose_secret()), &backup).unwrap(),
+        b"made before sealing"
+    );
+    assert!(audit::rows(&db, &org.id)
+        .await
+        .unwrap()
+        .iter()
+        .any(|r| r.action == "org.key.customer_seal.disable"));
+    assert!(audit::verify(&db, &org.id).await.unwrap().is_ok());
+
+    // Guessing is throttled: after a few wrong passphrases even the right one waits.
+    orgs::enable_customer_seal(&db, &k2, &org.id, &passphrase(SEAL_PASS), "user:g", NOW)
+        .await
+        .unwrap();
+    let mut codes = Vec::new();
+    for _ in 0..orgs::PASSPHRASE_TRIES_PER_PERSON + 1 {
+        let e = orgs::export_recovery_key_with(
+            &db,
+            &k2,
+            &org.id,
+            Some(&passphrase("a wrong guess, again")),
+            "user:g",
+            NOW,
+        )
+        .await
+        .unwrap_err();
+        codes.push(e.code);
+    }
+    assert_eq!(codes.last(), Some(&Code::Throttled), "{codes:?}");
+    let e = orgs::export_recovery_key_with(
+        &db,
+        &k2,
+        &org.id,
+        Some(&passphrase(SEAL_PASS)),
+        "user:g",
+        NOW,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.code, Code::Throttled);
+}
+
+#[tokio::test]
+async fn sqlite_customer_sealed() {
+    let dir = TempDir::new("control-sealed").unwrap();
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("control.db").display()
+    );
+    customer_sealed(Db::connect(&url).await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn postgres_customer_sealed() {
+    let server = PgServer::start(17).unwrap();
+    server.create_database("control").unwrap();
+    customer_sealed(Db::connect(&server.url("control")).await.unwrap()).await;
+}

@@ -59,7 +59,8 @@ fn status_of(code: Code) -> StatusCode {
         | Code::Forbidden
         | Code::CsrfTokenInvalid => StatusCode::FORBIDDEN,
         Code::NotFound => StatusCode::NOT_FOUND,
-        Code::Conflict => StatusCode::CONFLICT,
+        Code::Conflict | Code::CustomerPassphraseRequired => StatusCode::CONFLICT,
+        Code::CustomerPassphraseInvalid => StatusCode::UNPROCESSABLE_ENTITY,
         Code::Throttled => StatusCode::TOO_MANY_REQUESTS,
         Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
