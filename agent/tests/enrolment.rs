@@ -1,8 +1,8 @@
 //! The agent against a real control plane (in this process, over TLS on loopback):
 //! enrolment with a pinned server certificate, identity files and their modes, the run
-//! loop renewing its certificate and checking its CRL, stopping when revoked (through
-//! the CRL or at the TLS layer), and never a listening socket — during enrolment,
-//! renewal, CRL polling and a backup job.
+//! loop renewing its certificate and checking its CRL (refusing one older than a CRL it
+//! accepted), stopping when revoked (through the CRL or at the TLS layer), and never a
+//! listening socket — during enrolment, renewal, CRL polling and a backup job.
 
 mod common;
 
@@ -550,4 +550,60 @@ async fn a_renewal_interrupted_after_its_journal_is_completed_on_load() {
     .unwrap();
     let err = identity::load(&data).unwrap_err().to_string();
     assert!(err.contains("chmod 600"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_refuses_a_replayed_older_crl_and_still_stops_on_the_newer_one() {
+    // Job long polls last 30 s, so the CRL checks (every second) are what run.
+    let w = world(AgentSettings {
+        poll_interval_secs: 30,
+        ..fast()
+    })
+    .await;
+    let data = w.dir.path().join("agent");
+    let enrolled = report(&w.enroll(&data, &w.token().await).await);
+    let agent_id = enrolled["agent_id"].as_str().unwrap().to_string();
+    let state = &w.control.state;
+    let now = dbcrate_core::time::unix_now();
+    // A CRL from before, then a newer one that the control plane serves.
+    let older = dbcrate_control::pki::crl::regenerate(&state.db, &state.keys, &w.org, "test", now)
+        .await
+        .unwrap();
+    dbcrate_control::pki::crl::regenerate(&state.db, &state.keys, &w.org, "test", now)
+        .await
+        .unwrap();
+    let floor_file = data.join("identity/crl-floor.json");
+    let started = Instant::now();
+    let (code, stderr, _) = run_agent(&data, Duration::from_secs(40), async || {
+        while !floor_file.exists() {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "no CRL accepted"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let floor = std::fs::read(&floor_file).unwrap();
+        // The control plane (or whoever stands in for it) now serves the older CRL:
+        // signed by the organisation's CA and still valid.
+        sqlx::query("UPDATE org_cas SET crl_der = $1, crl_this_update = $2 WHERE org_id = $3")
+            .bind(&older)
+            .bind(dbcrate_core::time::unix_now())
+            .bind(&w.org)
+            .execute(state.db.pool())
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        assert_eq!(std::fs::read(&floor_file).unwrap(), floor);
+        // The revocation re-signs a newer CRL, which the agent takes and stops on.
+        w.revoke(&agent_id, false).await;
+    })
+    .await;
+    assert_eq!(code, Some(3), "{stderr}");
+    let refused: Vec<_> = stderr
+        .lines()
+        .filter(|l| l.contains("is older than CRL number"))
+        .collect();
+    assert!(!refused.is_empty(), "{stderr}");
+    assert!(refused.iter().all(|l| l.contains("ERROR")), "{refused:?}");
+    assert!(stderr.contains("signed CRL"), "{stderr}");
 }
