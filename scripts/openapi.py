@@ -64,10 +64,25 @@ paths = {
  "/api/v1/account/second-factor/disable": {"post": op("Turn the second factor off (password and a current code or recovery code)", "a person",
       dict({"200": ok("Disabled"), "401": err("wrong_credentials or second_factor_invalid"), "409": err("conflict: none enrolled"), "429": err("throttled")}, **common, **body_errs),
       body({"code": secret, "password": secret}, ["code", "password"]))},
- "/api/v1/orgs": {"get": op("The caller's organisations and role in each", "a person or token", dict({"200": ok("Organisations", {"$ref": "#/components/schemas/List"})}, **common))},
- "/api/v1/orgs/{org}": {"get": op("One organisation (id, name, age recipient, caller's role)", "viewer+", dict({"200": ok("Organisation")}, **org_common), params=[org_p])},
+ "/api/v1/orgs": {"get": op("The caller's organisations and role in each (with key_mode: managed or customer_sealed)", "a person or token", dict({"200": ok("Organisations", {"$ref": "#/components/schemas/List"})}, **common))},
+ "/api/v1/orgs/{org}": {"get": op("One organisation (id, name, age recipient, caller's role, key_mode: managed or customer_sealed)", "viewer+", dict({"200": ok("Organisation")}, **org_common), params=[org_p])},
  "/api/v1/orgs/{org}/recovery-key": {"post": op("Export the organisation's private key as an AGE-SECRET-KEY-1 identity file (audited)", "owner, as a person, with a second factor checked in the last 5 minutes",
-      dict({"200": ok("The identity file", {"type": "string"}, "text/plain"), "403": err("recent_second_factor_required, forbidden, csrf_token_invalid, password_change_required")}, **{k: v for k, v in org_common.items() if k != "403"}), params=[org_p])},
+      dict({"200": ok("The identity file", {"type": "string"}, "text/plain"), "403": err("recent_second_factor_required, forbidden, csrf_token_invalid, password_change_required"),
+            "409": err("customer_passphrase_required: the organisation key is customer-sealed; send {\"passphrase\": …}"),
+            "422": err("customer_passphrase_invalid: not the organisation's passphrase (audited); invalid_body"), "429": err("throttled: too many wrong passphrases; wait 15 minutes")},
+           **{k: v for k, v in org_common.items() if k != "403"}),
+      dict(body({"passphrase": secret}, []), required=False), params=[org_p])},
+ "/api/v1/orgs/{org}/customer-seal": {"post": op("Customer-seal the organisation key: seal the private key under a passphrase only the customer holds (Argon2id + XChaCha20-Poly1305) and delete the plain envelope copy, so the database and master key no longer open it. Managed restores and recovery-key exports then need the passphrase; unattended restores are not possible. Audited as org.key.customer_seal.enable", "owner, as a person, with a second factor checked in the last 5 minutes",
+      dict({"200": ok("Sealed", {"type": "object", "properties": {"key_mode": S}}), "403": err("recent_second_factor_required, forbidden, csrf_token_invalid, password_change_required"),
+            "409": err("conflict: customer-sealed already")}, **{k: v for k, v in org_common.items() if k != "403"}, **{k: v for k, v in body_errs.items() if k != "422"},
+           **{"422": err("invalid_input: passphrase shorter than 16 characters or longer than 1024 bytes; invalid_body")}),
+      body({"passphrase": dict(secret, minLength=16)}, ["passphrase"]), params=[org_p])},
+ "/api/v1/orgs/{org}/customer-seal/disable": {"post": op("End customer sealing: the organisation key goes back under the master key alone. Audited as org.key.customer_seal.disable", "owner, as a person, with a second factor checked in the last 5 minutes",
+      dict({"200": ok("Managed again", {"type": "object", "properties": {"key_mode": S}}), "403": err("recent_second_factor_required, forbidden, csrf_token_invalid, password_change_required"),
+            "409": err("conflict: not customer-sealed"), "429": err("throttled: too many wrong passphrases; wait 15 minutes")},
+           **{k: v for k, v in org_common.items() if k != "403"}, **{k: v for k, v in body_errs.items() if k != "422"},
+           **{"422": err("customer_passphrase_invalid: not the organisation's passphrase (audited); invalid_body")}),
+      body({"passphrase": secret}, ["passphrase"]), params=[org_p])},
  "/api/v1/orgs/{org}/members": {
    "get": op("Members with e-mail and role", "viewer+", dict({"200": ok("Members", {"$ref": "#/components/schemas/List"})}, **org_common), params=[org_p]),
    "post": op("Invite a person: an invitation with a one-time token (dbci_…, shown once) for them to accept. The answer is the same whether or not the address has an account; nobody is a member until they accept", "admin+ as a person; nobody invites above their own role (only owners invite owners)",
@@ -150,8 +165,10 @@ paths["/api/v1/orgs/{org}/schedules/{schedule}/run"] = {"post": op("Run now: que
 paths["/api/v1/orgs/{org}/backups"] = {"get": op("The organisation's recorded backups, newest first (object key, stored and dump sizes, SHA-256, times and duration, versions; deleted_at once retention removed it)", "viewer+",
       dict({"200": ok("Backups", {"$ref": "#/components/schemas/List"})}, **org_common), params=[org_p])}
 paths["/api/v1/orgs/{org}/restores"] = {"post": op("Managed restore: queue a restore of a recorded backup into a target database (its agent gets only this backup's file key)", "admin+ (person or token)",
-      dict({"202": ok("Queued", {"type": "object", "properties": {"job": S}})}, **org_common, **body_errs),
-      body({"backup_id": S, "target_database_id": S}, ["backup_id", "target_database_id"]), params=[org_p])}
+      dict({"202": ok("Queued", {"type": "object", "properties": {"job": S}})}, **org_common, **{k: v for k, v in body_errs.items() if k != "422"},
+           **{"409": err("customer_passphrase_required: the organisation key is customer-sealed; send {\"passphrase\": …} (unattended restores are not possible in that mode)"),
+              "422": err("invalid_body (unknown field, wrong type), invalid_input, or customer_passphrase_invalid (audited)"), "429": err("throttled: too many wrong passphrases; wait 15 minutes")}),
+      body({"backup_id": S, "target_database_id": S, "passphrase": dict(secret, description="only for a customer-sealed organisation key")}, ["backup_id", "target_database_id"]), params=[org_p])}
 mtls = [{"agentCertificate": []}]
 agent_errs = {"401": err("client_certificate_required: no, unknown or revoked agent certificate")}
 paths["/agent/v1/enroll"] = {"post": dict(op("Agent listener: enrol with a one-time token and a CSR; answers the certificate chain and the deployment root", "anyone with an enrolment token",

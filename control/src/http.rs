@@ -254,6 +254,14 @@ pub fn router(state: AppState) -> Router {
             post(invitation::create_account),
         )
         .route(
+            "/api/v1/orgs/{org}/customer-seal",
+            post(org::enable_customer_seal),
+        )
+        .route(
+            "/api/v1/orgs/{org}/customer-seal/disable",
+            post(org::disable_customer_seal),
+        )
+        .route(
             "/api/v1/orgs/{org}/api-tokens",
             get(token::list).post(token::create),
         )

@@ -5,6 +5,7 @@
 mod agents;
 mod backups;
 mod bad_input;
+mod customer_seal;
 mod destinations;
 mod flows;
 mod harness;

@@ -113,6 +113,20 @@ fn routes() -> Vec<Route> {
         ),
         r(
             Method::POST,
+            "/api/v1/orgs/{org}/customer-seal",
+            "owner",
+            true,
+            Some(|_| json!({ "passphrase": "a passphrase of 16+ characters" })),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/orgs/{org}/customer-seal/disable",
+            "owner",
+            true,
+            Some(|_| json!({ "passphrase": "a passphrase of 16+ characters" })),
+        ),
+        r(
+            Method::POST,
             "/api/v1/orgs/{org}/enrolment-tokens",
             "operator",
             false,
@@ -373,7 +387,7 @@ async fn roles_matrix(db: Db) {
             {
                 assert_eq!(reply.status.as_u16(), 403, "{what}: {}", reply.text);
                 assert_eq!(reply.code(), "forbidden", "{what}");
-            } else if route.path.ends_with("recovery-key") {
+            } else if route.path.ends_with("recovery-key") || route.path.contains("customer-seal") {
                 // Allowed by role, but the owner here has no recent second factor.
                 reply.fails(403, "recent_second_factor_required");
             } else {
