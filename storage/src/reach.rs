@@ -314,7 +314,7 @@ impl aws_smithy_runtime_api::client::dns::ResolveDns for PolicyResolver {
                 .0
                 .resolve(name, 0)
                 .await
-                .map_err(|e| ResolveDnsError::new(e))?;
+                .map_err(ResolveDnsError::new)?;
             Ok(addrs.into_iter().map(|a| a.ip()).collect())
         })
     }
@@ -433,38 +433,5 @@ mod tests {
         assert!(addrs
             .iter()
             .all(|a| a.port() == 9000 && a.ip().is_loopback()));
-    }
-
-    #[test]
-    fn directories_stay_under_their_roots() {
-        let base = std::env::temp_dir().join(format!("dbcrate-reach-{}", std::process::id()));
-        let root = base.join("root");
-        std::fs::create_dir_all(root.join("acme")).unwrap();
-        std::fs::create_dir_all(base.join("outside")).unwrap();
-        std::os::unix::fs::symlink(base.join("outside"), root.join("escape")).unwrap();
-        let policy = ReachPolicy::new(vec![], std::slice::from_ref(&root)).unwrap();
-        let root = policy.directory_roots()[0].clone();
-
-        assert!(policy.check_directory(&root.join("acme")).is_ok());
-        assert!(policy
-            .check_directory(&root.join("acme/new/deeper"))
-            .is_ok());
-        for (bad, why) in [
-            (PathBuf::from("/etc"), "not under"),
-            (root.join("../outside"), ". or .."),
-            (root.join("acme/../../outside"), ". or .."),
-            (root.join("escape"), "symbolic link"),
-            (root.join("escape/x"), "symbolic link"),
-            (PathBuf::from("relative"), "absolute"),
-        ] {
-            let err = policy.check_directory(&bad).unwrap_err();
-            assert!(err.to_string().contains(why), "{}: {err}", bad.display());
-            assert_eq!(err.class(), crate::error::FailureClass::NotAllowed);
-        }
-        let err = ReachPolicy::default()
-            .check_directory(&root.join("acme"))
-            .unwrap_err();
-        assert!(err.to_string().contains("DBCRATE_DIRECTORY_ROOTS"), "{err}");
-        std::fs::remove_dir_all(&base).unwrap();
     }
 }
