@@ -14,7 +14,7 @@ use crate::envelope::MasterKeys;
 use crate::error::{is_id, new_id, Error, Result};
 use crate::jobs::DESTINATION_CREDENTIALS_PURPOSE;
 use crate::secrets::{self, Owner};
-use dbcrate_storage::admin::{self, ProbeReport};
+use dbcrate_storage::admin::{self, ProbeReport, ProbeStep, StepOutcome, StepReport};
 use dbcrate_storage::reach::ReachPolicy;
 use dbcrate_storage::{FailureClass, Location, StorageOptions};
 use serde::Serialize;
@@ -241,19 +241,41 @@ pub async fn get(db: &Db, org_id: &str, id: &str) -> Result<Option<DestinationIn
     row.as_ref().map(from_row).transpose()
 }
 
+/// What a tenant is told about a failed probe step: [`tenant_failure`], and after a
+/// failed delete the probe object that may remain (our own words, so safe to show).
+fn step_failure(report: &ProbeReport, step: &StepReport) -> Option<String> {
+    let StepOutcome::Failed { class, detail } = &step.outcome else {
+        return None;
+    };
+    let told = tenant_failure(step.step.name(), *class, detail);
+    Some(if step.step == ProbeStep::Delete {
+        format!(
+            "{told}; the probe object {} may remain: grant delete permission (retention \
+             needs it) and remove it by hand",
+            report.probe_key
+        )
+    } else {
+        told
+    })
+}
+
+/// The first failed step's message for a tenant, if a step failed.
+pub fn first_failure_message(report: &ProbeReport) -> Option<String> {
+    report.steps.iter().find_map(|s| step_failure(report, s))
+}
+
 /// Probe steps as JSON, for answers and audit rows.
 pub fn report_json(report: &ProbeReport) -> Value {
-    use dbcrate_storage::admin::StepOutcome;
     Value::Array(
         report
             .steps
             .iter()
             .map(|s| match &s.outcome {
                 StepOutcome::Ok => json!({ "step": s.step.name(), "outcome": "ok" }),
-                StepOutcome::Failed { class, detail } => json!({
+                StepOutcome::Failed { .. } => json!({
                     "step": s.step.name(),
                     "outcome": "failed",
-                    "error": tenant_failure(s.step.name(), *class, detail),
+                    "error": step_failure(report, s),
                 }),
                 StepOutcome::NotRun => json!({ "step": s.step.name(), "outcome": "not run" }),
             })

@@ -151,12 +151,13 @@ async fn org_keys(db: Db) {
     orgs::export_recovery_key(&db, &both, &org.id, "user:owner", NOW)
         .await
         .unwrap();
-    // Running it again finishes; ciphertexts never changed; the old key is not needed.
+    // Running it again finishes (the other three, and the audit chain key, a sealed
+    // instance secret); ciphertexts never changed; the old key is not needed.
     assert_eq!(
         secrets::rotate_master_key(&db, &both, "system", NOW, usize::MAX)
             .await
             .unwrap(),
-        3
+        4
     );
     assert_eq!(
         secrets::rotate_master_key(&db, &both, "system", NOW, usize::MAX)
@@ -184,14 +185,15 @@ async fn org_keys(db: Db) {
             .len(),
         10
     );
-    // One audit row per re-wrapped secret, in its owner's chain (the person's seed in
-    // the instance chain, each organisation's key in that organisation's).
+    // One audit row per re-wrapped secret, in its owner's chain (the person's seed and
+    // the audit chain key in the instance chain, each organisation's key in that
+    // organisation's).
     let all: Vec<(String, String)> =
         sqlx::query_as("SELECT org_id, target FROM audit_log WHERE action = 'master_key.rotate'")
             .fetch_all(db.pool())
             .await
             .unwrap();
-    assert_eq!(all.len(), 4, "{all:?}");
+    assert_eq!(all.len(), 5, "{all:?}");
     assert!(all.iter().any(|(chain, _)| chain == audit::INSTANCE_CHAIN));
     assert!(all.iter().any(|(chain, _)| chain == &org.id));
     let all: Vec<String> = all.into_iter().map(|(_, target)| target).collect();

@@ -14,7 +14,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use dbcrate_core::retention::Rules;
-use dbcrate_storage::admin::StepOutcome;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -231,15 +230,7 @@ pub async fn create_destination(
             Ok((StatusCode::CREATED, Json(body)))
         }
         Err(report) => {
-            let why = report
-                .steps
-                .iter()
-                .find_map(|s| match &s.outcome {
-                    StepOutcome::Failed { class, detail } => {
-                        Some(destinations::tenant_failure(s.step.name(), *class, detail))
-                    }
-                    _ => None,
-                })
+            let why = destinations::first_failure_message(&report)
                 .unwrap_or_else(|| "the probe failed".into());
             Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
