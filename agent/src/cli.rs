@@ -94,6 +94,17 @@ pub struct RunArgs {
     /// system's roots (a private registry).
     #[arg(long, value_name = "FILE")]
     pub registry_ca: Option<PathBuf>,
+    /// A directory under which jobs may read and write directory destinations (absolute,
+    /// existing); repeat for several, or list them comma-separated in the environment. A
+    /// job to a directory elsewhere, or to any directory when none is given, fails. S3 and
+    /// SFTP destinations are not limited.
+    #[arg(
+        long = "directory-root",
+        value_name = "DIR",
+        env = "DBCRATE_AGENT_DIRECTORY_ROOTS",
+        value_delimiter = ','
+    )]
+    pub directory_roots: Vec<PathBuf>,
 }
 
 impl RunArgs {
@@ -104,6 +115,7 @@ impl RunArgs {
             pg_bin_dir: self.pg_bin_dir,
             no_registry: self.no_registry,
             registry_ca: self.registry_ca,
+            directory_roots: self.directory_roots,
         }
     }
 }
@@ -312,4 +324,46 @@ fn parse_sha256(hex: &str) -> Result<[u8; 32]> {
     dbcrate_core::hex::decode_array(hex).ok_or_else(|| {
         Error::invalid_input("--expect-sha256 must be 64 hex digits (the sha256 printed by backup)")
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_args(args: &[&str]) -> RunArgs {
+        let cli = Cli::try_parse_from(["dbcrate-agent", "run"].iter().chain(args)).unwrap();
+        match cli.command {
+            Command::Run(args) => args,
+            other => panic!("not run: {other:?}"),
+        }
+    }
+
+    fn paths(list: &[&str]) -> Vec<PathBuf> {
+        list.iter().map(PathBuf::from).collect()
+    }
+
+    /// One test for everything that reads DBCRATE_AGENT_DIRECTORY_ROOTS, so that no other
+    /// test sees it set.
+    #[test]
+    fn directory_roots_come_from_the_flag_or_the_environment() {
+        const ENV: &str = "DBCRATE_AGENT_DIRECTORY_ROOTS";
+        std::env::remove_var(ENV);
+        assert!(run_args(&[]).directory_roots.is_empty());
+        assert_eq!(
+            run_args(&["--directory-root", "/srv/a", "--directory-root", "/srv/b"]).directory_roots,
+            paths(&["/srv/a", "/srv/b"])
+        );
+        std::env::set_var(ENV, "/srv/c,/srv/d");
+        let from_env = run_args(&[]).directory_roots;
+        let flag_wins = run_args(&["--directory-root", "/srv/a"]).directory_roots;
+        std::env::remove_var(ENV);
+        assert_eq!(from_env, paths(&["/srv/c", "/srv/d"]));
+        assert_eq!(flag_wins, paths(&["/srv/a"]));
+        assert_eq!(
+            run_args(&["--directory-root", "/srv/a"])
+                .options()
+                .directory_roots,
+            paths(&["/srv/a"])
+        );
+    }
 }

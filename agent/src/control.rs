@@ -12,5 +12,6 @@ pub mod jobs;
 pub mod keys;
 pub mod link;
 pub mod revocation;
+pub mod roots;
 pub mod run;
 pub mod tls;

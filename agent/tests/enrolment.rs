@@ -264,6 +264,37 @@ async fn enrolment_stores_a_private_identity_and_tokens_work_once() {
     assert!(!other.join("identity/key.pem").exists());
 }
 
+#[test]
+fn run_does_not_start_with_a_directory_root_it_cannot_use() {
+    // Checked before anything else: no identity is needed to see it refused.
+    let dir = common::scratch("agent-missing-root");
+    let missing = dir.path().join("missing");
+    let run = |flag: bool| {
+        let mut cmd = common::agent();
+        cmd.arg("run")
+            .arg("--data-dir")
+            .arg(dir.path().join("agent"))
+            .env_remove("DBCRATE_AGENT_DIRECTORY_ROOTS");
+        if flag {
+            cmd.arg("--directory-root").arg(&missing);
+        } else {
+            cmd.env("DBCRATE_AGENT_DIRECTORY_ROOTS", &missing);
+        }
+        cmd.output().unwrap()
+    };
+    for out in [run(true), run(false)] {
+        let stderr = common::stderr_of(&out);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        for needle in [
+            &missing.display().to_string(),
+            "create it first",
+            "--directory-root",
+        ] {
+            assert!(stderr.contains(needle), "no {needle:?} in: {stderr}");
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_refuses_an_identity_others_can_read_or_own() {
     let w = world(fast()).await;

@@ -8,6 +8,7 @@
 //! on a command line (pg_dump gets the password through its environment).
 
 use super::link::Link;
+use super::roots::DirectoryRoots;
 
 /// The agent's current link to the control plane: renewal replaces it while a job runs,
 /// and every request of the job takes the newest.
@@ -46,6 +47,9 @@ pub struct JobSettings {
     pub registry_problem: Option<String>,
     /// How often a running job reports progress (well inside the control plane's lease).
     pub heartbeat: Duration,
+    /// Where directory destinations may be (`run --directory-root`): a job to a
+    /// directory elsewhere fails before anything is read or written.
+    pub directory_roots: DirectoryRoots,
 }
 
 impl JobSettings {
@@ -64,6 +68,7 @@ impl Default for JobSettings {
             registry: None,
             registry_problem: None,
             heartbeat: Duration::from_secs(20),
+            directory_roots: DirectoryRoots::default(),
         }
     }
 }
@@ -138,6 +143,9 @@ fn backup_request(
             field(dest, &["settings"])?,
             creds,
         )?;
+        let key = text(job, &["object_key"])?;
+        let object = dbcrate_storage::spec::object_location(&destination, &key);
+        settings.directory_roots.check(&destination, &object)?;
         let recipients: Vec<String> = field(&credentials, &["recipients"])?
             .as_array()
             .map(|r| {
@@ -153,7 +161,7 @@ fn backup_request(
             storage,
             name: Some(text(job, &["database_name"])?),
             job: text(job, &["id"])?,
-            key: Some(text(job, &["object_key"])?),
+            key: Some(key),
             pg_bin_dir: settings.pg_bin_dir.clone(),
             registry: settings.registry.clone(),
             zstd_level: 3,
@@ -192,6 +200,7 @@ fn restore_request(
         let sha256 = dbcrate_core::hex::decode_array::<32>(&text(restore, &["sha256"])?)
             .ok_or_else(|| Error::new(ErrorKind::Control, "restore.sha256 is not 32 hex bytes"))?;
         let source = dbcrate_storage::spec::object_location(&prefix, &key);
+        settings.directory_roots.check(&prefix, &source)?;
         Ok((
             RestoreRequest {
                 source,
@@ -373,6 +382,80 @@ mod tests {
             .with_root_certificates(rustls::RootCertStore::empty())
             .with_no_client_auth();
         (Link::new(&url, Arc::new(tls)).unwrap(), server)
+    }
+
+    /// A job to the directory `path` and its credentials (restore ones too).
+    fn directory_job(path: &std::path::Path) -> (Value, Value) {
+        let job = json!({
+            "id": "job_x", "kind": "backup", "database_name": "shop",
+            "object_key": "shop/2026/01/02/20260102T030000Z-job_x.pgdump.zst.age",
+        });
+        let credentials = json!({
+            "database": {
+                "host": "127.0.0.1", "port": 5432, "dbname": "shop", "username": "postgres",
+                "tls_mode": "disable", "password": "pw",
+            },
+            "destination": { "kind": "directory", "settings": { "path": path } },
+            "recipients": [age::x25519::Identity::generate().to_public().to_string()],
+            "restore": {
+                "object_key": job["object_key"], "file_key": "00".repeat(16),
+                "sha256": "00".repeat(32),
+            },
+        });
+        (job, credentials)
+    }
+
+    #[test]
+    fn jobs_to_a_directory_outside_the_roots_are_refused_before_any_work() {
+        let dir = dbcrate_testkit::TempDir::new("agent-job-roots").unwrap();
+        let (root, outside) = (dir.path().join("root"), dir.path().join("outside"));
+        std::fs::create_dir_all(root.join("backups")).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        let settings = JobSettings {
+            directory_roots: DirectoryRoots::resolve(std::slice::from_ref(&root)).unwrap(),
+            ..JobSettings::default()
+        };
+        let progress = Progress::default;
+        for (path, allowed) in [(root.join("backups"), true), (outside.clone(), false)] {
+            let (job, credentials) = directory_job(&path);
+            let backup = backup_request(
+                &job,
+                &settings,
+                credentials.clone(),
+                Interrupt::never(),
+                progress(),
+            );
+            let restore = restore_request(&settings, credentials, Interrupt::never(), progress());
+            if allowed {
+                assert!(backup.is_ok(), "{:?}", backup.err());
+                assert!(restore.is_ok(), "{:?}", restore.err());
+                continue;
+            }
+            for err in [backup.err().unwrap(), restore.err().unwrap()] {
+                let text = err.to_string();
+                for needle in [
+                    &outside.display().to_string(),
+                    "not under a configured directory root",
+                    "--directory-root",
+                ] {
+                    assert!(text.contains(needle), "no {needle:?} in: {text}");
+                }
+            }
+        }
+        // Nothing was created in the refused directory.
+        assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
+        // Without roots, the allowed one is refused too.
+        let (job, credentials) = directory_job(&root.join("backups"));
+        let err = backup_request(
+            &job,
+            &JobSettings::default(),
+            credentials,
+            Interrupt::never(),
+            progress(),
+        )
+        .err()
+        .unwrap();
+        assert!(err.to_string().contains("no directory roots"), "{err}");
     }
 
     #[tokio::test]

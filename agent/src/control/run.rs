@@ -12,6 +12,7 @@ use super::identity::{self, Identity};
 use super::jobs::JobSettings;
 use super::link::{is_revoked, Link};
 use super::revocation::{self, Verdict};
+use super::roots::DirectoryRoots;
 use super::{keys, tls};
 use crate::error::{Error, ErrorKind, Result};
 use crate::interrupt::Interrupt;
@@ -32,6 +33,9 @@ pub struct RunOptions {
     pub no_registry: bool,
     /// CA certificate(s) for a private registry.
     pub registry_ca: Option<PathBuf>,
+    /// The directories under which jobs may read and write directory destinations
+    /// (`--directory-root`); none: directory destinations are refused.
+    pub directory_roots: Vec<PathBuf>,
 }
 
 /// Unix seconds now.
@@ -54,7 +58,11 @@ struct Agent {
 }
 
 impl Agent {
-    fn connect(identity: Identity, options: RunOptions) -> Result<Self> {
+    fn connect(
+        identity: Identity,
+        options: RunOptions,
+        directory_roots: DirectoryRoots,
+    ) -> Result<Self> {
         let link = Link::new(&identity.link.control_url, tls::agent_config(&identity)?)?;
         let (links, _) = tokio::sync::watch::channel(link.clone());
         Ok(Self {
@@ -64,6 +72,7 @@ impl Agent {
             crl_interval: Duration::from_secs(300),
             jobs: JobSettings {
                 pg_bin_dir: options.pg_bin_dir.clone(),
+                directory_roots,
                 ..JobSettings::default()
             },
             options,
@@ -115,6 +124,7 @@ impl Agent {
             crl_interval_secs = self.crl_interval.as_secs(),
             registry = self.jobs.registry.as_ref().map_or("none", |r| r.url.as_str()),
             pg_bin_dir = ?self.jobs.pg_bin_dir,
+            directory_roots = ?self.jobs.directory_roots.roots(),
             "connected to the control plane"
         );
         Ok(())
@@ -209,10 +219,11 @@ fn stop_revoked(detail: &str) -> Error {
 }
 
 /// Runs until interrupted (Ok) or until the identity is revoked, expired or unusable
-/// (Err).
+/// (Err). A directory root that cannot be used stops it before anything else.
 pub async fn run(options: &RunOptions, mut interrupt: Interrupt) -> Result<serde_json::Value> {
+    let directory_roots = DirectoryRoots::resolve(&options.directory_roots)?;
     let identity = identity::load(&options.data_dir)?;
-    let mut agent = Agent::connect(identity, options.clone())?;
+    let mut agent = Agent::connect(identity, options.clone(), directory_roots)?;
     agent.check_expiry()?;
     let mut backoff = Duration::from_secs(1);
     while let Err(e) = agent.fetch_config().await {

@@ -257,12 +257,26 @@ pub async fn scene_with(major: u32, settings: AgentSettings, storage: Storage<'_
     }
 }
 
-/// `dbcrate-agent run --data-dir <data>` with its log piped, to be given a PATH.
+/// `dbcrate-agent run --data-dir <data>` with its log piped, to be given a PATH; its
+/// directory root is the scene's directory (the parent of `data`), which holds the
+/// directory destination (`Enrolled::target`).
 pub fn agent_run(data: &Path) -> tokio::process::Command {
+    let mut cmd = agent_run_without_roots(data);
+    cmd.arg("--directory-root").arg(
+        data.parent()
+            .expect("the agent's data directory is in the scene's"),
+    );
+    cmd
+}
+
+/// `dbcrate-agent run --data-dir <data>` with its log piped and no directory root (none
+/// from the environment either), to be given a PATH.
+pub fn agent_run_without_roots(data: &Path) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::from(common::agent());
     cmd.arg("run")
         .arg("--data-dir")
         .arg(data)
+        .env_remove("DBCRATE_AGENT_DIRECTORY_ROOTS")
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     cmd
