@@ -243,10 +243,13 @@ async fn run() -> Result<(), KitError> {
         source.bin_dir().display(),
         std::env::var("PATH").unwrap_or_default()
     );
+    // The agent writes directory destinations only under roots its operator gives it.
     let mut agent = Command::new(&agent_bin)
         .arg("run")
         .arg("--data-dir")
         .arg(&data)
+        .arg("--directory-root")
+        .arg(&bucket)
         .env("PATH", path)
         .env("DBCRATE_LOG", "warn")
         .stdout(Stdio::null())
