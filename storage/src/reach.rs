@@ -15,8 +15,10 @@
 //!   paths without `.` or `..`, and with no symbolic link anywhere below the root (a link
 //!   could lead out of it). Nothing is written before the check passes.
 //!
-//! The agent does not use this: it writes where the job says, on the database host its
-//! operator controls.
+//! The agent uses only the directory rule, with roots of its own (`dbcrate-agent run
+//! --directory-root`): a scheduled job's directory destination must be under them. It
+//! does not limit addresses: it runs on the database host and reaches what its operator
+//! lets it reach.
 
 use crate::error::{Error, Result};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
