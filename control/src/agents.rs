@@ -272,7 +272,9 @@ pub async fn check_live(db: &Db, identity: &AgentIdentity) -> Result<()> {
     Ok(())
 }
 
-/// Issues a fresh certificate for a live agent's new key (CSR).
+/// Issues a fresh certificate for a live agent's new key (CSR). The presented
+/// certificate must be valid now: an expired one is never traded for a fresh one (the
+/// agent listener refuses it on every request already; this holds for any caller).
 pub async fn renew(
     db: &Db,
     keys: &MasterKeys,
@@ -281,6 +283,7 @@ pub async fn renew(
     lifetime_secs: i64,
     now: i64,
 ) -> Result<issue::Issued> {
+    identity.check_valid_at(now)?;
     check_live(db, identity).await?;
     let csr = issue::parse_csr(csr_pem)?;
     let signing =

@@ -37,6 +37,9 @@ pub enum Code {
     CsrfTokenInvalid,
     /// An agent route called without a valid client certificate.
     ClientCertificateRequired,
+    /// An agent route called with a client certificate outside its validity window (on
+    /// a connection opened while it was valid: the TLS handshake refuses it otherwise).
+    ClientCertificateExpired,
     /// The organisation's key is customer-sealed and the operation needs its passphrase.
     CustomerPassphraseRequired,
     /// The customer passphrase given does not open the organisation's key.
@@ -62,6 +65,7 @@ impl Code {
             Self::Throttled => "throttled",
             Self::CsrfTokenInvalid => "csrf_token_invalid",
             Self::ClientCertificateRequired => "client_certificate_required",
+            Self::ClientCertificateExpired => "client_certificate_expired",
             Self::CustomerPassphraseRequired => "customer_passphrase_required",
             Self::CustomerPassphraseInvalid => "customer_passphrase_invalid",
             Self::Internal => "internal",

@@ -121,6 +121,7 @@ async fn fires_once(db: Db, replica: Db) {
         org_id,
         agent_id,
         serial: "00".into(),
+        not_before: 0,
         not_after: i64::MAX,
     };
     let mut claimed = Vec::new();

@@ -23,8 +23,12 @@ fn certificate_required(message: impl Into<String>) -> ApiError {
     Error::new(Code::ClientCertificateRequired, message).into()
 }
 
-/// The identity in the client certificate the TLS layer verified.
-fn verified_identity(parts: &Parts) -> ApiResult<AgentIdentity> {
+/// The identity in the client certificate the TLS layer verified, refused unless the
+/// certificate is valid now. The handshake checked its validity when the connection
+/// opened; a kept-alive connection outlives that, so every request checks again. This
+/// is the only way from a request to an [`AgentIdentity`] (both extractors below use
+/// it), so no agent route can skip the check.
+fn verified_identity(parts: &Parts, now: i64) -> ApiResult<AgentIdentity> {
     let certs = parts.extensions.get::<PeerCertificates>().ok_or_else(|| {
         certificate_required(
             "this route needs the agent's client certificate (mutual TLS); enrol first",
@@ -34,10 +38,12 @@ fn verified_identity(parts: &Parts) -> ApiResult<AgentIdentity> {
         .0
         .first()
         .ok_or_else(|| certificate_required("no client certificate was presented"))?;
-    identity::from_certificate(leaf).map_err(|e| certificate_required(e.message))
+    let identity = identity::from_certificate(leaf).map_err(|e| certificate_required(e.message))?;
+    identity.check_valid_at(now)?;
+    Ok(identity)
 }
 
-/// A caller with a verified, live (not revoked) agent certificate.
+/// A caller with a verified, currently valid, live (not revoked) agent certificate.
 #[derive(Debug, Clone)]
 pub struct Agent(pub AgentIdentity);
 
@@ -45,7 +51,7 @@ impl FromRequestParts<AppState> for Agent {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
-        let identity = verified_identity(parts)?;
+        let identity = verified_identity(parts, state.now())?;
         agents::check_live(&state.db, &identity)
             .await
             .map_err(|e| certificate_required(e.message))?;
@@ -53,17 +59,18 @@ impl FromRequestParts<AppState> for Agent {
     }
 }
 
-/// A caller whose certificate the TLS layer verified, revoked or not: enough to be
-/// handed its organisation's CRL. (A replica whose CRLs lag a revocation still lets
-/// the revoked agent in; the CRL it then fetches tells it to stop.)
+/// A caller whose certificate the TLS layer verified and that is valid now, revoked or
+/// not: enough to be handed its organisation's CRL. (A replica whose CRLs lag a
+/// revocation still lets the revoked agent in; the CRL it then fetches tells it to
+/// stop.)
 #[derive(Debug, Clone)]
 pub struct AnyAgent(pub AgentIdentity);
 
 impl FromRequestParts<AppState> for AnyAgent {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &AppState) -> ApiResult<Self> {
-        Ok(Self(verified_identity(parts)?))
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
+        Ok(Self(verified_identity(parts, state.now())?))
     }
 }
 
@@ -162,13 +169,15 @@ pub async fn crl(State(state): State<AppState>, AnyAgent(agent): AnyAgent) -> Ap
 }
 
 /// The agent's next job: waits up to the poll interval for one (long poll), then answers
-/// `{"job": null}`.
+/// `{"job": null}`. The wait ends when the certificate expires, so no job is handed to
+/// an expired certificate.
 pub async fn next_job(
     State(state): State<AppState>,
     Agent(agent): Agent,
 ) -> ApiResult<Json<Value>> {
-    let deadline = tokio::time::Instant::now()
-        + std::time::Duration::from_secs(state.agents.poll_interval_secs.max(1) as u64);
+    let valid_for = (agent.not_after - state.now()).max(0) as u64;
+    let wait = (state.agents.poll_interval_secs.max(1) as u64).min(valid_for);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(wait);
     loop {
         if let Some(job) = jobs::claim_next(&state.db, &agent, state.now()).await? {
             return Ok(Json(json!({ "job": job })));

@@ -51,6 +51,7 @@ fn status_of(code: Code) -> StatusCode {
         Code::InvalidInput => StatusCode::UNPROCESSABLE_ENTITY,
         Code::NotSignedIn
         | Code::ClientCertificateRequired
+        | Code::ClientCertificateExpired
         | Code::WrongCredentials
         | Code::SecondFactorRequired
         | Code::SecondFactorInvalid => StatusCode::UNAUTHORIZED,

@@ -22,8 +22,41 @@ pub struct AgentIdentity {
     pub agent_id: String,
     /// The certificate's serial (hex).
     pub serial: String,
+    /// When the certificate becomes valid (Unix seconds).
+    pub not_before: i64,
     /// When the certificate expires (Unix seconds).
     pub not_after: i64,
+}
+
+impl AgentIdentity {
+    /// Refuses the certificate unless `now` is inside its validity window (`notBefore`
+    /// ≤ now ≤ `notAfter`, as the TLS handshake checks it). The handshake checks it
+    /// once, when a connection opens; this is the check for every request on it (and
+    /// for renewal, so an expired certificate can never be traded for a fresh one).
+    pub fn check_valid_at(&self, now: i64) -> Result<()> {
+        let at = dbcrate_core::time::rfc3339;
+        if now > self.not_after {
+            return Err(Error::new(
+                Code::ClientCertificateExpired,
+                format!(
+                    "this agent certificate expired at {}; open a new connection with a \
+                     renewed certificate, or re-enrol the agent (`dbcrate-agent enroll`)",
+                    at(self.not_after)
+                ),
+            ));
+        }
+        if now < self.not_before {
+            return Err(Error::new(
+                Code::ClientCertificateExpired,
+                format!(
+                    "this agent certificate is not valid before {}; check the clocks of \
+                     this host and the control plane",
+                    at(self.not_before)
+                ),
+            ));
+        }
+        Ok(())
+    }
 }
 
 fn refused(why: &str) -> Error {
@@ -70,6 +103,42 @@ pub fn from_certificate(der: &[u8]) -> Result<AgentIdentity> {
         org_id: org_id.to_string(),
         agent_id: agent_id.to_string(),
         serial: dbcrate_core::hex::encode(cert.raw_serial()),
+        not_before: cert.validity().not_before.timestamp(),
         not_after: cert.validity().not_after.timestamp(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_validity_window_is_checked_at_both_ends() {
+        let identity = AgentIdentity {
+            org_id: "org_1".into(),
+            agent_id: "agt_1".into(),
+            serial: "01".into(),
+            not_before: 1_000,
+            not_after: 2_000,
+        };
+        for now in [1_000, 1_500, 2_000] {
+            assert!(identity.check_valid_at(now).is_ok(), "{now}");
+        }
+        let expired = identity.check_valid_at(2_001).unwrap_err();
+        assert_eq!(expired.code, Code::ClientCertificateExpired);
+        assert!(
+            expired.message.contains("expired at 1970-01-01T00:33:20Z"),
+            "{}",
+            expired.message
+        );
+        let early = identity.check_valid_at(999).unwrap_err();
+        assert_eq!(early.code, Code::ClientCertificateExpired);
+        assert!(
+            early
+                .message
+                .contains("not valid before 1970-01-01T00:16:40Z"),
+            "{}",
+            early.message
+        );
+    }
 }

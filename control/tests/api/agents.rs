@@ -505,3 +505,114 @@ async fn the_agent_listener_never_resumes_a_session() {
         rustls::HandshakeKind::Full
     );
 }
+
+/// Counts the agent's certificates on record.
+async fn certificates_of(db: &Db, agent: &str) -> i64 {
+    sqlx::query_scalar("SELECT COUNT(*) FROM agent_certificates WHERE agent_id = $1")
+        .bind(agent)
+        .fetch_one(db.pool())
+        .await
+        .unwrap()
+}
+
+/// A certificate's validity ends on connections opened while it was valid: an agent
+/// whose certificate expires keeps one kept-alive connection, and the next request on
+/// it (renewal and the CRL included) is refused, not served.
+async fn an_expired_certificate_is_refused_on_a_kept_alive_connection(db: Db) {
+    let api = Api::start(db).await;
+    let (a, _owner) = api.init_owner().await;
+    let org = a.org.id.clone();
+    let now = dbcrate_core::time::unix_now();
+    let token =
+        dbcrate_control::agents::create_token(&api.db, &org, "short", None, "system:test", now)
+            .await
+            .unwrap();
+    let (key, csr_pem) = csr();
+    let request = dbcrate_control::agents::EnrolRequest {
+        token: &token.token,
+        csr_pem: &csr_pem,
+        name: "short",
+        org_id: None,
+    };
+    // A certificate that lives a few seconds.
+    let enrolled = dbcrate_control::agents::enrol(&api.db, &api.keys, &request, 5, now)
+        .await
+        .unwrap();
+    // The organisation's CA is new: the listener takes its CRL now.
+    api._local_reload().await;
+    let agent = enrolled.agent_id.clone();
+
+    // One client, one connection: the first answer opens it, the later ones reuse it.
+    let client = agent_client(&api, &enrolled.chain_pem, &key);
+    let (status, _) = get(&client, api.url("/agent/v1/config")).await.unwrap();
+    assert_eq!(
+        status, 200,
+        "the certificate is valid for a few seconds yet"
+    );
+
+    while dbcrate_core::time::unix_now() <= enrolled.not_after {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    // A new connection fails the handshake now, so each answer below came over the
+    // connection opened while the certificate was valid.
+    assert!(
+        get(
+            &agent_client(&api, &enrolled.chain_pem, &key),
+            api.url("/agent/v1/config")
+        )
+        .await
+        .is_err(),
+        "a new connection with an expired certificate was accepted"
+    );
+    let refused = |reply: reqwest::Result<(StatusCode, Vec<u8>)>, what: &str| {
+        let (status, body) =
+            reply.unwrap_or_else(|e| panic!("{what}: the kept-alive connection failed: {e}"));
+        let body: Value = serde_json::from_slice(&body)
+            .unwrap_or_else(|_| panic!("{what}: {status} {}", String::from_utf8_lossy(&body)));
+        assert_eq!(status, 401, "{what} was served after expiry: {body}");
+        assert_eq!(
+            body["error"]["code"], "client_certificate_expired",
+            "{body}"
+        );
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains("expired"), "{message}");
+    };
+    refused(get(&client, api.url("/agent/v1/config")).await, "config");
+    refused(
+        get(&client, api.url("/agent/v1/jobs/next")).await,
+        "the job poll",
+    );
+    refused(get(&client, api.url("/agent/v1/crl")).await, "the CRL");
+    let renew = async {
+        let response = client
+            .post(api.url("/agent/v1/certificate/renew"))
+            .json(&json!({ "csr": csr().1 }))
+            .send()
+            .await?;
+        Ok((response.status(), response.bytes().await?.to_vec()))
+    };
+    refused(renew.await, "renewal");
+    assert_eq!(certificates_of(&api.db, &agent).await, 1, "renewed anyway");
+
+    // The renewal itself refuses an expired certificate too, whoever calls it.
+    let leaf = &parse_chain(&enrolled.chain_pem)[0];
+    let identity = dbcrate_control::pki::identity::from_certificate(leaf).unwrap();
+    let e = dbcrate_control::agents::renew(
+        &api.db,
+        &api.keys,
+        &identity,
+        &csr().1,
+        3600,
+        dbcrate_core::time::unix_now(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.code.as_str(), "client_certificate_expired", "{e}");
+    assert_eq!(certificates_of(&api.db, &agent).await, 1, "renewed anyway");
+}
+
+crate::both_engines!(
+    sqlite_an_expired_certificate_is_refused_on_a_kept_alive_connection,
+    postgres_an_expired_certificate_is_refused_on_a_kept_alive_connection,
+    an_expired_certificate_is_refused_on_a_kept_alive_connection
+);
