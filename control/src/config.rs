@@ -116,7 +116,8 @@ impl Config {
 
     /// Agent certificate lifetime and intervals: `DBCRATE_AGENT_CERT_LIFETIME_SECS`
     /// (default a day), `DBCRATE_AGENT_CRL_INTERVAL_SECS` (default 5 minutes),
-    /// `DBCRATE_AGENT_POLL_INTERVAL_SECS` (default 30 s).
+    /// `DBCRATE_AGENT_POLL_INTERVAL_SECS` (default 30 s),
+    /// `DBCRATE_AGENT_MAX_CONNECTION_AGE_SECS` (default 10 minutes).
     pub fn agent_settings(&self) -> Result<crate::http::AgentSettings> {
         let defaults = crate::http::AgentSettings::default();
         let registry_url = std::env::var("DBCRATE_REGISTRY_URL")
@@ -161,6 +162,11 @@ impl Config {
             poll_interval_secs: env_secs(
                 "DBCRATE_AGENT_POLL_INTERVAL_SECS",
                 defaults.poll_interval_secs,
+                1..=3600,
+            )?,
+            max_connection_age_secs: env_secs(
+                "DBCRATE_AGENT_MAX_CONNECTION_AGE_SECS",
+                defaults.max_connection_age_secs,
                 1..=3600,
             )?,
             ..defaults

@@ -53,6 +53,20 @@ pub struct AgentSettings {
     /// How often a running job sends a heartbeat: well inside the job lease
     /// ([`crate::jobs::LEASE_SECS`]), so a few lost heartbeats do not fail a job.
     pub heartbeat_secs: i64,
+    /// How long a connection to the agent listener may live
+    /// (`DBCRATE_AGENT_MAX_CONNECTION_AGE_SECS`): the client certificate is verified
+    /// at the handshake, so this bounds how long a connection outlives that check.
+    pub max_connection_age_secs: i64,
+}
+
+impl AgentSettings {
+    /// The bounds on each connection to the agent listener.
+    pub fn connection_limits(&self) -> crate::serve::ConnectionLimits {
+        crate::serve::ConnectionLimits {
+            max_age: std::time::Duration::from_secs(self.max_connection_age_secs.max(1) as u64),
+            ..crate::serve::ConnectionLimits::default()
+        }
+    }
 }
 
 impl Default for AgentSettings {
@@ -64,6 +78,7 @@ impl Default for AgentSettings {
             crl_interval_secs: 300,
             poll_interval_secs: 30,
             heartbeat_secs: 20,
+            max_connection_age_secs: crate::serve::MAX_CONNECTION_AGE.as_secs() as i64,
         }
     }
 }

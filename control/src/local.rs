@@ -82,10 +82,11 @@ pub async fn start(
     let until_stopped = |mut rx: tokio::sync::watch::Receiver<()>| async move {
         let _ = rx.changed().await;
     };
-    tokio::spawn(crate::serve::serve(
+    tokio::spawn(crate::serve::serve_with_limits(
         agent,
         AgentTlsHandle(agent_tls),
         agent_router(state.clone()),
+        state.agents.connection_limits(),
         until_stopped(stopped.clone()),
     ));
     tokio::spawn(crate::serve::serve(

@@ -158,10 +158,11 @@ async fn serve(config: &Config) -> Result<String> {
         state.reach.clone(),
         std::time::Duration::from_secs(10),
     );
-    let agents = dbcrate_control::serve::serve(
+    let agents = dbcrate_control::serve::serve_with_limits(
         agent_listener,
         AgentTlsHandle(agent_tls),
         dbcrate_control::http::agent_router(state.clone()),
+        state.agents.connection_limits(),
         shutdown_signal(),
     );
     let api = dbcrate_control::serve::serve(

@@ -4,6 +4,13 @@
 //! Handshakes run in the connection's own task, so a slow or silent client holds up
 //! nobody else. Each request is tagged with the client's address (for sign-in
 //! throttling) before it reaches the router.
+//!
+//! Every connection is bounded ([`ConnectionLimits`]): it is closed when it sits idle
+//! longer than the header timeout, and shut down gracefully at its maximum age (a
+//! request in flight is answered first). The client certificate is verified at the
+//! handshake only, so on the agent listener the age bound keeps a connection from
+//! outliving that check for long; the agent routes also check the certificate's
+//! validity on every request (`http::agent_api`).
 
 use crate::http::ClientAddr;
 use axum::Router;
@@ -17,8 +24,31 @@ use tower_service::Service;
 
 /// How long a client has to finish the TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a client has to send a request's headers.
+/// How long a client has to send a request's headers, and how long a kept-alive
+/// connection may sit idle between requests.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a connection may live by default.
+pub const MAX_CONNECTION_AGE: Duration = Duration::from_secs(600);
+
+/// Bounds on each connection of a listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// How long a client has to send a request's headers; also the idle timeout, since
+    /// the timer starts as soon as the previous answer is written.
+    pub header_timeout: Duration,
+    /// How long after its handshake a connection is shut down: gracefully, so a request
+    /// in flight is answered first and an idle connection closes at once.
+    pub max_age: Duration,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            header_timeout: HEADER_TIMEOUT,
+            max_age: MAX_CONNECTION_AGE,
+        }
+    }
+}
 
 /// Where each new connection's TLS configuration comes from: fixed for the API, rebuilt
 /// when CRLs change for the agent listener.
@@ -38,11 +68,24 @@ impl TlsConfigs for Arc<rustls::ServerConfig> {
 #[derive(Debug, Clone)]
 pub struct PeerCertificates(pub Arc<Vec<rustls::pki_types::CertificateDer<'static>>>);
 
-/// Serves `app` over TLS on `listener` until `shutdown` completes.
+/// Serves `app` over TLS on `listener` until `shutdown` completes, with the default
+/// [`ConnectionLimits`].
 pub async fn serve(
     listener: TcpListener,
     tls: impl TlsConfigs,
     app: Router,
+    shutdown: impl Future<Output = ()>,
+) {
+    serve_with_limits(listener, tls, app, ConnectionLimits::default(), shutdown).await;
+}
+
+/// Serves `app` over TLS on `listener` until `shutdown` completes, each connection
+/// bounded by `limits`.
+pub async fn serve_with_limits(
+    listener: TcpListener,
+    tls: impl TlsConfigs,
+    app: Router,
+    limits: ConnectionLimits,
     shutdown: impl Future<Output = ()>,
 ) {
     let tls = Arc::new(tls);
@@ -88,14 +131,163 @@ pub async fn serve(
                     let mut app = app.clone();
                     async move { app.call(request).await }
                 });
-            let served = hyper::server::conn::http1::Builder::new()
+            let connection = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT)
-                .serve_connection(TokioIo::new(tls), service)
-                .await;
+                .header_read_timeout(limits.header_timeout)
+                .serve_connection(TokioIo::new(tls), service);
+            tokio::pin!(connection);
+            let served = tokio::select! {
+                served = connection.as_mut() => served,
+                () = tokio::time::sleep(limits.max_age) => {
+                    tracing::debug!(client = %peer, "closing a connection at its maximum age");
+                    connection.as_mut().graceful_shutdown();
+                    connection.as_mut().await
+                }
+            };
             if let Err(e) = served {
                 tracing::debug!(client = %peer, "connection ended with an error: {e}");
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::routing::get;
+    use hyper::client::conn::http1::SendRequest;
+    use std::time::Instant;
+
+    /// A listener serving `/quick` and `/slow` (1.5 s) with `limits`, and a client
+    /// configuration trusting its self-signed certificate.
+    async fn start(limits: ConnectionLimits) -> (u16, Arc<rustls::ClientConfig>) {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let pair = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        let cert = pair.cert.der().clone();
+        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(pair.signing_key.serialize_der().into());
+        let server = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.clone()], key)
+            .unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(cert).unwrap();
+        let client = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let app = Router::new()
+            .route("/quick", get(|| async { "quick" }))
+            .route(
+                "/slow",
+                get(|| async {
+                    tokio::time::sleep(Duration::from_millis(1500)).await;
+                    "slow"
+                }),
+            );
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(serve_with_limits(
+            listener,
+            Arc::new(server),
+            app,
+            limits,
+            std::future::pending(),
+        ));
+        (port, Arc::new(client))
+    }
+
+    /// One kept-alive connection; the task ends when the server closes it.
+    async fn connect(
+        port: u16,
+        client: Arc<rustls::ClientConfig>,
+    ) -> (SendRequest<String>, tokio::task::JoinHandle<()>) {
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let tls = tokio_rustls::TlsConnector::from(client)
+            .connect(name, tcp)
+            .await
+            .unwrap();
+        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .unwrap();
+        let driven = tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        (sender, driven)
+    }
+
+    async fn fetch(sender: &mut SendRequest<String>, path: &str) -> (u16, String) {
+        sender.ready().await.unwrap();
+        let request = hyper::Request::get(path)
+            .header("host", "localhost")
+            .body(String::new())
+            .unwrap();
+        let response = sender.send_request(request).await.unwrap();
+        let status = response.status().as_u16();
+        let body = axum::body::to_bytes(axum::body::Body::new(response.into_body()), 1024)
+            .await
+            .unwrap();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn a_request_in_flight_at_the_maximum_age_is_answered_then_the_connection_closes() {
+        let limits = ConnectionLimits {
+            max_age: Duration::from_secs(1),
+            ..ConnectionLimits::default()
+        };
+        let (port, client) = start(limits).await;
+        let (mut sender, driven) = connect(port, client).await;
+        let opened = Instant::now();
+        assert_eq!(fetch(&mut sender, "/quick").await, (200, "quick".into()));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Still in flight when the connection turns one second old.
+        assert_eq!(fetch(&mut sender, "/slow").await, (200, "slow".into()));
+        tokio::time::timeout(Duration::from_secs(2), driven)
+            .await
+            .expect("the connection stayed open after its maximum age")
+            .unwrap();
+        assert!(opened.elapsed() >= Duration::from_millis(1800));
+    }
+
+    #[tokio::test]
+    async fn an_idle_connection_is_closed_at_its_maximum_age() {
+        let limits = ConnectionLimits {
+            max_age: Duration::from_secs(1),
+            ..ConnectionLimits::default()
+        };
+        let (port, client) = start(limits).await;
+        let (mut sender, driven) = connect(port, client).await;
+        let opened = Instant::now();
+        assert_eq!(fetch(&mut sender, "/quick").await, (200, "quick".into()));
+        tokio::time::timeout(Duration::from_secs(3), driven)
+            .await
+            .expect("the connection stayed open after its maximum age")
+            .unwrap();
+        let lived = opened.elapsed();
+        assert!(lived >= Duration::from_millis(900), "{lived:?}");
+    }
+
+    #[tokio::test]
+    async fn an_idle_connection_is_closed_after_the_header_timeout() {
+        let limits = ConnectionLimits {
+            header_timeout: Duration::from_secs(1),
+            max_age: Duration::from_secs(60),
+        };
+        let (port, client) = start(limits).await;
+        let (mut sender, driven) = connect(port, client).await;
+        assert_eq!(fetch(&mut sender, "/quick").await, (200, "quick".into()));
+        let answered = Instant::now();
+        tokio::time::timeout(Duration::from_secs(3), driven)
+            .await
+            .expect("an idle connection stayed open past the idle timeout")
+            .unwrap();
+        let idle = answered.elapsed();
+        assert!(idle >= Duration::from_millis(900), "{idle:?}");
     }
 }

@@ -25,6 +25,7 @@ fn command(dir: &TempDir, env: &[(&str, &str)], args: &[&str]) -> Command {
         "DBCRATE_AGENT_LISTEN",
         "DBCRATE_REGISTRY_URL",
         "DBCRATE_REGISTRY_ROOT_KEYS",
+        "DBCRATE_AGENT_MAX_CONNECTION_AGE_SECS",
     ] {
         cmd.env_remove(var);
     }
@@ -116,6 +117,14 @@ fn serve_refuses_bad_configuration_before_binding() {
     fails_with(
         &run(
             &dir,
+            &[("DBCRATE_AGENT_MAX_CONNECTION_AGE_SECS", "0")],
+            &["serve"],
+        ),
+        "DBCRATE_AGENT_MAX_CONNECTION_AGE_SECS",
+    );
+    fails_with(
+        &run(
+            &dir,
             &[("DBCRATE_REGISTRY_URL", "http://registry.example")],
             &["serve"],
         ),
@@ -146,12 +155,13 @@ fn serve_refuses_bad_configuration_before_binding() {
 }
 
 /// Reads the server's stdout until it says where it listens; returns (fingerprint,
-/// generated?, port).
-fn wait_for_listening(child: &mut Child) -> (String, bool, u16) {
+/// generated?, port, agent listener port).
+fn wait_for_listening(child: &mut Child) -> (String, bool, u16, u16) {
     let stdout = child.stdout.take().unwrap();
     let mut lines = BufReader::new(stdout).lines();
     let mut fingerprint = String::new();
     let mut generated = false;
+    let mut agent_port = 0;
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
         let line = lines.next().expect("serve exited early").unwrap();
@@ -161,9 +171,12 @@ fn wait_for_listening(child: &mut Child) -> (String, bool, u16) {
         if let Some(fp) = line.strip_prefix("TLS certificate SHA-256 fingerprint: ") {
             fingerprint = fp.to_string();
         }
+        if let Some(addr) = line.strip_prefix("agents connect to https://") {
+            agent_port = addr.rsplit(':').next().unwrap().parse().unwrap();
+        }
         if let Some(addr) = line.strip_prefix("listening on https://") {
             let port = addr.rsplit(':').next().unwrap().parse().unwrap();
-            return (fingerprint, generated, port);
+            return (fingerprint, generated, port, agent_port);
         }
     }
     panic!("serve did not start listening");
@@ -198,7 +211,7 @@ async fn serve_on_embedded_defaults_generates_a_certificate_and_prints_its_finge
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let (fingerprint, generated, port) = wait_for_listening(&mut child);
+    let (fingerprint, generated, port, _) = wait_for_listening(&mut child);
     assert!(generated);
     let cert_file = dir.path().join("data/tls/cert.pem");
     let key_mode = std::fs::metadata(dir.path().join("data/tls/key.pem"))
@@ -235,10 +248,115 @@ async fn serve_on_embedded_defaults_generates_a_certificate_and_prints_its_finge
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let (again, generated, _) = wait_for_listening(&mut child);
+    let (again, generated, _, _) = wait_for_listening(&mut child);
     assert!(!generated);
     assert_eq!(again, fingerprint);
     let check = run(&dir, &[], &["check"]);
     assert!(String::from_utf8_lossy(&check.stdout).contains(&fingerprint));
     stop(child);
+}
+
+/// A TLS connection to `port` on loopback that trusts `cert_pem` and presents no client
+/// certificate, speaking HTTP/1.1 with keep-alive; the task drives it until the server
+/// closes it.
+async fn keep_alive_connection(
+    port: u16,
+    cert_pem: &[u8],
+) -> (
+    hyper::client::conn::http1::SendRequest<String>,
+    tokio::task::JoinHandle<()>,
+) {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls::pki_types::CertificateDer::from_pem_slice(cert_pem).unwrap())
+        .unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    let (sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+            .await
+            .unwrap();
+    let driven = tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    (sender, driven)
+}
+
+/// With `DBCRATE_AGENT_MAX_CONNECTION_AGE_SECS=2` the agent listener closes a
+/// connection two seconds after accepting it, however busy the client keeps it.
+#[tokio::test]
+async fn the_agent_listener_closes_a_connection_at_its_maximum_age() {
+    let dir = TempDir::new("control-serve-max-age").unwrap();
+    assert!(run(&dir, &[], &["migrate"]).status.success());
+    let child = command(
+        &dir,
+        &[("DBCRATE_AGENT_MAX_CONNECTION_AGE_SECS", "2")],
+        &["serve"],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    // Killed if an assertion fails before the orderly stop below.
+    struct KillOnDrop(Option<Child>);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            if let Some(child) = &mut self.0 {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+    let mut server = KillOnDrop(Some(child));
+    let (_, _, _, agent_port) = wait_for_listening(server.0.as_mut().unwrap());
+    assert_ne!(agent_port, 0, "serve did not say where agents connect");
+    let cert_pem = std::fs::read(dir.path().join("data/tls/cert.pem")).unwrap();
+
+    let (mut sender, driven) = keep_alive_connection(agent_port, &cert_pem).await;
+    let opened = Instant::now();
+    // A request every 200 ms: the connection is never idle long enough for the idle
+    // timeout, and every answer comes over this one connection.
+    let mut answered = 0;
+    while !driven.is_finished() && opened.elapsed() < Duration::from_secs(10) {
+        if sender.ready().await.is_err() {
+            break;
+        }
+        let request = hyper::Request::get("/agent/v1/config")
+            .header("host", "localhost")
+            .body(String::new())
+            .unwrap();
+        match sender.send_request(request).await {
+            Ok(response) => {
+                // No client certificate: refused, but answered, and kept alive.
+                assert_eq!(response.status(), 401);
+                answered += 1;
+            }
+            Err(_) => break,
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::timeout(Duration::from_secs(5), driven)
+        .await
+        .expect("the server did not close the connection")
+        .unwrap();
+    let lived = opened.elapsed();
+    assert!(
+        lived >= Duration::from_millis(1500) && lived < Duration::from_secs(5),
+        "the connection lived {lived:?}; its maximum age is 2 s"
+    );
+    assert!(answered >= 4, "only {answered} answers on the connection");
+    stop(server.0.take().unwrap());
 }
