@@ -247,6 +247,14 @@ pub fn router(state: AppState) -> Router {
             post(org::export_recovery_key),
         )
         .route(
+            "/api/v1/orgs/{org}/customer-seal",
+            post(org::enable_customer_seal),
+        )
+        .route(
+            "/api/v1/orgs/{org}/customer-seal/disable",
+            post(org::disable_customer_seal),
+        )
+        .route(
             "/api/v1/orgs/{org}/members",
             get(member::list).post(member::add),
         )
@@ -267,14 +275,6 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/v1/invitations/create-account",
             post(invitation::create_account),
-        )
-        .route(
-            "/api/v1/orgs/{org}/customer-seal",
-            post(org::enable_customer_seal),
-        )
-        .route(
-            "/api/v1/orgs/{org}/customer-seal/disable",
-            post(org::disable_customer_seal),
         )
         .route(
             "/api/v1/orgs/{org}/api-tokens",
