@@ -195,8 +195,15 @@ pub async fn job_credentials(
     Agent(agent): Agent,
     Path(job_id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let credentials =
-        jobs::credentials(&state.db, &state.keys, &state.reach, &agent, &job_id, state.now()).await?;
+    let credentials = jobs::credentials(
+        &state.db,
+        &state.keys,
+        &state.reach,
+        &agent,
+        &job_id,
+        state.now(),
+    )
+    .await?;
     Ok(Json(credentials))
 }
 
