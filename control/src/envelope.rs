@@ -1,4 +1,4 @@
-//! Envelope encryption of secrets (DESIGN.md, "Key hierarchy").
+//! Envelope encryption of secrets (docs/architecture.md, "Trust boundaries").
 //!
 //! ```text
 //! master key(s) ── from DBCRATE_MASTER_KEY / DBCRATE_MASTER_KEY_FILE, never a row

@@ -4,9 +4,12 @@
 //! [`envelope`] encrypts every secret under its own key, wrapped by a master key that
 //! comes from the deployment environment and never touches the database; [`db`] opens
 //! the embedded SQLite or a PostgreSQL database and keeps its schema in step with the
-//! binary; [`audit`] is the one way to write the append-only, hash-chained audit log.
-//! People ([`users`], [`members`], [`invitations`], [`sessions`], [`second_factor`],
-//! [`api_tokens`]) and the HTTPS API ([`http`], [`serve`]) are built on those.
+//! binary; [`audit`] is the one way to write the append-only audit log, chained under a
+//! key ([`audit_key`]) the database cannot open. People ([`users`], [`members`],
+//! [`invitations`], [`sessions`], [`second_factor`], [`api_tokens`]), agents ([`pki`],
+//! [`agents`]), backups ([`databases`], [`destinations`], [`schedules`], [`jobs`],
+//! [`restores`], [`retention`]) and the HTTPS API ([`http`], [`serve`]) are built on
+//! those. docs/architecture.md maps the whole system; docs/security.md its rules.
 #![deny(missing_docs)]
 
 pub mod agent_tls;

@@ -1,5 +1,6 @@
 //! Agent identity: a deployment root CA, one intermediate CA per organisation, and
-//! short-lived agent certificates (DESIGN.md, "Agent ↔ control plane").
+//! short-lived agent certificates (docs/architecture.md, "The wire between agent and
+//! control plane").
 //!
 //! CA keys are envelope-encrypted secrets like any other; every use unwraps one and so
 //! writes an audit row. Certificates are made from our own parameters only: a CSR

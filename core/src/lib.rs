@@ -3,9 +3,9 @@
 //! It holds no I/O so that every rule it encodes can be tested without servers: secret
 //! types that cannot leak through `Debug`, the object-key layout of a backup, registry
 //! metadata and its trust rules ([`registry`]), backup schedules ([`schedule`]: cron in a
-//! time zone) and the retention planner ([`retention`]) — `now` in, a plan out; the
-//! control plane does the I/O. Later issues add the agent wire types and age header
-//! parsing.
+//! time zone), the retention planner ([`retention`]) — `now` in, a plan out; the
+//! control plane does the I/O — and, with the `age` feature, the age file-key identity
+//! used by managed restores. docs/architecture.md maps the whole system.
 #![deny(missing_docs)]
 
 #[cfg(feature = "age")]

@@ -1,7 +1,7 @@
 //! Where a backup lives in the customer's storage.
 //!
 //! `<prefix>/<database>/<YYYY>/<MM>/<DD>/<YYYYMMDDTHHMMSSZ>-<job>.pgdump.zst.age`
-//! (DESIGN.md): sorted by time within a database, readable by a person browsing the
+//! (docs/architecture.md, "Backup"): sorted by time within a database, readable by a person browsing the
 //! bucket, and named after the pipeline that produced it so that stock tools are
 //! obviously the way back (`age -d | zstd -d | pg_restore`).
 

@@ -1,9 +1,10 @@
 //! Backup schedules: a cron expression read in an IANA time zone, and the pure question
 //! "which run is due now?".
 //!
-//! Planning is pure (see DESIGN.md): nothing here reads the clock. The control plane's
-//! scheduler passes `now` and the last recorded fire time to [`due`], creates at most
-//! one job for the answer, records it, and sleeps until [`Schedule::next_after`].
+//! Planning is pure (see docs/architecture.md, "Components"): nothing here reads the
+//! clock. The control plane's scheduler passes `now` and the last recorded fire time to
+//! [`due`], creates at most one job for the answer, records it, and sleeps until
+//! [`Schedule::next_after`].
 //!
 //! # Cron
 //!
