@@ -49,6 +49,7 @@ pub fn plan_part_size(database_size: u64) -> u64 {
 /// `AWS_SECRET_ACCESS_KEY`, optional `AWS_SESSION_TOKEN`).
 pub fn client(options: &StorageOptions) -> Result<aws_sdk_s3::Client> {
     let credentials = credentials(options)?;
+    check_ca_roots(options.s3_endpoint.as_deref())?;
     let builder = aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::Rustls(CryptoMode::Ring));
     let http = match &options.reach {
@@ -74,6 +75,26 @@ pub fn client(options: &StorageOptions) -> Result<aws_sdk_s3::Client> {
         config = config.endpoint_url(endpoint);
     }
     Ok(aws_sdk_s3::Client::from_conf(config.build()))
+}
+
+/// Refuses an https endpoint (or AWS itself, when no endpoint is given) on a host with
+/// no CA certificates, before any request: the S3 client trusts only the system's roots
+/// (`SSL_CERT_FILE`, `SSL_CERT_DIR`, or the usual bundles under `/etc/ssl`), and without
+/// any it would only fail each handshake with an unknown-issuer error. A static agent on
+/// a minimal host (a scratch container, an empty root) is where this happens.
+fn check_ca_roots(endpoint: Option<&str>) -> Result<()> {
+    let https = endpoint.is_none_or(|e| {
+        e.get(..8)
+            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"))
+    });
+    if https && rustls_native_certs::load_native_certs().certs.is_empty() {
+        return Err(Error::invalid_input(
+            "no CA certificates found for TLS to the S3 endpoint (looked at SSL_CERT_FILE, \
+             SSL_CERT_DIR and the system's certificate bundle under /etc/ssl); install the \
+             ca-certificates package or set SSL_CERT_FILE to a PEM file of trusted roots",
+        ));
+    }
+    Ok(())
 }
 
 /// The credentials for `options`: in memory if given (both parts), else the environment.
