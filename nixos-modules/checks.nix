@@ -54,7 +54,7 @@ let
     "@system-service minus privileged calls" = lib.elem "@system-service" s.SystemCallFilter
       && lib.elem "~@privileged" s.SystemCallFilter;
     "directory roots are writable and passed to run" = s.ReadWritePaths == [ "/srv/dbcrate" ]
-      && lib.hasInfix "'--directory-root' /srv/dbcrate" s.ExecStart;
+      && lib.hasInfix "--directory-root /srv/dbcrate" s.ExecStart;
     "pg tools from the store, no registry" = lib.hasInfix "--no-registry" s.ExecStart
       && lib.all (p: lib.hasPrefix builtins.storeDir (toString p)) run.path && run.path != [ ];
     "revoked or misconfigured: not restarted" = s.RestartPreventExitStatus == [ 2 3 ];
