@@ -399,7 +399,12 @@ async fn run_renews_checks_its_crl_and_stops_when_a_verified_crl_lists_it() {
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        // Revoke once the old certificate has expired (2 s after a renewal at 80 % of
+        // 10 s) and the agent's long poll, which ends at its certificate's expiry, has been
+        // renewed with the new one: that poll then lasts until the new certificate nears
+        // expiry, so the 1 s CRL check, not the job poll's own revocation check, is what
+        // sees the revocation first.
+        tokio::time::sleep(Duration::from_secs(4)).await;
         w.revoke(&agent_id, false).await;
     })
     .await;
