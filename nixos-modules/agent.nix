@@ -32,35 +32,7 @@ let
     StateDirectory = lib.removePrefix "/var/lib/" cfg.dataDir;
     StateDirectoryMode = "0700";
     WorkingDirectory = cfg.dataDir;
-    CapabilityBoundingSet = "";
-    AmbientCapabilities = "";
-    NoNewPrivileges = true;
-    ProtectSystem = "strict";
-    ProtectHome = true;
-    PrivateTmp = true;
-    PrivateDevices = true;
-    DevicePolicy = "closed";
-    ProtectKernelTunables = true;
-    ProtectKernelModules = true;
-    ProtectKernelLogs = true;
-    ProtectControlGroups = true;
-    ProtectClock = true;
-    ProtectHostname = true;
-    ProtectProc = "invisible";
-    ProcSubset = "pid";
-    RestrictAddressFamilies = [ "AF_INET" "AF_INET6" "AF_UNIX" ];
-    RestrictNamespaces = true;
-    RestrictRealtime = true;
-    RestrictSUIDSGID = true;
-    LockPersonality = true;
-    MemoryDenyWriteExecute = true;
-    RemoveIPC = true;
-    KeyringMode = "private";
-    SystemCallArchitectures = "native";
-    SystemCallFilter = [ "@system-service" "~@privileged" "~@resources" ];
-    SystemCallErrorNumber = "EPERM";
-    ReadWritePaths = cfg.directoryRoots;
-  };
+  } // import ./sandbox.nix { writable = cfg.directoryRoots; };
 in
 {
   options.services.dbcrate-agent = {
