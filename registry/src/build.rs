@@ -39,11 +39,16 @@ pub struct Installation {
     pub bin_dir: PathBuf,
     /// Directories searched first for their libraries.
     pub lib_dirs: Vec<PathBuf>,
+    /// For an architecture other than the build host's: the root of a system of that
+    /// architecture (its loader and C library, e.g. an unpacked Debian arm64 base), whose
+    /// loader resolves the libraries and whose C library runs the probe, through
+    /// qemu-user registered with binfmt_misc. `None` builds natively.
+    pub sysroot: Option<PathBuf>,
 }
 
 impl Installation {
-    /// Finds `<input>/<major>-<arch>/bin/` (and `lib/` when present) for every
-    /// installation in `input`.
+    /// Finds `<input>/<major>-<arch>/bin/` (and `lib/` and `sysroot/` when present) for
+    /// every installation in `input`.
     pub fn scan(input: &Path) -> Result<Vec<Self>> {
         let entries = std::fs::read_dir(input).map_err(|e| Error::io("reading", input, e))?;
         let mut found = Vec::new();
@@ -61,11 +66,13 @@ impl Installation {
                 )));
             };
             let lib = entry.path().join("lib");
+            let sysroot = entry.path().join("sysroot");
             found.push(Self {
                 major,
                 arch,
                 bin_dir: entry.path().join("bin"),
                 lib_dirs: if lib.is_dir() { vec![lib] } else { vec![] },
+                sysroot: sysroot.is_dir().then_some(sysroot),
             });
         }
         found.sort_by(|a, b| (a.major, &a.arch).cmp(&(b.major, &b.arch)));
@@ -103,7 +110,7 @@ fn artifact_files(inst: &Installation) -> Result<BTreeMap<String, (Source, u32)>
                 e,
             )
         })?;
-        for lib in needed_libraries(&real, &inst.lib_dirs)? {
+        for lib in needed_libraries(&real, &inst.lib_dirs, inst.sysroot.as_deref())? {
             files.insert(format!("lib/{}", lib.name), (Source::File(lib.path), 0o644));
         }
         files.insert(format!("libexec/{tool}"), (Source::File(real), 0o755));
@@ -160,12 +167,17 @@ fn probe(
     }
     let mut versions = Vec::new();
     for tool in TOOLS {
-        let out = Command::new(dir.join("bin").join(tool))
-            .arg("--version")
+        let mut cmd = Command::new(dir.join("bin").join(tool));
+        cmd.arg("--version")
             // As agents may run it: no library path, no PATH, from anywhere.
             .env_remove("LD_LIBRARY_PATH")
             .env("PATH", "")
-            .current_dir("/")
+            .current_dir("/");
+        if let Some(sysroot) = &inst.sysroot {
+            // The foreign host's C library, for qemu-user (binfmt_misc) to load.
+            cmd.env("QEMU_LD_PREFIX", sysroot);
+        }
+        let out = cmd
             .output()
             .map_err(|e| Error::new(format!("cannot run the assembled {tool}: {e}")))?;
         let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
@@ -214,10 +226,11 @@ pub fn build(
     let artifact_dir = out.join(ARTIFACT_DIR);
     let mut artifacts = Vec::new();
     for inst in installs {
-        if inst.arch != std::env::consts::ARCH {
+        if inst.arch != std::env::consts::ARCH && inst.sysroot.is_none() {
             return Err(Error::new(format!(
                 "PostgreSQL {} {}: this build host is {}; build each architecture on its own \
-                 kind of host (ldd resolves libraries natively)",
+                 kind of host, or give a sysroot of that architecture (<major>-<arch>/sysroot: \
+                 its loader and C library) with qemu-user registered in binfmt_misc",
                 inst.major,
                 inst.arch,
                 std::env::consts::ARCH

@@ -34,20 +34,46 @@ pub struct Library {
 }
 
 /// The non-glibc libraries `binary` loads, directly or indirectly, when `lib_dirs` are
-/// searched first.
-pub fn needed_libraries(binary: &Path, lib_dirs: &[PathBuf]) -> Result<Vec<Library>> {
-    let mut cmd = Command::new("ldd");
-    cmd.arg(binary);
-    if lib_dirs.is_empty() {
-        cmd.env_remove("LD_LIBRARY_PATH");
-    } else {
-        let joined = std::env::join_paths(lib_dirs)
+/// searched first. With a `sysroot` (a system of the binary's architecture), its own
+/// loader lists them (`ld.so --list`, what `ldd` runs), searching `lib_dirs` and then the
+/// sysroot's library directories; it runs through qemu-user when the architecture is
+/// not the host's.
+pub fn needed_libraries(
+    binary: &Path,
+    lib_dirs: &[PathBuf],
+    sysroot: Option<&Path>,
+) -> Result<Vec<Library>> {
+    let mut cmd;
+    let mut search = lib_dirs.to_vec();
+    if let Some(root) = sysroot {
+        let loader = find_loader(root)?;
+        search.extend(system_lib_dirs(root));
+        let joined = std::env::join_paths(&search)
             .map_err(|e| Error::new(format!("bad library directory: {e}")))?;
-        cmd.env("LD_LIBRARY_PATH", joined);
+        cmd = Command::new(&loader);
+        cmd.arg("--library-path")
+            .arg(joined)
+            .arg("--list")
+            .env_remove("LD_LIBRARY_PATH")
+            .env("QEMU_LD_PREFIX", root);
+    } else {
+        cmd = Command::new("ldd");
+        if search.is_empty() {
+            cmd.env_remove("LD_LIBRARY_PATH");
+        } else {
+            let joined = std::env::join_paths(&search)
+                .map_err(|e| Error::new(format!("bad library directory: {e}")))?;
+            cmd.env("LD_LIBRARY_PATH", joined);
+        }
     }
-    let out = cmd
-        .output()
-        .map_err(|e| Error::new(format!("cannot run ldd (install libc-bin): {e}")))?;
+    cmd.arg(binary);
+    let out = cmd.output().map_err(|e| {
+        Error::new(format!(
+            "cannot run {} (install libc-bin; for another architecture, qemu-user-static \
+             registered with binfmt_misc): {e}",
+            cmd.get_program().to_string_lossy()
+        ))
+    })?;
     let text = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() {
         return Err(Error::new(format!(
@@ -59,13 +85,64 @@ pub fn needed_libraries(binary: &Path, lib_dirs: &[PathBuf]) -> Result<Vec<Libra
     parse_ldd(&text, binary)
 }
 
+/// The loader file names of the architectures a sysroot may hold.
+const LOADERS: [&str; 3] = [
+    "ld-linux-aarch64.so.1",
+    "ld-linux-x86-64.so.2",
+    "ld-linux-armhf.so.3",
+];
+
+/// The dynamic loader inside `root` (following no symlink outside it).
+fn find_loader(root: &Path) -> Result<PathBuf> {
+    for dir in system_lib_dirs(root) {
+        for name in LOADERS {
+            let path = dir.join(name);
+            // A Debian /lib/ld-linux-*.so.* is a symlink; prefer the file itself.
+            if path.symlink_metadata().is_ok_and(|m| m.is_file()) {
+                return Ok(path);
+            }
+        }
+    }
+    Err(Error::new(format!(
+        "{}: no dynamic loader ({}) found under lib/, lib64/ or usr/lib/ (with or without \
+         the <arch>-linux-gnu subdirectory); a sysroot must hold that architecture's C \
+         library",
+        root.display(),
+        LOADERS.join(", ")
+    )))
+}
+
+/// The directories a system's loader searches by default, under `root`.
+fn system_lib_dirs(root: &Path) -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    for base in ["lib", "usr/lib", "lib64", "usr/lib64"] {
+        for triplet in [
+            "aarch64-linux-gnu",
+            "x86_64-linux-gnu",
+            "arm-linux-gnueabihf",
+        ] {
+            let dir = root.join(base).join(triplet);
+            if dir.is_dir() {
+                dirs.push(dir);
+            }
+        }
+        let dir = root.join(base);
+        if dir.is_dir() {
+            dirs.push(dir);
+        }
+    }
+    dirs
+}
+
 fn parse_ldd(text: &str, binary: &Path) -> Result<Vec<Library>> {
     let mut libs = Vec::new();
     for line in text.lines().map(str::trim) {
         let Some((name, rest)) = line.split_once(" => ") else {
             continue; // the vDSO and the loader have no "=>"
         };
-        if GLIBC.iter().any(|g| name.starts_with(g)) {
+        // The loader lists itself by its path (`/lib/ld-linux-aarch64.so.1 => …`).
+        let file_name = name.rsplit('/').next().unwrap_or(name);
+        if GLIBC.iter().any(|g| file_name.starts_with(g)) {
             continue;
         }
         if rest.starts_with("not found") {
@@ -102,6 +179,12 @@ mod tests {
                 path: "/x/../libs/libpq-084d.so.5.16".into()
             }]
         );
+        // `ld-linux-aarch64.so.1 --list` (a sysroot's loader) names itself with a path.
+        let listed = "\tlibz.so.1 => /sys/usr/lib/aarch64-linux-gnu/libz.so.1 (0x0000)\n\
+            \t/lib/ld-linux-aarch64.so.1 => /sys/lib/ld-linux-aarch64.so.1 (0x0000)\n";
+        let libs = parse_ldd(listed, Path::new("pg_dump")).unwrap();
+        assert_eq!(libs.len(), 1, "{libs:?}");
+        assert_eq!(libs[0].name, "libz.so.1");
         let err = parse_ldd("\tlibssl.so.1.1 => not found\n", Path::new("pg_dump")).unwrap_err();
         assert!(err.to_string().contains("needs libssl.so.1.1"), "{err}");
     }

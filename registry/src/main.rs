@@ -27,7 +27,9 @@ struct Cli {
 enum Command {
     /// Package <input>/<major>-<arch>/{bin,lib} into artifacts and an unsigned manifest.
     Build {
-        /// Directory of installations: <major>-<arch>/bin/{pg_dump,pg_restore}, optional lib/.
+        /// Directory of installations: <major>-<arch>/bin/{pg_dump,pg_restore}, optional
+        /// lib/, and for an architecture other than this host's a sysroot/ of that
+        /// architecture (its loader and C library; needs qemu-user in binfmt_misc).
         #[arg(long, value_name = "DIR")]
         input: PathBuf,
         /// The registry tree to write artifacts/ and manifest.json into.

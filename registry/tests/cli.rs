@@ -96,6 +96,41 @@ fn build_makes_self_contained_artifacts_that_stock_tar_and_zstd_read() {
     );
 }
 
+#[test]
+fn another_architecture_needs_a_sysroot_of_that_architecture() {
+    let dir = TempDir::new("registry-foreign").unwrap();
+    let input = dir.path().join("in");
+    let foreign = if std::env::consts::ARCH == "aarch64" {
+        "x86_64"
+    } else {
+        "aarch64"
+    };
+    let inst = input.join(format!("16-{foreign}"));
+    std::fs::create_dir_all(&inst).unwrap();
+    let install = Deps::from_env().pg_client_install(16).unwrap();
+    std::os::unix::fs::symlink(&install.bin_dir, inst.join("bin")).unwrap();
+    let tree = dir.path().join("tree");
+    let out = registry(&["build", "--input", path(&input), "--out", path(&tree)]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains(foreign) && err.contains("<major>-<arch>/sysroot"),
+        "{err}"
+    );
+
+    // A sysroot without a loader is named, not run.
+    std::fs::create_dir(inst.join("sysroot")).unwrap();
+    let out = registry(&["build", "--input", path(&input), "--out", path(&tree)]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("no dynamic loader"),
+        "{err}"
+    );
+    assert!(
+        !tree.join("manifest.json").exists(),
+        "a manifest was written"
+    );
+}
+
 struct Server(Child);
 
 impl Drop for Server {

@@ -42,6 +42,7 @@ impl Registry {
                     arch: std::env::consts::ARCH.into(),
                     bin_dir: install.bin_dir,
                     lib_dirs: install.lib_dirs,
+                    sysroot: None,
                 }
             })
             .collect();
