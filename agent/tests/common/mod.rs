@@ -143,9 +143,18 @@ pub fn org_key(dir: &Path) -> (PathBuf, String) {
     dbcrate_testkit::age_keypair(&Deps::from_env(), dir).unwrap()
 }
 
-/// The agent binary under test.
+/// The agent binary cargo built for these tests. (`option_env!`, because the release
+/// gate, an example that runs candidate binaries, shares this module and has none.)
+pub fn agent_binary() -> PathBuf {
+    match option_env!("CARGO_BIN_EXE_dbcrate-agent") {
+        Some(bin) => PathBuf::from(bin),
+        None => panic!("no agent binary: only integration tests have one"),
+    }
+}
+
+/// The agent binary under test, with no credential in its environment.
 pub fn agent() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dbcrate-agent"));
+    let mut cmd = Command::new(agent_binary());
     cmd.env_remove("PGPASSWORD")
         .env_remove("AWS_ACCESS_KEY_ID")
         .env_remove("AWS_SECRET_ACCESS_KEY")

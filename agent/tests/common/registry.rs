@@ -27,11 +27,9 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Artifacts for `majors`, root 1 → 2 (manifest key) → 3 (new root key), manifest
-    /// version 1 signed.
+    /// Artifacts for `majors` (this host's architecture, the test kit's clients), root
+    /// 1 → 2 (manifest key) → 3 (new root key), manifest version 1 signed.
     pub fn new(majors: &[u32]) -> Self {
-        let dir = scratch("registry");
-        let tree = dir.path().join("tree");
         let deps = Deps::from_env();
         let installs: Vec<Installation> = majors
             .iter()
@@ -46,8 +44,16 @@ impl Registry {
                 }
             })
             .collect();
+        Self::from_installations(&installs)
+    }
+
+    /// Artifacts built by `dbcrate-registry build` from `installs`, signed as in
+    /// [`Registry::new`].
+    pub fn from_installations(installs: &[Installation]) -> Self {
+        let dir = scratch("registry");
+        let tree = dir.path().join("tree");
         let expires = dbcrate_core::time::UtcDateTime::from_unix(unix_now() + 86_400).rfc3339();
-        build(&installs, &tree, 1, &expires).unwrap();
+        build(installs, &tree, 1, &expires).unwrap();
         let reg = Self {
             dir,
             tree,
