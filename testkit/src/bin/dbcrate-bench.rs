@@ -11,7 +11,9 @@
 //!
 //! plus the agent's peak RSS (VmHWM of the agent process alone, pg_dump excluded).
 //! Each case runs `--runs` times (default 3) and reports the median. The agent binary
-//! is taken from `DBCRATE_AGENT_BIN` (a release build).
+//! is taken from `DBCRATE_AGENT_BIN` (a release build). `--vs-agent PATH` also backs up
+//! with a second agent binary (e.g. the static musl release against the glibc build),
+//! alternating the two run by run so that drift on the machine hits both alike.
 
 use dbcrate_testkit::{Deps, KitError, PgServer, S3Server, TempDir};
 use std::path::{Path, PathBuf};
@@ -33,6 +35,7 @@ struct Settings {
     runs: usize,
     major: u32,
     restore: bool,
+    vs_agent: Option<PathBuf>,
 }
 
 fn settings() -> Result<Settings, KitError> {
@@ -41,6 +44,7 @@ fn settings() -> Result<Settings, KitError> {
         runs: 3,
         major: 17,
         restore: true,
+        vs_agent: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -58,6 +62,7 @@ fn settings() -> Result<Settings, KitError> {
             "--runs" => s.runs = value()?.parse().map_err(|_| KitError::new("bad --runs"))?,
             "--major" => s.major = value()?.parse().map_err(|_| KitError::new("bad --major"))?,
             "--no-restore" => s.restore = false,
+            "--vs-agent" => s.vs_agent = Some(PathBuf::from(value()?)),
             other => return Err(KitError::new(format!("unknown argument {other}"))),
         }
     }
@@ -154,6 +159,25 @@ fn run() -> Result<(), KitError> {
             timed(c, true)
         })?;
         cases.push(("dbcrate-agent backup → file://", agent_file));
+        if let Some(other) = &settings.vs_agent {
+            let (mut mine, mut theirs) = (Vec::new(), Vec::new());
+            for _ in 0..settings.runs {
+                for (binary, samples) in [(&agent, &mut mine), (other, &mut theirs)] {
+                    n += 1;
+                    let dest = out_dir.join(format!("agent-{n}"));
+                    let mut c = agent_backup(
+                        binary,
+                        &server,
+                        &recipient,
+                        &format!("file://{}", dest.display()),
+                    );
+                    c.env("DBCRATE_LOG", "warn");
+                    samples.push(timed(c, true)?);
+                }
+            }
+            cases.push(("vs: DBCRATE_AGENT_BIN backup → file://, alternating", mine));
+            cases.push(("vs: --vs-agent backup → file://, alternating", theirs));
+        }
         let agent_s3 = repeat(settings.runs, || {
             n += 1;
             let mut c = agent_backup(
@@ -281,6 +305,13 @@ fn run() -> Result<(), KitError> {
             file / floor,
             m("dbcrate-agent backup → S3") / file,
         );
+        if settings.vs_agent.is_some() {
+            println!(
+                "--vs-agent / DBCRATE_AGENT_BIN = {:.3} (alternating runs; the static agent's \
+                 target is ≤ 1.05)",
+                m("vs: --vs-agent") / m("vs: DBCRATE_AGENT_BIN")
+            );
+        }
         if settings.restore {
             println!(
                 "restore: agent / stock = {:.2} (target ≤ 1.05)",
