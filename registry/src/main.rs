@@ -84,7 +84,7 @@ fn run(cli: Cli) -> Result<String> {
                 },
             };
             let expires =
-                UtcDateTime::from_unix(unix_now() + i64::from(expires_days) * 86_400).rfc3339();
+                UtcDateTime::from_unix(build_clock()? + i64::from(expires_days) * 86_400).rfc3339();
             let manifest = build(&Installation::scan(&input)?, &out, version, &expires)?;
             Ok(format!(
                 "manifest.json version {} written with {} artifact(s); sign it with \
@@ -129,5 +129,19 @@ fn main() -> ExitCode {
             eprintln!("dbcrate-registry: error: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The build's "now": `SOURCE_DATE_EPOCH` when set (reproducible builds, e.g. Nix, where
+/// it is 1980 and the signer later sets a real expiry), else the clock.
+fn build_clock() -> Result<i64> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(text) => text.trim().parse::<i64>().map_err(|_| {
+            Error::new(format!(
+                "SOURCE_DATE_EPOCH={text:?} is not a number of seconds since 1970; unset it \
+                 or give one"
+            ))
+        }),
+        Err(_) => Ok(unix_now()),
     }
 }

@@ -97,6 +97,68 @@ fn build_makes_self_contained_artifacts_that_stock_tar_and_zstd_read() {
 }
 
 #[test]
+fn builds_with_source_date_epoch_are_byte_identical() {
+    // As Nix builds the registry: the clock is SOURCE_DATE_EPOCH, so the manifest's
+    // expiry (and with it the whole tree) is the same on every build; the signer gives it
+    // a real expiry (`sign-manifest --expires-days`).
+    let dir = TempDir::new("registry-epoch").unwrap();
+    let input = input(dir.path());
+    let mut trees = Vec::new();
+    for n in 0..2 {
+        let tree = dir.path().join(format!("tree{n}"));
+        let out = Command::new(env!("CARGO_BIN_EXE_dbcrate-registry"))
+            .args(["build", "--input", path(&input), "--out", path(&tree)])
+            .args(["--manifest-version", "1"])
+            .env("SOURCE_DATE_EPOCH", "315532800")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        trees.push(tree);
+    }
+    let read = |tree: &Path| {
+        let mut files = Vec::new();
+        for sub in ["", "artifacts"] {
+            for e in std::fs::read_dir(tree.join(sub)).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_file() {
+                    files.push((
+                        p.strip_prefix(tree).unwrap().to_path_buf(),
+                        std::fs::read(&p).unwrap(),
+                    ));
+                }
+            }
+        }
+        files.sort();
+        files
+    };
+    let first = read(&trees[0]);
+    assert!(
+        first.len() >= 2,
+        "{:?}",
+        first.iter().map(|f| &f.0).collect::<Vec<_>>()
+    );
+    assert!(first == read(&trees[1]), "the two trees differ");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(trees[0].join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["expires"], "1980-01-31T00:00:00Z");
+
+    let out = Command::new(env!("CARGO_BIN_EXE_dbcrate-registry"))
+        .args(["build", "--input", path(&input), "--out", path(&trees[0])])
+        .env("SOURCE_DATE_EPOCH", "yesterday")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("SOURCE_DATE_EPOCH"),
+        "{err}"
+    );
+}
+
+#[test]
 fn another_architecture_needs_a_sysroot_of_that_architecture() {
     let dir = TempDir::new("registry-foreign").unwrap();
     let input = dir.path().join("in");

@@ -10,7 +10,7 @@ use crate::keys::{KeyDir, Role};
 use crate::tree::{newest_root, read_optional, write_atomic, write_root};
 use dbcrate_core::registry::layout::{root_file, MANIFEST, MANIFEST_SIG, ROOT_DIR};
 use dbcrate_core::registry::metadata::{
-    Manifest, Root, MAX_MANIFEST_KEYS, MAX_ROOT_KEYS, ROOT_TYPE,
+    expiry, Manifest, Root, MAX_MANIFEST_KEYS, MAX_ROOT_KEYS, ROOT_TYPE,
 };
 use dbcrate_core::registry::minisign::{PublicKey, Signature};
 use dbcrate_core::registry::trust::{
@@ -180,8 +180,15 @@ impl Signer<'_> {
     }
 
     /// Signs the tree's manifest.json with a manifest key of the newest root that the key
-    /// directory holds (`key_id` chooses when it holds several).
-    pub fn sign_manifest(&self, key_id: Option<&str>) -> Result<Manifest> {
+    /// directory holds (`key_id` chooses when it holds several). With `expires_days`, the
+    /// manifest's expiry is first set to that many days from now: signing is when an
+    /// operator vouches for the tree's freshness, and a tree built reproducibly (its clock
+    /// at SOURCE_DATE_EPOCH) carries an expiry in the past.
+    pub fn sign_manifest(
+        &self,
+        key_id: Option<&str>,
+        expires_days: Option<u32>,
+    ) -> Result<Manifest> {
         let root = newest_root(self.registry, None)?;
         check_root_fresh(&root, self.now)?;
         let path = self.registry.join(MANIFEST);
@@ -191,7 +198,20 @@ impl Signer<'_> {
                 path.display()
             ))
         })?;
-        let manifest = Manifest::parse(&bytes)?;
+        let mut manifest = Manifest::parse(&bytes)?;
+        // Written only once it is signed, so a refused key leaves the tree as it was.
+        let rewritten = expires_days.map(|days| {
+            manifest.expires = expires(self.now, days);
+            manifest.to_json()
+        });
+        let bytes = rewritten.clone().unwrap_or(bytes);
+        if expiry(&manifest.expires, "manifest.json")? <= self.now {
+            return Err(Error::new(format!(
+                "manifest.json version {} expires {}, which has passed; sign it with \
+                 --expires-days N to give it a new expiry N days from now",
+                manifest.version, manifest.expires
+            )));
+        }
         let candidates: Vec<PublicKey> = root
             .keys
             .manifest
@@ -218,6 +238,9 @@ impl Signer<'_> {
         let comment = format!("timestamp:{}\tfile:{MANIFEST}\thashed", self.now);
         let sig = Signature::sign(key.id(), key.signing_key(), &bytes, &comment);
         verify_manifest(&root, &bytes, &sig, self.now, None)?;
+        if let Some(rewritten) = &rewritten {
+            write_atomic(&path, rewritten, false)?;
+        }
         write_atomic(
             &self.registry.join(MANIFEST_SIG),
             sig.to_file().as_bytes(),

@@ -70,6 +70,10 @@ enum Command {
         /// Which manifest key, when the key directory holds several.
         #[arg(long, value_name = "ID")]
         key_id: Option<String>,
+        /// Set the manifest's expiry to this many days from now before signing (needed
+        /// when the tree was built with an expiry that has passed, e.g. by Nix).
+        #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..=3660))]
+        expires_days: Option<u32>,
     },
     /// Check a registry tree as the agent would, from the pinned root key(s).
     Verify {
@@ -179,8 +183,12 @@ fn run(cli: Cli) -> Result<String> {
                 root.root_keys.join("\n")
             ))
         }),
-        Command::SignManifest { common, key_id } => with(&common, &|s| {
-            let m = s.sign_manifest(key_id.as_deref())?;
+        Command::SignManifest {
+            common,
+            key_id,
+            expires_days,
+        } => with(&common, &|s| {
+            let m = s.sign_manifest(key_id.as_deref(), expires_days)?;
             Ok(format!("manifest.json version {} signed", m.version))
         }),
         Command::Verify {

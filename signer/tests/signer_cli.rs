@@ -261,3 +261,49 @@ fn more_root_keys_than_agents_accept_are_refused_before_any_key_is_made() {
     );
     assert!(!env.keys().exists() || std::fs::read_dir(env.keys()).unwrap().next().is_none());
 }
+
+#[test]
+fn an_expired_manifest_is_signed_only_with_a_new_expiry() {
+    // A tree built reproducibly (SOURCE_DATE_EPOCH) carries an expiry in the past: the
+    // signer refuses it as it is, and sets a fresh one when told how long it should hold.
+    let env = Env::new();
+    env.ok(&["init"]);
+    env.ok(&["add-manifest-key"]);
+    let m = Manifest {
+        kind: MANIFEST_TYPE.into(),
+        version: 3,
+        expires: "1980-01-31T00:00:00Z".into(),
+        artifacts: vec![],
+    };
+    std::fs::write(env.registry().join("manifest.json"), m.to_json()).unwrap();
+    let out = env.signer(&["sign-manifest"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("1980-01-31") && err.contains("--expires-days"),
+        "{err}"
+    );
+    assert!(!env.registry().join("manifest.json.minisig").exists());
+
+    let out = env.ok(&["sign-manifest", "--expires-days", "30"]);
+    assert!(out.contains("version 3 signed"), "{out}");
+    let signed =
+        Manifest::parse(&std::fs::read(env.registry().join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(signed.version, 3);
+    let in_days = (dbcrate_core::registry::metadata::expiry(&signed.expires, "m").unwrap()
+        - dbcrate_core::time::unix_now())
+        / 86_400;
+    assert!((29..=30).contains(&in_days), "{}", signed.expires);
+    let root_key = env.pub_files("root")[0].clone();
+    let key = root_key.to_str().unwrap().to_string();
+    let verified = Command::new(env!("CARGO_BIN_EXE_dbcrate-signer"))
+        .args(["verify", "--registry"])
+        .arg(env.registry())
+        .args(["--root-key", &key])
+        .output()
+        .unwrap();
+    assert!(
+        verified.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+}

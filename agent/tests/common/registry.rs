@@ -64,7 +64,7 @@ impl Registry {
         let root = signer.init(1, 1).unwrap();
         signer.add_manifest_key(None).unwrap();
         signer.rotate_root(1, 1).unwrap();
-        signer.sign_manifest(None).unwrap();
+        signer.sign_manifest(None, None).unwrap();
         Self {
             root_v1: root.root_keys[0].clone(),
             ..reg
