@@ -29,11 +29,24 @@
         in
         lib.filterAttrs (_: p: p != null) (lib.genAttrs pgMajors pick);
 
+      # The Rust toolchain: rust-toolchain.toml's version from the official release
+      # artifacts, pinned by hash (nix/rust-toolchain.nix; nixpkgs' rustc is too old for
+      # the workspace's rust-version, docs/nix.md). A function of the package set, so crane
+      # can splice it; `targets` adds rust-std of further targets.
+      rustToolchainVersion = (lib.importTOML ./rust-toolchain.toml).toolchain.channel;
+      toolchainFor = targets: p:
+        let toolchain = p.callPackage ./nix/rust-toolchain.nix { inherit targets; };
+        in
+        assert lib.assertMsg (toolchain.version == rustToolchainVersion)
+          "nix/rust-toolchain-sources.nix has Rust ${toolchain.version}, rust-toolchain.toml ${rustToolchainVersion}: run nix/update-rust-toolchain";
+        toolchain;
+
       # Everything the flake builds, from one package set (also the overlay's body).
       mkDbcrate = pkgs:
         let
           system = pkgs.stdenv.hostPlatform.system;
-          craneLib = crane.mkLib pkgs;
+          rustToolchain = toolchainFor [ ] pkgs;
+          craneLib = (crane.mkLib pkgs).overrideToolchain (toolchainFor [ ]);
           src = lib.fileset.toSource {
             root = ./.;
             fileset = lib.fileset.unions [
@@ -70,11 +83,13 @@
             };
           });
 
-          # nixpkgs' static toolchain: musl, and the C dependencies (zstd, SQLite, ring's
-          # assembly) linked statically too.
-          craneStatic = crane.mkLib pkgs.pkgsStatic;
+          # nixpkgs' static C toolchain (musl; the C dependencies zstd, SQLite and ring's
+          # assembly linked statically too) as the linker, and the pinned Rust toolchain
+          # with rust-std for the musl target.
+          staticTarget = pkgs.pkgsStatic.stdenv.hostPlatform.rust.rustcTarget;
+          craneStatic = (crane.mkLib pkgs.pkgsStatic).overrideToolchain (toolchainFor [ staticTarget ]);
           staticCommon = common // {
-            CARGO_BUILD_TARGET = pkgs.pkgsStatic.stdenv.hostPlatform.rust.rustcTarget;
+            CARGO_BUILD_TARGET = staticTarget;
             CARGO_BUILD_RUSTFLAGS = "-C target-feature=+crt-static";
           };
 
@@ -117,7 +132,7 @@
           };
         in
         packages // {
-          inherit craneLib common cargoArtifacts postgresql;
+          inherit craneLib common cargoArtifacts postgresql rustToolchain;
         };
 
       built = forAllSystems (system: mkDbcrate nixpkgs.legacyPackages.${system});
@@ -245,10 +260,8 @@
           default = pkgs.mkShell {
             inputsFrom = [ built.${system}.dbcrate-agent ];
             packages = with pkgs; [
-              cargo
-              rustc
-              clippy
-              rustfmt
+              # The pinned toolchain (cargo, rustc, clippy, rustfmt), as the builds use it.
+              built.${system}.rustToolchain
               age
               minisign
               zstd

@@ -41,15 +41,17 @@ stdenv.mkDerivation {
     runHook postInstall
   '';
 
-  # Stripping breaks rlibs; patch only what runs here: $out/bin, $out/lib's shared libraries
-  # (librustc_driver, libLLVM) and the host's rustlib (libstd, rust-lld, gcc-ld). Other
-  # targets' rust-std (musl's libstd.so wants musl's libc.so) is left as shipped.
+  # Stripping breaks rlibs. Patch only what runs here, in one pass (so the binaries find
+  # librustc_driver and libLLVM beside them): $out/bin, $out/libexec
+  # (rust-analyzer-proc-macro-srv), the shared libraries directly in $out/lib and the
+  # host's rustlib (libstd, rust-lld, gcc-ld). Other targets' rust-std is left as shipped
+  # (musl's libstd.so wants musl's libc.so).
   dontStrip = true;
   dontAutoPatchelf = true;
   postFixup = ''
-    addAutoPatchelfSearchPath --no-recurse "$out/lib"
-    autoPatchelf -- "$out/bin" "$out/lib/rustlib/${host}"
-    autoPatchelf --no-recurse -- "$out/lib"
+    patch=("$out/bin" "$out/lib/rustlib/${host}" "$out"/lib/*.so*)
+    if [ -d "$out/libexec" ]; then patch+=("$out/libexec"); fi
+    autoPatchelf -- "''${patch[@]}"
   '';
 
   passthru = {
