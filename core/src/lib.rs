@@ -4,8 +4,9 @@
 //! types that cannot leak through `Debug`, the object-key layout of a backup, registry
 //! metadata and its trust rules ([`registry`]), backup schedules ([`schedule`]: cron in a
 //! time zone), the retention planner ([`retention`]) — `now` in, a plan out; the
-//! control plane does the I/O — and, with the `age` feature, the age file-key identity
-//! used by managed restores. docs/architecture.md maps the whole system.
+//! control plane does the I/O — the typed wire between agent and control plane
+//! ([`wire`]), and, with the `age` feature, the age file-key identity used by managed
+//! restores. docs/architecture.md maps the whole system.
 #![deny(missing_docs)]
 
 #[cfg(feature = "age")]
@@ -17,6 +18,7 @@ pub mod retention;
 pub mod schedule;
 pub mod secret;
 pub mod time;
+pub mod wire;
 
 /// The version of this dbcrate build, shared by every binary's `--version`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
