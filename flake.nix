@@ -233,13 +233,14 @@
               name = "dbcrate-sign-registry";
               runtimeInputs = [ pkgs.coreutils self.packages.${system}.dbcrate-signer ];
               text = ''
-                usage() { echo "usage: sign-registry --keys DIR [--out DIR] [sign-manifest flags…]" >&2; exit 2; }
-                keys="" out="dbcrate-registry"
+                usage() { echo "usage: sign-registry --keys DIR [--out DIR] [--expires-days N] [sign-manifest flags…]" >&2; exit 2; }
+                keys="" out="dbcrate-registry" days=30
                 args=()
                 while [ $# -gt 0 ]; do
                   case $1 in
                     --keys) keys=''${2:-}; shift 2 || usage ;;
                     --out) out=''${2:-}; shift 2 || usage ;;
+                    --expires-days) days=''${2:-}; shift 2 || usage ;;
                     *) args+=("$1"); shift ;;
                   esac
                 done
@@ -247,7 +248,10 @@
                 # The store tree is read-only and public: copy it out, sign the copy.
                 mkdir -p "$out"
                 cp -r --no-preserve=mode,ownership ${self.packages.${system}.dbcrate-pg-registry}/. "$out"/
-                dbcrate-signer sign-manifest --registry "$out" --keys "$keys" "''${args[@]}"
+                # The tree was built at SOURCE_DATE_EPOCH (1980), so its expiry has passed:
+                # the expiry is set here, when the operator signs.
+                dbcrate-signer sign-manifest --registry "$out" --keys "$keys" \
+                  --expires-days "$days" "''${args[@]}"
                 echo "signed registry tree: $out"
               '';
             })
