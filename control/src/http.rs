@@ -28,6 +28,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use dbcrate_core::wire;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -53,6 +54,8 @@ pub struct AgentSettings {
     /// How often a running job sends a heartbeat: well inside the job lease
     /// ([`crate::jobs::LEASE_SECS`]), so a few lost heartbeats do not fail a job.
     pub heartbeat_secs: i64,
+    /// At which fraction of its certificate's lifetime an agent renews it.
+    pub renew_at_fraction: f64,
     /// How long a connection to the agent listener may live
     /// (`DBCRATE_AGENT_MAX_CONNECTION_AGE_SECS`): the client certificate is verified
     /// at the handshake, so this bounds how long a connection outlives that check.
@@ -69,15 +72,17 @@ impl AgentSettings {
     }
 }
 
+/// The defaults agents assume too ([`dbcrate_core::wire`]).
 impl Default for AgentSettings {
     fn default() -> Self {
         Self {
             registry_url: None,
             registry_root_keys: Vec::new(),
             cert_lifetime_secs: 24 * 3600,
-            crl_interval_secs: 300,
-            poll_interval_secs: 30,
-            heartbeat_secs: 20,
+            crl_interval_secs: wire::DEFAULT_CRL_INTERVAL_SECS as i64,
+            poll_interval_secs: wire::DEFAULT_POLL_INTERVAL_SECS as i64,
+            heartbeat_secs: wire::DEFAULT_HEARTBEAT_SECS as i64,
+            renew_at_fraction: wire::DEFAULT_RENEW_AT_FRACTION,
             max_connection_age_secs: crate::serve::MAX_CONNECTION_AGE.as_secs() as i64,
         }
     }

@@ -11,15 +11,16 @@ mod completion;
 mod credentials;
 mod enqueue;
 
-pub use completion::{complete, Completion};
+pub use completion::complete;
 pub use credentials::credentials;
+pub use dbcrate_core::wire::{Completion, Job as ClaimedJob};
 pub use enqueue::{enqueue, Because, NewJob};
 
 use crate::audit;
 use crate::db::{end_write, Db, Engine};
 use crate::error::{Error, Result};
 use crate::pki::identity::AgentIdentity;
-use serde::Serialize;
+use dbcrate_core::wire::JobKind;
 use sqlx::{AnyConnection, Row};
 
 /// How long a claimed job may go without a heartbeat.
@@ -50,21 +51,6 @@ pub(crate) async fn record_in(
 ) -> Result<()> {
     let target = format!("job:{job_id}");
     audit::record_in(conn, org_id, actor, action, &target, details, now).await
-}
-
-/// A job as an agent sees it when it claims it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ClaimedJob {
-    /// Its id.
-    pub id: String,
-    /// `backup` or `restore`.
-    pub kind: String,
-    /// Which attempt this is, from 1.
-    pub attempt: i64,
-    /// The database's name (the folder in the destination).
-    pub database_name: String,
-    /// Where the backup goes, relative to the destination's prefix.
-    pub object_key: String,
 }
 
 /// Claims the agent's oldest queued job, if any.
@@ -130,7 +116,7 @@ pub async fn claim_next(db: &Db, agent: &AgentIdentity, now: i64) -> Result<Opti
         .await?;
         Ok(Some(ClaimedJob {
             id,
-            kind,
+            kind: JobKind::from_name(&kind),
             attempt,
             database_name,
             object_key,

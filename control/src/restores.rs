@@ -23,7 +23,9 @@ use crate::error::{is_id, Error, Result};
 use crate::jobs::{enqueue, Because, NewJob};
 use crate::orgs::{self, KeyMode};
 use crate::secrets::{self, Owner, SecretRef};
+use dbcrate_core::secret::SecretBytes;
 use dbcrate_core::time::rfc3339;
+use dbcrate_core::wire::RestorePart;
 use dbcrate_storage::admin::Destination;
 use sqlx::Row;
 
@@ -152,7 +154,7 @@ pub async fn create_with_passphrase(
     destination.close().await;
     let file_key = dbcrate_core::file_key::unwrap_file_key(&header?, &identity)
         .map_err(|e| Error::invalid(format!("the backup's header: {e}")))?;
-    let hex = zeroize::Zeroizing::new(dbcrate_core::hex::encode(file_key.expose_secret()));
+    let hex = file_key.to_hex();
     create_job(
         db,
         org_id,
@@ -268,7 +270,8 @@ pub struct RestoreOf<'a> {
 }
 
 /// For a restore job's credentials: the backup's object key, size, SHA-256 and the file
-/// key (hex), read from the object's header with the organisation key.
+/// key, read from the object's header with the organisation key (or the one kept for a
+/// customer-sealed organisation's restore).
 pub async fn restore_part(
     db: &Db,
     keys: &MasterKeys,
@@ -276,7 +279,7 @@ pub async fn restore_part(
     destination: &Destination,
     actor: &str,
     now: i64,
-) -> Result<serde_json::Value> {
+) -> Result<RestorePart> {
     let RestoreOf {
         org_id,
         job_id,
@@ -299,25 +302,24 @@ pub async fn restore_part(
     let sha256: String = row.try_get(2)?;
     let stamp = rfc3339(now);
     let reason = format!("managed restore (job {job_id}, backup {backup_id})");
-    if let Some(hex) = take_file_key(db, keys, org_id, job_id, actor, &reason, &stamp).await? {
-        return Ok(serde_json::json!({
-            "object_key": key,
-            "size": size,
-            "sha256": sha256,
-            "file_key": hex.as_str(),
-        }));
-    }
-    let start = read_header(destination, &key, size).await?;
-    let org_key = orgs::unlock_private_key(db, keys, org_id, None, actor, &reason, &stamp).await?;
-    let identity = parse_identity(&org_key)?;
-    let file_key = dbcrate_core::file_key::unwrap_file_key(&start, &identity)
-        .map_err(|e| Error::invalid(format!("the backup's header: {e}")))?;
-    Ok(serde_json::json!({
-        "object_key": key,
-        "size": size,
-        "sha256": sha256,
-        "file_key": dbcrate_core::hex::encode(file_key.expose_secret()),
-    }))
+    let file_key = match take_file_key(db, keys, org_id, job_id, actor, &reason, &stamp).await? {
+        Some(hex) => SecretBytes::from_hex(&hex)
+            .ok_or_else(|| Error::internal("a stored file key is not 16 hex bytes"))?,
+        None => {
+            let start = read_header(destination, &key, size).await?;
+            let org_key =
+                orgs::unlock_private_key(db, keys, org_id, None, actor, &reason, &stamp).await?;
+            let identity = parse_identity(&org_key)?;
+            dbcrate_core::file_key::unwrap_file_key(&start, &identity)
+                .map_err(|e| Error::invalid(format!("the backup's header: {e}")))?
+        }
+    };
+    Ok(RestorePart {
+        object_key: key,
+        size,
+        sha256,
+        file_key,
+    })
 }
 
 /// The start of a backup object up to the end of its age header (capped at

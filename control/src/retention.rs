@@ -17,7 +17,9 @@ use crate::jobs::DESTINATION_CREDENTIALS_PURPOSE;
 use crate::secrets::{self, Owner, SecretRef};
 use dbcrate_core::retention::{self as plan, Backup, Outcome, Rules};
 use dbcrate_core::schedule::Schedule;
+use dbcrate_core::secret::SecretJson;
 use dbcrate_core::time::rfc3339;
+use dbcrate_core::wire::DestinationCredentials;
 use dbcrate_storage::admin::{DeleteOutcome, Destination};
 use dbcrate_storage::reach::ReachPolicy;
 use sqlx::Row;
@@ -185,8 +187,10 @@ pub async fn apply(
     if due.is_empty() {
         return Ok(report);
     }
-    // The destination's credentials, unwrapped once for this run (audited).
-    let credentials: Option<serde_json::Value> = match row.try_get::<Option<String>, _>(10)? {
+    // The destination's credentials, unwrapped once for this run (audited), straight
+    // into their wire type (zeroized on drop); the JSON the storage parser takes is
+    // wiped as soon as the destination is opened.
+    let credentials: Option<DestinationCredentials> = match row.try_get::<Option<String>, _>(10)? {
         None => None,
         Some(secret_id) => {
             let bytes = secrets::unwrap(
@@ -202,20 +206,23 @@ pub async fn apply(
                 &rfc3339(now),
             )
             .await?;
-            Some(
-                serde_json::from_slice(&bytes)
-                    .map_err(|_| Error::internal("stored destination credentials are not JSON"))?,
-            )
+            Some(serde_json::from_slice(&bytes).map_err(|_| {
+                Error::internal("stored destination credentials are not JSON of their shape")
+            })?)
         }
     };
     let settings: serde_json::Value = serde_json::from_str(&row.try_get::<String, _>(9)?)
         .map_err(|_| Error::internal("stored destination settings are not JSON"))?;
+    let secret_json = credentials
+        .as_ref()
+        .map(DestinationCredentials::to_secret_json);
     let (location, options) = crate::destinations::open(
         reach,
         &row.try_get::<String, _>(8)?,
         &settings,
-        credentials.as_ref(),
+        secret_json.as_ref().map(SecretJson::expose_secret),
     )?;
+    drop((secret_json, credentials));
     let store = Destination::connect(&location, &options).await;
     for (backup_id, reasons, key) in due {
         let outcome = match &store {

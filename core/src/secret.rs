@@ -101,6 +101,20 @@ impl<const N: usize> SecretBytes<N> {
     }
 }
 
+impl<const N: usize> SecretBytes<N> {
+    /// The bytes as lower-case hex, in memory that is wiped on drop (no intermediate
+    /// copies).
+    pub fn to_hex(&self) -> Zeroizing<String> {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut text = Zeroizing::new(String::with_capacity(2 * N));
+        for byte in self.0.iter() {
+            text.push(char::from(DIGITS[usize::from(byte >> 4)]));
+            text.push(char::from(DIGITS[usize::from(byte & 0xf)]));
+        }
+        text
+    }
+}
+
 /// SecretBytes travel as `2 * N` lower-case hex digits (a managed restore's file key).
 impl<'de, const N: usize> Deserialize<'de> for SecretBytes<N> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -141,7 +155,6 @@ impl<const N: usize> fmt::Debug for SecretBytes<N> {
 pub mod expose {
     use super::{SecretBytes, SecretString};
     use serde::Serializer;
-    use zeroize::Zeroizing;
 
     /// The secret string as a JSON string.
     pub fn string<S: Serializer>(secret: &SecretString, s: S) -> Result<S::Ok, S::Error> {
@@ -165,13 +178,7 @@ pub mod expose {
         secret: &SecretBytes<N>,
         s: S,
     ) -> Result<S::Ok, S::Error> {
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
-        let mut text = Zeroizing::new(String::with_capacity(2 * N));
-        for byte in secret.expose_secret() {
-            text.push(DIGITS[usize::from(byte >> 4)] as char);
-            text.push(DIGITS[usize::from(byte & 0xf)] as char);
-        }
-        s.serialize_str(&text)
+        s.serialize_str(&secret.to_hex())
     }
 }
 

@@ -1,9 +1,10 @@
 //! `/agent/v1/*`: what agents call, on the agent listener (mutual TLS). Enrolment is
 //! the one route without a client certificate; every other route takes the agent's
-//! organisation and id from its verified certificate only.
+//! organisation and id from its verified certificate only. Every request and answer is
+//! a type of [`dbcrate_core::wire`], which the agent uses too.
 
 use super::error::{ApiError, ApiResult};
-use super::extract::{Body, Path, SecretField};
+use super::extract::{Body, Path};
 use super::AppState;
 use crate::agents::{self, EnrolRequest};
 use crate::error::{Code, Error};
@@ -16,8 +17,7 @@ use axum::http::header;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use dbcrate_core::wire;
 
 fn certificate_required(message: impl Into<String>) -> ApiError {
     Error::new(Code::ClientCertificateRequired, message).into()
@@ -74,24 +74,15 @@ impl FromRequestParts<AppState> for AnyAgent {
     }
 }
 
-/// `POST /agent/v1/enroll`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EnrolBody {
-    token: SecretField,
-    csr: String,
-    name: String,
-    #[serde(default)]
-    org_id: Option<String>,
-}
-
-/// Token + CSR → certificate chain.
+/// Token + CSR → certificate chain (`POST /agent/v1/enroll`). Like every agent
+/// message, the request ignores fields this version does not know: agents are
+/// upgraded on their own schedule.
 pub async fn enroll(
     State(state): State<AppState>,
-    Body(body): Body<EnrolBody>,
-) -> ApiResult<Json<Value>> {
+    Body(body): Body<wire::EnrolRequest>,
+) -> ApiResult<Json<wire::EnrolAnswer>> {
     let request = EnrolRequest {
-        token: &body.token.0,
+        token: &body.token,
         csr_pem: &body.csr,
         name: &body.name,
         org_id: body.org_id.as_deref(),
@@ -105,28 +96,22 @@ pub async fn enroll(
     )
     .await?;
     state.reload_agent_tls().await;
-    Ok(Json(json!({
-        "org_id": enrolled.org_id,
-        "agent_id": enrolled.agent_id,
-        "certificate_chain": enrolled.chain_pem,
-        "root_ca": enrolled.root_pem,
-        "not_after": enrolled.not_after,
-    })))
+    Ok(Json(wire::EnrolAnswer {
+        org_id: enrolled.org_id,
+        agent_id: enrolled.agent_id,
+        certificate_chain: enrolled.chain_pem,
+        root_ca: enrolled.root_pem,
+        not_after: enrolled.not_after,
+    }))
 }
 
-/// `POST /agent/v1/certificate/renew`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RenewBody {
-    csr: String,
-}
-
-/// A fresh certificate for a new key, for a live agent.
+/// A fresh certificate for a new key, for a live agent
+/// (`POST /agent/v1/certificate/renew`).
 pub async fn renew(
     State(state): State<AppState>,
     Agent(agent): Agent,
-    Body(body): Body<RenewBody>,
-) -> ApiResult<Json<Value>> {
+    Body(body): Body<wire::RenewRequest>,
+) -> ApiResult<Json<wire::RenewAnswer>> {
     let issued = agents::renew(
         &state.db,
         &state.keys,
@@ -136,36 +121,49 @@ pub async fn renew(
         state.now(),
     )
     .await?;
-    Ok(Json(json!({
-        "certificate_chain": issued.chain_pem,
-        "not_after": issued.not_after,
-    })))
+    Ok(Json(wire::RenewAnswer {
+        certificate_chain: issued.chain_pem,
+        not_after: issued.not_after,
+    }))
 }
 
-/// What the agent needs to work: the organisation's recipient and its intervals.
-pub async fn config(State(state): State<AppState>, Agent(agent): Agent) -> ApiResult<Json<Value>> {
+/// A setting in seconds as sent (settings are at least one second).
+fn secs(value: i64) -> u64 {
+    value.max(1) as u64
+}
+
+/// What the agent needs to work: who it is, the organisation's recipient, its
+/// intervals, when to renew, and the registry.
+pub async fn config(
+    State(state): State<AppState>,
+    Agent(agent): Agent,
+) -> ApiResult<Json<wire::ConfigAnswer>> {
     let org = crate::orgs::get(&state.db, &agent.org_id)
         .await?
         .ok_or_else(ApiError::not_found)?;
-    Ok(Json(json!({
-        "org_id": agent.org_id,
-        "agent_id": agent.agent_id,
-        "recipient": org.recipient,
-        "poll_interval_secs": state.agents.poll_interval_secs,
-        "crl_interval_secs": state.agents.crl_interval_secs,
-        "heartbeat_secs": state.agents.heartbeat_secs,
-        "renew_at_fraction": 0.8,
-        "registry": match &state.agents.registry_url {
-            Some(url) => json!({ "url": url, "root_keys": state.agents.registry_root_keys }),
-            None => Value::Null,
-        },
-    })))
+    let settings = &state.agents;
+    Ok(Json(wire::ConfigAnswer {
+        org_id: agent.org_id,
+        agent_id: agent.agent_id,
+        recipient: org.recipient,
+        poll_interval_secs: secs(settings.poll_interval_secs),
+        crl_interval_secs: secs(settings.crl_interval_secs),
+        heartbeat_secs: secs(settings.heartbeat_secs),
+        renew_at_fraction: settings.renew_at_fraction,
+        registry: settings
+            .registry_url
+            .as_ref()
+            .map(|url| wire::RegistrySettings {
+                url: url.clone(),
+                root_keys: settings.registry_root_keys.clone(),
+            }),
+    }))
 }
 
 /// The agent's organisation's signed CRL (DER).
 pub async fn crl(State(state): State<AppState>, AnyAgent(agent): AnyAgent) -> ApiResult<Response> {
     let der = crl::current(&state.db, &state.keys, &agent.org_id, state.now()).await?;
-    Ok(([(header::CONTENT_TYPE, "application/pkix-crl")], der).into_response())
+    Ok(([(header::CONTENT_TYPE, wire::CRL_CONTENT_TYPE)], der).into_response())
 }
 
 /// The agent's next job: waits up to the poll interval for one (long poll), then answers
@@ -174,16 +172,16 @@ pub async fn crl(State(state): State<AppState>, AnyAgent(agent): AnyAgent) -> Ap
 pub async fn next_job(
     State(state): State<AppState>,
     Agent(agent): Agent,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<wire::NextJobAnswer>> {
     let valid_for = (agent.not_after - state.now()).max(0) as u64;
-    let wait = (state.agents.poll_interval_secs.max(1) as u64).min(valid_for);
+    let wait = secs(state.agents.poll_interval_secs).min(valid_for);
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(wait);
     loop {
         if let Some(job) = jobs::claim_next(&state.db, &agent, state.now()).await? {
-            return Ok(Json(json!({ "job": job })));
+            return Ok(Json(wire::NextJobAnswer { job: Some(job) }));
         }
         if tokio::time::Instant::now() >= deadline {
-            return Ok(Json(json!({ "job": Value::Null })));
+            return Ok(Json(wire::NextJobAnswer { job: None }));
         }
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
@@ -194,7 +192,7 @@ pub async fn job_credentials(
     State(state): State<AppState>,
     Agent(agent): Agent,
     Path(job_id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<wire::JobCredentials>> {
     let credentials = jobs::credentials(
         &state.db,
         &state.keys,
@@ -207,23 +205,16 @@ pub async fn job_credentials(
     Ok(Json(credentials))
 }
 
-/// `POST /agent/v1/jobs/{job}/progress`. Unlike the API's bodies, agent reports ignore
-/// fields this version does not know: agents are upgraded on their own schedule, and a
-/// newer agent's report must not be refused (an orphaned backup, a redone job) because
-/// it says more.
-#[derive(Debug, Deserialize)]
-pub struct ProgressBody {
-    bytes: i64,
-    phase: String,
-}
-
-/// A heartbeat.
+/// A heartbeat (`POST /agent/v1/jobs/{job}/progress`). Unlike the API's bodies, agent
+/// reports ignore fields this version does not know: agents are upgraded on their own
+/// schedule, and a newer agent's report must not be refused (an orphaned backup, a
+/// redone job) because it says more.
 pub async fn job_progress(
     State(state): State<AppState>,
     Agent(agent): Agent,
     Path(job_id): Path<String>,
-    Body(body): Body<ProgressBody>,
-) -> ApiResult<Json<Value>> {
+    Body(body): Body<wire::ProgressReport>,
+) -> ApiResult<Json<wire::ProgressAnswer>> {
     jobs::heartbeat(
         &state.db,
         &agent,
@@ -233,53 +224,19 @@ pub async fn job_progress(
         state.now(),
     )
     .await?;
-    Ok(Json(json!({ "lease_secs": jobs::LEASE_SECS })))
+    Ok(Json(wire::ProgressAnswer {
+        lease_secs: jobs::LEASE_SECS,
+    }))
 }
 
-/// `POST /agent/v1/jobs/{job}/complete` (unknown fields ignored, as for
-/// [`ProgressBody`]).
-#[derive(Debug, Deserialize)]
-pub struct CompleteBody {
-    succeeded: bool,
-    #[serde(default)]
-    object_key: Option<String>,
-    #[serde(default)]
-    size: i64,
-    #[serde(default)]
-    dump_size: Option<i64>,
-    #[serde(default)]
-    duration_ms: Option<i64>,
-    #[serde(default)]
-    sha256: String,
-    #[serde(default)]
-    pg_server_version: String,
-    #[serde(default)]
-    pg_dump_version: String,
-    #[serde(default)]
-    error: Option<String>,
-    #[serde(default)]
-    attempt: Option<i64>,
-}
-
-/// The final report.
+/// The final report (`POST /agent/v1/jobs/{job}/complete`; unknown fields ignored, as
+/// for heartbeats).
 pub async fn job_complete(
     State(state): State<AppState>,
     Agent(agent): Agent,
     Path(job_id): Path<String>,
-    Body(body): Body<CompleteBody>,
-) -> ApiResult<Json<Value>> {
-    let report = jobs::Completion {
-        succeeded: body.succeeded,
-        object_key: body.object_key,
-        size: body.size,
-        dump_size: body.dump_size,
-        duration_ms: body.duration_ms,
-        sha256: body.sha256,
-        pg_server_version: body.pg_server_version,
-        pg_dump_version: body.pg_dump_version,
-        error: body.error,
-        attempt: body.attempt,
-    };
+    Body(report): Body<wire::Completion>,
+) -> ApiResult<Json<wire::CompletionAnswer>> {
     let state_after = jobs::complete(&state.db, &agent, &job_id, &report, state.now()).await?;
-    Ok(Json(json!({ "state": state_after })))
+    Ok(Json(wire::CompletionAnswer { state: state_after }))
 }

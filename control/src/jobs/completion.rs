@@ -5,32 +5,8 @@ use super::{not_yours, record_in};
 use crate::db::{end_write, Db};
 use crate::error::{new_id, Error, Result};
 use crate::pki::identity::AgentIdentity;
+use dbcrate_core::wire::Completion;
 use sqlx::Row;
-
-/// What an agent reports at the end of a backup job.
-#[derive(Debug, Clone)]
-pub struct Completion {
-    /// Whether the backup is complete under its final name.
-    pub succeeded: bool,
-    /// The object key (relative to the destination prefix) when it succeeded.
-    pub object_key: Option<String>,
-    /// Ciphertext size.
-    pub size: i64,
-    /// The dump's size before compression and encryption, when reported.
-    pub dump_size: Option<i64>,
-    /// How long the backup took on the agent, when reported.
-    pub duration_ms: Option<i64>,
-    /// Ciphertext SHA-256 (hex).
-    pub sha256: String,
-    /// The server's version.
-    pub pg_server_version: String,
-    /// pg_dump's version.
-    pub pg_dump_version: String,
-    /// What went wrong, when it failed (no secret in it).
-    pub error: Option<String>,
-    /// The attempt the agent claimed, when it says (a stale attempt's report is refused).
-    pub attempt: Option<i64>,
-}
 
 /// The job's attempt and state as a report found them.
 struct Guard<'a> {

@@ -6,12 +6,15 @@ use crate::envelope::MasterKeys;
 use crate::error::{is_id, Code, Error, Result};
 use crate::pki::identity::AgentIdentity;
 use crate::secrets::{self, Owner, SecretRef};
+use dbcrate_core::secret::{SecretJson, SecretString};
 use dbcrate_core::time::rfc3339;
+use dbcrate_core::wire::{DatabaseConnection, Destination, DestinationCredentials, JobCredentials};
 use sqlx::Row;
 
 /// The secrets a running job needs, handed out once: the database connection with its
 /// password, the destination with its credentials, and the organisation's recipient.
-/// A second call is refused.
+/// A second call is refused. Every secret is in a zeroizing type from the moment it is
+/// unwrapped until the answer is serialised.
 pub async fn credentials(
     db: &Db,
     keys: &MasterKeys,
@@ -19,7 +22,7 @@ pub async fn credentials(
     agent: &AgentIdentity,
     job_id: &str,
     now: i64,
-) -> Result<serde_json::Value> {
+) -> Result<JobCredentials> {
     if !is_id(job_id, "job") {
         return Err(not_yours());
     }
@@ -81,6 +84,8 @@ pub async fn credentials(
     .await?;
     let stamp = rfc3339(now);
     let reason = format!("credentials of job {job_id}");
+    // Each secret is unwrapped (audited) into wiped memory and parsed straight into its
+    // wire type.
     let open = |id: Option<String>, purpose: &'static str| {
         let reason = reason.clone();
         let stamp = stamp.clone();
@@ -88,46 +93,55 @@ pub async fn credentials(
         async move {
             match id {
                 None => Ok(None),
-                Some(id) => {
-                    let bytes = secrets::unwrap(
-                        db,
-                        keys,
-                        SecretRef {
-                            owner: Owner::Org(&agent.org_id),
-                            id: &id,
-                            purpose,
-                        },
-                        &agent_name,
-                        &reason,
-                        &stamp,
-                    )
-                    .await?;
-                    String::from_utf8(bytes.to_vec())
-                        .map(Some)
-                        .map_err(|_| Error::internal("a stored credential is not text"))
-                }
+                Some(id) => secrets::unwrap(
+                    db,
+                    keys,
+                    SecretRef {
+                        owner: Owner::Org(&agent.org_id),
+                        id: &id,
+                        purpose,
+                    },
+                    &agent_name,
+                    &reason,
+                    &stamp,
+                )
+                .await
+                .map(Some),
             }
         }
     };
-    let password = open(row.try_get(5)?, crate::databases::PASSWORD_PURPOSE).await?;
-    let destination_credentials = open(row.try_get(8)?, DESTINATION_CREDENTIALS_PURPOSE).await?;
+    let password = match open(row.try_get(5)?, crate::databases::PASSWORD_PURPOSE).await? {
+        None => None,
+        Some(bytes) => Some(SecretString::new(
+            std::str::from_utf8(&bytes)
+                .map_err(|_| Error::internal("a stored credential is not text"))?
+                .to_owned(),
+        )),
+    };
+    let credentials: Option<DestinationCredentials> =
+        match open(row.try_get(8)?, DESTINATION_CREDENTIALS_PURPOSE).await? {
+            None => None,
+            Some(bytes) => Some(serde_json::from_slice(&bytes).map_err(|_| {
+                Error::internal("stored destination credentials are not JSON of their shape")
+            })?),
+        };
+    let kind: String = row.try_get(6)?;
     let settings: serde_json::Value = serde_json::from_str(&row.try_get::<String, _>(7)?)
         .map_err(|_| Error::internal("stored destination settings are not JSON"))?;
-    let credentials: serde_json::Value = match destination_credentials {
-        Some(text) => serde_json::from_str(&text)
-            .map_err(|_| Error::internal("stored destination credentials are not JSON"))?,
-        None => serde_json::Value::Null,
-    };
     let restore = if row.try_get::<String, _>(10)? == "restore" {
         let backup_id: String = row
             .try_get::<Option<String>, _>(11)?
             .ok_or_else(|| Error::internal("a restore job without its backup"))?;
+        let secret_json = credentials
+            .as_ref()
+            .map(DestinationCredentials::to_secret_json);
         let (location, options) = crate::destinations::open(
             reach,
-            &row.try_get::<String, _>(6)?,
+            &kind,
             &settings,
-            Some(&credentials).filter(|c| !c.is_null()),
+            secret_json.as_ref().map(SecretJson::expose_secret),
         )?;
+        drop(secret_json);
         let destination = dbcrate_storage::admin::Destination::connect(&location, &options)
             .await
             .map_err(|e| Error::internal(format!("reaching the destination: {e}")))?;
@@ -149,21 +163,22 @@ pub async fn credentials(
     } else {
         None
     };
-    Ok(serde_json::json!({
-        "restore": restore,
-        "database": {
-            "host": row.try_get::<String, _>(0)?,
-            "port": row.try_get::<i64, _>(1)?,
-            "dbname": row.try_get::<String, _>(2)?,
-            "username": row.try_get::<String, _>(3)?,
-            "tls_mode": row.try_get::<String, _>(4)?,
-            "password": password,
+    Ok(JobCredentials {
+        restore,
+        database: DatabaseConnection {
+            host: row.try_get(0)?,
+            port: u16::try_from(row.try_get::<i64, _>(1)?)
+                .map_err(|_| Error::internal("a stored port is not a port"))?,
+            dbname: row.try_get(2)?,
+            username: row.try_get(3)?,
+            tls_mode: row.try_get(4)?,
+            password,
         },
-        "destination": {
-            "kind": row.try_get::<String, _>(6)?,
-            "settings": settings,
-            "credentials": credentials,
+        destination: Destination {
+            kind,
+            settings,
+            credentials,
         },
-        "recipients": [row.try_get::<String, _>(9)?],
-    }))
+        recipients: vec![row.try_get::<String, _>(9)?],
+    })
 }

@@ -158,6 +158,27 @@ async fn enrolment_and_mutual_tls(db: Db) {
         .unwrap();
     assert_eq!(config["recipient"], a.org.recipient.as_str(), "{config}");
     assert_eq!(config["agent_id"], agent_id.as_str());
+    // It is the wire's type, every setting as configured (the harness's 1 s polls) or
+    // its default, the same the agent assumes.
+    let typed: dbcrate_core::wire::ConfigAnswer = serde_json::from_value(config.clone()).unwrap();
+    assert_eq!(
+        (typed.org_id.as_str(), typed.agent_id.as_str()),
+        (org.as_str(), agent_id.as_str())
+    );
+    assert_eq!(
+        (
+            typed.poll_interval_secs,
+            typed.crl_interval_secs,
+            typed.heartbeat_secs,
+            typed.renew_at_fraction
+        ),
+        (
+            1,
+            dbcrate_core::wire::DEFAULT_CRL_INTERVAL_SECS,
+            dbcrate_core::wire::DEFAULT_HEARTBEAT_SECS,
+            dbcrate_core::wire::DEFAULT_RENEW_AT_FRACTION
+        )
+    );
     api.get("/agent/v1/config", &Auth::None)
         .await
         .fails(401, "client_certificate_required");

@@ -159,6 +159,15 @@ async fn job_protocol(db: Db) {
         "s3-secret-xyz"
     );
     assert_eq!(creds["recipients"][0], a.org.recipient.as_str());
+    // The answer is the wire's type, secrets and all.
+    let typed: dbcrate_core::wire::JobCredentials = serde_json::from_value(creds.clone()).unwrap();
+    assert_eq!(
+        typed.database.password.unwrap().expose_secret(),
+        "db-password-123"
+    );
+    let s3 = typed.destination.credentials.unwrap();
+    assert_eq!(s3.access_key_id.unwrap().expose_secret(), "AKID");
+    assert!(typed.restore.is_none() && s3.private_key.is_none());
     let (status, again) = agent.get(&api, &path).await;
     assert_eq!(status, 409, "{again}");
 
