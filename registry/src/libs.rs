@@ -92,14 +92,14 @@ const LOADERS: [&str; 3] = [
     "ld-linux-armhf.so.3",
 ];
 
-/// The dynamic loader inside `root` (following no symlink outside it).
+/// The dynamic loader inside `root`. Debian's `ld-linux-*.so.*` is a symlink, relative
+/// (`ld-2.31.so`) or absolute (`/lib/aarch64-linux-gnu/ld-linux-aarch64.so.1`); an
+/// absolute target is taken inside `root`, never on the build host.
 fn find_loader(root: &Path) -> Result<PathBuf> {
     for dir in system_lib_dirs(root) {
         for name in LOADERS {
-            let path = dir.join(name);
-            // A Debian /lib/ld-linux-*.so.* is a symlink; prefer the file itself.
-            if path.symlink_metadata().is_ok_and(|m| m.is_file()) {
-                return Ok(path);
+            if let Some(file) = resolve_in(root, &dir.join(name)) {
+                return Ok(file);
             }
         }
     }
@@ -110,6 +110,23 @@ fn find_loader(root: &Path) -> Result<PathBuf> {
         root.display(),
         LOADERS.join(", ")
     )))
+}
+
+/// `path` (under `root`) with its symlinks followed inside `root`, if it ends at a file.
+fn resolve_in(root: &Path, path: &Path) -> Option<PathBuf> {
+    let mut path = path.to_path_buf();
+    for _ in 0..16 {
+        let meta = path.symlink_metadata().ok()?;
+        if meta.is_file() {
+            return Some(path);
+        }
+        let target = std::fs::read_link(&path).ok()?;
+        path = match target.strip_prefix("/") {
+            Ok(inside) => root.join(inside),
+            Err(_) => path.parent()?.join(target),
+        };
+    }
+    None
 }
 
 /// The directories a system's loader searches by default, under `root`.
@@ -164,6 +181,29 @@ fn parse_ldd(text: &str, binary: &Path) -> Result<Vec<Library>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn finds_a_sysroots_loader_through_its_symlinks_inside_the_sysroot() {
+        let root = std::env::temp_dir().join(format!("dbcrate-loader-{}", std::process::id()));
+        let lib = root.join("lib/aarch64-linux-gnu");
+        std::fs::create_dir_all(&lib).unwrap();
+        std::fs::write(lib.join("ld-2.31.so"), b"loader").unwrap();
+        // bullseye: a relative link beside the file; trixie: an absolute one from /lib.
+        std::os::unix::fs::symlink("ld-2.31.so", lib.join("ld-linux-aarch64.so.1")).unwrap();
+        std::os::unix::fs::symlink(
+            "/lib/aarch64-linux-gnu/ld-linux-aarch64.so.1",
+            root.join("lib/ld-linux-aarch64.so.1"),
+        )
+        .unwrap();
+        let found = find_loader(&root).unwrap();
+        assert_eq!(found, lib.join("ld-2.31.so"));
+        assert_eq!(
+            resolve_in(&root, &root.join("lib/ld-linux-aarch64.so.1")),
+            Some(lib.join("ld-2.31.so"))
+        );
+        std::fs::remove_dir_all(&root).unwrap();
+        assert!(find_loader(&root).is_err());
+    }
 
     #[test]
     fn parses_ldd_output_and_skips_glibc() {
