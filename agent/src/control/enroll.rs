@@ -4,8 +4,9 @@
 use super::identity::{self, Link, ServerPin};
 use super::{keys, link, tls};
 use crate::cli::EnrollArgs;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use dbcrate_core::secret::SecretString;
+use dbcrate_core::wire;
 use serde_json::json;
 
 fn token(args: &EnrollArgs) -> Result<SecretString> {
@@ -56,24 +57,6 @@ fn host_name() -> String {
         .unwrap_or_else(|| "agent".to_string())
 }
 
-fn field<'a>(answer: &'a serde_json::Value, name: &str) -> Result<&'a serde_json::Value> {
-    let value = &answer[name];
-    if value.is_null() {
-        return Err(Error::new(
-            ErrorKind::Control,
-            format!("the control plane's enrolment answer has no {name}"),
-        ));
-    }
-    Ok(value)
-}
-
-fn text(answer: &serde_json::Value, name: &str) -> Result<String> {
-    field(answer, name)?
-        .as_str()
-        .map(String::from)
-        .ok_or_else(|| Error::new(ErrorKind::Control, format!("{name} is not text")))
-}
-
 /// Enrols; returns the JSON report printed on stdout.
 pub async fn enroll(args: &EnrollArgs) -> Result<serde_json::Value> {
     let token = token(args)?;
@@ -89,24 +72,22 @@ pub async fn enroll(args: &EnrollArgs) -> Result<serde_json::Value> {
     crate::datadir::Dir::open_data_dir(&args.data_dir, true)?;
     let (key_pem, csr) = keys::new_key_and_csr()?;
     let link = link::Link::new(&args.control_url, tls::enrolment_config(&pin)?)?;
-    let mut body = json!({
-        "token": token.expose_secret(),
-        "csr": csr,
-        "name": args.name.clone().unwrap_or_else(host_name),
-    });
-    if let Some(org) = &args.org {
-        body["org_id"] = json!(org);
-    }
-    let answer = link
-        .post_json("/agent/v1/enroll", &body)
+    let body = wire::EnrolRequest {
+        token,
+        csr,
+        name: args.name.clone().unwrap_or_else(host_name),
+        org_id: args.org.clone(),
+    };
+    let answer: wire::EnrolAnswer = link
+        .post(wire::paths::ENROLL, &body)
         .await
         .map_err(|e| e.context("enrolment refused or failed"))?;
     drop(body);
-    let not_after = field(&answer, "not_after")?.as_i64().unwrap_or(0);
+    let not_after = answer.not_after;
     let stored = Link {
         control_url: args.control_url.trim_end_matches('/').to_string(),
-        org_id: text(&answer, "org_id")?,
-        agent_id: text(&answer, "agent_id")?,
+        org_id: answer.org_id,
+        agent_id: answer.agent_id,
         not_before: crate::control::run::now(),
         not_after,
         server: pin,
@@ -114,8 +95,8 @@ pub async fn enroll(args: &EnrollArgs) -> Result<serde_json::Value> {
     identity::create(
         &args.data_dir,
         &key_pem,
-        &text(&answer, "certificate_chain")?,
-        &text(&answer, "root_ca")?,
+        &answer.certificate_chain,
+        &answer.root_ca,
         &stored,
     )?;
     tracing::info!(agent.id = %stored.agent_id, org.id = %stored.org_id, "enrolled");

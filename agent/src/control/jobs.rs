@@ -2,21 +2,14 @@
 //! the work), run the backup or restore pipeline with them held in memory only, keep
 //! the lease alive with heartbeats, and report the outcome.
 //!
-//! The credentials arrive as JSON and go straight into types that redact themselves
-//! and zeroize on drop (`SecretString` in the database URL and storage options); the
-//! JSON text is wiped as soon as it is read. Nothing is written to disk, logged or put
-//! on a command line (pg_dump gets the password through its environment).
+//! The credentials arrive as [`wire::JobCredentials`], whose secrets deserialise
+//! straight into types that redact themselves and zeroize on drop (`SecretString`,
+//! `SecretBytes`), and stay in such types in the database URL and storage options; the
+//! answer's bytes are wiped as soon as they are parsed. Nothing is written to disk,
+//! logged or put on a command line (pg_dump gets the password through its environment).
 
 use super::link::Link;
 use super::roots::DirectoryRoots;
-
-/// The agent's current link to the control plane: renewal replaces it while a job runs,
-/// and every request of the job takes the newest.
-pub type LinkWatch = tokio::sync::watch::Receiver<Link>;
-
-fn current(links: &LinkWatch) -> Link {
-    links.borrow().clone()
-}
 use crate::crypto::parse_recipients;
 use crate::crypto::{Decryption, FileKeyIdentity};
 use crate::error::{Error, ErrorKind, Result};
@@ -26,11 +19,21 @@ use crate::pipeline::backup::{run_backup, BackupRequest};
 use crate::pipeline::restore::{run_restore, RestoreRequest};
 use crate::pipeline::Progress;
 use crate::registry::RegistryConfig;
-use dbcrate_core::secret::SecretBytes;
-use dbcrate_core::secret::SecretString;
-use serde_json::{json, Value};
+use dbcrate_core::secret::SecretJson;
+use dbcrate_core::wire::{self, Completion, Job, JobCredentials, JobKind};
+use dbcrate_storage::location::Location;
+use dbcrate_storage::StorageOptions;
 use std::path::PathBuf;
 use std::time::Duration;
+use zeroize::Zeroizing;
+
+/// The agent's current link to the control plane: renewal replaces it while a job runs,
+/// and every request of the job takes the newest.
+pub type LinkWatch = tokio::sync::watch::Receiver<Link>;
+
+fn current(links: &LinkWatch) -> Link {
+    links.borrow().clone()
+}
 
 /// Where jobs get pg_dump and pg_restore, and how often they report progress: from the
 /// agent's flags and the control plane's config.
@@ -67,185 +70,172 @@ impl Default for JobSettings {
             pg_bin_dir: None,
             registry: None,
             registry_problem: None,
-            heartbeat: Duration::from_secs(20),
+            heartbeat: Duration::from_secs(wire::DEFAULT_HEARTBEAT_SECS),
             directory_roots: DirectoryRoots::default(),
         }
     }
 }
 
-/// Wipes every string in a JSON value (the credentials' plaintext copies).
-fn wipe(value: &mut Value) {
-    match value {
-        Value::String(s) => zeroize::Zeroize::zeroize(s),
-        Value::Array(items) => items.iter_mut().for_each(wipe),
-        Value::Object(map) => map.values_mut().for_each(wipe),
-        _ => {}
-    }
+/// The database connection of a job's credentials, its password kept secret.
+fn database_url(db: wire::DatabaseConnection) -> Result<DatabaseUrl> {
+    DatabaseUrl::from_parts(
+        &db.host,
+        db.port,
+        &db.dbname,
+        &db.username,
+        &db.tls_mode,
+        db.password,
+    )
 }
 
-fn field<'a>(v: &'a Value, path: &[&str]) -> Result<&'a Value> {
-    let mut at = v;
-    for key in path {
-        at = &at[*key];
-    }
-    if at.is_null() {
-        return Err(Error::new(
-            ErrorKind::Control,
-            format!("the job's credentials lack {}", path.join(".")),
-        ));
-    }
-    Ok(at)
+/// Where the job's destination is and how to reach it; the credentials pass through the
+/// storage settings parser as JSON that is wiped straight after.
+fn storage(destination: &wire::Destination) -> Result<(Location, StorageOptions)> {
+    let credentials = destination
+        .credentials
+        .as_ref()
+        .map(wire::DestinationCredentials::to_secret_json);
+    Ok(dbcrate_storage::spec::from_settings(
+        &destination.kind,
+        &destination.settings,
+        credentials.as_ref().map(SecretJson::expose_secret),
+    )?)
 }
 
-fn text(v: &Value, path: &[&str]) -> Result<String> {
-    field(v, path)?.as_str().map(String::from).ok_or_else(|| {
+/// Builds the backup request from the job and its credentials (consumed: their secrets
+/// move into the request or are wiped).
+fn backup_request(
+    job: &Job,
+    settings: &JobSettings,
+    credentials: JobCredentials,
+    interrupt: Interrupt,
+    progress: Progress,
+) -> Result<BackupRequest> {
+    let JobCredentials {
+        database,
+        destination,
+        recipients,
+        ..
+    } = credentials;
+    let database = database_url(database)?;
+    let (prefix, storage) = storage(&destination)?;
+    let object = dbcrate_storage::spec::object_location(&prefix, &job.object_key);
+    settings.directory_roots.check(&prefix, &object)?;
+    Ok(BackupRequest {
+        database,
+        recipients: parse_recipients(&recipients)?,
+        destination: prefix,
+        storage,
+        name: Some(job.database_name.clone()),
+        job: job.id.clone(),
+        key: Some(job.object_key.clone()),
+        pg_bin_dir: settings.pg_bin_dir.clone(),
+        registry: settings.registry.clone(),
+        zstd_level: 3,
+        interrupt,
+        progress,
+    })
+}
+
+/// Builds a managed restore's request: the target database, the backup object, and
+/// this one backup's file key (never the organisation's key), from the credentials
+/// (consumed likewise). Also returns the object key, for the report.
+fn restore_request(
+    settings: &JobSettings,
+    credentials: JobCredentials,
+    interrupt: Interrupt,
+    progress: Progress,
+) -> Result<(RestoreRequest, String)> {
+    let JobCredentials {
+        restore,
+        database,
+        destination,
+        ..
+    } = credentials;
+    let database = database_url(database)?;
+    let (prefix, storage) = storage(&destination)?;
+    let restore = restore.ok_or_else(|| {
         Error::new(
             ErrorKind::Control,
-            format!("{} is not text", path.join(".")),
+            "the job's credentials lack restore (the backup to read)",
+        )
+    })?;
+    let sha256 = dbcrate_core::hex::decode_array::<32>(&restore.sha256)
+        .ok_or_else(|| Error::new(ErrorKind::Control, "restore.sha256 is not 32 hex bytes"))?;
+    let source = dbcrate_storage::spec::object_location(&prefix, &restore.object_key);
+    settings.directory_roots.check(&prefix, &source)?;
+    Ok((
+        RestoreRequest {
+            source,
+            storage,
+            decryption: Decryption::FileKey(FileKeyIdentity::new(restore.file_key)),
+            database,
+            pg_bin_dir: settings.pg_bin_dir.clone(),
+            registry: settings.registry.clone(),
+            expect_sha256: Some(sha256),
+            interrupt,
+            progress,
+        },
+        restore.object_key,
+    ))
+}
+
+/// The job's credentials from the control plane's answer, which is wiped once parsed. A
+/// malformed answer is told by its position only: serde's own words could quote a value.
+fn parse_credentials(answer: Vec<u8>) -> Result<JobCredentials> {
+    let answer = Zeroizing::new(answer);
+    serde_json::from_slice(&answer).map_err(|e| {
+        Error::new(
+            ErrorKind::Control,
+            format!(
+                "the job's credentials are not what this agent expects ({:?} error at line {} \
+                 column {})",
+                e.classify(),
+                e.line(),
+                e.column()
+            ),
         )
     })
 }
 
-/// The database connection of a job's credentials, its password kept secret.
-fn database_url(db: &Value) -> Result<DatabaseUrl> {
-    let port = field(db, &["port"])?
-        .as_u64()
-        .and_then(|p| u16::try_from(p).ok())
-        .ok_or_else(|| Error::new(ErrorKind::Control, "database.port is not a port"))?;
-    let password = db["password"]
-        .as_str()
-        .map(|p| SecretString::new(p.to_string()));
-    DatabaseUrl::from_parts(
-        &text(db, &["host"])?,
-        port,
-        &text(db, &["dbname"])?,
-        &text(db, &["username"])?,
-        &text(db, &["tls_mode"])?,
-        password,
-    )
-}
-
-/// Builds the backup request from the job and its credentials, consuming (and wiping)
-/// the credentials' JSON.
-fn backup_request(
-    job: &Value,
-    settings: &JobSettings,
-    mut credentials: Value,
-    interrupt: Interrupt,
-    progress: Progress,
-) -> Result<BackupRequest> {
-    let built = (|| {
-        let database = database_url(&credentials["database"])?;
-        let dest = &credentials["destination"];
-        let creds = dest.get("credentials").filter(|c| !c.is_null());
-        let (destination, storage) = dbcrate_storage::spec::from_settings(
-            &text(dest, &["kind"])?,
-            field(dest, &["settings"])?,
-            creds,
-        )?;
-        let key = text(job, &["object_key"])?;
-        let object = dbcrate_storage::spec::object_location(&destination, &key);
-        settings.directory_roots.check(&destination, &object)?;
-        let recipients: Vec<String> = field(&credentials, &["recipients"])?
-            .as_array()
-            .map(|r| {
-                r.iter()
-                    .filter_map(|v| v.as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default();
-        Ok(BackupRequest {
-            database,
-            recipients: parse_recipients(&recipients)?,
-            destination,
-            storage,
-            name: Some(text(job, &["database_name"])?),
-            job: text(job, &["id"])?,
-            key: Some(key),
-            pg_bin_dir: settings.pg_bin_dir.clone(),
-            registry: settings.registry.clone(),
-            zstd_level: 3,
-            interrupt,
-            progress,
-        })
-    })();
-    wipe(&mut credentials);
-    built
-}
-
-/// Builds a managed restore's request: the target database, the backup object, and
-/// this one backup's file key (never the organisation's key), consuming (and wiping)
-/// the credentials' JSON. Also returns the object key, for the report.
-fn restore_request(
-    settings: &JobSettings,
-    mut credentials: Value,
-    interrupt: Interrupt,
-    progress: Progress,
-) -> Result<(RestoreRequest, String)> {
-    let built = (|| {
-        let database = database_url(&credentials["database"])?;
-        let dest = &credentials["destination"];
-        let creds = dest.get("credentials").filter(|c| !c.is_null());
-        let (prefix, storage) = dbcrate_storage::spec::from_settings(
-            &text(dest, &["kind"])?,
-            field(dest, &["settings"])?,
-            creds,
-        )?;
-        let restore = field(&credentials, &["restore"])?;
-        let key = text(restore, &["object_key"])?;
-        let file_key = dbcrate_core::hex::decode_array::<16>(&text(restore, &["file_key"])?)
-            .ok_or_else(|| {
-                Error::new(ErrorKind::Control, "restore.file_key is not 16 hex bytes")
-            })?;
-        let sha256 = dbcrate_core::hex::decode_array::<32>(&text(restore, &["sha256"])?)
-            .ok_or_else(|| Error::new(ErrorKind::Control, "restore.sha256 is not 32 hex bytes"))?;
-        let source = dbcrate_storage::spec::object_location(&prefix, &key);
-        settings.directory_roots.check(&prefix, &source)?;
-        Ok((
-            RestoreRequest {
-                source,
-                storage,
-                decryption: Decryption::FileKey(FileKeyIdentity::new(SecretBytes::new(file_key))),
-                database,
-                pg_bin_dir: settings.pg_bin_dir.clone(),
-                registry: settings.registry.clone(),
-                expect_sha256: Some(sha256),
-                interrupt,
-                progress,
-            },
-            key,
-        ))
-    })();
-    wipe(&mut credentials);
-    built
-}
-
-/// A failed job's report.
-fn failure(e: &Error) -> Value {
-    json!({ "succeeded": false, "error": e.to_string() })
+/// A count as the wire's signed integer.
+fn signed(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 /// Reports the end of the claimed `job`, naming its attempt (a stale attempt's report is
 /// refused), retrying while the control plane is unreachable (restarting, say) for up to
 /// ten minutes: a finished backup must not be redone because its report was lost. A
-/// refusal (the job is no longer this agent's) is final.
-async fn report_completion(links: &LinkWatch, job: &Value, mut report: Value) -> Result<()> {
-    let id = text(job, &["id"])?;
-    report["attempt"] = job["attempt"].clone();
+/// refusal (the job is no longer this agent's) is final. Returns the job's state after
+/// the report (`succeeded`, `queued` to be retried, `failed`).
+async fn report_completion(links: &LinkWatch, job: &Job, mut report: Completion) -> Result<String> {
+    report.attempt = Some(job.attempt);
     let report = &report;
-    let path = format!("/agent/v1/jobs/{id}/complete");
+    let path = wire::paths::complete(&job.id);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
     let mut wait = Duration::from_secs(1);
     loop {
-        match current(links).post_json(&path, report).await {
-            Ok(_) => return Ok(()),
+        match current(links)
+            .post::<_, wire::CompletionAnswer>(&path, report)
+            .await
+        {
+            Ok(answer) => return Ok(answer.state),
             Err(e) if e.kind().is_temporary() && tokio::time::Instant::now() < deadline => {
-                tracing::warn!(job.id = %id, "reporting the job failed, retrying in {wait:?}: {e}");
+                tracing::warn!(job.id = %job.id, "reporting the job failed, retrying in {wait:?}: {e}");
                 tokio::time::sleep(wait).await;
                 wait = (wait * 2).min(Duration::from_secs(30));
             }
             Err(e) => return Err(e),
         }
+    }
+}
+
+/// The heartbeat interval kept well inside the lease the control plane answers with (at
+/// least three heartbeats per lease).
+fn within_lease(every: Duration, lease_secs: i64) -> Duration {
+    match u64::try_from(lease_secs) {
+        Ok(lease) if lease > 0 => every.min(Duration::from_secs((lease / 3).max(1))),
+        _ => every,
     }
 }
 
@@ -261,13 +251,21 @@ async fn with_heartbeats<T>(
     work: impl std::future::Future<Output = T>,
 ) -> T {
     let (links, progress) = (links.clone(), progress.clone());
-    let (job, path) = (id.to_string(), format!("/agent/v1/jobs/{id}/progress"));
+    let (job, path) = (id.to_string(), wire::paths::progress(id));
     let _beats = AbortOnDrop(tokio::spawn(async move {
+        let mut every = every;
         loop {
             tokio::time::sleep(every).await;
-            let beat = json!({ "bytes": progress.bytes(), "phase": phase });
-            if let Err(e) = current(&links).post_json(&path, &beat).await {
-                tracing::warn!(job.id = %job, "heartbeat failed: {e}");
+            let beat = wire::ProgressReport {
+                bytes: signed(progress.bytes()),
+                phase: phase.to_string(),
+            };
+            match current(&links)
+                .post::<_, wire::ProgressAnswer>(&path, &beat)
+                .await
+            {
+                Ok(answer) => every = within_lease(every, answer.lease_secs),
+                Err(e) => tracing::warn!(job.id = %job, "heartbeat failed: {e}"),
             }
         }
     }));
@@ -290,68 +288,81 @@ impl Drop for AbortOnDrop {
 pub async fn run(
     links: &LinkWatch,
     settings: &JobSettings,
-    job: &Value,
+    job: &Job,
     interrupt: Interrupt,
 ) -> Result<()> {
-    let id = text(job, &["id"])?;
-    tracing::info!(job.id = %id, kind = job["kind"].as_str().unwrap_or("?"), "job started");
+    let id = &job.id;
+    tracing::info!(job.id = %id, kind = job.kind.as_str(), "job started");
     // A job that cannot run here fails before its credentials are handed out.
-    if let Err(e) = settings.usable() {
-        report_completion(links, job, failure(&e)).await?;
-        tracing::warn!(job.id = %id, "job failed: {e}");
+    let runnable = settings.usable().and_then(|()| match job.kind {
+        JobKind::Unknown => Err(Error::new(
+            ErrorKind::Control,
+            "the control plane sent a kind of job this agent does not know; upgrade the agent",
+        )),
+        JobKind::Backup | JobKind::Restore => Ok(()),
+    });
+    if let Err(e) = runnable {
+        let state = report_completion(links, job, Completion::failed(e.to_string())).await?;
+        tracing::warn!(job.id = %id, state, "job failed: {e}");
         return Ok(());
     }
-    let credentials = current(links)
-        .get_json(&format!("/agent/v1/jobs/{id}/credentials"))
+    let answer = current(links)
+        .get_bytes(&wire::paths::credentials(id))
         .await?;
-    if job["kind"].as_str() == Some("restore") {
+    let credentials = parse_credentials(answer);
+    if job.kind == JobKind::Restore {
         let progress = Progress::default();
-        let outcome = match restore_request(settings, credentials, interrupt, progress.clone()) {
+        let request =
+            credentials.and_then(|c| restore_request(settings, c, interrupt, progress.clone()));
+        let outcome = match request {
             Err(e) => Err(e),
             Ok((request, key)) => {
                 let work = run_restore(request, &key);
-                with_heartbeats(links, settings.heartbeat, &id, "restoring", &progress, work).await
+                with_heartbeats(links, settings.heartbeat, id, "restoring", &progress, work).await
             }
         };
         let report = match &outcome {
-            Ok(_) => json!({ "succeeded": true }),
-            Err(e) => failure(e),
+            Ok(_) => Completion {
+                succeeded: true,
+                ..Completion::default()
+            },
+            Err(e) => Completion::failed(e.to_string()),
         };
-        report_completion(links, job, report).await?;
+        let state = report_completion(links, job, report).await?;
         match outcome {
-            Ok(_) => tracing::info!(job.id = %id, "restore succeeded"),
-            Err(e) => tracing::warn!(job.id = %id, "restore failed: {e}"),
+            Ok(_) => tracing::info!(job.id = %id, state, "restore succeeded"),
+            Err(e) => tracing::warn!(job.id = %id, state, "restore failed: {e}"),
         }
         return Ok(());
     }
     let progress = Progress::default();
-    let outcome = match backup_request(job, settings, credentials, interrupt, progress.clone()) {
+    let request =
+        credentials.and_then(|c| backup_request(job, settings, c, interrupt, progress.clone()));
+    let outcome = match request {
         Err(e) => Err(e),
         Ok(request) => {
             let work = run_backup(request);
-            with_heartbeats(
-                links,
-                settings.heartbeat,
-                &id,
-                "backing up",
-                &progress,
-                work,
-            )
-            .await
+            with_heartbeats(links, settings.heartbeat, id, "backing up", &progress, work).await
         }
     };
     let report = match &outcome {
-        Ok(r) => json!({
-            "succeeded": true, "object_key": r.key, "size": r.ciphertext_bytes, "sha256": r.sha256,
-            "dump_size": r.plaintext_bytes, "duration_ms": (r.seconds * 1000.0).round() as u64,
-            "pg_server_version": r.pg_server_version, "pg_dump_version": r.pg_dump_version,
-        }),
-        Err(e) => failure(e),
+        Ok(r) => Completion {
+            succeeded: true,
+            object_key: Some(r.key.clone()),
+            size: signed(r.ciphertext_bytes),
+            dump_size: Some(signed(r.plaintext_bytes)),
+            duration_ms: Some((r.seconds * 1000.0).round() as i64),
+            sha256: r.sha256.clone(),
+            pg_server_version: r.pg_server_version.clone(),
+            pg_dump_version: r.pg_dump_version.clone(),
+            ..Completion::default()
+        },
+        Err(e) => Completion::failed(e.to_string()),
     };
-    report_completion(links, job, report).await?;
+    let state = report_completion(links, job, report).await?;
     match outcome {
-        Ok(r) => tracing::info!(job.id = %id, bytes = r.ciphertext_bytes, "job succeeded"),
-        Err(e) => tracing::warn!(job.id = %id, "job failed: {e}"),
+        Ok(r) => tracing::info!(job.id = %id, state, bytes = r.ciphertext_bytes, "job succeeded"),
+        Err(e) => tracing::warn!(job.id = %id, state, "job failed: {e}"),
     }
     Ok(())
 }
@@ -359,6 +370,7 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{json, Value};
     use std::sync::Arc;
 
     /// A control plane that accepts connections and never answers: every heartbeat
@@ -384,10 +396,11 @@ mod tests {
         (Link::new(&url, Arc::new(tls)).unwrap(), server)
     }
 
-    /// A job to the directory `path` and its credentials (restore ones too).
-    fn directory_job(path: &std::path::Path) -> (Value, Value) {
+    /// A job to the directory `path` and its credentials (restore ones too), as the
+    /// control plane sends them.
+    fn directory_job(path: &std::path::Path) -> (Job, Value) {
         let job = json!({
-            "id": "job_x", "kind": "backup", "database_name": "shop",
+            "id": "job_x", "kind": "backup", "attempt": 1, "database_name": "shop",
             "object_key": "shop/2026/01/02/20260102T030000Z-job_x.pgdump.zst.age",
         });
         let credentials = json!({
@@ -402,7 +415,36 @@ mod tests {
                 "sha256": "00".repeat(32),
             },
         });
-        (job, credentials)
+        (serde_json::from_value(job).unwrap(), credentials)
+    }
+
+    fn parsed(credentials: &Value) -> JobCredentials {
+        parse_credentials(serde_json::to_vec(credentials).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn credentials_that_do_not_parse_are_told_without_their_values() {
+        let (_, mut credentials) = directory_job(std::path::Path::new("/b"));
+        credentials["database"]["port"] = json!("hunter2");
+        let err = parse_credentials(serde_json::to_vec(&credentials).unwrap())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("credentials are not what this agent expects"),
+            "{err}"
+        );
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn heartbeats_stay_well_inside_the_lease() {
+        let every = Duration::from_secs(20);
+        assert_eq!(within_lease(every, 120), every);
+        assert_eq!(within_lease(every, 30), Duration::from_secs(10));
+        assert_eq!(within_lease(every, 1), Duration::from_secs(1));
+        assert_eq!(within_lease(every, 0), every);
+        assert_eq!(within_lease(every, -5), every);
     }
 
     #[test]
@@ -421,11 +463,16 @@ mod tests {
             let backup = backup_request(
                 &job,
                 &settings,
-                credentials.clone(),
+                parsed(&credentials),
                 Interrupt::never(),
                 progress(),
             );
-            let restore = restore_request(&settings, credentials, Interrupt::never(), progress());
+            let restore = restore_request(
+                &settings,
+                parsed(&credentials),
+                Interrupt::never(),
+                progress(),
+            );
             if allowed {
                 assert!(backup.is_ok(), "{:?}", backup.err());
                 assert!(restore.is_ok(), "{:?}", restore.err());
@@ -449,7 +496,7 @@ mod tests {
         let err = backup_request(
             &job,
             &JobSettings::default(),
-            credentials,
+            parsed(&credentials),
             Interrupt::never(),
             progress(),
         )

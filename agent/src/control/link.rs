@@ -1,15 +1,19 @@
 //! HTTPS requests to the control plane's agent listener, with capped answers, a
 //! timeout, and errors that say whether the control plane refused this agent's
-//! certificate as revoked (a TLS alert it cannot fake without its key).
+//! certificate as revoked (a TLS alert it cannot fake without its key). Requests and
+//! answers are the types of [`dbcrate_core::wire`], which the control plane uses too.
 
 use crate::error::{Error, ErrorKind, Result};
 use bytes::Bytes;
+use dbcrate_core::wire;
 use http_body_util::{BodyExt, Full};
 use hyper::StatusCode;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +21,12 @@ use std::time::Duration;
 const MAX_ANSWER: usize = 1024 * 1024;
 /// How long a request may take.
 const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long a long poll the control plane holds for up to `held` may take: that, and
+/// time for the answer.
+pub fn long_poll_timeout(held: Duration) -> Duration {
+    TIMEOUT.max(held.saturating_add(Duration::from_secs(30)))
+}
 
 /// A client for one control plane.
 #[derive(Debug, Clone)]
@@ -107,7 +117,8 @@ impl Link {
         &self,
         method: hyper::Method,
         path: &str,
-        body: Option<&serde_json::Value>,
+        body: Option<Vec<u8>>,
+        timeout: Duration,
     ) -> Result<Vec<u8>> {
         let what = format!("{method} {path}");
         let mut request = hyper::Request::builder()
@@ -116,7 +127,7 @@ impl Link {
         let body = match body {
             Some(json) => {
                 request = request.header("content-type", "application/json");
-                Full::new(Bytes::from(json.to_string()))
+                Full::new(Bytes::from(json))
             }
             None => Full::new(Bytes::new()),
         };
@@ -146,20 +157,21 @@ impl Link {
             }
             Ok((status, out))
         };
-        let (status, out) = tokio::time::timeout(TIMEOUT, exchange)
+        let (status, out) = tokio::time::timeout(timeout, exchange)
             .await
             .map_err(|_| {
                 Error::new(
                     ErrorKind::Control,
-                    format!("{what}: no answer within {TIMEOUT:?}"),
+                    format!("{what}: no answer within {timeout:?}"),
                 )
             })??;
         if status == StatusCode::OK {
             return Ok(out);
         }
-        let message = serde_json::from_slice::<serde_json::Value>(&out)
+        let message = serde_json::from_slice::<wire::ErrorAnswer>(&out)
             .ok()
-            .and_then(|v| v["error"]["message"].as_str().map(String::from))
+            .map(|answer| answer.error.message)
+            .filter(|message| !message.is_empty())
             .unwrap_or_else(|| format!("HTTP {status}"));
         let kind =
             if status == StatusCode::UNAUTHORIZED || status == StatusCode::UNPROCESSABLE_ENTITY {
@@ -170,26 +182,60 @@ impl Link {
         Err(Error::new(kind, format!("{what}: {message}")))
     }
 
-    /// GET a JSON document.
-    pub async fn get_json(&self, path: &str) -> Result<serde_json::Value> {
-        let bytes = self.request(hyper::Method::GET, path, None).await?;
-        serde_json::from_slice(&bytes)
-            .map_err(|e| Error::new(ErrorKind::Control, format!("GET {path}: not JSON: {e}")))
+    /// GET a wire answer.
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        self.get_within(path, TIMEOUT).await
     }
 
-    /// GET raw bytes.
-    pub async fn get_bytes(&self, path: &str) -> Result<Vec<u8>> {
-        self.request(hyper::Method::GET, path, None).await
-    }
-
-    /// POST JSON, answer JSON.
-    pub async fn post_json(
+    /// GET a wire answer the control plane may hold up to `timeout` (a long poll).
+    pub async fn get_within<T: DeserializeOwned>(
         &self,
         path: &str,
-        body: &serde_json::Value,
-    ) -> Result<serde_json::Value> {
-        let bytes = self.request(hyper::Method::POST, path, Some(body)).await?;
-        serde_json::from_slice(&bytes)
-            .map_err(|e| Error::new(ErrorKind::Control, format!("POST {path}: not JSON: {e}")))
+        timeout: Duration,
+    ) -> Result<T> {
+        let bytes = self
+            .request(hyper::Method::GET, path, None, timeout)
+            .await?;
+        answer(&format!("GET {path}"), &bytes)
+    }
+
+    /// GET raw bytes (the CRL; a job's credentials, which the caller parses and wipes).
+    pub async fn get_bytes(&self, path: &str) -> Result<Vec<u8>> {
+        self.request(hyper::Method::GET, path, None, TIMEOUT).await
+    }
+
+    /// POST a wire request, answer a wire answer.
+    pub async fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
+        let json = serde_json::to_vec(body)
+            .map_err(|e| Error::invalid_input(format!("POST {path}: {e}")))?;
+        let bytes = self
+            .request(hyper::Method::POST, path, Some(json), TIMEOUT)
+            .await?;
+        answer(&format!("POST {path}"), &bytes)
+    }
+}
+
+/// A wire answer from its JSON.
+fn answer<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        Error::new(
+            ErrorKind::Control,
+            format!("{what}: not the answer this agent expects: {e}"),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_poll_may_take_its_hold_and_time_for_the_answer() {
+        assert_eq!(long_poll_timeout(Duration::from_secs(1)), TIMEOUT);
+        assert_eq!(long_poll_timeout(Duration::from_secs(30)), TIMEOUT);
+        assert_eq!(
+            long_poll_timeout(Duration::from_secs(3600)),
+            Duration::from_secs(3630)
+        );
     }
 }

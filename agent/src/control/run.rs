@@ -1,8 +1,9 @@
 //! `dbcrate-agent run`: the long-running agent.
 //!
 //! It checks its identity on disk (modes, owner), then loops: renews its certificate at
-//! 80% of its lifetime with a fresh key (failures retried with backoff; an expired
-//! certificate stops the agent with a message to re-enrol), and fetches its
+//! the fraction of its lifetime the control plane sets (80% by default) with a fresh key
+//! (failures retried with backoff; an expired certificate stops the agent with a
+//! message to re-enrol), and fetches its
 //! organisation's CRL every interval the control plane sets, stopping when a verified
 //! CRL lists it or the control plane refuses its certificate as revoked (a CRL older
 //! than one it accepted before is refused and logged as an error). Between those
@@ -10,7 +11,7 @@
 
 use super::identity::{self, Identity};
 use super::jobs::JobSettings;
-use super::link::{is_revoked, Link};
+use super::link::{is_revoked, long_poll_timeout, Link};
 use super::revocation::{self, Verdict};
 use super::roots::DirectoryRoots;
 use super::{keys, tls};
@@ -18,7 +19,8 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::interrupt::Interrupt;
 use crate::registry::RegistryConfig;
 use dbcrate_core::registry::minisign::PublicKey;
-use serde_json::{json, Value};
+use dbcrate_core::wire;
+use serde_json::json;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -52,6 +54,11 @@ struct Agent {
     /// The newest link, for a job that outlives a renewal.
     links: tokio::sync::watch::Sender<Link>,
     crl_interval: Duration,
+    /// At which fraction of its lifetime the certificate is renewed.
+    renew_at_fraction: f64,
+    /// How long a job long poll may take (the control plane holds it for its poll
+    /// interval).
+    poll_timeout: Duration,
     options: RunOptions,
     /// How jobs get their tools and report progress (from the control plane's config).
     jobs: JobSettings,
@@ -69,7 +76,9 @@ impl Agent {
             identity,
             link,
             links,
-            crl_interval: Duration::from_secs(300),
+            crl_interval: Duration::from_secs(wire::DEFAULT_CRL_INTERVAL_SECS),
+            renew_at_fraction: wire::DEFAULT_RENEW_AT_FRACTION,
+            poll_timeout: long_poll_timeout(Duration::from_secs(wire::DEFAULT_POLL_INTERVAL_SECS)),
             jobs: JobSettings {
                 pg_bin_dir: options.pg_bin_dir.clone(),
                 directory_roots,
@@ -81,7 +90,7 @@ impl Agent {
 
     fn renew_at(&self) -> i64 {
         let l = &self.identity.link;
-        l.not_before + (l.not_after - l.not_before) * 4 / 5
+        renew_at(l.not_before, l.not_after, self.renew_at_fraction)
     }
 
     fn check_expiry(&self) -> Result<()> {
@@ -95,20 +104,37 @@ impl Agent {
     }
 
     async fn fetch_config(&mut self) -> Result<()> {
-        let config = self.link.get_json("/agent/v1/config").await?;
-        if let Some(secs) = config["crl_interval_secs"].as_u64() {
-            self.crl_interval = Duration::from_secs(secs.max(1));
+        let config: wire::ConfigAnswer = self.link.get(wire::paths::CONFIG).await?;
+        let me = &self.identity.link;
+        if (config.org_id.as_str(), config.agent_id.as_str())
+            != (me.org_id.as_str(), me.agent_id.as_str())
+        {
+            return Err(Error::identity(format!(
+                "the control plane took this agent for {} of {}, but it is {} of {}",
+                config.agent_id, config.org_id, me.agent_id, me.org_id
+            )));
         }
-        if let Some(secs) = config["heartbeat_secs"].as_u64() {
-            self.jobs.heartbeat = Duration::from_secs(secs.clamp(1, 60));
-        }
+        self.crl_interval = Duration::from_secs(config.crl_interval_secs.max(1));
+        self.jobs.heartbeat = Duration::from_secs(config.heartbeat_secs.clamp(1, 60));
+        self.poll_timeout = long_poll_timeout(Duration::from_secs(config.poll_interval_secs));
+        let fraction = config.renew_at_fraction;
+        self.renew_at_fraction = if fraction > 0.0 && fraction < 1.0 {
+            fraction
+        } else {
+            let default = wire::DEFAULT_RENEW_AT_FRACTION;
+            tracing::warn!(
+                "the control plane's renew_at_fraction {fraction} is not between 0 and 1; \
+                 renewing at {default}"
+            );
+            default
+        };
         // Settings this agent cannot use fail the jobs that need them, with the reason,
         // rather than keep the agent from connecting; `--pg-bin-dir` and `--no-registry`
         // need none.
         self.jobs.registry = None;
         self.jobs.registry_problem = None;
         if self.jobs.pg_bin_dir.is_none() && !self.options.no_registry {
-            match self.registry(&config["registry"]) {
+            match self.registry(config.registry.as_ref()) {
                 Ok(registry) => self.jobs.registry = registry,
                 Err(e) => {
                     tracing::error!(
@@ -121,7 +147,9 @@ impl Agent {
         }
         tracing::info!(
             agent.id = %self.identity.link.agent_id,
+            org.recipient = %config.recipient,
             crl_interval_secs = self.crl_interval.as_secs(),
+            renew_at_fraction = self.renew_at_fraction,
             registry = self.jobs.registry.as_ref().map_or("none", |r| r.url.as_str()),
             pg_bin_dir = ?self.jobs.pg_bin_dir,
             directory_roots = ?self.jobs.directory_roots.roots(),
@@ -130,32 +158,28 @@ impl Agent {
         Ok(())
     }
 
-    /// The registry the control plane names (`{"url", "root_keys"}` or null), with this
-    /// agent's data directory and CA file.
-    fn registry(&self, given: &Value) -> Result<Option<RegistryConfig>> {
-        if given.is_null() {
+    /// The registry the control plane names, if any, with this agent's data directory
+    /// and CA file.
+    fn registry(&self, given: Option<&wire::RegistrySettings>) -> Result<Option<RegistryConfig>> {
+        let Some(given) = given else {
             return Ok(None);
-        }
+        };
         let unusable = |what: String| {
             Error::new(
                 ErrorKind::Control,
                 format!("the control plane's registry settings are unusable: {what}"),
             )
         };
-        let url = given["url"]
-            .as_str()
+        let url = Some(given.url.as_str())
             .filter(|u| u.starts_with("https://"))
             .ok_or_else(|| unusable("no https:// url".into()))?;
-        let root_keys = given["root_keys"]
-            .as_array()
-            .filter(|keys| !keys.is_empty())
-            .ok_or_else(|| unusable("no root keys".into()))?
+        if given.root_keys.is_empty() {
+            return Err(unusable("no root keys".into()));
+        }
+        let root_keys = given
+            .root_keys
             .iter()
-            .map(|k| {
-                k.as_str()
-                    .ok_or_else(|| unusable("a root key is not text".into()))
-                    .and_then(|k| PublicKey::parse(k).map_err(|e| unusable(e.to_string())))
-            })
+            .map(|k| PublicKey::parse(k).map_err(|e| unusable(e.to_string())))
             .collect::<Result<Vec<_>>>()?;
         Ok(Some(RegistryConfig {
             url: url.to_string(),
@@ -167,16 +191,13 @@ impl Agent {
 
     async fn renew(&mut self) -> Result<()> {
         let (key_pem, csr) = keys::new_key_and_csr()?;
-        let answer = self
+        let answer: wire::RenewAnswer = self
             .link
-            .post_json("/agent/v1/certificate/renew", &json!({ "csr": csr }))
+            .post(wire::paths::RENEW, &wire::RenewRequest { csr })
             .await?;
-        let chain = answer["certificate_chain"]
-            .as_str()
-            .ok_or_else(|| Error::new(ErrorKind::Control, "the renewal answer has no certificate"))?
-            .to_string();
-        let not_after = answer["not_after"].as_i64().unwrap_or(0);
-        self.identity.replace(key_pem, chain, now(), not_after)?;
+        let not_after = answer.not_after;
+        self.identity
+            .replace(key_pem, answer.certificate_chain, now(), not_after)?;
         self.link = Link::new(
             &self.identity.link.control_url,
             tls::agent_config(&self.identity)?,
@@ -189,7 +210,7 @@ impl Agent {
     /// Fetches and checks the CRL; one that verifies and is not older than the newest
     /// accepted so far becomes the new floor (see `revocation`).
     async fn check_crl(&mut self) -> Result<Verdict> {
-        let crl = self.link.get_bytes("/agent/v1/crl").await?;
+        let crl = self.link.get_bytes(wire::paths::CRL).await?;
         revocation::check_and_remember(&mut self.identity, &crl, now())
     }
 }
@@ -197,7 +218,7 @@ impl Agent {
 /// What the agent's one piece of work ended with.
 enum Done {
     /// A long poll answered: a job, or none.
-    Polled(Result<Option<serde_json::Value>>),
+    Polled(Result<Option<wire::Job>>),
     /// A job ran to its end (or could not be run or reported).
     Finished(Result<()>),
 }
@@ -206,9 +227,17 @@ enum Done {
 type Work = std::pin::Pin<Box<dyn std::future::Future<Output = Done>>>;
 
 /// One long poll for the next job.
-async fn poll(link: Link) -> Done {
-    let answer = link.get_json("/agent/v1/jobs/next").await;
-    Done::Polled(answer.map(|a| Some(a["job"].clone()).filter(|job| !job.is_null())))
+async fn poll(link: Link, timeout: Duration) -> Done {
+    let answer = link
+        .get_within::<wire::NextJobAnswer>(wire::paths::NEXT_JOB, timeout)
+        .await;
+    Done::Polled(answer.map(|a| a.job))
+}
+
+/// When a certificate valid from `not_before` to `not_after` is renewed: at `fraction`
+/// of its lifetime.
+fn renew_at(not_before: i64, not_after: i64, fraction: f64) -> i64 {
+    not_before + ((not_after - not_before) as f64 * fraction) as i64
 }
 
 fn stop_revoked(detail: &str) -> Error {
@@ -248,7 +277,7 @@ pub async fn run(options: &RunOptions, mut interrupt: Interrupt) -> Result<serde
     // firing meanwhile must not cancel a request the control plane may already have
     // answered with a claimed job), or the job it returned. Renewal and CRL checks go on
     // while a job runs; the job takes the newest link for each request.
-    let mut work: Work = Box::pin(poll(agent.link.clone()));
+    let mut work: Work = Box::pin(poll(agent.link.clone(), agent.poll_timeout));
     loop {
         agent.check_expiry()?;
         let until_renew = Duration::from_secs((next_renew_try - now()).max(0) as u64);
@@ -279,7 +308,7 @@ pub async fn run(options: &RunOptions, mut interrupt: Interrupt) -> Result<serde
                         }
                     }
                 }
-                work = Box::pin(poll(agent.link.clone()));
+                work = Box::pin(poll(agent.link.clone(), agent.poll_timeout));
             }
             () = tokio::time::sleep_until(next_crl) => {
                 match agent.check_crl().await {
@@ -313,5 +342,29 @@ pub async fn run(options: &RunOptions, mut interrupt: Interrupt) -> Result<serde
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::renew_at;
+
+    #[test]
+    fn renewal_comes_at_the_fraction_the_control_plane_sets() {
+        // The default is the agent's old fixed 4/5.
+        for (not_before, not_after) in [(0, 10), (1_000, 1_007), (5, 86_405), (0, 3_600)] {
+            let lifetime = not_after - not_before;
+            assert_eq!(
+                renew_at(
+                    not_before,
+                    not_after,
+                    dbcrate_core::wire::DEFAULT_RENEW_AT_FRACTION
+                ),
+                not_before + lifetime * 4 / 5,
+                "{not_before}..{not_after}"
+            );
+        }
+        assert_eq!(renew_at(100, 200, 0.5), 150);
+        assert_eq!(renew_at(0, 86_400, 0.9), 77_760);
     }
 }

@@ -103,7 +103,8 @@ impl DestinationCredentials {
 pub struct RestorePart {
     /// The backup's object key, relative to the destination's prefix.
     pub object_key: String,
-    /// Its ciphertext size.
+    /// Its ciphertext size (for people; the agent checks the digest).
+    #[serde(default)]
     pub size: i64,
     /// Its ciphertext SHA-256 (hex), checked while it is read.
     pub sha256: String,

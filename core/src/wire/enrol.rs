@@ -99,11 +99,15 @@ pub struct ConfigAnswer {
     pub registry: Option<RegistrySettings>,
 }
 
-/// A signed registry of pg_dump/pg_restore builds.
+/// A signed registry of pg_dump/pg_restore builds. Both fields default to empty, so
+/// that settings the agent cannot use fail the jobs that need them, with the reason,
+/// rather than the agent's connection.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RegistrySettings {
     /// Its https:// URL.
+    #[serde(default)]
     pub url: String,
     /// Its pinned root v1 public keys (minisign format).
+    #[serde(default)]
     pub root_keys: Vec<String>,
 }

@@ -87,6 +87,10 @@ fn recorded_control_plane_answers_still_parse() {
             }),
         }
     );
+    // Registry settings the agent cannot use still parse: the agent tells why.
+    let unusable: ConfigAnswer =
+        parse(r#"{"org_id":"o","agent_id":"a","recipient":"r","registry":{"url":"http://x"}}"#);
+    assert_eq!(unusable.registry.unwrap().root_keys, Vec::<String>::new());
     // Without a registry, and from a control plane that sends no intervals: the
     // defaults, the same the control plane starts from.
     let bare: ConfigAnswer =
