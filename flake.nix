@@ -60,6 +60,7 @@
               ./signer
               ./testkit
               ./demo
+              ./third_party
             ];
           };
           common = {
