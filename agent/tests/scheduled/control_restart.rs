@@ -134,6 +134,13 @@ async fn a_control_plane_restarted_mid_job_gets_the_report_and_records_the_backu
         .unwrap();
     let log = || std::fs::read_to_string(&agent_log).unwrap_or_default();
     let job = scene::wait_for_running_job(db).await;
+    // The credentials are marked fetched before the answer is sent: wait until the agent
+    // has them (its pg_dump started and touched the marker), or a kill in between would
+    // leave it without them and nothing to report.
+    scene::wait_for("pg_dump to start", Duration::from_secs(30), || async {
+        once.exists().then_some(())
+    })
+    .await;
     control.kill();
     // The dump finishes while the control plane is down: the object is under its final
     // name and the agent's report fails (and is retried).
