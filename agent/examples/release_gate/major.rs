@@ -331,7 +331,8 @@ impl Stage {
                 )
             }
         };
-        let (saved, probe) = destinations::create(
+        // The probe's steps are not needed: a failed probe is already the Err side.
+        let (saved, _probe) = destinations::create(
             &self.db,
             &self.keys,
             &Arc::new(local::loopback_reach(&std::env::temp_dir()).unwrap()),
@@ -348,7 +349,6 @@ impl Stage {
         .await
         .unwrap()
         .unwrap_or_else(|failed| panic!("the {kind} destination's probe failed: {failed:?}"));
-        let _ = probe;
         Destination {
             id: saved.id,
             place,
