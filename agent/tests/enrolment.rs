@@ -7,9 +7,9 @@
 mod common;
 
 use common::sockets;
+use dbcrate_control::config::AgentSettings;
 use dbcrate_control::db::Db;
 use dbcrate_control::envelope::MasterKeys;
-use dbcrate_control::http::AgentSettings;
 use dbcrate_control::local::{self, LocalControlPlane};
 use dbcrate_testkit::TempDir;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -32,7 +32,7 @@ async fn world(settings: AgentSettings) -> World {
     let db = Db::connect(&url).await.unwrap();
     db.migrate().await.unwrap();
     let keys = Arc::new(MasterKeys::parse(K1).unwrap());
-    dbcrate_control::audit_key::load(&db, &keys, "2026-11-29T05:00:00Z")
+    dbcrate_control::secrets::audit_key::load(&db, &keys, "2026-11-29T05:00:00Z")
         .await
         .unwrap();
     let org =

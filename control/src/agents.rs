@@ -12,7 +12,7 @@ use crate::envelope::MasterKeys;
 use crate::error::{is_id, new_id, Code, Error, Result};
 use crate::pki::identity::AgentIdentity;
 use crate::pki::{ca, crl, issue};
-use crate::sessions::{new_token, token_hash};
+use crate::tokens::{new_token, token_hash};
 use dbcrate_core::secret::SecretString;
 use sqlx::{AnyConnection, Row};
 

@@ -4,14 +4,18 @@
 //! The schema offers no update, delete or replace path and database triggers refuse all
 //! three (SQLite and PostgreSQL). Each row carries the hash of the organisation's
 //! previous row and its own HMAC-SHA256 over every field under the audit chain key (a
-//! sealed secret, see [`crate::audit_key`]), so [`verify`] finds any row edited, deleted,
+//! sealed secret, see [`chain_key`]), so [`verify`] finds any row edited, deleted,
 //! reordered or appended behind the application's back (with triggers disabled by a
 //! database superuser, say) by anyone who lacks the master key. Removing the newest rows
 //! of a chain leaves a shorter valid chain; exported chain heads
-//! ([`crate::audit_heads`]) detect that.
+//! ([`crate::audit::heads`]) detect that.
 
-use crate::audit_key::{self, ChainKey};
+pub mod chain_key;
+pub mod heads;
+pub mod query;
+
 use crate::db::{end_write, Db};
+use chain_key::ChainKey;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 use std::collections::HashMap;
@@ -23,6 +27,10 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 /// and of secrets that belong to a person rather than an organisation: a person may
 /// belong to several organisations or none.
 pub const INSTANCE_CHAIN: &str = "_instance";
+
+/// The action of the instance-chain row that seals the unkeyed rows written before the
+/// key existed.
+pub const SEAL_ACTION: &str = "audit.chain.keyed";
 
 /// What happened, by whom, to what. `details` is a JSON object with no secret in it.
 #[derive(Debug, Clone)]
@@ -213,7 +221,7 @@ pub async fn append_in(
         prev_hash,
         hash: String::new(),
     };
-    let key = audit_key::current(conn).await?;
+    let key = chain_key::current(conn).await?;
     row.hash = keyed_row_hash(&key, &row.prev_hash, &row);
     sqlx::query(
         "INSERT INTO audit_log (org_id, seq, at, actor, action, target, details, prev_hash, hash) \
@@ -277,10 +285,10 @@ impl Verifier {
     pub async fn new(db: &Db) -> Result<Self, sqlx::Error> {
         let key = {
             let mut conn = db.pool().acquire().await?;
-            audit_key::current(&mut conn).await?
+            chain_key::current(&mut conn).await?
         };
         let instance = rows(db, INSTANCE_CHAIN).await?;
-        let unkeyed_heads = audit_key::unkeyed_heads(&instance, &key);
+        let unkeyed_heads = unkeyed_heads(&instance, &key);
         Ok(Self { key, unkeyed_heads })
     }
 
@@ -347,4 +355,28 @@ impl Verifier {
 pub async fn verify(db: &Db, org_id: &str) -> Result<Result<usize, ChainBreak>, sqlx::Error> {
     let verifier = Verifier::new(db).await?;
     Ok(verifier.verify_rows(&rows(db, org_id).await?))
+}
+
+/// Where each chain's unkeyed rows end (sequence and hash of the last one), from the
+/// instance chain's first [`SEAL_ACTION`] row — if that row is itself keyed correctly.
+/// A forged or edited seal gives no unkeyed rows at all, so every chain then fails.
+pub fn unkeyed_heads(instance_rows: &[AuditRow], key: &ChainKey) -> HashMap<String, (i64, String)> {
+    let mut heads = HashMap::new();
+    let Some(seal) = instance_rows.iter().find(|r| r.action == SEAL_ACTION) else {
+        return heads;
+    };
+    if keyed_row_hash(key, &seal.prev_hash, seal) != seal.hash {
+        return heads;
+    }
+    let details: serde_json::Value = serde_json::from_str(&seal.details).unwrap_or_default();
+    for head in details["unkeyed_heads"].as_array().into_iter().flatten() {
+        if let (Some(chain), Some(seq), Some(hash)) = (
+            head["chain"].as_str(),
+            head["seq"].as_i64(),
+            head["hash"].as_str(),
+        ) {
+            heads.insert(chain.to_string(), (seq, hash.to_string()));
+        }
+    }
+    heads
 }

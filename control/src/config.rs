@@ -5,6 +5,9 @@
 //! The data directory comes from `--data-dir` or `DBCRATE_DATA_DIR` (default
 //! `/var/lib/dbcrate-control`) and is created with mode 0700.
 
+mod agent_settings;
+pub use agent_settings::AgentSettings;
+
 use crate::error::{Error, Result};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -118,8 +121,8 @@ impl Config {
     /// (default a day), `DBCRATE_AGENT_CRL_INTERVAL_SECS` (default 5 minutes),
     /// `DBCRATE_AGENT_POLL_INTERVAL_SECS` (default 30 s),
     /// `DBCRATE_AGENT_MAX_CONNECTION_AGE_SECS` (default 10 minutes).
-    pub fn agent_settings(&self) -> Result<crate::http::AgentSettings> {
-        let defaults = crate::http::AgentSettings::default();
+    pub fn agent_settings(&self) -> Result<AgentSettings> {
+        let defaults = AgentSettings::default();
         let registry_url = std::env::var("DBCRATE_REGISTRY_URL")
             .ok()
             .filter(|v| !v.is_empty());
@@ -146,7 +149,7 @@ impl Config {
                 })?;
             }
         }
-        Ok(crate::http::AgentSettings {
+        Ok(AgentSettings {
             registry_url,
             registry_root_keys,
             cert_lifetime_secs: env_secs(
@@ -214,7 +217,7 @@ impl Config {
     /// The TLS certificate and key: `DBCRATE_TLS_CERT_FILE` and `DBCRATE_TLS_KEY_FILE`
     /// (both or neither), else a self-signed pair in `<data dir>/tls/`, made on first
     /// start with extra names from `DBCRATE_TLS_HOSTNAMES` (comma-separated).
-    pub fn tls_source(&self) -> Result<crate::tls::TlsSource> {
+    pub fn tls_source(&self) -> Result<crate::server::tls::TlsSource> {
         let var = |name: &str| {
             std::env::var_os(name)
                 .filter(|v| !v.is_empty())
@@ -228,13 +231,13 @@ impl Config {
             .map(String::from)
             .collect();
         match (var("DBCRATE_TLS_CERT_FILE"), var("DBCRATE_TLS_KEY_FILE")) {
-            (Some(cert_file), Some(key_file)) => Ok(crate::tls::TlsSource {
+            (Some(cert_file), Some(key_file)) => Ok(crate::server::tls::TlsSource {
                 cert_file,
                 key_file,
                 generate_if_missing: false,
                 hostnames,
             }),
-            (None, None) => Ok(crate::tls::TlsSource {
+            (None, None) => Ok(crate::server::tls::TlsSource {
                 cert_file: self.data_dir.join("tls/cert.pem"),
                 key_file: self.data_dir.join("tls/key.pem"),
                 generate_if_missing: true,

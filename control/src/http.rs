@@ -28,8 +28,6 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use dbcrate_core::wire;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// The largest request body accepted, in bytes.
@@ -37,56 +35,6 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// The OpenAPI document of this API.
 pub const OPENAPI: &str = include_str!("../openapi.json");
-
-/// Settings for agents.
-#[derive(Debug, Clone)]
-pub struct AgentSettings {
-    /// The signed pg_dump registry agents use (`DBCRATE_REGISTRY_URL`), if any.
-    pub registry_url: Option<String>,
-    /// Its pinned root v1 public keys (`DBCRATE_REGISTRY_ROOT_KEYS`, minisign format).
-    pub registry_root_keys: Vec<String>,
-    /// Lifetime of an agent certificate.
-    pub cert_lifetime_secs: i64,
-    /// How often agents fetch their CRL.
-    pub crl_interval_secs: i64,
-    /// How often agents poll for work.
-    pub poll_interval_secs: i64,
-    /// How often a running job sends a heartbeat: well inside the job lease
-    /// ([`crate::jobs::LEASE_SECS`]), so a few lost heartbeats do not fail a job.
-    pub heartbeat_secs: i64,
-    /// At which fraction of its certificate's lifetime an agent renews it.
-    pub renew_at_fraction: f64,
-    /// How long a connection to the agent listener may live
-    /// (`DBCRATE_AGENT_MAX_CONNECTION_AGE_SECS`): the client certificate is verified
-    /// at the handshake, so this bounds how long a connection outlives that check.
-    pub max_connection_age_secs: i64,
-}
-
-impl AgentSettings {
-    /// The bounds on each connection to the agent listener.
-    pub fn connection_limits(&self) -> crate::serve::ConnectionLimits {
-        crate::serve::ConnectionLimits {
-            max_age: std::time::Duration::from_secs(self.max_connection_age_secs.max(1) as u64),
-            ..crate::serve::ConnectionLimits::default()
-        }
-    }
-}
-
-/// The defaults agents assume too ([`dbcrate_core::wire`]).
-impl Default for AgentSettings {
-    fn default() -> Self {
-        Self {
-            registry_url: None,
-            registry_root_keys: Vec::new(),
-            cert_lifetime_secs: 24 * 3600,
-            crl_interval_secs: wire::DEFAULT_CRL_INTERVAL_SECS as i64,
-            poll_interval_secs: wire::DEFAULT_POLL_INTERVAL_SECS as i64,
-            heartbeat_secs: wire::DEFAULT_HEARTBEAT_SECS as i64,
-            renew_at_fraction: wire::DEFAULT_RENEW_AT_FRACTION,
-            max_connection_age_secs: crate::serve::MAX_CONNECTION_AGE.as_secs() as i64,
-        }
-    }
-}
 
 /// What handlers share.
 #[derive(Clone)]
@@ -96,10 +44,10 @@ pub struct AppState {
     /// The master keys (for sealing and unwrapping secrets).
     pub keys: Arc<MasterKeys>,
     /// Agent settings.
-    pub agents: AgentSettings,
+    pub agents: crate::config::AgentSettings,
     /// The agent listener's TLS, rebuilt when CRLs change (none when no agent listener
     /// runs in this process).
-    pub agent_tls: Option<Arc<crate::agent_tls::AgentTls>>,
+    pub agent_tls: Option<Arc<crate::server::agent_tls::AgentTls>>,
     /// Where the control plane may reach for tenants (see [`dbcrate_storage::reach`]).
     pub reach: Arc<dbcrate_storage::reach::ReachPolicy>,
 }
@@ -131,10 +79,6 @@ impl AppState {
         dbcrate_core::time::UtcDateTime::from_unix(self.now()).rfc3339()
     }
 }
-
-/// The client's address, put on each request by the server loop.
-#[derive(Debug, Clone, Copy)]
-pub struct ClientAddr(pub SocketAddr);
 
 /// Headers on every answer: nothing is cached (answers may hold one-time secrets),
 /// content types are not sniffed, and browsers stay on HTTPS.

@@ -1,49 +1,43 @@
-//! The dbcrate control plane as a library.
+//! The dbcrate control plane as a library. Each behaviour is one hop from here;
+//! docs/architecture.md maps the whole system and docs/security.md its rules.
 //!
-//! It is where customers' secrets live, so the pieces that guard them come first:
-//! [`envelope`] encrypts every secret under its own key, wrapped by a master key that
-//! comes from the deployment environment and never touches the database; [`db`] opens
-//! the embedded SQLite or a PostgreSQL database and keeps its schema in step with the
-//! binary; [`audit`] is the one way to write the append-only audit log, chained under a
-//! key ([`audit_key`]) the database cannot open. People ([`users`], [`members`],
-//! [`invitations`], [`sessions`], [`second_factor`], [`api_tokens`]), agents ([`pki`],
-//! [`agents`]), backups ([`databases`], [`destinations`], [`schedules`], [`jobs`],
-//! [`restores`], [`retention`]) and the HTTPS API ([`http`], [`serve`]) are built on
-//! those. docs/architecture.md maps the whole system; docs/security.md its rules.
+//! It is where customers' secrets live, so the pieces that guard them come first, and
+//! the modules are layered: each depends only on the ones listed before it.
+//!
+//! | module | what it holds |
+//! | --- | --- |
+//! | [`envelope`] | encryption of each secret under its own key, wrapped by the master key from the environment |
+//! | [`error`], [`names`], [`tokens`] | the error type and ids; checks on names people type; bearer tokens and their hashes |
+//! | [`db`] | the embedded SQLite or a PostgreSQL database, schema kept in step with the binary |
+//! | [`audit`] | the one way to write the append-only, hash-chained audit log; its chain key, heads and queries |
+//! | [`secrets`] | sealed secrets in the database (every unwrap audited), the audit key's custody, customer-sealed org keys |
+//! | [`accounts`] | people: passwords, sessions, second factors, roles, members, invitations, API tokens, throttling |
+//! | [`orgs`] | organisations and their age keys |
+//! | [`pki`] | the per-organisation agent CA, certificates, CRLs, the agent identity in a certificate |
+//! | [`agents`] | enrolment tokens, enrolment, renewal, revocation |
+//! | [`backups`] | databases, destinations, schedules, the job queue, credential hand-out, restores, retention |
+//! | [`housekeeping`] | the minute loop: due schedules, lease expiry, retention, throttle pruning |
+//! | [`server`] | listeners, TLS (operator and agent mTLS), connection bounds, transport types |
+//! | [`config`] | the environment the binary reads, and the settings handed to agents |
+//! | [`http`] | the HTTPS API: router, authentication, handlers |
+//! | [`setup`], [`local`] | first-run set-up; the one-command local control plane |
 #![deny(missing_docs)]
 
-pub mod agent_tls;
+pub mod accounts;
 pub mod agents;
-pub mod api_tokens;
 pub mod audit;
-pub mod audit_heads;
-pub mod audit_key;
-pub mod audit_query;
+pub mod backups;
 pub mod config;
-pub mod customer_seal;
-pub mod databases;
 pub mod db;
-pub mod destinations;
 pub mod envelope;
 pub mod error;
+pub mod housekeeping;
 pub mod http;
-pub mod invitations;
-pub mod jobs;
 pub mod local;
-pub mod members;
 pub mod names;
 pub mod orgs;
 pub mod pki;
-pub mod restores;
-pub mod retention;
-pub mod scheduler;
-pub mod schedules;
-pub mod second_factor;
 pub mod secrets;
-pub mod serve;
-pub mod sessions;
+pub mod server;
 pub mod setup;
-pub mod throttle;
-pub mod tls;
-pub mod totp;
-pub mod users;
+pub mod tokens;

@@ -2,12 +2,13 @@
 //! self-signed certificate: what integration tests (here and in the agent) and demos
 //! start, through exactly the code `serve` runs.
 
-use crate::agent_tls::{AgentTls, AgentTlsHandle};
+use crate::config::AgentSettings;
 use crate::db::Db;
 use crate::envelope::MasterKeys;
 use crate::error::Result;
-use crate::http::{agent_router, router, AgentSettings, AppState};
-use crate::tls::{self, TlsSource};
+use crate::http::{agent_router, router, AppState};
+use crate::server::agent_tls::{AgentTls, AgentTlsHandle};
+use crate::server::tls::{self, TlsSource};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -37,7 +38,7 @@ impl LocalControlPlane {
     /// Runs the scheduler loop (fire due schedules, expire leases) every `every`, for
     /// tests and demos that want schedules to fire by themselves.
     pub fn run_scheduler(&self, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
-        crate::scheduler::spawn_loop(
+        crate::housekeeping::spawn_loop(
             self.state.db.clone(),
             self.state.keys.clone(),
             self.state.reach.clone(),
@@ -82,14 +83,14 @@ pub async fn start(
     let until_stopped = |mut rx: tokio::sync::watch::Receiver<()>| async move {
         let _ = rx.changed().await;
     };
-    tokio::spawn(crate::serve::serve_with_limits(
+    tokio::spawn(crate::server::serve_with_limits(
         agent,
         AgentTlsHandle(agent_tls),
         agent_router(state.clone()),
         state.agents.connection_limits(),
         until_stopped(stopped.clone()),
     ));
-    tokio::spawn(crate::serve::serve(
+    tokio::spawn(crate::server::serve(
         api,
         material.config,
         router(state.clone()),

@@ -5,11 +5,11 @@
 //! non-zero with the fix when something is missing; it never runs degraded.
 
 use clap::{Parser, Subcommand};
-use dbcrate_control::agent_tls::{AgentTls, AgentTlsHandle};
 use dbcrate_control::config::Config;
 use dbcrate_control::db::Db;
 use dbcrate_control::envelope::MasterKeys;
 use dbcrate_control::error::{Error, Result};
+use dbcrate_control::server::agent_tls::{AgentTls, AgentTlsHandle};
 use dbcrate_control::{audit, secrets};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -81,7 +81,7 @@ async fn open_checked(config: &Config) -> Result<(Db, MasterKeys)> {
         .await
         .map_err(|e| Error::internal(e.to_string()))?;
     secrets::check_master_keys(&db, &keys).await?;
-    dbcrate_control::audit_key::load(&db, &keys, &now()).await?;
+    dbcrate_control::secrets::audit_key::load(&db, &keys, &now()).await?;
     Ok((db, keys))
 }
 
@@ -122,7 +122,7 @@ async fn serve(config: &Config) -> Result<String> {
     if tls_source.generate_if_missing {
         config.ensure_data_dir()?;
     }
-    let tls = dbcrate_control::tls::load(&tls_source)?;
+    let tls = dbcrate_control::server::tls::load(&tls_source)?;
     let keys = std::sync::Arc::new(keys);
     let agent_tls = AgentTls::new(db.clone(), keys.clone(), &tls_source).await?;
     let listener = bind(addr, "DBCRATE_LISTEN").await?;
@@ -152,20 +152,20 @@ async fn serve(config: &Config) -> Result<String> {
         reach,
     };
     agent_tls.spawn_refresher();
-    dbcrate_control::scheduler::spawn_loop(
+    dbcrate_control::housekeeping::spawn_loop(
         state.db.clone(),
         state.keys.clone(),
         state.reach.clone(),
         std::time::Duration::from_secs(10),
     );
-    let agents = dbcrate_control::serve::serve_with_limits(
+    let agents = dbcrate_control::server::serve_with_limits(
         agent_listener,
         AgentTlsHandle(agent_tls),
         dbcrate_control::http::agent_router(state.clone()),
         state.agents.connection_limits(),
         shutdown_signal(),
     );
-    let api = dbcrate_control::serve::serve(
+    let api = dbcrate_control::server::serve(
         listener,
         tls.config,
         dbcrate_control::http::router(state),
@@ -211,7 +211,7 @@ async fn run(cli: Cli) -> Result<String> {
                     tls_source.cert_file.display()
                 )
             } else {
-                let material = dbcrate_control::tls::load(&tls_source)?;
+                let material = dbcrate_control::server::tls::load(&tls_source)?;
                 format!("TLS certificate SHA-256 {}", material.fingerprint)
             };
             Ok(format!(
@@ -249,7 +249,7 @@ async fn run(cli: Cli) -> Result<String> {
                     let text = std::fs::read_to_string(path).map_err(|e| {
                         Error::invalid(format!("cannot read {}: {e}", path.display()))
                     })?;
-                    dbcrate_control::audit_heads::parse(&text)
+                    dbcrate_control::audit::heads::parse(&text)
                         .map_err(|e| Error::invalid(format!("{}: {e}", path.display())))?
                 }
                 None => Vec::new(),
@@ -272,7 +272,7 @@ async fn run(cli: Cli) -> Result<String> {
             }
             for head in &saved {
                 let rows = audit::rows(&db, &head.chain).await?;
-                dbcrate_control::audit_heads::check(head, &rows).map_err(Error::internal)?;
+                dbcrate_control::audit::heads::check(head, &rows).map_err(Error::internal)?;
             }
             let heads = if expect_heads.is_some() {
                 format!("; {} saved head(s) found", saved.len())
@@ -291,7 +291,7 @@ async fn run(cli: Cli) -> Result<String> {
             let mut lines = Vec::new();
             for chain in audit_chains(&db).await? {
                 let rows = audit::rows(&db, &chain).await?;
-                if let Some(head) = dbcrate_control::audit_heads::Head::of(&rows) {
+                if let Some(head) = dbcrate_control::audit::heads::Head::of(&rows) {
                     lines.push(head.line());
                 }
             }

@@ -2,13 +2,13 @@
 //! stored in plaintext for agents to encrypt to; the private key is an envelope-encrypted
 //! secret, unwrapped only for customer-initiated operations, each audited.
 
+use crate::accounts::throttle::Attempt;
 use crate::audit::{self, AuditEvent};
-use crate::customer_seal::{self, Passphrase};
 use crate::db::{end_write, Db};
 use crate::envelope::MasterKeys;
 use crate::error::{new_id, Code, Error, Result};
 use crate::secrets;
-use crate::throttle::Attempt;
+use crate::secrets::customer_seal::{self, Passphrase};
 use age::secrecy::ExposeSecret;
 use dbcrate_core::secret::SecretString;
 use sqlx::Row;
@@ -175,7 +175,7 @@ pub async fn export_recovery_key_with(
 }
 
 /// The purpose recorded with a customer-sealed organisation key (the private key under
-/// the customer's passphrase, see [`crate::customer_seal`]).
+/// the customer's passphrase, see [`crate::secrets::customer_seal`]).
 pub const ORG_KEY_SEALED_PURPOSE: &str = "org-private-key-customer-sealed";
 
 /// Wrong customer passphrases allowed per person and organisation in the throttle

@@ -6,6 +6,9 @@
 //! root CA key: table `instance_secrets`); the tables have the same sealed columns, and
 //! master-key checks and rotation cover all three.
 
+pub mod audit_key;
+pub mod customer_seal;
+
 use crate::audit::{self, AuditEvent, INSTANCE_CHAIN};
 use crate::db::Db;
 use crate::envelope::{MasterKeys, SealedSecret, SecretContext};

@@ -1,10 +1,11 @@
 //! `dbcrate-control init`: the first organisation and its owner, once.
 
+use crate::accounts::passwords;
+use crate::accounts::users;
 use crate::db::{end_write, Db};
 use crate::envelope::MasterKeys;
 use crate::error::{Error, Result};
 use crate::orgs::{self, Org};
-use crate::users;
 use dbcrate_core::secret::SecretString;
 
 /// What `init` created; the one-time password is shown once and never stored in clear.
@@ -35,7 +36,7 @@ pub async fn init(
             "init runs once: this instance has organisations already",
         ));
     }
-    let password = users::one_time_password()?;
+    let password = passwords::one_time_password()?;
     let mut conn = db.begin().await?;
     let created: Result<(Org, String)> = async {
         let org = orgs::create_in(&mut conn, keys, org_name, "system:init", now).await?;

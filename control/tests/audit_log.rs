@@ -5,9 +5,9 @@
 //! the schema-version boot check.
 
 use dbcrate_control::audit::{self, AuditEvent, INSTANCE_CHAIN};
-use dbcrate_control::audit_key;
 use dbcrate_control::db::{binary_schema_version, Db, Engine};
 use dbcrate_control::envelope::MasterKeys;
+use dbcrate_control::secrets::audit_key;
 use dbcrate_testkit::{PgServer, TempDir};
 use sha2::{Digest, Sha256};
 

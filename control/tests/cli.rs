@@ -67,7 +67,7 @@ async fn boot_checks_fail_loud_and_commands_work() {
     );
     let db = Db::connect(&url).await.unwrap();
     let k1 = MasterKeys::parse(K1).unwrap();
-    dbcrate_control::audit_key::load(&db, &k1, "2026-11-29T05:00:00Z")
+    dbcrate_control::secrets::audit_key::load(&db, &k1, "2026-11-29T05:00:00Z")
         .await
         .unwrap();
     let org = orgs::create(&db, &k1, "Acme", "user:owner", "2026-11-29T05:00:00Z")
@@ -209,7 +209,7 @@ async fn init_creates_the_first_org_and_owner_once() {
         .unwrap();
     assert_eq!(email, "owner@example.com");
     assert!(!hash.contains(&password));
-    assert!(dbcrate_control::users::verify_password(
+    assert!(dbcrate_control::accounts::passwords::verify_password(
         &hash,
         &dbcrate_core::secret::SecretString::new(password)
     ));

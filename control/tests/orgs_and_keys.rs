@@ -2,10 +2,11 @@
 //! envelope-encrypted, exports as an identity file that stock `age` accepts, every unwrap
 //! is audited, and master-key rotation re-wraps DEKs only — also when stopped midway.
 
+use dbcrate_control::accounts::{second_factor, totp, users};
 use dbcrate_control::audit;
 use dbcrate_control::db::Db;
 use dbcrate_control::envelope::MasterKeys;
-use dbcrate_control::{orgs, second_factor, secrets, totp, users};
+use dbcrate_control::{orgs, secrets};
 use dbcrate_testkit::{Deps, PgServer, TempDir};
 use std::process::{Command, Stdio};
 
@@ -70,7 +71,7 @@ fn stock_age_round_trip(recipient: &str, identity_file: &std::path::Path) {
 async fn org_keys(db: Db) {
     db.migrate().await.unwrap();
     let k1 = keys(K1);
-    dbcrate_control::audit_key::load(&db, &k1, NOW)
+    dbcrate_control::secrets::audit_key::load(&db, &k1, NOW)
         .await
         .unwrap();
     let org = orgs::create(&db, &k1, "Acme", "user:owner", NOW)
@@ -235,10 +236,10 @@ async fn postgres_org_keys() {
     org_keys(Db::connect(&server.url("control")).await.unwrap()).await;
 }
 
-fn passphrase(text: &str) -> dbcrate_control::customer_seal::Passphrase {
-    dbcrate_control::customer_seal::Passphrase::new(dbcrate_core::secret::SecretString::new(
-        text.into(),
-    ))
+fn passphrase(text: &str) -> dbcrate_control::secrets::customer_seal::Passphrase {
+    dbcrate_control::secrets::customer_seal::Passphrase::new(
+        dbcrate_core::secret::SecretString::new(text.into()),
+    )
     .unwrap()
 }
 
@@ -263,7 +264,7 @@ async fn customer_sealed(db: Db) {
     use orgs::KeyMode;
     db.migrate().await.unwrap();
     let k1 = keys(K1);
-    dbcrate_control::audit_key::load(&db, &k1, NOW)
+    dbcrate_control::secrets::audit_key::load(&db, &k1, NOW)
         .await
         .unwrap();
     let org = orgs::create(&db, &k1, "Acme", "user:owner", NOW)
@@ -412,7 +413,7 @@ async fn customer_sealed(db: Db) {
         format!("bkp_{}", "0".repeat(32)),
         format!("dbs_{}", "0".repeat(32)),
     );
-    let err = dbcrate_control::restores::create(&db, &org.id, &bkp, &dbs, "user:o", T)
+    let err = dbcrate_control::backups::restores::create(&db, &org.id, &bkp, &dbs, "user:o", T)
         .await
         .unwrap_err();
     assert_eq!(err.code, Code::CustomerPassphraseRequired);

@@ -3,9 +3,10 @@
 //! storage outcome; a failed deletion is recorded and retried, never dropped; a recent
 //! failed backup holds every deletion.
 
+use dbcrate_control::backups::{databases, destinations, restores, retention, schedules};
 use dbcrate_control::db::Db;
 use dbcrate_control::envelope::MasterKeys;
-use dbcrate_control::{audit, databases, destinations, orgs, restores, retention, schedules};
+use dbcrate_control::{audit, orgs};
 use dbcrate_core::retention::Rules;
 use dbcrate_testkit::{PgServer, TempDir};
 use serde_json::json;
@@ -29,7 +30,7 @@ struct World {
 async fn world(db: Db) -> World {
     db.migrate().await.unwrap();
     let keys = MasterKeys::parse(K1).unwrap();
-    dbcrate_control::audit_key::load(&db, &keys, "2026-01-01T00:00:00Z")
+    dbcrate_control::secrets::audit_key::load(&db, &keys, "2026-01-01T00:00:00Z")
         .await
         .unwrap();
     let org = orgs::create(&db, &keys, "Acme", "system:test", "2026-01-01T00:00:00Z")

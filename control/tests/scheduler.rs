@@ -2,10 +2,11 @@
 //! missed slot, and two control planes firing at the same moment (two replicas on
 //! PostgreSQL) make one job per fire, not two.
 
+use dbcrate_control::backups::{databases, jobs, scheduler, schedules};
 use dbcrate_control::db::Db;
 use dbcrate_control::envelope::MasterKeys;
+use dbcrate_control::orgs;
 use dbcrate_control::pki::identity::AgentIdentity;
-use dbcrate_control::{databases, jobs, orgs, scheduler, schedules};
 use dbcrate_core::retention::Rules;
 use dbcrate_testkit::{PgServer, TempDir};
 
@@ -16,7 +17,7 @@ const T0: i64 = 1_767_225_600;
 async fn setup(db: &Db, count: usize) {
     db.migrate().await.unwrap();
     let keys = MasterKeys::parse(K1).unwrap();
-    dbcrate_control::audit_key::load(db, &keys, "2026-01-01T00:00:00Z")
+    dbcrate_control::secrets::audit_key::load(db, &keys, "2026-01-01T00:00:00Z")
         .await
         .unwrap();
     let org = orgs::create(db, &keys, "Acme", "system:test", "2026-01-01T00:00:00Z")

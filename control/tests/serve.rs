@@ -223,7 +223,7 @@ async fn serve_on_embedded_defaults_generates_a_certificate_and_prints_its_finge
     let der = rustls::pki_types::pem::PemObject::from_pem_slice(&pem)
         .map(|c: rustls::pki_types::CertificateDer<'static>| c.to_vec())
         .unwrap();
-    assert_eq!(fingerprint, dbcrate_control::tls::fingerprint(&der));
+    assert_eq!(fingerprint, dbcrate_control::server::tls::fingerprint(&der));
 
     // A client that pins the certificate gets the API; one that does not is refused.
     let pinned = reqwest::Client::builder()

@@ -1,10 +1,11 @@
 //! Sign-in, throttling, idle and absolute expiry, sign-out — on both engines.
 
+use dbcrate_control::accounts::sessions::{self, INSTANCE_CHAIN};
+use dbcrate_control::accounts::throttle;
 use dbcrate_control::audit;
 use dbcrate_control::db::Db;
 use dbcrate_control::envelope::MasterKeys;
-use dbcrate_control::sessions::{self, INSTANCE_CHAIN};
-use dbcrate_control::{setup, throttle};
+use dbcrate_control::setup;
 use dbcrate_core::secret::SecretString;
 use dbcrate_testkit::{PgServer, TempDir};
 
@@ -35,7 +36,7 @@ async fn sign_in(
 async fn sessions_behave(db: Db) {
     db.migrate().await.unwrap();
     let keys = MasterKeys::parse(K1).unwrap();
-    dbcrate_control::audit_key::load(&db, &keys, "2026-11-29T05:00:00Z")
+    dbcrate_control::secrets::audit_key::load(&db, &keys, "2026-11-29T05:00:00Z")
         .await
         .unwrap();
     let init = setup::init(
@@ -228,10 +229,11 @@ async fn postgres_sessions() {
 /// A burst of parallel wrong codes: at most the limit is even checked; the rest are
 /// throttled, however they interleave.
 async fn parallel_guesses_are_throttled(db: Db) {
-    use dbcrate_control::{error::Code, second_factor, totp};
+    use dbcrate_control::accounts::{second_factor, totp};
+    use dbcrate_control::error::Code;
     db.migrate().await.unwrap();
     let keys = std::sync::Arc::new(MasterKeys::parse(K1).unwrap());
-    dbcrate_control::audit_key::load(&db, &keys, "2026-11-29T05:00:00Z")
+    dbcrate_control::secrets::audit_key::load(&db, &keys, "2026-11-29T05:00:00Z")
         .await
         .unwrap();
     let init = setup::init(

@@ -7,10 +7,11 @@
 //! exported recovery key), `zstd` and `pg_restore` only, checks that the contents
 //! match, and prints what it did.
 
+use dbcrate_control::backups::{databases, destinations, scheduler, schedules};
+use dbcrate_control::config::AgentSettings;
 use dbcrate_control::db::Db;
 use dbcrate_control::envelope::MasterKeys;
-use dbcrate_control::http::AgentSettings;
-use dbcrate_control::{agents, databases, destinations, local, orgs, scheduler, schedules, setup};
+use dbcrate_control::{agents, local, orgs, setup};
 use dbcrate_core::retention::Rules;
 use dbcrate_testkit::{Deps, KitError, PgServer, TempDir, PG_MAJORS};
 use std::path::{Path, PathBuf};
@@ -102,7 +103,7 @@ async fn run() -> Result<(), KitError> {
     );
     let now = dbcrate_core::time::unix_now();
     let stamp = dbcrate_core::time::UtcDateTime::from_unix(now).rfc3339();
-    dbcrate_control::audit_key::load(&db, &keys, &stamp)
+    dbcrate_control::secrets::audit_key::load(&db, &keys, &stamp)
         .await
         .map_err(control)?;
     let init = setup::init(&db, &keys, "Demo", "owner@example.com", &stamp)

@@ -5,10 +5,11 @@ use crate::args::{Arch, Candidate};
 use crate::report::{Outcome, Row};
 use crate::world::World;
 use crate::{common, dataset, stock};
+use dbcrate_control::backups::{databases, destinations, restores, schedules};
+use dbcrate_control::config::AgentSettings;
 use dbcrate_control::db::Db;
 use dbcrate_control::envelope::MasterKeys;
-use dbcrate_control::http::AgentSettings;
-use dbcrate_control::{agents, databases, destinations, local, orgs, restores, schedules};
+use dbcrate_control::{agents, local, orgs};
 use dbcrate_core::retention::Rules;
 use dbcrate_core::secret::SecretString;
 use dbcrate_testkit::{PgServer, TempDir};
@@ -120,7 +121,7 @@ async fn run(world: Arc<World>, candidate: Candidate, major: u32) -> Vec<Row> {
     .unwrap();
     db.migrate().await.unwrap();
     let keys = Arc::new(MasterKeys::parse(MASTER_KEY).unwrap());
-    dbcrate_control::audit_key::load(&db, &keys, "2026-12-04T00:00:00Z")
+    dbcrate_control::secrets::audit_key::load(&db, &keys, "2026-12-04T00:00:00Z")
         .await
         .unwrap();
     let org = orgs::create(&db, &keys, "Gate", ACTOR, "2026-12-04T00:00:00Z")

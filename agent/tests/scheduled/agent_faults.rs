@@ -4,7 +4,7 @@
 
 use crate::common;
 use crate::scene::{self, Storage};
-use dbcrate_control::http::AgentSettings;
+use dbcrate_control::config::AgentSettings;
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -29,11 +29,11 @@ async fn an_agent_killed_mid_job_leaves_no_backup_and_the_job_runs_again() {
     // Its lease lapses (as if the time had passed): the job is queued again, and the
     // agent, back with working tools, runs it as attempt 2.
     let later = basis.now
-        + dbcrate_control::jobs::LEASE_SECS
-        + dbcrate_control::jobs::LEASE_GRACE_SECS
+        + dbcrate_control::backups::jobs::LEASE_SECS
+        + dbcrate_control::backups::jobs::LEASE_GRACE_SECS
         + 3600;
     assert_eq!(
-        dbcrate_control::jobs::expire_leases(&basis.db, later)
+        dbcrate_control::backups::jobs::expire_leases(&basis.db, later)
             .await
             .unwrap(),
         1

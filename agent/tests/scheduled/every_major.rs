@@ -7,7 +7,8 @@
 
 use crate::common;
 use crate::scene::{self, Scene};
-use dbcrate_control::{orgs, restores};
+use dbcrate_control::backups::restores;
+use dbcrate_control::orgs;
 use std::time::Duration;
 
 async fn scheduled_backup_restores_with_stock_tools(major: u32) {

@@ -5,8 +5,8 @@
 use crate::common;
 use crate::common::registry::{serve, Registry};
 use crate::scene::{self, Storage};
-use dbcrate_control::http::AgentSettings;
-use dbcrate_control::restores;
+use dbcrate_control::backups::restores;
+use dbcrate_control::config::AgentSettings;
 use std::time::Duration;
 
 const MAJOR: u32 = 16;

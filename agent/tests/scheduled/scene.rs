@@ -4,10 +4,11 @@
 //! probed destination and a schedule that is already due.
 
 use crate::common;
+use dbcrate_control::backups::{databases, destinations, schedules};
+use dbcrate_control::config::AgentSettings;
 use dbcrate_control::db::Db;
 use dbcrate_control::envelope::MasterKeys;
-use dbcrate_control::http::AgentSettings;
-use dbcrate_control::{agents, databases, destinations, local, orgs, schedules};
+use dbcrate_control::{agents, local, orgs};
 use dbcrate_core::retention::Rules;
 use dbcrate_core::secret::SecretString;
 use dbcrate_testkit::{PgServer, S3Server, TempDir};
@@ -50,7 +51,7 @@ pub async fn basis(major: u32) -> Basis {
     let db = Db::connect(&db_url).await.unwrap();
     db.migrate().await.unwrap();
     let keys = Arc::new(MasterKeys::parse(K1).unwrap());
-    dbcrate_control::audit_key::load(&db, &keys, "2026-11-29T05:00:00Z")
+    dbcrate_control::secrets::audit_key::load(&db, &keys, "2026-11-29T05:00:00Z")
         .await
         .unwrap();
     let org = orgs::create(&db, &keys, "Acme", "system:test", "2026-11-29T05:00:00Z")

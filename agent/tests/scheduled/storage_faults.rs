@@ -5,7 +5,7 @@
 
 use crate::common;
 use crate::scene::{self, Storage};
-use dbcrate_control::scheduler;
+use dbcrate_control::backups::scheduler;
 use dbcrate_testkit::S3Server;
 use std::time::Duration;
 

@@ -7,11 +7,11 @@ use super::error::{ApiError, ApiResult};
 use super::extract::{Body, Path};
 use super::AppState;
 use crate::agents::{self, EnrolRequest};
+use crate::backups::jobs;
 use crate::error::{Code, Error};
-use crate::jobs;
 use crate::pki::crl;
 use crate::pki::identity::{self, AgentIdentity};
-use crate::serve::PeerCertificates;
+use crate::server::PeerCertificates;
 use axum::extract::{FromRequestParts, State};
 use axum::http::header;
 use axum::http::request::Parts;
@@ -193,7 +193,7 @@ pub async fn job_credentials(
     Agent(agent): Agent,
     Path(job_id): Path<String>,
 ) -> ApiResult<Json<wire::JobCredentials>> {
-    let credentials = jobs::credentials(
+    let credentials = crate::backups::handout::credentials(
         &state.db,
         &state.keys,
         &state.reach,

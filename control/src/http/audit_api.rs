@@ -7,7 +7,7 @@ use super::auth::{org_access, Caller};
 use super::error::{ApiError, ApiResult};
 use super::extract::{Path, Query};
 use super::AppState;
-use crate::audit_query::{self, Filter, CSV_HEADER, DEFAULT_PAGE, MAX_PAGE};
+use crate::audit::query::{self as audit_query, Filter, CSV_HEADER, DEFAULT_PAGE, MAX_PAGE};
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, StatusCode};

@@ -13,11 +13,12 @@
 
 use super::error::{ApiError, ApiResult};
 use super::AppState;
-use crate::api_tokens::{self, TokenCaller};
+use crate::accounts::api_tokens::{self, TokenCaller};
+use crate::accounts::members;
+use crate::accounts::roles;
+use crate::accounts::roles::role_rank;
+use crate::accounts::sessions::{self, Session};
 use crate::error::{is_id, Code, Error};
-use crate::members;
-use crate::sessions::{self, Session};
-use crate::users::role_rank;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{header, Method};
@@ -198,8 +199,8 @@ pub struct Access {
 
 impl Access {
     /// The actor as the members module wants it.
-    pub fn as_actor(&self) -> members::Actor<'_> {
-        members::Actor {
+    pub fn as_actor(&self) -> roles::Actor<'_> {
+        roles::Actor {
             name: &self.actor,
             user_id: self.user_id.as_deref(),
             role: &self.role,

@@ -7,9 +7,9 @@ use super::auth::{org_access, Caller};
 use super::error::{ApiError, ApiResult};
 use super::extract::{Body, Path, SecretField};
 use super::AppState;
-use crate::databases::{self, NewDatabase};
-use crate::destinations::{self, NewDestination};
-use crate::schedules::{self, NewSchedule};
+use crate::backups::databases::{self, NewDatabase};
+use crate::backups::destinations::{self, NewDestination};
+use crate::backups::schedules::{self, NewSchedule};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -261,9 +261,14 @@ pub async fn run_schedule_now(
     Path((org_id, schedule_id)): Path<(String, String)>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let access = org_access(&state, caller, &org_id, "operator").await?;
-    let job =
-        crate::scheduler::run_now(&state.db, &org_id, &schedule_id, &access.actor, state.now())
-            .await?;
+    let job = crate::backups::scheduler::run_now(
+        &state.db,
+        &org_id,
+        &schedule_id,
+        &access.actor,
+        state.now(),
+    )
+    .await?;
     Ok((StatusCode::ACCEPTED, Json(json!({ "job": job }))))
 }
 
@@ -331,9 +336,9 @@ pub async fn create_restore(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let access = org_access(&state, caller, &org_id, "admin").await?;
     let passphrase = super::org_api::passphrase_of(request.passphrase)?;
-    let job = crate::restores::create_with_passphrase(
+    let job = crate::backups::restores::create_with_passphrase(
         &state.db,
-        crate::restores::Access {
+        crate::backups::restores::Access {
             keys: &state.keys,
             reach: &state.reach,
         },

@@ -4,9 +4,10 @@
 use super::auth::{self, AnyPerson};
 use super::error::ApiResult;
 use super::extract::{Body, SecretField};
-use super::{AppState, ClientAddr};
-use crate::second_factor;
-use crate::sessions::{self, Credentials};
+use super::AppState;
+use crate::accounts::second_factor;
+use crate::accounts::sessions::{self, Credentials};
+use crate::server::ClientAddr;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};

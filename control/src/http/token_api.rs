@@ -6,7 +6,7 @@ use super::auth::{org_access, Caller};
 use super::error::{ApiError, ApiResult};
 use super::extract::{Body, Path};
 use super::AppState;
-use crate::api_tokens::{self, TokenInfo};
+use crate::accounts::api_tokens::{self, TokenInfo};
 use crate::error::is_id;
 use axum::extract::State;
 use axum::http::StatusCode;

@@ -2,9 +2,9 @@
 //! freshly generated self-signed certificate (the embedded default), on either
 //! database engine, and a client that pins that certificate.
 
+use dbcrate_control::config::AgentSettings;
 use dbcrate_control::db::Db;
 use dbcrate_control::envelope::MasterKeys;
-use dbcrate_control::http::AgentSettings;
 use dbcrate_control::local::{self, LocalControlPlane};
 use dbcrate_testkit::{PgServer, TempDir};
 use reqwest::{Method, StatusCode};
@@ -132,7 +132,7 @@ impl Api {
     pub async fn start_with_reach(db: Db, reach: dbcrate_storage::reach::ReachPolicy) -> Self {
         let dir = TempDir::new("control-api").unwrap();
         let keys = Arc::new(MasterKeys::parse(K1).unwrap());
-        dbcrate_control::audit_key::load(&db, &keys, "2026-11-29T05:00:00Z")
+        dbcrate_control::secrets::audit_key::load(&db, &keys, "2026-11-29T05:00:00Z")
             .await
             .unwrap();
         let local = local::start(
@@ -351,8 +351,11 @@ pub fn totp_code(seed_base32: &str, ahead: i64) -> String {
     let seed = data_encoding::BASE32_NOPAD
         .decode(seed_base32.as_bytes())
         .unwrap();
-    let step = dbcrate_control::totp::step_of(dbcrate_core::time::unix_now()) + ahead;
-    format!("{:06}", dbcrate_control::totp::code_at(&seed, step))
+    let step = dbcrate_control::accounts::totp::step_of(dbcrate_core::time::unix_now()) + ahead;
+    format!(
+        "{:06}",
+        dbcrate_control::accounts::totp::code_at(&seed, step)
+    )
 }
 
 /// Every text and blob column of every table, as one string, to search for secrets.

@@ -4,8 +4,9 @@
 //! tokens are one-time, expiring, revocable and bound to their e-mail address.
 
 use crate::harness::{Api, Auth, Reply, NOW};
+use dbcrate_control::accounts::members;
+use dbcrate_control::audit;
 use dbcrate_control::db::Db;
-use dbcrate_control::{audit, members};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -17,12 +18,19 @@ async fn other_tenant(api: &Api, name: &str, email: &str, password: &str) -> (St
         .unwrap();
     let mut conn = api.db.begin().await.unwrap();
     let pw = dbcrate_core::secret::SecretString::new(password.into());
-    let user = dbcrate_control::users::create_in(&mut conn, email, &pw, false, NOW)
+    let user = dbcrate_control::accounts::users::create_in(&mut conn, email, &pw, false, NOW)
         .await
         .unwrap();
-    dbcrate_control::users::add_member_in(&mut conn, &org.id, &user, "owner", "system:test", NOW)
-        .await
-        .unwrap();
+    dbcrate_control::accounts::users::add_member_in(
+        &mut conn,
+        &org.id,
+        &user,
+        "owner",
+        "system:test",
+        NOW,
+    )
+    .await
+    .unwrap();
     dbcrate_control::db::end_write(conn, Ok::<(), sqlx::Error>(()))
         .await
         .unwrap();

@@ -4,10 +4,11 @@
 //! job back in the queue until its attempts are used up; completion records the backup.
 
 use crate::harness::{Api, NOW};
+use dbcrate_control::audit;
+use dbcrate_control::backups::{jobs, scheduler};
 use dbcrate_control::db::Db;
 use dbcrate_control::pki::identity::AgentIdentity;
 use dbcrate_control::secrets::{self, Owner};
-use dbcrate_control::{audit, jobs, scheduler};
 use serde_json::{json, Value};
 
 struct Agent {
@@ -68,11 +69,11 @@ async fn job_protocol(db: Db) {
     let agent = enrolled_agent(&api, &org).await;
     let other = enrolled_agent(&api, &org).await;
     let now = dbcrate_core::time::unix_now();
-    let database = dbcrate_control::databases::create(
+    let database = dbcrate_control::backups::databases::create(
         &api.db,
         &api.keys,
         &org,
-        &dbcrate_control::databases::NewDatabase {
+        &dbcrate_control::backups::databases::NewDatabase {
             name: "shop",
             host: "db.internal",
             port: 5432,
@@ -96,7 +97,7 @@ async fn job_protocol(db: Db) {
         &mut tx,
         &api.keys,
         Owner::Org(&org),
-        jobs::DESTINATION_CREDENTIALS_PURPOSE,
+        dbcrate_control::backups::destinations::DESTINATION_CREDENTIALS_PURPOSE,
         br#"{"access_key_id":"AKID","secret_access_key":"s3-secret-xyz"}"#,
         NOW,
     )
@@ -115,10 +116,10 @@ async fn job_protocol(db: Db) {
     dbcrate_control::db::end_write(tx, Ok::<(), sqlx::Error>(()))
         .await
         .unwrap();
-    let schedule = dbcrate_control::schedules::create(
+    let schedule = dbcrate_control::backups::schedules::create(
         &api.db,
         &org,
-        &dbcrate_control::schedules::NewSchedule {
+        &dbcrate_control::backups::schedules::NewSchedule {
             database_id: &database.id,
             destination_id: &destination,
             cron: "* * * * *",
@@ -346,7 +347,7 @@ async fn job_protocol(db: Db) {
             .fetch_one(api.db.pool())
             .await
             .unwrap();
-        let wait = dbcrate_control::jobs::retry_delay(attempt);
+        let wait = dbcrate_control::backups::jobs::retry_delay(attempt);
         assert!(wait >= 60, "attempt {attempt} waits {wait} s");
         assert!(
             (retry_at - failed_at - wait).abs() <= 5,

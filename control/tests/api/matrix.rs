@@ -263,12 +263,20 @@ async fn roles_matrix(db: Db) {
     }
     let mut conn = api.db.begin().await.unwrap();
     let pw = dbcrate_core::secret::SecretString::new("stranger passphrase".into());
-    let stranger = dbcrate_control::users::create_in(&mut conn, "owner@b.example", &pw, false, NOW)
-        .await
-        .unwrap();
-    dbcrate_control::users::add_member_in(&mut conn, &b.id, &stranger, "owner", "system:test", NOW)
-        .await
-        .unwrap();
+    let stranger =
+        dbcrate_control::accounts::users::create_in(&mut conn, "owner@b.example", &pw, false, NOW)
+            .await
+            .unwrap();
+    dbcrate_control::accounts::users::add_member_in(
+        &mut conn,
+        &b.id,
+        &stranger,
+        "owner",
+        "system:test",
+        NOW,
+    )
+    .await
+    .unwrap();
     dbcrate_control::db::end_write(conn, Ok::<(), sqlx::Error>(()))
         .await
         .unwrap();
@@ -304,11 +312,11 @@ async fn roles_matrix(db: Db) {
     let missing_org = "org_00000000000000000000000000000000";
     // Objects that bodies refer to: an agent, a database and a destination of org A.
     let agent = api.enrol_agent(&org).await;
-    let database = dbcrate_control::databases::create(
+    let database = dbcrate_control::backups::databases::create(
         &api.db,
         &api.keys,
         &org,
-        &dbcrate_control::databases::NewDatabase {
+        &dbcrate_control::backups::databases::NewDatabase {
             name: "matrix",
             host: "db.example",
             port: 5432,
@@ -466,7 +474,7 @@ async fn roles_matrix(db: Db) {
         .ok();
     assert_eq!(b_invitations["items"][0]["status"], "pending");
     assert_eq!(
-        dbcrate_control::members::role_of(&api.db, &b.id, &stranger)
+        dbcrate_control::accounts::members::role_of(&api.db, &b.id, &stranger)
             .await
             .unwrap()
             .as_deref(),

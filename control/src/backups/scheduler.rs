@@ -6,14 +6,11 @@
 //! LOCKED`, so with several replicas each fire is claimed by exactly one of them; on
 //! SQLite (one node) writing transactions are serialised anyway.
 
+use crate::backups::jobs::{enqueue, Because, NewJob};
 use crate::db::{end_write, Db, Engine};
 use crate::error::Result;
-use crate::jobs::{enqueue, Because, NewJob};
 use dbcrate_core::schedule::{due, Schedule};
 use sqlx::Row;
-
-/// How often the scheduler loop applies retention.
-pub const RETENTION_EVERY_SECS: i64 = 60;
 
 /// How many times a failed backup job is tried in all.
 pub const MAX_ATTEMPTS: i64 = 3;
@@ -88,42 +85,6 @@ async fn fire_one(db: &Db, schedule_id: &str, now: i64) -> Result<Option<String>
     }
     .await;
     end_write(tx, fired).await
-}
-
-/// Fires due schedules and expires stale job leases every `every`, and applies
-/// retention (and prunes sign-in failures older than the throttle window) every minute,
-/// until the process ends. Several replicas may run this at once (each fire and each expiry happens once).
-pub fn spawn_loop(
-    db: Db,
-    keys: std::sync::Arc<crate::envelope::MasterKeys>,
-    reach: std::sync::Arc<dbcrate_storage::reach::ReachPolicy>,
-    every: std::time::Duration,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut last_retention: Option<i64> = None;
-        loop {
-            tick.tick().await;
-            let now = dbcrate_core::time::unix_now();
-            // Retention at most once a minute: it lists and deletes in customers' storage.
-            if last_retention.is_none_or(|at| now - at >= RETENTION_EVERY_SECS) {
-                last_retention = Some(now);
-                if let Err(e) = crate::retention::apply_all(&db, &keys, &reach, now).await {
-                    tracing::error!("applying retention failed: {}", e.message);
-                }
-                if let Err(e) = crate::throttle::prune(&db, now).await {
-                    tracing::error!("pruning old sign-in failures failed: {}", e.message);
-                }
-            }
-            if let Err(e) = fire_due(&db, now).await {
-                tracing::error!("firing schedules failed: {}", e.message);
-            }
-            if let Err(e) = crate::jobs::expire_leases(&db, now).await {
-                tracing::error!("expiring job leases failed: {}", e.message);
-            }
-        }
-    })
 }
 
 /// "Run now": queues one backup job for the schedule at once (its regular fire times

@@ -10,10 +10,10 @@
 //! dropped silently.
 
 use crate::audit::{self, AuditEvent};
+use crate::backups::destinations::DESTINATION_CREDENTIALS_PURPOSE;
 use crate::db::{end_write, Db};
 use crate::envelope::MasterKeys;
 use crate::error::{Error, Result};
-use crate::jobs::DESTINATION_CREDENTIALS_PURPOSE;
 use crate::secrets::{self, Owner, SecretRef};
 use dbcrate_core::retention::{self as plan, Backup, Outcome, Rules};
 use dbcrate_core::schedule::Schedule;
@@ -45,16 +45,19 @@ async fn deleted_or_why(
     key: &str,
 ) -> std::result::Result<DeleteOutcome, String> {
     let told = |step: &str, e: dbcrate_storage::Error| {
-        crate::destinations::tenant_failure(step, e.class(), e.message())
+        crate::backups::destinations::tenant_failure(step, e.class(), e.message())
     };
     match store.delete(key).await.map_err(|e| told("delete", e))? {
         DeleteOutcome::Deleted => Ok(DeleteOutcome::Deleted),
-        DeleteOutcome::Absent => match store.exists(crate::destinations::README_NAME).await {
+        DeleteOutcome::Absent => match store
+            .exists(crate::backups::destinations::README_NAME)
+            .await
+        {
             Ok(true) => Ok(DeleteOutcome::Absent),
             Ok(false) => Err(format!(
                 "neither the object nor the destination's {} is there: is the storage \
                  mounted and the destination right? Nothing was marked deleted",
-                crate::destinations::README_NAME
+                crate::backups::destinations::README_NAME
             )),
             Err(e) => Err(format!(
                 "checking the destination's README: {}",
@@ -216,7 +219,7 @@ pub async fn apply(
     let secret_json = credentials
         .as_ref()
         .map(DestinationCredentials::to_secret_json);
-    let (location, options) = crate::destinations::open(
+    let (location, options) = crate::backups::destinations::open(
         reach,
         &row.try_get::<String, _>(8)?,
         &settings,
@@ -229,7 +232,7 @@ pub async fn apply(
             Ok(store) => deleted_or_why(store, &key).await,
             Err(e) => Err(format!(
                 "cannot reach the destination: {}",
-                crate::destinations::tenant_failure("connect", e.class(), e.message())
+                crate::backups::destinations::tenant_failure("connect", e.class(), e.message())
             )),
         };
         let mut tx = db.begin().await?;

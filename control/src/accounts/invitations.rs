@@ -14,12 +14,15 @@
 //! inviter's membership no longer allows them ([`withdraw_sent_by_in`]). Every step is
 //! audited in the organisation's chain, never with the token.
 
+use crate::accounts::passwords;
+use crate::accounts::roles;
+use crate::accounts::roles::role_rank;
+use crate::accounts::roles::Actor;
+use crate::accounts::users;
 use crate::audit::{self, INSTANCE_CHAIN};
 use crate::db::{end_write, Db};
 use crate::error::{new_id, Code, Error, Result};
-use crate::members::{self, Actor};
-use crate::sessions::{new_token, token_hash};
-use crate::users::{self, role_rank};
+use crate::tokens::{new_token, token_hash};
 use dbcrate_core::secret::SecretString;
 use dbcrate_core::time::rfc3339;
 use sqlx::{AnyConnection, Row};
@@ -124,7 +127,7 @@ pub async fn create(
     actor: &Actor<'_>,
     now: i64,
 ) -> Result<(Invitation, SecretString)> {
-    members::check_authority(actor, "viewer", Some(new.role))?;
+    roles::check_authority(actor, "viewer", Some(new.role))?;
     let email = users::normalise_email(new.email)?;
     let days = new.lifetime_days.unwrap_or(DEFAULT_LIFETIME_DAYS);
     if !(1..=MAX_LIFETIME_DAYS).contains(&days) {
@@ -146,7 +149,7 @@ pub async fn create(
     let token = new_token(PREFIX)?;
     let mut conn = db.begin().await?;
     let stored: Result<()> = async {
-        members::lock_org(&mut conn, org_id).await?;
+        roles::lock_org(&mut conn, org_id).await?;
         // Only this organisation's own members and invitations are read: whether the
         // address has an account (here or anywhere) is never asked, so both cases do the
         // same work.
@@ -233,10 +236,10 @@ pub async fn revoke(
     actor: &Actor<'_>,
     now: i64,
 ) -> Result<()> {
-    members::check_authority(actor, "viewer", None)?;
+    roles::check_authority(actor, "viewer", None)?;
     let mut conn = db.begin().await?;
     let revoked: Result<()> = async {
-        members::lock_org(&mut conn, org_id).await?;
+        roles::lock_org(&mut conn, org_id).await?;
         let row = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM invitations WHERE id = $1 AND org_id = $2"
         ))
@@ -406,7 +409,7 @@ async fn join_in(
     user_id: &str,
     now: i64,
 ) -> Result<()> {
-    members::lock_org(conn, &invitation.org_id).await?;
+    roles::lock_org(conn, &invitation.org_id).await?;
     let taken = sqlx::query(
         "UPDATE invitations SET accepted_at = $1, accepted_by = $2 WHERE id = $3 \
          AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > $1",
@@ -512,13 +515,13 @@ pub async fn create_account(
     now: i64,
 ) -> Result<Accepted> {
     let invitation = find(db, token).await?;
-    users::check_new_password(new_password)
+    passwords::check_new_password(new_password)
         .map_err(|e| Error::invalid(format!("new_password: {}", e.message)))?;
     check_usable(db, &invitation, "anonymous", now).await?;
-    let hash = users::hash_password_off_thread(new_password).await?;
+    let hash = passwords::hash_password_off_thread(new_password).await?;
     let mut conn = db.begin().await?;
     let created: Result<Option<String>> = async {
-        members::lock_org(&mut conn, &invitation.org_id).await?;
+        roles::lock_org(&mut conn, &invitation.org_id).await?;
         let existing: Option<String> = sqlx::query_scalar("SELECT id FROM users WHERE email = $1")
             .bind(&invitation.email)
             .fetch_optional(&mut *conn)

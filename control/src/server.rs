@@ -12,7 +12,6 @@
 //! outliving that check for long; the agent routes also check the certificate's
 //! validity on every request (`http::agent_api`).
 
-use crate::http::ClientAddr;
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
@@ -21,6 +20,14 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tower_service::Service;
+
+pub mod agent_tls;
+pub mod tls;
+
+/// The client's address, put on each request by the server loop (sign-in throttling
+/// keys on it).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub std::net::SocketAddr);
 
 /// How long a client has to finish the TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);

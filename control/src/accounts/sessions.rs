@@ -7,12 +7,14 @@
 //! own audit chain ([`INSTANCE_CHAIN`]), since a person may belong to several
 //! organisations or none. Time is passed in (Unix seconds) so tests can move the clock.
 
+use crate::accounts::passwords;
+use crate::accounts::{second_factor, throttle};
 use crate::audit::{self, AuditEvent};
 use crate::db::{end_write, Db};
 use crate::envelope::MasterKeys;
-use crate::error::{random_bytes, Code, Error, Result};
-use crate::{second_factor, throttle, users};
-use base64::Engine;
+use crate::error::{Code, Error, Result};
+use crate::tokens::new_token;
+use crate::tokens::token_hash;
 use dbcrate_core::secret::SecretString;
 use dbcrate_core::time::rfc3339;
 use sha2::{Digest, Sha256};
@@ -31,11 +33,6 @@ pub const STEP_UP_WINDOW_SECS: i64 = 5 * 60;
 /// The one message for a wrong e-mail or a wrong password: it must not tell which.
 const BAD_CREDENTIALS: &str = "wrong e-mail address or password";
 
-/// The SHA-256 (hex) under which a bearer token is stored.
-pub fn token_hash(token: &str) -> String {
-    dbcrate_core::hex::encode(&Sha256::digest(token.as_bytes()))
-}
-
 /// The CSRF token that goes with a session: derived from the session token, so it
 /// needs no storage, and useless without the cookie it belongs to.
 pub fn csrf_token(session_token: &SecretString) -> String {
@@ -43,15 +40,6 @@ pub fn csrf_token(session_token: &SecretString) -> String {
     hasher.update(b"dbcrate csrf v1\0");
     hasher.update(session_token.expose_secret().as_bytes());
     dbcrate_core::hex::encode(&hasher.finalize())
-}
-
-/// A random token (256 bits, URL-safe base64) with a recognisable prefix.
-pub fn new_token(prefix: &str) -> Result<SecretString> {
-    let raw = random_bytes::<32>()?;
-    Ok(SecretString::new(format!(
-        "{prefix}{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw.as_slice())
-    )))
 }
 
 async fn record(
@@ -175,11 +163,11 @@ pub async fn sign_in(
         // Hash anyway, so an unknown address takes as long as a wrong password.
         None => (
             None,
-            users::hash_password_off_thread(credentials.password).await?,
+            passwords::hash_password_off_thread(credentials.password).await?,
         ),
     };
-    let verified =
-        users::verify_password_off_thread(hash, credentials.password).await && user_id.is_some();
+    let verified = passwords::verify_password_off_thread(hash, credentials.password).await
+        && user_id.is_some();
     let Some(user_id) = user_id.filter(|_| verified) else {
         // The attempt stays counted against the account and the address.
         record(db, "anonymous", "auth.failed", &target, &details, now).await?;

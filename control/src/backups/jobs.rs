@@ -8,11 +8,9 @@
 //! credentials never are, only the fact that they were handed out.
 
 mod completion;
-mod credentials;
 mod enqueue;
 
 pub use completion::complete;
-pub use credentials::credentials;
 pub use dbcrate_core::wire::{Completion, Job as ClaimedJob};
 pub use enqueue::{enqueue, Because, NewJob};
 
@@ -37,9 +35,6 @@ pub fn retry_delay(attempt: i64) -> i64 {
     let exponent = u32::try_from(attempt.clamp(1, 4) - 1).unwrap_or(0);
     (60 * 4_i64.pow(exponent)).min(3600)
 }
-/// The purpose recorded with a destination's sealed credentials.
-pub const DESTINATION_CREDENTIALS_PURPOSE: &str = "destination-credentials";
-
 pub(crate) async fn record_in(
     conn: &mut AnyConnection,
     org_id: &str,

@@ -1,15 +1,7 @@
-//! The audit chain's key: rows are chained by HMAC-SHA256 under a random 32-byte key
-//! that is itself a sealed secret (wrapped by the master key, re-wrapped by rotation like
-//! any other). Whoever can write the database but lacks the master key can therefore
-//! neither edit a row nor append a forged one that verifies; verifying needs the master
-//! key too.
-//!
-//! Audit rows are written from some fifty places inside their callers' transactions,
-//! which hold a database connection and nothing else. Rather than thread the key
-//! through each, the process keeps the keys it has opened by secret id ([`load`] at
-//! boot), and a row's writer finds this database's key through the write-once
-//! `audit_chain_key` row. A database whose key this process has not opened cannot be
-//! written to: the error says so.
+//! Opening the audit chain key at boot: it is a sealed secret like any other (wrapped by
+//! the master key, re-wrapped by rotation), created on first use; once opened it is
+//! handed to [`crate::audit::chain_key`], where every audit writer finds it. Verifying
+//! the chain therefore needs the master key too.
 //!
 //! **Rows from before the key.** Chains written before migration 16 were unkeyed
 //! (SHA-256). When [`load`] creates the key it seals them in the same transaction: an
@@ -18,79 +10,17 @@
 //! that point of each chain, and only with that hash at its end; a chain created later
 //! must be keyed from its first row.
 
-use crate::audit::{self, AuditEvent, INSTANCE_CHAIN};
+use crate::audit::chain_key::{self, ChainKey};
+use crate::audit::{self, AuditEvent, INSTANCE_CHAIN, SEAL_ACTION};
 use crate::db::Db;
 use crate::envelope::MasterKeys;
 use crate::error::{random_bytes, Error, Result};
 use crate::secrets::{self, Owner, SecretRef};
 use sqlx::{AnyConnection, Row};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use zeroize::Zeroizing;
 
 /// The sealed secret's purpose.
 pub const PURPOSE: &str = "audit-chain-key";
-
-/// The action of the instance-chain row that seals the unkeyed rows written before the
-/// key existed.
-pub const SEAL_ACTION: &str = "audit.chain.keyed";
-
-/// The key rows are chained under. `Debug` shows nothing of it; zeroized on drop.
-pub struct ChainKey {
-    bytes: Zeroizing<[u8; 32]>,
-}
-
-impl std::fmt::Debug for ChainKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ChainKey(<redacted>)")
-    }
-}
-
-impl ChainKey {
-    /// HMAC-SHA256 of `message` under the key, as lowercase hex.
-    pub fn mac_hex(&self, message: &[u8]) -> String {
-        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, self.bytes.as_slice());
-        dbcrate_core::hex::encode(ring::hmac::sign(&key, message).as_ref())
-    }
-}
-
-/// The keys this process has opened, by the id of their sealed secret.
-fn opened() -> &'static Mutex<HashMap<String, Arc<ChainKey>>> {
-    static OPENED: std::sync::OnceLock<Mutex<HashMap<String, Arc<ChainKey>>>> =
-        std::sync::OnceLock::new();
-    OPENED.get_or_init(Default::default)
-}
-
-fn remember(secret_id: &str, key: ChainKey) {
-    let mut map = opened().lock().unwrap_or_else(|p| p.into_inner());
-    map.insert(secret_id.to_string(), Arc::new(key));
-}
-
-fn missing(why: String) -> sqlx::Error {
-    sqlx::Error::Configuration(why.into())
-}
-
-/// This database's chain key, as opened by [`load`], seen from inside a transaction
-/// (which may be the one creating it).
-pub async fn current(conn: &mut AnyConnection) -> std::result::Result<Arc<ChainKey>, sqlx::Error> {
-    let secret_id: Option<String> = sqlx::query_scalar("SELECT secret_id FROM audit_chain_key")
-        .fetch_optional(&mut *conn)
-        .await?;
-    let Some(secret_id) = secret_id else {
-        return Err(missing(
-            "the audit chain key has not been created: start the control plane (serve, \
-             check or init) with its master key first"
-                .into(),
-        ));
-    };
-    let map = opened().lock().unwrap_or_else(|p| p.into_inner());
-    map.get(&secret_id).cloned().ok_or_else(|| {
-        missing(format!(
-            "the audit chain key {secret_id} is not open in this process (it opens at boot \
-             with the master key)"
-        ))
-    })
-}
 
 /// Opens this database's audit chain key, creating it (and sealing the unkeyed rows
 /// written before it) on first use. Every command that writes or verifies audit rows
@@ -127,12 +57,7 @@ async fn open(db: &Db, keys: &MasterKeys, secret_id: &str, now: &str) -> Result<
             "the audit chain key {secret_id} is not 32 bytes: the database was changed"
         ))
     })?;
-    remember(
-        secret_id,
-        ChainKey {
-            bytes: Zeroizing::new(bytes),
-        },
-    );
+    chain_key::remember(secret_id, ChainKey::from(Zeroizing::new(bytes)));
     // The key is open now, so its unwrap can be recorded like every other.
     secrets::record_unwrap(db, secret, "audit chain key opened at start", now).await
 }
@@ -166,12 +91,7 @@ async fn create(db: &Db, keys: &MasterKeys, now: &str) -> Result<()> {
             .bind(&secret_id)
             .execute(&mut *tx)
             .await?;
-        remember(
-            &secret_id,
-            ChainKey {
-                bytes: Zeroizing::new(*bytes),
-            },
-        );
+        chain_key::remember(&secret_id, ChainKey::from(Zeroizing::new(*bytes)));
         seal_unkeyed(&mut tx, now).await
     }
     .await;
@@ -212,31 +132,4 @@ async fn seal_unkeyed(conn: &mut AnyConnection, now: &str) -> Result<()> {
     )
     .await?;
     Ok(())
-}
-
-/// Where each chain's unkeyed rows end (sequence and hash of the last one), from the
-/// instance chain's first [`SEAL_ACTION`] row — if that row is itself keyed correctly.
-/// A forged or edited seal gives no unkeyed rows at all, so every chain then fails.
-pub fn unkeyed_heads(
-    instance_rows: &[audit::AuditRow],
-    key: &ChainKey,
-) -> HashMap<String, (i64, String)> {
-    let mut heads = HashMap::new();
-    let Some(seal) = instance_rows.iter().find(|r| r.action == SEAL_ACTION) else {
-        return heads;
-    };
-    if audit::keyed_row_hash(key, &seal.prev_hash, seal) != seal.hash {
-        return heads;
-    }
-    let details: serde_json::Value = serde_json::from_str(&seal.details).unwrap_or_default();
-    for head in details["unkeyed_heads"].as_array().into_iter().flatten() {
-        if let (Some(chain), Some(seq), Some(hash)) = (
-            head["chain"].as_str(),
-            head["seq"].as_i64(),
-            head["hash"].as_str(),
-        ) {
-            heads.insert(chain.to_string(), (seq, hash.to_string()));
-        }
-    }
-    heads
 }

@@ -9,11 +9,15 @@
 //! here could take over someone's seat elsewhere). Each change first locks the
 //! organisation's row, so two concurrent changes cannot both remove "the other" owner.
 
+use crate::accounts::passwords;
+use crate::accounts::roles::check_authority;
+use crate::accounts::roles::lock_org;
+use crate::accounts::roles::rank;
+use crate::accounts::roles::Actor;
+use crate::accounts::{invitations, sessions};
 use crate::audit::{self, AuditEvent};
 use crate::db::{end_write, Db};
-use crate::error::{Code, Error, Result};
-use crate::users::{self, role_rank, ROLES};
-use crate::{invitations, sessions};
+use crate::error::{Error, Result};
 use dbcrate_core::secret::SecretString;
 use sqlx::{AnyConnection, Row};
 
@@ -26,17 +30,6 @@ pub struct Member {
     pub email: String,
     /// Their role here.
     pub role: String,
-}
-
-/// Who is acting, and with which role in the organisation.
-#[derive(Debug, Clone, Copy)]
-pub struct Actor<'a> {
-    /// `user:…` or `token:…`, as recorded in the audit log.
-    pub name: &'a str,
-    /// The actor's user id, when a person acts.
-    pub user_id: Option<&'a str>,
-    /// The actor's role in the organisation.
-    pub role: &'a str,
 }
 
 /// The role `user_id` holds in `org_id`, if a member.
@@ -68,53 +61,6 @@ pub async fn list(db: &Db, org_id: &str) -> Result<Vec<Member>> {
             })
         })
         .collect()
-}
-
-fn rank(role: &str) -> Result<usize> {
-    role_rank(role).ok_or_else(|| {
-        Error::invalid(format!(
-            "unknown role {role:?}; roles are {}",
-            ROLES.join(", ")
-        ))
-    })
-}
-
-fn forbidden(message: &str) -> Error {
-    Error::new(Code::Forbidden, message)
-}
-
-/// Refuses unless the actor may manage someone holding `target_role` and may grant
-/// `new_role` (when given).
-pub(crate) fn check_authority(
-    actor: &Actor<'_>,
-    target_role: &str,
-    new_role: Option<&str>,
-) -> Result<()> {
-    let mine = rank(actor.role)?;
-    if mine < rank("admin")? {
-        return Err(forbidden("only owners and admins manage members"));
-    }
-    if rank(target_role)? > mine {
-        return Err(forbidden("only an owner can change an owner's membership"));
-    }
-    if let Some(new_role) = new_role {
-        if rank(new_role)? > mine {
-            return Err(forbidden("nobody can grant a role above their own"));
-        }
-    }
-    Ok(())
-}
-
-/// Locks the organisation's row for the rest of the transaction.
-pub(crate) async fn lock_org(conn: &mut AnyConnection, org_id: &str) -> Result<()> {
-    let locked = sqlx::query("UPDATE orgs SET name = name WHERE id = $1")
-        .bind(org_id)
-        .execute(&mut *conn)
-        .await?;
-    if locked.rows_affected() != 1 {
-        return Err(Error::not_found("no such organisation"));
-    }
-    Ok(())
 }
 
 async fn current_role(conn: &mut AnyConnection, org_id: &str, user_id: &str) -> Result<String> {
@@ -316,8 +262,8 @@ pub async fn reset_password(
             "change your own password with your current one instead",
         ));
     }
-    let password = users::one_time_password()?;
-    let hash = users::hash_password(&password)?;
+    let password = passwords::one_time_password()?;
+    let hash = passwords::hash_password(&password)?;
     let mut conn = db.begin().await?;
     let reset: Result<()> = async {
         lock_org(&mut conn, org_id).await?;

@@ -1,6 +1,7 @@
 //! A running job's credentials, handed out once to the agent it is assigned to.
 
-use super::{not_yours, record_in, DESTINATION_CREDENTIALS_PURPOSE};
+use super::destinations::DESTINATION_CREDENTIALS_PURPOSE;
+use super::jobs::{not_yours, record_in};
 use crate::db::{end_write, Db};
 use crate::envelope::MasterKeys;
 use crate::error::{is_id, Code, Error, Result};
@@ -110,7 +111,7 @@ pub async fn credentials(
             }
         }
     };
-    let password = match open(row.try_get(5)?, crate::databases::PASSWORD_PURPOSE).await? {
+    let password = match open(row.try_get(5)?, crate::backups::databases::PASSWORD_PURPOSE).await? {
         None => None,
         Some(bytes) => Some(SecretString::new(
             std::str::from_utf8(&bytes)
@@ -135,7 +136,7 @@ pub async fn credentials(
         let secret_json = credentials
             .as_ref()
             .map(DestinationCredentials::to_secret_json);
-        let (location, options) = crate::destinations::open(
+        let (location, options) = crate::backups::destinations::open(
             reach,
             &kind,
             &settings,
@@ -145,10 +146,10 @@ pub async fn credentials(
         let destination = dbcrate_storage::admin::Destination::connect(&location, &options)
             .await
             .map_err(|e| Error::internal(format!("reaching the destination: {e}")))?;
-        let part = crate::restores::restore_part(
+        let part = crate::backups::restores::restore_part(
             db,
             keys,
-            crate::restores::RestoreOf {
+            crate::backups::restores::RestoreOf {
                 org_id: &agent.org_id,
                 job_id,
                 backup_id: &backup_id,

@@ -8,7 +8,7 @@
 //! and hands that over with the credentials. The file key is never written to a row or
 //! a log.
 //!
-//! An organisation whose key is customer-sealed ([`crate::customer_seal`]) has no key
+//! An organisation whose key is customer-sealed ([`crate::secrets::customer_seal`]) has no key
 //! the control plane can open alone: its restores are queued with the passphrase
 //! ([`create_with_passphrase`]), which opens the key there and then to take the file key
 //! out of the backup's header. Only that file key (envelope-encrypted, table
@@ -16,12 +16,12 @@
 //! is handed over and deleted. Unattended (scheduled) restores are not possible in that
 //! mode.
 
-use crate::customer_seal::Passphrase;
+use crate::backups::jobs::{enqueue, Because, NewJob};
 use crate::db::{end_write, Db};
 use crate::envelope::MasterKeys;
 use crate::error::{is_id, Error, Result};
-use crate::jobs::{enqueue, Because, NewJob};
 use crate::orgs::{self, KeyMode};
+use crate::secrets::customer_seal::Passphrase;
 use crate::secrets::{self, Owner, SecretRef};
 use dbcrate_core::secret::SecretBytes;
 use dbcrate_core::time::rfc3339;
@@ -50,7 +50,7 @@ pub async fn create(
 ) -> Result<String> {
     check_ids(backup_id, target_database_id)?;
     if orgs::key_mode(db, org_id).await? == KeyMode::CustomerSealed {
-        return Err(crate::customer_seal::passphrase_required(
+        return Err(crate::secrets::customer_seal::passphrase_required(
             "a managed restore",
         ));
     }
@@ -86,7 +86,7 @@ pub async fn create_with_passphrase(
         return create_job(db, org_id, backup_id, target_database_id, None, actor, now).await;
     }
     let Some(passphrase) = passphrase else {
-        return Err(crate::customer_seal::passphrase_required(
+        return Err(crate::secrets::customer_seal::passphrase_required(
             "a managed restore",
         ));
     };
@@ -123,7 +123,7 @@ pub async fn create_with_passphrase(
                 SecretRef {
                     owner: Owner::Org(org_id),
                     id: &id,
-                    purpose: crate::jobs::DESTINATION_CREDENTIALS_PURPOSE,
+                    purpose: crate::backups::destinations::DESTINATION_CREDENTIALS_PURPOSE,
                 },
                 actor,
                 &reason,
@@ -136,7 +136,7 @@ pub async fn create_with_passphrase(
     };
     let settings: serde_json::Value = serde_json::from_str(&backup.try_get::<String, _>(4)?)
         .map_err(|_| Error::internal("stored destination settings are not JSON"))?;
-    let (location, options) = crate::destinations::open(
+    let (location, options) = crate::backups::destinations::open(
         with.reach,
         &backup.try_get::<String, _>(3)?,
         &settings,

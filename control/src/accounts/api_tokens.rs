@@ -6,11 +6,11 @@
 //! creation; it cannot manage people, tokens or second factors, and cannot export the
 //! recovery key (that needs a person with a second factor).
 
+use crate::accounts::roles::role_rank;
 use crate::audit::{self, AuditEvent};
 use crate::db::{end_write, Db};
 use crate::error::{new_id, Code, Error, Result};
-use crate::sessions::{new_token, token_hash};
-use crate::users::role_rank;
+use crate::tokens::{new_token, token_hash};
 use dbcrate_core::secret::SecretString;
 use dbcrate_core::time::rfc3339;
 use sqlx::Row;

@@ -12,7 +12,6 @@ use crate::audit::{self, AuditEvent};
 use crate::db::{end_write, Db};
 use crate::envelope::MasterKeys;
 use crate::error::{is_id, new_id, Error, Result};
-use crate::jobs::DESTINATION_CREDENTIALS_PURPOSE;
 use crate::secrets::{self, Owner};
 use dbcrate_storage::admin::{self, ProbeReport, ProbeStep, StepOutcome, StepReport};
 use dbcrate_storage::reach::ReachPolicy;
@@ -21,6 +20,9 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use sqlx::Row;
 use std::sync::Arc;
+
+/// The purpose recorded with a destination's sealed credentials.
+pub const DESTINATION_CREDENTIALS_PURPOSE: &str = "destination-credentials";
 
 /// The name of the README written at every destination's prefix.
 pub const README_NAME: &str = "README-dbcrate.txt";

@@ -11,7 +11,7 @@ use crate::db::Db;
 use crate::envelope::MasterKeys;
 use crate::error::{Error, Result};
 use crate::pki::{ca, crl};
-use crate::serve::TlsConfigs;
+use crate::server::TlsConfigs;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
@@ -46,7 +46,7 @@ impl AgentTls {
     pub async fn new(
         db: Db,
         keys: Arc<MasterKeys>,
-        source: &crate::tls::TlsSource,
+        source: &crate::server::tls::TlsSource,
     ) -> Result<Arc<Self>> {
         let server_chain = CertificateDer::pem_file_iter(&source.cert_file)
             .and_then(|iter| iter.collect::<std::result::Result<Vec<_>, _>>())

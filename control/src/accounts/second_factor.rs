@@ -8,12 +8,12 @@
 //! most once: the accepted TOTP step is stored with a conditional update, so two
 //! requests racing with the same code cannot both pass.
 
+use crate::accounts::{throttle, totp};
 use crate::audit::{self, AuditEvent, INSTANCE_CHAIN};
 use crate::db::{end_write, Db};
 use crate::envelope::MasterKeys;
 use crate::error::{random_bytes, Code, Error, Result};
 use crate::secrets::{self, Owner, SecretRef};
-use crate::{throttle, totp};
 use dbcrate_core::secret::SecretString;
 use dbcrate_core::time::rfc3339;
 use sha2::{Digest, Sha256};
