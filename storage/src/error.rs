@@ -1,8 +1,6 @@
 //! Storage failures: what went wrong, for a person, and whether it was the caller's
 //! input or the storage.
 
-use std::fmt;
-
 /// The class of a storage failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
@@ -49,12 +47,16 @@ impl FailureClass {
     }
 }
 
-/// A storage failure with a complete, secret-free message.
-#[derive(Debug)]
+/// A storage failure with a complete, secret-free message, and the error that caused
+/// it, where there is one, as `source()` (its text is in the message already; the
+/// source is for code that inspects the chain, as the S3 client's does).
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
 pub struct Error {
     kind: ErrorKind,
     class: FailureClass,
     message: String,
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
 }
 
 impl Error {
@@ -64,6 +66,7 @@ impl Error {
             kind: ErrorKind::InvalidInput,
             class: FailureClass::Other,
             message: message.into(),
+            source: None,
         }
     }
 
@@ -73,6 +76,7 @@ impl Error {
             kind: ErrorKind::Storage,
             class: FailureClass::Other,
             message: message.into(),
+            source: None,
         }
     }
 
@@ -89,6 +93,15 @@ impl Error {
     /// The same failure, of class `class`.
     pub fn classed(self, class: FailureClass) -> Self {
         Self { class, ..self }
+    }
+
+    /// The same failure, caused by `source` (kept for `source()`; the message is not
+    /// changed, so it should already say what `source` says).
+    pub fn with_source(self, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self {
+            source: Some(source.into()),
+            ..self
+        }
     }
 
     /// Appends a remark about the consequences (`…; nothing was stored`).
@@ -114,14 +127,6 @@ impl Error {
         &self.message
     }
 }
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for Error {}
 
 /// Shorthand for storage results.
 pub type Result<T> = std::result::Result<T, Error>;

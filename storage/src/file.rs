@@ -21,9 +21,9 @@ impl FileSink {
     pub async fn create(dir: &Path, key: &str) -> Result<Self> {
         let target = dir.join(key);
         let parent = target.parent().unwrap_or(dir).to_path_buf();
-        tokio::fs::create_dir_all(&parent)
-            .await
-            .map_err(|e| Error::storage(format!("cannot create {}: {e}", parent.display())))?;
+        tokio::fs::create_dir_all(&parent).await.map_err(|e| {
+            Error::storage(format!("cannot create {}: {e}", parent.display())).with_source(e)
+        })?;
         if tokio::fs::try_exists(&target).await.unwrap_or(false) {
             return Err(Error::storage(format!(
                 "{} already exists; dbcrate never overwrites a backup",
@@ -41,21 +41,23 @@ impl FileSink {
             .mode(0o600)
             .open(&temp)
             .await
-            .map_err(|e| Error::storage(format!("cannot create {}: {e}", temp.display())))?;
+            .map_err(|e| {
+                Error::storage(format!("cannot create {}: {e}", temp.display())).with_source(e)
+            })?;
         Ok(Self { file, temp, target })
     }
 
     /// Appends a chunk.
     pub async fn write(&mut self, chunk: Bytes) -> Result<()> {
-        self.file
-            .write_all(&chunk)
-            .await
-            .map_err(|e| Error::storage(format!("writing {}: {e}", self.temp.display())))
+        self.file.write_all(&chunk).await.map_err(|e| {
+            Error::storage(format!("writing {}: {e}", self.temp.display())).with_source(e)
+        })
     }
 
     /// fsync, link to the final name, remove the temp name, fsync the directory.
     pub async fn commit(mut self, expected_len: u64) -> Result<String> {
-        let fail = |doing: &str, e: std::io::Error| Error::storage(format!("{doing}: {e}"));
+        let fail =
+            |doing: &str, e: std::io::Error| Error::storage(format!("{doing}: {e}")).with_source(e);
         self.file
             .flush()
             .await
@@ -105,8 +107,8 @@ impl FileSink {
 
 /// Opens a backup file for reading.
 pub async fn open(path: &Path) -> Result<Box<dyn AsyncRead + Send + Unpin>> {
-    let file = tokio::fs::File::open(path)
-        .await
-        .map_err(|e| Error::storage(format!("cannot open {}: {e}", path.display())))?;
+    let file = tokio::fs::File::open(path).await.map_err(|e| {
+        Error::storage(format!("cannot open {}: {e}", path.display())).with_source(e)
+    })?;
     Ok(Box::new(file))
 }

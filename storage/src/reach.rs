@@ -20,12 +20,13 @@
 //! does not limit addresses: it runs on the database host and reaches what its operator
 //! lets it reach.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, FailureClass, Result};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Component, Path, PathBuf};
 
-/// Words in every refusal of an address, by which a refusal that comes back wrapped in
-/// another library's error (the S3 client's resolver) is recognised.
+/// Words in every refusal of an address, telling the reader why it was refused. Only
+/// for people: a refusal that comes back wrapped in another library's error (the S3
+/// client's resolver) is recognised by [`refused_in_chain`], never by these words.
 pub const REFUSED_MARK: &str = "which destinations may not reach";
 
 /// An IP network in CIDR notation.
@@ -300,6 +301,25 @@ impl ReachPolicy {
     }
 }
 
+/// Whether `error` or one of its causes is a refusal by a reach policy: the S3 client
+/// hands the [`PolicyResolver`]'s refusal back wrapped in its own errors, which keep it
+/// as a cause (an I/O error's payload included, which `source()` skips).
+pub fn refused_in_chain(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(error);
+    while let Some(err) = current {
+        let ours = err.downcast_ref::<Error>().or_else(|| {
+            err.downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .and_then(|inner| inner.downcast_ref::<Error>())
+        });
+        if ours.is_some_and(|e| e.class() == FailureClass::NotAllowed) {
+            return true;
+        }
+        current = err.source();
+    }
+    false
+}
+
 /// A DNS resolver for the S3 client that answers only addresses the policy allows, so
 /// the address checked is the address connected to.
 #[derive(Debug, Clone)]
@@ -435,5 +455,27 @@ mod tests {
         assert!(addrs
             .iter()
             .all(|a| a.port() == 9000 && a.ip().is_loopback()));
+    }
+
+    #[test]
+    fn a_refusal_is_recognised_by_its_type_through_wrappers_not_by_its_words() {
+        use aws_smithy_runtime_api::client::dns::ResolveDnsError;
+        use std::error::Error as _;
+        let refusal = || {
+            ReachPolicy::default()
+                .check_ip(ip("127.0.0.1"))
+                .unwrap_err()
+        };
+        // As the S3 client's resolver hands it back, and inside an I/O error.
+        let wrapped = ResolveDnsError::new(refusal());
+        assert!(refused_in_chain(&wrapped));
+        let io = std::io::Error::other(ResolveDnsError::new(refusal()));
+        assert!(refused_in_chain(&io));
+        assert!(io.source().is_some());
+        // The words without the refusal, or a storage failure of another class: no.
+        let worded = std::io::Error::other(format!("the address is private, {REFUSED_MARK}"));
+        assert!(!refused_in_chain(&worded));
+        let other = Error::unreachable(format!("cannot connect, {REFUSED_MARK}"));
+        assert!(!refused_in_chain(&ResolveDnsError::new(other)));
     }
 }

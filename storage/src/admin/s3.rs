@@ -52,12 +52,15 @@ fn classify<E: ProvideErrorMetadata + std::error::Error + 'static>(
 ) -> FailureClass {
     let code = err.as_service_error().and_then(|e| e.code()).unwrap_or("");
     match (err, code, status(err)) {
+        // The policy resolver refused the address at connect time: its refusal is in
+        // the chain of causes.
+        (SdkError::DispatchFailure(_), _, _) if crate::reach::refused_in_chain(err) => {
+            FailureClass::NotAllowed
+        }
         (SdkError::DispatchFailure(_), _, _) => {
+            // The SDK's transport errors name no TLS failure in a type of their own.
             let text = DisplayErrorContext(err).to_string().to_ascii_lowercase();
-            if text.contains(crate::reach::REFUSED_MARK) {
-                // The policy resolver refused the address at connect time.
-                FailureClass::NotAllowed
-            } else if text.contains("tls") || text.contains("certificate") {
+            if text.contains("tls") || text.contains("certificate") {
                 FailureClass::Tls
             } else {
                 FailureClass::Connect
@@ -270,5 +273,30 @@ impl S3Destination {
             }
             Err(e) => Err(failed(&format!("looking up {}", self.url(key)), &e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reach::ReachPolicy;
+    use dbcrate_core::secret::SecretString;
+    use std::sync::Arc;
+
+    #[tokio::test]
+    async fn a_name_the_policy_refuses_at_connect_time_is_classed_not_allowed() {
+        // The name passed no up-front check (as after DNS rebinding): the S3 client's
+        // resolver refuses it, and the refusal comes back inside the SDK's own errors.
+        let options = StorageOptions {
+            s3_endpoint: Some("http://localhost:9".into()),
+            s3_path_style: true,
+            s3_access_key_id: Some("GKtest".into()),
+            s3_secret_access_key: Some(SecretString::new("not a secret".into())),
+            reach: Some(Arc::new(ReachPolicy::default())),
+            ..StorageOptions::default()
+        };
+        let destination = S3Destination::new(&options, "bucket", "").unwrap();
+        let err = destination.list("", 10).await.unwrap_err();
+        assert_eq!(err.class(), FailureClass::NotAllowed, "{err}");
     }
 }
