@@ -5,10 +5,12 @@
 //! metadata and its trust rules ([`registry`]), backup schedules ([`schedule`]: cron in a
 //! time zone), the retention planner ([`retention`]) — `now` in, a plan out; the
 //! control plane does the I/O — the typed wire between agent and control plane
-//! ([`wire`]), and, with the `age` feature, the age file-key identity used by managed
+//! ([`wire`]), the error of the registry and signer tools and the test kit
+//! ([`failure`]), and, with the `age` feature, the age file-key identity used by managed
 //! restores. docs/architecture.md maps the whole system.
 #![deny(missing_docs)]
 
+pub mod failure;
 #[cfg(feature = "age")]
 pub mod file_key;
 pub mod hex;

@@ -50,10 +50,10 @@ impl Installation {
     /// Finds `<input>/<major>-<arch>/bin/` (and `lib/` and `sysroot/` when present) for
     /// every installation in `input`.
     pub fn scan(input: &Path) -> Result<Vec<Self>> {
-        let entries = std::fs::read_dir(input).map_err(|e| Error::io("reading", input, e))?;
+        let entries = std::fs::read_dir(input).map_err(|e| Error::io_at("reading", input, e))?;
         let mut found = Vec::new();
         for entry in entries {
-            let entry = entry.map_err(|e| Error::io("reading", input, e))?;
+            let entry = entry.map_err(|e| Error::io_at("reading", input, e))?;
             let name = entry.file_name().to_string_lossy().to_string();
             let parsed = name
                 .split_once('-')
@@ -104,7 +104,7 @@ fn artifact_files(inst: &Installation) -> Result<BTreeMap<String, (Source, u32)>
     for tool in TOOLS {
         let given = inst.bin_dir.join(tool);
         let real = std::fs::canonicalize(&given).map_err(|e| {
-            Error::io(
+            Error::io_at(
                 &format!("PostgreSQL {} {}: finding", inst.major, inst.arch),
                 &given,
                 e,
@@ -120,12 +120,15 @@ fn artifact_files(inst: &Installation) -> Result<BTreeMap<String, (Source, u32)>
 }
 
 fn write_tar_zst(files: &BTreeMap<String, (Source, u32)>, out: &Path) -> Result<()> {
-    let file = std::fs::File::create(out).map_err(|e| Error::io("creating", out, e))?;
-    let encoder = zstd::Encoder::new(file, 9).map_err(|e| Error::io("compressing into", out, e))?;
+    let file = std::fs::File::create(out).map_err(|e| Error::io_at("creating", out, e))?;
+    let encoder =
+        zstd::Encoder::new(file, 9).map_err(|e| Error::io_at("compressing into", out, e))?;
     let mut tar = tar::Builder::new(encoder);
     for (name, (source, mode)) in files {
         let data = match source {
-            Source::File(path) => std::fs::read(path).map_err(|e| Error::io("reading", path, e))?,
+            Source::File(path) => {
+                std::fs::read(path).map_err(|e| Error::io_at("reading", path, e))?
+            }
             Source::Text(text) => text.clone().into_bytes(),
         };
         let mut header = tar::Header::new_gnu();
@@ -136,15 +139,17 @@ fn write_tar_zst(files: &BTreeMap<String, (Source, u32)>, out: &Path) -> Result<
         header.set_uid(0);
         header.set_gid(0);
         tar.append_data(&mut header, name, data.as_slice())
-            .map_err(|e| Error::io("writing", out, e))?;
+            .map_err(|e| Error::io_at("writing", out, e))?;
     }
-    let encoder = tar.into_inner().map_err(|e| Error::io("writing", out, e))?;
+    let encoder = tar
+        .into_inner()
+        .map_err(|e| Error::io_at("writing", out, e))?;
     let mut file = encoder
         .finish()
-        .map_err(|e| Error::io("compressing into", out, e))?;
+        .map_err(|e| Error::io_at("compressing into", out, e))?;
     file.flush()
         .and_then(|()| file.sync_all())
-        .map_err(|e| Error::io("writing", out, e))
+        .map_err(|e| Error::io_at("writing", out, e))
 }
 
 /// Unpacks `files` into `dir` as the agent would and returns `bin/pg_dump --version`
@@ -157,13 +162,13 @@ fn probe(
     for (name, (source, mode)) in files {
         let path = dir.join(name);
         std::fs::create_dir_all(path.parent().expect("has a parent"))
-            .map_err(|e| Error::io("creating", dir, e))?;
+            .map_err(|e| Error::io_at("creating", dir, e))?;
         match source {
             Source::File(src) => std::fs::copy(src, &path).map(|_| ()),
             Source::Text(text) => std::fs::write(&path, text),
         }
         .and_then(|()| std::fs::set_permissions(&path, std::fs::Permissions::from_mode(*mode)))
-        .map_err(|e| Error::io("writing", &path, e))?;
+        .map_err(|e| Error::io_at("writing", &path, e))?;
     }
     let mut versions = Vec::new();
     for tool in TOOLS {
@@ -220,9 +225,10 @@ pub fn build(
         return Err(Error::new("no installations to package"));
     }
     let artifact_dir = out.join(ARTIFACT_DIR);
-    std::fs::create_dir_all(&artifact_dir).map_err(|e| Error::io("creating", &artifact_dir, e))?;
+    std::fs::create_dir_all(&artifact_dir)
+        .map_err(|e| Error::io_at("creating", &artifact_dir, e))?;
     // Absolute, because the probe runs the wrappers from another directory.
-    let out = &std::fs::canonicalize(out).map_err(|e| Error::io("resolving", out, e))?;
+    let out = &std::fs::canonicalize(out).map_err(|e| Error::io_at("resolving", out, e))?;
     let artifact_dir = out.join(ARTIFACT_DIR);
     let mut artifacts = Vec::new();
     for inst in installs {
@@ -244,11 +250,11 @@ pub fn build(
         let pg_version = probed?;
         let tmp = artifact_dir.join(format!(".pg{}-{}.tmp", inst.major, inst.arch));
         write_tar_zst(&files, &tmp)?;
-        let bytes = std::fs::read(&tmp).map_err(|e| Error::io("reading", &tmp, e))?;
+        let bytes = std::fs::read(&tmp).map_err(|e| Error::io_at("reading", &tmp, e))?;
         let sha256 = dbcrate_core::hex::encode(&Sha256::digest(&bytes));
         let name = format!("pg{}-{}-{}.tar.zst", inst.major, inst.arch, &sha256[..16]);
         std::fs::rename(&tmp, artifact_dir.join(&name))
-            .map_err(|e| Error::io("renaming", &tmp, e))?;
+            .map_err(|e| Error::io_at("renaming", &tmp, e))?;
         artifacts.push(Artifact {
             pg_major: inst.major,
             arch: inst.arch.clone(),
@@ -267,6 +273,6 @@ pub fn build(
     // Written as the signer will read it; it checks the result parses before signing.
     Manifest::parse(&manifest.to_json()).map_err(|e| Error::new(e.to_string()))?;
     let path = out.join(MANIFEST);
-    std::fs::write(&path, manifest.to_json()).map_err(|e| Error::io("writing", &path, e))?;
+    std::fs::write(&path, manifest.to_json()).map_err(|e| Error::io_at("writing", &path, e))?;
     Ok(manifest)
 }

@@ -1,30 +1,8 @@
-//! The registry tool's error: one line saying what failed and what to do.
+//! The registry tool's error: one line saying what failed and what to do. It is the
+//! shape the signer and the test kit use too ([`dbcrate_core::failure`]): `main` only
+//! prints it and exits 1, so it needs no kind, and an I/O error stays its `source()`.
 
-use std::fmt;
-
-/// A failure with a complete message.
-#[derive(Debug)]
-pub struct Error(String);
-
-impl Error {
-    /// A new error.
-    pub fn new(message: impl Into<String>) -> Self {
-        Self(message.into())
-    }
-
-    /// An I/O error on `path` while `doing`.
-    pub fn io(doing: &str, path: &std::path::Path, e: std::io::Error) -> Self {
-        Self(format!("{doing} {}: {e}", path.display()))
-    }
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for Error {}
+pub use dbcrate_core::failure::Failure as Error;
 
 /// Shorthand.
 pub type Result<T> = std::result::Result<T, Error>;

@@ -60,7 +60,7 @@ enum Command {
 }
 
 fn read(path: &PathBuf) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| Error::io("reading", path, e))
+    std::fs::read(path).map_err(|e| Error::io_at("reading", path, e))
 }
 
 fn run(cli: Cli) -> Result<String> {

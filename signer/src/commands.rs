@@ -289,7 +289,7 @@ pub fn verify_tree(registry: &Path, pinned: &[PublicKey], now: i64) -> Result<Ve
             continue; // hosted elsewhere; the agent checks it on download
         }
         let path = registry.join(&a.url);
-        let data = std::fs::read(&path).map_err(|e| Error::io("reading artifact", &path, e))?;
+        let data = std::fs::read(&path).map_err(|e| Error::io_at("reading artifact", &path, e))?;
         if data.len() as u64 != a.length {
             return Err(Error::new(format!(
                 "{}: {} bytes, the manifest says {}",

@@ -1,37 +1,9 @@
-//! The signer's error: one line saying what failed and what to do.
+//! The signer's error: one line saying what failed and what to do, never a secret. It
+//! is the shape the registry tool and the test kit use too
+//! ([`dbcrate_core::failure`]): `main` only prints it and exits 1, so it needs no kind,
+//! and an I/O error or a registry refusal stays its `source()`.
 
-use dbcrate_core::registry::RegistryError;
-use std::fmt;
-
-/// A failure with a complete, secret-free message.
-#[derive(Debug)]
-pub struct Error(String);
-
-impl Error {
-    /// A new error. The message must hold no secret.
-    pub fn new(message: impl Into<String>) -> Self {
-        Self(message.into())
-    }
-
-    /// An I/O error on `path`.
-    pub fn io(doing: &str, path: &std::path::Path, e: std::io::Error) -> Self {
-        Self(format!("{doing} {}: {e}", path.display()))
-    }
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for Error {}
-
-impl From<RegistryError> for Error {
-    fn from(e: RegistryError) -> Self {
-        Self(e.to_string())
-    }
-}
+pub use dbcrate_core::failure::Failure as Error;
 
 /// Shorthand.
 pub type Result<T> = std::result::Result<T, Error>;

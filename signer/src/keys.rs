@@ -81,7 +81,7 @@ impl KeyDir {
         };
         // Encrypted or not, a secret key readable by others is a mistake worth stopping.
         let mode = std::fs::metadata(&path)
-            .map_err(|e| Error::io("reading", &path, e))?
+            .map_err(|e| Error::io_at("reading", &path, e))?
             .permissions()
             .mode();
         if mode & 0o077 != 0 {

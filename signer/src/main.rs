@@ -109,7 +109,7 @@ fn passphrase(common: &Common) -> Result<SecretString> {
     // Zeroizing: the raw text (with its newline) is wiped as well as the secret.
     let raw = Zeroizing::new(match &common.passphrase_file {
         Some(path) => std::fs::read_to_string(path)
-            .map_err(|e| Error::io("reading the passphrase file", path, e))?,
+            .map_err(|e| Error::io_at("reading the passphrase file", path, e))?,
         None => std::env::var("DBCRATE_SIGNER_PASSPHRASE").map_err(|_| {
             Error::new(
                 "no passphrase: set DBCRATE_SIGNER_PASSPHRASE or pass --passphrase-file FILE",
@@ -151,8 +151,8 @@ fn run(cli: Cli) -> Result<String> {
         Command::AddManifestKey { common, public_key } => with(&common, &|s| {
             let public = match &public_key {
                 Some(path) => {
-                    let text =
-                        std::fs::read_to_string(path).map_err(|e| Error::io("reading", path, e))?;
+                    let text = std::fs::read_to_string(path)
+                        .map_err(|e| Error::io_at("reading", path, e))?;
                     Some(PublicKey::parse(&text)?)
                 }
                 None => None,

@@ -16,7 +16,7 @@ pub fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
     match std::fs::read(path) {
         Ok(bytes) => Ok(Some(bytes)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::io("reading", path, e)),
+        Err(e) => Err(Error::io_at("reading", path, e)),
     }
 }
 
@@ -24,7 +24,7 @@ pub fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
 /// sees half a file. `private` files get mode 0600 and must not exist yet.
 pub fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> Result<()> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io("creating", dir, e))?;
+        std::fs::create_dir_all(dir).map_err(|e| Error::io_at("creating", dir, e))?;
     }
     if private && path.exists() {
         return Err(Error::new(format!(
@@ -39,11 +39,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> Result<()> {
         .truncate(true)
         .mode(if private { 0o600 } else { 0o644 })
         .open(&tmp)
-        .map_err(|e| Error::io("creating", &tmp, e))?;
+        .map_err(|e| Error::io_at("creating", &tmp, e))?;
     file.write_all(bytes)
         .and_then(|()| file.sync_all())
-        .map_err(|e| Error::io("writing", &tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io("renaming into", path, e))
+        .map_err(|e| Error::io_at("writing", &tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io_at("renaming into", path, e))
 }
 
 /// The signatures published for root `version`, by any of `candidates`.
