@@ -1,5 +1,10 @@
-//! The agent's error: what failed, in words a database owner can act on, and whether
-//! trying again can help.
+//! The agent's error: what failed, in words a database owner can act on, whether
+//! trying again can help, and, for the failures the agent decides on, why (a
+//! [`Reason`]; the agent never reads its own messages to decide).
+
+mod reason;
+
+pub use reason::Reason;
 
 use std::fmt;
 
@@ -38,11 +43,17 @@ impl ErrorKind {
     }
 }
 
-/// A failure with a complete, secret-free, one-line message.
-#[derive(Debug)]
+/// A failure with a complete, secret-free, one-line message; the reason, where the
+/// agent decides on it; and the error that caused it, where there is one, as
+/// `source()` (its text is in the message already, so the message stays what people
+/// read; the source is there for code that inspects the chain).
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
 pub struct Error {
     kind: ErrorKind,
+    reason: Option<Reason>,
     message: String,
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
 }
 
 impl Error {
@@ -56,7 +67,21 @@ impl Error {
             .filter(|l| !l.is_empty())
             .collect::<Vec<_>>()
             .join(" | ");
-        Self { kind, message }
+        Self {
+            kind,
+            reason: None,
+            message,
+            source: None,
+        }
+    }
+
+    /// A failure for `reason` (its kind follows from the reason). The message must hold
+    /// no secret.
+    pub fn because(reason: Reason, message: impl Into<String>) -> Self {
+        Self {
+            reason: Some(reason),
+            ..Self::new(reason.kind(), message)
+        }
     }
 
     /// Bad input: a flag, URL, key or file given to the agent.
@@ -84,37 +109,41 @@ impl Error {
         Self::new(ErrorKind::Identity, message)
     }
 
+    /// The same failure, caused by `source` (kept for `source()`; the message is not
+    /// changed, so it should already say what `source` says).
+    pub fn with_source(self, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self {
+            source: Some(source.into()),
+            ..self
+        }
+    }
+
     /// The class of this failure.
     pub fn kind(&self) -> ErrorKind {
         self.kind
     }
 
+    /// Why it failed, if it is a failure the agent decides on.
+    pub fn reason(&self) -> Option<Reason> {
+        self.reason
+    }
+
     /// Prefixes the message with what the agent was doing.
     pub fn context(self, doing: impl fmt::Display) -> Self {
         Self {
-            kind: self.kind,
             message: format!("{doing}: {}", self.message),
+            ..self
         }
     }
-}
 
-impl Error {
     /// Appends a remark about the consequences (`…; nothing was stored`).
     pub fn note(self, remark: &str) -> Self {
         Self {
-            kind: self.kind,
             message: format!("{}; {remark}", self.message),
+            ..self
         }
     }
 }
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for Error {}
 
 impl From<dbcrate_storage::Error> for Error {
     fn from(e: dbcrate_storage::Error) -> Self {
@@ -122,9 +151,12 @@ impl From<dbcrate_storage::Error> for Error {
             dbcrate_storage::ErrorKind::InvalidInput => ErrorKind::InvalidInput,
             dbcrate_storage::ErrorKind::Storage => ErrorKind::Storage,
         };
-        Self::new(kind, e.message())
+        Self::new(kind, e.message()).with_source(e)
     }
 }
 
 /// Shorthand for the agent's results.
 pub type Result<T> = std::result::Result<T, Error>;
+
+#[cfg(test)]
+mod tests;

@@ -21,4 +21,4 @@ pub mod pipeline;
 pub mod registry;
 pub mod storage;
 
-pub use error::{Error, ErrorKind};
+pub use error::{Error, ErrorKind, Reason};

@@ -72,7 +72,7 @@ pub fn dir_of(data_dir: &Path) -> PathBuf {
 }
 
 fn io<'a>(doing: &'a str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Error + 'a {
-    move |e| Error::identity(format!("{doing} {}: {e}", path.display()))
+    move |e| Error::identity(format!("{doing} {}: {e}", path.display())).with_source(e)
 }
 
 /// Refuses a path that group or others can access, or that another user owns.
@@ -121,7 +121,7 @@ fn check_metadata(meta: &std::fs::Metadata, path: &Path, what: &str, fix_mode: &
 /// A data directory problem as an identity problem: `run` cannot start until a person
 /// fixes it.
 fn as_identity(e: Error) -> Error {
-    Error::identity(e.to_string())
+    Error::identity(e.to_string()).with_source(e)
 }
 
 /// The identity directory, opened (without following a symbolic link, relative to the

@@ -156,7 +156,7 @@ impl Http {
         let response = tokio::time::timeout(IDLE_TIMEOUT, self.client.get(uri))
             .await
             .map_err(|_| net(format!("GET {url}: no answer within {IDLE_TIMEOUT:?}")))?
-            .map_err(|e| net(format!("GET {url}: {e:#}")))?;
+            .map_err(|e| net(format!("GET {url}: {e:#}")).with_source(e))?;
         match response.status() {
             StatusCode::OK => Ok(Some(response)),
             StatusCode::NOT_FOUND => Ok(None),
@@ -181,7 +181,7 @@ impl Http {
                 .await
                 .map_err(|_| net(format!("GET {url}: stalled for {IDLE_TIMEOUT:?}")))?;
             let Some(frame) = frame else { break };
-            let frame = frame.map_err(|e| net(format!("GET {url}: {e}")))?;
+            let frame = frame.map_err(|e| net(format!("GET {url}: {e}")).with_source(e))?;
             if let Ok(data) = frame.into_data() {
                 total += data.len() as u64;
                 if total > cap {
