@@ -11,6 +11,7 @@ pub mod identity;
 pub mod jobs;
 pub mod keys;
 pub mod link;
+mod refusal;
 pub mod revocation;
 pub mod roots;
 pub mod run;

@@ -453,6 +453,34 @@ async fn run_stops_when_the_control_plane_refuses_its_certificate_as_revoked() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_stops_when_the_control_plane_answers_that_it_has_been_revoked() {
+    // Revoked without telling the TLS layer (a replica that has not reloaded its CRLs)
+    // and with the next CRL check an hour away: only the control plane's answer to the
+    // job poll (401, "this agent has been revoked") can stop the agent now.
+    let w = world(AgentSettings {
+        crl_interval_secs: 3600,
+        ..fast()
+    })
+    .await;
+    let data = w.dir.path().join("agent");
+    let enrolled = report(&w.enroll(&data, &w.token().await).await);
+    let agent_id = enrolled["agent_id"].as_str().unwrap().to_string();
+    let (code, stderr, _) = run_agent(&data, Duration::from_secs(30), async || {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        w.revoke(&agent_id, false).await;
+    })
+    .await;
+    assert_eq!(code, Some(3), "{stderr}");
+    assert!(
+        stderr.contains(
+            "this agent has been revoked (GET /agent/v1/jobs/next: this agent has been revoked)"
+        ),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("signed CRL"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backup_job_opens_no_listening_socket() {
     let server = dbcrate_testkit::PgServer::start(17).unwrap();
     server.create_database("app").unwrap();

@@ -30,6 +30,7 @@
 //! settings start from them, and the agent uses them until the control plane says
 //! otherwise (or when an older one does not say).
 
+pub mod codes;
 mod credentials;
 mod enrol;
 mod jobs;
@@ -100,7 +101,8 @@ pub struct ErrorAnswer {
 /// A refusal's stable code and its message for people.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorDetail {
-    /// A stable code (`not_found`, `client_certificate_required`, …).
+    /// A stable code (`not_found`, `client_certificate_required`, …; those an agent
+    /// acts on are in [`codes`]).
     #[serde(default)]
     pub code: String,
     /// What went wrong, for people.

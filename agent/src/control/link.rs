@@ -3,9 +3,9 @@
 //! certificate as revoked (a TLS alert it cannot fake without its key). Requests and
 //! answers are the types of [`dbcrate_core::wire`], which the control plane uses too.
 
-use crate::error::{Error, ErrorKind, Result};
+use super::refusal::refusal;
+use crate::error::{Error, ErrorKind, Reason, Result};
 use bytes::Bytes;
-use dbcrate_core::wire;
 use http_body_util::{BodyExt, Full};
 use hyper::StatusCode;
 use hyper_rustls::HttpsConnector;
@@ -35,11 +35,6 @@ pub struct Link {
     base: String,
 }
 
-/// Whether a failure means the control plane refused this certificate as revoked.
-pub fn is_revoked(error: &Error) -> bool {
-    error.kind() == ErrorKind::Identity && error.to_string().contains("revoked")
-}
-
 /// Finds a TLS alert about our certificate in an error's source chain.
 fn certificate_alert(
     error: &(dyn std::error::Error + 'static),
@@ -59,27 +54,41 @@ fn certificate_alert(
     None
 }
 
-fn transport(what: &str, error: &(dyn std::error::Error + 'static)) -> Error {
+/// A failed exchange as an error: a TLS alert refusing this agent's certificate is an
+/// identity failure (with its [`Reason`] when the alert names one), anything else a
+/// control-plane failure. `error` stays the error's source.
+fn transport<E: std::error::Error + Send + Sync + 'static>(what: &str, error: E) -> Error {
     use rustls::AlertDescription as A;
-    match certificate_alert(error) {
-        Some(A::CertificateRevoked) => Error::identity(format!(
-            "{what}: the control plane refused this agent's certificate as revoked; the agent \
-             stops. Re-enrol this host if that was a mistake"
-        )),
-        Some(A::CertificateExpired) => Error::identity(format!(
-            "{what}: the control plane refused this agent's certificate as expired; re-enrol \
-             with `dbcrate-agent enroll`"
-        )),
+    let refused = match certificate_alert(&error) {
+        Some(A::CertificateRevoked) => Error::because(
+            Reason::Revoked,
+            format!(
+                "{what}: the control plane refused this agent's certificate as revoked; the \
+                 agent stops. Re-enrol this host if that was a mistake"
+            ),
+        ),
+        Some(A::CertificateExpired) => Error::because(
+            Reason::Expired,
+            format!(
+                "{what}: the control plane refused this agent's certificate as expired; \
+                 re-enrol with `dbcrate-agent enroll`"
+            ),
+        ),
         Some(A::BadCertificate | A::UnknownCA | A::CertificateUnknown | A::AccessDenied) => {
             Error::identity(format!(
                 "{what}: the control plane refused this agent's certificate ({error}); re-enrol \
                  with `dbcrate-agent enroll`"
             ))
         }
-        _ => Error::new(ErrorKind::Control, format!("{what}: {}", chain_text(error))),
-    }
+        _ => Error::new(
+            ErrorKind::Control,
+            format!("{what}: {}", chain_text(&error)),
+        ),
+    };
+    refused.with_source(error)
 }
 
+/// An error and its causes, in one line.
 fn chain_text(error: &(dyn std::error::Error + 'static)) -> String {
     let mut parts = vec![error.to_string()];
     let mut current = error.source();
@@ -139,12 +148,12 @@ impl Link {
                 .client
                 .request(request)
                 .await
-                .map_err(|e| transport(&what, &e))?;
+                .map_err(|e| transport(&what, e))?;
             let status = response.status();
             let mut body = response.into_body();
             let mut out = Vec::new();
             while let Some(frame) = body.frame().await {
-                let frame = frame.map_err(|e| transport(&what, &e))?;
+                let frame = frame.map_err(|e| transport(&what, e))?;
                 if let Ok(data) = frame.into_data() {
                     out.extend_from_slice(&data);
                     if out.len() > MAX_ANSWER {
@@ -168,18 +177,7 @@ impl Link {
         if status == StatusCode::OK {
             return Ok(out);
         }
-        let message = serde_json::from_slice::<wire::ErrorAnswer>(&out)
-            .ok()
-            .map(|answer| answer.error.message)
-            .filter(|message| !message.is_empty())
-            .unwrap_or_else(|| format!("HTTP {status}"));
-        let kind =
-            if status == StatusCode::UNAUTHORIZED || status == StatusCode::UNPROCESSABLE_ENTITY {
-                ErrorKind::Identity
-            } else {
-                ErrorKind::Control
-            };
-        Err(Error::new(kind, format!("{what}: {message}")))
+        Err(refusal(&what, status, &out))
     }
 
     /// GET a wire answer.
@@ -222,12 +220,49 @@ fn answer<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T> {
             ErrorKind::Control,
             format!("{what}: not the answer this agent expects: {e}"),
         )
+        .with_source(e)
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rustls::AlertDescription as A;
+    use std::error::Error as _;
+
+    /// A TLS alert as hyper hands it over: a rustls error inside an I/O error.
+    fn alert(alert: A) -> std::io::Error {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::AlertReceived(alert),
+        )
+    }
+
+    #[test]
+    fn a_revoked_or_expired_alert_sets_the_reason_and_keeps_the_cause() {
+        let e = transport("GET /agent/v1/config", alert(A::CertificateRevoked));
+        assert_eq!(e.reason(), Some(Reason::Revoked));
+        assert!(
+            e.to_string()
+                .contains("refused this agent's certificate as revoked"),
+            "{e}"
+        );
+        assert!(e.source().is_some_and(|s| s.is::<std::io::Error>()));
+        let e = transport("GET /agent/v1/config", alert(A::CertificateExpired));
+        assert_eq!(e.reason(), Some(Reason::Expired));
+        assert_eq!(e.kind(), ErrorKind::Identity);
+    }
+
+    #[test]
+    fn other_refusals_and_failures_carry_no_reason_whatever_their_words() {
+        let e = transport("GET /agent/v1/config", alert(A::BadCertificate));
+        assert_eq!((e.kind(), e.reason()), (ErrorKind::Identity, None));
+        // Words are not alerts: a failure that only says "revoked" or "expired".
+        for words in ["certificate revoked", "certificate expired"] {
+            let e = transport("GET /agent/v1/config", std::io::Error::other(words));
+            assert_eq!((e.kind(), e.reason()), (ErrorKind::Control, None), "{e}");
+        }
+    }
 
     #[test]
     fn a_long_poll_may_take_its_hold_and_time_for_the_answer() {

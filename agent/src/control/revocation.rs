@@ -12,7 +12,7 @@
 //! still within its validity.
 
 use super::identity::Identity;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Reason, Result};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, UnixTime};
 use serde::{Deserialize, Serialize};
@@ -85,7 +85,8 @@ pub fn check(chain_pem: &str, root_pem: &str, crl_der: &[u8], now: i64) -> Resul
     ) {
         Ok(_) => Ok(Verdict::Good),
         Err(webpki::Error::CertRevoked) => Ok(Verdict::Revoked),
-        Err(webpki::Error::CertExpired { .. }) => Err(Error::identity(
+        Err(webpki::Error::CertExpired { .. }) => Err(Error::because(
+            Reason::Expired,
             "this agent's certificate has expired: re-enrol with `dbcrate-agent enroll`",
         )),
         Err(e) => Err(refused(e)),
@@ -183,8 +184,8 @@ pub fn check_in_order(
     let verdict = check(chain_pem, root_pem, crl_der, now)?;
     let position = CrlPosition::of(crl_der)?;
     if let Some(floor) = floor.filter(|floor| position < **floor) {
-        return Err(Error::new(
-            ErrorKind::Integrity,
+        return Err(Error::because(
+            Reason::StaleCrl,
             format!(
                 "refusing the CRL the control plane sent: {} is older than {}, the newest \
                  this agent accepted; an older CRL could hide a later revocation (a replay), \
@@ -208,23 +209,26 @@ pub fn check_and_remember(identity: &mut Identity, crl_der: &[u8], now: i64) -> 
         now,
         identity.crl_floor.as_ref(),
     )
-    .map_err(|e| {
-        if e.to_string().contains(" is older than ") {
-            e.note(&format!(
-                "if the control plane's database was restored from an older backup, this \
-                 stops once its CRL number passes the floor in {} (removing that file \
-                 accepts any validly signed CRL again)",
-                identity.dir.join(super::identity::CRL_FLOOR).display()
-            ))
-        } else {
-            e
-        }
-    })?;
+    .map_err(|e| with_floor_hint(e, &identity.dir.join(super::identity::CRL_FLOOR)))?;
     if let Err(e) = identity.raise_crl_floor(position) {
         // The verdict stands (a revoked agent still stops); the floor holds in memory.
         tracing::error!("{e}; the CRL floor holds until this agent restarts");
     }
     Ok(verdict)
+}
+
+/// A refusal of a stale CRL, with the way out if the control plane is the one that went
+/// back (`floor_file`: where the floor is kept); any other failure as it is.
+fn with_floor_hint(e: Error, floor_file: &std::path::Path) -> Error {
+    if e.reason() != Some(Reason::StaleCrl) {
+        return e;
+    }
+    e.note(&format!(
+        "if the control plane's database was restored from an older backup, this stops once \
+         its CRL number passes the floor in {} (removing that file accepts any validly \
+         signed CRL again)",
+        floor_file.display()
+    ))
 }
 
 #[cfg(test)]
@@ -349,6 +353,7 @@ mod tests {
     fn refused_as_older(result: Result<Verdict>, needle: &str) {
         let err = result.expect_err("an older CRL must be refused");
         assert_eq!(err.kind(), ErrorKind::Integrity, "{err}");
+        assert_eq!(err.reason(), Some(Reason::StaleCrl), "{err}");
         let text = err.to_string();
         assert!(text.contains("older than"), "{text}");
         assert!(text.contains(needle), "expected {needle:?} in: {text}");
@@ -455,6 +460,7 @@ mod tests {
         // is refused, not taken as "not revoked", and the floor stays.
         let err = check_and_remember(&mut identity, &before, now).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Integrity);
+        assert_eq!(err.reason(), Some(Reason::StaleCrl));
         let text = err.to_string();
         assert!(text.contains("CRL number 6"), "{text}");
         assert!(text.contains("older than CRL number 7"), "{text}");
@@ -463,6 +469,23 @@ mod tests {
         assert_eq!(
             check_and_remember(&mut identity, &listing_us, now).unwrap(),
             Verdict::Revoked
+        );
+    }
+
+    #[test]
+    fn the_floor_hint_follows_the_reason_not_the_words() {
+        let floor = std::path::Path::new("/data/identity/crl-floor.json");
+        let stale = with_floor_hint(Error::because(Reason::StaleCrl, "stale"), floor);
+        assert!(
+            stale.to_string().contains("/data/identity/crl-floor.json"),
+            "{stale}"
+        );
+        assert_eq!(stale.reason(), Some(Reason::StaleCrl));
+        // The words alone, without the reason: no hint.
+        let worded = Error::integrity("CRL number 6 is older than CRL number 7");
+        assert_eq!(
+            with_floor_hint(worded, floor).to_string(),
+            "CRL number 6 is older than CRL number 7"
         );
     }
 }

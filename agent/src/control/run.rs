@@ -11,11 +11,11 @@
 
 use super::identity::{self, Identity};
 use super::jobs::JobSettings;
-use super::link::{is_revoked, long_poll_timeout, Link};
+use super::link::{long_poll_timeout, Link};
 use super::revocation::{self, Verdict};
 use super::roots::DirectoryRoots;
 use super::{keys, tls};
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Reason, Result};
 use crate::interrupt::Interrupt;
 use crate::registry::RegistryConfig;
 use dbcrate_core::registry::minisign::PublicKey;
@@ -95,7 +95,8 @@ impl Agent {
 
     fn check_expiry(&self) -> Result<()> {
         if now() >= self.identity.link.not_after {
-            return Err(Error::identity(
+            return Err(Error::because(
+                Reason::Expired,
                 "this agent's certificate has expired: re-enrol with `dbcrate-agent enroll` \
                  (remove the identity directory first)",
             ));
@@ -240,11 +241,25 @@ fn renew_at(not_before: i64, not_after: i64, fraction: f64) -> i64 {
     not_before + ((not_after - not_before) as f64 * fraction) as i64
 }
 
+/// Whether a failure means this agent has been revoked: it stops.
+fn revoked(e: &Error) -> bool {
+    e.reason() == Some(Reason::Revoked)
+}
+
+/// Whether a failure means this agent's certificate has expired: it stops.
+fn expired(e: &Error) -> bool {
+    e.reason() == Some(Reason::Expired)
+}
+
+/// What `run` ends with when this agent has been revoked (`detail`: how it learnt).
 fn stop_revoked(detail: &str) -> Error {
-    Error::identity(format!(
+    Error::because(
+        Reason::Revoked,
+        format!(
         "this agent has been revoked ({detail}); it stops and runs no jobs. Re-enrol this host \
          if that was a mistake"
-    ))
+        ),
+    )
 }
 
 /// Runs until interrupted (Ok) or until the identity is revoked, expired or unusable
@@ -256,8 +271,8 @@ pub async fn run(options: &RunOptions, mut interrupt: Interrupt) -> Result<serde
     agent.check_expiry()?;
     let mut backoff = Duration::from_secs(1);
     while let Err(e) = agent.fetch_config().await {
-        if is_revoked(&e) {
-            return Err(stop_revoked(&e.to_string()));
+        if revoked(&e) {
+            return Err(stop_revoked(&e.to_string()).with_source(e));
         }
         if e.kind() == ErrorKind::Identity {
             return Err(e);
@@ -296,8 +311,8 @@ pub async fn run(options: &RunOptions, mut interrupt: Interrupt) -> Result<serde
                         continue;
                     }
                     Done::Polled(Ok(None)) | Done::Finished(Ok(())) => {}
-                    Done::Polled(Err(e)) | Done::Finished(Err(e)) if is_revoked(&e) => {
-                        return Err(stop_revoked(&e.to_string()))
+                    Done::Polled(Err(e)) | Done::Finished(Err(e)) if revoked(&e) => {
+                        return Err(stop_revoked(&e.to_string()).with_source(e))
                     }
                     Done::Finished(Err(e)) => tracing::warn!("a job could not be run or reported: {e}"),
                     Done::Polled(Err(e)) => {
@@ -316,8 +331,8 @@ pub async fn run(options: &RunOptions, mut interrupt: Interrupt) -> Result<serde
                     Ok(Verdict::Revoked) => {
                         return Err(stop_revoked("its serial is in the organisation's signed CRL"))
                     }
-                    Err(e) if is_revoked(&e) => return Err(stop_revoked(&e.to_string())),
-                    Err(e) if e.kind() == ErrorKind::Identity && !e.kind().is_temporary() && e.to_string().contains("expired") => return Err(e),
+                    Err(e) if revoked(&e) => return Err(stop_revoked(&e.to_string()).with_source(e)),
+                    Err(e) if expired(&e) => return Err(e),
                     // A CRL refused (altered, foreign, expired, older than one accepted
                     // before): nothing changes, the last verdict (not revoked, or the
                     // agent would have stopped) stands; said at error level, as it may
@@ -333,7 +348,7 @@ pub async fn run(options: &RunOptions, mut interrupt: Interrupt) -> Result<serde
                         renew_backoff = Duration::from_secs(1);
                         next_renew_try = agent.renew_at();
                     }
-                    Err(e) if is_revoked(&e) => return Err(stop_revoked(&e.to_string())),
+                    Err(e) if revoked(&e) => return Err(stop_revoked(&e.to_string()).with_source(e)),
                     Err(e) => {
                         tracing::warn!("certificate renewal failed, retrying in {renew_backoff:?}: {e}");
                         next_renew_try = now() + renew_backoff.as_secs() as i64;
@@ -347,7 +362,47 @@ pub async fn run(options: &RunOptions, mut interrupt: Interrupt) -> Result<serde
 
 #[cfg(test)]
 mod tests {
-    use super::renew_at;
+    use super::{expired, renew_at, revoked, stop_revoked};
+    use crate::error::{Error, ErrorKind, Reason};
+
+    #[test]
+    fn revoked_is_decided_by_the_reason_not_the_words() {
+        // The reason, with words that never say so: revoked.
+        assert!(revoked(&Error::because(
+            Reason::Revoked,
+            "GET /agent/v1/config: the TLS layer said no"
+        )));
+        // The words, an identity failure even, without the reason: not revoked (a data
+        // directory called /srv/revoked-hosts must not stop the agent).
+        for e in [
+            Error::identity("this agent has been revoked"),
+            Error::identity("cannot write /srv/revoked-hosts/identity/cert.pem: disk full"),
+            Error::new(ErrorKind::Control, "revoked"),
+            Error::because(Reason::Expired, "revoked"),
+        ] {
+            assert!(!revoked(&e), "{e}");
+        }
+        // What `run` stops with is a revocation too, through any further context.
+        let stop = stop_revoked("its serial is in the organisation's signed CRL");
+        assert!(revoked(&stop.context("run")));
+        assert_eq!(stop_revoked("x").kind(), ErrorKind::Identity);
+    }
+
+    #[test]
+    fn expired_is_decided_by_the_reason_not_the_words() {
+        assert!(expired(&Error::because(
+            Reason::Expired,
+            "GET /agent/v1/crl: the certificate's time is up"
+        )));
+        for e in [
+            Error::identity("this agent's certificate has expired: re-enrol"),
+            // A CRL refused for being expired is the CRL's problem, not this agent's.
+            Error::integrity("refusing the CRL the control plane sent: it has expired"),
+            Error::because(Reason::Revoked, "expired"),
+        ] {
+            assert!(!expired(&e), "{e}");
+        }
+    }
 
     #[test]
     fn renewal_comes_at_the_fraction_the_control_plane_sets() {
