@@ -9,12 +9,22 @@
 //!
 //! When the tests run as root (CI does), servers that refuse root (initdb, postgres) or
 //! that should not hold root (sshd) run as the unprivileged user `nobody`.
+//!
+//! It also holds the helpers that tests of several crates share instead of copying: a
+//! test CA ([`TestCa`]), the test master keys and SQLite URL of a control plane under
+//! test, the scan of every text in a control plane's database for leaked secrets
+//! ([`every_text_in_database`]) and assertions on its audit log ([`assert_audited`]).
+//! Those take plain sqlx types: the kit does not depend on the control plane, whose
+//! tests depend on the kit.
 #![deny(missing_docs)]
 
 mod age_key;
+mod audit;
+mod database_text;
 mod deps;
 mod error;
 pub mod log_lint;
+mod master_keys;
 mod pg_install;
 mod ports;
 mod postgres;
@@ -22,17 +32,24 @@ mod process;
 mod random;
 mod s3;
 mod sftp;
+mod sqlite;
 mod tempdir;
+mod test_ca;
 mod user;
 
 pub use age_key::age_keypair;
+pub use audit::{assert_audited, audited_actions};
+pub use database_text::every_text_in_database;
 pub use deps::{Deps, PG_MAJORS, PROVISION_COMMAND};
 pub use error::KitError;
+pub use master_keys::{TEST_MASTER_KEY, TEST_MASTER_KEY_2};
 pub use pg_install::PgClientInstall;
 pub use postgres::PgServer;
 pub use s3::S3Server;
 pub use sftp::SftpServer;
+pub use sqlite::sqlite_url;
 pub use tempdir::TempDir;
+pub use test_ca::{ServerCert, TestCa};
 
 /// Results of the kit: every error says what failed and how to fix it.
 pub type Result<T> = std::result::Result<T, KitError>;
