@@ -4,20 +4,19 @@
 //! written before the chain was keyed still verify, up to where they were sealed. Also
 //! the schema-version boot check.
 
+mod common;
+
 use dbcrate_control::audit::{self, AuditEvent, INSTANCE_CHAIN};
 use dbcrate_control::db::{binary_schema_version, Db, Engine};
 use dbcrate_control::envelope::MasterKeys;
 use dbcrate_control::secrets::audit_key;
-use dbcrate_testkit::{PgServer, TempDir};
+use dbcrate_testkit::{PgServer, TempDir, TEST_MASTER_KEY as K1};
 use sha2::{Digest, Sha256};
 
-const K1: &str = "mk1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 const NOW: &str = "2026-11-29T05:00:00Z";
 
 async fn open_key(db: &Db) {
-    audit_key::load(db, &MasterKeys::parse(K1).unwrap(), NOW)
-        .await
-        .unwrap();
+    common::keys_with_audit_key(db, NOW).await;
 }
 
 /// The unkeyed SHA-256 row hash of before migration 16: what anyone who can write the
@@ -61,19 +60,6 @@ async fn append_unkeyed(db: &Db, chain: &str, action: &str) {
     .execute(db.pool())
     .await
     .unwrap();
-}
-
-async fn sqlite(dir: &TempDir) -> Db {
-    let url = format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("control.db").display()
-    );
-    Db::connect(&url).await.unwrap()
-}
-
-async fn postgres(server: &PgServer) -> Db {
-    server.create_database("control").unwrap();
-    Db::connect(&server.url("control")).await.unwrap()
 }
 
 async fn write_five(db: &Db, org: &str) {
@@ -222,19 +208,19 @@ async fn audit_log_properties(db: Db) {
 #[tokio::test]
 async fn sqlite_audit_log() {
     let dir = TempDir::new("control-sqlite").unwrap();
-    audit_log_properties(sqlite(&dir).await).await;
+    audit_log_properties(common::sqlite_db(&dir).await).await;
 }
 
 #[tokio::test]
 async fn postgres_audit_log() {
     let server = PgServer::start(17).unwrap();
-    audit_log_properties(postgres(&server).await).await;
+    audit_log_properties(common::postgres_db(&server).await).await;
 }
 
 #[tokio::test]
 async fn a_schema_newer_than_the_binary_is_refused() {
     let dir = TempDir::new("control-newer").unwrap();
-    let db = sqlite(&dir).await;
+    let db = common::sqlite_db(&dir).await;
     db.migrate().await.unwrap();
     sqlx::raw_sql("INSERT INTO dbcrate_schema (version) VALUES (999)")
         .execute(db.pool())
@@ -251,7 +237,7 @@ async fn a_schema_newer_than_the_binary_is_refused() {
 #[tokio::test]
 async fn concurrent_appends_keep_one_chain() {
     let dir = TempDir::new("control-concurrent").unwrap();
-    concurrent_appends(sqlite(&dir).await).await;
+    concurrent_appends(common::sqlite_db(&dir).await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -366,11 +352,11 @@ async fn unkeyed_chains_are_sealed(db: Db) {
 #[tokio::test]
 async fn sqlite_unkeyed_chains_are_sealed() {
     let dir = TempDir::new("control-sealed").unwrap();
-    unkeyed_chains_are_sealed(sqlite(&dir).await).await;
+    unkeyed_chains_are_sealed(common::sqlite_db(&dir).await).await;
 }
 
 #[tokio::test]
 async fn postgres_unkeyed_chains_are_sealed() {
     let server = PgServer::start(17).unwrap();
-    unkeyed_chains_are_sealed(postgres(&server).await).await;
+    unkeyed_chains_are_sealed(common::postgres_db(&server).await).await;
 }

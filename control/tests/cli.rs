@@ -1,14 +1,12 @@
 //! `dbcrate-control` fails loud on missing configuration and names the fix; migrate,
 //! check, rotate-master-key and audit verify work end to end on the embedded database.
 
-use dbcrate_control::db::Db;
-use dbcrate_control::envelope::MasterKeys;
-use dbcrate_control::orgs;
-use dbcrate_testkit::TempDir;
-use std::process::{Command, Output};
+mod common;
 
-const K1: &str = "mk1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
-const K2: &str = "mk2:ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
+use dbcrate_control::db::Db;
+use dbcrate_control::orgs;
+use dbcrate_testkit::{sqlite_url, TempDir, TEST_MASTER_KEY as K1, TEST_MASTER_KEY_2 as K2};
+use std::process::{Command, Output};
 
 fn control(dir: &TempDir, master: Option<&str>, args: &[&str]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_dbcrate-control"));
@@ -61,15 +59,10 @@ async fn boot_checks_fail_loud_and_commands_work() {
     assert!(succeeds(&control(&dir, Some(K1), &["check"])).starts_with("ok"));
 
     // Two organisations with keys under mk1, written through the library.
-    let url = format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("data/control.db").display()
-    );
-    let db = Db::connect(&url).await.unwrap();
-    let k1 = MasterKeys::parse(K1).unwrap();
-    dbcrate_control::secrets::audit_key::load(&db, &k1, "2026-11-29T05:00:00Z")
+    let db = Db::connect(&sqlite_url(&dir.path().join("data/control.db")))
         .await
         .unwrap();
+    let k1 = common::keys_with_audit_key(&db, "2026-11-29T05:00:00Z").await;
     let org = orgs::create(&db, &k1, "Acme", "user:owner", "2026-11-29T05:00:00Z")
         .await
         .unwrap();
@@ -198,11 +191,9 @@ async fn init_creates_the_first_org_and_owner_once() {
     assert_eq!(password.len(), 24, "{out}");
 
     // Nothing half-written by the refused attempt, and the password is stored hashed.
-    let url = format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("data/control.db").display()
-    );
-    let db = Db::connect(&url).await.unwrap();
+    let db = Db::connect(&sqlite_url(&dir.path().join("data/control.db")))
+        .await
+        .unwrap();
     let (email, hash): (String, String) = sqlx::query_as("SELECT email, password_hash FROM users")
         .fetch_one(db.pool())
         .await

@@ -2,16 +2,16 @@
 //! envelope-encrypted, exports as an identity file that stock `age` accepts, every unwrap
 //! is audited, and master-key rotation re-wraps DEKs only — also when stopped midway.
 
+mod common;
+
 use dbcrate_control::accounts::{second_factor, totp, users};
 use dbcrate_control::audit;
 use dbcrate_control::db::Db;
 use dbcrate_control::envelope::MasterKeys;
 use dbcrate_control::{orgs, secrets};
-use dbcrate_testkit::{Deps, PgServer, TempDir};
+use dbcrate_testkit::{Deps, PgServer, TempDir, TEST_MASTER_KEY as K1, TEST_MASTER_KEY_2 as K2};
 use std::process::{Command, Stdio};
 
-const K1: &str = "mk1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
-const K2: &str = "mk2:ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
 const NOW: &str = "2026-11-29T05:00:00Z";
 const T: i64 = 1_800_000_000;
 
@@ -70,10 +70,7 @@ fn stock_age_round_trip(recipient: &str, identity_file: &std::path::Path) {
 
 async fn org_keys(db: Db) {
     db.migrate().await.unwrap();
-    let k1 = keys(K1);
-    dbcrate_control::secrets::audit_key::load(&db, &k1, NOW)
-        .await
-        .unwrap();
+    let k1 = common::keys_with_audit_key(&db, NOW).await;
     let org = orgs::create(&db, &k1, "Acme", "user:owner", NOW)
         .await
         .unwrap();
@@ -99,14 +96,8 @@ async fn org_keys(db: Db) {
     std::fs::write(&file, export.expose_secret()).unwrap();
     stock_age_round_trip(&org.recipient, &file);
 
-    let actions: Vec<String> = audit::rows(&db, &org.id)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| r.action)
-        .collect();
     assert_eq!(
-        actions,
+        dbcrate_testkit::audited_actions(db.pool(), &org.id).await,
         ["org.create", "org.recovery_key.export", "secret.unwrap"]
     );
     assert_eq!(audit::verify(&db, &org.id).await.unwrap(), Ok(3));
@@ -222,18 +213,13 @@ async fn org_keys(db: Db) {
 #[tokio::test]
 async fn sqlite_org_keys() {
     let dir = TempDir::new("control-orgs").unwrap();
-    let url = format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("control.db").display()
-    );
-    org_keys(Db::connect(&url).await.unwrap()).await;
+    org_keys(common::sqlite_db(&dir).await).await;
 }
 
 #[tokio::test]
 async fn postgres_org_keys() {
     let server = PgServer::start(17).unwrap();
-    server.create_database("control").unwrap();
-    org_keys(Db::connect(&server.url("control")).await.unwrap()).await;
+    org_keys(common::postgres_db(&server).await).await;
 }
 
 fn passphrase(text: &str) -> dbcrate_control::secrets::customer_seal::Passphrase {
@@ -263,10 +249,7 @@ async fn customer_sealed(db: Db) {
     use dbcrate_control::error::Code;
     use orgs::KeyMode;
     db.migrate().await.unwrap();
-    let k1 = keys(K1);
-    dbcrate_control::secrets::audit_key::load(&db, &k1, NOW)
-        .await
-        .unwrap();
+    let k1 = common::keys_with_audit_key(&db, NOW).await;
     let org = orgs::create(&db, &k1, "Acme", "user:owner", NOW)
         .await
         .unwrap();
@@ -365,14 +348,15 @@ async fn customer_sealed(db: Db) {
     .unwrap_err();
     assert_eq!(err.code, Code::CustomerPassphraseInvalid);
     assert!(!err.message.contains("not the passphrase"));
-    let actions: Vec<String> = audit::rows(&db, &org.id)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| r.action)
-        .collect();
-    assert!(actions.contains(&"org.key.customer_seal.enable".to_string()));
-    assert!(actions.contains(&"org.key.customer_seal.wrong_passphrase".to_string()));
+    dbcrate_testkit::assert_audited(
+        db.pool(),
+        &org.id,
+        &[
+            "org.key.customer_seal.enable",
+            "org.key.customer_seal.wrong_passphrase",
+        ],
+    )
+    .await;
     let dump: Vec<String> = sqlx::query_scalar("SELECT details FROM audit_log")
         .fetch_all(db.pool())
         .await
@@ -479,11 +463,7 @@ async fn customer_sealed(db: Db) {
         age::decrypt(&identity_of(managed.expose_secret()), &backup).unwrap(),
         b"made before sealing"
     );
-    assert!(audit::rows(&db, &org.id)
-        .await
-        .unwrap()
-        .iter()
-        .any(|r| r.action == "org.key.customer_seal.disable"));
+    dbcrate_testkit::assert_audited(db.pool(), &org.id, &["org.key.customer_seal.disable"]).await;
     assert!(audit::verify(&db, &org.id).await.unwrap().is_ok());
 
     // Guessing is throttled: after a few wrong passphrases even the right one waits.
@@ -521,16 +501,11 @@ async fn customer_sealed(db: Db) {
 #[tokio::test]
 async fn sqlite_customer_sealed() {
     let dir = TempDir::new("control-sealed").unwrap();
-    let url = format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("control.db").display()
-    );
-    customer_sealed(Db::connect(&url).await.unwrap()).await;
+    customer_sealed(common::sqlite_db(&dir).await).await;
 }
 
 #[tokio::test]
 async fn postgres_customer_sealed() {
     let server = PgServer::start(17).unwrap();
-    server.create_database("control").unwrap();
-    customer_sealed(Db::connect(&server.url("control")).await.unwrap()).await;
+    customer_sealed(common::postgres_db(&server).await).await;
 }

@@ -3,6 +3,8 @@
 //! storage outcome; a failed deletion is recorded and retried, never dropped; a recent
 //! failed backup holds every deletion.
 
+mod common;
+
 use dbcrate_control::backups::{databases, destinations, restores, retention, schedules};
 use dbcrate_control::db::Db;
 use dbcrate_control::envelope::MasterKeys;
@@ -11,7 +13,6 @@ use dbcrate_core::retention::Rules;
 use dbcrate_testkit::{PgServer, TempDir};
 use serde_json::json;
 
-const K1: &str = "mk1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 const DAY: i64 = 86_400;
 /// 2026-01-10T12:00:00Z.
 const T0: i64 = 1_768_046_400;
@@ -29,10 +30,7 @@ struct World {
 
 async fn world(db: Db) -> World {
     db.migrate().await.unwrap();
-    let keys = MasterKeys::parse(K1).unwrap();
-    dbcrate_control::secrets::audit_key::load(&db, &keys, "2026-01-01T00:00:00Z")
-        .await
-        .unwrap();
+    let keys = common::keys_with_audit_key(&db, "2026-01-01T00:00:00Z").await;
     let org = orgs::create(&db, &keys, "Acme", "system:test", "2026-01-01T00:00:00Z")
         .await
         .unwrap();
@@ -294,13 +292,11 @@ async fn retention_deletes_what_rules_drop(db: Db) {
 #[tokio::test]
 async fn sqlite_retention_deletes_what_rules_drop() {
     let dir = TempDir::new("control-retention-db").unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("c.db").display());
-    retention_deletes_what_rules_drop(Db::connect(&url).await.unwrap()).await;
+    retention_deletes_what_rules_drop(common::sqlite_db(&dir).await).await;
 }
 
 #[tokio::test]
 async fn postgres_retention_deletes_what_rules_drop() {
     let server = PgServer::start(17).unwrap();
-    server.create_database("control").unwrap();
-    retention_deletes_what_rules_drop(Db::connect(&server.url("control")).await.unwrap()).await;
+    retention_deletes_what_rules_drop(common::postgres_db(&server).await).await;
 }

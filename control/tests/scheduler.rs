@@ -2,24 +2,21 @@
 //! missed slot, and two control planes firing at the same moment (two replicas on
 //! PostgreSQL) make one job per fire, not two.
 
+mod common;
+
 use dbcrate_control::backups::{databases, jobs, scheduler, schedules};
 use dbcrate_control::db::Db;
-use dbcrate_control::envelope::MasterKeys;
 use dbcrate_control::orgs;
 use dbcrate_control::pki::identity::AgentIdentity;
 use dbcrate_core::retention::Rules;
 use dbcrate_testkit::{PgServer, TempDir};
 
-const K1: &str = "mk1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 /// 2026-01-01T00:00:00Z.
 const T0: i64 = 1_767_225_600;
 
 async fn setup(db: &Db, count: usize) {
     db.migrate().await.unwrap();
-    let keys = MasterKeys::parse(K1).unwrap();
-    dbcrate_control::secrets::audit_key::load(db, &keys, "2026-01-01T00:00:00Z")
-        .await
-        .unwrap();
+    let keys = common::keys_with_audit_key(db, "2026-01-01T00:00:00Z").await;
     let org = orgs::create(db, &keys, "Acme", "system:test", "2026-01-01T00:00:00Z")
         .await
         .unwrap();
@@ -141,7 +138,7 @@ async fn fires_once(db: Db, replica: Db) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sqlite_schedules_fire_once() {
     let dir = TempDir::new("control-scheduler").unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("c.db").display());
+    let url = dbcrate_testkit::sqlite_url(&dir.path().join("c.db"));
     fires_once(
         Db::connect(&url).await.unwrap(),
         Db::connect(&url).await.unwrap(),

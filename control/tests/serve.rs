@@ -2,13 +2,11 @@
 //! configuration before binding; on embedded defaults it generates a self-signed
 //! certificate, prints its fingerprint, serves HTTPS, and stops on SIGTERM.
 
-use dbcrate_testkit::TempDir;
+use dbcrate_testkit::{TempDir, TEST_MASTER_KEY as K1};
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-const K1: &str = "mk1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
 fn command(dir: &TempDir, env: &[(&str, &str)], args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_dbcrate-control"));

@@ -1,5 +1,7 @@
 //! Sign-in, throttling, idle and absolute expiry, sign-out — on both engines.
 
+mod common;
+
 use dbcrate_control::accounts::sessions::{self, INSTANCE_CHAIN};
 use dbcrate_control::accounts::throttle;
 use dbcrate_control::audit;
@@ -9,7 +11,6 @@ use dbcrate_control::setup;
 use dbcrate_core::secret::SecretString;
 use dbcrate_testkit::{PgServer, TempDir};
 
-const K1: &str = "mk1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 const T0: i64 = 1_800_000_000;
 
 fn pw(s: &str) -> SecretString {
@@ -35,10 +36,7 @@ async fn sign_in(
 
 async fn sessions_behave(db: Db) {
     db.migrate().await.unwrap();
-    let keys = MasterKeys::parse(K1).unwrap();
-    dbcrate_control::secrets::audit_key::load(&db, &keys, "2026-11-29T05:00:00Z")
-        .await
-        .unwrap();
+    let keys = common::keys_with_audit_key(&db, "2026-11-29T05:00:00Z").await;
     let init = setup::init(
         &db,
         &keys,
@@ -194,36 +192,30 @@ async fn sessions_behave(db: Db) {
         "{throttled:?}"
     );
 
-    let actions: Vec<String> = rows.into_iter().map(|r| r.action).collect();
-    for expected in [
-        "auth.sign_in",
-        "auth.failed",
-        "auth.sign_out",
-        "auth.throttled",
-    ] {
-        assert!(
-            actions.iter().any(|a| a == expected),
-            "no {expected} in {actions:?}"
-        );
-    }
+    dbcrate_testkit::assert_audited(
+        db.pool(),
+        INSTANCE_CHAIN,
+        &[
+            "auth.sign_in",
+            "auth.failed",
+            "auth.sign_out",
+            "auth.throttled",
+        ],
+    )
+    .await;
     assert!(audit::verify(&db, INSTANCE_CHAIN).await.unwrap().is_ok());
 }
 
 #[tokio::test]
 async fn sqlite_sessions() {
     let dir = TempDir::new("control-sessions").unwrap();
-    let url = format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("control.db").display()
-    );
-    sessions_behave(Db::connect(&url).await.unwrap()).await;
+    sessions_behave(common::sqlite_db(&dir).await).await;
 }
 
 #[tokio::test]
 async fn postgres_sessions() {
     let server = PgServer::start(17).unwrap();
-    server.create_database("control").unwrap();
-    sessions_behave(Db::connect(&server.url("control")).await.unwrap()).await;
+    sessions_behave(common::postgres_db(&server).await).await;
 }
 
 /// A burst of parallel wrong codes: at most the limit is even checked; the rest are
@@ -232,10 +224,7 @@ async fn parallel_guesses_are_throttled(db: Db) {
     use dbcrate_control::accounts::{second_factor, totp};
     use dbcrate_control::error::Code;
     db.migrate().await.unwrap();
-    let keys = std::sync::Arc::new(MasterKeys::parse(K1).unwrap());
-    dbcrate_control::secrets::audit_key::load(&db, &keys, "2026-11-29T05:00:00Z")
-        .await
-        .unwrap();
+    let keys = std::sync::Arc::new(common::keys_with_audit_key(&db, "2026-11-29T05:00:00Z").await);
     let init = setup::init(
         &db,
         &keys,
@@ -305,13 +294,11 @@ async fn parallel_guesses_are_throttled(db: Db) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sqlite_parallel_guesses_are_throttled() {
     let dir = TempDir::new("control-burst").unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("c.db").display());
-    parallel_guesses_are_throttled(Db::connect(&url).await.unwrap()).await;
+    parallel_guesses_are_throttled(common::sqlite_db(&dir).await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_parallel_guesses_are_throttled() {
     let server = PgServer::start(17).unwrap();
-    server.create_database("control").unwrap();
-    parallel_guesses_are_throttled(Db::connect(&server.url("control")).await.unwrap()).await;
+    parallel_guesses_are_throttled(common::postgres_db(&server).await).await;
 }

@@ -2,6 +2,8 @@
 //! went away) rolls back and releases its locks: the next writer proceeds at once and
 //! sees nothing of it — on both engines.
 
+mod common;
+
 use dbcrate_control::db::{end_write, Db};
 use dbcrate_testkit::{PgServer, TempDir};
 use std::time::{Duration, Instant};
@@ -33,13 +35,11 @@ async fn dropped_transactions_roll_back(db: Db) {
 #[tokio::test]
 async fn sqlite_dropped_transactions_roll_back() {
     let dir = TempDir::new("control-tx").unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("c.db").display());
-    dropped_transactions_roll_back(Db::connect(&url).await.unwrap()).await;
+    dropped_transactions_roll_back(common::sqlite_db(&dir).await).await;
 }
 
 #[tokio::test]
 async fn postgres_dropped_transactions_roll_back() {
     let server = PgServer::start(17).unwrap();
-    server.create_database("control").unwrap();
-    dropped_transactions_roll_back(Db::connect(&server.url("control")).await.unwrap()).await;
+    dropped_transactions_roll_back(common::postgres_db(&server).await).await;
 }

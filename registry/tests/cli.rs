@@ -218,36 +218,22 @@ fn curl(ca: &Path, url: &str) -> (String, Vec<u8>) {
 
 #[test]
 fn serve_hands_out_the_tree_over_https_and_nothing_else() {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
     let dir = TempDir::new("registry-serve").unwrap();
     let tree = dir.path().join("tree");
     std::fs::create_dir_all(tree.join("root")).unwrap();
     std::fs::write(tree.join("root/1.root.json"), b"{\"root\": 1}\n").unwrap();
     std::fs::write(dir.path().join("secret.txt"), b"outside the tree").unwrap();
 
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    // Distinct names: OpenSSL (curl) takes a leaf named like its issuer for self-signed.
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "dbcrate test CA");
-    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca_params, ca_key);
-    let key = KeyPair::generate().unwrap();
-    let mut leaf_params = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
-    leaf_params
-        .distinguished_name
-        .push(DnType::CommonName, "dbcrate test registry");
-    let cert = leaf_params.signed_by(&key, &issuer).unwrap();
+    let test_ca = dbcrate_testkit::TestCa::new("dbcrate test CA");
+    let leaf = test_ca.server("127.0.0.1", "dbcrate test registry");
     let (ca, cert_file, key_file) = (
         dir.path().join("ca.pem"),
         dir.path().join("cert.pem"),
         dir.path().join("key.pem"),
     );
-    std::fs::write(&ca, ca_cert.pem()).unwrap();
-    std::fs::write(&cert_file, cert.pem()).unwrap();
-    std::fs::write(&key_file, key.serialize_pem()).unwrap();
+    std::fs::write(&ca, test_ca.cert_pem()).unwrap();
+    std::fs::write(&cert_file, leaf.cert_pem).unwrap();
+    std::fs::write(&key_file, leaf.key_pem).unwrap();
 
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

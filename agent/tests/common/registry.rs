@@ -136,30 +136,14 @@ impl Drop for Served {
 /// A server TLS configuration for 127.0.0.1 from a fresh CA, whose certificate is
 /// written to `<scratch_dir>/registry-ca.pem` (the path returned).
 pub fn test_tls(scratch_dir: &Path) -> (rustls::ServerConfig, PathBuf) {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    // Distinct names: OpenSSL (curl) takes a leaf named like its issuer for self-signed.
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "dbcrate test CA");
-    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca_params, ca_key);
-    let leaf_key = KeyPair::generate().unwrap();
-    let mut leaf_params = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
-    leaf_params
-        .distinguished_name
-        .push(DnType::CommonName, "dbcrate test registry");
-    let leaf = leaf_params.signed_by(&leaf_key, &issuer).unwrap();
-    let ca = scratch_dir.join("registry-ca.pem");
-    std::fs::write(&ca, ca_cert.pem()).unwrap();
-    let tls = dbcrate_registry::serve::tls_config(
-        leaf.pem().as_bytes(),
-        leaf_key.serialize_pem().as_bytes(),
-    )
-    .unwrap();
-    (tls, ca)
+    let ca = dbcrate_testkit::TestCa::new("dbcrate test CA");
+    let leaf = ca.server("127.0.0.1", "dbcrate test registry");
+    let ca_file = scratch_dir.join("registry-ca.pem");
+    std::fs::write(&ca_file, ca.cert_pem()).unwrap();
+    let tls =
+        dbcrate_registry::serve::tls_config(leaf.cert_pem.as_bytes(), leaf.key_pem.as_bytes())
+            .unwrap();
+    (tls, ca_file)
 }
 
 /// Serves `tree` on a thread of its own (its own runtime), so that it works from plain

@@ -108,30 +108,7 @@ async fn scheduled_backup_restores_with_stock_tools(major: u32) {
         !log.contains(&file_key_hex),
         "the file key reached the agent's log"
     );
-    let mut everything = String::new();
-    for table in [
-        "jobs",
-        "backups",
-        "audit_log",
-        "secrets",
-        "destinations",
-        "databases",
-    ] {
-        let rows = sqlx::query(&format!("SELECT * FROM {table}"))
-            .fetch_all(db.pool())
-            .await
-            .unwrap();
-        for row in rows {
-            use sqlx::Row;
-            for i in 0..row.len() {
-                if let Ok(text) = row.try_get::<String, _>(i) {
-                    everything.push_str(&text);
-                } else if let Ok(blob) = row.try_get::<Vec<u8>, _>(i) {
-                    everything.push_str(&dbcrate_core::hex::encode(&blob));
-                }
-            }
-        }
-    }
+    let everything = dbcrate_testkit::every_text_in_database(db.pool()).await;
     assert!(
         !everything.contains(&file_key_hex),
         "the file key is stored in the database"

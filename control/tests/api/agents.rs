@@ -316,21 +316,18 @@ async fn enrolment_and_mutual_tls(db: Db) {
     let listed = crl_lists(&a_crl, &chain);
     assert!(listed.contains(&serial_of(&chain)) && listed.contains(&serial_of(&new_chain)));
 
-    let actions: Vec<String> = audit::rows(&api.db, &org)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| r.action)
-        .collect();
-    for action in [
-        "agent.enrolment_token.create",
-        "agent.enrol",
-        "agent.certificate.renew",
-        "agent.revoke",
-        "pki.org_ca.create",
-    ] {
-        assert!(actions.iter().any(|a| a == action), "no {action}");
-    }
+    dbcrate_testkit::assert_audited(
+        api.db.pool(),
+        &org,
+        &[
+            "agent.enrolment_token.create",
+            "agent.enrol",
+            "agent.certificate.renew",
+            "agent.revoke",
+            "pki.org_ca.create",
+        ],
+    )
+    .await;
     let listed = api
         .get(&format!("/api/v1/orgs/{org}/agents"), &owner)
         .await
@@ -407,12 +404,8 @@ fn crl_lists(crl_der: &[u8], chain_pem: &str) -> Vec<String> {
 
 /// A chain from a look-alike deployment: same names, another root.
 fn foreign_deployment_chain(org: &str, agent: &str) -> (String, KeyPair) {
-    use rcgen::{BasicConstraints, IsCa, Issuer, SanType};
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::default();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = ca_params.clone().self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca_params, ca_key);
+    use rcgen::SanType;
+    let ca = dbcrate_testkit::TestCa::new("dbcrate look-alike deployment");
     let key = KeyPair::generate().unwrap();
     let mut params = CertificateParams::default();
     params.subject_alt_names = vec![SanType::URI(
@@ -421,8 +414,8 @@ fn foreign_deployment_chain(org: &str, agent: &str) -> (String, KeyPair) {
             .unwrap(),
     )];
     params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
-    let leaf = params.signed_by(&key, &issuer).unwrap();
-    (format!("{}{}", leaf.pem(), ca.pem()), key)
+    let leaf = ca.sign(params, &key);
+    (format!("{}{}", leaf.pem(), ca.cert_pem()), key)
 }
 
 /// A certificate from the real organisation CA that expired yesterday.

@@ -2,8 +2,7 @@
 //! checked with clear errors, schedules validated (cron, zone, retention counts) and
 //! answering their next run.
 
-use crate::harness::{dump_database, Api, Auth};
-use dbcrate_control::audit;
+use crate::harness::{Api, Auth};
 use dbcrate_control::db::Db;
 use serde_json::json;
 
@@ -99,16 +98,10 @@ async fn databases_and_schedules(db: Db) {
     assert_eq!(listed["items"].as_array().unwrap().len(), 1);
 
     // The password is sealed: not in any row or audit detail in clear.
-    let dump = dump_database(&api.db).await;
+    let dump = dbcrate_testkit::every_text_in_database(api.db.pool()).await;
     assert!(!dump.contains("s3cret-db-password"));
-    let actions: Vec<String> = audit::rows(&api.db, &org)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| r.action)
-        .collect();
-    assert!(actions.contains(&"database.create".to_string()));
-    assert!(actions.contains(&"schedule.create".to_string()));
+    dbcrate_testkit::assert_audited(api.db.pool(), &org, &["database.create", "schedule.create"])
+        .await;
     let _ = Auth::None;
 }
 

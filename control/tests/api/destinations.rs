@@ -2,7 +2,7 @@
 //! directory): saved only after the list / write / read / delete probe passes, each
 //! step's outcome answered, a README at the prefix, credentials sealed and never shown.
 
-use crate::harness::{dump_database, Api, Auth};
+use crate::harness::{Api, Auth};
 use dbcrate_control::db::Db;
 use dbcrate_testkit::{S3Server, SftpServer, TempDir};
 use serde_json::{json, Value};
@@ -209,7 +209,7 @@ async fn destinations_are_probed(db: Db) {
 
     let listed = api.get(&path, &owner).await.ok();
     assert_eq!(listed["items"].as_array().unwrap().len(), 3);
-    let dump = dump_database(&api.db).await;
+    let dump = dbcrate_testkit::every_text_in_database(api.db.pool()).await;
     assert!(!dump.contains(s3.secret_access_key()));
     assert!(!dump.contains(key.lines().nth(1).unwrap()));
 }

@@ -270,34 +270,28 @@ async fn account_flow(db: Db) {
     .ok();
     api.sign_in("owner@example.com", OWNER_PW, None).await;
 
-    let instance: Vec<String> = audit::rows(&api.db, audit::INSTANCE_CHAIN)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| r.action)
-        .collect();
-    for action in [
-        "auth.sign_in",
-        "auth.sign_out",
-        "auth.failed",
-        "auth.second_factor.failed",
-        "auth.recovery_code.use",
-        "user.password_change",
-        "user.create",
-        "user.second_factor.enrol",
-        "user.second_factor.disable",
-        "secret.unwrap",
-    ] {
-        assert!(
-            instance.iter().any(|a| a == action),
-            "no {action} in {instance:?}"
-        );
-    }
+    dbcrate_testkit::assert_audited(
+        api.db.pool(),
+        audit::INSTANCE_CHAIN,
+        &[
+            "auth.sign_in",
+            "auth.sign_out",
+            "auth.failed",
+            "auth.second_factor.failed",
+            "auth.recovery_code.use",
+            "user.password_change",
+            "user.create",
+            "user.second_factor.enrol",
+            "user.second_factor.disable",
+            "secret.unwrap",
+        ],
+    )
+    .await;
     for chain in [audit::INSTANCE_CHAIN, org.as_str()] {
         assert!(audit::verify(&api.db, chain).await.unwrap().is_ok());
     }
     // No secret shown to a client is stored in clear anywhere in the database.
-    let dump = crate::harness::dump_database(&api.db).await;
+    let dump = dbcrate_testkit::every_text_in_database(api.db.pool()).await;
     for secret in [seed.as_str(), recovery[2].as_str(), OWNER_PW] {
         assert!(!dump.contains(secret), "{secret:?} is stored in clear");
     }

@@ -11,7 +11,6 @@ use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use std::sync::Arc;
 
-pub const K1: &str = "mk1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 pub const NOW: &str = "2026-11-29T05:00:00Z";
 
 /// Runs `$body(db)` on SQLite and on PostgreSQL, as two tests.
@@ -50,7 +49,7 @@ impl Engine {
 
     pub async fn db(&self) -> Db {
         let url = match self {
-            Self::Sqlite(dir) => format!("sqlite://{}?mode=rwc", dir.path().join("c.db").display()),
+            Self::Sqlite(dir) => dbcrate_testkit::sqlite_url(&dir.path().join("c.db")),
             Self::Postgres(server) => server.url("control"),
         };
         let db = Db::connect(&url).await.unwrap();
@@ -131,10 +130,7 @@ impl Api {
     /// A control plane with the reach policy `reach`.
     pub async fn start_with_reach(db: Db, reach: dbcrate_storage::reach::ReachPolicy) -> Self {
         let dir = TempDir::new("control-api").unwrap();
-        let keys = Arc::new(MasterKeys::parse(K1).unwrap());
-        dbcrate_control::secrets::audit_key::load(&db, &keys, "2026-11-29T05:00:00Z")
-            .await
-            .unwrap();
+        let keys = Arc::new(crate::common::keys_with_audit_key(&db, NOW).await);
         let local = local::start(
             db.clone(),
             keys.clone(),
@@ -356,39 +352,4 @@ pub fn totp_code(seed_base32: &str, ahead: i64) -> String {
         "{:06}",
         dbcrate_control::accounts::totp::code_at(&seed, step)
     )
-}
-
-/// Every text and blob column of every table, as one string, to search for secrets.
-pub async fn dump_database(db: &Db) -> String {
-    let mut out = String::new();
-    for table in [
-        "users",
-        "sessions",
-        "second_factors",
-        "recovery_codes",
-        "user_secrets",
-        "secrets",
-        "api_tokens",
-        "audit_log",
-        "orgs",
-        "memberships",
-        "invitations",
-    ] {
-        let rows = sqlx::query(&format!("SELECT * FROM {table}"))
-            .fetch_all(db.pool())
-            .await
-            .unwrap();
-        for row in rows {
-            use sqlx::Row;
-            for i in 0..row.len() {
-                if let Ok(text) = row.try_get::<String, _>(i) {
-                    out.push_str(&text);
-                } else if let Ok(bytes) = row.try_get::<Vec<u8>, _>(i) {
-                    out.push_str(&String::from_utf8_lossy(&bytes));
-                }
-                out.push('\n');
-            }
-        }
-    }
-    out
 }

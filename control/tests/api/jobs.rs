@@ -4,7 +4,6 @@
 //! job back in the queue until its attempts are used up; completion records the backup.
 
 use crate::harness::{Api, NOW};
-use dbcrate_control::audit;
 use dbcrate_control::backups::{jobs, scheduler};
 use dbcrate_control::db::Db;
 use dbcrate_control::pki::identity::AgentIdentity;
@@ -401,24 +400,21 @@ async fn job_protocol(db: Db) {
     assert_eq!(status, 401, "{body}");
     assert_eq!(body["error"]["code"], "client_certificate_required");
 
-    let actions: Vec<String> = audit::rows(&api.db, &org)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| r.action)
-        .collect();
-    for action in [
-        "job.create",
-        "job.start",
-        "job.credentials",
-        "job.succeeded",
-        "job.failed",
-        "job.lease_expired",
-    ] {
-        assert!(actions.iter().any(|a| a == action), "no {action}");
-    }
+    dbcrate_testkit::assert_audited(
+        api.db.pool(),
+        &org,
+        &[
+            "job.create",
+            "job.start",
+            "job.credentials",
+            "job.succeeded",
+            "job.failed",
+            "job.lease_expired",
+        ],
+    )
+    .await;
     // Credentials are audited as handed out, never recorded.
-    let dump = crate::harness::dump_database(&api.db).await;
+    let dump = dbcrate_testkit::every_text_in_database(api.db.pool()).await;
     assert!(!dump.contains("db-password-123") && !dump.contains("s3-secret-xyz"));
     let _ = schedule;
 }

@@ -2,6 +2,10 @@
 //! account flows, the routes × roles × foreign-organisation matrix, bad input, and the
 //! OpenAPI document.
 
+// The set-up the control plane's test binaries share.
+#[path = "../common/mod.rs"]
+mod common;
+
 mod agents;
 mod backups;
 mod bad_input;

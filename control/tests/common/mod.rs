@@ -1,0 +1,35 @@
+//! Set-up that the control plane's test binaries share (each `tests/*.rs`, and
+//! `tests/api/` through `#[path]`).
+//!
+//! Why here and not in dbcrate-testkit: it calls the control plane's own types
+//! (`Db`, `MasterKeys`, the audit chain key's custody), and the kit does not depend on
+//! the control plane, whose tests depend on the kit. What needs no control-plane type
+//! (the test master keys, the SQLite URL, the audit-log and secret scans) is in the kit.
+#![allow(dead_code)] // Each test binary uses a part.
+
+use dbcrate_control::db::Db;
+use dbcrate_control::envelope::MasterKeys;
+use dbcrate_testkit::{sqlite_url, PgServer, TempDir, TEST_MASTER_KEY};
+
+/// The test master keys (`mk1`), with the audit chain key loaded into `db` — made and
+/// sealed at `now` (RFC 3339) on first use — as the control plane does at boot.
+pub async fn keys_with_audit_key(db: &Db, now: &str) -> MasterKeys {
+    let keys = MasterKeys::parse(TEST_MASTER_KEY).unwrap();
+    dbcrate_control::secrets::audit_key::load(db, &keys, now)
+        .await
+        .unwrap();
+    keys
+}
+
+/// The control plane's database on SQLite, in `dir` (the embedded default).
+pub async fn sqlite_db(dir: &TempDir) -> Db {
+    Db::connect(&sqlite_url(&dir.path().join("control.db")))
+        .await
+        .unwrap()
+}
+
+/// The control plane's database on PostgreSQL: a new database `control` on `server`.
+pub async fn postgres_db(server: &PgServer) -> Db {
+    server.create_database("control").unwrap();
+    Db::connect(&server.url("control")).await.unwrap()
+}
