@@ -8,17 +8,12 @@ mod common;
 
 use common::sockets;
 use dbcrate_control::config::AgentSettings;
-use dbcrate_control::db::Db;
-use dbcrate_control::envelope::MasterKeys;
 use dbcrate_control::local::{self, LocalControlPlane};
 use dbcrate_testkit::TempDir;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::process::Stdio;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-const K1: &str = "mk1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
 struct World {
     control: LocalControlPlane,
@@ -28,17 +23,13 @@ struct World {
 
 async fn world(settings: AgentSettings) -> World {
     let dir = TempDir::new("agent-enrol").unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("c.db").display());
-    let db = Db::connect(&url).await.unwrap();
-    db.migrate().await.unwrap();
-    let keys = Arc::new(MasterKeys::parse(K1).unwrap());
-    dbcrate_control::secrets::audit_key::load(&db, &keys, "2026-11-29T05:00:00Z")
-        .await
-        .unwrap();
-    let org =
-        dbcrate_control::orgs::create(&db, &keys, "Acme", "system:test", "2026-11-29T05:00:00Z")
-            .await
-            .unwrap();
+    let common::control::ControlDb { db, keys, org, .. } = common::control::control_db(
+        &dir.path().join("c.db"),
+        "Acme",
+        "system:test",
+        "2026-11-29T05:00:00Z",
+    )
+    .await;
     let reach = local::loopback_reach(&std::env::temp_dir()).unwrap();
     let control = local::start(db, keys, &dir.path().join("tls"), settings, reach)
         .await

@@ -9,18 +9,15 @@ use dbcrate_control::backups::{databases, destinations, restores, schedules};
 use dbcrate_control::config::AgentSettings;
 use dbcrate_control::db::Db;
 use dbcrate_control::envelope::MasterKeys;
-use dbcrate_control::{agents, local, orgs};
+use dbcrate_control::{local, orgs};
 use dbcrate_core::retention::Rules;
-use dbcrate_core::secret::SecretString;
 use dbcrate_testkit::{PgServer, TempDir};
-use serde_json::{json, Value};
+use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// The master key of the gate's control planes (a test value).
-const MASTER_KEY: &str = "mk1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 const ACTOR: &str = "user:release-gate";
 
 /// The two kinds of object storage every case is gated on.
@@ -113,20 +110,13 @@ async fn run(world: Arc<World>, candidate: Candidate, major: u32) -> Vec<Row> {
         .expect("the dataset loads");
     let target = PgServer::start(major).expect("a fresh target server");
     let dir = TempDir::new(&format!("gate-{}-{major}", candidate.arch)).unwrap();
-    let db = Db::connect(&format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("control.db").display()
-    ))
-    .await
-    .unwrap();
-    db.migrate().await.unwrap();
-    let keys = Arc::new(MasterKeys::parse(MASTER_KEY).unwrap());
-    dbcrate_control::secrets::audit_key::load(&db, &keys, "2026-12-04T00:00:00Z")
-        .await
-        .unwrap();
-    let org = orgs::create(&db, &keys, "Gate", ACTOR, "2026-12-04T00:00:00Z")
-        .await
-        .unwrap();
+    let common::control::ControlDb { db, keys, org, .. } = common::control::control_db(
+        &dir.path().join("control.db"),
+        "Gate",
+        ACTOR,
+        "2026-12-04T00:00:00Z",
+    )
+    .await;
     let registry = world
         .registry(candidate.arch)
         .expect("a registry for every covered architecture");
@@ -240,60 +230,33 @@ impl Stage {
         cmd
     }
 
+    /// The organisation, acted in as the gate at the stage's time.
+    fn tenant(&self) -> common::control::Tenant<'_> {
+        common::control::Tenant {
+            db: &self.db,
+            keys: &self.keys,
+            org_id: &self.org.id,
+            actor: ACTOR,
+            now: self.now,
+        }
+    }
+
     async fn enrol(&self, agent_url: &str, fingerprint: &str) -> String {
-        let token =
-            agents::create_token(&self.db, &self.org.id, "gate host", None, ACTOR, self.now)
-                .await
-                .unwrap();
-        let token_file = self.dir.path().join("token");
-        std::fs::write(&token_file, token.token.expose_secret()).unwrap();
-        let out = self
-            .agent()
-            .arg("enroll")
-            .args([
-                "--control-url",
-                agent_url,
-                "--server-fingerprint",
-                fingerprint,
-            ])
-            .arg("--token-file")
-            .arg(&token_file)
-            .arg("--data-dir")
-            .arg(self.dir.path().join("agent"))
-            .output()
+        self.tenant()
+            .enrol(
+                self.agent(),
+                "gate host",
+                (agent_url, fingerprint),
+                self.dir.path(),
+                &self.dir.path().join("agent"),
+            )
             .await
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "enroll: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice::<Value>(&out.stdout).unwrap()["agent_id"]
-            .as_str()
-            .expect("enroll prints the agent id")
-            .to_string()
     }
 
     async fn register(&self, server: &PgServer, name: &str) -> databases::DatabaseInfo {
-        databases::create(
-            &self.db,
-            &self.keys,
-            &self.org.id,
-            &databases::NewDatabase {
-                name,
-                host: "127.0.0.1",
-                port: i64::from(server.port()),
-                dbname: name,
-                username: "postgres",
-                tls_mode: "disable",
-                password: Some(&SecretString::new(server.password().to_string())),
-                agent_id: &self.agent_id,
-            },
-            ACTOR,
-            self.now,
-        )
-        .await
-        .unwrap()
+        self.tenant()
+            .register_database(server, name, &self.agent_id)
+            .await
     }
 
     async fn destination(&self, storage: Storage) -> Destination {

@@ -1,7 +1,9 @@
 //! Shared pieces of the agent's integration tests: a varied database, ways to compare
-//! two databases, the org key pair, and running the agent binary.
+//! two databases, the org key pair, running the agent binary, and the control plane's
+//! side (`control`).
 #![allow(dead_code)]
 
+pub mod control;
 pub mod registry;
 pub mod sockets;
 

@@ -8,18 +8,17 @@ use dbcrate_control::backups::{databases, destinations, schedules};
 use dbcrate_control::config::AgentSettings;
 use dbcrate_control::db::Db;
 use dbcrate_control::envelope::MasterKeys;
-use dbcrate_control::{agents, local, orgs};
+use dbcrate_control::{local, orgs};
 use dbcrate_core::retention::Rules;
-use dbcrate_core::secret::SecretString;
 use dbcrate_testkit::{PgServer, S3Server, TempDir};
-use serde_json::{json, Value};
+use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The master key every scene's control plane runs with.
-pub const K1: &str = "mk1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+pub use dbcrate_testkit::TEST_MASTER_KEY as K1;
 
 /// Where backups go.
 pub enum Storage<'a> {
@@ -47,25 +46,35 @@ pub async fn basis(major: u32) -> Basis {
     server.create_database("shop").unwrap();
     server.psql("shop", &common::varied_schema(300)).unwrap();
     let dir = TempDir::new("agent-scheduled").unwrap();
-    let db_url = format!("sqlite://{}?mode=rwc", dir.path().join("c.db").display());
-    let db = Db::connect(&db_url).await.unwrap();
-    db.migrate().await.unwrap();
-    let keys = Arc::new(MasterKeys::parse(K1).unwrap());
-    dbcrate_control::secrets::audit_key::load(&db, &keys, "2026-11-29T05:00:00Z")
-        .await
-        .unwrap();
-    let org = orgs::create(&db, &keys, "Acme", "system:test", "2026-11-29T05:00:00Z")
-        .await
-        .unwrap();
+    let control = common::control::control_db(
+        &dir.path().join("c.db"),
+        "Acme",
+        "system:test",
+        "2026-11-29T05:00:00Z",
+    )
+    .await;
     let now = dbcrate_core::time::unix_now();
     Basis {
         server,
         dir,
-        db,
-        db_url,
-        keys,
-        org,
+        db: control.db,
+        db_url: control.url,
+        keys: control.keys,
+        org: control.org,
         now,
+    }
+}
+
+impl Basis {
+    /// The organisation, acted in as `system:test` at the basis' time.
+    pub fn tenant(&self) -> common::control::Tenant<'_> {
+        common::control::Tenant {
+            db: &self.db,
+            keys: &self.keys,
+            org_id: &self.org.id,
+            actor: "system:test",
+            now: self.now,
+        }
     }
 }
 
@@ -98,32 +107,17 @@ pub async fn enrol_and_schedule(
         ..
     } = basis;
     let now = *now;
-    let token = agents::create_token(db, &org.id, "db host", None, "system:test", now)
-        .await
-        .unwrap();
-    let token_file = dir.path().join("token");
-    std::fs::write(&token_file, token.token.expose_secret()).unwrap();
     let data = dir.path().join("agent");
-    let out = tokio::process::Command::from(common::agent())
-        .arg("enroll")
-        .args([
-            "--control-url",
-            agent_url,
-            "--server-fingerprint",
-            fingerprint,
-        ])
-        .arg("--token-file")
-        .arg(&token_file)
-        .arg("--data-dir")
-        .arg(&data)
-        .output()
-        .await
-        .unwrap();
-    assert!(out.status.success(), "{}", common::stderr_of(&out));
-    let agent_id = serde_json::from_slice::<Value>(&out.stdout).unwrap()["agent_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let agent_id = basis
+        .tenant()
+        .enrol(
+            tokio::process::Command::from(common::agent()),
+            "db host",
+            (agent_url, fingerprint),
+            dir.path(),
+            &data,
+        )
+        .await;
 
     let database = register_database(basis, "shop", &agent_id).await;
     let target = dir.path().join("backups");
@@ -194,25 +188,10 @@ pub async fn register_database(
     name: &str,
     agent_id: &str,
 ) -> databases::DatabaseInfo {
-    databases::create(
-        &basis.db,
-        &basis.keys,
-        &basis.org.id,
-        &databases::NewDatabase {
-            name,
-            host: "127.0.0.1",
-            port: i64::from(basis.server.port()),
-            dbname: name,
-            username: "postgres",
-            tls_mode: "disable",
-            password: Some(&SecretString::new(basis.server.password().to_string())),
-            agent_id,
-        },
-        "system:test",
-        basis.now,
-    )
-    .await
-    .unwrap()
+    basis
+        .tenant()
+        .register_database(&basis.server, name, agent_id)
+        .await
 }
 
 /// A basis with an in-process control plane, an enrolled agent and a due schedule.
