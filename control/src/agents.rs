@@ -6,7 +6,7 @@
 //! the same transaction that records the agent and its certificate, with a conditional
 //! update, so two agents racing with one token cannot both enrol.
 
-use crate::audit::{record, record_in};
+use crate::audit::{record, record_in, AuditAction};
 use crate::db::{end_write, Db};
 use crate::envelope::MasterKeys;
 use crate::error::{is_id, new_id, Code, Error, Result};
@@ -14,7 +14,7 @@ use crate::pki::identity::AgentIdentity;
 use crate::pki::{ca, crl, issue};
 use crate::tokens::{new_token, token_hash};
 use dbcrate_core::secret::SecretString;
-use sqlx::{AnyConnection, Row};
+use sqlx::AnyConnection;
 
 /// What every enrolment token starts with.
 pub const TOKEN_PREFIX: &str = "dbce_";
@@ -73,7 +73,7 @@ pub async fn create_token(
             &mut conn,
             org_id,
             actor,
-            "agent.enrolment_token.create",
+            AuditAction::AgentEnrolmentTokenCreate,
             &format!("enrolment_token:{id}"),
             details,
             now,
@@ -117,6 +117,21 @@ pub struct Enrolled {
     pub not_after: i64,
 }
 
+/// An enrolment token as found by its hash.
+struct EnrolmentToken {
+    id: String,
+    org_id: String,
+    expires_at: i64,
+    used_at: Option<i64>,
+}
+
+crate::rows::from_row!(EnrolmentToken {
+    id,
+    org_id,
+    expires_at,
+    used_at
+});
+
 fn refused(message: &str) -> Error {
     Error::new(Code::NotSignedIn, message)
 }
@@ -129,7 +144,12 @@ pub async fn enrol(
     lifetime_secs: i64,
     now: i64,
 ) -> Result<Enrolled> {
-    let row = sqlx::query(
+    let EnrolmentToken {
+        id: token_id,
+        org_id,
+        expires_at,
+        used_at,
+    } = sqlx::query_as(
         "SELECT id, org_id, expires_at, used_at FROM enrolment_tokens WHERE token_hash = $1",
     )
     .bind(token_hash(request.token.expose_secret()))
@@ -138,10 +158,6 @@ pub async fn enrol(
     .ok_or_else(|| {
         refused("the enrolment token is not valid: create a new one in the control plane")
     })?;
-    let token_id: String = row.try_get(0)?;
-    let org_id: String = row.try_get(1)?;
-    let expires_at: i64 = row.try_get(2)?;
-    let used_at: Option<i64> = row.try_get(3)?;
     let target = format!("enrolment_token:{token_id}");
     let (org_ref, target_ref) = (&org_id, &target);
     let refuse = |reason: &'static str, error: Error| async move {
@@ -150,7 +166,7 @@ pub async fn enrol(
             db,
             org_ref,
             "anonymous",
-            "agent.enrol.refused",
+            AuditAction::AgentEnrolRefused,
             target_ref,
             details,
             now,
@@ -216,7 +232,7 @@ pub async fn enrol(
         let details = serde_json::json!({
             "name": name, "token": token_id, "serial": issued.serial, "not_after": issued.not_after,
         });
-        record_in(&mut conn, &org_id, &format!("agent:{agent_id}"), "agent.enrol", &format!("agent:{agent_id}"), details, now).await
+        record_in(&mut conn, &org_id, &format!("agent:{agent_id}"), AuditAction::AgentEnrol, &format!("agent:{agent_id}"), details, now).await
     }
     .await;
     end_write(conn, stored).await?;
@@ -249,12 +265,24 @@ async fn insert_certificate(
     Ok(())
 }
 
+/// When an agent's certificate, and the agent, were revoked (if they were).
+struct Revocations {
+    certificate_revoked_at: Option<i64>,
+    agent_revoked_at: Option<i64>,
+}
+
+crate::rows::from_row!(Revocations {
+    certificate_revoked_at,
+    agent_revoked_at
+});
+
 /// Refuses a verified certificate whose agent or serial has been revoked (the TLS
 /// layer's CRL check is the first line; this one also covers the moments before a
 /// replica reloads its CRLs).
 pub async fn check_live(db: &Db, identity: &AgentIdentity) -> Result<()> {
-    let row = sqlx::query(
-        "SELECT c.revoked_at, a.revoked_at FROM agent_certificates c \
+    let revoked: Revocations = sqlx::query_as(
+        "SELECT c.revoked_at AS certificate_revoked_at, a.revoked_at AS agent_revoked_at \
+         FROM agent_certificates c \
          JOIN agents a ON a.id = c.agent_id \
          WHERE c.serial = $1 AND c.agent_id = $2 AND c.org_id = $3",
     )
@@ -264,9 +292,7 @@ pub async fn check_live(db: &Db, identity: &AgentIdentity) -> Result<()> {
     .fetch_optional(db.pool())
     .await?
     .ok_or_else(|| refused("this agent certificate is unknown here: re-enrol the agent"))?;
-    let cert_revoked: Option<i64> = row.try_get(0)?;
-    let agent_revoked: Option<i64> = row.try_get(1)?;
-    if cert_revoked.is_some() || agent_revoked.is_some() {
+    if revoked.certificate_revoked_at.is_some() || revoked.agent_revoked_at.is_some() {
         return Err(refused("this agent has been revoked"));
     }
     Ok(())
@@ -315,7 +341,7 @@ pub async fn renew(
             "previous_serial": identity.serial, "serial": issued.serial, "not_after": issued.not_after,
         });
         let agent = format!("agent:{}", identity.agent_id);
-        record_in(&mut conn, &identity.org_id, &agent, "agent.certificate.renew", &agent, details, now).await
+        record_in(&mut conn, &identity.org_id, &agent, AuditAction::AgentCertificateRenew, &agent, details, now).await
     }
     .await;
     end_write(conn, stored).await?;
@@ -337,27 +363,25 @@ pub struct AgentInfo {
     pub certificate_not_after: Option<i64>,
 }
 
+crate::rows::from_row!(AgentInfo {
+    id,
+    name,
+    created_at,
+    revoked_at,
+    certificate_not_after,
+});
+
 /// The organisation's agents.
 pub async fn list(db: &Db, org_id: &str) -> Result<Vec<AgentInfo>> {
-    let rows = sqlx::query(
+    Ok(sqlx::query_as(
         "SELECT a.id, a.name, a.created_at, a.revoked_at, \
          (SELECT max(c.not_after) FROM agent_certificates c WHERE c.agent_id = a.id) \
+         AS certificate_not_after \
          FROM agents a WHERE a.org_id = $1 ORDER BY a.created_at, a.id",
     )
     .bind(org_id)
     .fetch_all(db.pool())
-    .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(AgentInfo {
-                id: r.try_get(0)?,
-                name: r.try_get(1)?,
-                created_at: r.try_get(2)?,
-                revoked_at: r.try_get(3)?,
-                certificate_not_after: r.try_get(4)?,
-            })
-        })
-        .collect()
+    .await?)
 }
 
 /// Revokes an agent: all its certificates go into the organisation's CRL, which is
@@ -398,7 +422,7 @@ pub async fn revoke(
             .execute(&mut *conn)
             .await?;
         let details = serde_json::json!({ "serials": serials });
-        record_in(&mut conn, org_id, actor, "agent.revoke", &format!("agent:{agent_id}"), details, now).await?;
+        record_in(&mut conn, org_id, actor, AuditAction::AgentRevoke, &format!("agent:{agent_id}"), details, now).await?;
         Ok(serials)
     }
     .await;

@@ -10,14 +10,16 @@
 //! of a chain leaves a shorter valid chain; exported chain heads
 //! ([`crate::audit::heads`]) detect that.
 
+pub mod action;
 pub mod chain_key;
 pub mod heads;
 pub mod query;
 
+pub use action::AuditAction;
+
 use crate::db::{end_write, Db};
 use chain_key::ChainKey;
 use sha2::{Digest, Sha256};
-use sqlx::Row;
 use std::collections::HashMap;
 
 /// The `prev_hash` of an organisation's first row.
@@ -30,7 +32,7 @@ pub const INSTANCE_CHAIN: &str = "_instance";
 
 /// The action of the instance-chain row that seals the unkeyed rows written before the
 /// key existed.
-pub const SEAL_ACTION: &str = "audit.chain.keyed";
+pub const SEAL_ACTION: AuditAction = AuditAction::AuditChainKeyed;
 
 /// What happened, by whom, to what. `details` is a JSON object with no secret in it.
 #[derive(Debug, Clone)]
@@ -39,8 +41,8 @@ pub struct AuditEvent<'a> {
     pub org_id: &'a str,
     /// Who acted (`user:…`, `agent:…`, `system`).
     pub actor: &'a str,
-    /// What was done (`secret.unwrap`, `org.create`, …).
-    pub action: &'a str,
+    /// What was done.
+    pub action: AuditAction,
     /// On what (`secret:…`, `org:…`).
     pub target: &'a str,
     /// Further facts, as JSON.
@@ -58,7 +60,7 @@ pub struct AuditRow {
     pub at: String,
     /// Who.
     pub actor: String,
-    /// What.
+    /// What, as stored: an [`AuditAction`]'s text, or an older binary's.
     pub action: String,
     /// On what.
     pub target: String,
@@ -117,7 +119,7 @@ pub async fn record(
     db: &Db,
     org_id: &str,
     actor: &str,
-    action: &str,
+    action: AuditAction,
     target: &str,
     details: serde_json::Value,
     now: i64,
@@ -138,7 +140,7 @@ pub async fn record_in(
     conn: &mut sqlx::AnyConnection,
     org_id: &str,
     actor: &str,
-    action: &str,
+    action: AuditAction,
     target: &str,
     details: serde_json::Value,
     now: i64,
@@ -167,14 +169,35 @@ pub async fn append(db: &Db, event: &AuditEvent<'_>, at: &str) -> Result<AuditRo
     }
 }
 
+/// SQLite's primary result codes for a database busy with another writer and a locked
+/// table; extended codes carry them in their low byte (517 is `SQLITE_BUSY_SNAPSHOT`).
+const SQLITE_BUSY: i32 = 5;
+const SQLITE_LOCKED: i32 = 6;
+
+/// Whether `e` is a clash with a concurrent writer that running the append's own
+/// transaction again resolves, told by the database's error code (messages vary with
+/// versions and locales): the (org, seq) unique key taken first by another writer, on
+/// either engine; SQLite busy or locked, with any extended code; PostgreSQL
+/// serialization failure (40001) or deadlock (40P01).
 fn is_conflict(e: &sqlx::Error) -> bool {
-    match e {
-        sqlx::Error::Database(d) => {
-            d.is_unique_violation()
-                || d.message().contains("locked")
-                || d.message().contains("busy")
-        }
-        _ => false,
+    let sqlx::Error::Database(d) = e else {
+        return false;
+    };
+    if d.is_unique_violation() {
+        return true;
+    }
+    let code = d.code();
+    let code = code.as_deref().unwrap_or("");
+    if d.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+        code.parse::<i32>()
+            .is_ok_and(|c| matches!(c & 0xff, SQLITE_BUSY | SQLITE_LOCKED))
+    } else if d
+        .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+        .is_some()
+    {
+        matches!(code, "40001" | "40P01")
+    } else {
+        false
     }
 }
 
@@ -183,6 +206,14 @@ async fn try_append(db: &Db, event: &AuditEvent<'_>, at: &str) -> Result<AuditRo
     let inserted = append_in(&mut conn, event, at).await;
     end_write(conn, inserted).await
 }
+
+/// A chain's newest row: where the next one links.
+struct ChainEnd {
+    seq: i64,
+    hash: String,
+}
+
+crate::rows::from_row!(ChainEnd { seq, hash });
 
 /// Appends inside the caller's transaction on `conn` (from [`Db::begin`]),
 /// so that the row commits or rolls back with the change it records.
@@ -201,13 +232,14 @@ pub async fn append_in(
             .fetch_one(&mut *conn)
             .await?;
     }
-    let last =
-        sqlx::query("SELECT seq, hash FROM audit_log WHERE org_id = $1 ORDER BY seq DESC LIMIT 1")
-            .bind(event.org_id)
-            .fetch_optional(&mut *conn)
-            .await?;
+    let last: Option<ChainEnd> = sqlx::query_as(
+        "SELECT seq, hash FROM audit_log WHERE org_id = $1 ORDER BY seq DESC LIMIT 1",
+    )
+    .bind(event.org_id)
+    .fetch_optional(&mut *conn)
+    .await?;
     let (seq, prev_hash) = match last {
-        Some(row) => (row.try_get::<i64, _>(0)? + 1, row.try_get::<String, _>(1)?),
+        Some(end) => (end.seq + 1, end.hash),
         None => (1, GENESIS.to_string()),
     };
     let mut row = AuditRow {
@@ -215,7 +247,7 @@ pub async fn append_in(
         seq,
         at: at.into(),
         actor: event.actor.into(),
-        action: event.action.into(),
+        action: event.action.as_str().into(),
         target: event.target.into(),
         details: event.details.into(),
         prev_hash,
@@ -243,34 +275,28 @@ pub async fn append_in(
 
 /// The organisation's rows in chain order.
 pub async fn rows(db: &Db, org_id: &str) -> Result<Vec<AuditRow>, sqlx::Error> {
-    let found = sqlx::query(&format!(
+    sqlx::query_as(&format!(
         "SELECT {ROW_COLUMNS} FROM audit_log WHERE org_id = $1 ORDER BY id"
     ))
     .bind(org_id)
     .fetch_all(db.pool())
-    .await?;
-    found.iter().map(AuditRow::from_row).collect()
+    .await
 }
 
-/// The columns [`AuditRow::from_row`] reads, in its order.
+/// The columns an [`AuditRow`] is read from.
 pub const ROW_COLUMNS: &str = "org_id, seq, at, actor, action, target, details, prev_hash, hash";
 
-impl AuditRow {
-    /// A row selected with [`ROW_COLUMNS`].
-    pub fn from_row(r: &sqlx::any::AnyRow) -> Result<Self, sqlx::Error> {
-        Ok(Self {
-            org_id: r.try_get(0)?,
-            seq: r.try_get(1)?,
-            at: r.try_get(2)?,
-            actor: r.try_get(3)?,
-            action: r.try_get(4)?,
-            target: r.try_get(5)?,
-            details: r.try_get(6)?,
-            prev_hash: r.try_get(7)?,
-            hash: r.try_get(8)?,
-        })
-    }
-}
+crate::rows::from_row!(AuditRow {
+    org_id,
+    seq,
+    at,
+    actor,
+    action,
+    target,
+    details,
+    prev_hash,
+    hash,
+});
 
 /// Verifies chains: holds the audit chain key and where each chain's unkeyed rows
 /// (written before the chain was keyed) end.
@@ -362,7 +388,10 @@ pub async fn verify(db: &Db, org_id: &str) -> Result<Result<usize, ChainBreak>, 
 /// A forged or edited seal gives no unkeyed rows at all, so every chain then fails.
 pub fn unkeyed_heads(instance_rows: &[AuditRow], key: &ChainKey) -> HashMap<String, (i64, String)> {
     let mut heads = HashMap::new();
-    let Some(seal) = instance_rows.iter().find(|r| r.action == SEAL_ACTION) else {
+    let Some(seal) = instance_rows
+        .iter()
+        .find(|r| r.action == SEAL_ACTION.as_str())
+    else {
         return heads;
     };
     if keyed_row_hash(key, &seal.prev_hash, seal) != seal.hash {
@@ -379,4 +408,73 @@ pub fn unkeyed_heads(instance_rows: &[AuditRow], key: &ChainKey) -> HashMap<Stri
         }
     }
     heads
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_conflict;
+    use sqlx::{AnyConnection, Connection};
+
+    /// A connection through `sqlx::Any`, as the control plane's, that does not wait on a
+    /// busy database.
+    async fn open(path: &std::path::Path) -> AnyConnection {
+        sqlx::any::install_default_drivers();
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        let mut conn = AnyConnection::connect(&url).await.unwrap();
+        sqlx::raw_sql("PRAGMA busy_timeout = 0")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        conn
+    }
+
+    /// A writer that finds the database taken (SQLITE_BUSY) or the sequence number taken
+    /// (a unique violation) retries; any other database error does not.
+    #[tokio::test]
+    async fn conflicts_are_told_by_their_code() {
+        let dir = std::env::temp_dir().join(format!(
+            "dbcrate-audit-conflict-{}",
+            dbcrate_core::hex::encode(&*crate::error::random_bytes::<8>().unwrap())
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("db.sqlite");
+        let mut first = open(&path).await;
+        let mut second = open(&path).await;
+        sqlx::raw_sql("CREATE TABLE t (id INTEGER PRIMARY KEY)")
+            .execute(&mut first)
+            .await
+            .unwrap();
+        sqlx::raw_sql("INSERT INTO t (id) VALUES (1)")
+            .execute(&mut first)
+            .await
+            .unwrap();
+
+        let taken = sqlx::raw_sql("INSERT INTO t (id) VALUES (1)")
+            .execute(&mut second)
+            .await
+            .unwrap_err();
+        assert!(is_conflict(&taken), "{taken}");
+
+        sqlx::raw_sql("BEGIN IMMEDIATE")
+            .execute(&mut first)
+            .await
+            .unwrap();
+        let busy = sqlx::raw_sql("BEGIN IMMEDIATE")
+            .execute(&mut second)
+            .await
+            .unwrap_err();
+        assert!(is_conflict(&busy), "{busy}");
+        sqlx::raw_sql("ROLLBACK").execute(&mut first).await.unwrap();
+
+        let other = sqlx::raw_sql("INSERT INTO missing (id) VALUES (1)")
+            .execute(&mut second)
+            .await
+            .unwrap_err();
+        assert!(!is_conflict(&other), "{other}");
+        assert!(!is_conflict(&sqlx::Error::RowNotFound));
+
+        let _ = first.close().await;
+        let _ = second.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -9,6 +9,7 @@
 //! | [`envelope`] | encryption of each secret under its own key, wrapped by the master key from the environment |
 //! | [`error`], [`names`], [`tokens`] | the error type and ids; checks on names people type; bearer tokens and their hashes |
 //! | [`db`] | the embedded SQLite or a PostgreSQL database, schema kept in step with the binary |
+//! | [`rows`] | rows read into structs by column name; enums stored as their text |
 //! | [`audit`] | the one way to write the append-only, hash-chained audit log; its chain key, heads and queries |
 //! | [`secrets`] | sealed secrets in the database (every unwrap audited), the audit key's custody, customer-sealed org keys |
 //! | [`accounts`] | people: passwords, sessions, second factors, roles, members, invitations, API tokens, throttling |
@@ -37,6 +38,7 @@ pub mod local;
 pub mod names;
 pub mod orgs;
 pub mod pki;
+pub mod rows;
 pub mod secrets;
 pub mod server;
 pub mod setup;

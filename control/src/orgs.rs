@@ -3,7 +3,7 @@
 //! secret, unwrapped only for customer-initiated operations, each audited.
 
 use crate::accounts::throttle::Attempt;
-use crate::audit::{self, AuditEvent};
+use crate::audit::{self, AuditAction, AuditEvent};
 use crate::db::{end_write, Db};
 use crate::envelope::MasterKeys;
 use crate::error::{new_id, Code, Error, Result};
@@ -11,7 +11,6 @@ use crate::secrets;
 use crate::secrets::customer_seal::{self, Passphrase};
 use age::secrecy::ExposeSecret;
 use dbcrate_core::secret::SecretString;
-use sqlx::Row;
 
 /// The purpose recorded with an organisation's private key.
 pub const ORG_KEY_PURPOSE: &str = "org-private-key";
@@ -26,6 +25,12 @@ pub struct Org {
     /// Its age recipient (`age1…`): what every backup is encrypted to.
     pub recipient: String,
 }
+
+crate::rows::from_row!(Org {
+    id,
+    name,
+    recipient
+});
 
 /// Creates an organisation with a fresh key pair, in one transaction with its audit row.
 pub async fn create(db: &Db, keys: &MasterKeys, name: &str, actor: &str, now: &str) -> Result<Org> {
@@ -81,7 +86,7 @@ pub async fn create_in(
         &AuditEvent {
             org_id: &id,
             actor,
-            action: "org.create",
+            action: AuditAction::OrgCreate,
             target: &format!("org:{id}"),
             details: &details,
         },
@@ -97,19 +102,12 @@ pub async fn create_in(
 
 /// Looks an organisation up by id.
 pub async fn get(db: &Db, org_id: &str) -> Result<Option<Org>> {
-    let row = sqlx::query("SELECT id, name, recipient FROM orgs WHERE id = $1")
-        .bind(org_id)
-        .fetch_optional(db.pool())
-        .await?;
-    Ok(row
-        .map(|r| -> std::result::Result<Org, sqlx::Error> {
-            Ok(Org {
-                id: r.try_get(0)?,
-                name: r.try_get(1)?,
-                recipient: r.try_get(2)?,
-            })
-        })
-        .transpose()?)
+    Ok(
+        sqlx::query_as("SELECT id, name, recipient FROM orgs WHERE id = $1")
+            .bind(org_id)
+            .fetch_optional(db.pool())
+            .await?,
+    )
 }
 
 /// The organisation's private key as a standard age identity file
@@ -147,7 +145,7 @@ pub async fn export_recovery_key_with(
         &AuditEvent {
             org_id,
             actor,
-            action: "org.recovery_key.export",
+            action: AuditAction::OrgRecoveryKeyExport,
             target: &format!("org:{org_id}"),
             details: &details,
         },
@@ -221,19 +219,32 @@ struct KeyRow {
     mode: KeyMode,
 }
 
+/// The key columns of an organisation's row, as stored.
+struct StoredKey {
+    recipient: String,
+    private_key_secret_id: Option<String>,
+    key_mode: String,
+}
+
+crate::rows::from_row!(StoredKey {
+    recipient,
+    private_key_secret_id,
+    key_mode
+});
+
 async fn key_row(db: &Db, org_id: &str) -> Result<KeyRow> {
-    let row =
-        sqlx::query("SELECT recipient, private_key_secret_id, key_mode FROM orgs WHERE id = $1")
+    let stored: StoredKey =
+        sqlx::query_as("SELECT recipient, private_key_secret_id, key_mode FROM orgs WHERE id = $1")
             .bind(org_id)
             .fetch_optional(db.pool())
             .await?
             .ok_or_else(|| Error::not_found(format!("organisation {org_id} not found")))?;
-    let secret_id: Option<String> = row.try_get(1)?;
     Ok(KeyRow {
-        recipient: row.try_get(0)?,
-        secret_id: secret_id
+        recipient: stored.recipient,
+        secret_id: stored
+            .private_key_secret_id
             .ok_or_else(|| Error::internal("the organisation has no private key"))?,
-        mode: KeyMode::parse(&row.try_get::<String, _>(2)?)?,
+        mode: KeyMode::parse(&stored.key_mode)?,
     })
 }
 
@@ -300,7 +311,7 @@ pub async fn unlock_private_key(
                 &AuditEvent {
                     org_id,
                     actor,
-                    action: "org.key.customer_seal.wrong_passphrase",
+                    action: AuditAction::OrgCustomerSealWrongPassphrase,
                     target: &format!("org:{org_id}"),
                     details: &details,
                 },
@@ -377,7 +388,7 @@ pub async fn enable_customer_seal(
         org_id,
         (&row.secret_id, KeyMode::Managed),
         (blob.as_bytes(), KeyMode::CustomerSealed),
-        ("org.key.customer_seal.enable", details),
+        (AuditAction::OrgCustomerSealEnable, details),
         actor,
         now,
     )
@@ -418,7 +429,7 @@ pub async fn disable_customer_seal(
         org_id,
         (&row.secret_id, KeyMode::CustomerSealed),
         (&private, KeyMode::Managed),
-        ("org.key.customer_seal.disable", serde_json::json!({})),
+        (AuditAction::OrgCustomerSealDisable, serde_json::json!({})),
         actor,
         now,
     )
@@ -450,7 +461,7 @@ async fn replace_key(
     org_id: &str,
     old: (&str, KeyMode),
     new: (&[u8], KeyMode),
-    audit_row: (&str, serde_json::Value),
+    audit_row: (AuditAction, serde_json::Value),
     actor: &str,
     now: &str,
 ) -> Result<()> {

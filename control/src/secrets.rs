@@ -9,11 +9,11 @@
 pub mod audit_key;
 pub mod customer_seal;
 
-use crate::audit::{self, AuditEvent, INSTANCE_CHAIN};
+use crate::audit::{self, AuditAction, AuditEvent, INSTANCE_CHAIN};
 use crate::db::Db;
 use crate::envelope::{MasterKeys, SealedSecret, SecretContext};
 use crate::error::{new_id, Error, Result};
-use sqlx::{AnyConnection, Row};
+use sqlx::AnyConnection;
 use zeroize::Zeroizing;
 
 /// Whose secret it is.
@@ -124,27 +124,43 @@ struct Stored {
     sealed: SealedSecret,
 }
 
+/// A secret's row as selected by [`load`] (the owner column named `owner_id` in every
+/// table).
+struct StoredRow {
+    owner_id: String,
+    purpose: String,
+    master_key_id: String,
+    wrapped_dek: Vec<u8>,
+    ciphertext: Vec<u8>,
+}
+
+crate::rows::from_row!(StoredRow {
+    owner_id,
+    purpose,
+    master_key_id,
+    wrapped_dek,
+    ciphertext,
+});
+
 async fn load(db: &Db, kind: Owner<'_>, secret_id: &str) -> Result<Option<Stored>> {
-    let row = sqlx::query(&format!(
-        "SELECT {}, purpose, master_key_id, wrapped_dek, ciphertext FROM {} WHERE id = $1",
+    let row: Option<StoredRow> = sqlx::query_as(&format!(
+        "SELECT {} AS owner_id, purpose, master_key_id, wrapped_dek, ciphertext FROM {} \
+         WHERE id = $1",
         kind.column(),
         kind.table()
     ))
     .bind(secret_id)
     .fetch_optional(db.pool())
     .await?;
-    row.map(|r| {
-        Ok(Stored {
-            owner_id: r.try_get(0)?,
-            purpose: r.try_get(1)?,
-            sealed: SealedSecret {
-                master_key_id: r.try_get(2)?,
-                wrapped_dek: r.try_get(3)?,
-                ciphertext: r.try_get(4)?,
-            },
-        })
-    })
-    .transpose()
+    Ok(row.map(|r| Stored {
+        owner_id: r.owner_id,
+        purpose: r.purpose,
+        sealed: SealedSecret {
+            master_key_id: r.master_key_id,
+            wrapped_dek: r.wrapped_dek,
+            ciphertext: r.ciphertext,
+        },
+    }))
 }
 
 /// Which secret, and what it must be for.
@@ -218,7 +234,7 @@ async fn record_unwrap_by(
         &AuditEvent {
             org_id: secret.owner.chain(),
             actor,
-            action: "secret.unwrap",
+            action: AuditAction::SecretUnwrap,
             target: &format!("secret:{}", secret.id),
             details: &details,
         },
@@ -330,7 +346,7 @@ pub async fn rotate_master_key(
                     &AuditEvent {
                         org_id: owner.chain(),
                         actor,
-                        action: "master_key.rotate",
+                        action: AuditAction::MasterKeyRotate,
                         target: &format!("secret:{id}"),
                         details: &details,
                     },

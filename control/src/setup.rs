@@ -1,6 +1,7 @@
 //! `dbcrate-control init`: the first organisation and its owner, once.
 
 use crate::accounts::passwords;
+use crate::accounts::roles::Role;
 use crate::accounts::users;
 use crate::db::{end_write, Db};
 use crate::envelope::MasterKeys;
@@ -41,7 +42,7 @@ pub async fn init(
     let created: Result<(Org, String)> = async {
         let org = orgs::create_in(&mut conn, keys, org_name, "system:init", now).await?;
         let owner = users::create_in(&mut conn, owner_email, &password, true, now).await?;
-        users::add_member_in(&mut conn, &org.id, &owner, "owner", "system:init", now).await?;
+        users::add_member_in(&mut conn, &org.id, &owner, Role::Owner, "system:init", now).await?;
         Ok((org, owner))
     }
     .await;

@@ -6,7 +6,7 @@
 
 mod common;
 
-use dbcrate_control::audit::{self, AuditEvent, INSTANCE_CHAIN};
+use dbcrate_control::audit::{self, AuditAction, AuditEvent, INSTANCE_CHAIN};
 use dbcrate_control::db::{binary_schema_version, Db, Engine};
 use dbcrate_control::envelope::MasterKeys;
 use dbcrate_control::secrets::audit_key;
@@ -68,7 +68,7 @@ async fn write_five(db: &Db, org: &str) {
         let event = AuditEvent {
             org_id: org,
             actor: "user:alice",
-            action: "secret.unwrap",
+            action: AuditAction::SecretUnwrap,
             target: &target,
             details: r#"{"reason":"managed restore"}"#,
         };
@@ -262,7 +262,7 @@ async fn concurrent_appends(db: Db) {
             let event = AuditEvent {
                 org_id: "org-x",
                 actor: "system",
-                action: "test",
+                action: AuditAction::SecretUnwrap,
                 target: &target,
                 details: "{}",
             };
@@ -301,7 +301,7 @@ async fn unkeyed_chains_are_sealed(db: Db) {
         let event = AuditEvent {
             org_id: "org-old",
             actor: "user:alice",
-            action: "member.add",
+            action: AuditAction::MemberAdd,
             target: "user:bob",
             details: "{}",
         };

@@ -68,26 +68,64 @@ fn control(e: impl std::fmt::Display) -> KitError {
     KitError::new(format!("control plane: {e}"))
 }
 
+/// The steps the README promises, in order; each prints what it does.
 async fn run() -> Result<(), KitError> {
     let deps = Deps::from_env();
     let major = *PG_MAJORS.last().unwrap_or(&18);
     let started = Instant::now();
     let work = TempDir::new("demo")?;
 
+    let (source, before) = start_source(&deps, major)?;
+    let plane = start_control_plane(&work).await?;
+    let data = work.path().join("agent");
+    let (agent_bin, agent_id) = enrol(&plane, &work, &data).await?;
+    let bucket = work.path().join("bucket");
+    let database_id = register_and_schedule(&plane, &source, &agent_id, &bucket).await?;
+    let object = back_up(&plane, &source, &agent_bin, &data, &bucket, &database_id).await?;
+    let key_file = export_recovery_key(&plane, &work).await?;
+    restore_and_compare(&deps, major, &key_file, &object, &before)?;
+
+    let chain = dbcrate_control::audit::verify(&plane.db, &plane.org.id)
+        .await
+        .map_err(control)?;
+    step(&format!(
+        "done in {:.1} s: enrolled, scheduled, backed up by the agent, restored with stock \
+         age, zstd and pg_restore only; audit chain intact ({} rows)",
+        started.elapsed().as_secs_f64(),
+        chain.map_err(|b| KitError::new(format!("audit chain broken at {}", b.seq)))?
+    ));
+    Ok(())
+}
+
+/// A throwaway PostgreSQL `major` with the sample database `shop`, and its fingerprint.
+fn start_source(deps: &Deps, major: u32) -> Result<(PgServer, String), KitError> {
     step(&format!(
         "starting a throwaway PostgreSQL {major} with sample data"
     ));
-    let source = PgServer::start_with(&deps, major)?;
+    let source = PgServer::start_with(deps, major)?;
     source.create_database("shop")?;
     source.psql("shop", SAMPLE)?;
     let before = source.psql("shop", FINGERPRINT)?;
     println!("    source: {before}");
+    Ok((source, before))
+}
 
+/// The control plane the demo runs: its database, keys, organisation and listeners.
+struct Plane {
+    db: Db,
+    keys: Arc<MasterKeys>,
+    org: orgs::Org,
+    local: local::LocalControlPlane,
+    /// When the demo started (Unix seconds), and the same as RFC 3339.
+    now: i64,
+    stamp: String,
+}
+
+/// A control plane on embedded defaults: SQLite in `work`, a random master key, the
+/// organisation Demo, self-signed TLS on loopback.
+async fn start_control_plane(work: &TempDir) -> Result<Plane, KitError> {
     step("starting the control plane on embedded defaults (SQLite, self-signed TLS, loopback)");
-    let url = format!(
-        "sqlite://{}?mode=rwc",
-        work.path().join("control.db").display()
-    );
+    let url = dbcrate_testkit::sqlite_url(&work.path().join("control.db"));
     let db = Db::connect(&url).await.map_err(control)?;
     db.migrate().await.map_err(control)?;
     let mut key = [0u8; 32];
@@ -114,7 +152,7 @@ async fn run() -> Result<(), KitError> {
         ..AgentSettings::default()
     };
     let reach = local::loopback_reach(work.path()).map_err(control)?;
-    let plane = local::start(
+    let local = local::start(
         db.clone(),
         keys.clone(),
         &work.path().join("tls"),
@@ -129,30 +167,48 @@ async fn run() -> Result<(), KitError> {
     );
     println!(
         "    API {} · agents {} · TLS SHA-256 {}",
-        plane.api_url, plane.agent_url, plane.fingerprint
+        local.api_url, local.agent_url, local.fingerprint
     );
+    Ok(Plane {
+        db,
+        keys,
+        org: init.org,
+        local,
+        now,
+        stamp,
+    })
+}
 
+/// Enrols this host's agent (the `dbcrate-agent` built next to the demo) into the data
+/// directory `data` with a one-time token; returns the binary and the agent's id.
+async fn enrol(plane: &Plane, work: &TempDir, data: &Path) -> Result<(PathBuf, String), KitError> {
     step("enrolling this host's agent (one-time token, key made here, mutual TLS)");
     let agent_bin = sibling_binary("dbcrate-agent")?;
-    let token = agents::create_token(&db, &init.org.id, "demo host", None, "user:demo", now)
-        .await
-        .map_err(control)?;
+    let token = agents::create_token(
+        &plane.db,
+        &plane.org.id,
+        "demo host",
+        None,
+        "user:demo",
+        plane.now,
+    )
+    .await
+    .map_err(control)?;
     let token_file = work.path().join("token");
     std::fs::write(&token_file, token.token.expose_secret())
         .map_err(|e| KitError::io("writing the token", e))?;
-    let data = work.path().join("agent");
     let enrolled = Command::new(&agent_bin)
         .arg("enroll")
         .args([
             "--control-url",
-            &plane.agent_url,
+            &plane.local.agent_url,
             "--server-fingerprint",
-            &plane.fingerprint,
+            &plane.local.fingerprint,
         ])
         .arg("--token-file")
         .arg(&token_file)
         .arg("--data-dir")
-        .arg(&data)
+        .arg(data)
         .env("DBCRATE_LOG", "warn")
         .stderr(Stdio::inherit())
         .output()
@@ -167,12 +223,23 @@ async fn run() -> Result<(), KitError> {
         .and_then(|v| v["agent_id"].as_str().map(String::from))
         .ok_or_else(|| KitError::new("enroll printed no agent id"))?;
     println!("    agent {agent_id}");
+    Ok((agent_bin, agent_id))
+}
 
+/// Registers `shop` of `source` for the agent, a directory destination `bucket`
+/// (probed) and a daily schedule, and runs that schedule now; returns the database's id.
+async fn register_and_schedule(
+    plane: &Plane,
+    source: &PgServer,
+    agent_id: &str,
+    bucket: &Path,
+) -> Result<String, KitError> {
     step("registering the database, a directory destination (probed) and a schedule");
+    let (db, keys, org_id, now) = (&plane.db, &plane.keys, &plane.org.id, plane.now);
     let database = databases::create(
-        &db,
-        &keys,
-        &init.org.id,
+        db,
+        keys,
+        org_id,
         &databases::NewDatabase {
             name: "shop",
             host: "127.0.0.1",
@@ -183,22 +250,21 @@ async fn run() -> Result<(), KitError> {
             password: Some(&dbcrate_core::secret::SecretString::new(
                 source.password().to_string(),
             )),
-            agent_id: &agent_id,
+            agent_id,
         },
         "user:demo",
         now,
     )
     .await
     .map_err(control)?;
-    let bucket = work.path().join("bucket");
-    std::fs::create_dir_all(&bucket)
+    std::fs::create_dir_all(bucket)
         .map_err(|e| KitError::io("creating the bucket directory", e))?;
     let dest_settings = serde_json::json!({ "path": bucket });
     let (destination, _) = destinations::create(
-        &db,
-        &keys,
-        &plane.state.reach,
-        &init.org.id,
+        db,
+        keys,
+        &plane.local.state.reach,
+        org_id,
         &destinations::NewDestination {
             name: "local",
             kind: "directory",
@@ -212,8 +278,8 @@ async fn run() -> Result<(), KitError> {
     .map_err(control)?
     .map_err(|report| KitError::new(format!("the destination probe failed: {report:?}")))?;
     let schedule = schedules::create(
-        &db,
-        &init.org.id,
+        db,
+        org_id,
         &schedules::NewSchedule {
             database_id: &database.id,
             destination_id: &destination.id,
@@ -234,10 +300,22 @@ async fn run() -> Result<(), KitError> {
     println!(
         "    schedule: daily at 03:00 UTC, keeping 7 daily, 4 weekly, 12 monthly; running it now"
     );
-    scheduler::run_now(&db, &init.org.id, &schedule.id, "user:demo", now)
+    scheduler::run_now(db, org_id, &schedule.id, "user:demo", now)
         .await
         .map_err(control)?;
+    Ok(database.id)
+}
 
+/// Runs `dbcrate-agent run` until the control plane records the backup of
+/// `database_id` (or its job fails, or two minutes pass); returns the object's path.
+async fn back_up(
+    plane: &Plane,
+    source: &PgServer,
+    agent_bin: &Path,
+    data: &Path,
+    bucket: &Path,
+    database_id: &str,
+) -> Result<PathBuf, KitError> {
     step("dbcrate-agent run takes the job: credentials once, pg_dump -Fc | zstd | age, streamed");
     let path = format!(
         "{}:{}",
@@ -245,28 +323,40 @@ async fn run() -> Result<(), KitError> {
         std::env::var("PATH").unwrap_or_default()
     );
     // The agent writes directory destinations only under roots its operator gives it.
-    let mut agent = Command::new(&agent_bin)
+    let mut agent = Command::new(agent_bin)
         .arg("run")
         .arg("--data-dir")
-        .arg(&data)
+        .arg(data)
         .arg("--directory-root")
-        .arg(&bucket)
+        .arg(bucket)
         .env("PATH", path)
         .env("DBCRATE_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
         .map_err(|e| KitError::io("starting dbcrate-agent run", e))?;
+    let backup = wait_for_backup(&plane.db, database_id).await;
+    let _ = agent.kill();
+    let _ = agent.wait();
+    let (object_key, size, sha256) = backup?;
+    println!("    recorded: {object_key} ({size} bytes, sha256 {sha256})");
+    println!("    (the demo's directory is removed on exit; DBCRATE_KEEP_TEST_DIRS=1 keeps it)");
+    Ok(bucket.join(&object_key))
+}
+
+/// The recorded backup of `database_id` (object key, size, SHA-256), polled every
+/// 300 ms; an error when a job failed or after two minutes.
+async fn wait_for_backup(db: &Db, database_id: &str) -> Result<(String, i64, String), KitError> {
     let waited = Instant::now();
-    let backup = loop {
+    loop {
         let row: Option<(String, i64, String)> =
             sqlx::query_as("SELECT object_key, size, sha256 FROM backups WHERE database_id = $1")
-                .bind(&database.id)
+                .bind(database_id)
                 .fetch_optional(db.pool())
                 .await
                 .map_err(control)?;
         if let Some(row) = row {
-            break Ok(row);
+            return Ok(row);
         }
         let failed: Option<String> =
             sqlx::query_scalar("SELECT error FROM jobs WHERE error IS NOT NULL")
@@ -274,34 +364,48 @@ async fn run() -> Result<(), KitError> {
                 .await
                 .map_err(control)?;
         if let Some(error) = failed {
-            break Err(KitError::new(format!("the backup job failed: {error}")));
+            return Err(KitError::new(format!("the backup job failed: {error}")));
         }
         if waited.elapsed().as_secs() > 120 {
-            break Err(KitError::new("no backup within two minutes"));
+            return Err(KitError::new("no backup within two minutes"));
         }
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    };
-    let _ = agent.kill();
-    let _ = agent.wait();
-    let (object_key, size, sha256) = backup?;
-    let object = bucket.join(&object_key);
-    println!("    recorded: {object_key} ({size} bytes, sha256 {sha256})");
-    println!("    (the demo's directory is removed on exit; DBCRATE_KEEP_TEST_DIRS=1 keeps it)");
+    }
+}
 
+/// Exports the organisation's recovery key to `work/recovery.key`.
+async fn export_recovery_key(plane: &Plane, work: &TempDir) -> Result<PathBuf, KitError> {
     step("exporting the organisation's recovery key (what the owner keeps offline)");
-    let recovery = orgs::export_recovery_key(&db, &keys, &init.org.id, "user:demo", &stamp)
-        .await
-        .map_err(control)?;
+    let recovery = orgs::export_recovery_key(
+        &plane.db,
+        &plane.keys,
+        &plane.org.id,
+        "user:demo",
+        &plane.stamp,
+    )
+    .await
+    .map_err(control)?;
     let key_file = work.path().join("recovery.key");
     std::fs::write(&key_file, recovery.expose_secret())
         .map_err(|e| KitError::io("writing the key", e))?;
+    Ok(key_file)
+}
 
+/// Restores `object` into a fresh PostgreSQL `major` with stock tools only and checks
+/// that its contents match the source's fingerprint `before`.
+fn restore_and_compare(
+    deps: &Deps,
+    major: u32,
+    key_file: &Path,
+    object: &Path,
+    before: &str,
+) -> Result<(), KitError> {
     step(&format!(
         "restoring into a fresh PostgreSQL {major}: age -d -i recovery.key | zstd -d | pg_restore"
     ));
-    let target = PgServer::start_with(&deps, major)?;
+    let target = PgServer::start_with(deps, major)?;
     target.create_database("shop_restored")?;
-    restore(&deps, &target, &key_file, &object)?;
+    restore(deps, &target, key_file, object)?;
     let after = target.psql("shop_restored", FINGERPRINT)?;
     println!("    restored: {after}");
     if before != after {
@@ -309,15 +413,6 @@ async fn run() -> Result<(), KitError> {
             "restored contents differ: source `{before}`, restored `{after}`"
         )));
     }
-    let chain = dbcrate_control::audit::verify(&db, &init.org.id)
-        .await
-        .map_err(control)?;
-    step(&format!(
-        "done in {:.1} s: enrolled, scheduled, backed up by the agent, restored with stock \
-         age, zstd and pg_restore only; audit chain intact ({} rows)",
-        started.elapsed().as_secs_f64(),
-        chain.map_err(|b| KitError::new(format!("audit chain broken at {}", b.seq)))?
-    ));
     Ok(())
 }
 

@@ -6,14 +6,13 @@
 //! creation; it cannot manage people, tokens or second factors, and cannot export the
 //! recovery key (that needs a person with a second factor).
 
-use crate::accounts::roles::role_rank;
-use crate::audit::{self, AuditEvent};
+use crate::accounts::roles::Role;
+use crate::audit::{self, AuditAction, AuditEvent};
 use crate::db::{end_write, Db};
 use crate::error::{new_id, Code, Error, Result};
 use crate::tokens::{new_token, token_hash};
 use dbcrate_core::secret::SecretString;
 use dbcrate_core::time::rfc3339;
-use sqlx::Row;
 
 /// What every token starts with, so secret scanners and people recognise one.
 pub const PREFIX: &str = "dbct_";
@@ -28,7 +27,7 @@ pub struct TokenInfo {
     /// What it is for.
     pub name: String,
     /// The role it acts with.
-    pub role: String,
+    pub role: Role,
     /// Who created it.
     pub created_by: String,
     /// When (Unix seconds).
@@ -49,8 +48,19 @@ pub struct TokenCaller {
     /// The one organisation it works in.
     pub org_id: String,
     /// Its role there.
-    pub role: String,
+    pub role: Role,
 }
+
+crate::rows::from_row!(TokenInfo {
+    id,
+    name,
+    role,
+    created_by,
+    created_at,
+    expires_at,
+    revoked_at,
+    last_used_at,
+});
 
 /// What a new token should be.
 #[derive(Debug, Clone, Copy)]
@@ -70,7 +80,7 @@ pub async fn create(
     org_id: &str,
     new: NewToken<'_>,
     actor: &str,
-    actor_role: &str,
+    actor_role: Role,
     now: i64,
 ) -> Result<(TokenInfo, SecretString)> {
     let NewToken {
@@ -79,12 +89,8 @@ pub async fn create(
         lifetime_days,
     } = new;
     let name = &crate::names::display_name("name", name, 100)?;
-    let wanted = role_rank(role).ok_or_else(|| {
-        Error::invalid(format!(
-            "unknown role {role:?}; roles are owner, admin, operator, viewer"
-        ))
-    })?;
-    if role_rank(actor_role).is_none_or(|mine| wanted > mine) {
+    let role: Role = role.parse()?;
+    if role > actor_role {
         return Err(Error::new(
             Code::Forbidden,
             "a token cannot have a role above its creator's",
@@ -100,7 +106,7 @@ pub async fn create(
     let info = TokenInfo {
         id: new_id("tok")?,
         name: name.to_string(),
-        role: role.to_string(),
+        role,
         created_by: actor.to_string(),
         created_at: now,
         expires_at: lifetime_days.map(|d| now + d * 86_400),
@@ -117,7 +123,7 @@ pub async fn create(
         .bind(&info.id)
         .bind(org_id)
         .bind(&info.name)
-        .bind(&info.role)
+        .bind(info.role)
         .bind(token_hash(token.expose_secret()))
         .bind(actor)
         .bind(now)
@@ -133,7 +139,7 @@ pub async fn create(
             &AuditEvent {
                 org_id,
                 actor,
-                action: "api_token.create",
+                action: AuditAction::ApiTokenCreate,
                 target: &format!("api_token:{}", info.id),
                 details: &details,
             },
@@ -149,27 +155,13 @@ pub async fn create(
 
 /// The organisation's tokens, newest first.
 pub async fn list(db: &Db, org_id: &str) -> Result<Vec<TokenInfo>> {
-    let rows = sqlx::query(
+    Ok(sqlx::query_as(
         "SELECT id, name, role, created_by, created_at, expires_at, revoked_at, last_used_at \
          FROM api_tokens WHERE org_id = $1 ORDER BY created_at DESC, id",
     )
     .bind(org_id)
     .fetch_all(db.pool())
-    .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(TokenInfo {
-                id: r.try_get(0)?,
-                name: r.try_get(1)?,
-                role: r.try_get(2)?,
-                created_by: r.try_get(3)?,
-                created_at: r.try_get(4)?,
-                expires_at: r.try_get(5)?,
-                revoked_at: r.try_get(6)?,
-                last_used_at: r.try_get(7)?,
-            })
-        })
-        .collect()
+    .await?)
 }
 
 /// Revokes a token of the organisation; it stops working at once.
@@ -193,7 +185,7 @@ pub async fn revoke(db: &Db, org_id: &str, token_id: &str, actor: &str, now: i64
             &AuditEvent {
                 org_id,
                 actor,
-                action: "api_token.revoke",
+                action: AuditAction::ApiTokenRevoke,
                 target: &format!("api_token:{token_id}"),
                 details: "{}",
             },
@@ -206,10 +198,27 @@ pub async fn revoke(db: &Db, org_id: &str, token_id: &str, actor: &str, now: i64
     end_write(conn, revoked).await
 }
 
+/// A token as [`authenticate`] finds it by its hash.
+struct StoredToken {
+    id: String,
+    org_id: String,
+    role: Role,
+    expires_at: Option<i64>,
+    revoked_at: Option<i64>,
+}
+
+crate::rows::from_row!(StoredToken {
+    id,
+    org_id,
+    role,
+    expires_at,
+    revoked_at
+});
+
 /// The token's holder, if the token is live; records its use.
 pub async fn authenticate(db: &Db, token: &SecretString, now: i64) -> Result<TokenCaller> {
     let hash = token_hash(token.expose_secret());
-    let row = sqlx::query(
+    let row: Option<StoredToken> = sqlx::query_as(
         "SELECT id, org_id, role, expires_at, revoked_at FROM api_tokens WHERE token_hash = $1",
     )
     .bind(&hash)
@@ -221,17 +230,17 @@ pub async fn authenticate(db: &Db, token: &SecretString, now: i64) -> Result<Tok
             "the API token is unknown, expired or revoked",
         )
     };
-    let row = row.ok_or_else(refused)?;
-    let expires_at: Option<i64> = row.try_get(3)?;
-    let revoked_at: Option<i64> = row.try_get(4)?;
+    let StoredToken {
+        id,
+        org_id,
+        role,
+        expires_at,
+        revoked_at,
+    } = row.ok_or_else(refused)?;
     if revoked_at.is_some() || expires_at.is_some_and(|at| now >= at) {
         return Err(refused());
     }
-    let caller = TokenCaller {
-        id: row.try_get(0)?,
-        org_id: row.try_get(1)?,
-        role: row.try_get(2)?,
-    };
+    let caller = TokenCaller { id, org_id, role };
     sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
         .bind(now)
         .bind(&caller.id)

@@ -16,16 +16,15 @@
 
 use crate::accounts::passwords;
 use crate::accounts::roles;
-use crate::accounts::roles::role_rank;
-use crate::accounts::roles::Actor;
+use crate::accounts::roles::{Actor, Role};
 use crate::accounts::users;
-use crate::audit::{self, INSTANCE_CHAIN};
+use crate::audit::{self, AuditAction, INSTANCE_CHAIN};
 use crate::db::{end_write, Db};
 use crate::error::{new_id, Code, Error, Result};
 use crate::tokens::{new_token, token_hash};
 use dbcrate_core::secret::SecretString;
 use dbcrate_core::time::rfc3339;
-use sqlx::{AnyConnection, Row};
+use sqlx::AnyConnection;
 
 /// What every invitation token starts with.
 pub const PREFIX: &str = "dbci_";
@@ -44,7 +43,7 @@ pub struct Invitation {
     /// The invited address (lower case).
     pub email: String,
     /// The role it gives.
-    pub role: String,
+    pub role: Role,
     /// Who invited (`user:…`).
     pub invited_by: String,
     /// When (Unix seconds).
@@ -91,7 +90,7 @@ pub struct Accepted {
     /// The organisation joined.
     pub org_id: String,
     /// With this role.
-    pub role: String,
+    pub role: Role,
     /// The member's user id.
     pub user_id: String,
 }
@@ -99,23 +98,17 @@ pub struct Accepted {
 const COLUMNS: &str = "id, org_id, email, role, invited_by, created_at, expires_at, accepted_at, \
                        revoked_at";
 
-fn from_row(r: &sqlx::any::AnyRow) -> Result<Invitation> {
-    Ok(Invitation {
-        id: r.try_get(0)?,
-        org_id: r.try_get(1)?,
-        email: r.try_get(2)?,
-        role: r.try_get(3)?,
-        invited_by: r.try_get(4)?,
-        created_at: r.try_get(5)?,
-        expires_at: r.try_get(6)?,
-        accepted_at: r.try_get(7)?,
-        revoked_at: r.try_get(8)?,
-    })
-}
-
-fn rank(role: &str) -> usize {
-    role_rank(role).unwrap_or(0)
-}
+crate::rows::from_row!(Invitation {
+    id,
+    org_id,
+    email,
+    role,
+    invited_by,
+    created_at,
+    expires_at,
+    accepted_at,
+    revoked_at,
+});
 
 /// Invites `email` to `org_id` with `role`, as `actor` (an admin or owner; nobody
 /// invites above their own role). Returns the invitation and its token, shown once.
@@ -127,7 +120,11 @@ pub async fn create(
     actor: &Actor<'_>,
     now: i64,
 ) -> Result<(Invitation, SecretString)> {
-    roles::check_authority(actor, "viewer", Some(new.role))?;
+    // The inviter's standing first, then the role's text: someone who may not invite is
+    // refused whatever role they name.
+    roles::check_authority(actor, Role::Viewer, None)?;
+    let role: Role = new.role.parse()?;
+    roles::check_authority(actor, Role::Viewer, Some(role))?;
     let email = users::normalise_email(new.email)?;
     let days = new.lifetime_days.unwrap_or(DEFAULT_LIFETIME_DAYS);
     if !(1..=MAX_LIFETIME_DAYS).contains(&days) {
@@ -139,7 +136,7 @@ pub async fn create(
         id: new_id("inv")?,
         org_id: org_id.to_string(),
         email,
-        role: new.role.to_string(),
+        role,
         invited_by: actor.name.to_string(),
         created_at: now,
         expires_at: now + days * 86_400,
@@ -188,7 +185,7 @@ pub async fn create(
         .bind(&invitation.id)
         .bind(org_id)
         .bind(&invitation.email)
-        .bind(&invitation.role)
+        .bind(invitation.role)
         .bind(token_hash(token.expose_secret()))
         .bind(actor.name)
         .bind(now)
@@ -204,7 +201,7 @@ pub async fn create(
             &mut conn,
             org_id,
             actor.name,
-            "invitation.create",
+            AuditAction::InvitationCreate,
             &format!("invitation:{}", invitation.id),
             details,
             now,
@@ -218,13 +215,12 @@ pub async fn create(
 
 /// The organisation's invitations, newest first.
 pub async fn list(db: &Db, org_id: &str) -> Result<Vec<Invitation>> {
-    let rows = sqlx::query(&format!(
+    Ok(sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM invitations WHERE org_id = $1 ORDER BY created_at DESC, id"
     ))
     .bind(org_id)
     .fetch_all(db.pool())
-    .await?;
-    rows.iter().map(from_row).collect()
+    .await?)
 }
 
 /// Revokes a pending (or expired) invitation of the organisation: its token stops
@@ -236,11 +232,11 @@ pub async fn revoke(
     actor: &Actor<'_>,
     now: i64,
 ) -> Result<()> {
-    roles::check_authority(actor, "viewer", None)?;
+    roles::check_authority(actor, Role::Viewer, None)?;
     let mut conn = db.begin().await?;
     let revoked: Result<()> = async {
         roles::lock_org(&mut conn, org_id).await?;
-        let row = sqlx::query(&format!(
+        let invitation: Invitation = sqlx::query_as(&format!(
             "SELECT {COLUMNS} FROM invitations WHERE id = $1 AND org_id = $2"
         ))
         .bind(invitation_id)
@@ -248,8 +244,7 @@ pub async fn revoke(
         .fetch_optional(&mut *conn)
         .await?
         .ok_or_else(|| Error::not_found("no such invitation"))?;
-        let invitation = from_row(&row)?;
-        if rank(&invitation.role) > rank(actor.role) {
+        if invitation.role > actor.role {
             return Err(Error::new(
                 Code::Forbidden,
                 "only an owner can revoke an invitation to be owner",
@@ -289,7 +284,7 @@ async fn revoke_in(
         conn,
         &invitation.org_id,
         actor,
-        "invitation.revoke",
+        AuditAction::InvitationRevoke,
         &format!("invitation:{}", invitation.id),
         details,
         now,
@@ -305,12 +300,12 @@ pub async fn withdraw_sent_by_in(
     conn: &mut AnyConnection,
     org_id: &str,
     user_id: &str,
-    new_role: Option<&str>,
+    new_role: Option<Role>,
     actor: &Actor<'_>,
     now: i64,
 ) -> Result<()> {
-    let limit = new_role.and_then(role_rank).filter(|r| *r >= rank("admin"));
-    let rows = sqlx::query(&format!(
+    let limit = new_role.filter(|r| *r >= Role::Admin);
+    let sent: Vec<Invitation> = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM invitations WHERE org_id = $1 AND invited_by = $2 \
          AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > $3"
     ))
@@ -319,9 +314,8 @@ pub async fn withdraw_sent_by_in(
     .bind(now)
     .fetch_all(&mut *conn)
     .await?;
-    for row in rows {
-        let invitation = from_row(&row)?;
-        if limit.is_some_and(|max| rank(&invitation.role) <= max) {
+    for invitation in sent {
+        if limit.is_some_and(|max| invitation.role <= max) {
             continue;
         }
         let reason = "its inviter's membership changed";
@@ -345,7 +339,7 @@ async fn find(db: &Db, token: &SecretString) -> Result<Invitation> {
             "token: not an invitation token (those start with {PREFIX}); copy the whole token"
         )));
     }
-    let row = sqlx::query(&format!(
+    sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM invitations WHERE token_hash = $1"
     ))
     .bind(token_hash(text))
@@ -353,8 +347,7 @@ async fn find(db: &Db, token: &SecretString) -> Result<Invitation> {
     .await?
     .ok_or_else(|| {
         Error::invalid("token: no such invitation; check that the whole token was copied")
-    })?;
-    from_row(&row)
+    })
 }
 
 /// Records a refused use of an invitation in its organisation's chain.
@@ -374,7 +367,7 @@ async fn refused(
         db,
         chain,
         actor,
-        "invitation.refused",
+        AuditAction::InvitationRefused,
         &format!("invitation:{}", invitation.id),
         details,
         now,
@@ -441,7 +434,7 @@ async fn join_in(
         conn,
         &invitation.org_id,
         user_id,
-        &invitation.role,
+        invitation.role,
         &actor,
         &at,
     )
@@ -455,7 +448,7 @@ async fn join_in(
         conn,
         &invitation.org_id,
         &actor,
-        "invitation.accept",
+        AuditAction::InvitationAccept,
         &format!("invitation:{}", invitation.id),
         details,
         now,
@@ -540,7 +533,7 @@ pub async fn create_account(
             &mut conn,
             INSTANCE_CHAIN,
             &actor,
-            "user.create",
+            AuditAction::UserCreate,
             &actor,
             details,
             now,

@@ -12,14 +12,13 @@
 use crate::accounts::passwords;
 use crate::accounts::roles::check_authority;
 use crate::accounts::roles::lock_org;
-use crate::accounts::roles::rank;
-use crate::accounts::roles::Actor;
+use crate::accounts::roles::{Actor, Role};
 use crate::accounts::{invitations, sessions};
-use crate::audit::{self, AuditEvent};
+use crate::audit::{self, AuditAction, AuditEvent};
 use crate::db::{end_write, Db};
 use crate::error::{Error, Result};
 use dbcrate_core::secret::SecretString;
-use sqlx::{AnyConnection, Row};
+use sqlx::AnyConnection;
 
 /// A member of an organisation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,11 +28,17 @@ pub struct Member {
     /// Their e-mail address.
     pub email: String,
     /// Their role here.
-    pub role: String,
+    pub role: Role,
 }
 
+crate::rows::from_row!(Member {
+    user_id,
+    email,
+    role
+});
+
 /// The role `user_id` holds in `org_id`, if a member.
-pub async fn role_of(db: &Db, org_id: &str, user_id: &str) -> Result<Option<String>> {
+pub async fn role_of(db: &Db, org_id: &str, user_id: &str) -> Result<Option<Role>> {
     Ok(
         sqlx::query_scalar("SELECT role FROM memberships WHERE org_id = $1 AND user_id = $2")
             .bind(org_id)
@@ -45,25 +50,16 @@ pub async fn role_of(db: &Db, org_id: &str, user_id: &str) -> Result<Option<Stri
 
 /// The organisation's members, by e-mail.
 pub async fn list(db: &Db, org_id: &str) -> Result<Vec<Member>> {
-    let rows = sqlx::query(
+    Ok(sqlx::query_as(
         "SELECT m.user_id, u.email, m.role FROM memberships m JOIN users u ON u.id = m.user_id \
          WHERE m.org_id = $1 ORDER BY u.email",
     )
     .bind(org_id)
     .fetch_all(db.pool())
-    .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(Member {
-                user_id: r.try_get(0)?,
-                email: r.try_get(1)?,
-                role: r.try_get(2)?,
-            })
-        })
-        .collect()
+    .await?)
 }
 
-async fn current_role(conn: &mut AnyConnection, org_id: &str, user_id: &str) -> Result<String> {
+async fn current_role(conn: &mut AnyConnection, org_id: &str, user_id: &str) -> Result<Role> {
     sqlx::query_scalar("SELECT role FROM memberships WHERE org_id = $1 AND user_id = $2")
         .bind(org_id)
         .bind(user_id)
@@ -74,8 +70,9 @@ async fn current_role(conn: &mut AnyConnection, org_id: &str, user_id: &str) -> 
 
 async fn owner_count(conn: &mut AnyConnection, org_id: &str) -> Result<i64> {
     Ok(
-        sqlx::query_scalar("SELECT count(*) FROM memberships WHERE org_id = $1 AND role = 'owner'")
+        sqlx::query_scalar("SELECT count(*) FROM memberships WHERE org_id = $1 AND role = $2")
             .bind(org_id)
+            .bind(Role::Owner)
             .fetch_one(&mut *conn)
             .await?,
     )
@@ -85,7 +82,7 @@ async fn record_in(
     conn: &mut AnyConnection,
     org_id: &str,
     actor: &Actor<'_>,
-    action: &str,
+    action: AuditAction,
     user_id: &str,
     details: serde_json::Value,
     now: &str,
@@ -105,6 +102,14 @@ async fn record_in(
     Ok(())
 }
 
+/// A live API token a member created.
+struct CreatedToken {
+    id: String,
+    role: Role,
+}
+
+crate::rows::from_row!(CreatedToken { id, role });
+
 /// Revokes the API tokens `user_id` created in `org_id` whose role is above `keep_up_to`
 /// (all of them when `None`): a token must not outlive its creator's membership or keep
 /// a role its creator lost. Each revocation is audited.
@@ -112,15 +117,11 @@ async fn revoke_tokens_in(
     conn: &mut AnyConnection,
     org_id: &str,
     user_id: &str,
-    keep_up_to: Option<&str>,
+    keep_up_to: Option<Role>,
     actor: &Actor<'_>,
     now: &str,
 ) -> Result<()> {
-    let limit = match keep_up_to {
-        Some(role) => Some(rank(role)?),
-        None => None,
-    };
-    let tokens = sqlx::query(
+    let tokens: Vec<CreatedToken> = sqlx::query_as(
         "SELECT id, role FROM api_tokens WHERE org_id = $1 AND created_by = $2 AND revoked_at IS NULL",
     )
     .bind(org_id)
@@ -128,10 +129,8 @@ async fn revoke_tokens_in(
     .fetch_all(&mut *conn)
     .await?;
     let unix = dbcrate_core::time::parse_rfc3339(now).unwrap_or_else(dbcrate_core::time::unix_now);
-    for row in tokens {
-        let id: String = row.try_get(0)?;
-        let role: String = row.try_get(1)?;
-        if limit.is_some_and(|max| rank(&role).is_ok_and(|r| r <= max)) {
+    for CreatedToken { id, role } in tokens {
+        if keep_up_to.is_some_and(|max| role <= max) {
             continue;
         }
         sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE id = $2")
@@ -144,7 +143,7 @@ async fn revoke_tokens_in(
             &AuditEvent {
                 org_id,
                 actor: actor.name,
-                action: "api_token.revoke",
+                action: AuditAction::ApiTokenRevoke,
                 target: &format!("api_token:{id}"),
                 details: &serde_json::json!({
                     "reason": "its creator's membership changed", "creator": user_id,
@@ -167,13 +166,14 @@ pub async fn change_role(
     actor: &Actor<'_>,
     now: &str,
 ) -> Result<()> {
-    rank(role)?;
+    let role: Role = role.parse()?;
     let mut conn = db.begin().await?;
     let changed: Result<()> = async {
         lock_org(&mut conn, org_id).await?;
         let from = current_role(&mut conn, org_id, user_id).await?;
-        check_authority(actor, &from, Some(role))?;
-        if from == "owner" && role != "owner" && owner_count(&mut conn, org_id).await? <= 1 {
+        check_authority(actor, from, Some(role))?;
+        if from == Role::Owner && role != Role::Owner && owner_count(&mut conn, org_id).await? <= 1
+        {
             return Err(Error::conflict(
                 "an organisation needs an owner: make someone else owner first",
             ));
@@ -189,7 +189,7 @@ pub async fn change_role(
             &mut conn,
             org_id,
             actor,
-            "member.role_change",
+            AuditAction::MemberRoleChange,
             user_id,
             details,
             now,
@@ -216,8 +216,8 @@ pub async fn remove(
     let removed: Result<()> = async {
         lock_org(&mut conn, org_id).await?;
         let role = current_role(&mut conn, org_id, user_id).await?;
-        check_authority(actor, &role, None)?;
-        if role == "owner" && owner_count(&mut conn, org_id).await? <= 1 {
+        check_authority(actor, role, None)?;
+        if role == Role::Owner && owner_count(&mut conn, org_id).await? <= 1 {
             return Err(Error::conflict(
                 "an organisation needs an owner: make someone else owner first",
             ));
@@ -232,7 +232,7 @@ pub async fn remove(
             &mut conn,
             org_id,
             actor,
-            "member.remove",
+            AuditAction::MemberRemove,
             user_id,
             details,
             now,
@@ -268,7 +268,7 @@ pub async fn reset_password(
     let reset: Result<()> = async {
         lock_org(&mut conn, org_id).await?;
         let role = current_role(&mut conn, org_id, user_id).await?;
-        check_authority(actor, &role, None)?;
+        check_authority(actor, role, None)?;
         let elsewhere: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM memberships WHERE user_id = $1 AND org_id <> $2",
         )
@@ -292,7 +292,7 @@ pub async fn reset_password(
             &mut conn,
             org_id,
             actor,
-            "user.password_reset",
+            AuditAction::UserPasswordReset,
             user_id,
             serde_json::json!({}),
             now,

@@ -9,7 +9,7 @@
 //! requests racing with the same code cannot both pass.
 
 use crate::accounts::{throttle, totp};
-use crate::audit::{self, AuditEvent, INSTANCE_CHAIN};
+use crate::audit::{self, AuditAction, AuditEvent, INSTANCE_CHAIN};
 use crate::db::{end_write, Db};
 use crate::envelope::MasterKeys;
 use crate::error::{random_bytes, Code, Error, Result};
@@ -17,7 +17,7 @@ use crate::secrets::{self, Owner, SecretRef};
 use dbcrate_core::secret::SecretString;
 use dbcrate_core::time::rfc3339;
 use sha2::{Digest, Sha256};
-use sqlx::{AnyConnection, Row};
+use sqlx::AnyConnection;
 
 /// The purpose recorded with a TOTP seed.
 pub const SEED_PURPOSE: &str = "totp-seed";
@@ -33,7 +33,7 @@ pub struct Enrolment {
     pub otpauth_uri: SecretString,
 }
 
-fn account_event<'a>(actor: &'a str, action: &'a str) -> AuditEvent<'a> {
+fn account_event<'a>(actor: &'a str, action: AuditAction) -> AuditEvent<'a> {
     AuditEvent {
         org_id: INSTANCE_CHAIN,
         actor,
@@ -44,14 +44,19 @@ fn account_event<'a>(actor: &'a str, action: &'a str) -> AuditEvent<'a> {
 }
 
 /// Audits an account event inside the caller's transaction.
-async fn record_in(conn: &mut AnyConnection, user_id: &str, action: &str, now: i64) -> Result<()> {
+async fn record_in(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    action: AuditAction,
+    now: i64,
+) -> Result<()> {
     let actor = format!("user:{user_id}");
     audit::append_in(conn, &account_event(&actor, action), &rfc3339(now)).await?;
     Ok(())
 }
 
 /// Audits an account event in a transaction of its own.
-async fn record(db: &Db, user_id: &str, action: &str, now: i64) -> Result<()> {
+async fn record(db: &Db, user_id: &str, action: AuditAction, now: i64) -> Result<()> {
     let actor = format!("user:{user_id}");
     audit::append(db, &account_event(&actor, action), &rfc3339(now)).await?;
     Ok(())
@@ -138,6 +143,17 @@ pub async fn begin(
     })
 }
 
+/// A person's TOTP seed (its sealed secret) and the last step a code was used for.
+struct Seed {
+    secret_id: String,
+    last_used_step: Option<i64>,
+}
+
+crate::rows::from_row!(Seed {
+    secret_id,
+    last_used_step
+});
+
 /// Checks a TOTP `code` against the person's seed (confirmed or, when `pending`, the
 /// unconfirmed one) and consumes its step. Returns the seed's secret id when it matched.
 async fn consume_totp(
@@ -148,18 +164,20 @@ async fn consume_totp(
     pending: bool,
     now: i64,
 ) -> Result<Option<String>> {
-    let row = sqlx::query(
+    let seed: Option<Seed> = sqlx::query_as(
         "SELECT secret_id, last_used_step FROM second_factors WHERE user_id = $1 AND confirmed = $2",
     )
     .bind(user_id)
     .bind(if pending { 0i64 } else { 1 })
     .fetch_optional(db.pool())
     .await?;
-    let Some(row) = row else {
+    let Some(Seed {
+        secret_id,
+        last_used_step: last_used,
+    }) = seed
+    else {
         return Ok(None);
     };
-    let secret_id: String = row.try_get(0)?;
-    let last_used: Option<i64> = row.try_get(1)?;
     let reason = if pending {
         "second-factor enrolment"
     } else {
@@ -259,7 +277,7 @@ pub async fn confirm(
                 .execute(&mut *conn)
                 .await?;
         }
-        record_in(&mut conn, user_id, "user.second_factor.enrol", now).await
+        record_in(&mut conn, user_id, AuditAction::UserSecondFactorEnrol, now).await
     }
     .await;
     end_write(conn, done).await?;
@@ -297,7 +315,7 @@ pub async fn check(
             .await?;
             let used = used.rows_affected() == 1;
             if used {
-                record_in(&mut conn, user_id, "auth.recovery_code.use", now).await?;
+                record_in(&mut conn, user_id, AuditAction::AuthRecoveryCodeUse, now).await?;
             }
             Ok(used)
         }
@@ -307,7 +325,7 @@ pub async fn check(
     if passed {
         return attempt.succeeded(db).await;
     }
-    record(db, user_id, "auth.second_factor.failed", now).await?;
+    record(db, user_id, AuditAction::AuthSecondFactorFailed, now).await?;
     Err(Error::new(
         Code::SecondFactorInvalid,
         "the second-factor code is wrong or was used already: enter the current code from \
@@ -326,7 +344,13 @@ pub async fn disable(db: &Db, user_id: &str, now: i64) -> Result<()> {
             .bind(user_id)
             .execute(&mut *conn)
             .await?;
-        record_in(&mut conn, user_id, "user.second_factor.disable", now).await
+        record_in(
+            &mut conn,
+            user_id,
+            AuditAction::UserSecondFactorDisable,
+            now,
+        )
+        .await
     }
     .await;
     end_write(conn, done).await

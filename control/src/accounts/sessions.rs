@@ -9,7 +9,7 @@
 
 use crate::accounts::passwords;
 use crate::accounts::{second_factor, throttle};
-use crate::audit::{self, AuditEvent};
+use crate::audit::{self, AuditAction, AuditEvent};
 use crate::db::{end_write, Db};
 use crate::envelope::MasterKeys;
 use crate::error::{Code, Error, Result};
@@ -18,7 +18,7 @@ use crate::tokens::token_hash;
 use dbcrate_core::secret::SecretString;
 use dbcrate_core::time::rfc3339;
 use sha2::{Digest, Sha256};
-use sqlx::{AnyConnection, Row};
+use sqlx::AnyConnection;
 
 pub use crate::audit::INSTANCE_CHAIN;
 
@@ -45,7 +45,7 @@ pub fn csrf_token(session_token: &SecretString) -> String {
 async fn record(
     db: &Db,
     actor: &str,
-    action: &str,
+    action: AuditAction,
     target: &str,
     details: &str,
     now: i64,
@@ -69,7 +69,7 @@ async fn record(
 async fn record_in(
     conn: &mut AnyConnection,
     actor: &str,
-    action: &str,
+    action: AuditAction,
     details: &str,
     now: i64,
 ) -> Result<()> {
@@ -126,6 +126,14 @@ fn failure_subject(keys: &MasterKeys, email: &str, known: bool, address: &str) -
     ("email:unknown".to_string(), details.to_string())
 }
 
+/// An account as sign-in finds it by its e-mail address.
+struct Account {
+    id: String,
+    password_hash: String,
+}
+
+crate::rows::from_row!(Account { id, password_hash });
+
 /// Signs in from client `address`.
 pub async fn sign_in(
     db: &Db,
@@ -137,10 +145,11 @@ pub async fn sign_in(
     let email = credentials.email.trim().to_ascii_lowercase();
     let account_key = throttle::account_key(keys, &email);
     let address_key = throttle::address_key(address);
-    let user = sqlx::query("SELECT id, password_hash FROM users WHERE email = $1")
-        .bind(&email)
-        .fetch_optional(db.pool())
-        .await?;
+    let user: Option<Account> =
+        sqlx::query_as("SELECT id, password_hash FROM users WHERE email = $1")
+            .bind(&email)
+            .fetch_optional(db.pool())
+            .await?;
     let (target, details) = failure_subject(keys, &email, user.is_some(), address);
     let limits = [
         (account_key.as_str(), throttle::MAX_PER_ACCOUNT),
@@ -150,16 +159,21 @@ pub async fn sign_in(
         Ok(attempt) => attempt,
         Err(e) => {
             if e.code == Code::Throttled {
-                record(db, "anonymous", "auth.throttled", &target, &details, now).await?;
+                record(
+                    db,
+                    "anonymous",
+                    AuditAction::AuthThrottled,
+                    &target,
+                    &details,
+                    now,
+                )
+                .await?;
             }
             return Err(e);
         }
     };
-    let (user_id, hash) = match &user {
-        Some(row) => (
-            Some(row.try_get::<String, _>(0)?),
-            row.try_get::<String, _>(1)?,
-        ),
+    let (user_id, hash) = match user {
+        Some(Account { id, password_hash }) => (Some(id), password_hash),
         // Hash anyway, so an unknown address takes as long as a wrong password.
         None => (
             None,
@@ -170,7 +184,15 @@ pub async fn sign_in(
         && user_id.is_some();
     let Some(user_id) = user_id.filter(|_| verified) else {
         // The attempt stays counted against the account and the address.
-        record(db, "anonymous", "auth.failed", &target, &details, now).await?;
+        record(
+            db,
+            "anonymous",
+            AuditAction::AuthFailed,
+            &target,
+            &details,
+            now,
+        )
+        .await?;
         return Err(Error::new(Code::WrongCredentials, BAD_CREDENTIALS));
     };
     attempt.succeeded(db).await?;
@@ -207,7 +229,7 @@ pub async fn sign_in(
         .bind(second_factor_at)
         .execute(&mut *conn)
         .await?;
-        record_in(&mut conn, &actor, "auth.sign_in", &details, now).await
+        record_in(&mut conn, &actor, AuditAction::AuthSignIn, &details, now).await
     }
     .await;
     end_write(conn, stored).await?;
@@ -235,10 +257,30 @@ impl Session {
     }
 }
 
+/// A session as stored, with its person's password state. Flags are integers, as
+/// SQLite stores them.
+struct StoredSession {
+    user_id: String,
+    last_seen_at: i64,
+    expires_at: i64,
+    revoked: i64,
+    second_factor_at: Option<i64>,
+    must_change_password: i64,
+}
+
+crate::rows::from_row!(StoredSession {
+    user_id,
+    last_seen_at,
+    expires_at,
+    revoked,
+    second_factor_at,
+    must_change_password,
+});
+
 /// The session a token belongs to, if it is live; refreshes its idle timer.
 pub async fn authenticate(db: &Db, token: &SecretString, now: i64) -> Result<Session> {
     let hash = token_hash(token.expose_secret());
-    let row = sqlx::query(
+    let row: StoredSession = sqlx::query_as(
         "SELECT s.user_id, s.last_seen_at, s.expires_at, s.revoked, s.second_factor_at, \
          u.must_change_password FROM sessions s JOIN users u ON u.id = s.user_id \
          WHERE s.token_hash = $1",
@@ -247,10 +289,7 @@ pub async fn authenticate(db: &Db, token: &SecretString, now: i64) -> Result<Ses
     .fetch_optional(db.pool())
     .await?
     .ok_or_else(|| Error::new(Code::NotSignedIn, "not signed in"))?;
-    let last_seen: i64 = row.try_get(1)?;
-    let expires: i64 = row.try_get(2)?;
-    let revoked: i64 = row.try_get(3)?;
-    if revoked != 0 || now >= expires || now - last_seen >= IDLE_TIMEOUT_SECS {
+    if row.revoked != 0 || now >= row.expires_at || now - row.last_seen_at >= IDLE_TIMEOUT_SECS {
         return Err(Error::new(
             Code::NotSignedIn,
             "the session has ended: sign in again",
@@ -262,10 +301,10 @@ pub async fn authenticate(db: &Db, token: &SecretString, now: i64) -> Result<Ses
         .execute(db.pool())
         .await?;
     Ok(Session {
-        user_id: row.try_get(0)?,
+        user_id: row.user_id,
         token_hash: hash,
-        second_factor_at: row.try_get(4)?,
-        must_change_password: row.try_get::<i64, _>(5)? != 0,
+        second_factor_at: row.second_factor_at,
+        must_change_password: row.must_change_password != 0,
     })
 }
 
@@ -302,7 +341,7 @@ pub async fn sign_out(db: &Db, session: &Session, now: i64) -> Result<()> {
             .bind(&session.token_hash)
             .execute(&mut *conn)
             .await?;
-        record_in(&mut conn, &actor, "auth.sign_out", "{}", now).await
+        record_in(&mut conn, &actor, AuditAction::AuthSignOut, "{}", now).await
     }
     .await;
     end_write(conn, done).await

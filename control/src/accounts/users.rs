@@ -4,9 +4,9 @@
 //! membership changes in `members`.
 
 use crate::accounts::passwords::{check_new_password, hash_password, verify_password_off_thread};
-use crate::accounts::roles::ROLES;
+use crate::accounts::roles::Role;
 use crate::accounts::{sessions, throttle};
-use crate::audit::{self, AuditEvent};
+use crate::audit::{self, AuditAction, AuditEvent};
 use crate::db::{end_write, Db};
 use crate::envelope::MasterKeys;
 use crate::error::{new_id, Code, Error, Result};
@@ -28,8 +28,8 @@ pub async fn confirm_password(
         .fetch_optional(db.pool())
         .await?
         .ok_or_else(|| Error::not_found("no such user"))?;
-    let email: String = sqlx::Row::try_get(&row, 0)?;
-    let hash: String = sqlx::Row::try_get(&row, 1)?;
+    let email: String = sqlx::Row::try_get(&row, "email")?;
+    let hash: String = sqlx::Row::try_get(&row, "password_hash")?;
     let key = throttle::account_key(keys, &email);
     let attempt = throttle::Attempt::begin(db, &[(&key, throttle::MAX_PER_ACCOUNT)], now).await?;
     if verify_password_off_thread(hash, password).await {
@@ -72,7 +72,7 @@ pub async fn change_password(
             &AuditEvent {
                 org_id: audit::INSTANCE_CHAIN,
                 actor: &actor,
-                action: "user.password_change",
+                action: AuditAction::UserPasswordChange,
                 target: &actor,
                 details: "{}",
             },
@@ -144,16 +144,10 @@ pub async fn add_member_in(
     conn: &mut AnyConnection,
     org_id: &str,
     user_id: &str,
-    role: &str,
+    role: Role,
     actor: &str,
     now: &str,
 ) -> Result<()> {
-    if !ROLES.contains(&role) {
-        return Err(Error::invalid(format!(
-            "unknown role {role:?}; roles are {}",
-            ROLES.join(", ")
-        )));
-    }
     sqlx::query("INSERT INTO memberships (org_id, user_id, role) VALUES ($1, $2, $3)")
         .bind(org_id)
         .bind(user_id)
@@ -166,7 +160,7 @@ pub async fn add_member_in(
         &AuditEvent {
             org_id,
             actor,
-            action: "member.add",
+            action: AuditAction::MemberAdd,
             target: &format!("user:{user_id}"),
             details: &details,
         },

@@ -73,7 +73,7 @@ pub async fn page(db: &Db, org_id: &str, filter: &Filter, limit: i64) -> Result<
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(Error::invalid(format!("limit must be 1-{MAX_PAGE}")));
     }
-    let rows = sqlx::query(&format!(
+    Ok(sqlx::query_as(&format!(
         "SELECT {ROW_COLUMNS} FROM audit_log WHERE org_id = $1 AND seq > $2 \
          AND ($3 = '' OR at >= $3) AND ($4 = '' OR at < $4) \
          AND ($5 = '' OR action = $5) AND ($6 = '' OR actor = $6) \
@@ -87,11 +87,7 @@ pub async fn page(db: &Db, org_id: &str, filter: &Filter, limit: i64) -> Result<
     .bind(filter.actor.as_deref().unwrap_or(""))
     .bind(limit)
     .fetch_all(db.pool())
-    .await?;
-    Ok(rows
-        .iter()
-        .map(AuditRow::from_row)
-        .collect::<std::result::Result<_, _>>()?)
+    .await?)
 }
 
 /// A row as a JSON object (details parsed back into JSON).

@@ -3,7 +3,7 @@
 //! runs. Every change is audited; the password never appears in a row, an answer or an
 //! audit detail.
 
-use crate::audit;
+use crate::audit::{self, AuditAction};
 use crate::db::{end_write, Db};
 use crate::envelope::MasterKeys;
 use crate::error::{is_id, new_id, Error, Result};
@@ -11,6 +11,7 @@ use crate::secrets::{self, Owner};
 use dbcrate_core::secret::SecretString;
 use dbcrate_core::time::rfc3339;
 use serde::Serialize;
+use sqlx::any::AnyRow;
 use sqlx::Row;
 
 /// The purpose recorded with a database password.
@@ -181,7 +182,7 @@ pub async fn create(
             &mut tx,
             org_id,
             actor,
-            "database.create",
+            AuditAction::DatabaseCreate,
             &target,
             details,
             now,
@@ -196,19 +197,25 @@ pub async fn create(
         .ok_or_else(|| Error::internal("the new database vanished"))
 }
 
-fn from_row(r: &sqlx::any::AnyRow) -> std::result::Result<DatabaseInfo, sqlx::Error> {
-    Ok(DatabaseInfo {
-        id: r.try_get(0)?,
-        name: r.try_get(1)?,
-        host: r.try_get(2)?,
-        port: r.try_get(3)?,
-        dbname: r.try_get(4)?,
-        username: r.try_get(5)?,
-        tls_mode: r.try_get(6)?,
-        agent_id: r.try_get(7)?,
-        has_password: r.try_get::<Option<String>, _>(8)?.is_some(),
-        created_at: r.try_get(9)?,
-    })
+/// A row selected with [`COLUMNS`]; the password's secret id only tells whether there
+/// is one.
+impl sqlx::FromRow<'_, AnyRow> for DatabaseInfo {
+    fn from_row(r: &AnyRow) -> std::result::Result<Self, sqlx::Error> {
+        Ok(Self {
+            id: r.try_get("id")?,
+            name: r.try_get("name")?,
+            host: r.try_get("host")?,
+            port: r.try_get("port")?,
+            dbname: r.try_get("dbname")?,
+            username: r.try_get("username")?,
+            tls_mode: r.try_get("tls_mode")?,
+            agent_id: r.try_get("agent_id")?,
+            has_password: r
+                .try_get::<Option<String>, _>("password_secret_id")?
+                .is_some(),
+            created_at: r.try_get("created_at")?,
+        })
+    }
 }
 
 const COLUMNS: &str =
@@ -216,16 +223,12 @@ const COLUMNS: &str =
 
 /// The organisation's databases, by name.
 pub async fn list(db: &Db, org_id: &str) -> Result<Vec<DatabaseInfo>> {
-    let rows = sqlx::query(&format!(
+    Ok(sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM databases WHERE org_id = $1 ORDER BY name"
     ))
     .bind(org_id)
     .fetch_all(db.pool())
-    .await?;
-    Ok(rows
-        .iter()
-        .map(from_row)
-        .collect::<std::result::Result<_, _>>()?)
+    .await?)
 }
 
 /// One database of the organisation (none for another organisation's).
@@ -233,12 +236,11 @@ pub async fn get(db: &Db, org_id: &str, id: &str) -> Result<Option<DatabaseInfo>
     if !is_id(id, "dbs") {
         return Ok(None);
     }
-    let row = sqlx::query(&format!(
+    Ok(sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM databases WHERE org_id = $1 AND id = $2"
     ))
     .bind(org_id)
     .bind(id)
     .fetch_optional(db.pool())
-    .await?;
-    Ok(row.as_ref().map(from_row).transpose()?)
+    .await?)
 }

@@ -8,7 +8,11 @@
 //! the files how to decrypt and restore them with stock tools. Settings are stored as
 //! JSON; credentials are one sealed secret and never shown again.
 
-use crate::audit::{self, AuditEvent};
+mod connect;
+
+pub use connect::{connect, connect_with, unwrap_credentials, StoredDestination, Unwrapping};
+
+use crate::audit::{self, AuditAction, AuditEvent};
 use crate::db::{end_write, Db};
 use crate::envelope::MasterKeys;
 use crate::error::{is_id, new_id, Error, Result};
@@ -18,6 +22,7 @@ use dbcrate_storage::reach::ReachPolicy;
 use dbcrate_storage::{FailureClass, Location, StorageOptions};
 use serde::Serialize;
 use serde_json::{json, Value};
+use sqlx::any::AnyRow;
 use sqlx::Row;
 use std::sync::Arc;
 
@@ -186,7 +191,7 @@ pub async fn create(
             &AuditEvent {
                 org_id,
                 actor,
-                action: "destination.create",
+                action: AuditAction::DestinationCreate,
                 target: &format!("destination:{id}"),
                 details: &details.to_string(),
             },
@@ -203,29 +208,34 @@ pub async fn create(
     Ok(Ok((info, report)))
 }
 
-fn from_row(r: &sqlx::any::AnyRow) -> Result<DestinationInfo> {
-    let settings: String = r.try_get(3)?;
-    Ok(DestinationInfo {
-        id: r.try_get(0)?,
-        name: r.try_get(1)?,
-        kind: r.try_get(2)?,
-        settings: serde_json::from_str(&settings).unwrap_or(Value::Null),
-        has_credentials: r.try_get::<Option<String>, _>(4)?.is_some(),
-        created_at: r.try_get(5)?,
-    })
+/// A row selected with [`COLUMNS`]: settings parsed from their JSON text, the
+/// credentials' secret id only telling whether there are any.
+impl sqlx::FromRow<'_, AnyRow> for DestinationInfo {
+    fn from_row(r: &AnyRow) -> std::result::Result<Self, sqlx::Error> {
+        let settings: String = r.try_get("settings")?;
+        Ok(Self {
+            id: r.try_get("id")?,
+            name: r.try_get("name")?,
+            kind: r.try_get("kind")?,
+            settings: serde_json::from_str(&settings).unwrap_or(Value::Null),
+            has_credentials: r
+                .try_get::<Option<String>, _>("credentials_secret_id")?
+                .is_some(),
+            created_at: r.try_get("created_at")?,
+        })
+    }
 }
 
 const COLUMNS: &str = "id, name, kind, settings, credentials_secret_id, created_at";
 
 /// The organisation's destinations.
 pub async fn list(db: &Db, org_id: &str) -> Result<Vec<DestinationInfo>> {
-    let rows = sqlx::query(&format!(
+    Ok(sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM destinations WHERE org_id = $1 ORDER BY name"
     ))
     .bind(org_id)
     .fetch_all(db.pool())
-    .await?;
-    rows.iter().map(from_row).collect()
+    .await?)
 }
 
 /// One destination of the organisation.
@@ -233,14 +243,13 @@ pub async fn get(db: &Db, org_id: &str, id: &str) -> Result<Option<DestinationIn
     if !is_id(id, "dst") {
         return Ok(None);
     }
-    let row = sqlx::query(&format!(
+    Ok(sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM destinations WHERE org_id = $1 AND id = $2"
     ))
     .bind(org_id)
     .bind(id)
     .fetch_optional(db.pool())
-    .await?;
-    row.as_ref().map(from_row).transpose()
+    .await?)
 }
 
 /// What a tenant is told about a failed probe step: [`tenant_failure`], and after a

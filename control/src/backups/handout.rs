@@ -1,16 +1,47 @@
 //! A running job's credentials, handed out once to the agent it is assigned to.
 
-use super::destinations::DESTINATION_CREDENTIALS_PURPOSE;
-use super::jobs::{not_yours, record_in};
+use super::destinations::{self, StoredDestination, Unwrapping};
+use super::jobs::{not_yours, record_in, JobState};
+use crate::audit::AuditAction;
 use crate::db::{end_write, Db};
 use crate::envelope::MasterKeys;
 use crate::error::{is_id, Code, Error, Result};
 use crate::pki::identity::AgentIdentity;
 use crate::secrets::{self, Owner, SecretRef};
-use dbcrate_core::secret::{SecretJson, SecretString};
+use dbcrate_core::secret::SecretString;
 use dbcrate_core::time::rfc3339;
-use dbcrate_core::wire::{DatabaseConnection, Destination, DestinationCredentials, JobCredentials};
-use sqlx::Row;
+use dbcrate_core::wire::{
+    DatabaseConnection, Destination, DestinationCredentials, JobCredentials, RestorePart,
+};
+use dbcrate_storage::reach::ReachPolicy;
+use sqlx::FromRow;
+use std::sync::Arc;
+
+/// What a job's credentials are made of, besides its destination: the database to
+/// connect to, the organisation's recipient, and for a restore the backup.
+struct JobTarget {
+    host: String,
+    port: i64,
+    dbname: String,
+    username: String,
+    tls_mode: String,
+    password_secret_id: Option<String>,
+    recipient: String,
+    job_kind: String,
+    backup_id: Option<String>,
+}
+
+crate::rows::from_row!(JobTarget {
+    host,
+    port,
+    dbname,
+    username,
+    tls_mode,
+    password_secret_id,
+    recipient,
+    job_kind,
+    backup_id,
+});
 
 /// The secrets a running job needs, handed out once: the database connection with its
 /// password, the destination with its credentials, and the organisation's recipient.
@@ -19,7 +50,7 @@ use sqlx::Row;
 pub async fn credentials(
     db: &Db,
     keys: &MasterKeys,
-    reach: &std::sync::Arc<dbcrate_storage::reach::ReachPolicy>,
+    reach: &Arc<ReachPolicy>,
     agent: &AgentIdentity,
     job_id: &str,
     now: i64,
@@ -28,28 +59,90 @@ pub async fn credentials(
         return Err(not_yours());
     }
     let agent_name = format!("agent:{}", agent.agent_id);
-    // Marked as handed out first, in its own transaction (the unwraps below write their
-    // own audit rows, which on SQLite cannot nest inside another writing transaction).
+    mark_handed_out(db, agent, &agent_name, job_id, now).await?;
+    let (target, stored) = load(db, job_id).await?;
+    let reason = format!("credentials of job {job_id}");
+    // Each secret is unwrapped (audited) into wiped memory and parsed straight into its
+    // wire type.
+    let by = Unwrapping {
+        org_id: &agent.org_id,
+        actor: &agent_name,
+        reason: &reason,
+        at: &rfc3339(now),
+    };
+    let password = unwrap_password(db, keys, target.password_secret_id.as_deref(), &by).await?;
+    let credentials =
+        destinations::unwrap_credentials(db, keys, stored.credentials_secret_id.as_deref(), &by)
+            .await?;
+    let settings = stored.settings_json()?;
+    let restore = if target.job_kind == "restore" {
+        let backup_id = target
+            .backup_id
+            .as_deref()
+            .ok_or_else(|| Error::internal("a restore job without its backup"))?;
+        let of = crate::backups::restores::RestoreOf {
+            org_id: &agent.org_id,
+            job_id,
+            backup_id,
+        };
+        let to = (stored.kind.as_str(), &settings, credentials.as_ref());
+        Some(restore_part(db, keys, reach, of, to, &agent_name, now).await?)
+    } else {
+        None
+    };
+    Ok(JobCredentials {
+        restore,
+        database: DatabaseConnection {
+            host: target.host,
+            port: u16::try_from(target.port)
+                .map_err(|_| Error::internal("a stored port is not a port"))?,
+            dbname: target.dbname,
+            username: target.username,
+            tls_mode: target.tls_mode,
+            password,
+        },
+        destination: Destination {
+            kind: stored.kind,
+            settings,
+            credentials,
+        },
+        recipients: vec![target.recipient],
+    })
+}
+
+/// Marks the job's credentials as handed out (audited), in a transaction of its own
+/// (the unwraps that follow write their own audit rows, which on SQLite cannot nest
+/// inside another writing transaction). Refused when they were handed out already, or
+/// the job is not this agent's running job.
+async fn mark_handed_out(
+    db: &Db,
+    agent: &AgentIdentity,
+    agent_name: &str,
+    job_id: &str,
+    now: i64,
+) -> Result<()> {
     let mut tx = db.begin().await?;
     let marked: Result<()> = async {
         let marked = sqlx::query(
             "UPDATE jobs SET credentials_fetched_at = $1 WHERE id = $2 AND agent_id = $3 \
-             AND org_id = $4 AND state = 'running' AND credentials_fetched_at IS NULL",
+             AND org_id = $4 AND state = $5 AND credentials_fetched_at IS NULL",
         )
         .bind(now)
         .bind(job_id)
         .bind(&agent.agent_id)
         .bind(&agent.org_id)
+        .bind(JobState::Running)
         .execute(&mut *tx)
         .await?;
         if marked.rows_affected() != 1 {
             let fetched: Option<Option<i64>> = sqlx::query_scalar(
                 "SELECT credentials_fetched_at FROM jobs WHERE id = $1 AND agent_id = $2 \
-                 AND org_id = $3 AND state = 'running'",
+                 AND org_id = $3 AND state = $4",
             )
             .bind(job_id)
             .bind(&agent.agent_id)
             .bind(&agent.org_id)
+            .bind(JobState::Running)
             .fetch_optional(&mut *tx)
             .await?;
             return Err(match fetched {
@@ -63,8 +156,8 @@ pub async fn credentials(
         record_in(
             &mut tx,
             &agent.org_id,
-            &agent_name,
-            "job.credentials",
+            agent_name,
+            AuditAction::JobCredentials,
             job_id,
             serde_json::json!({}),
             now,
@@ -72,114 +165,73 @@ pub async fn credentials(
         .await
     }
     .await;
-    end_write(tx, marked).await?;
+    end_write(tx, marked).await
+}
+
+/// The job's database and destination (the job's kind is `job_kind`: the
+/// destination's is `kind`).
+async fn load(db: &Db, job_id: &str) -> Result<(JobTarget, StoredDestination)> {
     let row = sqlx::query(
         "SELECT d.host, d.port, d.dbname, d.username, d.tls_mode, d.password_secret_id, \
-         t.kind, t.settings, t.credentials_secret_id, o.recipient, j.kind, j.backup_id \
-         FROM jobs j JOIN databases d ON d.id = j.database_id \
+         t.kind, t.settings, t.credentials_secret_id, o.recipient, j.kind AS job_kind, \
+         j.backup_id FROM jobs j JOIN databases d ON d.id = j.database_id \
          JOIN destinations t ON t.id = j.destination_id JOIN orgs o ON o.id = j.org_id \
          WHERE j.id = $1",
     )
     .bind(job_id)
     .fetch_one(db.pool())
     .await?;
-    let stamp = rfc3339(now);
-    let reason = format!("credentials of job {job_id}");
-    // Each secret is unwrapped (audited) into wiped memory and parsed straight into its
-    // wire type.
-    let open = |id: Option<String>, purpose: &'static str| {
-        let reason = reason.clone();
-        let stamp = stamp.clone();
-        let agent_name = agent_name.clone();
-        async move {
-            match id {
-                None => Ok(None),
-                Some(id) => secrets::unwrap(
-                    db,
-                    keys,
-                    SecretRef {
-                        owner: Owner::Org(&agent.org_id),
-                        id: &id,
-                        purpose,
-                    },
-                    &agent_name,
-                    &reason,
-                    &stamp,
-                )
-                .await
-                .map(Some),
-            }
-        }
+    Ok((
+        JobTarget::from_row(&row)?,
+        StoredDestination::from_row(&row)?,
+    ))
+}
+
+/// The database's password (none when `secret_id` is), unwrapped (audited).
+async fn unwrap_password(
+    db: &Db,
+    keys: &MasterKeys,
+    secret_id: Option<&str>,
+    by: &Unwrapping<'_>,
+) -> Result<Option<SecretString>> {
+    let Some(secret_id) = secret_id else {
+        return Ok(None);
     };
-    let password = match open(row.try_get(5)?, crate::backups::databases::PASSWORD_PURPOSE).await? {
-        None => None,
-        Some(bytes) => Some(SecretString::new(
-            std::str::from_utf8(&bytes)
-                .map_err(|_| Error::internal("a stored credential is not text"))?
-                .to_owned(),
-        )),
-    };
-    let credentials: Option<DestinationCredentials> =
-        match open(row.try_get(8)?, DESTINATION_CREDENTIALS_PURPOSE).await? {
-            None => None,
-            Some(bytes) => Some(serde_json::from_slice(&bytes).map_err(|_| {
-                Error::internal("stored destination credentials are not JSON of their shape")
-            })?),
-        };
-    let kind: String = row.try_get(6)?;
-    let settings: serde_json::Value = serde_json::from_str(&row.try_get::<String, _>(7)?)
-        .map_err(|_| Error::internal("stored destination settings are not JSON"))?;
-    let restore = if row.try_get::<String, _>(10)? == "restore" {
-        let backup_id: String = row
-            .try_get::<Option<String>, _>(11)?
-            .ok_or_else(|| Error::internal("a restore job without its backup"))?;
-        let secret_json = credentials
-            .as_ref()
-            .map(DestinationCredentials::to_secret_json);
-        let (location, options) = crate::backups::destinations::open(
-            reach,
-            &kind,
-            &settings,
-            secret_json.as_ref().map(SecretJson::expose_secret),
-        )?;
-        drop(secret_json);
-        let destination = dbcrate_storage::admin::Destination::connect(&location, &options)
-            .await
-            .map_err(|e| Error::internal(format!("reaching the destination: {e}")))?;
-        let part = crate::backups::restores::restore_part(
-            db,
-            keys,
-            crate::backups::restores::RestoreOf {
-                org_id: &agent.org_id,
-                job_id,
-                backup_id: &backup_id,
-            },
-            &destination,
-            &agent_name,
-            now,
-        )
-        .await;
-        destination.close().await;
-        Some(part?)
-    } else {
-        None
-    };
-    Ok(JobCredentials {
-        restore,
-        database: DatabaseConnection {
-            host: row.try_get(0)?,
-            port: u16::try_from(row.try_get::<i64, _>(1)?)
-                .map_err(|_| Error::internal("a stored port is not a port"))?,
-            dbname: row.try_get(2)?,
-            username: row.try_get(3)?,
-            tls_mode: row.try_get(4)?,
-            password,
+    let bytes = secrets::unwrap(
+        db,
+        keys,
+        SecretRef {
+            owner: Owner::Org(by.org_id),
+            id: secret_id,
+            purpose: crate::backups::databases::PASSWORD_PURPOSE,
         },
-        destination: Destination {
-            kind,
-            settings,
-            credentials,
-        },
-        recipients: vec![row.try_get::<String, _>(9)?],
-    })
+        by.actor,
+        by.reason,
+        by.at,
+    )
+    .await?;
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| Error::internal("a stored credential is not text"))?;
+    Ok(Some(SecretString::new(text.to_owned())))
+}
+
+/// A restore job's part: the destination reached with the credentials already
+/// unwrapped (`to`: kind, settings, credentials), the backup's header read there.
+async fn restore_part(
+    db: &Db,
+    keys: &MasterKeys,
+    reach: &Arc<ReachPolicy>,
+    of: crate::backups::restores::RestoreOf<'_>,
+    to: (&str, &serde_json::Value, Option<&DestinationCredentials>),
+    agent_name: &str,
+    now: i64,
+) -> Result<RestorePart> {
+    let (kind, settings, credentials) = to;
+    let destination = destinations::connect_with(reach, kind, settings, credentials)
+        .await?
+        .map_err(|e| Error::internal(format!("reaching the destination: {e}")))?;
+    let part =
+        crate::backups::restores::restore_part(db, keys, of, &destination, agent_name, now).await;
+    destination.close().await;
+    part
 }

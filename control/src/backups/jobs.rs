@@ -9,17 +9,19 @@
 
 mod completion;
 mod enqueue;
+mod state;
 
 pub use completion::complete;
 pub use dbcrate_core::wire::{Completion, Job as ClaimedJob};
 pub use enqueue::{enqueue, Because, NewJob};
+pub use state::JobState;
 
-use crate::audit;
+use crate::audit::{self, AuditAction};
 use crate::db::{end_write, Db, Engine};
 use crate::error::{Error, Result};
 use crate::pki::identity::AgentIdentity;
 use dbcrate_core::wire::JobKind;
-use sqlx::{AnyConnection, Row};
+use sqlx::AnyConnection;
 
 /// How long a claimed job may go without a heartbeat.
 pub const LEASE_SECS: i64 = 120;
@@ -39,7 +41,7 @@ pub(crate) async fn record_in(
     conn: &mut AnyConnection,
     org_id: &str,
     actor: &str,
-    action: &str,
+    action: AuditAction,
     job_id: &str,
     details: serde_json::Value,
     now: i64,
@@ -47,6 +49,36 @@ pub(crate) async fn record_in(
     let target = format!("job:{job_id}");
     audit::record_in(conn, org_id, actor, action, &target, details, now).await
 }
+
+/// A queued job as an agent's claim finds it (`attempt`: the attempts made so far).
+struct Queued {
+    id: String,
+    kind: String,
+    attempt: i64,
+    database_id: String,
+}
+
+crate::rows::from_row!(Queued {
+    id,
+    kind,
+    attempt,
+    database_id
+});
+
+/// A running job whose lease and grace ran out.
+struct Lapsed {
+    id: String,
+    org_id: String,
+    attempt: i64,
+    max_attempts: i64,
+}
+
+crate::rows::from_row!(Lapsed {
+    id,
+    org_id,
+    attempt,
+    max_attempts
+});
 
 /// Claims the agent's oldest queued job, if any.
 pub async fn claim_next(db: &Db, agent: &AgentIdentity, now: i64) -> Result<Option<ClaimedJob>> {
@@ -56,24 +88,28 @@ pub async fn claim_next(db: &Db, agent: &AgentIdentity, now: i64) -> Result<Opti
     };
     let mut tx = db.begin().await?;
     let claimed: Result<Option<ClaimedJob>> = async {
-        let Some(row) = sqlx::query(&format!(
+        let Some(queued) = sqlx::query_as::<_, Queued>(&format!(
             "SELECT id, kind, attempt, database_id FROM jobs \
-             WHERE agent_id = $1 AND org_id = $2 AND state = 'queued' \
-             AND (retry_at IS NULL OR retry_at <= $3) \
+             WHERE agent_id = $1 AND org_id = $2 AND state = $3 \
+             AND (retry_at IS NULL OR retry_at <= $4) \
              ORDER BY created_at, id LIMIT 1{lock}"
         ))
         .bind(&agent.agent_id)
         .bind(&agent.org_id)
+        .bind(JobState::Queued)
         .bind(now)
         .fetch_optional(&mut *tx)
         .await?
         else {
             return Ok(None);
         };
-        let id: String = row.try_get(0)?;
-        let kind: String = row.try_get(1)?;
-        let attempt: i64 = row.try_get::<i64, _>(2)? + 1;
-        let database_id: String = row.try_get(3)?;
+        let Queued {
+            id,
+            kind,
+            attempt,
+            database_id,
+        } = queued;
+        let attempt = attempt + 1;
         let database_name: String = sqlx::query_scalar("SELECT name FROM databases WHERE id = $1")
             .bind(&database_id)
             .fetch_one(&mut *tx)
@@ -86,10 +122,11 @@ pub async fn claim_next(db: &Db, agent: &AgentIdentity, now: i64) -> Result<Opti
         )
         .map_err(|e| Error::internal(e.to_string()))?;
         sqlx::query(
-            "UPDATE jobs SET state = 'running', attempt = $1, started_at = $2, lease_until = $3, \
+            "UPDATE jobs SET state = $1, attempt = $2, started_at = $3, lease_until = $4, \
              phase = 'starting', credentials_fetched_at = NULL, error = NULL, retry_at = NULL, \
-             object_key = $4 WHERE id = $5",
+             object_key = $5 WHERE id = $6",
         )
+        .bind(JobState::Running)
         .bind(attempt)
         .bind(now)
         .bind(now + LEASE_SECS)
@@ -103,7 +140,7 @@ pub async fn claim_next(db: &Db, agent: &AgentIdentity, now: i64) -> Result<Opti
             &mut tx,
             &agent.org_id,
             &agent_name,
-            "job.start",
+            AuditAction::JobStart,
             &id,
             details,
             now,
@@ -136,7 +173,7 @@ pub async fn heartbeat(
 ) -> Result<()> {
     let updated = sqlx::query(
         "UPDATE jobs SET progress_bytes = $1, phase = $2, lease_until = $3 \
-         WHERE id = $4 AND agent_id = $5 AND org_id = $6 AND state = 'running'",
+         WHERE id = $4 AND agent_id = $5 AND org_id = $6 AND state = $7",
     )
     .bind(bytes.max(0))
     .bind(phase.chars().take(40).collect::<String>())
@@ -144,6 +181,7 @@ pub async fn heartbeat(
     .bind(job_id)
     .bind(&agent.agent_id)
     .bind(&agent.org_id)
+    .bind(JobState::Running)
     .execute(db.pool())
     .await?;
     if updated.rows_affected() != 1 {
@@ -155,27 +193,37 @@ pub async fn heartbeat(
 /// Jobs whose agent stopped heartbeating (lease and grace both over): back to the
 /// queue while attempts remain, else failed. Returns how many were touched.
 pub async fn expire_leases(db: &Db, now: i64) -> Result<usize> {
-    let expired = sqlx::query(
-        "SELECT id, org_id, attempt, max_attempts FROM jobs WHERE state = 'running' AND lease_until < $1",
+    let expired: Vec<Lapsed> = sqlx::query_as(
+        "SELECT id, org_id, attempt, max_attempts FROM jobs WHERE state = $1 AND lease_until < $2",
     )
+    .bind(JobState::Running)
     .bind(now - LEASE_GRACE_SECS)
     .fetch_all(db.pool())
     .await?;
     let mut touched = 0;
-    for row in expired {
-        let id: String = row.try_get(0)?;
-        let org_id: String = row.try_get(1)?;
-        let retry = row.try_get::<i64, _>(2)? < row.try_get::<i64, _>(3)?;
+    for Lapsed {
+        id,
+        org_id,
+        attempt,
+        max_attempts,
+    } in expired
+    {
+        let retry = attempt < max_attempts;
         let mut tx = db.begin().await?;
         let done: Result<u64> = async {
             let updated = sqlx::query(
                 "UPDATE jobs SET state = $1, finished_at = $2, phase = 'lease expired', \
                  error = 'the agent stopped reporting progress', lease_until = NULL \
-                 WHERE id = $3 AND state = 'running' AND lease_until < $4",
+                 WHERE id = $3 AND state = $4 AND lease_until < $5",
             )
-            .bind(if retry { "queued" } else { "failed" })
+            .bind(if retry {
+                JobState::Queued
+            } else {
+                JobState::Failed
+            })
             .bind((!retry).then_some(now))
             .bind(&id)
+            .bind(JobState::Running)
             .bind(now - LEASE_GRACE_SECS)
             .execute(&mut *tx)
             .await?;
@@ -185,7 +233,7 @@ pub async fn expire_leases(db: &Db, now: i64) -> Result<usize> {
                     &mut tx,
                     &org_id,
                     "system:scheduler",
-                    "job.lease_expired",
+                    AuditAction::JobLeaseExpired,
                     &id,
                     details,
                     now,

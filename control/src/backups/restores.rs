@@ -16,6 +16,8 @@
 //! is handed over and deleted. Unattended (scheduled) restores are not possible in that
 //! mode.
 
+use crate::audit::AuditAction;
+use crate::backups::destinations::{self, StoredDestination, Unwrapping};
 use crate::backups::jobs::{enqueue, Because, NewJob};
 use crate::db::{end_write, Db};
 use crate::envelope::MasterKeys;
@@ -27,7 +29,7 @@ use dbcrate_core::secret::SecretBytes;
 use dbcrate_core::time::rfc3339;
 use dbcrate_core::wire::RestorePart;
 use dbcrate_storage::admin::Destination;
-use sqlx::Row;
+use sqlx::{FromRow, Row};
 
 /// How much of a backup is read to find its age header (headers are a few hundred
 /// bytes; a file with more before its payload is refused).
@@ -90,15 +92,21 @@ pub async fn create_with_passphrase(
             "a managed restore",
         ));
     };
-    let backup = sqlx::query(
-        "SELECT b.object_key, b.size, b.deleted_at, t.kind, t.settings,          t.credentials_secret_id FROM backups b JOIN destinations t ON t.id = b.destination_id          WHERE b.id = $1 AND b.org_id = $2",
+    let row = sqlx::query(
+        "SELECT b.object_key, b.size, b.deleted_at, t.kind, t.settings, \
+         t.credentials_secret_id FROM backups b JOIN destinations t ON t.id = b.destination_id \
+         WHERE b.id = $1 AND b.org_id = $2",
     )
     .bind(backup_id)
     .bind(org_id)
     .fetch_optional(db.pool())
     .await?
     .ok_or_else(|| Error::invalid("no such backup in this organisation"))?;
-    if backup.try_get::<Option<i64>, _>(2)?.is_some() {
+    let (backup, stored) = (
+        BackupObject::from_row(&row)?,
+        StoredDestination::from_row(&row)?,
+    );
+    if backup.deleted_at.is_some() {
         return Err(Error::invalid("that backup was deleted by retention"));
     }
     let stamp = rfc3339(now);
@@ -114,43 +122,16 @@ pub async fn create_with_passphrase(
     )
     .await?;
     let identity = parse_identity(&org_key)?;
-    let credentials: serde_json::Value = match backup.try_get::<Option<String>, _>(5)? {
-        None => serde_json::Value::Null,
-        Some(id) => {
-            let bytes = secrets::unwrap(
-                db,
-                with.keys,
-                SecretRef {
-                    owner: Owner::Org(org_id),
-                    id: &id,
-                    purpose: crate::backups::destinations::DESTINATION_CREDENTIALS_PURPOSE,
-                },
-                actor,
-                &reason,
-                &stamp,
-            )
-            .await?;
-            serde_json::from_slice(&bytes)
-                .map_err(|_| Error::internal("stored destination credentials are not JSON"))?
-        }
+    let by = Unwrapping {
+        org_id,
+        actor,
+        reason: &reason,
+        at: &stamp,
     };
-    let settings: serde_json::Value = serde_json::from_str(&backup.try_get::<String, _>(4)?)
-        .map_err(|_| Error::internal("stored destination settings are not JSON"))?;
-    let (location, options) = crate::backups::destinations::open(
-        with.reach,
-        &backup.try_get::<String, _>(3)?,
-        &settings,
-        Some(&credentials).filter(|c| !c.is_null()),
-    )?;
-    let destination = Destination::connect(&location, &options)
-        .await
+    let destination = destinations::connect(db, with.keys, with.reach, &stored, &by)
+        .await?
         .map_err(|e| Error::invalid(format!("reaching the backup's destination: {e}")))?;
-    let header = read_header(
-        &destination,
-        &backup.try_get::<String, _>(0)?,
-        backup.try_get(1)?,
-    )
-    .await;
+    let header = read_header(&destination, &backup.object_key, backup.size).await;
     destination.close().await;
     let file_key = dbcrate_core::file_key::unwrap_file_key(&header?, &identity)
         .map_err(|e| Error::invalid(format!("the backup's header: {e}")))?;
@@ -166,6 +147,31 @@ pub async fn create_with_passphrase(
     )
     .await
 }
+
+/// A backup's object: its key, size and whether retention deleted it.
+struct BackupObject {
+    object_key: String,
+    size: i64,
+    deleted_at: Option<i64>,
+}
+
+crate::rows::from_row!(BackupObject {
+    object_key,
+    size,
+    deleted_at
+});
+
+/// The backup a restore job is queued for: where it is stored, and whether retention
+/// deleted it.
+struct RestoredBackup {
+    destination_id: String,
+    deleted_at: Option<i64>,
+}
+
+crate::rows::from_row!(RestoredBackup {
+    destination_id,
+    deleted_at
+});
 
 fn check_ids(backup_id: &str, target_database_id: &str) -> Result<()> {
     if !is_id(backup_id, "bkp") || !is_id(target_database_id, "dbs") {
@@ -196,7 +202,7 @@ async fn create_job(
 ) -> Result<String> {
     let mut tx = db.begin().await?;
     let made: Result<String> = async {
-        let backup = sqlx::query(
+        let backup: RestoredBackup = sqlx::query_as(
             "SELECT destination_id, deleted_at FROM backups WHERE id = $1 AND org_id = $2",
         )
         .bind(backup_id)
@@ -204,7 +210,7 @@ async fn create_job(
         .fetch_optional(&mut *tx)
         .await?
         .ok_or_else(|| Error::invalid("no such backup in this organisation"))?;
-        if backup.try_get::<Option<i64>, _>(1)?.is_some() {
+        if backup.deleted_at.is_some() {
             return Err(Error::invalid("that backup was deleted by retention"));
         }
         let agent: String =
@@ -214,13 +220,12 @@ async fn create_job(
                 .fetch_optional(&mut *tx)
                 .await?
                 .ok_or_else(|| Error::invalid("no such target database in this organisation"))?;
-        let destination_id: String = backup.try_get(0)?;
         let job = NewJob {
             org_id,
             kind: "restore",
             schedule_id: None,
             database_id: target_database_id,
-            destination_id: &destination_id,
+            destination_id: &backup.destination_id,
             agent_id: &agent,
             backup_id: Some(backup_id),
             max_attempts: 1,
@@ -232,7 +237,7 @@ async fn create_job(
         });
         let because = Because {
             actor,
-            action: "restore.create",
+            action: AuditAction::RestoreCreate,
             details: &details,
         };
         let job_id = enqueue(&mut tx, &job, &because, now).await?;
@@ -292,14 +297,17 @@ pub async fn restore_part(
     .bind(org_id)
     .fetch_one(db.pool())
     .await?;
-    if row.try_get::<Option<i64>, _>(3)?.is_some() {
+    let BackupObject {
+        object_key: key,
+        size,
+        deleted_at,
+    } = BackupObject::from_row(&row)?;
+    if deleted_at.is_some() {
         return Err(Error::invalid(
             "that backup was deleted by retention before the restore started",
         ));
     }
-    let key: String = row.try_get(0)?;
-    let size: i64 = row.try_get(1)?;
-    let sha256: String = row.try_get(2)?;
+    let sha256: String = row.try_get("sha256")?;
     let stamp = rfc3339(now);
     let reason = format!("managed restore (job {job_id}, backup {backup_id})");
     let file_key = match take_file_key(db, keys, org_id, job_id, actor, &reason, &stamp).await? {

@@ -9,20 +9,20 @@
 //! failed delete is counted, audited and retried on the next run — a record is never
 //! dropped silently.
 
-use crate::audit::{self, AuditEvent};
-use crate::backups::destinations::DESTINATION_CREDENTIALS_PURPOSE;
+mod reasons;
+
+use crate::audit::{self, AuditAction, AuditEvent};
+use crate::backups::destinations::{self, StoredDestination, Unwrapping};
+use crate::backups::jobs::JobState;
 use crate::db::{end_write, Db};
 use crate::envelope::MasterKeys;
 use crate::error::{Error, Result};
-use crate::secrets::{self, Owner, SecretRef};
 use dbcrate_core::retention::{self as plan, Backup, Outcome, Rules};
 use dbcrate_core::schedule::Schedule;
-use dbcrate_core::secret::SecretJson;
 use dbcrate_core::time::rfc3339;
-use dbcrate_core::wire::DestinationCredentials;
 use dbcrate_storage::admin::{DeleteOutcome, Destination};
 use dbcrate_storage::reach::ReachPolicy;
-use sqlx::Row;
+use sqlx::FromRow;
 use std::sync::Arc;
 
 /// What one run did for one schedule.
@@ -45,19 +45,16 @@ async fn deleted_or_why(
     key: &str,
 ) -> std::result::Result<DeleteOutcome, String> {
     let told = |step: &str, e: dbcrate_storage::Error| {
-        crate::backups::destinations::tenant_failure(step, e.class(), e.message())
+        destinations::tenant_failure(step, e.class(), e.message())
     };
     match store.delete(key).await.map_err(|e| told("delete", e))? {
         DeleteOutcome::Deleted => Ok(DeleteOutcome::Deleted),
-        DeleteOutcome::Absent => match store
-            .exists(crate::backups::destinations::README_NAME)
-            .await
-        {
+        DeleteOutcome::Absent => match store.exists(destinations::README_NAME).await {
             Ok(true) => Ok(DeleteOutcome::Absent),
             Ok(false) => Err(format!(
                 "neither the object nor the destination's {} is there: is the storage \
                  mounted and the destination right? Nothing was marked deleted",
-                crate::backups::destinations::README_NAME
+                destinations::README_NAME
             )),
             Err(e) => Err(format!(
                 "checking the destination's README: {}",
@@ -95,7 +92,76 @@ pub async fn apply_all(
     Ok(reports)
 }
 
-/// Applies one schedule's retention.
+/// A schedule as retention reads it: its organisation, expression, zone and rules.
+struct Retained {
+    org_id: String,
+    cron: String,
+    time_zone: String,
+    keep_last: i64,
+    keep_daily: i64,
+    keep_weekly: i64,
+    keep_monthly: i64,
+    keep_yearly: i64,
+}
+
+crate::rows::from_row!(Retained {
+    org_id,
+    cron,
+    time_zone,
+    keep_last,
+    keep_daily,
+    keep_weekly,
+    keep_monthly,
+    keep_yearly,
+});
+
+impl Retained {
+    fn rules(&self) -> Rules {
+        let count = |n: i64| u32::try_from(n).unwrap_or(0);
+        Rules {
+            keep_last: count(self.keep_last),
+            keep_daily: count(self.keep_daily),
+            keep_weekly: count(self.keep_weekly),
+            keep_monthly: count(self.keep_monthly),
+            keep_yearly: count(self.keep_yearly),
+        }
+    }
+}
+
+/// One attempt of the schedule: a backup, or a failed job.
+struct Attempt {
+    id: String,
+    finished_at: i64,
+}
+
+crate::rows::from_row!(Attempt { id, finished_at });
+
+/// Where a planned deletion stands: its object, its failed tries, and how many restores
+/// of it are queued or running.
+struct DeletionState {
+    object_key: String,
+    delete_attempts: i64,
+    last_delete_at: Option<i64>,
+    restoring: i64,
+}
+
+crate::rows::from_row!(DeletionState {
+    object_key,
+    delete_attempts,
+    last_delete_at,
+    restoring,
+});
+
+/// A backup due for deletion now.
+struct Due {
+    backup_id: String,
+    object_key: String,
+    /// Why the planner kept it (its stored texts; empty for a deletion).
+    kept_by: Vec<String>,
+}
+
+/// Applies one schedule's retention: plan, pick what is due, reach the destination
+/// once, delete and record each.
 pub async fn apply(
     db: &Db,
     keys: &MasterKeys,
@@ -103,185 +169,39 @@ pub async fn apply(
     schedule_id: &str,
     now: i64,
 ) -> Result<RunReport> {
-    let row = sqlx::query(
-        "SELECT s.org_id, s.cron, s.time_zone, s.keep_last, s.keep_daily, s.keep_weekly, \
-         s.keep_monthly, s.keep_yearly, t.kind, t.settings, t.credentials_secret_id \
-         FROM schedules s JOIN destinations t ON t.id = s.destination_id WHERE s.id = $1",
-    )
-    .bind(schedule_id)
-    .fetch_one(db.pool())
-    .await?;
-    let org_id: String = row.try_get(0)?;
-    let schedule = Schedule::parse(&row.try_get::<String, _>(1)?, &row.try_get::<String, _>(2)?)
+    let (retained, destination) = load_schedule(db, schedule_id).await?;
+    let schedule = Schedule::parse(&retained.cron, &retained.time_zone)
         .map_err(|e| Error::internal(format!("a stored schedule no longer parses: {e}")))?;
-    let count = |i: usize| -> std::result::Result<u32, sqlx::Error> {
-        Ok(u32::try_from(row.try_get::<i64, _>(i)?).unwrap_or(0))
-    };
-    let rules = Rules {
-        keep_last: count(3)?,
-        keep_daily: count(4)?,
-        keep_weekly: count(5)?,
-        keep_monthly: count(6)?,
-        keep_yearly: count(7)?,
-    };
-    let mut records: Vec<Backup> = Vec::new();
-    for r in sqlx::query(
-        "SELECT id, finished_at FROM backups WHERE schedule_id = $1 AND deleted_at IS NULL",
-    )
-    .bind(schedule_id)
-    .fetch_all(db.pool())
-    .await?
-    {
-        records.push(Backup {
-            id: r.try_get(0)?,
-            finished_at: r.try_get(1)?,
-            outcome: Outcome::Succeeded,
-        });
-    }
-    for r in sqlx::query(
-        "SELECT id, finished_at FROM jobs WHERE schedule_id = $1 AND kind = 'backup' \
-         AND state = 'failed' AND finished_at IS NOT NULL",
-    )
-    .bind(schedule_id)
-    .fetch_all(db.pool())
-    .await?
-    {
-        records.push(Backup {
-            id: r.try_get(0)?,
-            finished_at: r.try_get(1)?,
-            outcome: Outcome::Failed,
-        });
-    }
-    let planned = plan::plan(&records, &rules, &schedule.calendar(), now);
-    let doomed: Vec<(String, Vec<String>)> = planned
-        .decisions
-        .iter()
-        .filter(|d| !d.keep)
-        .map(|d| {
-            (
-                d.id.clone(),
-                d.reasons.iter().map(|r| format!("{r:?}")).collect(),
-            )
-        })
-        .collect();
+    let records = attempts(db, schedule_id).await?;
+    let planned = plan::plan(&records, &retained.rules(), &schedule.calendar(), now);
     let mut report = RunReport {
         held: planned.recent_failures > 0,
         ..RunReport::default()
     };
-    // What is due for deletion now: not a backup an operator is restoring (it stays
-    // until that restore has ended), nor one whose last deletion failed too recently.
-    let mut due = Vec::new();
-    for (backup_id, reasons) in doomed {
-        let (key, attempts, last_try, restoring): (String, i64, Option<i64>, i64) = sqlx::query_as(
-            "SELECT b.object_key, b.delete_attempts, b.last_delete_at, \
-                 (SELECT count(*) FROM jobs j WHERE j.backup_id = b.id AND j.kind = 'restore' \
-                  AND j.state IN ('queued', 'running')) \
-                 FROM backups b WHERE b.id = $1",
-        )
-        .bind(&backup_id)
-        .fetch_one(db.pool())
-        .await?;
-        let backing_off = last_try.is_some_and(|at| now < at + delete_retry_delay(attempts));
-        if restoring == 0 && !backing_off {
-            due.push((backup_id, reasons, key));
-        }
-    }
+    let due = due_now(db, &planned, now).await?;
     // Nothing to do: the destination's credentials are not even unwrapped.
     if due.is_empty() {
         return Ok(report);
     }
-    // The destination's credentials, unwrapped once for this run (audited), straight
-    // into their wire type (zeroized on drop); the JSON the storage parser takes is
-    // wiped as soon as the destination is opened.
-    let credentials: Option<DestinationCredentials> = match row.try_get::<Option<String>, _>(10)? {
-        None => None,
-        Some(secret_id) => {
-            let bytes = secrets::unwrap(
-                db,
-                keys,
-                SecretRef {
-                    owner: Owner::Org(&org_id),
-                    id: &secret_id,
-                    purpose: DESTINATION_CREDENTIALS_PURPOSE,
-                },
-                "system:retention",
-                &format!("retention of schedule {schedule_id}"),
-                &rfc3339(now),
-            )
-            .await?;
-            Some(serde_json::from_slice(&bytes).map_err(|_| {
-                Error::internal("stored destination credentials are not JSON of their shape")
-            })?)
-        }
+    let org_id = &retained.org_id;
+    // The destination's credentials, unwrapped once for this run (audited).
+    let reason = format!("retention of schedule {schedule_id}");
+    let by = Unwrapping {
+        org_id,
+        actor: ACTOR,
+        reason: &reason,
+        at: &rfc3339(now),
     };
-    let settings: serde_json::Value = serde_json::from_str(&row.try_get::<String, _>(9)?)
-        .map_err(|_| Error::internal("stored destination settings are not JSON"))?;
-    let secret_json = credentials
-        .as_ref()
-        .map(DestinationCredentials::to_secret_json);
-    let (location, options) = crate::backups::destinations::open(
-        reach,
-        &row.try_get::<String, _>(8)?,
-        &settings,
-        secret_json.as_ref().map(SecretJson::expose_secret),
-    )?;
-    drop((secret_json, credentials));
-    let store = Destination::connect(&location, &options).await;
-    for (backup_id, reasons, key) in due {
+    let store = destinations::connect(db, keys, reach, &destination, &by).await?;
+    for doomed in due {
         let outcome = match &store {
-            Ok(store) => deleted_or_why(store, &key).await,
+            Ok(store) => deleted_or_why(store, &doomed.object_key).await,
             Err(e) => Err(format!(
                 "cannot reach the destination: {}",
-                crate::backups::destinations::tenant_failure("connect", e.class(), e.message())
+                destinations::tenant_failure("connect", e.class(), e.message())
             )),
         };
-        let mut tx = db.begin().await?;
-        let recorded: Result<()> = async {
-            let (action, details) = match &outcome {
-                Ok(found) => {
-                    sqlx::query("UPDATE backups SET deleted_at = $1 WHERE id = $2 AND deleted_at IS NULL")
-                        .bind(now)
-                        .bind(&backup_id)
-                        .execute(&mut *tx)
-                        .await?;
-                    let storage = match found {
-                        DeleteOutcome::Deleted => "deleted",
-                        DeleteOutcome::Absent => "absent already",
-                    };
-                    ("backup.delete", serde_json::json!({
-                        "object_key": key, "storage": storage,
-                        "reason": "kept by no retention rule", "kept_by": reasons,
-                    }))
-                }
-                Err(error) => {
-                    sqlx::query(
-                        "UPDATE backups SET delete_attempts = delete_attempts + 1, last_delete_error = $1, \
-                         last_delete_at = $2 WHERE id = $3",
-                    )
-                    .bind(error.chars().take(1000).collect::<String>())
-                    .bind(now)
-                    .bind(&backup_id)
-                    .execute(&mut *tx)
-                    .await?;
-                    ("backup.delete_failed", serde_json::json!({ "object_key": key, "error": error, "retry": true }))
-                }
-            };
-            audit::append_in(
-                &mut tx,
-                &AuditEvent {
-                    org_id: &org_id,
-                    actor: "system:retention",
-                    action,
-                    target: &format!("backup:{backup_id}"),
-                    details: &details.to_string(),
-                },
-                &rfc3339(now),
-            )
-            .await?;
-            Ok(())
-        }
-        .await;
-        end_write(tx, recorded).await?;
+        record(db, org_id, &doomed, &outcome, now).await?;
         match outcome {
             Ok(_) => report.deleted += 1,
             Err(_) => report.failed += 1,
@@ -291,4 +211,147 @@ pub async fn apply(
         store.close().await;
     }
     Ok(report)
+}
+
+/// Who retention acts as, in the audit log.
+const ACTOR: &str = "system:retention";
+
+/// The schedule's rules and its destination.
+async fn load_schedule(db: &Db, schedule_id: &str) -> Result<(Retained, StoredDestination)> {
+    let row = sqlx::query(
+        "SELECT s.org_id, s.cron, s.time_zone, s.keep_last, s.keep_daily, s.keep_weekly, \
+         s.keep_monthly, s.keep_yearly, t.kind, t.settings, t.credentials_secret_id \
+         FROM schedules s JOIN destinations t ON t.id = s.destination_id WHERE s.id = $1",
+    )
+    .bind(schedule_id)
+    .fetch_one(db.pool())
+    .await?;
+    Ok((
+        Retained::from_row(&row)?,
+        StoredDestination::from_row(&row)?,
+    ))
+}
+
+/// The schedule's backups not deleted yet, and its failed backup jobs.
+async fn attempts(db: &Db, schedule_id: &str) -> Result<Vec<Backup>> {
+    let succeeded: Vec<Attempt> = sqlx::query_as(
+        "SELECT id, finished_at FROM backups WHERE schedule_id = $1 AND deleted_at IS NULL",
+    )
+    .bind(schedule_id)
+    .fetch_all(db.pool())
+    .await?;
+    let failed: Vec<Attempt> = sqlx::query_as(
+        "SELECT id, finished_at FROM jobs WHERE schedule_id = $1 AND kind = 'backup' \
+         AND state = $2 AND finished_at IS NOT NULL",
+    )
+    .bind(schedule_id)
+    .bind(JobState::Failed)
+    .fetch_all(db.pool())
+    .await?;
+    let as_backup = |outcome: Outcome| {
+        move |a: Attempt| Backup {
+            id: a.id,
+            finished_at: a.finished_at,
+            outcome,
+        }
+    };
+    Ok(succeeded
+        .into_iter()
+        .map(as_backup(Outcome::Succeeded))
+        .chain(failed.into_iter().map(as_backup(Outcome::Failed)))
+        .collect())
+}
+
+/// What the plan deletes that is due now: not a backup an operator is restoring (it
+/// stays until that restore has ended), nor one whose last deletion failed too recently.
+async fn due_now(db: &Db, planned: &plan::Plan, now: i64) -> Result<Vec<Due>> {
+    let mut due = Vec::new();
+    for decision in planned.decisions.iter().filter(|d| !d.keep) {
+        let state: DeletionState = sqlx::query_as(
+            "SELECT b.object_key, b.delete_attempts, b.last_delete_at, \
+                 (SELECT count(*) FROM jobs j WHERE j.backup_id = b.id AND j.kind = 'restore' \
+                  AND j.state IN ($2, $3)) AS restoring \
+                 FROM backups b WHERE b.id = $1",
+        )
+        .bind(&decision.id)
+        .bind(JobState::Queued)
+        .bind(JobState::Running)
+        .fetch_one(db.pool())
+        .await?;
+        let backing_off = state
+            .last_delete_at
+            .is_some_and(|at| now < at + delete_retry_delay(state.delete_attempts));
+        if state.restoring == 0 && !backing_off {
+            due.push(Due {
+                backup_id: decision.id.clone(),
+                object_key: state.object_key,
+                kept_by: decision.reasons.iter().map(reasons::text).collect(),
+            });
+        }
+    }
+    Ok(due)
+}
+
+/// Records one deletion's outcome, with its audit row, in one transaction: a backup
+/// gone from storage is marked deleted; a failure is counted for the back-off.
+async fn record(
+    db: &Db,
+    org_id: &str,
+    doomed: &Due,
+    outcome: &std::result::Result<DeleteOutcome, String>,
+    now: i64,
+) -> Result<()> {
+    let mut tx = db.begin().await?;
+    let recorded: Result<()> = async {
+        let (action, details) = match outcome {
+            Ok(found) => {
+                sqlx::query(
+                    "UPDATE backups SET deleted_at = $1 WHERE id = $2 AND deleted_at IS NULL",
+                )
+                .bind(now)
+                .bind(&doomed.backup_id)
+                .execute(&mut *tx)
+                .await?;
+                let storage = match found {
+                    DeleteOutcome::Deleted => "deleted",
+                    DeleteOutcome::Absent => "absent already",
+                };
+                let details = serde_json::json!({
+                    "object_key": doomed.object_key, "storage": storage,
+                    "reason": "kept by no retention rule", "kept_by": doomed.kept_by,
+                });
+                (AuditAction::BackupDelete, details)
+            }
+            Err(error) => {
+                sqlx::query(
+                    "UPDATE backups SET delete_attempts = delete_attempts + 1, \
+                     last_delete_error = $1, last_delete_at = $2 WHERE id = $3",
+                )
+                .bind(error.chars().take(1000).collect::<String>())
+                .bind(now)
+                .bind(&doomed.backup_id)
+                .execute(&mut *tx)
+                .await?;
+                let details = serde_json::json!({
+                    "object_key": doomed.object_key, "error": error, "retry": true,
+                });
+                (AuditAction::BackupDeleteFailed, details)
+            }
+        };
+        audit::append_in(
+            &mut tx,
+            &AuditEvent {
+                org_id,
+                actor: ACTOR,
+                action,
+                target: &format!("backup:{}", doomed.backup_id),
+                details: &details.to_string(),
+            },
+            &rfc3339(now),
+        )
+        .await?;
+        Ok(())
+    }
+    .await;
+    end_write(tx, recorded).await
 }

@@ -6,11 +6,46 @@
 //! LOCKED`, so with several replicas each fire is claimed by exactly one of them; on
 //! SQLite (one node) writing transactions are serialised anyway.
 
+use crate::audit::AuditAction;
 use crate::backups::jobs::{enqueue, Because, NewJob};
 use crate::db::{end_write, Db, Engine};
 use crate::error::Result;
 use dbcrate_core::schedule::{due, Schedule};
-use sqlx::Row;
+
+/// What a schedule's job needs: the database it backs up, the destination, and the
+/// database's agent, which runs the job.
+struct JobRoute {
+    database_id: String,
+    destination_id: String,
+    agent_id: String,
+}
+
+crate::rows::from_row!(JobRoute {
+    database_id,
+    destination_id,
+    agent_id
+});
+
+/// A schedule being fired: its route, organisation, expression and last fire time.
+struct Firing {
+    org_id: String,
+    database_id: String,
+    destination_id: String,
+    agent_id: String,
+    cron: String,
+    time_zone: String,
+    last_fired_at: i64,
+}
+
+crate::rows::from_row!(Firing {
+    org_id,
+    database_id,
+    destination_id,
+    agent_id,
+    cron,
+    time_zone,
+    last_fired_at,
+});
 
 /// How many times a failed backup job is tried in all.
 pub const MAX_ATTEMPTS: i64 = 3;
@@ -37,7 +72,7 @@ async fn fire_one(db: &Db, schedule_id: &str, now: i64) -> Result<Option<String>
     };
     let mut tx = db.begin().await?;
     let fired: Result<Option<String>> = async {
-        let Some(row) = sqlx::query(&format!(
+        let Some(firing) = sqlx::query_as::<_, Firing>(&format!(
             "SELECT s.org_id, s.database_id, s.destination_id, s.cron, s.time_zone, \
              s.last_fired_at, d.agent_id FROM schedules s JOIN databases d ON d.id = s.database_id \
              WHERE s.id = $1 AND s.enabled = 1{lock}"
@@ -49,15 +84,11 @@ async fn fire_one(db: &Db, schedule_id: &str, now: i64) -> Result<Option<String>
             // Another replica holds it, or it was disabled meanwhile.
             return Ok(None);
         };
-        let org_id: String = row.try_get(0)?;
-        let cron: String = row.try_get(3)?;
-        let zone: String = row.try_get(4)?;
-        let last_fired: i64 = row.try_get(5)?;
-        let Ok(schedule) = Schedule::parse(&cron, &zone) else {
+        let Ok(schedule) = Schedule::parse(&firing.cron, &firing.time_zone) else {
             tracing::error!(schedule.id = %schedule_id, "a stored schedule no longer parses");
             return Ok(None);
         };
-        let Some(fire_at) = due(&schedule, last_fired, now) else {
+        let Some(fire_at) = due(&schedule, firing.last_fired_at, now) else {
             return Ok(None);
         };
         sqlx::query("UPDATE schedules SET last_fired_at = $1 WHERE id = $2")
@@ -65,19 +96,16 @@ async fn fire_one(db: &Db, schedule_id: &str, now: i64) -> Result<Option<String>
             .bind(schedule_id)
             .execute(&mut *tx)
             .await?;
-        let (database_id, destination_id, agent_id): (String, String, String) =
-            (row.try_get(1)?, row.try_get(2)?, row.try_get(6)?);
-        let job = backup_job(
-            &org_id,
-            schedule_id,
-            &database_id,
-            &destination_id,
-            &agent_id,
-        );
+        let route = JobRoute {
+            database_id: firing.database_id,
+            destination_id: firing.destination_id,
+            agent_id: firing.agent_id,
+        };
+        let job = backup_job(&firing.org_id, schedule_id, &route);
         let details = serde_json::json!({ "schedule": schedule_id, "fire_time": fire_at });
         let because = Because {
             actor: "system:scheduler",
-            action: "job.create",
+            action: AuditAction::JobCreate,
             details: &details,
         };
         let job = enqueue(&mut tx, &job, &because, now).await?;
@@ -101,7 +129,7 @@ pub async fn run_now(
     }
     let mut tx = db.begin().await?;
     let made: Result<String> = async {
-        let (database_id, destination_id, agent_id): (String, String, String) = sqlx::query_as(
+        let route: JobRoute = sqlx::query_as(
             "SELECT s.database_id, s.destination_id, d.agent_id FROM schedules s \
              JOIN databases d ON d.id = s.database_id WHERE s.id = $1 AND s.org_id = $2",
         )
@@ -110,17 +138,11 @@ pub async fn run_now(
         .fetch_optional(&mut *tx)
         .await?
         .ok_or_else(|| crate::error::Error::not_found("no such schedule"))?;
-        let job = backup_job(
-            org_id,
-            schedule_id,
-            &database_id,
-            &destination_id,
-            &agent_id,
-        );
+        let job = backup_job(org_id, schedule_id, &route);
         let details = serde_json::json!({ "schedule": schedule_id, "run_now": true });
         let because = Because {
             actor,
-            action: "job.create",
+            action: AuditAction::JobCreate,
             details: &details,
         };
         enqueue(&mut tx, &job, &because, now).await
@@ -130,20 +152,14 @@ pub async fn run_now(
 }
 
 /// A backup job of `schedule_id`, run by the database's agent.
-fn backup_job<'a>(
-    org_id: &'a str,
-    schedule_id: &'a str,
-    database_id: &'a str,
-    destination_id: &'a str,
-    agent_id: &'a str,
-) -> NewJob<'a> {
+fn backup_job<'a>(org_id: &'a str, schedule_id: &'a str, route: &'a JobRoute) -> NewJob<'a> {
     NewJob {
         org_id,
         kind: "backup",
         schedule_id: Some(schedule_id),
-        database_id,
-        destination_id,
-        agent_id,
+        database_id: &route.database_id,
+        destination_id: &route.destination_id,
+        agent_id: &route.agent_id,
         backup_id: None,
         max_attempts: MAX_ATTEMPTS,
     }

@@ -6,13 +6,12 @@
 //! `last_fired_at` starts at the creation time, so a new schedule never "catches up" on
 //! fire times from before it existed.
 
-use crate::audit;
+use crate::audit::{self, AuditAction};
 use crate::db::{end_write, Db};
 use crate::error::{is_id, new_id, Error, Result};
 use dbcrate_core::retention::Rules;
 use dbcrate_core::schedule::Schedule;
 use serde::Serialize;
-use sqlx::Row;
 
 /// The largest count a retention rule may hold (a decade of dailies).
 pub const MAX_KEEP: u32 = 3660;
@@ -139,7 +138,7 @@ pub async fn create(
             &mut tx,
             org_id,
             actor,
-            "schedule.create",
+            AuditAction::ScheduleCreate,
             &target,
             details,
             now,
@@ -158,7 +157,7 @@ pub async fn create(
 
 /// The organisation's schedules with their next fire time after `now`.
 pub async fn list(db: &Db, org_id: &str, now: i64) -> Result<Vec<ScheduleInfo>> {
-    let rows = sqlx::query(
+    let stored: Vec<StoredSchedule> = sqlx::query_as(
         "SELECT id, database_id, destination_id, cron, time_zone, enabled, keep_last, \
          keep_daily, keep_weekly, keep_monthly, keep_yearly FROM schedules \
          WHERE org_id = $1 ORDER BY created_at, id",
@@ -166,30 +165,59 @@ pub async fn list(db: &Db, org_id: &str, now: i64) -> Result<Vec<ScheduleInfo>> 
     .bind(org_id)
     .fetch_all(db.pool())
     .await?;
-    rows.iter()
-        .map(|r| {
-            let cron: String = r.try_get(3)?;
-            let zone: String = r.try_get(4)?;
-            let enabled = r.try_get::<i64, _>(5)? != 0;
-            let next_run_at = Schedule::parse(&cron, &zone)
-                .ok()
-                .filter(|_| enabled)
-                .and_then(|s| s.next_after(now));
-            Ok(ScheduleInfo {
-                id: r.try_get(0)?,
-                database_id: r.try_get(1)?,
-                destination_id: r.try_get(2)?,
-                cron,
-                time_zone: zone,
-                enabled,
-                keep_last: r.try_get(6)?,
-                keep_daily: r.try_get(7)?,
-                keep_weekly: r.try_get(8)?,
-                keep_monthly: r.try_get(9)?,
-                keep_yearly: r.try_get(10)?,
-                next_run_at,
-            })
-        })
-        .collect::<std::result::Result<_, sqlx::Error>>()
-        .map_err(Error::from)
+    Ok(stored.into_iter().map(|s| s.info(now)).collect())
+}
+
+/// A schedule's row (`enabled` an integer, as SQLite stores flags).
+struct StoredSchedule {
+    id: String,
+    database_id: String,
+    destination_id: String,
+    cron: String,
+    time_zone: String,
+    enabled: i64,
+    keep_last: i64,
+    keep_daily: i64,
+    keep_weekly: i64,
+    keep_monthly: i64,
+    keep_yearly: i64,
+}
+
+crate::rows::from_row!(StoredSchedule {
+    id,
+    database_id,
+    destination_id,
+    cron,
+    time_zone,
+    enabled,
+    keep_last,
+    keep_daily,
+    keep_weekly,
+    keep_monthly,
+    keep_yearly,
+});
+
+impl StoredSchedule {
+    /// As listed at `now`, with its next fire time.
+    fn info(self, now: i64) -> ScheduleInfo {
+        let enabled = self.enabled != 0;
+        let next_run_at = Schedule::parse(&self.cron, &self.time_zone)
+            .ok()
+            .filter(|_| enabled)
+            .and_then(|s| s.next_after(now));
+        ScheduleInfo {
+            id: self.id,
+            database_id: self.database_id,
+            destination_id: self.destination_id,
+            cron: self.cron,
+            time_zone: self.time_zone,
+            enabled,
+            keep_last: self.keep_last,
+            keep_daily: self.keep_daily,
+            keep_weekly: self.keep_weekly,
+            keep_monthly: self.keep_monthly,
+            keep_yearly: self.keep_yearly,
+            next_run_at,
+        }
+    }
 }

@@ -238,5 +238,7 @@ pub async fn job_complete(
     Body(report): Body<wire::Completion>,
 ) -> ApiResult<Json<wire::CompletionAnswer>> {
     let state_after = jobs::complete(&state.db, &agent, &job_id, &report, state.now()).await?;
-    Ok(Json(wire::CompletionAnswer { state: state_after }))
+    Ok(Json(wire::CompletionAnswer {
+        state: state_after.to_string(),
+    }))
 }

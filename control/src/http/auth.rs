@@ -16,7 +16,7 @@ use super::AppState;
 use crate::accounts::api_tokens::{self, TokenCaller};
 use crate::accounts::members;
 use crate::accounts::roles;
-use crate::accounts::roles::role_rank;
+use crate::accounts::roles::Role;
 use crate::accounts::sessions::{self, Session};
 use crate::error::{is_id, Code, Error};
 use axum::extract::FromRequestParts;
@@ -188,7 +188,7 @@ pub struct Access {
     /// The organisation.
     pub org_id: String,
     /// The caller's role there.
-    pub role: String,
+    pub role: Role,
     /// The audit actor.
     pub actor: String,
     /// The person's user id (none for tokens).
@@ -203,7 +203,7 @@ impl Access {
         roles::Actor {
             name: &self.actor,
             user_id: self.user_id.as_deref(),
-            role: &self.role,
+            role: self.role,
         }
     }
 
@@ -228,14 +228,17 @@ pub async fn org_access(
         return Err(ApiError::not_found());
     }
     let (role, user_id) = match &caller {
-        Caller::Token(t) if t.org_id == org_id => (t.role.clone(), None),
+        Caller::Token(t) if t.org_id == org_id => (t.role, None),
         Caller::Token(_) => return Err(ApiError::not_found()),
         Caller::Person(s) => match members::role_of(&state.db, org_id, &s.user_id).await? {
             Some(role) => (role, Some(s.user_id.clone())),
             None => return Err(ApiError::not_found()),
         },
     };
-    if role_rank(&role) < role_rank(min_role) {
+    let min_role: Role = min_role
+        .parse()
+        .map_err(|_| Error::internal(format!("a route needs the unknown role {min_role:?}")))?;
+    if role < min_role {
         return Err(Error::new(
             Code::Forbidden,
             format!("this needs the {min_role} role or higher; you are {role}"),

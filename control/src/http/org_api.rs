@@ -30,7 +30,7 @@ pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Js
         Caller::Token(t) => {
             sqlx::query("SELECT id, name, recipient, $2, key_mode FROM orgs WHERE id = $1")
                 .bind(&t.org_id)
-                .bind(&t.role)
+                .bind(t.role)
                 .fetch_all(state.db.pool())
                 .await
         }

@@ -70,7 +70,7 @@ pub async fn create(
             lifetime_days: request.expires_in_days,
         },
         &access.actor,
-        &access.role,
+        access.role,
         state.now(),
     )
     .await?;

@@ -7,7 +7,7 @@
 //! certificate matches the CA certificate byte for byte.
 
 use super::{at, rcgen_error};
-use crate::audit::{self, AuditEvent, INSTANCE_CHAIN};
+use crate::audit::{self, AuditAction, AuditEvent, INSTANCE_CHAIN};
 use crate::db::{end_write, Db};
 use crate::envelope::MasterKeys;
 use crate::error::{new_id, Error, Result};
@@ -16,7 +16,6 @@ use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,
 };
-use sqlx::Row;
 
 /// The purpose recorded with the root CA key.
 pub const ROOT_KEY_PURPOSE: &str = "deployment-root-ca-key";
@@ -79,21 +78,42 @@ fn key_from_secret(bytes: &[u8]) -> Result<KeyPair> {
     KeyPair::from_pem(pem).map_err(rcgen_error("a stored CA key does not load"))
 }
 
-async fn load_root(db: &Db) -> Result<Option<(String, String, String)>> {
-    let row = sqlx::query("SELECT name, cert_pem, key_secret_id FROM deployment_ca WHERE id = 1")
-        .fetch_optional(db.pool())
-        .await?;
-    Ok(row
-        .map(|r| -> std::result::Result<_, sqlx::Error> {
-            Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?))
-        })
-        .transpose()?)
+/// A stored CA: its name (the root's only), certificate and the secret holding its key.
+struct StoredRoot {
+    name: String,
+    cert_pem: String,
+    key_secret_id: String,
+}
+
+crate::rows::from_row!(StoredRoot {
+    name,
+    cert_pem,
+    key_secret_id
+});
+
+/// An organisation's stored CA: its certificate and the secret holding its key.
+struct StoredOrgCa {
+    cert_pem: String,
+    key_secret_id: String,
+}
+
+crate::rows::from_row!(StoredOrgCa {
+    cert_pem,
+    key_secret_id
+});
+
+async fn load_root(db: &Db) -> Result<Option<StoredRoot>> {
+    Ok(
+        sqlx::query_as("SELECT name, cert_pem, key_secret_id FROM deployment_ca WHERE id = 1")
+            .fetch_optional(db.pool())
+            .await?,
+    )
 }
 
 /// The deployment root certificate (PEM), creating the root CA on first use.
 pub async fn root_cert_pem(db: &Db, keys: &MasterKeys, now: i64) -> Result<String> {
-    if let Some((_, cert, _)) = load_root(db).await? {
-        return Ok(cert);
+    if let Some(root) = load_root(db).await? {
+        return Ok(root.cert_pem);
     }
     let name = new_id("root")?;
     let key = KeyPair::generate().map_err(rcgen_error("generating the root CA key"))?;
@@ -131,7 +151,7 @@ pub async fn root_cert_pem(db: &Db, keys: &MasterKeys, now: i64) -> Result<Strin
             &AuditEvent {
                 org_id: INSTANCE_CHAIN,
                 actor: "system",
-                action: "pki.root_ca.create",
+                action: AuditAction::PkiRootCaCreate,
                 target: &format!("ca:{name}"),
                 details: "{}",
             },
@@ -144,7 +164,7 @@ pub async fn root_cert_pem(db: &Db, keys: &MasterKeys, now: i64) -> Result<Strin
     let created = end_write(conn, stored).await;
     // When another request or replica made it first, ours failed on the key: use theirs.
     match (load_root(db).await?, created) {
-        (Some((_, cert, _)), _) => Ok(cert),
+        (Some(root), _) => Ok(root.cert_pem),
         (None, Err(e)) => Err(e),
         (None, Ok(())) => Err(Error::internal(
             "the deployment root CA could not be created",
@@ -152,21 +172,24 @@ pub async fn root_cert_pem(db: &Db, keys: &MasterKeys, now: i64) -> Result<Strin
     }
 }
 
-async fn load_org_ca(db: &Db, org_id: &str) -> Result<Option<(String, String)>> {
-    let row = sqlx::query("SELECT cert_pem, key_secret_id FROM org_cas WHERE org_id = $1")
-        .bind(org_id)
-        .fetch_optional(db.pool())
-        .await?;
-    Ok(row
-        .map(|r| -> std::result::Result<_, sqlx::Error> { Ok((r.try_get(0)?, r.try_get(1)?)) })
-        .transpose()?)
+async fn load_org_ca(db: &Db, org_id: &str) -> Result<Option<StoredOrgCa>> {
+    Ok(
+        sqlx::query_as("SELECT cert_pem, key_secret_id FROM org_cas WHERE org_id = $1")
+            .bind(org_id)
+            .fetch_optional(db.pool())
+            .await?,
+    )
 }
 
 /// Creates the organisation's CA if it has none, signed by the root (whose key is
 /// unwrapped, audited, for this).
 async fn create_org_ca(db: &Db, keys: &MasterKeys, org_id: &str, now: i64) -> Result<()> {
     root_cert_pem(db, keys, now).await?;
-    let (name, _, root_secret) = load_root(db)
+    let StoredRoot {
+        name,
+        key_secret_id: root_secret,
+        ..
+    } = load_root(db)
         .await?
         .ok_or_else(|| Error::internal("the deployment root CA is missing"))?;
     let stamp = dbcrate_core::time::rfc3339(now);
@@ -218,7 +241,7 @@ async fn create_org_ca(db: &Db, keys: &MasterKeys, org_id: &str, now: i64) -> Re
             &AuditEvent {
                 org_id,
                 actor: "system",
-                action: "pki.org_ca.create",
+                action: AuditAction::PkiOrgCaCreate,
                 target: &format!("org:{org_id}"),
                 details: "{}",
             },
@@ -238,16 +261,11 @@ async fn create_org_ca(db: &Db, keys: &MasterKeys, org_id: &str, now: i64) -> Re
 
 /// The organisation's CA certificate (PEM), creating the CA on first use.
 pub async fn org_ca_cert_pem(db: &Db, keys: &MasterKeys, org_id: &str, now: i64) -> Result<String> {
-    Ok(ensure_org_ca(db, keys, org_id, now).await?.0)
+    Ok(ensure_org_ca(db, keys, org_id, now).await?.cert_pem)
 }
 
 /// The organisation's CA (certificate PEM, key secret id), created first if it has none.
-async fn ensure_org_ca(
-    db: &Db,
-    keys: &MasterKeys,
-    org_id: &str,
-    now: i64,
-) -> Result<(String, String)> {
+async fn ensure_org_ca(db: &Db, keys: &MasterKeys, org_id: &str, now: i64) -> Result<StoredOrgCa> {
     if let Some(found) = load_org_ca(db, org_id).await? {
         return Ok(found);
     }
@@ -267,7 +285,10 @@ pub async fn org_signing_ca(
     reason: &str,
     now: i64,
 ) -> Result<SigningCa> {
-    let (cert_pem, secret_id) = ensure_org_ca(db, keys, org_id, now).await?;
+    let StoredOrgCa {
+        cert_pem,
+        key_secret_id: secret_id,
+    } = ensure_org_ca(db, keys, org_id, now).await?;
     let stamp = dbcrate_core::time::rfc3339(now);
     let key = secrets::unwrap(
         db,

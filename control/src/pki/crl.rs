@@ -11,12 +11,30 @@ use crate::db::{end_write, Db};
 use crate::envelope::MasterKeys;
 use crate::error::{Error, Result};
 use rcgen::{CertificateRevocationListParams, KeyIdMethod, RevokedCertParams, SerialNumber};
-use sqlx::Row;
 
 /// A CRL is re-signed when older than this.
 pub const REFRESH_SECS: i64 = 3600;
 /// A CRL is valid this long after signing.
 pub const VALIDITY_SECS: i64 = 24 * 3600;
+
+/// A revoked agent certificate: its serial (hex) and when it was revoked.
+struct Revoked {
+    serial: String,
+    revoked_at: i64,
+}
+
+crate::rows::from_row!(Revoked { serial, revoked_at });
+
+/// An organisation's stored CRL and when it was signed, if it has one.
+struct StoredCrl {
+    crl_der: Option<Vec<u8>>,
+    crl_this_update: Option<i64>,
+}
+
+crate::rows::from_row!(StoredCrl {
+    crl_der,
+    crl_this_update
+});
 
 /// Signs a fresh CRL for the organisation and stores it.
 pub async fn regenerate(
@@ -40,7 +58,7 @@ pub async fn regenerate(
         .bind(org_id)
         .fetch_one(&mut *tx)
         .await?;
-        let revoked = sqlx::query(
+        let revoked: Vec<Revoked> = sqlx::query_as(
             "SELECT serial, revoked_at FROM agent_certificates \
              WHERE org_id = $1 AND revoked_at IS NOT NULL ORDER BY serial",
         )
@@ -48,15 +66,13 @@ pub async fn regenerate(
         .fetch_all(&mut *tx)
         .await?;
         let mut revoked_certs = Vec::new();
-        for row in &revoked {
-            let serial: String = row.try_get(0)?;
-            let when: i64 = row.try_get(1)?;
+        for Revoked { serial, revoked_at } in revoked {
             revoked_certs.push(RevokedCertParams {
                 serial_number: SerialNumber::from_slice(
                     &dbcrate_core::hex::decode_array::<16>(&serial)
                         .ok_or_else(|| Error::internal("a stored serial is not 16 hex bytes"))?,
                 ),
-                revocation_time: at(when)?,
+                revocation_time: at(revoked_at)?,
                 reason_code: None,
                 invalidity_date: None,
             });
@@ -92,14 +108,13 @@ pub async fn regenerate(
 
 /// The organisation's current CRL (DER), re-signed first when missing or old.
 pub async fn current(db: &Db, keys: &MasterKeys, org_id: &str, now: i64) -> Result<Vec<u8>> {
-    let row = sqlx::query("SELECT crl_der, crl_this_update FROM org_cas WHERE org_id = $1")
-        .bind(org_id)
-        .fetch_optional(db.pool())
-        .await?;
-    if let Some(row) = row {
-        let der: Option<Vec<u8>> = row.try_get(0)?;
-        let this_update: Option<i64> = row.try_get(1)?;
-        if let (Some(der), Some(at)) = (der, this_update) {
+    let stored: Option<StoredCrl> =
+        sqlx::query_as("SELECT crl_der, crl_this_update FROM org_cas WHERE org_id = $1")
+            .bind(org_id)
+            .fetch_optional(db.pool())
+            .await?;
+    if let Some(stored) = stored {
+        if let (Some(der), Some(at)) = (stored.crl_der, stored.crl_this_update) {
             if now - at < REFRESH_SECS {
                 return Ok(der);
             }

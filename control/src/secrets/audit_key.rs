@@ -16,7 +16,7 @@ use crate::db::Db;
 use crate::envelope::MasterKeys;
 use crate::error::{random_bytes, Error, Result};
 use crate::secrets::{self, Owner, SecretRef};
-use sqlx::{AnyConnection, Row};
+use sqlx::AnyConnection;
 use zeroize::Zeroizing;
 
 /// The sealed secret's purpose.
@@ -98,9 +98,18 @@ async fn create(db: &Db, keys: &MasterKeys, now: &str) -> Result<()> {
     crate::db::end_write(tx, created).await
 }
 
+/// A chain's newest row, named in the seal.
+struct ChainHead {
+    org_id: String,
+    seq: i64,
+    hash: String,
+}
+
+crate::rows::from_row!(ChainHead { org_id, seq, hash });
+
 /// Appends the [`SEAL_ACTION`] row naming each chain's newest unkeyed row, if any.
 async fn seal_unkeyed(conn: &mut AnyConnection, now: &str) -> Result<()> {
-    let heads = sqlx::query(
+    let heads: Vec<ChainHead> = sqlx::query_as(
         "SELECT a.org_id, a.seq, a.hash FROM audit_log a \
          WHERE a.seq = (SELECT max(b.seq) FROM audit_log b WHERE b.org_id = a.org_id) \
          ORDER BY a.org_id",
@@ -111,11 +120,11 @@ async fn seal_unkeyed(conn: &mut AnyConnection, now: &str) -> Result<()> {
         return Ok(());
     }
     let mut listed = Vec::new();
-    for row in &heads {
+    for head in heads {
         listed.push(serde_json::json!({
-            "chain": row.try_get::<String, _>(0)?,
-            "seq": row.try_get::<i64, _>(1)?,
-            "hash": row.try_get::<String, _>(2)?,
+            "chain": head.org_id,
+            "seq": head.seq,
+            "hash": head.hash,
         }));
     }
     let details = serde_json::json!({ "unkeyed_heads": listed }).to_string();

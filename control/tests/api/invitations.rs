@@ -5,6 +5,7 @@
 
 use crate::harness::{Api, Auth, Reply, NOW};
 use dbcrate_control::accounts::members;
+use dbcrate_control::accounts::roles::Role;
 use dbcrate_control::audit;
 use dbcrate_control::db::Db;
 use reqwest::Method;
@@ -25,7 +26,7 @@ async fn other_tenant(api: &Api, name: &str, email: &str, password: &str) -> (St
         &mut conn,
         &org.id,
         &user,
-        "owner",
+        Role::Owner,
         "system:test",
         NOW,
     )
@@ -269,11 +270,8 @@ async fn accepting(db: Db) {
     assert_eq!(accepted["org_id"], org.as_str());
     assert_eq!(accepted["role"], "operator");
     assert_eq!(
-        members::role_of(&api.db, &org, &known)
-            .await
-            .unwrap()
-            .as_deref(),
-        Some("operator")
+        members::role_of(&api.db, &org, &known).await.unwrap(),
+        Some(Role::Operator)
     );
     let replay = api
         .post(accept, &known_auth, json!({ "token": token }))
@@ -326,11 +324,8 @@ async fn accepting(db: Db) {
         .await
         .ok();
     assert_eq!(
-        members::role_of(&api.db, &org, &new_user)
-            .await
-            .unwrap()
-            .as_deref(),
-        Some("viewer")
+        members::role_of(&api.db, &org, &new_user).await.unwrap(),
+        Some(Role::Viewer)
     );
     api.post(
         create_account,

@@ -271,7 +271,7 @@ async fn roles_matrix(db: Db) {
         &mut conn,
         &b.id,
         &stranger,
-        "owner",
+        dbcrate_control::accounts::roles::Role::Owner,
         "system:test",
         NOW,
     )
@@ -476,9 +476,8 @@ async fn roles_matrix(db: Db) {
     assert_eq!(
         dbcrate_control::accounts::members::role_of(&api.db, &b.id, &stranger)
             .await
-            .unwrap()
-            .as_deref(),
-        Some("owner")
+            .unwrap(),
+        Some(dbcrate_control::accounts::roles::Role::Owner)
     );
 }
 

@@ -1,28 +1,57 @@
 //! The end of a job: a successful backup recorded, a successful restore noted, a failure
 //! queued again (after [`super::retry_delay`]) while attempts remain.
 
+use super::state::JobState;
 use super::{not_yours, record_in};
+use crate::audit::AuditAction;
 use crate::db::{end_write, Db};
 use crate::error::{new_id, Error, Result};
 use crate::pki::identity::AgentIdentity;
 use dbcrate_core::wire::Completion;
-use sqlx::Row;
 
 /// The job's attempt and state as a report found them.
 struct Guard<'a> {
     job_id: &'a str,
     attempt: i64,
-    state: &'a str,
+    state: JobState,
 }
+
+/// The job a report is about, as it stands.
+struct Reported {
+    org_id: String,
+    schedule_id: Option<String>,
+    database_id: String,
+    destination_id: String,
+    started_at: Option<i64>,
+    attempt: i64,
+    max_attempts: i64,
+    kind: String,
+    state: JobState,
+    object_key: Option<String>,
+}
+
+crate::rows::from_row!(Reported {
+    org_id,
+    schedule_id,
+    database_id,
+    destination_id,
+    started_at,
+    attempt,
+    max_attempts,
+    kind,
+    state,
+    object_key,
+});
 
 impl Guard<'_> {
     /// Marks the job succeeded if it is still as found; clears what an earlier failure
     /// or a lapsed lease left.
     async fn succeed(&self, conn: &mut sqlx::AnyConnection, now: i64) -> Result<()> {
         let updated = sqlx::query(
-            "UPDATE jobs SET state = 'succeeded', finished_at = $1, phase = 'done', error = NULL, \
-             retry_at = NULL, lease_until = NULL WHERE id = $2 AND attempt = $3 AND state = $4",
+            "UPDATE jobs SET state = $1, finished_at = $2, phase = 'done', error = NULL, \
+             retry_at = NULL, lease_until = NULL WHERE id = $3 AND attempt = $4 AND state = $5",
         )
+        .bind(JobState::Succeeded)
         .bind(now)
         .bind(self.job_id)
         .bind(self.attempt)
@@ -49,48 +78,48 @@ pub async fn complete(
     job_id: &str,
     report: &Completion,
     now: i64,
-) -> Result<String> {
+) -> Result<JobState> {
     let agent_name = format!("agent:{}", agent.agent_id);
     let mut tx = db.begin().await?;
-    let done: Result<String> = async {
+    let done: Result<JobState> = async {
         // A report that names its attempt must name the job's current one (an older
         // attempt's report is stale); agents before that named none.
-        let same_attempt = if report.attempt.is_some() { " AND attempt = $4" } else { "" };
+        let same_attempt = if report.attempt.is_some() { " AND attempt = $7" } else { "" };
         let sql = format!(
             "SELECT org_id, schedule_id, database_id, destination_id, started_at, attempt, \
              max_attempts, kind, state, object_key FROM jobs WHERE id = $1 AND agent_id = $2 AND org_id = $3 \
-             AND (state = 'running' OR (state IN ('queued', 'failed') AND phase = 'lease expired')){same_attempt}",
+             AND (state = $4 OR (state IN ($5, $6) AND phase = 'lease expired')){same_attempt}",
         );
-        let mut select = sqlx::query(&sql)
+        let mut select = sqlx::query_as(&sql)
         .bind(job_id)
         .bind(&agent.agent_id)
-        .bind(&agent.org_id);
+        .bind(&agent.org_id)
+        .bind(JobState::Running)
+        .bind(JobState::Queued)
+        .bind(JobState::Failed);
         if let Some(reported) = report.attempt {
             select = select.bind(reported);
         }
-        let row = select.fetch_optional(&mut *tx).await?.ok_or_else(not_yours)?;
-        let attempt: i64 = row.try_get(5)?;
-        let max_attempts: i64 = row.try_get(6)?;
-        let kind: String = row.try_get(7)?;
-        let seen_state: String = row.try_get(8)?;
+        let row: Reported = select.fetch_optional(&mut *tx).await?.ok_or_else(not_yours)?;
+        let (attempt, max_attempts) = (row.attempt, row.max_attempts);
         // Every change below is guarded by the attempt and state just read: a claim that
         // committed in between (PostgreSQL, read committed) makes the report stale.
-        let guard = Guard { job_id, attempt, state: &seen_state };
-        if report.succeeded && kind == "restore" {
+        let guard = Guard { job_id, attempt, state: row.state };
+        if report.succeeded && row.kind == "restore" {
             guard.succeed(&mut tx, now).await?;
             let details = serde_json::json!({});
-            record_in(&mut tx, &agent.org_id, &agent_name, "restore.succeeded", job_id, details, now).await?;
-            return Ok("succeeded".to_string());
+            record_in(&mut tx, &agent.org_id, &agent_name, AuditAction::RestoreSucceeded, job_id, details, now).await?;
+            return Ok(JobState::Succeeded);
         }
         if report.succeeded {
             // The key is the one this attempt was given when claimed: an agent cannot
             // choose what gets recorded (and what retention will later delete).
-            let given: Option<String> = row.try_get(9)?;
+            let given = row.object_key.as_deref();
             let object_key = report
                 .object_key
                 .as_deref()
                 .ok_or_else(|| Error::invalid("a successful backup reports its object key"))?;
-            if given.as_deref() != Some(object_key) {
+            if given != Some(object_key) {
                 return Err(Error::invalid(
                     "the reported object key is not the one this job was given",
                 ));
@@ -107,15 +136,15 @@ pub async fn complete(
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 0, $14, $15)",
             )
             .bind(&backup_id)
-            .bind(row.try_get::<String, _>(0)?)
+            .bind(&row.org_id)
             .bind(job_id)
-            .bind(row.try_get::<Option<String>, _>(1)?)
-            .bind(row.try_get::<String, _>(2)?)
-            .bind(row.try_get::<String, _>(3)?)
+            .bind(&row.schedule_id)
+            .bind(&row.database_id)
+            .bind(&row.destination_id)
             .bind(object_key)
             .bind(report.size)
             .bind(report.sha256.to_ascii_lowercase())
-            .bind(row.try_get::<Option<i64>, _>(4)?.unwrap_or(now))
+            .bind(row.started_at.unwrap_or(now))
             .bind(now)
             .bind(report.pg_server_version.chars().take(100).collect::<String>())
             .bind(report.pg_dump_version.chars().take(100).collect::<String>())
@@ -126,12 +155,12 @@ pub async fn complete(
             let details = serde_json::json!({
                 "backup": backup_id, "object_key": object_key, "size": report.size, "sha256": report.sha256,
             });
-            record_in(&mut tx, &agent.org_id, &agent_name, "job.succeeded", job_id, details, now).await?;
-            Ok("succeeded".to_string())
+            record_in(&mut tx, &agent.org_id, &agent_name, AuditAction::JobSucceeded, job_id, details, now).await?;
+            Ok(JobState::Succeeded)
         } else {
             let error: String = report.error.clone().unwrap_or_default().chars().take(2000).collect();
             let retry = attempt < max_attempts;
-            let state = if retry { "queued" } else { "failed" };
+            let state = if retry { JobState::Queued } else { JobState::Failed };
             let retry_at = retry.then(|| now + super::retry_delay(attempt));
             let updated = sqlx::query(
                 "UPDATE jobs SET state = $1, finished_at = $2, phase = 'failed', error = $3, \
@@ -143,7 +172,7 @@ pub async fn complete(
             .bind(retry_at)
             .bind(job_id)
             .bind(attempt)
-            .bind(&seen_state)
+            .bind(row.state)
             .execute(&mut *tx)
             .await?;
             if updated.rows_affected() != 1 {
@@ -152,8 +181,8 @@ pub async fn complete(
             let details = serde_json::json!({
                 "attempt": attempt, "error": error, "retry": retry, "retry_at": retry_at,
             });
-            record_in(&mut tx, &agent.org_id, &agent_name, "job.failed", job_id, details, now).await?;
-            Ok(state.to_string())
+            record_in(&mut tx, &agent.org_id, &agent_name, AuditAction::JobFailed, job_id, details, now).await?;
+            Ok(state)
         }
     }
     .await;

@@ -1,7 +1,8 @@
 //! Putting a job in the queue: the scheduler's fires, "run now" and managed restores all
 //! come through here, inside the caller's transaction, with their audit row.
 
-use crate::audit;
+use super::state::JobState;
+use crate::audit::{self, AuditAction};
 use crate::error::{new_id, Result};
 use sqlx::AnyConnection;
 
@@ -32,7 +33,7 @@ pub struct Because<'a> {
     /// Who asked (`system:scheduler`, `user:…`).
     pub actor: &'a str,
     /// The audit action (`job.create`, `restore.create`).
-    pub action: &'a str,
+    pub action: AuditAction,
     /// The audit details.
     pub details: &'a serde_json::Value,
 }
@@ -48,7 +49,7 @@ pub async fn enqueue(
     sqlx::query(
         "INSERT INTO jobs (id, org_id, kind, schedule_id, database_id, destination_id, agent_id, \
          backup_id, state, attempt, max_attempts, created_at, progress_bytes, phase) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued', 0, $9, $10, 0, 'queued')",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $10, $11, 0, 'queued')",
     )
     .bind(&id)
     .bind(job.org_id)
@@ -58,6 +59,7 @@ pub async fn enqueue(
     .bind(job.destination_id)
     .bind(job.agent_id)
     .bind(job.backup_id)
+    .bind(JobState::Queued)
     .bind(job.max_attempts)
     .bind(now)
     .execute(&mut *conn)

@@ -1,0 +1,125 @@
+//! Reaching a stored destination for the control plane's own work (retention's deletes,
+//! a managed restore's header read): its credentials unwrapped (audited) and the
+//! connection opened, one way for every caller.
+//!
+//! Credentials go from the sealed secret straight into their zeroizing wire type; the
+//! JSON the storage parser takes is wiped as soon as the storage options are built.
+//! Every connection passes the operator's reach policy ([`super::open`]).
+
+use super::{open, DESTINATION_CREDENTIALS_PURPOSE};
+use crate::db::Db;
+use crate::envelope::MasterKeys;
+use crate::error::{Error, Result};
+use crate::secrets::{self, Owner, SecretRef};
+use dbcrate_core::secret::SecretJson;
+use dbcrate_core::wire::DestinationCredentials;
+use dbcrate_storage::admin::Destination;
+use dbcrate_storage::reach::ReachPolicy;
+use std::sync::Arc;
+
+/// A destination as stored: what reaching it takes. Read from a row that selects the
+/// destination's `kind`, `settings` and `credentials_secret_id` (with other columns, as
+/// a join may).
+#[derive(Debug, Clone)]
+pub struct StoredDestination {
+    /// `s3`, `sftp` or `directory`.
+    pub kind: String,
+    /// Its settings, as stored (JSON text).
+    pub settings: String,
+    /// The sealed secret holding its credentials, if it has any.
+    pub credentials_secret_id: Option<String>,
+}
+
+crate::rows::from_row!(StoredDestination {
+    kind,
+    settings,
+    credentials_secret_id
+});
+
+impl StoredDestination {
+    /// The settings as JSON.
+    pub fn settings_json(&self) -> Result<serde_json::Value> {
+        serde_json::from_str(&self.settings)
+            .map_err(|_| Error::internal("stored destination settings are not JSON"))
+    }
+}
+
+/// Who unwraps a destination's credentials and why: what the unwrap's audit row says.
+#[derive(Debug, Clone, Copy)]
+pub struct Unwrapping<'a> {
+    /// The organisation owning the destination (and its secret).
+    pub org_id: &'a str,
+    /// Who acts (`system:retention`, `agent:…`, `user:…`).
+    pub actor: &'a str,
+    /// Why, for the audit row.
+    pub reason: &'a str,
+    /// When (RFC 3339).
+    pub at: &'a str,
+}
+
+/// The destination's credentials (none when `secret_id` is), unwrapped (audited) into
+/// their wire type.
+pub async fn unwrap_credentials(
+    db: &Db,
+    keys: &MasterKeys,
+    secret_id: Option<&str>,
+    by: &Unwrapping<'_>,
+) -> Result<Option<DestinationCredentials>> {
+    let Some(secret_id) = secret_id else {
+        return Ok(None);
+    };
+    let bytes = secrets::unwrap(
+        db,
+        keys,
+        SecretRef {
+            owner: Owner::Org(by.org_id),
+            id: secret_id,
+            purpose: DESTINATION_CREDENTIALS_PURPOSE,
+        },
+        by.actor,
+        by.reason,
+        by.at,
+    )
+    .await?;
+    let credentials = serde_json::from_slice(&bytes).map_err(|_| {
+        Error::internal("stored destination credentials are not JSON of their shape")
+    })?;
+    Ok(Some(credentials))
+}
+
+/// Connects to a destination whose credentials are unwrapped already (the job hand-out
+/// also sends them to the agent). `Err` is a stored destination that does not make
+/// sense any more; `Ok(Err)` is storage that could not be reached, for the caller to
+/// report in its own terms.
+pub async fn connect_with(
+    reach: &Arc<ReachPolicy>,
+    kind: &str,
+    settings: &serde_json::Value,
+    credentials: Option<&DestinationCredentials>,
+) -> Result<std::result::Result<Destination, dbcrate_storage::Error>> {
+    let secret_json = credentials.map(DestinationCredentials::to_secret_json);
+    let (location, options) = open(
+        reach,
+        kind,
+        settings,
+        secret_json.as_ref().map(SecretJson::expose_secret),
+    )?;
+    drop(secret_json);
+    Ok(Destination::connect(&location, &options).await)
+}
+
+/// Unwraps a stored destination's credentials (audited, as `by` says) and connects to
+/// it; the credentials are dropped (wiped) once the connection is made. Errors as
+/// [`connect_with`].
+pub async fn connect(
+    db: &Db,
+    keys: &MasterKeys,
+    reach: &Arc<ReachPolicy>,
+    destination: &StoredDestination,
+    by: &Unwrapping<'_>,
+) -> Result<std::result::Result<Destination, dbcrate_storage::Error>> {
+    let credentials =
+        unwrap_credentials(db, keys, destination.credentials_secret_id.as_deref(), by).await?;
+    let settings = destination.settings_json()?;
+    connect_with(reach, &destination.kind, &settings, credentials.as_ref()).await
+}
