@@ -81,6 +81,19 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// The agent binaries, the stock tools and the organisation's key every case runs with.
+struct Bench {
+    settings: Settings,
+    agent: PathBuf,
+    age: PathBuf,
+    zstd: PathBuf,
+    key: PathBuf,
+    recipient: String,
+}
+
+/// Measured cases by name, in the order they ran.
+type Cases = Vec<(&'static str, Vec<Sample>)>;
+
 fn run() -> Result<(), KitError> {
     let settings = settings()?;
     let deps = Deps::from_env();
@@ -104,220 +117,279 @@ fn run() -> Result<(), KitError> {
         settings.major,
         settings.runs
     );
-    for size in &settings.sizes_mib {
-        let server = PgServer::start_with(&deps, settings.major)?;
-        let s3 = S3Server::start_with(&deps)?;
-        eprintln!("generating ~{size} MiB …");
-        server.create_database("bench")?;
-        generate(&server, *size)?;
-        let db_bytes: u64 = server
-            .psql("bench", "SELECT pg_database_size('bench')")?
-            .trim()
-            .parse()
-            .unwrap_or(0);
-        let out_dir = work.path().join(format!("out-{size}"));
-        std::fs::create_dir_all(&out_dir).map_err(|e| KitError::io("mkdir", e))?;
-        let pg_dump = server.pg_dump();
-        let shell_env = |cmd: &mut Command| server.client_env(cmd);
+    let bench = Bench {
+        settings,
+        agent,
+        age,
+        zstd,
+        key,
+        recipient,
+    };
+    for &size in &bench.settings.sizes_mib {
+        measure(&bench, &deps, &work, size)?;
+    }
+    Ok(())
+}
 
-        let mut cases: Vec<(&str, Vec<Sample>)> = Vec::new();
-        let floor = repeat(settings.runs, || {
-            let mut c = Command::new("sh");
-            c.arg("-c").arg(format!(
-                "{:?} -Fc -Z0 -d bench > /dev/null",
-                pg_dump.display().to_string()
-            ));
-            shell_env(&mut c);
-            timed(c, false)
-        })?;
-        cases.push(("pg_dump -Fc -Z0 > /dev/null (floor)", floor));
-        let shell_file = out_dir.join("shell.age");
-        let shell = repeat(settings.runs, || {
-            let mut c = Command::new("sh");
-            c.arg("-c").arg(format!(
-                "set -e; {pg:?} -Fc -Z0 -d bench | {zstd:?} -3 -q -c | {age:?} -r {recipient} > {file:?}",
-                pg = pg_dump.display().to_string(),
-                zstd = zstd.display().to_string(),
-                age = age.display().to_string(),
-                file = shell_file.display().to_string(),
-            ));
-            shell_env(&mut c);
-            timed(c, false)
-        })?;
-        cases.push(("pg_dump | zstd -3 | age > file (shell)", shell));
-        let mut n = 0;
-        let agent_file = repeat(settings.runs, || {
-            n += 1;
-            let dest = out_dir.join(format!("agent-{n}"));
-            let mut c = agent_backup(
-                &agent,
-                &server,
-                &recipient,
-                &format!("file://{}", dest.display()),
-            );
-            c.env("DBCRATE_LOG", "warn");
-            timed(c, true)
-        })?;
-        cases.push(("dbcrate-agent backup → file://", agent_file));
-        if let Some(other) = &settings.vs_agent {
-            let (mut mine, mut theirs) = (Vec::new(), Vec::new());
-            for _ in 0..settings.runs {
-                for (binary, samples) in [(&agent, &mut mine), (other, &mut theirs)] {
-                    n += 1;
-                    let dest = out_dir.join(format!("agent-{n}"));
-                    let mut c = agent_backup(
-                        binary,
-                        &server,
-                        &recipient,
-                        &format!("file://{}", dest.display()),
-                    );
-                    c.env("DBCRATE_LOG", "warn");
-                    samples.push(timed(c, true)?);
-                }
+/// Every case on a database of about `size` MiB on fresh servers, and its report.
+fn measure(bench: &Bench, deps: &Deps, work: &TempDir, size: u64) -> Result<(), KitError> {
+    let server = PgServer::start_with(deps, bench.settings.major)?;
+    let s3 = S3Server::start_with(deps)?;
+    eprintln!("generating ~{size} MiB …");
+    server.create_database("bench")?;
+    generate(&server, size)?;
+    let db_bytes: u64 = server
+        .psql("bench", "SELECT pg_database_size('bench')")?
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    let out_dir = work.path().join(format!("out-{size}"));
+    std::fs::create_dir_all(&out_dir).map_err(|e| KitError::io("mkdir", e))?;
+    let shell_file = out_dir.join("shell.age");
+
+    let mut cases = shell_cases(bench, &server, &shell_file)?;
+    // Numbers the agents' destinations and the uploads across the cases.
+    let mut n = 0;
+    cases.extend(agent_backup_cases(bench, &server, &s3, &out_dir, &mut n)?);
+    cases.push((
+        "curl PUT of the shell's ciphertext to S3 (reference)",
+        put_case(bench, &s3, &shell_file, &mut n)?,
+    ));
+    if bench.settings.restore {
+        cases.extend(restore_cases(bench, &server, &shell_file)?);
+    }
+    report(bench, &server, db_bytes, &shell_file, &cases)
+}
+
+/// The floor (`pg_dump` alone) and the shell pipeline, which writes `shell_file`.
+fn shell_cases(bench: &Bench, server: &PgServer, shell_file: &Path) -> Result<Cases, KitError> {
+    let runs = bench.settings.runs;
+    let pg_dump = server.pg_dump();
+    let shell_env = |cmd: &mut Command| server.client_env(cmd);
+    let floor = repeat(runs, || {
+        let mut c = Command::new("sh");
+        c.arg("-c").arg(format!(
+            "{:?} -Fc -Z0 -d bench > /dev/null",
+            pg_dump.display().to_string()
+        ));
+        shell_env(&mut c);
+        timed(c, false)
+    })?;
+    let shell = repeat(runs, || {
+        let mut c = Command::new("sh");
+        c.arg("-c").arg(format!(
+            "set -e; {pg:?} -Fc -Z0 -d bench | {zstd:?} -3 -q -c | {age:?} -r {recipient} > {file:?}",
+            pg = pg_dump.display().to_string(),
+            zstd = bench.zstd.display().to_string(),
+            age = bench.age.display().to_string(),
+            recipient = bench.recipient,
+            file = shell_file.display().to_string(),
+        ));
+        shell_env(&mut c);
+        timed(c, false)
+    })?;
+    Ok(vec![
+        ("pg_dump -Fc -Z0 > /dev/null (floor)", floor),
+        ("pg_dump | zstd -3 | age > file (shell)", shell),
+    ])
+}
+
+/// `dbcrate-agent backup` to `file://` (and alternating with `--vs-agent`) and to S3;
+/// `n` numbers the destinations.
+fn agent_backup_cases(
+    bench: &Bench,
+    server: &PgServer,
+    s3: &S3Server,
+    out_dir: &Path,
+    n: &mut u32,
+) -> Result<Cases, KitError> {
+    let runs = bench.settings.runs;
+    let mut file_backup = |binary: &Path| {
+        *n += 1;
+        let dest = out_dir.join(format!("agent-{n}"));
+        let mut c = agent_backup(
+            binary,
+            server,
+            &bench.recipient,
+            &format!("file://{}", dest.display()),
+        );
+        c.env("DBCRATE_LOG", "warn");
+        timed(c, true)
+    };
+    let mut cases: Cases = vec![(
+        "dbcrate-agent backup → file://",
+        repeat(runs, || file_backup(&bench.agent))?,
+    )];
+    if let Some(other) = &bench.settings.vs_agent {
+        let (mut mine, mut theirs) = (Vec::new(), Vec::new());
+        for _ in 0..runs {
+            mine.push(file_backup(&bench.agent)?);
+            theirs.push(file_backup(other)?);
+        }
+        cases.push(("vs: DBCRATE_AGENT_BIN backup → file://, alternating", mine));
+        cases.push(("vs: --vs-agent backup → file://, alternating", theirs));
+    }
+    let agent_s3 = repeat(runs, || {
+        *n += 1;
+        let mut c = agent_backup(
+            &bench.agent,
+            server,
+            &bench.recipient,
+            &format!("s3://{}/run-{n}", s3.bucket()),
+        );
+        s3.agent_flags(&mut c);
+        c.env("DBCRATE_LOG", "warn");
+        timed(c, true)
+    })?;
+    cases.push(("dbcrate-agent backup → S3 (Garage)", agent_s3));
+    Ok(cases)
+}
+
+/// The store's own cost on this machine: one PUT of the shell's ciphertext per run.
+fn put_case(
+    bench: &Bench,
+    s3: &S3Server,
+    shell_file: &Path,
+    n: &mut u32,
+) -> Result<Vec<Sample>, KitError> {
+    repeat(bench.settings.runs, || {
+        *n += 1;
+        let mut c = Command::new("sh");
+        c.arg("-c").arg(format!(
+            "curl -sS --fail -K - -T {file:?} --aws-sigv4 'aws:amz:{region}:s3' \
+             -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' {endpoint}/{bucket}/put-{n} <<EOF\n\
+             user = \"{id}:{secret}\"\nEOF",
+            file = shell_file.display().to_string(),
+            region = s3.region(),
+            endpoint = s3.endpoint(),
+            bucket = s3.bucket(),
+            id = s3.access_key_id(),
+            secret = s3.secret_access_key(),
+        ));
+        timed(c, false)
+    })
+}
+
+/// The stock restore pipeline and `dbcrate-agent restore` of `object`, each into a
+/// fresh database dropped after its run.
+fn restore_cases(bench: &Bench, server: &PgServer, object: &Path) -> Result<Cases, KitError> {
+    let runs = bench.settings.runs;
+    let mut r = 0;
+    let stock = repeat(runs, || {
+        r += 1;
+        let db = format!("stock_{r}");
+        server.create_database(&db)?;
+        let mut c = Command::new("sh");
+        c.arg("-c").arg(format!(
+            "set -e; {age:?} -d -i {key:?} {obj:?} | {zstd:?} -d -q -c | {restore:?} --single-transaction --exit-on-error -d {db}",
+            age = bench.age.display().to_string(),
+            key = bench.key.display().to_string(),
+            obj = object.display().to_string(),
+            zstd = bench.zstd.display().to_string(),
+            restore = server.pg_restore().display().to_string(),
+        ));
+        server.client_env(&mut c);
+        let s = timed(c, false)?;
+        server.psql("postgres", &format!("DROP DATABASE {db}"))?;
+        Ok(s)
+    })?;
+    let agent_restore = repeat(runs, || {
+        r += 1;
+        let db = format!("agent_{r}");
+        server.create_database(&db)?;
+        let mut c = Command::new(&bench.agent);
+        c.arg("restore")
+            .arg("--source")
+            .arg(format!("file://{}", object.display()))
+            .arg("--identity")
+            .arg(&bench.key)
+            .args(["--database-url", &server.url(&db)])
+            .arg("--pg-bin-dir")
+            .arg(server.bin_dir())
+            .env("DBCRATE_LOG", "warn");
+        let s = timed(c, true)?;
+        server.psql("postgres", &format!("DROP DATABASE {db}"))?;
+        Ok(s)
+    })?;
+    Ok(vec![
+        ("age -d | zstd -d | pg_restore (stock)", stock),
+        ("dbcrate-agent restore ← file://", agent_restore),
+    ])
+}
+
+/// Prints one size's table (median, runs, agent peak RSS) and the ratios against the
+/// targets.
+fn report(
+    bench: &Bench,
+    server: &PgServer,
+    db_bytes: u64,
+    shell_file: &Path,
+    cases: &Cases,
+) -> Result<(), KitError> {
+    println!();
+    println!(
+        "## database of {:.0} MiB (pg_database_size), dump {:.0} MiB, ciphertext {:.0} MiB",
+        db_bytes as f64 / 1048576.0,
+        dump_size(server)? as f64 / 1048576.0,
+        std::fs::metadata(shell_file).map(|m| m.len()).unwrap_or(0) as f64 / 1048576.0
+    );
+    println!();
+    println!("| case | median s | runs (s) | agent peak RSS (MiB, median) |");
+    println!("|---|---|---|---|");
+    for (name, samples) in cases {
+        let secs: Vec<f64> = samples.iter().map(|s| s.seconds).collect();
+        let rss: Vec<f64> = samples
+            .iter()
+            .filter_map(|s| s.peak_rss_kib.map(|k| k as f64 / 1024.0))
+            .collect();
+        println!(
+            "| {} | {:.2} | {} | {} |",
+            name.replace('|', "\\|"),
+            median(secs.clone()),
+            secs.iter()
+                .map(|s| format!("{s:.2}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            if rss.is_empty() {
+                "–".to_string()
+            } else {
+                format!("{:.1}", median(rss))
             }
-            cases.push(("vs: DBCRATE_AGENT_BIN backup → file://, alternating", mine));
-            cases.push(("vs: --vs-agent backup → file://, alternating", theirs));
-        }
-        let agent_s3 = repeat(settings.runs, || {
-            n += 1;
-            let mut c = agent_backup(
-                &agent,
-                &server,
-                &recipient,
-                &format!("s3://{}/run-{n}", s3.bucket()),
-            );
-            s3.agent_flags(&mut c);
-            c.env("DBCRATE_LOG", "warn");
-            timed(c, true)
-        })?;
-        cases.push(("dbcrate-agent backup → S3 (Garage)", agent_s3));
-        // The store's own cost on this machine: one PUT of the same ciphertext.
-        let put = repeat(settings.runs, || {
-            n += 1;
-            let mut c = Command::new("sh");
-            c.arg("-c").arg(format!(
-                "curl -sS --fail -K - -T {file:?} --aws-sigv4 'aws:amz:{region}:s3' \
-                 -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' {endpoint}/{bucket}/put-{n} <<EOF\n\
-                 user = \"{id}:{secret}\"\nEOF",
-                file = shell_file.display().to_string(),
-                region = s3.region(),
-                endpoint = s3.endpoint(),
-                bucket = s3.bucket(),
-                id = s3.access_key_id(),
-                secret = s3.secret_access_key(),
-            ));
-            timed(c, false)
-        })?;
-        cases.push(("curl PUT of the shell's ciphertext to S3 (reference)", put));
-
-        if settings.restore {
-            let object = shell_file.clone();
-            let mut r = 0;
-            let stock = repeat(settings.runs, || {
-                r += 1;
-                let db = format!("stock_{r}");
-                server.create_database(&db)?;
-                let mut c = Command::new("sh");
-                c.arg("-c").arg(format!(
-                    "set -e; {age:?} -d -i {key:?} {obj:?} | {zstd:?} -d -q -c | {restore:?} --single-transaction --exit-on-error -d {db}",
-                    age = age.display().to_string(),
-                    key = key.display().to_string(),
-                    obj = object.display().to_string(),
-                    zstd = zstd.display().to_string(),
-                    restore = server.pg_restore().display().to_string(),
-                ));
-                shell_env(&mut c);
-                let s = timed(c, false)?;
-                server.psql("postgres", &format!("DROP DATABASE {db}"))?;
-                Ok(s)
-            })?;
-            cases.push(("age -d | zstd -d | pg_restore (stock)", stock));
-            let agent_restore = repeat(settings.runs, || {
-                r += 1;
-                let db = format!("agent_{r}");
-                server.create_database(&db)?;
-                let mut c = Command::new(&agent);
-                c.arg("restore")
-                    .arg("--source")
-                    .arg(format!("file://{}", object.display()))
-                    .arg("--identity")
-                    .arg(&key)
-                    .args(["--database-url", &server.url(&db)])
-                    .arg("--pg-bin-dir")
-                    .arg(server.bin_dir())
-                    .env("DBCRATE_LOG", "warn");
-                let s = timed(c, true)?;
-                server.psql("postgres", &format!("DROP DATABASE {db}"))?;
-                Ok(s)
-            })?;
-            cases.push(("dbcrate-agent restore ← file://", agent_restore));
-        }
-
-        println!();
+        );
+    }
+    // Ratios by case name, so adding a case cannot shift them.
+    let m = |prefix: &str| {
+        cases
+            .iter()
+            .find(|(name, _)| name.starts_with(prefix))
+            .map(|(_, samples)| median(samples.iter().map(|s| s.seconds).collect()))
+            .unwrap_or(f64::NAN)
+    };
+    let (floor, shell, file) = (
+        m("pg_dump -Fc"),
+        m("pg_dump |"),
+        m("dbcrate-agent backup → file"),
+    );
+    println!();
+    println!(
+        "ratios: agent file / shell = {:.2} (target ≤ 1.00); agent file / floor = {:.2} \
+         (target ≤ 1.10); agent S3 / agent file = {:.2} (target ≤ 1.10)",
+        file / shell,
+        file / floor,
+        m("dbcrate-agent backup → S3") / file,
+    );
+    if bench.settings.vs_agent.is_some() {
         println!(
-            "## database of {:.0} MiB (pg_database_size), dump {:.0} MiB, ciphertext {:.0} MiB",
-            db_bytes as f64 / 1048576.0,
-            dump_size(&server)? as f64 / 1048576.0,
-            std::fs::metadata(&shell_file).map(|m| m.len()).unwrap_or(0) as f64 / 1048576.0
+            "--vs-agent / DBCRATE_AGENT_BIN = {:.3} (alternating runs; the static agent's \
+             target is ≤ 1.05)",
+            m("vs: --vs-agent") / m("vs: DBCRATE_AGENT_BIN")
         );
-        println!();
-        println!("| case | median s | runs (s) | agent peak RSS (MiB, median) |");
-        println!("|---|---|---|---|");
-        for (name, samples) in &cases {
-            let secs: Vec<f64> = samples.iter().map(|s| s.seconds).collect();
-            let rss: Vec<f64> = samples
-                .iter()
-                .filter_map(|s| s.peak_rss_kib.map(|k| k as f64 / 1024.0))
-                .collect();
-            println!(
-                "| {} | {:.2} | {} | {} |",
-                name.replace('|', "\\|"),
-                median(secs.clone()),
-                secs.iter()
-                    .map(|s| format!("{s:.2}"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                if rss.is_empty() {
-                    "–".to_string()
-                } else {
-                    format!("{:.1}", median(rss))
-                }
-            );
-        }
-        // Ratios by case name, so adding a case cannot shift them.
-        let m = |prefix: &str| {
-            cases
-                .iter()
-                .find(|(name, _)| name.starts_with(prefix))
-                .map(|(_, samples)| median(samples.iter().map(|s| s.seconds).collect()))
-                .unwrap_or(f64::NAN)
-        };
-        let (floor, shell, file) = (
-            m("pg_dump -Fc"),
-            m("pg_dump |"),
-            m("dbcrate-agent backup → file"),
-        );
-        println!();
+    }
+    if bench.settings.restore {
         println!(
-            "ratios: agent file / shell = {:.2} (target ≤ 1.00); agent file / floor = {:.2} \
-             (target ≤ 1.10); agent S3 / agent file = {:.2} (target ≤ 1.10)",
-            file / shell,
-            file / floor,
-            m("dbcrate-agent backup → S3") / file,
+            "restore: agent / stock = {:.2} (target ≤ 1.05)",
+            m("dbcrate-agent restore") / m("age -d")
         );
-        if settings.vs_agent.is_some() {
-            println!(
-                "--vs-agent / DBCRATE_AGENT_BIN = {:.3} (alternating runs; the static agent's \
-                 target is ≤ 1.05)",
-                m("vs: --vs-agent") / m("vs: DBCRATE_AGENT_BIN")
-            );
-        }
-        if settings.restore {
-            println!(
-                "restore: agent / stock = {:.2} (target ≤ 1.05)",
-                m("dbcrate-agent restore") / m("age -d")
-            );
-        }
     }
     Ok(())
 }
