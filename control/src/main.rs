@@ -179,125 +179,138 @@ async fn run(cli: Cli) -> Result<String> {
     let config = Config::resolve(cli.data_dir);
     match cli.command {
         Command::Serve => serve(&config).await,
-        Command::Migrate => {
-            if config.is_embedded() {
-                config.ensure_data_dir()?;
-            }
-            let db = Db::connect(&config.database_url)
-                .await
-                .map_err(|e| Error::internal(format!("{e} ({})", config.database_for_display())))?;
-            let applied = db
-                .migrate()
-                .await
-                .map_err(|e| Error::internal(e.to_string()))?;
-            Ok(format!(
-                "schema at version {} ({applied} migration(s) applied)",
-                dbcrate_control::db::binary_schema_version()
-            ))
-        }
-        Command::Check => {
-            open_checked(&config).await?;
-            config.listen_addr()?;
-            config.agent_listen_addr()?;
-            config.agent_settings()?;
-            config.reach_policy()?;
-            let tls_source = config.tls_source()?;
-            let tls = if tls_source.generate_if_missing
-                && !tls_source.cert_file.exists()
-                && !tls_source.key_file.exists()
-            {
-                format!(
-                    "a self-signed certificate will be generated at {} on first serve",
-                    tls_source.cert_file.display()
-                )
-            } else {
-                let material = dbcrate_control::server::tls::load(&tls_source)?;
-                format!("TLS certificate SHA-256 {}", material.fingerprint)
-            };
-            Ok(format!(
-                "ok: master keys, database ({}), schema and key ids; {tls}",
-                config.database_for_display()
-            ))
-        }
-        Command::Init { org, owner } => {
-            let (db, keys) = open_checked(&config).await?;
-            let done = dbcrate_control::setup::init(&db, &keys, &org, &owner, &now()).await?;
-            Ok(format!(
-                "organisation {} ({})\nrecipient (what backups are encrypted to): {}\n\
-                 owner {}: one-time password {}\n(shown once; it must be changed at first sign-in)",
-                done.org.name,
-                done.org.id,
-                done.org.recipient,
-                owner.trim().to_ascii_lowercase(),
-                done.one_time_password.expose_secret()
-            ))
-        }
-        Command::RotateMasterKey => {
-            let (db, keys) = open_checked(&config).await?;
-            let n =
-                secrets::rotate_master_key(&db, &keys, "system:cli", &now(), usize::MAX).await?;
-            Ok(format!(
-                "{n} secret(s) re-wrapped under master key {}; the other keys can be removed",
-                keys.active().id()
-            ))
-        }
+        Command::Migrate => migrate(&config).await,
+        Command::Check => check(&config).await,
+        Command::Init { org, owner } => init(&config, &org, &owner).await,
+        Command::RotateMasterKey => rotate_master_key(&config).await,
         Command::Audit {
             command: AuditCommand::Verify { expect_heads },
-        } => {
-            let saved = match &expect_heads {
-                Some(path) => {
-                    let text = std::fs::read_to_string(path).map_err(|e| {
-                        Error::invalid(format!("cannot read {}: {e}", path.display()))
-                    })?;
-                    dbcrate_control::audit::heads::parse(&text)
-                        .map_err(|e| Error::invalid(format!("{}: {e}", path.display())))?
-                }
-                None => Vec::new(),
-            };
-            let (db, _) = open_checked(&config).await?;
-            let chains = audit_chains(&db).await?;
-            let verifier = audit::Verifier::new(&db).await?;
-            let mut total = 0;
-            for chain in &chains {
-                let rows = audit::rows(&db, chain).await?;
-                match verifier.verify_rows(&rows) {
-                    Ok(n) => total += n,
-                    Err(b) => {
-                        return Err(Error::internal(format!(
-                            "audit chain of organisation {chain} is broken at sequence {}: {}",
-                            b.seq, b.reason
-                        )))
-                    }
-                }
-            }
-            for head in &saved {
-                let rows = audit::rows(&db, &head.chain).await?;
-                dbcrate_control::audit::heads::check(head, &rows).map_err(Error::internal)?;
-            }
-            let heads = if expect_heads.is_some() {
-                format!("; {} saved head(s) found", saved.len())
-            } else {
-                String::new()
-            };
-            Ok(format!(
-                "audit log verified: {total} row(s) in {} chain(s){heads}",
-                chains.len()
-            ))
-        }
+        } => verify_audit(&config, expect_heads.as_deref()).await,
         Command::Audit {
             command: AuditCommand::Heads,
-        } => {
-            let (db, _) = open_checked(&config).await?;
-            let mut lines = Vec::new();
-            for chain in audit_chains(&db).await? {
-                let rows = audit::rows(&db, &chain).await?;
-                if let Some(head) = dbcrate_control::audit::heads::Head::of(&rows) {
-                    lines.push(head.line());
-                }
-            }
-            Ok(lines.join("\n"))
+        } => audit_heads(&config).await,
+    }
+}
+
+/// `migrate`: creates or upgrades the schema (no master key needed).
+async fn migrate(config: &Config) -> Result<String> {
+    if config.is_embedded() {
+        config.ensure_data_dir()?;
+    }
+    let db = Db::connect(&config.database_url)
+        .await
+        .map_err(|e| Error::internal(format!("{e} ({})", config.database_for_display())))?;
+    let applied = db
+        .migrate()
+        .await
+        .map_err(|e| Error::internal(e.to_string()))?;
+    Ok(format!(
+        "schema at version {} ({applied} migration(s) applied)",
+        dbcrate_control::db::binary_schema_version()
+    ))
+}
+
+/// `check`: every boot check `serve` makes, without serving.
+async fn check(config: &Config) -> Result<String> {
+    open_checked(config).await?;
+    config.listen_addr()?;
+    config.agent_listen_addr()?;
+    config.agent_settings()?;
+    config.reach_policy()?;
+    let tls_source = config.tls_source()?;
+    let tls = if tls_source.generate_if_missing
+        && !tls_source.cert_file.exists()
+        && !tls_source.key_file.exists()
+    {
+        format!(
+            "a self-signed certificate will be generated at {} on first serve",
+            tls_source.cert_file.display()
+        )
+    } else {
+        let material = dbcrate_control::server::tls::load(&tls_source)?;
+        format!("TLS certificate SHA-256 {}", material.fingerprint)
+    };
+    Ok(format!(
+        "ok: master keys, database ({}), schema and key ids; {tls}",
+        config.database_for_display()
+    ))
+}
+
+/// `init`: the first organisation and its owner, whose one-time password is shown once.
+async fn init(config: &Config, org: &str, owner: &str) -> Result<String> {
+    let (db, keys) = open_checked(config).await?;
+    let done = dbcrate_control::setup::init(&db, &keys, org, owner, &now()).await?;
+    Ok(format!(
+        "organisation {} ({})\nrecipient (what backups are encrypted to): {}\n\
+         owner {}: one-time password {}\n(shown once; it must be changed at first sign-in)",
+        done.org.name,
+        done.org.id,
+        done.org.recipient,
+        owner.trim().to_ascii_lowercase(),
+        done.one_time_password.expose_secret()
+    ))
+}
+
+/// `rotate-master-key`: re-wraps every data key under the active master key.
+async fn rotate_master_key(config: &Config) -> Result<String> {
+    let (db, keys) = open_checked(config).await?;
+    let n = secrets::rotate_master_key(&db, &keys, "system:cli", &now(), usize::MAX).await?;
+    Ok(format!(
+        "{n} secret(s) re-wrapped under master key {}; the other keys can be removed",
+        keys.active().id()
+    ))
+}
+
+/// `audit verify`: every chain, then the heads saved earlier (if a file is given).
+async fn verify_audit(config: &Config, expect_heads: Option<&std::path::Path>) -> Result<String> {
+    let saved = match expect_heads {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| Error::invalid(format!("cannot read {}: {e}", path.display())))?;
+            dbcrate_control::audit::heads::parse(&text)
+                .map_err(|e| Error::invalid(format!("{}: {e}", path.display())))?
+        }
+        None => Vec::new(),
+    };
+    let (db, _) = open_checked(config).await?;
+    let chains = audit_chains(&db).await?;
+    let verifier = audit::Verifier::new(&db).await?;
+    let mut total = 0;
+    for chain in &chains {
+        let rows = audit::rows(&db, chain).await?;
+        total += verifier.verify_rows(&rows).map_err(|b| {
+            Error::internal(format!(
+                "audit chain of organisation {chain} is broken at sequence {}: {}",
+                b.seq, b.reason
+            ))
+        })?;
+    }
+    for head in &saved {
+        let rows = audit::rows(&db, &head.chain).await?;
+        dbcrate_control::audit::heads::check(head, &rows).map_err(Error::internal)?;
+    }
+    let heads = if expect_heads.is_some() {
+        format!("; {} saved head(s) found", saved.len())
+    } else {
+        String::new()
+    };
+    Ok(format!(
+        "audit log verified: {total} row(s) in {} chain(s){heads}",
+        chains.len()
+    ))
+}
+
+/// `audit heads`: each chain's newest row, one line each.
+async fn audit_heads(config: &Config) -> Result<String> {
+    let (db, _) = open_checked(config).await?;
+    let mut lines = Vec::new();
+    for chain in audit_chains(&db).await? {
+        let rows = audit::rows(&db, &chain).await?;
+        if let Some(head) = dbcrate_control::audit::heads::Head::of(&rows) {
+            lines.push(head.line());
         }
     }
+    Ok(lines.join("\n"))
 }
 
 /// Every audit chain in the database.
