@@ -294,20 +294,20 @@ pub async fn list_backups(
         .iter()
         .map(|r| -> Result<Value, sqlx::Error> {
             Ok(json!({
-                "id": r.try_get::<String, _>(0)?,
-                "database_id": r.try_get::<String, _>(1)?,
-                "destination_id": r.try_get::<String, _>(2)?,
-                "schedule_id": r.try_get::<Option<String>, _>(3)?,
-                "object_key": r.try_get::<String, _>(4)?,
-                "size": r.try_get::<i64, _>(5)?,
-                "sha256": r.try_get::<String, _>(6)?,
-                "finished_at": r.try_get::<i64, _>(7)?,
-                "pg_server_version": r.try_get::<String, _>(8)?,
-                "deleted_at": r.try_get::<Option<i64>, _>(9)?,
-                "started_at": r.try_get::<i64, _>(10)?,
-                "pg_dump_version": r.try_get::<String, _>(11)?,
-                "dump_size": r.try_get::<Option<i64>, _>(12)?,
-                "duration_ms": r.try_get::<Option<i64>, _>(13)?,
+                "id": r.try_get::<String, _>("id")?,
+                "database_id": r.try_get::<String, _>("database_id")?,
+                "destination_id": r.try_get::<String, _>("destination_id")?,
+                "schedule_id": r.try_get::<Option<String>, _>("schedule_id")?,
+                "object_key": r.try_get::<String, _>("object_key")?,
+                "size": r.try_get::<i64, _>("size")?,
+                "sha256": r.try_get::<String, _>("sha256")?,
+                "finished_at": r.try_get::<i64, _>("finished_at")?,
+                "pg_server_version": r.try_get::<String, _>("pg_server_version")?,
+                "deleted_at": r.try_get::<Option<i64>, _>("deleted_at")?,
+                "started_at": r.try_get::<i64, _>("started_at")?,
+                "pg_dump_version": r.try_get::<String, _>("pg_dump_version")?,
+                "dump_size": r.try_get::<Option<i64>, _>("dump_size")?,
+                "duration_ms": r.try_get::<Option<i64>, _>("duration_ms")?,
             }))
         })
         .collect::<Result<Vec<_>, _>>()

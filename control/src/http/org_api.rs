@@ -28,7 +28,7 @@ pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Js
             .await
         }
         Caller::Token(t) => {
-            sqlx::query("SELECT id, name, recipient, $2, key_mode FROM orgs WHERE id = $1")
+            sqlx::query("SELECT id, name, recipient, $2 AS role, key_mode FROM orgs WHERE id = $1")
                 .bind(&t.org_id)
                 .bind(t.role)
                 .fetch_all(state.db.pool())
@@ -40,11 +40,11 @@ pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Js
         .iter()
         .map(|r| -> Result<Value, sqlx::Error> {
             Ok(json!({
-                "id": r.try_get::<String, _>(0)?,
-                "name": r.try_get::<String, _>(1)?,
-                "recipient": r.try_get::<String, _>(2)?,
-                "role": r.try_get::<String, _>(3)?,
-                "key_mode": r.try_get::<String, _>(4)?,
+                "id": r.try_get::<String, _>("id")?,
+                "name": r.try_get::<String, _>("name")?,
+                "recipient": r.try_get::<String, _>("recipient")?,
+                "role": r.try_get::<String, _>("role")?,
+                "key_mode": r.try_get::<String, _>("key_mode")?,
             }))
         })
         .collect::<Result<Vec<_>, _>>()
