@@ -1,8 +1,11 @@
 //! The HTTPS JSON API under `/api/v1`: routes, shared state, and the headers every
 //! answer carries.
 //!
-//! Every route is listed in [`router`] and documented in `control/openapi.json` (served
-//! at `/api/v1/openapi.json`); a test keeps the two in step. Handlers authorise through
+//! Every route is listed in [`router`] or [`agent_router`], and documented by the
+//! `#[utoipa::path]` on its handler and the types it takes and answers: [`openapi`]
+//! generates the document served at `/api/v1/openapi.json` from them (checked in as
+//! `control/openapi.json`). The API tests keep the routes, the document, the checked-in
+//! copy and every real answer in step. Handlers authorise through
 //! `auth` (membership and role; 404 for other organisations' objects), parse input
 //! through `extract` (stable error codes, unknown fields refused, bodies capped at
 //! [`MAX_BODY_BYTES`]) and answer errors through `error` (internals only in the log).
@@ -17,9 +20,11 @@ pub mod error;
 mod extract;
 mod invitation_api;
 mod member_api;
+pub mod openapi;
 mod org_api;
 mod session_api;
 mod token_api;
+mod wire_doc;
 
 use crate::db::Db;
 use crate::envelope::MasterKeys;
@@ -33,7 +38,10 @@ use std::sync::Arc;
 /// The largest request body accepted, in bytes.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// The OpenAPI document of this API.
+/// The checked-in copy of the OpenAPI document, for readers of the repository. What is
+/// served is [`openapi::document`], generated from the code; a test keeps them equal
+/// (regenerate with `DBCRATE_WRITE_OPENAPI=1 cargo nextest run -p dbcrate-control --test
+/// api openapi`).
 pub const OPENAPI: &str = include_str!("../openapi.json");
 
 /// What handlers share.
@@ -125,8 +133,23 @@ async fn no_such_route() -> error::ApiError {
     )
 }
 
-async fn openapi() -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+/// The OpenAPI document of both listeners.
+#[utoipa::path(
+    get,
+    path = "/api/v1/openapi.json",
+    operation_id = "openapi_document",
+    tag = "meta",
+    summary = "This document",
+    description = "Who: anyone. Generated from the control plane's code.",
+    security(()),
+    responses((status = 200, description = "The OpenAPI document", body = Object))
+)]
+async fn openapi_document() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        openapi::document(),
+    )
+        .into_response()
 }
 
 /// Every route agents call (served on the agent listener, with mutual TLS).
@@ -158,6 +181,9 @@ pub fn agent_router(state: AppState) -> Router {
 
 /// Every route of the API.
 pub fn router(state: AppState) -> Router {
+    // Made now rather than at the first request, so a document that cannot be made
+    // stops the start.
+    let _ = openapi::document();
     use account_api as account;
     use agent_admin_api as agent_admin;
     use audit_api as audit;
@@ -168,7 +194,7 @@ pub fn router(state: AppState) -> Router {
     use session_api as session;
     use token_api as token;
     Router::new()
-        .route("/api/v1/openapi.json", get(openapi))
+        .route("/api/v1/openapi.json", get(openapi_document))
         .route(
             "/api/v1/session",
             post(session::sign_in)

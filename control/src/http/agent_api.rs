@@ -5,6 +5,8 @@
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{Body, Path};
+use super::openapi::{AgentErrors, BodyErrors, ErrorBody};
+use super::wire_doc;
 use super::AppState;
 use crate::agents::{self, EnrolRequest};
 use crate::backups::jobs;
@@ -77,6 +79,22 @@ impl FromRequestParts<AppState> for AnyAgent {
 /// Token + CSR → certificate chain (`POST /agent/v1/enroll`). Like every agent
 /// message, the request ignores fields this version does not know: agents are
 /// upgraded on their own schedule.
+#[utoipa::path(
+    post,
+    path = "/agent/v1/enroll",
+    operation_id = "agent_enroll",
+    tag = "agent",
+    summary = "Agent listener: enrol with a one-time token and a CSR; answers the certificate chain and the deployment root",
+    description = "Who: anyone with an enrolment token (no client certificate yet).",
+    request_body = wire_doc::EnrolRequest,
+    security(()),
+    responses(
+        (status = 200, description = "Enrolled", body = wire_doc::EnrolAnswer),
+        BodyErrors,
+        (status = 401, description = "not_signed_in: the token is unknown, used, expired or of another organisation", body = ErrorBody),
+        (status = 422, description = "invalid_input: a bad CSR (garbage, oversized, CA:true, a signature that does not verify); invalid_body", body = ErrorBody),
+    )
+)]
 pub async fn enroll(
     State(state): State<AppState>,
     Body(body): Body<wire::EnrolRequest>,
@@ -107,6 +125,21 @@ pub async fn enroll(
 
 /// A fresh certificate for a new key, for a live agent
 /// (`POST /agent/v1/certificate/renew`).
+#[utoipa::path(
+    post,
+    path = "/agent/v1/certificate/renew",
+    operation_id = "agent_renew",
+    tag = "agent",
+    summary = "Agent listener: a fresh certificate for a new key (CSR)",
+    description = "Who: a live agent (client certificate).",
+    request_body = wire_doc::RenewRequest,
+    security(("agentCertificate" = [])),
+    responses(
+        (status = 200, description = "Renewed", body = wire_doc::RenewAnswer),
+        AgentErrors,
+        BodyErrors,
+    )
+)]
 pub async fn renew(
     State(state): State<AppState>,
     Agent(agent): Agent,
@@ -134,6 +167,19 @@ fn secs(value: i64) -> u64 {
 
 /// What the agent needs to work: who it is, the organisation's recipient, its
 /// intervals, when to renew, and the registry.
+#[utoipa::path(
+    get,
+    path = "/agent/v1/config",
+    operation_id = "agent_config",
+    tag = "agent",
+    summary = "Agent listener: the organisation's recipient, the agent's intervals and the registry",
+    description = "Who: a live agent (client certificate).",
+    security(("agentCertificate" = [])),
+    responses(
+        (status = 200, description = "The agent's settings", body = wire_doc::ConfigAnswer),
+        AgentErrors,
+    )
+)]
 pub async fn config(
     State(state): State<AppState>,
     Agent(agent): Agent,
@@ -161,6 +207,20 @@ pub async fn config(
 }
 
 /// The agent's organisation's signed CRL (DER).
+#[utoipa::path(
+    get,
+    path = "/agent/v1/crl",
+    operation_id = "agent_crl",
+    tag = "agent",
+    summary = "Agent listener: the organisation's signed CRL (DER)",
+    description = "Who: an agent with a currently valid certificate, revoked or not (the CRL \
+        tells a revoked one to stop).",
+    security(("agentCertificate" = [])),
+    responses(
+        (status = 200, description = "The CRL", body = wire_doc::Crl, content_type = "application/pkix-crl"),
+        AgentErrors,
+    )
+)]
 pub async fn crl(State(state): State<AppState>, AnyAgent(agent): AnyAgent) -> ApiResult<Response> {
     let der = crl::current(&state.db, &state.keys, &agent.org_id, state.now()).await?;
     Ok(([(header::CONTENT_TYPE, wire::CRL_CONTENT_TYPE)], der).into_response())
@@ -169,6 +229,19 @@ pub async fn crl(State(state): State<AppState>, AnyAgent(agent): AnyAgent) -> Ap
 /// The agent's next job: waits up to the poll interval for one (long poll), then answers
 /// `{"job": null}`. The wait ends when the certificate expires, so no job is handed to
 /// an expired certificate.
+#[utoipa::path(
+    get,
+    path = "/agent/v1/jobs/next",
+    operation_id = "agent_next_job",
+    tag = "agent",
+    summary = "Agent listener: claim the next job (a long poll up to the poll interval; {\"job\": null} when none)",
+    description = "Who: a live agent (client certificate).",
+    security(("agentCertificate" = [])),
+    responses(
+        (status = 200, description = "A job, or null", body = wire_doc::NextJobAnswer),
+        AgentErrors,
+    )
+)]
 pub async fn next_job(
     State(state): State<AppState>,
     Agent(agent): Agent,
@@ -188,6 +261,22 @@ pub async fn next_job(
 }
 
 /// The job's credentials, once.
+#[utoipa::path(
+    get,
+    path = "/agent/v1/jobs/{job}/credentials",
+    operation_id = "agent_job_credentials",
+    tag = "agent",
+    summary = "Agent listener: the running job's credentials (database password, destination credentials, recipients; a restore's file key), answered once per attempt",
+    description = "Who: the agent the job is assigned to, while it runs. Audited.",
+    params(("job" = String, Path, description = "The job, job_…")),
+    security(("agentCertificate" = [])),
+    responses(
+        (status = 200, description = "The credentials", body = wire_doc::JobCredentials),
+        AgentErrors,
+        (status = 404, description = "not_found: not this agent's running job", body = ErrorBody),
+        (status = 409, description = "conflict: handed out already for this attempt", body = ErrorBody),
+    )
+)]
 pub async fn job_credentials(
     State(state): State<AppState>,
     Agent(agent): Agent,
@@ -209,6 +298,23 @@ pub async fn job_credentials(
 /// reports ignore fields this version does not know: agents are upgraded on their own
 /// schedule, and a newer agent's report must not be refused (an orphaned backup, a
 /// redone job) because it says more.
+#[utoipa::path(
+    post,
+    path = "/agent/v1/jobs/{job}/progress",
+    operation_id = "agent_job_progress",
+    tag = "agent",
+    summary = "Agent listener: a heartbeat (bytes, phase); renews the job's lease",
+    description = "Who: the agent the job is assigned to.",
+    params(("job" = String, Path, description = "The job, job_…")),
+    request_body = wire_doc::ProgressReport,
+    security(("agentCertificate" = [])),
+    responses(
+        (status = 200, description = "Lease renewed", body = wire_doc::ProgressAnswer),
+        AgentErrors,
+        BodyErrors,
+        (status = 404, description = "not_found: not this agent's running job", body = ErrorBody),
+    )
+)]
 pub async fn job_progress(
     State(state): State<AppState>,
     Agent(agent): Agent,
@@ -231,6 +337,24 @@ pub async fn job_progress(
 
 /// The final report (`POST /agent/v1/jobs/{job}/complete`; unknown fields ignored, as
 /// for heartbeats).
+#[utoipa::path(
+    post,
+    path = "/agent/v1/jobs/{job}/complete",
+    operation_id = "agent_job_complete",
+    tag = "agent",
+    summary = "Agent listener: the job's final report; a successful backup is recorded",
+    description = "Who: the agent the job is assigned to.",
+    params(("job" = String, Path, description = "The job, job_…")),
+    request_body = wire_doc::Completion,
+    security(("agentCertificate" = [])),
+    responses(
+        (status = 200, description = "Recorded", body = wire_doc::CompletionAnswer),
+        AgentErrors,
+        BodyErrors,
+        (status = 404, description = "not_found: not this agent's running job, or a stale attempt", body = ErrorBody),
+        (status = 422, description = "invalid_input: an object key other than the one fixed at claim; invalid_body", body = ErrorBody),
+    )
+)]
 pub async fn job_complete(
     State(state): State<AppState>,
     Agent(agent): Agent,

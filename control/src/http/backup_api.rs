@@ -6,32 +6,244 @@
 use super::auth::{org_access, Caller};
 use super::error::{ApiError, ApiResult};
 use super::extract::{Body, Path, SecretField};
+use super::openapi::{BodyErrors, ErrorBody, OrgErrors};
 use super::AppState;
-use crate::backups::databases::{self, NewDatabase};
-use crate::backups::destinations::{self, NewDestination};
-use crate::backups::schedules::{self, NewSchedule};
+use crate::backups::databases::{self, DatabaseInfo, NewDatabase};
+use crate::backups::destinations::{self, DestinationInfo, NewDestination};
+use crate::backups::schedules::{self, NewSchedule, ScheduleInfo};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use dbcrate_core::retention::Rules;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use utoipa::ToSchema;
 
 /// `POST /api/v1/orgs/{org}/databases`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseRequest {
+    /// Unique in the organisation; the folder its backups go in.
     name: String,
     host: String,
+    /// 5432 unless given.
     #[serde(default = "default_port")]
     port: i64,
+    /// The database's name on the server.
     dbname: String,
     username: String,
+    /// libpq's sslmode: `disable`, `prefer` (unless given), `require`, `verify-ca`,
+    /// `verify-full`.
     #[serde(default = "default_tls_mode")]
     tls_mode: String,
+    /// Sealed at once; never shown again.
     #[serde(default)]
+    #[schema(value_type = Option<String>, format = Password)]
     password: Option<SecretField>,
+    /// The agent that reaches it, `agt_…`.
     agent_id: String,
+}
+
+/// A database as the API shows it (never its password).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Database {
+    /// The agent that reaches it.
+    agent_id: String,
+    created_at: i64,
+    dbname: String,
+    /// Whether a password is stored.
+    has_password: bool,
+    host: String,
+    /// `dbs_…`.
+    id: String,
+    name: String,
+    port: i64,
+    /// libpq's sslmode.
+    tls_mode: String,
+    username: String,
+}
+
+impl From<DatabaseInfo> for Database {
+    fn from(d: DatabaseInfo) -> Self {
+        Self {
+            agent_id: d.agent_id,
+            created_at: d.created_at,
+            dbname: d.dbname,
+            has_password: d.has_password,
+            host: d.host,
+            id: d.id,
+            name: d.name,
+            port: d.port,
+            tls_mode: d.tls_mode,
+            username: d.username,
+        }
+    }
+}
+
+/// What `GET /api/v1/orgs/{org}/databases` answers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DatabaseList {
+    items: Vec<Database>,
+}
+
+/// A schedule as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Schedule {
+    /// A cron expression (5 fields or `@daily`…), in `time_zone`.
+    cron: String,
+    database_id: String,
+    destination_id: String,
+    /// Whether it fires.
+    enabled: bool,
+    /// `sch_…`.
+    id: String,
+    /// Daily buckets kept.
+    keep_daily: i64,
+    /// The newest N kept.
+    keep_last: i64,
+    keep_monthly: i64,
+    /// ISO-week buckets kept.
+    keep_weekly: i64,
+    keep_yearly: i64,
+    /// When it fires next (Unix seconds), if ever.
+    #[schema(required = true)]
+    next_run_at: Option<i64>,
+    /// An IANA time zone.
+    time_zone: String,
+}
+
+impl From<ScheduleInfo> for Schedule {
+    fn from(s: ScheduleInfo) -> Self {
+        Self {
+            cron: s.cron,
+            database_id: s.database_id,
+            destination_id: s.destination_id,
+            enabled: s.enabled,
+            id: s.id,
+            keep_daily: s.keep_daily,
+            keep_last: s.keep_last,
+            keep_monthly: s.keep_monthly,
+            keep_weekly: s.keep_weekly,
+            keep_yearly: s.keep_yearly,
+            next_run_at: s.next_run_at,
+            time_zone: s.time_zone,
+        }
+    }
+}
+
+/// What `GET /api/v1/orgs/{org}/schedules` answers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ScheduleList {
+    items: Vec<Schedule>,
+}
+
+/// A destination as the API shows it (its settings, never its credentials).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Destination {
+    created_at: i64,
+    /// Whether credentials are stored.
+    has_credentials: bool,
+    /// `dst_…`.
+    id: String,
+    /// `s3`, `sftp` or `directory`.
+    kind: String,
+    name: String,
+    /// The kind's settings, as given.
+    #[schema(value_type = Object)]
+    settings: Value,
+}
+
+impl From<DestinationInfo> for Destination {
+    fn from(d: DestinationInfo) -> Self {
+        Self {
+            created_at: d.created_at,
+            has_credentials: d.has_credentials,
+            id: d.id,
+            kind: d.kind,
+            name: d.name,
+            settings: d.settings,
+        }
+    }
+}
+
+/// What `GET /api/v1/orgs/{org}/destinations` answers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DestinationList {
+    items: Vec<Destination>,
+}
+
+/// What `POST /api/v1/orgs/{org}/destinations` answers: the destination and each probe
+/// step's outcome.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedDestination {
+    created_at: i64,
+    has_credentials: bool,
+    id: String,
+    kind: String,
+    name: String,
+    /// Each step of the probe, in order (all `ok` here).
+    #[schema(value_type = Vec<ProbeStep>)]
+    probe: Value,
+    #[schema(value_type = Object)]
+    settings: Value,
+}
+
+// `destinations::report_json` renders probe steps, for answers and audit rows alike;
+// this type only documents their shape, and the live API test holds the two together.
+/// One step of a destination probe.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct ProbeStep {
+    /// `failed` steps only: what a tenant is told (never the remote server's words).
+    error: Option<String>,
+    /// `ok`, `failed` or `not run`.
+    outcome: String,
+    /// `list`, `write`, `read` or `delete`.
+    step: String,
+}
+
+/// What queueing a job answers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobQueued {
+    /// The job's id, `job_…`.
+    job: String,
+}
+
+/// A recorded backup.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Backup {
+    database_id: String,
+    /// When retention removed it from storage, if it did.
+    #[schema(required = true)]
+    deleted_at: Option<i64>,
+    destination_id: String,
+    /// pg_dump's output before compression and encryption, when the agent said.
+    #[schema(required = true)]
+    dump_size: Option<i64>,
+    /// How long the agent took, when it said.
+    #[schema(required = true)]
+    duration_ms: Option<i64>,
+    finished_at: i64,
+    /// `bkp_…`.
+    id: String,
+    /// Its object key, relative to the destination's prefix.
+    object_key: String,
+    pg_dump_version: String,
+    pg_server_version: String,
+    /// The schedule that made it (none for a run by hand of a since-deleted schedule).
+    #[schema(required = true)]
+    schedule_id: Option<String>,
+    /// SHA-256 of the stored (encrypted) object, hex.
+    sha256: String,
+    /// Bytes stored.
+    size: i64,
+    started_at: i64,
+}
+
+/// What `GET /api/v1/orgs/{org}/backups` answers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BackupList {
+    items: Vec<Backup>,
 }
 
 fn default_port() -> i64 {
@@ -43,12 +255,28 @@ fn default_tls_mode() -> String {
 }
 
 /// Adds a database (its password sealed).
+#[utoipa::path(
+    post,
+    path = "/api/v1/orgs/{org}/databases",
+    operation_id = "create_database",
+    tag = "backups",
+    summary = "Add a database the given agent reaches; the password is sealed",
+    description = "Who: admin or higher (a person or an API token).",
+    params(("org" = String, Path, description = "The organisation, org_…")),
+    request_body = DatabaseRequest,
+    responses(
+        (status = 201, description = "Added", body = Database),
+        OrgErrors,
+        BodyErrors,
+        (status = 409, description = "conflict: the name exists", body = ErrorBody),
+    )
+)]
 pub async fn create_database(
     State(state): State<AppState>,
     caller: Caller,
     Path(org_id): Path<String>,
     Body(request): Body<DatabaseRequest>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<Database>)> {
     let access = org_access(&state, caller, &org_id, "admin").await?;
     let new = NewDatabase {
         name: &request.name,
@@ -69,41 +297,73 @@ pub async fn create_database(
         state.now(),
     )
     .await?;
-    Ok((StatusCode::CREATED, Json(json!(created))))
+    Ok((StatusCode::CREATED, Json(created.into())))
 }
 
 /// The organisation's databases.
+#[utoipa::path(
+    get,
+    path = "/api/v1/orgs/{org}/databases",
+    operation_id = "list_databases",
+    tag = "backups",
+    summary = "The organisation's databases (never their passwords)",
+    description = "Who: viewer or higher.",
+    params(("org" = String, Path, description = "The organisation, org_…")),
+    responses(
+        (status = 200, description = "Databases", body = DatabaseList),
+        OrgErrors,
+    )
+)]
 pub async fn list_databases(
     State(state): State<AppState>,
     caller: Caller,
     Path(org_id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<DatabaseList>> {
     org_access(&state, caller, &org_id, "viewer").await?;
-    Ok(Json(
-        json!({ "items": databases::list(&state.db, &org_id).await? }),
-    ))
+    let items = databases::list(&state.db, &org_id).await?;
+    Ok(Json(DatabaseList {
+        items: items.into_iter().map(Database::from).collect(),
+    }))
 }
 
 /// One database.
+#[utoipa::path(
+    get,
+    path = "/api/v1/orgs/{org}/databases/{database}",
+    operation_id = "show_database",
+    tag = "backups",
+    summary = "One database",
+    description = "Who: viewer or higher.",
+    params(
+        ("org" = String, Path, description = "The organisation, org_…"),
+        ("database" = String, Path, description = "The database, dbs_…"),
+    ),
+    responses(
+        (status = 200, description = "The database", body = Database),
+        OrgErrors,
+    )
+)]
 pub async fn show_database(
     State(state): State<AppState>,
     caller: Caller,
     Path((org_id, id)): Path<(String, String)>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Database>> {
     org_access(&state, caller, &org_id, "viewer").await?;
     let found = databases::get(&state.db, &org_id, &id)
         .await?
         .ok_or_else(ApiError::not_found)?;
-    Ok(Json(json!(found)))
+    Ok(Json(found.into()))
 }
 
 /// `POST /api/v1/orgs/{org}/schedules`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleRequest {
     database_id: String,
     destination_id: String,
+    /// A cron expression: 5 fields, or `@daily`, `@hourly`…
     cron: String,
+    /// An IANA time zone; `UTC` unless given.
     #[serde(default = "default_zone")]
     time_zone: String,
     #[serde(default)]
@@ -123,12 +383,27 @@ fn default_zone() -> String {
 }
 
 /// Adds a schedule.
+#[utoipa::path(
+    post,
+    path = "/api/v1/orgs/{org}/schedules",
+    operation_id = "create_schedule",
+    tag = "backups",
+    summary = "Add a schedule: cron (5 fields or @daily…) in an IANA time zone, with GFS retention counts",
+    description = "Who: operator or higher (a person or an API token).",
+    params(("org" = String, Path, description = "The organisation, org_…")),
+    request_body = ScheduleRequest,
+    responses(
+        (status = 201, description = "Added", body = Schedule),
+        OrgErrors,
+        BodyErrors,
+    )
+)]
 pub async fn create_schedule(
     State(state): State<AppState>,
     caller: Caller,
     Path(org_id): Path<String>,
     Body(request): Body<ScheduleRequest>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<Schedule>)> {
     let access = org_access(&state, caller, &org_id, "operator").await?;
     let new = NewSchedule {
         database_id: &request.database_id,
@@ -144,28 +419,50 @@ pub async fn create_schedule(
         },
     };
     let created = schedules::create(&state.db, &org_id, &new, &access.actor, state.now()).await?;
-    Ok((StatusCode::CREATED, Json(json!(created))))
+    Ok((StatusCode::CREATED, Json(created.into())))
 }
 
 /// The organisation's schedules with their next run.
+#[utoipa::path(
+    get,
+    path = "/api/v1/orgs/{org}/schedules",
+    operation_id = "list_schedules",
+    tag = "backups",
+    summary = "The organisation's schedules with their next run",
+    description = "Who: viewer or higher.",
+    params(("org" = String, Path, description = "The organisation, org_…")),
+    responses(
+        (status = 200, description = "Schedules", body = ScheduleList),
+        OrgErrors,
+    )
+)]
 pub async fn list_schedules(
     State(state): State<AppState>,
     caller: Caller,
     Path(org_id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ScheduleList>> {
     org_access(&state, caller, &org_id, "viewer").await?;
     let items = schedules::list(&state.db, &org_id, state.now()).await?;
-    Ok(Json(json!({ "items": items })))
+    Ok(Json(ScheduleList {
+        items: items.into_iter().map(Schedule::from).collect(),
+    }))
 }
 
 /// `POST /api/v1/orgs/{org}/destinations`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DestinationRequest {
     name: String,
+    /// `s3`, `sftp` or `directory`.
     kind: String,
+    /// s3: endpoint, region, bucket, prefix, path_style; sftp: host, port, user, path,
+    /// host_key; directory: path.
+    #[schema(value_type = Object)]
     settings: Value,
+    /// s3: access_key_id, secret_access_key; sftp: private_key; directory: none. Sealed
+    /// at once; never shown again.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     credentials: Option<SecretJson>,
 }
 
@@ -200,12 +497,30 @@ impl Drop for SecretJson {
 
 /// Probes a destination and saves it only if every step passed (answering each step's
 /// outcome either way).
+#[utoipa::path(
+    post,
+    path = "/api/v1/orgs/{org}/destinations",
+    operation_id = "create_destination",
+    tag = "backups",
+    summary = "Add a destination after a list / write / read / delete probe; writes README-dbcrate.txt at the prefix",
+    description = "Who: admin or higher (a person or an API token). A failed probe saves \
+        nothing and answers each step's outcome in error.details.probe.",
+    params(("org" = String, Path, description = "The organisation, org_…")),
+    request_body = DestinationRequest,
+    responses(
+        (status = 201, description = "Added, with each probe step's outcome", body = CreatedDestination),
+        OrgErrors,
+        BodyErrors,
+        (status = 409, description = "conflict: the name exists", body = ErrorBody),
+        (status = 422, description = "probe_failed (error.details.probe has each step), invalid_input, invalid_body", body = ErrorBody),
+    )
+)]
 pub async fn create_destination(
     State(state): State<AppState>,
     caller: Caller,
     Path(org_id): Path<String>,
     Body(request): Body<DestinationRequest>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<CreatedDestination>)> {
     let access = org_access(&state, caller, &org_id, "admin").await?;
     let new = NewDestination {
         name: &request.name,
@@ -225,8 +540,15 @@ pub async fn create_destination(
     .await?
     {
         Ok((info, report)) => {
-            let mut body = json!(info);
-            body["probe"] = destinations::report_json(&report);
+            let body = CreatedDestination {
+                created_at: info.created_at,
+                has_credentials: info.has_credentials,
+                id: info.id,
+                kind: info.kind,
+                name: info.name,
+                probe: destinations::report_json(&report),
+                settings: info.settings,
+            };
             Ok((StatusCode::CREATED, Json(body)))
         }
         Err(report) => {
@@ -243,23 +565,53 @@ pub async fn create_destination(
 }
 
 /// The organisation's destinations (never their credentials).
+#[utoipa::path(
+    get,
+    path = "/api/v1/orgs/{org}/destinations",
+    operation_id = "list_destinations",
+    tag = "backups",
+    summary = "The organisation's destinations (settings; never credentials)",
+    description = "Who: viewer or higher.",
+    params(("org" = String, Path, description = "The organisation, org_…")),
+    responses(
+        (status = 200, description = "Destinations", body = DestinationList),
+        OrgErrors,
+    )
+)]
 pub async fn list_destinations(
     State(state): State<AppState>,
     caller: Caller,
     Path(org_id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<DestinationList>> {
     org_access(&state, caller, &org_id, "viewer").await?;
-    Ok(Json(
-        json!({ "items": destinations::list(&state.db, &org_id).await? }),
-    ))
+    let items = destinations::list(&state.db, &org_id).await?;
+    Ok(Json(DestinationList {
+        items: items.into_iter().map(Destination::from).collect(),
+    }))
 }
 
 /// "Run now": one backup job for the schedule, queued at once.
+#[utoipa::path(
+    post,
+    path = "/api/v1/orgs/{org}/schedules/{schedule}/run",
+    operation_id = "run_schedule_now",
+    tag = "backups",
+    summary = "Run now: queue one backup job for the schedule at once",
+    description = "Who: operator or higher (a person or an API token).",
+    params(
+        ("org" = String, Path, description = "The organisation, org_…"),
+        ("schedule" = String, Path, description = "The schedule, sch_…"),
+    ),
+    responses(
+        (status = 202, description = "Queued", body = JobQueued),
+        OrgErrors,
+    )
+)]
 pub async fn run_schedule_now(
     State(state): State<AppState>,
     caller: Caller,
     Path((org_id, schedule_id)): Path<(String, String)>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<JobQueued>)> {
     let access = org_access(&state, caller, &org_id, "operator").await?;
     let job = crate::backups::scheduler::run_now(
         &state.db,
@@ -269,15 +621,28 @@ pub async fn run_schedule_now(
         state.now(),
     )
     .await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({ "job": job }))))
+    Ok((StatusCode::ACCEPTED, Json(JobQueued { job })))
 }
 
 /// The organisation's recorded backups, newest first (up to 1,000).
+#[utoipa::path(
+    get,
+    path = "/api/v1/orgs/{org}/backups",
+    operation_id = "list_backups",
+    tag = "backups",
+    summary = "The organisation's recorded backups, newest first (up to 1000)",
+    description = "Who: viewer or higher. deleted_at is set once retention removed one.",
+    params(("org" = String, Path, description = "The organisation, org_…")),
+    responses(
+        (status = 200, description = "Backups", body = BackupList),
+        OrgErrors,
+    )
+)]
 pub async fn list_backups(
     State(state): State<AppState>,
     caller: Caller,
     Path(org_id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<BackupList>> {
     org_access(&state, caller, &org_id, "viewer").await?;
     let rows = sqlx::query(
         "SELECT b.id, b.database_id, b.destination_id, b.schedule_id, b.object_key, b.size, b.sha256, \
@@ -292,48 +657,70 @@ pub async fn list_backups(
     use sqlx::Row;
     let items = rows
         .iter()
-        .map(|r| -> Result<Value, sqlx::Error> {
-            Ok(json!({
-                "id": r.try_get::<String, _>("id")?,
-                "database_id": r.try_get::<String, _>("database_id")?,
-                "destination_id": r.try_get::<String, _>("destination_id")?,
-                "schedule_id": r.try_get::<Option<String>, _>("schedule_id")?,
-                "object_key": r.try_get::<String, _>("object_key")?,
-                "size": r.try_get::<i64, _>("size")?,
-                "sha256": r.try_get::<String, _>("sha256")?,
-                "finished_at": r.try_get::<i64, _>("finished_at")?,
-                "pg_server_version": r.try_get::<String, _>("pg_server_version")?,
-                "deleted_at": r.try_get::<Option<i64>, _>("deleted_at")?,
-                "started_at": r.try_get::<i64, _>("started_at")?,
-                "pg_dump_version": r.try_get::<String, _>("pg_dump_version")?,
-                "dump_size": r.try_get::<Option<i64>, _>("dump_size")?,
-                "duration_ms": r.try_get::<Option<i64>, _>("duration_ms")?,
-            }))
+        .map(|r| -> Result<Backup, sqlx::Error> {
+            Ok(Backup {
+                id: r.try_get::<String, _>("id")?,
+                database_id: r.try_get::<String, _>("database_id")?,
+                destination_id: r.try_get::<String, _>("destination_id")?,
+                schedule_id: r.try_get::<Option<String>, _>("schedule_id")?,
+                object_key: r.try_get::<String, _>("object_key")?,
+                size: r.try_get::<i64, _>("size")?,
+                sha256: r.try_get::<String, _>("sha256")?,
+                finished_at: r.try_get::<i64, _>("finished_at")?,
+                pg_server_version: r.try_get::<String, _>("pg_server_version")?,
+                deleted_at: r.try_get::<Option<i64>, _>("deleted_at")?,
+                started_at: r.try_get::<i64, _>("started_at")?,
+                pg_dump_version: r.try_get::<String, _>("pg_dump_version")?,
+                dump_size: r.try_get::<Option<i64>, _>("dump_size")?,
+                duration_ms: r.try_get::<Option<i64>, _>("duration_ms")?,
+            })
         })
         .collect::<Result<Vec<_>, _>>()
         .map_err(crate::error::Error::from)?;
-    Ok(Json(json!({ "items": items })))
+    Ok(Json(BackupList { items }))
 }
 
 /// `POST /api/v1/orgs/{org}/restores`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RestoreRequest {
+    /// The backup, `bkp_…`.
     backup_id: String,
+    /// The database to restore into (what is there is overwritten), `dbs_…`.
     target_database_id: String,
     /// The customer passphrase, for an organisation whose key is customer-sealed.
     #[serde(default)]
+    #[schema(value_type = Option<String>, format = Password)]
     passphrase: Option<super::extract::SecretField>,
 }
 
 /// Queues a managed restore of a backup into a target database (admins and owners:
 /// it overwrites what is there).
+#[utoipa::path(
+    post,
+    path = "/api/v1/orgs/{org}/restores",
+    operation_id = "create_restore",
+    tag = "backups",
+    summary = "Managed restore: queue a restore of a recorded backup into a target database",
+    description = "Who: admin or higher (a person or an API token). The target's agent gets \
+        only this backup's file key, never the organisation key.",
+    params(("org" = String, Path, description = "The organisation, org_…")),
+    request_body = RestoreRequest,
+    responses(
+        (status = 202, description = "Queued", body = JobQueued),
+        OrgErrors,
+        BodyErrors,
+        (status = 409, description = "customer_passphrase_required: the organisation key is customer-sealed; send {\"passphrase\": …} (unattended restores are not possible in that mode)", body = ErrorBody),
+        (status = 422, description = "invalid_body, invalid_input, or customer_passphrase_invalid (audited)", body = ErrorBody),
+        (status = 429, description = "throttled: too many wrong passphrases; wait 15 minutes", body = ErrorBody),
+    )
+)]
 pub async fn create_restore(
     State(state): State<AppState>,
     caller: Caller,
     Path(org_id): Path<String>,
     Body(request): Body<RestoreRequest>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<JobQueued>)> {
     let access = org_access(&state, caller, &org_id, "admin").await?;
     let passphrase = super::org_api::passphrase_of(request.passphrase)?;
     let job = crate::backups::restores::create_with_passphrase(
@@ -350,5 +737,5 @@ pub async fn create_restore(
         state.now(),
     )
     .await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({ "job": job }))))
+    Ok((StatusCode::ACCEPTED, Json(JobQueued { job })))
 }

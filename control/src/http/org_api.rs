@@ -4,6 +4,7 @@
 use super::auth::{org_access, Access, Caller};
 use super::error::{ApiError, ApiResult};
 use super::extract::{Body, Path, SecretField};
+use super::openapi::{BodyErrors, ErrorBody, OrgErrors, SignedInErrors};
 use super::AppState;
 use crate::error::{Code, Error};
 use crate::orgs;
@@ -12,11 +13,45 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::{json, Value};
+use serde::Serialize;
 use sqlx::Row;
+use utoipa::ToSchema;
+
+/// An organisation as the caller sees it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Org {
+    /// `org_…`.
+    id: String,
+    /// `managed` (the control plane holds the key under its master key) or
+    /// `customer_sealed` (only with the customer's passphrase).
+    key_mode: String,
+    name: String,
+    /// The age recipient every backup is encrypted to.
+    recipient: String,
+    /// The caller's role: `owner`, `admin`, `operator` or `viewer`.
+    role: String,
+}
+
+/// What `GET /api/v1/orgs` answers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrgList {
+    items: Vec<Org>,
+}
 
 /// The caller's organisations with their role in each.
-pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
+#[utoipa::path(
+    get,
+    path = "/api/v1/orgs",
+    operation_id = "list_orgs",
+    tag = "orgs",
+    summary = "The caller's organisations and role in each",
+    description = "Who: a person, or an API token (its own organisation).",
+    responses(
+        (status = 200, description = "Organisations", body = OrgList),
+        SignedInErrors,
+    )
+)]
+pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<OrgList>> {
     let rows = match &caller {
         Caller::Person(s) => {
             sqlx::query(
@@ -38,38 +73,51 @@ pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Js
     .map_err(Error::from)?;
     let items = rows
         .iter()
-        .map(|r| -> Result<Value, sqlx::Error> {
-            Ok(json!({
-                "id": r.try_get::<String, _>("id")?,
-                "name": r.try_get::<String, _>("name")?,
-                "recipient": r.try_get::<String, _>("recipient")?,
-                "role": r.try_get::<String, _>("role")?,
-                "key_mode": r.try_get::<String, _>("key_mode")?,
-            }))
+        .map(|r| -> Result<Org, sqlx::Error> {
+            Ok(Org {
+                id: r.try_get::<String, _>("id")?,
+                name: r.try_get::<String, _>("name")?,
+                recipient: r.try_get::<String, _>("recipient")?,
+                role: r.try_get::<String, _>("role")?,
+                key_mode: r.try_get::<String, _>("key_mode")?,
+            })
         })
         .collect::<Result<Vec<_>, _>>()
         .map_err(Error::from)?;
-    Ok(Json(json!({ "items": items })))
+    Ok(Json(OrgList { items }))
 }
 
 /// One organisation (any member).
+#[utoipa::path(
+    get,
+    path = "/api/v1/orgs/{org}",
+    operation_id = "show_org",
+    tag = "orgs",
+    summary = "One organisation: id, name, age recipient, the caller's role, key mode",
+    description = "Who: viewer or higher.",
+    params(("org" = String, Path, description = "The organisation, org_…")),
+    responses(
+        (status = 200, description = "The organisation", body = Org),
+        OrgErrors,
+    )
+)]
 pub async fn show(
     State(state): State<AppState>,
     caller: Caller,
     Path(org_id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Org>> {
     let access = org_access(&state, caller, &org_id, "viewer").await?;
     let org = orgs::get(&state.db, &org_id)
         .await?
         .ok_or_else(ApiError::not_found)?;
     let mode = orgs::key_mode(&state.db, &org_id).await?;
-    Ok(Json(json!({
-        "id": org.id,
-        "name": org.name,
-        "recipient": org.recipient,
-        "role": access.role,
-        "key_mode": mode.as_str(),
-    })))
+    Ok(Json(Org {
+        id: org.id,
+        key_mode: mode.as_str().to_string(),
+        name: org.name,
+        recipient: org.recipient,
+        role: access.role.to_string(),
+    }))
 }
 
 /// An owner, signed in as a person, with a second factor checked in the last few
@@ -96,10 +144,11 @@ async fn stepped_up_owner(
 }
 
 /// What the recovery-key export may be given (the body is optional).
-#[derive(Debug, Default, serde::Deserialize)]
+#[derive(Debug, Default, serde::Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExportRequest {
     /// The customer passphrase, for a customer-sealed organisation key.
+    #[schema(value_type = Option<String>, format = Password)]
     passphrase: Option<SecretField>,
 }
 
@@ -112,6 +161,27 @@ pub(super) fn passphrase_of(field: Option<SecretField>) -> ApiResult<Option<Pass
 /// recovery copy: owners only, signed in as a person, with a second factor checked in
 /// the last few minutes (`POST /api/v1/session/second-factor`). A customer-sealed key
 /// also needs `{"passphrase": …}` in the (otherwise optional) JSON body.
+#[utoipa::path(
+    post,
+    path = "/api/v1/orgs/{org}/recovery-key",
+    operation_id = "export_recovery_key",
+    tag = "orgs",
+    summary = "Export the organisation's private key as an AGE-SECRET-KEY-1 identity file (audited)",
+    description = "Who: an owner, as a person, with a second factor checked in the last 5 \
+        minutes. The body is optional: empty, or {\"passphrase\": …} for a customer-sealed key.",
+    params(("org" = String, Path, description = "The organisation, org_…")),
+    request_body(content = Option<ExportRequest>, description = "Empty, or the customer passphrase"),
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "The identity file", body = String, content_type = "text/plain",
+            headers(("content-disposition" = String, description = "attachment; filename=\"dbcrate-ORG.key\""))),
+        OrgErrors,
+        (status = 403, description = "recent_second_factor_required, forbidden, csrf_token_invalid, password_change_required", body = ErrorBody),
+        (status = 409, description = "customer_passphrase_required: the key is customer-sealed; send {\"passphrase\": …}", body = ErrorBody),
+        (status = 422, description = "customer_passphrase_invalid: not the organisation's passphrase (audited); invalid_body", body = ErrorBody),
+        (status = 429, description = "throttled: too many wrong passphrases; wait 15 minutes", body = ErrorBody),
+    )
+)]
 pub async fn export_recovery_key(
     State(state): State<AppState>,
     caller: Caller,
@@ -158,22 +228,53 @@ pub async fn export_recovery_key(
 }
 
 /// The customer passphrase switching customer-sealed mode on or off.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CustomerSealRequest {
     /// At least 16 characters to switch on; the same passphrase to switch off.
+    #[schema(value_type = String, format = Password)]
     passphrase: SecretField,
+}
+
+/// What switching customer sealing on or off answers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyModeChanged {
+    /// The organisation key's mode now: `customer_sealed` or `managed`.
+    key_mode: &'static str,
 }
 
 /// Switches the organisation's key to customer-sealed mode: owners only, as a person,
 /// with a recent second factor. From then on managed restores and recovery-key exports
 /// need the passphrase, and nothing the control plane holds opens the key without it.
+#[utoipa::path(
+    post,
+    path = "/api/v1/orgs/{org}/customer-seal",
+    operation_id = "enable_customer_seal",
+    tag = "orgs",
+    summary = "Customer-seal the organisation key under a passphrase only the customer holds",
+    description = "Who: an owner, as a person, with a second factor checked in the last 5 \
+        minutes. The private key is sealed (Argon2id + XChaCha20-Poly1305) and the plain \
+        envelope copy deleted, so the database and master key no longer open it. Managed \
+        restores and recovery-key exports then need the passphrase; unattended restores are \
+        not possible. Audited as org.key.customer_seal.enable.",
+    params(("org" = String, Path, description = "The organisation, org_…")),
+    request_body = CustomerSealRequest,
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "Sealed", body = KeyModeChanged),
+        OrgErrors,
+        BodyErrors,
+        (status = 403, description = "recent_second_factor_required, forbidden, csrf_token_invalid, password_change_required", body = ErrorBody),
+        (status = 409, description = "conflict: customer-sealed already", body = ErrorBody),
+        (status = 422, description = "invalid_input: a passphrase shorter than 16 characters or longer than 1024 bytes; invalid_body", body = ErrorBody),
+    )
+)]
 pub async fn enable_customer_seal(
     State(state): State<AppState>,
     caller: Caller,
     Path(org_id): Path<String>,
     Body(request): Body<CustomerSealRequest>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<KeyModeChanged>> {
     let access = stepped_up_owner(
         &state,
         caller,
@@ -191,19 +292,40 @@ pub async fn enable_customer_seal(
         &state.now_rfc3339(),
     )
     .await?;
-    Ok(Json(
-        json!({ "key_mode": orgs::KeyMode::CustomerSealed.as_str() }),
-    ))
+    Ok(Json(KeyModeChanged {
+        key_mode: orgs::KeyMode::CustomerSealed.as_str(),
+    }))
 }
 
 /// Switches a customer-sealed organisation key back to managed mode, given its
 /// passphrase: owners only, as a person, with a recent second factor.
+#[utoipa::path(
+    post,
+    path = "/api/v1/orgs/{org}/customer-seal/disable",
+    operation_id = "disable_customer_seal",
+    tag = "orgs",
+    summary = "End customer sealing: the organisation key goes back under the master key alone",
+    description = "Who: an owner, as a person, with a second factor checked in the last 5 \
+        minutes. Audited as org.key.customer_seal.disable.",
+    params(("org" = String, Path, description = "The organisation, org_…")),
+    request_body = CustomerSealRequest,
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "Managed again", body = KeyModeChanged),
+        OrgErrors,
+        BodyErrors,
+        (status = 403, description = "recent_second_factor_required, forbidden, csrf_token_invalid, password_change_required", body = ErrorBody),
+        (status = 409, description = "conflict: not customer-sealed", body = ErrorBody),
+        (status = 422, description = "customer_passphrase_invalid: not the organisation's passphrase (audited); invalid_body", body = ErrorBody),
+        (status = 429, description = "throttled: too many wrong passphrases; wait 15 minutes", body = ErrorBody),
+    )
+)]
 pub async fn disable_customer_seal(
     State(state): State<AppState>,
     caller: Caller,
     Path(org_id): Path<String>,
     Body(request): Body<CustomerSealRequest>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<KeyModeChanged>> {
     let access = stepped_up_owner(
         &state,
         caller,
@@ -221,5 +343,7 @@ pub async fn disable_customer_seal(
         &state.now_rfc3339(),
     )
     .await?;
-    Ok(Json(json!({ "key_mode": orgs::KeyMode::Managed.as_str() })))
+    Ok(Json(KeyModeChanged {
+        key_mode: orgs::KeyMode::Managed.as_str(),
+    }))
 }

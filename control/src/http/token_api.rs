@@ -5,60 +5,146 @@
 use super::auth::{org_access, Caller};
 use super::error::{ApiError, ApiResult};
 use super::extract::{Body, Path};
+use super::openapi::{BodyErrors, OrgErrors};
 use super::AppState;
 use crate::accounts::api_tokens::{self, TokenInfo};
 use crate::error::is_id;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-fn describe(t: &TokenInfo) -> Value {
-    json!({
-        "id": t.id,
-        "name": t.name,
-        "role": t.role,
-        "created_by": t.created_by,
-        "created_at": t.created_at,
-        "expires_at": t.expires_at,
-        "revoked_at": t.revoked_at,
-        "last_used_at": t.last_used_at,
-    })
+/// An API token as listed (never its value).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Token {
+    created_at: i64,
+    /// Who made it (`user:…`).
+    created_by: String,
+    /// When it stops working, if ever.
+    #[schema(required = true)]
+    expires_at: Option<i64>,
+    /// `tok_…`.
+    id: String,
+    #[schema(required = true)]
+    last_used_at: Option<i64>,
+    /// What it is for.
+    name: String,
+    #[schema(required = true)]
+    revoked_at: Option<i64>,
+    /// The role it acts with.
+    role: String,
+}
+
+impl Token {
+    fn of(t: TokenInfo) -> Self {
+        Self {
+            created_at: t.created_at,
+            created_by: t.created_by,
+            expires_at: t.expires_at,
+            id: t.id,
+            last_used_at: t.last_used_at,
+            name: t.name,
+            revoked_at: t.revoked_at,
+            role: t.role.to_string(),
+        }
+    }
+}
+
+/// What `GET /api/v1/orgs/{org}/api-tokens` answers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenList {
+    items: Vec<Token>,
+}
+
+/// What `POST /api/v1/orgs/{org}/api-tokens` answers: the token with its value, shown once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedToken {
+    created_at: i64,
+    created_by: String,
+    #[schema(required = true)]
+    expires_at: Option<i64>,
+    id: String,
+    #[schema(required = true)]
+    last_used_at: Option<i64>,
+    name: String,
+    #[schema(required = true)]
+    revoked_at: Option<i64>,
+    role: String,
+    /// The token (`dbct_…`), in this answer only.
+    token: String,
+}
+
+/// What `DELETE /api/v1/orgs/{org}/api-tokens/{token}` answers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenRevoked {
+    /// The token's id.
+    revoked: String,
 }
 
 /// The organisation's tokens (never their values).
+#[utoipa::path(
+    get,
+    path = "/api/v1/orgs/{org}/api-tokens",
+    operation_id = "list_api_tokens",
+    tag = "api-tokens",
+    summary = "The organisation's API tokens (never their values)",
+    description = "Who: admin or higher.",
+    params(("org" = String, Path, description = "The organisation, org_…")),
+    responses(
+        (status = 200, description = "Tokens", body = TokenList),
+        OrgErrors,
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Path(org_id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<TokenList>> {
     org_access(&state, caller, &org_id, "admin").await?;
-    let items: Vec<Value> = api_tokens::list(&state.db, &org_id)
+    let items = api_tokens::list(&state.db, &org_id)
         .await?
-        .iter()
-        .map(describe)
+        .into_iter()
+        .map(Token::of)
         .collect();
-    Ok(Json(json!({ "items": items })))
+    Ok(Json(TokenList { items }))
 }
 
 /// `POST /api/v1/orgs/{org}/api-tokens`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRequest {
     name: String,
+    /// `owner`, `admin`, `operator` or `viewer`, no higher than the creator's.
     role: String,
+    /// 1 to 366 days; none: no expiry.
     #[serde(default)]
     expires_in_days: Option<i64>,
 }
 
 /// Creates a token; its value is in this answer only.
+#[utoipa::path(
+    post,
+    path = "/api/v1/orgs/{org}/api-tokens",
+    operation_id = "create_api_token",
+    tag = "api-tokens",
+    summary = "Create an API token (dbct_…, shown once) with a role no higher than the creator's",
+    description = "Who: admin or higher, as a person.",
+    params(("org" = String, Path, description = "The organisation, org_…")),
+    request_body = CreateRequest,
+    security(("session" = [])),
+    responses(
+        (status = 201, description = "Created", body = CreatedToken),
+        OrgErrors,
+        BodyErrors,
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
     Path(org_id): Path<String>,
     Body(request): Body<CreateRequest>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<CreatedToken>)> {
     let access = org_access(&state, caller, &org_id, "admin").await?;
     access.person()?;
     let (info, token) = api_tokens::create(
@@ -74,22 +160,48 @@ pub async fn create(
         state.now(),
     )
     .await?;
-    let mut body = describe(&info);
-    body["token"] = json!(token.expose_secret());
+    let body = CreatedToken {
+        created_at: info.created_at,
+        created_by: info.created_by,
+        expires_at: info.expires_at,
+        id: info.id,
+        last_used_at: info.last_used_at,
+        name: info.name,
+        revoked_at: info.revoked_at,
+        role: info.role.to_string(),
+        token: token.expose_secret().to_string(),
+    };
     Ok((StatusCode::CREATED, Json(body)))
 }
 
 /// Revokes a token.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/orgs/{org}/api-tokens/{token}",
+    operation_id = "revoke_api_token",
+    tag = "api-tokens",
+    summary = "Revoke an API token",
+    description = "Who: admin or higher, as a person.",
+    params(
+        ("org" = String, Path, description = "The organisation, org_…"),
+        ("token" = String, Path, description = "The token's id, tok_…"),
+    ),
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "Revoked", body = TokenRevoked),
+        OrgErrors,
+    )
+)]
 pub async fn revoke(
     State(state): State<AppState>,
     caller: Caller,
     Path((org_id, token_id)): Path<(String, String)>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<TokenRevoked>> {
     let access = org_access(&state, caller, &org_id, "admin").await?;
     access.person()?;
     if !is_id(&token_id, "tok") {
         return Err(ApiError::not_found());
     }
     api_tokens::revoke(&state.db, &org_id, &token_id, &access.actor, state.now()).await?;
-    Ok(Json(json!({ "revoked": token_id })))
+    Ok(Json(TokenRevoked { revoked: token_id }))
 }
