@@ -9,7 +9,7 @@ use dbcrate_storage::admin::{
     probe, DeleteOutcome, Destination, ProbeReport, ProbeStep, StepOutcome, MAX_RANGE_LEN,
 };
 use dbcrate_storage::{ErrorKind, Location, StorageOptions};
-use dbcrate_testkit::{Deps, S3Server, SftpServer, TempDir};
+use dbcrate_testkit::{names_in, Deps, S3Server, SftpServer, TempDir};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
@@ -252,13 +252,13 @@ async fn sftp_probe_and_round_trip_with_in_memory_key_and_pinned_host_key() {
     let location = sftp_location(&sftp, "dest");
 
     assert_probe_ok(&probe(&location, &options).await);
-    assert_eq!(names(&sftp.root().join("dest")), Vec::<String>::new());
+    assert_eq!(names_in(&sftp.root().join("dest")), Vec::<String>::new());
 
     let dest = Destination::connect(&location, &options).await.unwrap();
     round_trip(&dest).await;
     dest.close().await;
     // Only the (now empty) directories the round trip created remain.
-    assert_eq!(names(&sftp.root().join("dest")), ["app"]);
+    assert_eq!(names_in(&sftp.root().join("dest")), ["app"]);
 
     // The bare "type base64" form of the pin works too.
     let bare: Vec<&str> = sftp.known_hosts_line().split_whitespace().skip(1).collect();
@@ -323,7 +323,7 @@ async fn sftp_probe_failures_name_the_step_and_leave_nothing() {
     std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o555)).unwrap();
     let report = probe(&sftp_location(&sftp, "locked"), &good()).await;
     assert_fails_at(&report, ProbeStep::Write, "cannot create", &[&key_body]);
-    assert_eq!(names(&locked), Vec::<String>::new());
+    assert_eq!(names_in(&locked), Vec::<String>::new());
     std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
@@ -335,7 +335,7 @@ async fn file_probe_and_round_trip() {
     };
     let options = StorageOptions::default();
     assert_probe_ok(&probe(&location, &options).await);
-    assert_eq!(names(dir.path()), Vec::<String>::new());
+    assert_eq!(names_in(dir.path()), Vec::<String>::new());
 
     let dest = Destination::connect(&location, &options).await.unwrap();
     round_trip(&dest).await;
@@ -379,18 +379,8 @@ async fn file_probe_failures_name_the_step_and_leave_nothing() {
     };
     let report = probe(&Location::File { path: target }, &options).await;
     assert_fails_at(&report, ProbeStep::Write, "cannot create", &[]);
-    assert_eq!(names(&locked), Vec::<String>::new());
+    assert_eq!(names_in(&locked), Vec::<String>::new());
     std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).unwrap();
-}
-
-/// The names in a local directory, sorted.
-fn names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
 }
 
 /// Gives `path` the owner of `like` (the SFTP server's user), when running as root.

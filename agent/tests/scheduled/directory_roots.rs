@@ -4,18 +4,8 @@
 //! fails before anything is written there, and is reported as a failed attempt.
 
 use crate::scene;
-use std::path::Path;
+use dbcrate_testkit::names_in;
 use std::time::Duration;
-
-/// The names directly in `dir` (directories included), sorted.
-fn entries(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
 
 /// Waits until attempt `attempt` of `job` has failed, and returns its error.
 async fn failed_attempt(db: &dbcrate_control::db::Db, job: &str, attempt: i64) -> String {
@@ -40,7 +30,7 @@ async fn a_directory_outside_the_agents_roots_fails_the_job_and_is_left_untouche
     let db = &basis.db;
     let target = &enrolled.target;
     let _scheduler = scene.control.run_scheduler(Duration::from_millis(500));
-    let before = entries(target);
+    let before = names_in(target);
     let path = format!(
         "{}:{}",
         basis.server.bin_dir().display(),
@@ -72,7 +62,7 @@ async fn a_directory_outside_the_agents_roots_fails_the_job_and_is_left_untouche
         assert!(error.contains(needle), "no {needle:?} in: {error}");
     }
     assert_eq!(
-        entries(target),
+        names_in(target),
         before,
         "the refused job wrote into the directory"
     );
@@ -103,7 +93,7 @@ async fn a_directory_outside_the_agents_roots_fails_the_job_and_is_left_untouche
         assert!(error.contains(needle), "no {needle:?} in: {error}");
     }
     assert_eq!(
-        entries(target),
+        names_in(target),
         before,
         "the refused job wrote into the directory"
     );
