@@ -44,14 +44,8 @@ async fn world(db: Db) -> World {
         &keys,
         &org.id,
         &databases::NewDatabase {
-            name: "shop",
-            host: "db.example",
-            port: 5432,
             dbname: "shop",
-            username: "backup",
-            tls_mode: "require",
-            password: None,
-            agent_id: &agent,
+            ..common::remote_database("shop", &agent)
         },
         "system:test",
         T0,

@@ -40,16 +40,7 @@ async fn setup(db: &Db, count: usize) {
             db,
             &keys,
             &org.id,
-            &databases::NewDatabase {
-                name: &format!("db{i}"),
-                host: "db.example",
-                port: 5432,
-                dbname: "app",
-                username: "backup",
-                tls_mode: "require",
-                password: None,
-                agent_id: &agent,
-            },
+            &common::remote_database(&format!("db{i}"), &agent),
             "system:test",
             T0,
         )

@@ -34,11 +34,13 @@ async fn sign_in(
     Ok((signed_in.user_id, signed_in.token))
 }
 
-async fn sessions_behave(db: Db) {
+/// `db` migrated, keyed and initialised with the organisation Acme and its owner
+/// owner@example.com.
+async fn initialised(db: &Db) -> (MasterKeys, setup::Initialised) {
     db.migrate().await.unwrap();
-    let keys = common::keys_with_audit_key(&db, "2026-11-29T05:00:00Z").await;
+    let keys = common::keys_with_audit_key(db, "2026-11-29T05:00:00Z").await;
     let init = setup::init(
-        &db,
+        db,
         &keys,
         "Acme",
         "owner@example.com",
@@ -46,6 +48,11 @@ async fn sessions_behave(db: Db) {
     )
     .await
     .unwrap();
+    (keys, init)
+}
+
+async fn sessions_behave(db: Db) {
+    let (keys, init) = initialised(&db).await;
     let good = pw(init.one_time_password.expose_secret());
 
     let (user, token) = sign_in(&db, &keys, "Owner@Example.com", &good, "192.0.2.1", T0)
@@ -223,17 +230,8 @@ async fn postgres_sessions() {
 async fn parallel_guesses_are_throttled(db: Db) {
     use dbcrate_control::accounts::{second_factor, totp};
     use dbcrate_control::error::Code;
-    db.migrate().await.unwrap();
-    let keys = std::sync::Arc::new(common::keys_with_audit_key(&db, "2026-11-29T05:00:00Z").await);
-    let init = setup::init(
-        &db,
-        &keys,
-        "Acme",
-        "owner@example.com",
-        "2026-11-29T05:00:00Z",
-    )
-    .await
-    .unwrap();
+    let (keys, init) = initialised(&db).await;
+    let keys = std::sync::Arc::new(keys);
     let user = init.owner_id;
     let enrolment = second_factor::begin(&db, &keys, &user, "owner@example.com", T0)
         .await

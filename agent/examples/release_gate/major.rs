@@ -5,12 +5,11 @@ use crate::args::{Arch, Candidate};
 use crate::report::{Outcome, Row};
 use crate::world::World;
 use crate::{common, dataset, stock};
-use dbcrate_control::backups::{databases, destinations, restores, schedules};
+use dbcrate_control::backups::{databases, destinations, restores};
 use dbcrate_control::config::AgentSettings;
 use dbcrate_control::db::Db;
 use dbcrate_control::envelope::MasterKeys;
 use dbcrate_control::{local, orgs};
-use dbcrate_core::retention::Rules;
 use dbcrate_testkit::{PgServer, TempDir};
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -320,24 +319,9 @@ impl Stage {
     }
 
     async fn schedule(&self, database_id: &str, destination: &Destination) {
-        schedules::create(
-            &self.db,
-            &self.org.id,
-            &schedules::NewSchedule {
-                database_id,
-                destination_id: &destination.id,
-                cron: "* * * * *",
-                time_zone: "UTC",
-                retention: Rules {
-                    keep_daily: 7,
-                    ..Rules::default()
-                },
-            },
-            ACTOR,
-            self.now - 120,
-        )
-        .await
-        .unwrap();
+        self.tenant()
+            .due_schedule(database_id, &destination.id)
+            .await;
     }
 
     /// `dbcrate-agent run` with an empty PATH: every tool comes from the registry.

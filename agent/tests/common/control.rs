@@ -7,10 +7,11 @@
 //! gate includes this directory with `#[path]`, so the scheduled tests and the gate
 //! enrol the same way.
 
-use dbcrate_control::backups::databases;
+use dbcrate_control::backups::{databases, schedules};
 use dbcrate_control::db::Db;
 use dbcrate_control::envelope::MasterKeys;
 use dbcrate_control::{agents, orgs};
+use dbcrate_core::retention::Rules;
 use dbcrate_core::secret::SecretString;
 use dbcrate_testkit::{sqlite_url, PgServer, TEST_MASTER_KEY};
 use serde_json::Value;
@@ -125,5 +126,29 @@ impl Tenant<'_> {
         )
         .await
         .unwrap()
+    }
+
+    /// A schedule of `database_id` into `destination_id` that fires every minute and
+    /// keeps seven dailies, made two minutes ago so that it is due at once; its id.
+    pub async fn due_schedule(&self, database_id: &str, destination_id: &str) -> String {
+        schedules::create(
+            self.db,
+            self.org_id,
+            &schedules::NewSchedule {
+                database_id,
+                destination_id,
+                cron: "* * * * *",
+                time_zone: "UTC",
+                retention: Rules {
+                    keep_daily: 7,
+                    ..Rules::default()
+                },
+            },
+            self.actor,
+            self.now - 120,
+        )
+        .await
+        .unwrap()
+        .id
     }
 }

@@ -4,12 +4,11 @@
 //! probed destination and a schedule that is already due.
 
 use crate::common;
-use dbcrate_control::backups::{databases, destinations, schedules};
+use dbcrate_control::backups::{databases, destinations};
 use dbcrate_control::config::AgentSettings;
 use dbcrate_control::db::Db;
 use dbcrate_control::envelope::MasterKeys;
 use dbcrate_control::{local, orgs};
-use dbcrate_core::retention::Rules;
 use dbcrate_testkit::{PgServer, S3Server, TempDir};
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -155,29 +154,15 @@ pub async fn enrol_and_schedule(
     .await
     .unwrap()
     .unwrap();
-    let schedule = schedules::create(
-        db,
-        &org.id,
-        &schedules::NewSchedule {
-            database_id: &database.id,
-            destination_id: &destination.id,
-            cron: "* * * * *",
-            time_zone: "UTC",
-            retention: Rules {
-                keep_daily: 7,
-                ..Rules::default()
-            },
-        },
-        "system:test",
-        now - 120,
-    )
-    .await
-    .unwrap();
+    let schedule_id = basis
+        .tenant()
+        .due_schedule(&database.id, &destination.id)
+        .await;
     Enrolled {
         data,
         agent_id,
         database,
-        schedule_id: schedule.id,
+        schedule_id,
         target,
     }
 }

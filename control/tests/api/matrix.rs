@@ -316,16 +316,7 @@ async fn roles_matrix(db: Db) {
         &api.db,
         &api.keys,
         &org,
-        &dbcrate_control::backups::databases::NewDatabase {
-            name: "matrix",
-            host: "db.example",
-            port: 5432,
-            dbname: "app",
-            username: "backup",
-            tls_mode: "require",
-            password: None,
-            agent_id: &agent,
-        },
+        &crate::common::remote_database("matrix", &agent),
         "system:test",
         0,
     )

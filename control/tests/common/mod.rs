@@ -7,6 +7,7 @@
 //! (the test master keys, the SQLite URL, the audit-log and secret scans) is in the kit.
 #![allow(dead_code)] // Each test binary uses a part.
 
+use dbcrate_control::backups::databases::NewDatabase;
 use dbcrate_control::db::Db;
 use dbcrate_control::envelope::MasterKeys;
 use dbcrate_testkit::{sqlite_url, PgServer, TempDir, TEST_MASTER_KEY};
@@ -32,4 +33,20 @@ pub async fn sqlite_db(dir: &TempDir) -> Db {
 pub async fn postgres_db(server: &PgServer) -> Db {
     server.create_database("control").unwrap();
     Db::connect(&server.url("control")).await.unwrap()
+}
+
+/// A database on a host the tests never reach (`db.example:5432`, database `app`, user
+/// `backup`, TLS required, no password) reached by `agent_id`, for tests of the control
+/// plane's bookkeeping; change a field with `NewDatabase { dbname: …, ..remote_database(…) }`.
+pub fn remote_database<'a>(name: &'a str, agent_id: &'a str) -> NewDatabase<'a> {
+    NewDatabase {
+        name,
+        host: "db.example",
+        port: 5432,
+        dbname: "app",
+        username: "backup",
+        tls_mode: "require",
+        password: None,
+        agent_id,
+    }
 }
