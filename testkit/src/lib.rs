@@ -19,6 +19,7 @@
 #![deny(missing_docs)]
 
 mod age_key;
+pub mod browser;
 mod audit;
 mod database_text;
 mod deps;
@@ -37,6 +38,7 @@ mod sqlite;
 mod tempdir;
 mod test_ca;
 mod user;
+mod webdriver;
 
 pub use age_key::age_keypair;
 pub use audit::{assert_audited, audited_actions};

@@ -17,24 +17,7 @@ async fn other_tenant(api: &Api, name: &str, email: &str, password: &str) -> (St
     let org = dbcrate_control::orgs::create(&api.db, &api.keys, name, "system:test", NOW)
         .await
         .unwrap();
-    let mut conn = api.db.begin().await.unwrap();
-    let pw = dbcrate_core::secret::SecretString::new(password.into());
-    let user = dbcrate_control::accounts::users::create_in(&mut conn, email, &pw, false, NOW)
-        .await
-        .unwrap();
-    dbcrate_control::accounts::users::add_member_in(
-        &mut conn,
-        &org.id,
-        &user,
-        Role::Owner,
-        "system:test",
-        NOW,
-    )
-    .await
-    .unwrap();
-    dbcrate_control::db::end_write(conn, Ok::<(), sqlx::Error>(()))
-        .await
-        .unwrap();
+    let user = crate::common::owner_of(&api.db, &org.id, email, password, NOW).await;
     (org.id, user)
 }
 

@@ -261,25 +261,14 @@ async fn roles_matrix(db: Db) {
             foreign: false,
         });
     }
-    let mut conn = api.db.begin().await.unwrap();
-    let pw = dbcrate_core::secret::SecretString::new("stranger passphrase".into());
-    let stranger =
-        dbcrate_control::accounts::users::create_in(&mut conn, "owner@b.example", &pw, false, NOW)
-            .await
-            .unwrap();
-    dbcrate_control::accounts::users::add_member_in(
-        &mut conn,
+    let stranger = crate::common::owner_of(
+        &api.db,
         &b.id,
-        &stranger,
-        dbcrate_control::accounts::roles::Role::Owner,
-        "system:test",
+        "owner@b.example",
+        "stranger passphrase",
         NOW,
     )
-    .await
-    .unwrap();
-    dbcrate_control::db::end_write(conn, Ok::<(), sqlx::Error>(()))
-        .await
-        .unwrap();
+    .await;
     let foreign = api
         .sign_in("owner@b.example", "stranger passphrase", None)
         .await;

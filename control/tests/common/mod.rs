@@ -7,9 +7,12 @@
 //! (the test master keys, the SQLite URL, the audit-log and secret scans) is in the kit.
 #![allow(dead_code)] // Each test binary uses a part.
 
+use dbcrate_control::accounts::roles::Role;
+use dbcrate_control::accounts::users;
 use dbcrate_control::backups::databases::NewDatabase;
 use dbcrate_control::db::Db;
 use dbcrate_control::envelope::MasterKeys;
+use dbcrate_core::secret::SecretString;
 use dbcrate_testkit::{sqlite_url, PgServer, TempDir, TEST_MASTER_KEY};
 
 /// The test master keys (`mk1`), with the audit chain key loaded into `db` — made and
@@ -49,4 +52,22 @@ pub fn remote_database<'a>(name: &'a str, agent_id: &'a str) -> NewDatabase<'a> 
         password: None,
         agent_id,
     }
+}
+
+/// Creates the user `email` with `password` (no change asked at first sign-in) as an
+/// owner of `org_id` at `now` (RFC 3339), through the library — as another tenant's
+/// owner would be; returns the user's id.
+pub async fn owner_of(db: &Db, org_id: &str, email: &str, password: &str, now: &str) -> String {
+    let mut conn = db.begin().await.unwrap();
+    let password = SecretString::new(password.into());
+    let user = users::create_in(&mut conn, email, &password, false, now)
+        .await
+        .unwrap();
+    users::add_member_in(&mut conn, org_id, &user, Role::Owner, "system:test", now)
+        .await
+        .unwrap();
+    dbcrate_control::db::end_write(conn, Ok::<(), sqlx::Error>(()))
+        .await
+        .unwrap();
+    user
 }
