@@ -10,6 +10,7 @@
 pub mod api_tokens;
 pub mod invitations;
 pub mod members;
+pub mod memberships;
 pub mod passwords;
 pub mod roles;
 pub mod second_factor;

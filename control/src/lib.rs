@@ -21,6 +21,7 @@
 //! | [`server`] | listeners, TLS (operator and agent mTLS), connection bounds, transport types |
 //! | [`config`] | the environment the binary reads, and the settings handed to agents |
 //! | [`http`] | the HTTPS API: router, authentication, handlers |
+//! | [`web`] | the operator's dashboard: server-rendered pages over the same domain functions, strict CSP |
 //! | [`setup`], [`local`] | first-run set-up; the one-command local control plane |
 #![deny(missing_docs)]
 
@@ -43,3 +44,4 @@ pub mod secrets;
 pub mod server;
 pub mod setup;
 pub mod tokens;
+pub mod web;

@@ -6,7 +6,7 @@ use crate::config::AgentSettings;
 use crate::db::Db;
 use crate::envelope::MasterKeys;
 use crate::error::Result;
-use crate::http::{agent_router, router, AppState};
+use crate::http::{agent_router, AppState};
 use crate::server::agent_tls::{AgentTls, AgentTlsHandle};
 use crate::server::tls::{self, TlsSource};
 use std::path::Path;
@@ -93,7 +93,7 @@ pub async fn start(
     tokio::spawn(crate::server::serve(
         api,
         material.config,
-        router(state.clone()),
+        crate::web::app(state.clone()),
         until_stopped(stopped),
     ));
     Ok(LocalControlPlane {

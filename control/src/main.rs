@@ -168,7 +168,7 @@ async fn serve(config: &Config) -> Result<String> {
     let api = dbcrate_control::server::serve(
         listener,
         tls.config,
-        dbcrate_control::http::router(state),
+        dbcrate_control::web::app(state),
         shutdown_signal(),
     );
     tokio::join!(agents, api);

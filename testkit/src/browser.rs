@@ -199,6 +199,45 @@ impl Browser {
         .map(drop)
     }
 
+    /// Runs `act`, which loads a new document (a link, a form's submit button, Enter in
+    /// a form), and waits until that document has loaded: a click or a key press may
+    /// return before the navigation it starts has even begun.
+    pub fn navigating(&self, act: impl FnOnce() -> Result<()>) -> Result<()> {
+        self.execute("window.__dbcrateOldDocument = true;", json!([]))?;
+        act()?;
+        let started = std::time::Instant::now();
+        loop {
+            let done = self
+                .execute(
+                    "return !window.__dbcrateOldDocument && document.readyState === 'complete';",
+                    json!([]),
+                )
+                // The old document may be going away while the script runs.
+                .unwrap_or(Value::Bool(false));
+            if done == Value::Bool(true) {
+                return Ok(());
+            }
+            if started.elapsed() > Duration::from_secs(30) {
+                return Err(KitError::new(format!(
+                    "no new page loaded within 30 s (still at {})",
+                    self.url().unwrap_or_default()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Clicks an element that loads a new page, and waits for it.
+    pub fn click_through(&self, element: &Element) -> Result<()> {
+        self.navigating(|| self.click(element))
+    }
+
+    /// Clicks the element matching `selector`, which loads a new page, and waits for it.
+    pub fn submit(&self, selector: &str) -> Result<()> {
+        let element = self.find(selector)?;
+        self.click_through(&element)
+    }
+
     /// Types `text` into an element (after clearing it).
     pub fn fill(&self, element: &Element, text: &str) -> Result<()> {
         self.call(

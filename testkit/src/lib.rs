@@ -19,8 +19,8 @@
 #![deny(missing_docs)]
 
 mod age_key;
-pub mod browser;
 mod audit;
+pub mod browser;
 mod database_text;
 mod deps;
 mod dir_names;

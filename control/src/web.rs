@@ -1,0 +1,68 @@
+//! The operator's dashboard: server-rendered HTML on the API's HTTPS listener, at `/`.
+//!
+//! Pages call the same domain functions the JSON API calls (`accounts::sessions`,
+//! `accounts::users`, `accounts::second_factor`, …), so every check and every audit row
+//! is the API's; the dashboard adds no second path. It is built to be safe in a
+//! browser without relying on one:
+//!
+//! - every form works without JavaScript; every state-changing request carries the
+//!   session's CSRF token (`accounts::sessions::csrf_token`) as a hidden form field,
+//!   checked in constant time by one guard in front of every handler (`forms`), and a
+//!   cross-origin `Origin` is refused before any handler runs;
+//! - every answer carries a strict Content-Security-Policy (no inline script or style),
+//!   HSTS, `Referrer-Policy: no-referrer`, `nosniff` and `no-store` (`headers`);
+//! - one first-party stylesheet, compiled into the binary (`assets`); no CDN.
+//!
+//! The files: `layout` (the page frame and the navigation later pages extend), `forms`
+//! (fields, messages, the CSRF guard), `session` (who is signed in), `headers`,
+//! `assets` (the stylesheet, `/.well-known/security.txt`), `qr` (the TOTP QR code as
+//! SVG), and `pages/` (one file per area). docs/dashboard.md describes the whole.
+
+mod assets;
+mod forms;
+mod headers;
+mod layout;
+mod pages;
+mod qr;
+mod session;
+
+use crate::http::{AppState, MAX_BODY_BYTES};
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+
+pub use headers::CONTENT_SECURITY_POLICY;
+
+/// Every dashboard route. Merged into the API's router by [`app`]; it sets no fallback
+/// of its own (unknown paths get the API's 404).
+pub fn router(state: AppState) -> Router {
+    use pages::{account, home, sign_in};
+    Router::new()
+        .route("/", get(home::show))
+        .route("/sign-in", get(sign_in::show).post(sign_in::submit))
+        .route("/sign-out", post(sign_in::sign_out))
+        .route(
+            "/account/password",
+            get(account::password_form).post(account::change_password),
+        )
+        .route(
+            "/account/second-factor",
+            get(account::second_factor).post(account::begin_second_factor),
+        )
+        .route(
+            "/account/second-factor/confirm",
+            post(account::confirm_second_factor),
+        )
+        .route(assets::STYLESHEET_PATH, get(assets::stylesheet))
+        .route("/.well-known/security.txt", get(assets::security_txt))
+        .layer(axum::middleware::from_fn(forms::csrf_guard))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(headers::log_request))
+        .layer(axum::middleware::map_response(headers::dashboard_headers))
+        .with_state(state)
+}
+
+/// The whole HTTPS listener: the JSON API and the dashboard.
+pub fn app(state: AppState) -> Router {
+    crate::http::router(state.clone()).merge(router(state))
+}

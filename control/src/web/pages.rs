@@ -1,0 +1,7 @@
+//! The dashboard's pages, one file per area of the navigation (`layout::NAV`). Each
+//! handler takes who is signed in from `session`, calls the domain functions the JSON
+//! API calls, and renders with `layout` and `forms`.
+
+pub mod account;
+pub mod home;
+pub mod sign_in;

@@ -1,0 +1,253 @@
+//! A real control plane (HTTPS on loopback, SQLite, `init` run) and a real headless
+//! Chromium that trusts exactly its key; and the checks every page gets.
+
+use base64::Engine as _;
+use dbcrate_control::config::AgentSettings;
+use dbcrate_control::db::Db;
+use dbcrate_control::envelope::MasterKeys;
+use dbcrate_control::local::{self, LocalControlPlane};
+use dbcrate_testkit::browser::{Browser, BrowserOptions};
+use dbcrate_testkit::TempDir;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub const K1: &str = "mk1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+pub const NOW: &str = "2026-11-29T05:00:00Z";
+pub const OWNER: &str = "owner@example.com";
+pub const ORG: &str = "Acme Backups";
+
+/// A running control plane with one organisation and its owner, fresh from `init`.
+pub struct Dashboard {
+    pub base: String,
+    pub cert_pem: String,
+    pub one_time_password: String,
+    pub db: Db,
+    // The runtime serves the control plane while the test thread drives the browser.
+    _local: LocalControlPlane,
+    _dir: TempDir,
+    pub rt: tokio::runtime::Runtime,
+}
+
+impl Dashboard {
+    pub fn start() -> Self {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let dir = TempDir::new("dashboard").unwrap();
+        let (local, db, otp) = rt.block_on(async {
+            let url = format!("sqlite://{}?mode=rwc", dir.path().join("c.db").display());
+            let db = Db::connect(&url).await.unwrap();
+            db.migrate().await.unwrap();
+            let keys = Arc::new(MasterKeys::parse(K1).unwrap());
+            dbcrate_control::secrets::audit_key::load(&db, &keys, NOW)
+                .await
+                .unwrap();
+            let init = dbcrate_control::setup::init(&db, &keys, ORG, OWNER, NOW)
+                .await
+                .unwrap();
+            let local = local::start(
+                db.clone(),
+                keys,
+                &dir.path().join("tls"),
+                AgentSettings::default(),
+                local::loopback_reach(&std::env::temp_dir()).unwrap(),
+            )
+            .await
+            .unwrap();
+            (
+                local,
+                db,
+                init.one_time_password.expose_secret().to_string(),
+            )
+        });
+        Self {
+            base: local.api_url.clone(),
+            cert_pem: local.cert_pem.clone(),
+            one_time_password: otp,
+            db,
+            _local: local,
+            _dir: dir,
+            rt,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// The base64 SHA-256 of the server's SubjectPublicKeyInfo, for Chromium's
+    /// `--ignore-certificate-errors-spki-list`: trust this one key, nothing else.
+    pub fn spki_sha256(&self) -> String {
+        let (_, pem) = x509_parser::pem::parse_x509_pem(self.cert_pem.as_bytes()).unwrap();
+        let cert = pem.parse_x509().unwrap();
+        let spki = cert.tbs_certificate.subject_pki.raw;
+        base64::engine::general_purpose::STANDARD.encode(Sha256::digest(spki))
+    }
+
+    /// A browser that trusts this control plane's certificate.
+    pub fn browser(&self) -> Browser {
+        Browser::start(&BrowserOptions {
+            trusted_spki_sha256: vec![self.spki_sha256()],
+        })
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The actions audited so far, oldest first (every chain).
+    pub fn audited_actions(&self) -> Vec<String> {
+        self.rt.block_on(async {
+            sqlx::query_scalar("SELECT action FROM audit_log ORDER BY id")
+                .fetch_all(self.db.pool())
+                .await
+                .unwrap()
+        })
+    }
+}
+
+/// Where screenshots go: `target/dashboard-screenshots/`.
+pub fn screenshot_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let dir = target.join("dashboard-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Records CSP violations from now on in the page (a `securitypolicyviolation`
+/// listener); violations while the page loaded reach the browser log instead.
+const LISTEN: &str = "window.__dbcrateViolations = window.__dbcrateViolations || [];\
+    if (!window.__dbcrateListening) { window.__dbcrateListening = true;\
+    document.addEventListener('securitypolicyviolation', e => window.__dbcrateViolations.push(\
+    e.violatedDirective + ' ' + e.blockedURI)); }\
+    window.addEventListener('error', e => window.__dbcrateViolations.push('error: ' + e.message));";
+
+/// Checks every page the flow visits and photographs it.
+pub struct Pages<'a> {
+    pub browser: &'a Browser,
+    pub prefix: &'static str,
+    pub count: usize,
+    pub dir: PathBuf,
+}
+
+impl<'a> Pages<'a> {
+    pub fn new(browser: &'a Browser, prefix: &'static str) -> Self {
+        Self {
+            browser,
+            prefix,
+            count: 0,
+            dir: screenshot_dir(),
+        }
+    }
+
+    /// The problems the browser reports for the current page: console errors (CSP
+    /// violations, JavaScript errors; a deliberate error status of the page itself
+    /// excepted) and violations the listener caught.
+    pub fn problems(&self) -> Vec<String> {
+        let b = self.browser;
+        let url = b.url().unwrap();
+        let mut problems: Vec<String> = b
+            .console()
+            .unwrap()
+            .into_iter()
+            .filter(|(level, _)| level == "SEVERE" || level == "WARNING")
+            .filter(|(_, text)| {
+                // The page's own 401/403/422/429 answers are logged as failed loads.
+                !(text.contains("Failed to load resource")
+                    && text.starts_with(url.split('?').next().unwrap()))
+            })
+            .map(|(level, text)| format!("console {level}: {text}"))
+            .collect();
+        let caught = b
+            .execute("return window.__dbcrateViolations || [];", json!([]))
+            .unwrap();
+        for v in caught.as_array().unwrap() {
+            problems.push(format!("page event: {}", v.as_str().unwrap_or_default()));
+        }
+        problems
+    }
+
+    /// Every check on the current page, then screenshots at desktop and phone width
+    /// (light) and desktop (dark).
+    #[track_caller]
+    pub fn check(&mut self, name: &str) {
+        let b = self.browser;
+        let problems = self.problems();
+        assert!(
+            problems.is_empty(),
+            "page {name} ({}): the browser reported {problems:#?}",
+            b.url().unwrap()
+        );
+        b.execute(LISTEN, json!([])).unwrap();
+        self.count += 1;
+        let stem = format!("{}-{:02}-{name}", self.prefix, self.count);
+        for (mode, width, height, mobile, dark) in [
+            ("desktop", 1280, 900, false, false),
+            ("phone", 375, 812, true, false),
+            ("desktop-dark", 1280, 900, false, true),
+        ] {
+            b.viewport(width, height, mobile).unwrap();
+            b.color_scheme(dark).unwrap();
+            if mobile {
+                let wide: Value = b
+                    .execute("return document.documentElement.scrollWidth;", json!([]))
+                    .unwrap();
+                assert!(
+                    wide.as_u64().unwrap() <= u64::from(width),
+                    "page {name} scrolls sideways at {width} px: {wide} px wide"
+                );
+            }
+            if mode != "phone" {
+                let serious: Vec<Value> = b
+                    .axe()
+                    .unwrap()
+                    .into_iter()
+                    .filter(|v| matches!(v["impact"].as_str(), Some("serious" | "critical")))
+                    .collect();
+                assert!(
+                    serious.is_empty(),
+                    "page {name} ({mode}): axe-core found serious problems:\n{}",
+                    serious
+                        .iter()
+                        .map(|v| format!(
+                            "- {} ({}): {} — {}",
+                            v["id"],
+                            v["impact"],
+                            v["help"],
+                            v["nodes"]
+                                .as_array()
+                                .map(|n| n
+                                    .iter()
+                                    .map(|n| n["html"].as_str().unwrap_or_default().to_string())
+                                    .collect::<Vec<_>>()
+                                    .join(" | "))
+                                .unwrap_or_default()
+                        ))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                );
+            }
+            let png = b.screenshot().unwrap();
+            std::fs::write(self.dir.join(format!("{stem}-{mode}.png")), png).unwrap();
+        }
+        b.viewport(1280, 900, false).unwrap();
+        b.color_scheme(false).unwrap();
+        let problems = self.problems();
+        assert!(problems.is_empty(), "page {name}: {problems:#?}");
+    }
+}
+
+/// The current TOTP code of a base32 seed, `ahead` steps on.
+pub fn totp_code(seed_base32: &str, ahead: i64) -> String {
+    let seed = data_encoding::BASE32_NOPAD
+        .decode(seed_base32.as_bytes())
+        .unwrap();
+    let step = dbcrate_control::accounts::totp::step_of(dbcrate_core::time::unix_now()) + ahead;
+    format!(
+        "{:06}",
+        dbcrate_control::accounts::totp::code_at(&seed, step)
+    )
+}
