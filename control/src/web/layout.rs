@@ -33,6 +33,9 @@ pub struct Nav<'a> {
     pub csrf: &'a str,
     /// The area the page belongs to (none for pages outside the navigation).
     pub current: Option<Area>,
+    /// Whether to show the navigation: not while a one-time password must be changed,
+    /// when every other page leads back to that one.
+    pub menu: bool,
 }
 
 /// The hidden field that carries the CSRF token in every form.
@@ -44,7 +47,7 @@ fn header(nav: Option<Nav<'_>>) -> Markup {
     html! {
         header.site {
             a.brand href="/" { "dbcrate" }
-            @if let Some(nav) = nav {
+            @if let Some(nav) = nav.filter(|n| n.menu) {
                 nav aria-label="Main" {
                     ul {
                         @for (area, path, label) in NAV {
@@ -58,6 +61,8 @@ fn header(nav: Option<Nav<'_>>) -> Markup {
                         }
                     }
                 }
+            }
+            @if let Some(nav) = nav {
                 form.sign-out method="post" action="/sign-out" {
                     (csrf_field(nav.csrf))
                     span.who { "Signed in as " strong { (nav.email) } }

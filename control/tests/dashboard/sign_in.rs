@@ -60,6 +60,10 @@ fn flow_1_sign_in_password_change_totp_recovery_codes_sign_out_throttle() {
     // The one-time password must be changed before anything else.
     assert_eq!(path_of(&b.url().unwrap()), "/account/password");
     assert_eq!(b.title().unwrap(), "Choose your password · dbcrate");
+    assert!(
+        b.find_all("nav").unwrap().is_empty(),
+        "no navigation that would only lead back here"
+    );
     b.goto(&d.url("/")).unwrap();
     assert_eq!(path_of(&b.url().unwrap()), "/account/password");
     pages.check("forced-password-change");

@@ -20,12 +20,14 @@ use axum::Form;
 use dbcrate_core::secret::SecretString;
 use maud::{html, Markup, PreEscaped};
 use serde::Deserialize;
+use zeroize::Zeroizing;
 
 fn nav(visitor: &Visitor) -> Nav<'_> {
     Nav {
         email: &visitor.email,
         csrf: &visitor.csrf,
         current: Some(Area::Account),
+        menu: !visitor.session.must_change_password,
     }
 }
 
@@ -265,7 +267,7 @@ pub async fn begin_second_factor(
         Ok(svg) => svg,
         Err(e) => return layout::failure(&e),
     };
-    let secret = grouped(enrolment.secret.expose_secret());
+    let secret = Zeroizing::new(grouped(enrolment.secret.expose_secret()));
     answer(
         StatusCode::OK,
         page(
@@ -281,7 +283,7 @@ pub async fn begin_second_factor(
                     }
                     li {
                         p { "Or type this key into the app:" }
-                        code.secret { (secret) }
+                        code.secret { (secret.as_str()) }
                     }
                     li {
                         p { "Enter the code the app shows, with your password, to turn it on." }

@@ -43,6 +43,7 @@ pub async fn show(State(state): State<AppState>, Person(visitor): Person) -> Res
         email: &visitor.email,
         csrf: &visitor.csrf,
         current: Some(Area::Organisations),
+        menu: true,
     };
     answer(
         StatusCode::OK,
