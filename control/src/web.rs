@@ -33,8 +33,7 @@ use axum::Router;
 
 pub use headers::CONTENT_SECURITY_POLICY;
 
-/// Every dashboard route. Merged into the API's router by [`app`]; it sets no fallback
-/// of its own (unknown paths get the API's 404).
+/// Every dashboard route (no fallback: [`app`] adds the API behind them).
 pub fn router(state: AppState) -> Router {
     use pages::{account, home, sign_in};
     Router::new()
@@ -62,7 +61,23 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// The whole HTTPS listener: the JSON API and the dashboard.
+/// The whole HTTPS listener: the dashboard's routes, then the JSON API (unchanged) for
+/// every path under `/api/` and `/agent/` (its own 404s and 405s stay JSON); any other
+/// unknown path is the dashboard's "no such page".
 pub fn app(state: AppState) -> Router {
-    crate::http::router(state.clone()).merge(router(state))
+    let api = crate::http::router(state.clone());
+    router(state).fallback(move |request: axum::extract::Request| {
+        let mut api = api.clone();
+        async move {
+            let path = request.uri().path();
+            if path.starts_with("/api/") || path.starts_with("/agent/") {
+                match tower_service::Service::call(&mut api, request).await {
+                    Ok(response) => response,
+                    Err(never) => match never {},
+                }
+            } else {
+                headers::dashboard_headers(layout::not_found()).await
+            }
+        }
+    })
 }

@@ -140,6 +140,14 @@ pub fn failure(e: &Error) -> Response {
     refused(status, &message)
 }
 
+/// The page for a path the dashboard does not have.
+pub fn not_found() -> Response {
+    refused(
+        StatusCode::NOT_FOUND,
+        "There is no such page. It may have moved, or the address has a typo.",
+    )
+}
+
 /// A page that says why a request was refused.
 pub fn refused(status: StatusCode, message: &str) -> Response {
     let title = status.canonical_reason().unwrap_or("Refused");

@@ -165,10 +165,26 @@ fn every_dashboard_answer_carries_the_security_headers() {
             let answer = send(&d, Method::GET, path, Some(&cookie), None, &[]).await;
             assert_secure_headers(path, &answer.headers);
         }
-        // The JSON API answers as before.
+        // The JSON API answers as before, its unknown routes included; other unknown
+        // paths are the dashboard's page.
         let api = send(&d, Method::GET, "/api/v1/orgs", None, None, &[]).await;
         assert_eq!(api.status, StatusCode::UNAUTHORIZED);
         assert!(api.text.contains("\"not_signed_in\""), "{}", api.text);
+        for path in ["/api/v1/nothing-here", "/agent/v1/config", "/api/"] {
+            let api = send(&d, Method::GET, path, None, None, &[]).await;
+            assert_eq!(api.status, StatusCode::NOT_FOUND, "{path}");
+            assert!(
+                api.text.contains("\"no_such_route\""),
+                "{path}: {}",
+                api.text
+            );
+        }
+        let api = send(&d, Method::PUT, "/api/v1/orgs", None, None, &[]).await;
+        assert_eq!(api.status, StatusCode::METHOD_NOT_ALLOWED);
+        let page = send(&d, Method::GET, "/no-such-page", None, None, &[]).await;
+        assert_eq!(page.status, StatusCode::NOT_FOUND);
+        assert!(page.text.contains("There is no such page"), "{}", page.text);
+        assert_secure_headers("/no-such-page", &page.headers);
     });
 }
 
