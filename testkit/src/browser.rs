@@ -54,7 +54,11 @@ pub struct Browser {
 impl Browser {
     /// Starts chromedriver and a headless Chromium from the provisioned cache.
     pub fn start(options: &BrowserOptions) -> Result<Self> {
-        let deps = Deps::from_env();
+        Self::start_with(&Deps::from_env(), options)
+    }
+
+    /// Starts chromedriver and a headless Chromium from the cache `deps`.
+    pub fn start_with(deps: &Deps, options: &BrowserOptions) -> Result<Self> {
         let chromium = deps.tool("chromium")?;
         let chromedriver = deps.tool("chromedriver")?;
         let axe = deps.root().join("opt/axe-core/package/axe.min.js");
@@ -400,5 +404,22 @@ impl Drop for Browser {
             &format!("/session/{}", self.session),
             None,
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Browser, BrowserOptions};
+    use crate::{Deps, TempDir};
+
+    /// A machine without the browser fails with the fix, never skips.
+    #[test]
+    fn a_missing_browser_is_an_error_naming_the_provisioning_command() {
+        let empty = TempDir::new("no-browser").unwrap();
+        let e =
+            Browser::start_with(&Deps::at(empty.path()), &BrowserOptions::default()).unwrap_err();
+        let message = e.to_string();
+        assert!(message.contains("chromium"), "{message}");
+        assert!(message.contains("scripts/provision-testdeps"), "{message}");
     }
 }
