@@ -190,6 +190,9 @@ fn flow_1_sign_in_password_change_totp_recovery_codes_sign_out_throttle() {
     b.fill_in("#code", &totp_code(&seed, 1)).unwrap();
     b.submit("main button[type=submit]").unwrap();
     assert_eq!(path_of(&b.url().unwrap()), "/");
+    // Signed in, the sign-in page leads to the dashboard.
+    b.goto(&d.url("/sign-in")).unwrap();
+    assert_eq!(path_of(&b.url().unwrap()), "/");
 
     // A form on another origin posting here is refused and changes nothing.
     let other = CrossOriginPage::serve(&d.url("/sign-out"));

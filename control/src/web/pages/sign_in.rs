@@ -12,9 +12,9 @@ use crate::http::AppState;
 use crate::server::ClientAddr;
 use crate::web::forms::{field, Field};
 use crate::web::layout::{self, answer, error_message, notice, page};
-use crate::web::session::Visitor;
+use crate::web::session::{session_token, Visitor};
 use axum::extract::{Query, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Extension, Form};
 use dbcrate_core::secret::SecretString;
@@ -75,8 +75,20 @@ fn sign_in_page(email: Option<&str>, message: Option<Markup>, code_needed: bool)
     )
 }
 
-/// `GET /sign-in`.
-pub async fn show(Query(query): Query<SignInQuery>) -> Response {
+/// `GET /sign-in`: the form, or the dashboard for someone signed in already.
+pub async fn show(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<SignInQuery>,
+) -> Response {
+    if let Some(token) = session_token(&headers) {
+        if sessions::authenticate(&state.db, &token, state.now())
+            .await
+            .is_ok()
+        {
+            return Redirect::to("/").into_response();
+        }
+    }
     let message = query
         .signed_out
         .map(|_| notice("You are signed out. Sign in again to continue."));
