@@ -129,10 +129,9 @@ pub async fn submit(
             );
             let (status, message) = layout::explain(&e);
             let message = match e.code {
-                Code::Throttled => format!(
-                    "Too many failed attempts: signing in is paused for this account or this \
-                     address. Try again in 15 minutes. ({message})"
-                ),
+                Code::Throttled => "Too many failed attempts: signing in is paused for this \
+                    account or from this address. Try again in 15 minutes."
+                    .to_string(),
                 Code::SecondFactorRequired => "This account has a second factor: enter your \
                     password again with the code from your authenticator app, or a recovery \
                     code."
