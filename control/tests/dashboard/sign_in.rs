@@ -260,7 +260,7 @@ fn flow_1_sign_in_password_change_totp_recovery_codes_sign_out_throttle() {
 }
 
 #[test]
-fn the_page_checks_catch_a_csp_violation() {
+fn the_page_checks_catch_a_csp_violation_and_a_javascript_error() {
     let d = Dashboard::start();
     let b = d.browser();
     let pages = Pages::new(&b, "selftest");
@@ -289,6 +289,21 @@ fn the_page_checks_catch_a_csp_violation() {
         color,
         json!("rgb(255, 0, 0)"),
         "the inline style was applied"
+    );
+    // An uncaught JavaScript error reaches the checks through the browser log.
+    b.goto(&d.url("/sign-in")).unwrap();
+    b.execute(
+        "setTimeout(() => { throw new Error('dbcrate selftest error'); }, 0);",
+        json!([]),
+    )
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let problems = pages.problems();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("dbcrate selftest error")),
+        "{problems:?}"
     );
 }
 
