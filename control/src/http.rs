@@ -17,6 +17,7 @@ mod audit_api;
 pub mod auth;
 mod backup_api;
 pub mod error;
+pub mod error_doc;
 mod extract;
 mod invitation_api;
 mod member_api;

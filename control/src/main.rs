@@ -99,16 +99,33 @@ async fn bind(addr: std::net::SocketAddr, variable: &str) -> Result<tokio::net::
         .map_err(|e| Error::internal(format!("cannot listen on {addr}: {e}; set {variable}")))
 }
 
-/// Completes on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(term) => term,
-        Err(_) => return std::future::pending().await,
+/// Installs the SIGINT and SIGTERM handlers now, before the listeners are announced, so
+/// a signal sent the moment "listening on" is printed stops the server cleanly (tokio's
+/// handlers are installed when first polled; one installed late lets the default action
+/// kill the process instead). The answer turns true on the first signal.
+fn install_shutdown_signals() -> Result<tokio::sync::watch::Receiver<bool>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let install = |kind: SignalKind| {
+        signal(kind).map_err(|e| Error::internal(format!("cannot handle signals: {e}")))
     };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
+    let (mut term, mut interrupt) = (
+        install(SignalKind::terminate())?,
+        install(SignalKind::interrupt())?,
+    );
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = interrupt.recv() => {}
+        }
+        let _ = stop.send(true);
+    });
+    Ok(stopped)
+}
+
+/// Completes once a shutdown signal has arrived.
+async fn shutdown_signal(mut stopped: tokio::sync::watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|stop| *stop).await;
 }
 
 /// Boot checks, TLS, then the API and agent listeners until SIGINT or SIGTERM.
@@ -142,6 +159,7 @@ async fn serve(config: &Config) -> Result<String> {
         "TLS certificate SHA-256 fingerprint: {}",
         tls.fingerprint
     ));
+    let stopped = install_shutdown_signals()?;
     say(&format!("agents connect to https://{agent_bound}"));
     say(&format!("listening on https://{bound}"));
     let state = dbcrate_control::http::AppState {
@@ -163,13 +181,13 @@ async fn serve(config: &Config) -> Result<String> {
         AgentTlsHandle(agent_tls),
         dbcrate_control::http::agent_router(state.clone()),
         state.agents.connection_limits(),
-        shutdown_signal(),
+        shutdown_signal(stopped.clone()),
     );
     let api = dbcrate_control::server::serve(
         listener,
         tls.config,
         dbcrate_control::web::app(state),
-        shutdown_signal(),
+        shutdown_signal(stopped),
     );
     tokio::join!(agents, api);
     Ok("stopped".into())

@@ -2,8 +2,8 @@
 
 use super::auth::{AnyPerson, Person};
 use super::error::ApiResult;
+use super::error_doc::{BodyErrors, ErrorBody, SignedInErrors};
 use super::extract::{Body, SecretField};
-use super::openapi::{BodyErrors, ErrorBody, SignedInErrors};
 use super::AppState;
 use crate::accounts::{second_factor, users};
 use crate::error::Error;

@@ -4,8 +4,8 @@
 //! a type of [`dbcrate_core::wire`], which the agent uses too.
 
 use super::error::{ApiError, ApiResult};
+use super::error_doc::{AgentErrors, BodyErrors, ErrorBody};
 use super::extract::{Body, Path};
-use super::openapi::{AgentErrors, BodyErrors, ErrorBody};
 use super::wire_doc;
 use super::AppState;
 use crate::agents::{self, EnrolRequest};

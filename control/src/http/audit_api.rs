@@ -5,8 +5,8 @@
 
 use super::auth::{org_access, Caller};
 use super::error::{ApiError, ApiResult};
+use super::error_doc::{ErrorBody, OrgErrors};
 use super::extract::{Path, Query};
-use super::openapi::{ErrorBody, OrgErrors};
 use super::AppState;
 use crate::audit::query::{self as audit_query, Filter, CSV_HEADER, DEFAULT_PAGE, MAX_PAGE};
 use axum::body::Body;

@@ -5,8 +5,8 @@
 
 use super::auth::{org_access, Caller};
 use super::error::{ApiError, ApiResult};
+use super::error_doc::{BodyErrors, ErrorBody, OrgErrors, ProbeStep};
 use super::extract::{Body, Path, SecretField};
-use super::openapi::{BodyErrors, ErrorBody, OrgErrors};
 use super::AppState;
 use crate::backups::databases::{self, DatabaseInfo, NewDatabase};
 use crate::backups::destinations::{self, DestinationInfo, NewDestination};
@@ -186,20 +186,6 @@ pub struct CreatedDestination {
     probe: Value,
     #[schema(value_type = Object)]
     settings: Value,
-}
-
-// `destinations::report_json` renders probe steps, for answers and audit rows alike;
-// this type only documents their shape, and the live API test holds the two together.
-/// One step of a destination probe.
-#[derive(Debug, ToSchema)]
-#[allow(dead_code)]
-pub struct ProbeStep {
-    /// `failed` steps only: what a tenant is told (never the remote server's words).
-    error: Option<String>,
-    /// `ok`, `failed` or `not run`.
-    outcome: String,
-    /// `list`, `write`, `read` or `delete`.
-    step: String,
 }
 
 /// What queueing a job answers.

@@ -4,8 +4,8 @@
 
 use super::auth::{org_access, Caller, Person};
 use super::error::{ApiError, ApiResult};
+use super::error_doc::{BodyErrors, ErrorBody, OrgErrors, SignedInErrors};
 use super::extract::{Body, Path, SecretField};
-use super::openapi::{BodyErrors, ErrorBody, OrgErrors, SignedInErrors};
 use super::AppState;
 use crate::accounts::invitations::{self, Accepted};
 use crate::error::is_id;

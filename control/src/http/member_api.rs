@@ -4,8 +4,8 @@
 
 use super::auth::{org_access, Access, Caller};
 use super::error::{ApiError, ApiResult};
+use super::error_doc::{BodyErrors, ErrorBody, OrgErrors};
 use super::extract::{Body, Path};
-use super::openapi::{BodyErrors, ErrorBody, OrgErrors};
 use super::AppState;
 use crate::accounts::{invitations, members};
 use crate::error::is_id;

@@ -3,8 +3,8 @@
 
 use super::auth::{org_access, Access, Caller};
 use super::error::{ApiError, ApiResult};
+use super::error_doc::{BodyErrors, ErrorBody, OrgErrors, SignedInErrors};
 use super::extract::{Body, Path, SecretField};
-use super::openapi::{BodyErrors, ErrorBody, OrgErrors, SignedInErrors};
 use super::AppState;
 use crate::error::{Code, Error};
 use crate::orgs;

@@ -3,8 +3,8 @@
 
 use super::auth::{self, AnyPerson};
 use super::error::ApiResult;
+use super::error_doc::{BodyErrors, ErrorBody, SignedInErrors};
 use super::extract::{Body, SecretField};
-use super::openapi::{BodyErrors, ErrorBody, SignedInErrors};
 use super::AppState;
 use crate::accounts::second_factor;
 use crate::accounts::sessions::{self, Credentials};

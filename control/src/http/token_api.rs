@@ -4,8 +4,8 @@
 
 use super::auth::{org_access, Caller};
 use super::error::{ApiError, ApiResult};
+use super::error_doc::{BodyErrors, OrgErrors};
 use super::extract::{Body, Path};
-use super::openapi::{BodyErrors, OrgErrors};
 use super::AppState;
 use crate::accounts::api_tokens::{self, TokenInfo};
 use crate::error::is_id;
