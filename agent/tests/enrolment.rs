@@ -447,7 +447,7 @@ async fn run_stops_when_the_control_plane_refuses_its_certificate_as_revoked() {
 async fn run_stops_when_the_control_plane_answers_that_it_has_been_revoked() {
     // Revoked without telling the TLS layer (a replica that has not reloaded its CRLs)
     // and with the next CRL check an hour away: only the control plane's answer to the
-    // job poll (401, "this agent has been revoked") can stop the agent now.
+    // job poll (401, agent_revoked) can stop the agent now.
     let w = world(AgentSettings {
         crl_interval_secs: 3600,
         ..fast()

@@ -136,6 +136,15 @@ fn refused(message: &str) -> Error {
     Error::new(Code::NotSignedIn, message)
 }
 
+/// The answer to a revoked agent: the code it stops on, and the whole message agents
+/// older than that code compare.
+fn revoked() -> Error {
+    Error::new(
+        Code::AgentRevoked,
+        dbcrate_core::wire::codes::AGENT_REVOKED_MESSAGE,
+    )
+}
+
 /// Enrols an agent. Every refusal for a known token is audited in its organisation.
 pub async fn enrol(
     db: &Db,
@@ -280,7 +289,7 @@ crate::rows::from_row!(Revocations {
 /// layer's CRL check is the first line; this one also covers the moments before a
 /// replica reloads its CRLs).
 pub async fn check_live(db: &Db, identity: &AgentIdentity) -> Result<()> {
-    let revoked: Revocations = sqlx::query_as(
+    let revocations: Revocations = sqlx::query_as(
         "SELECT c.revoked_at AS certificate_revoked_at, a.revoked_at AS agent_revoked_at \
          FROM agent_certificates c \
          JOIN agents a ON a.id = c.agent_id \
@@ -292,8 +301,8 @@ pub async fn check_live(db: &Db, identity: &AgentIdentity) -> Result<()> {
     .fetch_optional(db.pool())
     .await?
     .ok_or_else(|| refused("this agent certificate is unknown here: re-enrol the agent"))?;
-    if revoked.certificate_revoked_at.is_some() || revoked.agent_revoked_at.is_some() {
-        return Err(refused("this agent has been revoked"));
+    if revocations.certificate_revoked_at.is_some() || revocations.agent_revoked_at.is_some() {
+        return Err(revoked());
     }
     Ok(())
 }
@@ -334,7 +343,7 @@ pub async fn renew(
         .execute(&mut *conn)
         .await?;
         if live.rows_affected() != 1 {
-            return Err(refused("this agent has been revoked"));
+            return Err(revoked());
         }
         insert_certificate(&mut conn, &identity.org_id, &identity.agent_id, &issued).await?;
         let details = serde_json::json!({

@@ -40,6 +40,11 @@ pub enum Code {
     /// An agent route called with a client certificate outside its validity window (on
     /// a connection opened while it was valid: the TLS handshake refuses it otherwise).
     ClientCertificateExpired,
+    /// An agent route called with a client certificate whose validity starts later: the
+    /// clocks of the agent's host and the control plane disagree.
+    ClientCertificateNotYetValid,
+    /// The agent, or this certificate of it, has been revoked: the agent must stop.
+    AgentRevoked,
     /// The organisation's key is customer-sealed and the operation needs its passphrase.
     CustomerPassphraseRequired,
     /// The customer passphrase given does not open the organisation's key.
@@ -65,7 +70,9 @@ impl Code {
             Self::Throttled => "throttled",
             Self::CsrfTokenInvalid => "csrf_token_invalid",
             Self::ClientCertificateRequired => "client_certificate_required",
-            Self::ClientCertificateExpired => "client_certificate_expired",
+            Self::ClientCertificateExpired => dbcrate_core::wire::codes::CLIENT_CERTIFICATE_EXPIRED,
+            Self::ClientCertificateNotYetValid => "client_certificate_not_yet_valid",
+            Self::AgentRevoked => dbcrate_core::wire::codes::AGENT_REVOKED,
             Self::CustomerPassphraseRequired => "customer_passphrase_required",
             Self::CustomerPassphraseInvalid => "customer_passphrase_invalid",
             Self::Internal => "internal",

@@ -1,9 +1,7 @@
 //! What a refusal from the control plane's agent listener means for this agent. The
 //! status decides the kind (401 and 422 are about this agent's identity or request; a
 //! person must act) and the answer's stable code the [`Reason`]; the message is only
-//! shown. The one exception is a revocation, which today's control plane answers with
-//! codes it also uses for other certificate trouble: there the message it sends for
-//! that case, compared whole, is the code (see [`codes::AGENT_REVOKED_MESSAGE`]).
+//! shown, never searched.
 
 use crate::error::{Error, ErrorKind, Reason};
 use dbcrate_core::wire::{self, codes};
@@ -34,7 +32,6 @@ fn reason(detail: &wire::ErrorDetail) -> Option<Reason> {
     match detail.code.as_str() {
         codes::AGENT_REVOKED => Some(Reason::Revoked),
         codes::CLIENT_CERTIFICATE_EXPIRED => Some(Reason::Expired),
-        _ if detail.message == codes::AGENT_REVOKED_MESSAGE => Some(Reason::Revoked),
         _ => None,
     }
 }
@@ -64,14 +61,18 @@ mod tests {
     }
 
     #[test]
-    fn todays_control_plane_revocation_answers_are_revocations() {
-        // control/src/http/agent_api.rs answers a revoked agent's requests with
-        // client_certificate_required, its renewal (control/src/agents.rs) with
-        // not_signed_in; the message is the same.
+    fn a_revocation_message_under_another_code_is_no_revocation() {
+        // Control planes before `agent_revoked` answered a revocation under
+        // client_certificate_required or not_signed_in; the code decides, so this agent
+        // reports it as an identity refusal (a person acts) rather than reading words.
         for code in ["client_certificate_required", "not_signed_in"] {
             let body = answer(code, "this agent has been revoked");
             let e = refusal(WHAT, StatusCode::UNAUTHORIZED, &body);
-            assert_eq!(e.reason(), Some(Reason::Revoked), "{code}");
+            assert_eq!(
+                (e.kind(), e.reason()),
+                (ErrorKind::Identity, None),
+                "{code}"
+            );
             assert_eq!(
                 e.to_string(),
                 "GET /agent/v1/crl: this agent has been revoked"

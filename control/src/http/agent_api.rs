@@ -56,7 +56,12 @@ impl FromRequestParts<AppState> for Agent {
         let identity = verified_identity(parts, state.now())?;
         agents::check_live(&state.db, &identity)
             .await
-            .map_err(|e| certificate_required(e.message))?;
+            .map_err(|e| match e.code {
+                // A certificate this control plane does not know.
+                Code::NotSignedIn => certificate_required(e.message),
+                // agent_revoked, or an outage (internal).
+                _ => e.into(),
+            })?;
         Ok(Self(identity))
     }
 }

@@ -52,6 +52,8 @@ fn status_of(code: Code) -> StatusCode {
         Code::NotSignedIn
         | Code::ClientCertificateRequired
         | Code::ClientCertificateExpired
+        | Code::ClientCertificateNotYetValid
+        | Code::AgentRevoked
         | Code::WrongCredentials
         | Code::SecondFactorRequired
         | Code::SecondFactorInvalid => StatusCode::UNAUTHORIZED,

@@ -56,6 +56,8 @@ pub enum ErrorCode {
     CsrfTokenInvalid,
     ClientCertificateRequired,
     ClientCertificateExpired,
+    ClientCertificateNotYetValid,
+    AgentRevoked,
     CustomerPassphraseRequired,
     CustomerPassphraseInvalid,
     Internal,
@@ -161,8 +163,9 @@ impl IntoResponses for AgentErrors {
     fn responses() -> BTreeMap<String, RefOr<utoipa::openapi::response::Response>> {
         responses(&[(
             "401",
-            "client_certificate_required (no, unknown or revoked agent certificate), \
-             client_certificate_expired",
+            "client_certificate_required (no or unknown agent certificate), agent_revoked \
+             (the agent or this certificate was revoked: stop), client_certificate_expired, \
+             client_certificate_not_yet_valid (the clocks disagree)",
         )])
     }
 }
@@ -207,6 +210,8 @@ mod tests {
             Code::CsrfTokenInvalid => ErrorCode::CsrfTokenInvalid,
             Code::ClientCertificateRequired => ErrorCode::ClientCertificateRequired,
             Code::ClientCertificateExpired => ErrorCode::ClientCertificateExpired,
+            Code::ClientCertificateNotYetValid => ErrorCode::ClientCertificateNotYetValid,
+            Code::AgentRevoked => ErrorCode::AgentRevoked,
             Code::CustomerPassphraseRequired => ErrorCode::CustomerPassphraseRequired,
             Code::CustomerPassphraseInvalid => ErrorCode::CustomerPassphraseInvalid,
             Code::Internal => ErrorCode::Internal,
@@ -228,6 +233,8 @@ mod tests {
             Code::CsrfTokenInvalid,
             Code::ClientCertificateRequired,
             Code::ClientCertificateExpired,
+            Code::ClientCertificateNotYetValid,
+            Code::AgentRevoked,
             Code::CustomerPassphraseRequired,
             Code::CustomerPassphraseInvalid,
             Code::Internal,

@@ -47,7 +47,7 @@ impl AgentIdentity {
         }
         if now < self.not_before {
             return Err(Error::new(
-                Code::ClientCertificateExpired,
+                Code::ClientCertificateNotYetValid,
                 format!(
                     "this agent certificate is not valid before {}; check the clocks of \
                      this host and the control plane",

@@ -289,13 +289,27 @@ async fn enrolment_and_mutual_tls(db: Db) {
         .send()
         .await;
     assert!(renew_again.is_err(), "a revoked certificate renewed");
-    // A connection opened before the revocation is refused at the application layer.
+    // A connection opened before the revocation is refused at the application layer,
+    // with the code the agent stops on (and the message older agents compare whole),
+    // renewal included.
     let reply = renewed_client
         .get(api.url("/agent/v1/config"))
         .send()
         .await
         .unwrap();
     assert_eq!(reply.status(), 401);
+    let body: Value = reply.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "agent_revoked", "{body}");
+    assert_eq!(body["error"]["message"], "this agent has been revoked");
+    let reply = renewed_client
+        .post(api.url("/agent/v1/certificate/renew"))
+        .json(&json!({ "csr": csr().1 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 401);
+    let body: Value = reply.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "agent_revoked", "{body}");
     // Agent B is unaffected; its org's CRL is its own.
     let (status, b_crl) = get(
         &agent_client(&api, &b_chain, &b_key),

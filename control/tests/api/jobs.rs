@@ -398,7 +398,7 @@ async fn job_protocol(db: Db) {
         .get(&api, &format!("/agent/v1/jobs/{pending}/credentials"))
         .await;
     assert_eq!(status, 401, "{body}");
-    assert_eq!(body["error"]["code"], "client_certificate_required");
+    assert_eq!(body["error"]["code"], "agent_revoked");
 
     dbcrate_testkit::assert_audited(
         api.db.pool(),

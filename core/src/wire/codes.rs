@@ -5,13 +5,11 @@
 /// layer answers with the `certificate_expired` alert).
 pub const CLIENT_CERTIFICATE_EXPIRED: &str = "client_certificate_expired";
 
-/// This agent, or its certificate, has been revoked: it must stop. Agents recognise it
-/// as well as [`AGENT_REVOKED_MESSAGE`], so a control plane can answer a revocation
-/// with its own code without breaking agents old or new.
+/// This agent, or its certificate, has been revoked: it must stop.
 pub const AGENT_REVOKED: &str = "agent_revoked";
 
-/// The whole message a control plane answers a revoked agent with today, under codes it
-/// also uses for other certificate trouble (`client_certificate_required` on most
-/// routes, `not_signed_in` from renewal): all that tells a revocation apart there.
-/// Compared whole, never searched for words.
+/// The message a control plane sends with [`AGENT_REVOKED`]. Agents released before
+/// that code existed received it under `client_certificate_required` or
+/// `not_signed_in` and looked for it in the text; keeping it word for word keeps them
+/// stopping when revoked. Agents decide on the code only.
 pub const AGENT_REVOKED_MESSAGE: &str = "this agent has been revoked";
