@@ -144,16 +144,32 @@ pub struct Db {
 }
 
 /// Why the database cannot be used, with the fix. Messages never hold the password.
-#[derive(Debug)]
-pub struct DbError(pub String);
-
-impl std::fmt::Display for DbError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
+/// The database's own error, where there is one, is its `source()`.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct DbError {
+    message: String,
+    #[source]
+    source: Option<sqlx::Error>,
 }
 
-impl std::error::Error for DbError {}
+impl DbError {
+    /// A refusal of ours (a URL or schema version that will not do).
+    fn refused(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// `context`, failed because of the database's `source`.
+    fn failed(context: impl std::fmt::Display, source: sqlx::Error) -> Self {
+        Self {
+            message: format!("{context}: {source}"),
+            source: Some(source),
+        }
+    }
+}
 
 impl Db {
     /// Connects to `url` (`sqlite://PATH?mode=rwc` or `postgres://…`). SQLite runs in
@@ -165,15 +181,15 @@ impl Db {
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Engine::Postgres
         } else {
-            return Err(DbError(
-                "DATABASE_URL must start with sqlite:, postgres:// or postgresql://".into(),
+            return Err(DbError::refused(
+                "DATABASE_URL must start with sqlite:, postgres:// or postgresql://",
             ));
         };
         let unreachable = |e: sqlx::Error| {
-            DbError(format!(
-                "cannot open the database ({}): {e}",
-                engine.label()
-            ))
+            DbError::failed(
+                format_args!("cannot open the database ({})", engine.label()),
+                e,
+            )
         };
         // One plain connection first: the pool retries failed connects until its
         // acquire timeout, but a boot check should fail at once and say why.
@@ -192,7 +208,7 @@ impl Db {
             sqlx::raw_sql("PRAGMA journal_mode=WAL")
                 .execute(&pool)
                 .await
-                .map_err(|e| DbError(format!("switching SQLite to WAL mode: {e}")))?;
+                .map_err(|e| DbError::failed("switching SQLite to WAL mode", e))?;
         }
         Ok(Self { pool, engine })
     }
@@ -226,7 +242,7 @@ impl Db {
 
     /// The schema version recorded in the database (0 when it is empty).
     pub async fn schema_version(&self) -> Result<i64, DbError> {
-        let fail = |e: sqlx::Error| DbError(format!("reading the schema version: {e}"));
+        let fail = |e: sqlx::Error| DbError::failed("reading the schema version", e);
         sqlx::raw_sql("CREATE TABLE IF NOT EXISTS dbcrate_schema (version BIGINT NOT NULL)")
             .execute(&self.pool)
             .await
@@ -244,11 +260,11 @@ impl Db {
         let want = binary_schema_version();
         match have.cmp(&want) {
             Ordering::Equal => Ok(()),
-            Ordering::Less => Err(DbError(format!(
+            Ordering::Less => Err(DbError::refused(format!(
                 "the database schema is version {have}, older than this binary's {want}: \
                  run `dbcrate-control migrate`"
             ))),
-            Ordering::Greater => Err(DbError(format!(
+            Ordering::Greater => Err(DbError::refused(format!(
                 "the database schema is version {have}, newer than this binary's {want}: it \
                  was migrated by a newer dbcrate-control; run that version"
             ))),
@@ -265,10 +281,10 @@ impl Db {
         let mut applied = 0;
         for m in MIGRATIONS.iter().filter(|m| m.version > have) {
             let fail = |e: sqlx::Error| {
-                DbError(format!(
-                    "migration {} failed (nothing of it applied): {e}",
-                    m.version
-                ))
+                DbError::failed(
+                    format_args!("migration {} failed (nothing of it applied)", m.version),
+                    e,
+                )
             };
             let mut tx = self.pool.begin().await.map_err(fail)?;
             let sql = match self.engine {

@@ -6,8 +6,6 @@
 //! [`Code::Internal`] errors carry detail for the log only; the API answers them with a
 //! generic message.
 
-use std::fmt;
-
 /// What kind of failure, as a stable machine-readable code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Code {
@@ -80,13 +78,18 @@ impl Code {
     }
 }
 
-/// A failure of a control-plane operation.
-#[derive(Debug)]
+/// A failure of a control-plane operation: the code callers match on, the message for
+/// a person, and the failure underneath (a database or envelope error) as `source()`,
+/// for the log.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
 pub struct Error {
     /// What kind.
     pub code: Code,
     /// What went wrong and what to do, for a person.
     pub message: String,
+    #[source]
+    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
 }
 
 impl Error {
@@ -95,7 +98,14 @@ impl Error {
         Self {
             code,
             message: message.into(),
+            source: None,
         }
+    }
+
+    /// This error, caused by `source`.
+    pub fn caused_by(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Box::new(source));
+        self
     }
 
     /// A failure that is not the caller's fault (outage, bug, misconfiguration).
@@ -119,23 +129,15 @@ impl Error {
     }
 }
 
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for Error {}
-
 impl From<sqlx::Error> for Error {
     fn from(e: sqlx::Error) -> Self {
-        Self::internal(format!("database: {e}"))
+        Self::internal(format!("database: {e}")).caused_by(e)
     }
 }
 
 impl From<crate::envelope::EnvelopeError> for Error {
     fn from(e: crate::envelope::EnvelopeError) -> Self {
-        Self::internal(e.to_string())
+        Self::internal(e.to_string()).caused_by(e)
     }
 }
 

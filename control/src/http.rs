@@ -129,7 +129,7 @@ async fn log_request(request: axum::extract::Request, next: axum::middleware::Ne
 async fn no_such_route() -> error::ApiError {
     error::ApiError::new(
         StatusCode::NOT_FOUND,
-        "no_such_route",
+        error_doc::ErrorCode::NoSuchRoute,
         "there is no such API route; see /api/v1/openapi.json",
     )
 }
@@ -296,7 +296,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async {
             error::ApiError::new(
                 StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
+                error_doc::ErrorCode::MethodNotAllowed,
                 "this route does not take that method; see /api/v1/openapi.json",
             )
         })

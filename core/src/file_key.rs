@@ -11,29 +11,18 @@ use age_core::format::{FileKey, Stanza};
 use std::fmt;
 
 /// Why no file key came out of a header.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FileKeyError {
     /// The bytes are not an age v1 header.
+    #[error("not a valid age header: {0}")]
     NotAge(String),
     /// None of the header's stanzas is for the given identity.
+    #[error("this backup is not encrypted to the given identity")]
     NotForThisIdentity,
     /// The header does not open (MAC, malformed stanza, …).
+    #[error("cannot open the age header: {0}")]
     Header(String),
 }
-
-impl fmt::Display for FileKeyError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::NotAge(e) => write!(f, "not a valid age header: {e}"),
-            Self::NotForThisIdentity => {
-                f.write_str("this backup is not encrypted to the given identity")
-            }
-            Self::Header(e) => write!(f, "cannot open the age header: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for FileKeyError {}
 
 /// The file key of an age file, unwrapped with `identity` from the file's first bytes
 /// (its header and the 16-byte payload nonce; a few KiB are always enough; the header

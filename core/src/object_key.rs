@@ -11,21 +11,14 @@ use crate::time::UtcDateTime;
 pub const BACKUP_SUFFIX: &str = ".pgdump.zst.age";
 
 /// Why a name cannot be part of an object key.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {part}: {reason}")]
 pub struct InvalidKeyPart {
     /// Which part (`database name`, `job`, `prefix`).
     pub part: &'static str,
     /// What is wrong with it.
     pub reason: &'static str,
 }
-
-impl std::fmt::Display for InvalidKeyPart {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "invalid {}: {}", self.part, self.reason)
-    }
-}
-
-impl std::error::Error for InvalidKeyPart {}
 
 /// The object key of a backup of `database` made at `at` by `job`, under `prefix`
 /// (empty for the bucket's root; leading and trailing slashes are ignored).

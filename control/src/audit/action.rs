@@ -225,16 +225,9 @@ impl fmt::Display for AuditAction {
 }
 
 /// Text that names no action this binary writes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown audit action {0:?}")]
 pub struct UnknownAction(pub String);
-
-impl fmt::Display for UnknownAction {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "unknown audit action {:?}", self.0)
-    }
-}
-
-impl std::error::Error for UnknownAction {}
 
 impl FromStr for AuditAction {
     type Err = UnknownAction;

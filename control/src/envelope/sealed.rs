@@ -42,34 +42,21 @@ impl SecretContext<'_> {
 }
 
 /// Why a secret could not be sealed or opened. Messages never hold key material.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum EnvelopeError {
     /// The DEK is wrapped under a master key that is not configured.
+    #[error(
+        "a secret is wrapped under master key {0}, which is not configured: add it back to \
+         DBCRATE_MASTER_KEY (after the active key) or finish the rotation"
+    )]
     UnknownMasterKey(String),
     /// Authentication failed: wrong key, wrong row, or the stored bytes were altered.
+    #[error("{0} does not authenticate: it belongs to another row or was altered")]
     Corrupt(&'static str),
     /// The system's random number generator failed.
+    #[error("the system random number generator failed")]
     Random,
 }
-
-impl fmt::Display for EnvelopeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::UnknownMasterKey(id) => write!(
-                f,
-                "a secret is wrapped under master key {id}, which is not configured: add it \
-                 back to DBCRATE_MASTER_KEY (after the active key) or finish the rotation"
-            ),
-            Self::Corrupt(what) => write!(
-                f,
-                "{what} does not authenticate: it belongs to another row or was altered"
-            ),
-            Self::Random => f.write_str("the system random number generator failed"),
-        }
-    }
-}
-
-impl std::error::Error for EnvelopeError {}
 
 /// A stored secret: what goes into the row. Nothing here can be read without a master
 /// key.

@@ -5,7 +5,7 @@
 
 use super::auth::{org_access, Caller};
 use super::error::{ApiError, ApiResult};
-use super::error_doc::{ErrorBody, OrgErrors};
+use super::error_doc::{ErrorBody, ErrorCode, OrgErrors};
 use super::extract::{Path, Query};
 use super::AppState;
 use crate::audit::query::{self as audit_query, Filter, CSV_HEADER, DEFAULT_PAGE, MAX_PAGE};
@@ -116,7 +116,7 @@ pub async fn query(
         Some(_) => {
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
-                "invalid_query",
+                ErrorCode::InvalidQuery,
                 "format must be json, jsonl or csv",
             ))
         }
@@ -143,7 +143,7 @@ pub async fn query(
     if q.limit.is_some() {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
-            "invalid_query",
+            ErrorCode::InvalidQuery,
             "limit applies to format=json pages; exports hold every matching row",
         ));
     }

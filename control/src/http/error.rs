@@ -4,6 +4,7 @@
 //! Internal failures answer 500 with a generic message and an id; the detail goes to
 //! the log under that id, never to the client. Not-found and not-yours are the same 404.
 
+use super::error_doc::{ErrorBody, ErrorCode, ErrorDetail};
 use crate::error::{Code, Error};
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::StatusCode;
@@ -13,14 +14,14 @@ use axum::response::{IntoResponse, Response};
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
-    code: &'static str,
+    code: ErrorCode,
     message: String,
     details: Option<serde_json::Value>,
 }
 
 impl ApiError {
     /// An answer with this status, code and message.
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             status,
             code,
@@ -37,7 +38,7 @@ impl ApiError {
 
     /// 404 `not_found`: what a missing object and another organisation's both get.
     pub fn not_found() -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", "not found")
+        Self::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, "not found")
     }
 
     /// The status.
@@ -76,14 +77,14 @@ impl From<Error> for ApiError {
             tracing::error!(error.id = %id, "request failed: {}", e.message);
             return Self::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
+                ErrorCode::Internal,
                 format!("internal error; the server log has the details under {id}"),
             );
         }
         if e.code == Code::NotFound {
             return Self::not_found();
         }
-        Self::new(status_of(e.code), e.code.as_str(), e.message)
+        Self::new(status_of(e.code), e.code.into(), e.message)
     }
 }
 
@@ -92,27 +93,27 @@ impl From<JsonRejection> for ApiError {
         match rejection {
             JsonRejection::JsonDataError(e) => Self::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_body",
+                ErrorCode::InvalidBody,
                 format!("the JSON body does not fit this request: {}", e.body_text()),
             ),
             JsonRejection::JsonSyntaxError(_) => Self::new(
                 StatusCode::BAD_REQUEST,
-                "malformed_json",
+                ErrorCode::MalformedJson,
                 "the body is not valid JSON",
             ),
             JsonRejection::MissingJsonContentType(_) => Self::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
+                ErrorCode::UnsupportedMediaType,
                 "send the body as JSON with Content-Type: application/json",
             ),
             other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => Self::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
+                ErrorCode::BodyTooLarge,
                 format!("the body is larger than {} bytes", super::MAX_BODY_BYTES),
             ),
             _ => Self::new(
                 StatusCode::BAD_REQUEST,
-                "unreadable_body",
+                ErrorCode::UnreadableBody,
                 "the request body could not be read",
             ),
         }
@@ -129,7 +130,7 @@ impl From<QueryRejection> for ApiError {
     fn from(rejection: QueryRejection) -> Self {
         Self::new(
             StatusCode::BAD_REQUEST,
-            "invalid_query",
+            ErrorCode::InvalidQuery,
             format!(
                 "the query string does not fit this request: {}",
                 rejection.body_text()
@@ -140,12 +141,13 @@ impl From<QueryRejection> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut body = serde_json::json!({
-            "error": { "code": self.code, "message": self.message }
-        });
-        if let Some(details) = self.details {
-            body["error"]["details"] = details;
-        }
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                details: self.details,
+                message: self.message,
+            },
+        };
         (self.status, axum::Json(body)).into_response()
     }
 }

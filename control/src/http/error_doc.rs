@@ -1,31 +1,33 @@
-//! The error answers every route shares, as the OpenAPI document describes them: the
-//! error body ([`ErrorBody`], a mirror of what `error::ApiError` writes; the live API
-//! test holds the two together) and the error sets written by hand as [`IntoResponses`]
-//! impls, because every route shares them. A leaf of `http`: the handlers and the
-//! document both use it, and it uses neither.
+//! The error answers every route shares: the error body ([`ErrorBody`], the very type
+//! `error::ApiError` serialises, so the document cannot describe another shape), its
+//! codes ([`ErrorCode`]), and the error sets the OpenAPI document lists, written by
+//! hand as [`IntoResponses`] impls because every route shares them. A leaf of `http`:
+//! the handlers, `error` and the document use it, and it uses none of them.
 
+use crate::error::Code;
 use std::collections::BTreeMap;
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{IntoResponses, ToSchema};
 
 /// An error answer, as every route gives it: `{"error": {"code", "message"}}`.
-#[derive(Debug, ToSchema)]
+#[derive(Debug, serde::Serialize, ToSchema)]
 pub struct ErrorBody {
     /// What went wrong.
     pub error: ErrorDetail,
 }
 
+// Fields in alphabetical order: every answer is compact JSON with sorted keys.
 /// The error itself: a stable code to act on and a message for people.
-#[derive(Debug, ToSchema)]
+#[derive(Debug, serde::Serialize, ToSchema)]
 pub struct ErrorDetail {
     /// The stable code.
     pub code: ErrorCode,
-    /// What went wrong, for people (never internals: a 500 names a log id instead).
-    pub message: String,
     /// Structured details where a route has them (`probe_failed`: each probe step).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<ProbeFailure>)]
     pub details: Option<serde_json::Value>,
+    /// What went wrong, for people (never internals: a 500 names a log id instead).
+    pub message: String,
 }
 
 /// `error.details` of `probe_failed`: each step of the destination probe.
@@ -70,6 +72,34 @@ pub enum ErrorCode {
     InvalidQuery,
     NoSuchRoute,
     MethodNotAllowed,
+}
+
+impl From<Code> for ErrorCode {
+    /// The API's code for a domain error (no wildcard: a new [`Code`] does not compile
+    /// until it is mapped here).
+    fn from(code: Code) -> Self {
+        match code {
+            Code::InvalidInput => ErrorCode::InvalidInput,
+            Code::NotSignedIn => ErrorCode::NotSignedIn,
+            Code::WrongCredentials => ErrorCode::WrongCredentials,
+            Code::SecondFactorRequired => ErrorCode::SecondFactorRequired,
+            Code::SecondFactorInvalid => ErrorCode::SecondFactorInvalid,
+            Code::RecentSecondFactorRequired => ErrorCode::RecentSecondFactorRequired,
+            Code::PasswordChangeRequired => ErrorCode::PasswordChangeRequired,
+            Code::Forbidden => ErrorCode::Forbidden,
+            Code::NotFound => ErrorCode::NotFound,
+            Code::Conflict => ErrorCode::Conflict,
+            Code::Throttled => ErrorCode::Throttled,
+            Code::CsrfTokenInvalid => ErrorCode::CsrfTokenInvalid,
+            Code::ClientCertificateRequired => ErrorCode::ClientCertificateRequired,
+            Code::ClientCertificateExpired => ErrorCode::ClientCertificateExpired,
+            Code::ClientCertificateNotYetValid => ErrorCode::ClientCertificateNotYetValid,
+            Code::AgentRevoked => ErrorCode::AgentRevoked,
+            Code::CustomerPassphraseRequired => ErrorCode::CustomerPassphraseRequired,
+            Code::CustomerPassphraseInvalid => ErrorCode::CustomerPassphraseInvalid,
+            Code::Internal => ErrorCode::Internal,
+        }
+    }
 }
 
 /// A response whose body is an [`ErrorBody`].
@@ -187,35 +217,11 @@ pub struct ProbeStep {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::Code;
     use utoipa::PartialSchema;
 
-    /// Every code of the domain's error type is in the document's list, spelt the same
-    /// (the match has no wildcard, so a new code does not compile until it is mapped
-    /// here, and then listed below).
+    /// Every code of the domain's error type is in the document's list, spelt the same.
     #[test]
     fn every_domain_error_code_is_documented() {
-        let documented = |code: Code| match code {
-            Code::InvalidInput => ErrorCode::InvalidInput,
-            Code::NotSignedIn => ErrorCode::NotSignedIn,
-            Code::WrongCredentials => ErrorCode::WrongCredentials,
-            Code::SecondFactorRequired => ErrorCode::SecondFactorRequired,
-            Code::SecondFactorInvalid => ErrorCode::SecondFactorInvalid,
-            Code::RecentSecondFactorRequired => ErrorCode::RecentSecondFactorRequired,
-            Code::PasswordChangeRequired => ErrorCode::PasswordChangeRequired,
-            Code::Forbidden => ErrorCode::Forbidden,
-            Code::NotFound => ErrorCode::NotFound,
-            Code::Conflict => ErrorCode::Conflict,
-            Code::Throttled => ErrorCode::Throttled,
-            Code::CsrfTokenInvalid => ErrorCode::CsrfTokenInvalid,
-            Code::ClientCertificateRequired => ErrorCode::ClientCertificateRequired,
-            Code::ClientCertificateExpired => ErrorCode::ClientCertificateExpired,
-            Code::ClientCertificateNotYetValid => ErrorCode::ClientCertificateNotYetValid,
-            Code::AgentRevoked => ErrorCode::AgentRevoked,
-            Code::CustomerPassphraseRequired => ErrorCode::CustomerPassphraseRequired,
-            Code::CustomerPassphraseInvalid => ErrorCode::CustomerPassphraseInvalid,
-            Code::Internal => ErrorCode::Internal,
-        };
         let schema = serde_json::to_value(ErrorCode::schema()).unwrap();
         let listed = schema["enum"].as_array().unwrap();
         for code in [
@@ -240,7 +246,7 @@ mod tests {
             Code::Internal,
         ] {
             assert_eq!(
-                serde_json::to_value(documented(code)).unwrap(),
+                serde_json::to_value(ErrorCode::from(code)).unwrap(),
                 code.as_str(),
                 "the document spells {} differently",
                 code.as_str()

@@ -3,7 +3,7 @@
 
 use super::auth::{org_access, Access, Caller};
 use super::error::{ApiError, ApiResult};
-use super::error_doc::{BodyErrors, ErrorBody, OrgErrors, SignedInErrors};
+use super::error_doc::{BodyErrors, ErrorBody, ErrorCode, OrgErrors, SignedInErrors};
 use super::extract::{Body, Path, SecretField};
 use super::AppState;
 use crate::error::{Code, Error};
@@ -196,7 +196,7 @@ pub async fn export_recovery_key(
         serde_json::from_slice(&body).map_err(|_| {
             ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_body",
+                ErrorCode::InvalidBody,
                 "the body must be empty or a JSON object {\"passphrase\": \"…\"}",
             )
         })?

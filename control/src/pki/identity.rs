@@ -132,7 +132,7 @@ mod tests {
             expired.message
         );
         let early = identity.check_valid_at(999).unwrap_err();
-        assert_eq!(early.code, Code::ClientCertificateExpired);
+        assert_eq!(early.code, Code::ClientCertificateNotYetValid);
         assert!(
             early
                 .message

@@ -45,16 +45,9 @@ impl fmt::Display for JobState {
 }
 
 /// Text that names no job state.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown job state {0:?}")]
 pub struct UnknownState(pub String);
-
-impl fmt::Display for UnknownState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "unknown job state {:?}", self.0)
-    }
-}
-
-impl std::error::Error for UnknownState {}
 
 impl FromStr for JobState {
     type Err = UnknownState;
