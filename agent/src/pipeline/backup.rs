@@ -7,15 +7,17 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::interrupt::{terminate, Interrupt};
 use crate::pg::DatabaseUrl;
 use crate::storage::{Location, Sink, StorageOptions};
+use bytes::Bytes;
 use dbcrate_core::object_key::backup_object_key;
 use dbcrate_core::time::UtcDateTime;
 use serde::Serialize;
-use std::path::PathBuf;
-use std::process::Command;
-use std::process::Stdio;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStderr, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
+use tokio::sync::mpsc::Receiver;
+use tokio::task::JoinHandle;
 
 /// What to back up, and where.
 #[derive(Debug)]
@@ -89,17 +91,7 @@ pub async fn run_backup(request: BackupRequest) -> Result<BackupReport> {
     let (server, pg_dump) =
         super::server_and_tool(&database, "pg_dump", pg_bin_dir, registry.as_ref()).await?;
     let name = name.unwrap_or_else(|| database.database().to_string());
-    let key = match given_key {
-        Some(key) => {
-            for segment in key.split('/') {
-                dbcrate_core::object_key::check_segment("object key", segment)
-                    .map_err(|e| Error::invalid_input(format!("{e}: {key:?}")))?;
-            }
-            key
-        }
-        None => backup_object_key("", &name, &job, UtcDateTime::now())
-            .map_err(|e| Error::invalid_input(format!("{e} (use --name to choose another)")))?,
-    };
+    let key = object_key(given_key, &name, &job)?;
     storage.expected_size = server.database_size;
     let sink = Sink::open(&destination, &key, &storage).await?;
     if interrupt.is_raised() {
@@ -108,105 +100,167 @@ pub async fn run_backup(request: BackupRequest) -> Result<BackupReport> {
             "interrupted before the dump started; nothing was stored",
         ));
     }
+    let dump = match start_pg_dump(&pg_dump.path, &database) {
+        Ok(dump) => dump,
+        Err(e) => {
+            sink.abort().await;
+            return Err(e);
+        }
+    };
+    let (stages, chunks) = Stages::start(dump, Arc::clone(&database), zstd_level, recipients);
+    let (sink, stored) = store(sink, chunks, &mut interrupt, &progress).await;
+    if let Err(e) = stored {
+        // Storage failed or a signal came: there is no point in letting pg_dump go on,
+        // nor in waiting for the stages, which may be blocked on a silent pg_dump.
+        if !stages.reaped.load(Ordering::SeqCst) {
+            terminate(stages.pid);
+        }
+        sink.abort().await;
+        return Err(e.context("backup failed, nothing was stored"));
+    }
+    // Storage saw the end of the stream: the stages say whether it is complete.
+    let (plaintext_bytes, ciphertext_bytes, sha256) = match stages.finish().await {
+        Ok(sizes) => sizes,
+        Err(e) => {
+            sink.abort().await;
+            return Err(e.context("backup failed, nothing was stored"));
+        }
+    };
+    let object = sink.commit(ciphertext_bytes).await?;
+    Ok(BackupReport {
+        object,
+        plaintext_bytes,
+        ciphertext_bytes,
+        sha256: dbcrate_core::hex::encode(&sha256),
+        pg_server_version: server.version,
+        pg_dump_version: pg_dump.version,
+        key,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
 
-    // A plain blocking child: its stdout is read by the compressor thread directly,
-    // which is measurably faster than bridging an async pipe.
-    let mut command = Command::new(&pg_dump.path);
+/// The object key: the one the control plane chose (each segment checked), or one made
+/// from the name, the job and the time.
+fn object_key(given: Option<String>, name: &str, job: &str) -> Result<String> {
+    match given {
+        Some(key) => {
+            for segment in key.split('/') {
+                dbcrate_core::object_key::check_segment("object key", segment)
+                    .map_err(|e| Error::invalid_input(format!("{e}: {key:?}")))?;
+            }
+            Ok(key)
+        }
+        None => backup_object_key("", name, job, UtcDateTime::now())
+            .map_err(|e| Error::invalid_input(format!("{e} (use --name to choose another)"))),
+    }
+}
+
+/// A started pg_dump and its two pipes.
+struct Dump {
+    child: Child,
+    stdout: ChildStdout,
+    stderr: ChildStderr,
+}
+
+/// Starts pg_dump as a plain blocking child: its stdout is read by the compressor
+/// thread directly, which is measurably faster than bridging an async pipe.
+fn start_pg_dump(pg_dump: &Path, database: &DatabaseUrl) -> Result<Dump> {
+    let mut command = Command::new(pg_dump);
     command
         .args(["--format=custom", "--compress=0", "--no-password"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     database.configure(&mut command);
-    let mut child = match command.spawn() {
-        Ok(child) => child,
-        Err(e) => {
-            sink.abort().await;
-            return Err(Error::new(
-                ErrorKind::PgTool,
-                format!("cannot start {}: {e}", pg_dump.path.display()),
-            ));
-        }
-    };
-    let (Some(stdout), Some(stderr_pipe)) = (child.stdout.take(), child.stderr.take()) else {
-        sink.abort().await;
+    let mut child = command.spawn().map_err(|e| {
+        Error::new(
+            ErrorKind::PgTool,
+            format!("cannot start {}: {e}", pg_dump.display()),
+        )
+    })?;
+    let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
         return Err(Error::new(
             ErrorKind::PgTool,
             "pg_dump's pipes were not set up",
         ));
     };
-    let redactor = Arc::clone(&database);
-    let stderr_text = stderr::collect("pg_dump", stderr_pipe, move |l| redactor.redact(l));
+    Ok(Dump {
+        child,
+        stdout,
+        stderr,
+    })
+}
 
-    // pg_dump → compressor → (pieces) → encryptor → (chunks) → storage. Any stage that
-    // fails drops its end of a channel, which stops the stages before it; pg_dump then
-    // gets EPIPE and exits.
-    let (pieces_tx, pieces_rx) = std::sync::mpsc::sync_channel(CHANNEL_CHUNKS / 2);
-    let (tx, mut rx) = tokio::sync::mpsc::channel(CHANNEL_CHUNKS);
-    let (status_tx, status_rx) = std::sync::mpsc::channel::<bool>();
-    let compressor = tokio::task::spawn_blocking(move || {
-        compress(stdout, zstd_level, pieces_tx, move || {
-            status_rx.recv().unwrap_or(false)
-        })
-    });
-    let encryptor = tokio::task::spawn_blocking(move || {
-        encrypt(pieces_rx, &recipients, to_async(tx, CHUNK_SIZE))
-    });
-    let pid = child.id();
-    // Set once the waiter reaped pg_dump: after that its pid may belong to another
-    // process and must not be signalled.
-    let reaped = Arc::new(AtomicBool::new(false));
-    let reaped_by_waiter = Arc::clone(&reaped);
-    let waiter = tokio::task::spawn_blocking(move || {
-        let status = child.wait();
-        reaped_by_waiter.store(true, Ordering::SeqCst);
-        let _ = status_tx.send(status.as_ref().is_ok_and(|s| s.success()));
-        status
-    });
-    let storage_side = async move {
-        let mut sink = sink;
-        let mut result = Ok(());
-        loop {
-            tokio::select! {
-                chunk = rx.recv() => match chunk {
-                    Some(chunk) => {
-                        let len = chunk.len() as u64;
-                        if let Err(e) = sink.write(chunk).await {
-                            result = Err(Error::from(e));
-                            break;
-                        }
-                        progress.add(len);
-                    }
-                    None => break,
-                },
-                () = interrupt.raised() => {
-                    result = Err(Error::interrupted("interrupted by a signal"));
-                    break;
-                }
-            }
-        }
-        // Dropping the receiver makes the encryptor fail, and so on up to pg_dump.
-        drop(rx);
-        (sink, result)
-    };
-    let (sink, stored) = storage_side.await;
-    if let Err(e) = stored {
-        // Storage failed or a signal came: there is no point in letting pg_dump go on,
-        // nor in waiting for the stages, which may be blocked on a silent pg_dump.
-        if !reaped.load(Ordering::SeqCst) {
-            terminate(pid);
-        }
-        sink.abort().await;
-        return Err(e.context("backup failed, nothing was stored"));
+/// The running stages: pg_dump → compressor → (pieces) → encryptor → (chunks) →
+/// storage. Any stage that fails drops its end of a channel, which stops the stages
+/// before it; pg_dump then gets EPIPE and exits.
+struct Stages {
+    /// pg_dump's pid, to stop it when storage fails.
+    pid: u32,
+    /// Set once the waiter reaped pg_dump: after that its pid may belong to another
+    /// process and must not be signalled.
+    reaped: Arc<AtomicBool>,
+    waiter: JoinHandle<std::io::Result<ExitStatus>>,
+    compressor: JoinHandle<std::io::Result<u64>>,
+    encryptor: JoinHandle<std::io::Result<(u64, [u8; 32])>>,
+    dump_errors: JoinHandle<String>,
+}
+
+impl Stages {
+    /// Starts the stages on `dump`, whose stderr is kept with `database`'s secrets
+    /// redacted; the encrypted chunks come out of the receiver, for storage.
+    fn start(
+        dump: Dump,
+        database: Arc<DatabaseUrl>,
+        zstd_level: i32,
+        recipients: Vec<age::x25519::Recipient>,
+    ) -> (Self, Receiver<Bytes>) {
+        let Dump {
+            mut child,
+            stdout,
+            stderr,
+        } = dump;
+        let dump_errors = stderr::collect("pg_dump", stderr, move |l| database.redact(l));
+        let (pieces_tx, pieces_rx) = std::sync::mpsc::sync_channel(CHANNEL_CHUNKS / 2);
+        let (tx, chunks) = tokio::sync::mpsc::channel(CHANNEL_CHUNKS);
+        let (status_tx, status_rx) = std::sync::mpsc::channel::<bool>();
+        let compressor = tokio::task::spawn_blocking(move || {
+            compress(stdout, zstd_level, pieces_tx, move || {
+                status_rx.recv().unwrap_or(false)
+            })
+        });
+        let encryptor = tokio::task::spawn_blocking(move || {
+            encrypt(pieces_rx, &recipients, to_async(tx, CHUNK_SIZE))
+        });
+        let pid = child.id();
+        let reaped = Arc::new(AtomicBool::new(false));
+        let reaped_by_waiter = Arc::clone(&reaped);
+        let waiter = tokio::task::spawn_blocking(move || {
+            let status = child.wait();
+            reaped_by_waiter.store(true, Ordering::SeqCst);
+            let _ = status_tx.send(status.as_ref().is_ok_and(|s| s.success()));
+            status
+        });
+        let stages = Self {
+            pid,
+            reaped,
+            waiter,
+            compressor,
+            encryptor,
+            dump_errors,
+        };
+        (stages, chunks)
     }
-    // Storage saw the end of the stream: the stages say whether it is complete.
-    let (status, compressed, encrypted) = tokio::join!(waiter, compressor, encryptor);
-    let dump_errors = stderr_text.await.unwrap_or_default();
 
-    let thread = |e: tokio::task::JoinError| {
-        Error::new(ErrorKind::PgTool, format!("a pipeline thread failed: {e}"))
-    };
-    let outcome: Result<(u64, u64, [u8; 32])> = (|| {
+    /// Waits for every stage; the plaintext and ciphertext sizes and the ciphertext's
+    /// SHA-256 when all of them succeeded.
+    async fn finish(self) -> Result<(u64, u64, [u8; 32])> {
+        let (status, compressed, encrypted) =
+            tokio::join!(self.waiter, self.compressor, self.encryptor);
+        let dump_errors = self.dump_errors.await.unwrap_or_default();
+        let thread = |e: tokio::task::JoinError| {
+            Error::new(ErrorKind::PgTool, format!("a pipeline thread failed: {e}"))
+        };
         match status.map_err(thread)? {
             Ok(s) if s.success() => {}
             Ok(s) => {
@@ -229,23 +283,37 @@ pub async fn run_backup(request: BackupRequest) -> Result<BackupReport> {
             .map_err(thread)?
             .map_err(|e| Error::new(ErrorKind::PgTool, format!("encrypting: {e}")))?;
         Ok((plaintext, ciphertext, sha256))
-    })();
-    let (plaintext_bytes, ciphertext_bytes, sha256) = match outcome {
-        Ok(sizes) => sizes,
-        Err(e) => {
-            sink.abort().await;
-            return Err(e.context("backup failed, nothing was stored"));
+    }
+}
+
+/// Writes the chunks to storage until they end, storage fails or a signal comes; then
+/// drops the receiver, which makes the encryptor fail, and so on up to pg_dump.
+async fn store(
+    mut sink: Sink,
+    mut chunks: Receiver<Bytes>,
+    interrupt: &mut Interrupt,
+    progress: &super::Progress,
+) -> (Sink, Result<()>) {
+    let mut result = Ok(());
+    loop {
+        tokio::select! {
+            chunk = chunks.recv() => match chunk {
+                Some(chunk) => {
+                    let len = chunk.len() as u64;
+                    if let Err(e) = sink.write(chunk).await {
+                        result = Err(Error::from(e));
+                        break;
+                    }
+                    progress.add(len);
+                }
+                None => break,
+            },
+            () = interrupt.raised() => {
+                result = Err(Error::interrupted("interrupted by a signal"));
+                break;
+            }
         }
-    };
-    let object = sink.commit(ciphertext_bytes).await?;
-    Ok(BackupReport {
-        object,
-        plaintext_bytes,
-        ciphertext_bytes,
-        sha256: dbcrate_core::hex::encode(&sha256),
-        pg_server_version: server.version,
-        pg_dump_version: pg_dump.version,
-        key,
-        seconds: started.elapsed().as_secs_f64(),
-    })
+    }
+    drop(chunks);
+    (sink, result)
 }

@@ -8,11 +8,12 @@ use crate::interrupt::Interrupt;
 use crate::pg::DatabaseUrl;
 use crate::storage::{open_source, Location, StorageOptions};
 use serde::Serialize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Instant;
-use tokio::process::Command;
+use tokio::process::{Child, ChildStdin, Command};
+use tokio::task::JoinHandle;
 
 /// What to restore, and into which database.
 pub struct RestoreRequest {
@@ -74,33 +75,11 @@ pub async fn run_restore(request: RestoreRequest, object_url: &str) -> Result<Re
     let (server, pg_restore) =
         super::server_and_tool(&database, "pg_restore", pg_bin_dir, registry.as_ref()).await?;
     let reader = open_source(&source, &storage).await?;
-
-    let mut command = Command::new(&pg_restore.path);
-    command
-        .args(["--exit-on-error", "--single-transaction", "--no-password"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    database.configure(command.as_std_mut());
-    let mut child = command.spawn().map_err(|e| {
-        Error::new(
-            ErrorKind::PgTool,
-            format!("cannot start {}: {e}", pg_restore.path.display()),
-        )
-    })?;
-    let (Some(stdin), Some(stderr_pipe)) = (child.stdin.take(), child.stderr.take()) else {
-        return Err(Error::new(
-            ErrorKind::PgTool,
-            "pg_restore's pipes were not set up",
-        ));
-    };
-    let redactor = Arc::clone(&database);
-    let stderr_text = stderr::collect(
-        "pg_restore",
-        tokio_util::io::SyncIoBridge::new(stderr_pipe),
-        move |l| redactor.redact(l),
-    );
+    let Restoring {
+        mut child,
+        stdin,
+        restore_errors,
+    } = start_pg_restore(&pg_restore.path, &database)?;
 
     let mut decoder = tokio::task::spawn_blocking(move || {
         let input = super::progress::Counted {
@@ -123,41 +102,15 @@ pub async fn run_restore(request: RestoreRequest, object_url: &str) -> Result<Re
             ));
         }
     };
-
     let report = match decoded {
         Ok(report) => report,
-        Err(e) => {
-            // When pg_restore stopped reading, its own exit status and stderr say why.
-            // Otherwise it has not seen the end of its archive, so it has not committed:
-            // kill it and its transaction rolls back.
-            let exited = if e.kind() == ErrorKind::PgTool {
-                tokio::time::timeout(std::time::Duration::from_secs(10), child.wait())
-                    .await
-                    .ok()
-                    .and_then(|status| status.ok())
-            } else {
-                None
-            };
-            if exited.is_none() {
-                let _ = child.start_kill();
-                let _ = child.wait().await;
-            }
-            let restore_errors = stderr_text.await.unwrap_or_default();
-            let e = match exited {
-                Some(status) => Error::new(
-                    ErrorKind::PgTool,
-                    format!("pg_restore failed ({status}): {restore_errors}"),
-                ),
-                None => e,
-            };
-            return Err(e.context("restore failed, the target database is unchanged"));
-        }
+        Err(e) => return Err(stop_after_failed_decode(e, child, restore_errors).await),
     };
     let status = child
         .wait()
         .await
         .map_err(|e| Error::new(ErrorKind::PgTool, format!("waiting for pg_restore: {e}")))?;
-    let restore_errors = stderr_text.await.unwrap_or_default();
+    let restore_errors = restore_errors.await.unwrap_or_default();
     if !status.success() {
         return Err(Error::new(
             ErrorKind::PgTool,
@@ -176,4 +129,79 @@ pub async fn run_restore(request: RestoreRequest, object_url: &str) -> Result<Re
         pg_restore_version: pg_restore.version,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// A started pg_restore: the child, its stdin, and its stderr as it is being collected
+/// (with the database's secrets redacted).
+struct Restoring {
+    child: Child,
+    stdin: ChildStdin,
+    restore_errors: JoinHandle<String>,
+}
+
+/// Starts pg_restore in one transaction that stops at the first error; killed when
+/// dropped, so no failure path leaves it running.
+fn start_pg_restore(pg_restore: &Path, database: &Arc<DatabaseUrl>) -> Result<Restoring> {
+    let mut command = Command::new(pg_restore);
+    command
+        .args(["--exit-on-error", "--single-transaction", "--no-password"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    database.configure(command.as_std_mut());
+    let mut child = command.spawn().map_err(|e| {
+        Error::new(
+            ErrorKind::PgTool,
+            format!("cannot start {}: {e}", pg_restore.display()),
+        )
+    })?;
+    let (Some(stdin), Some(stderr_pipe)) = (child.stdin.take(), child.stderr.take()) else {
+        return Err(Error::new(
+            ErrorKind::PgTool,
+            "pg_restore's pipes were not set up",
+        ));
+    };
+    let redactor = Arc::clone(database);
+    let restore_errors = stderr::collect(
+        "pg_restore",
+        tokio_util::io::SyncIoBridge::new(stderr_pipe),
+        move |l| redactor.redact(l),
+    );
+    Ok(Restoring {
+        child,
+        stdin,
+        restore_errors,
+    })
+}
+
+/// After the decoder failed with `e`: when pg_restore stopped reading, its own exit
+/// status and stderr say why. Otherwise it has not seen the end of its archive, so it
+/// has not committed: it is killed and its transaction rolls back.
+async fn stop_after_failed_decode(
+    e: Error,
+    mut child: Child,
+    restore_errors: JoinHandle<String>,
+) -> Error {
+    let exited = if e.kind() == ErrorKind::PgTool {
+        tokio::time::timeout(std::time::Duration::from_secs(10), child.wait())
+            .await
+            .ok()
+            .and_then(|status| status.ok())
+    } else {
+        None
+    };
+    if exited.is_none() {
+        let _ = child.start_kill();
+        let _ = child.wait().await;
+    }
+    let restore_errors = restore_errors.await.unwrap_or_default();
+    let e = match exited {
+        Some(status) => Error::new(
+            ErrorKind::PgTool,
+            format!("pg_restore failed ({status}): {restore_errors}"),
+        ),
+        None => e,
+    };
+    e.context("restore failed, the target database is unchanged")
 }
