@@ -185,15 +185,29 @@ pub fn router(state: AppState) -> Router {
     // Made now rather than at the first request, so a document that cannot be made
     // stops the start.
     let _ = openapi::document();
+    Router::new()
+        .merge(account_routes())
+        .merge(organisation_routes())
+        .merge(backup_routes())
+        .fallback(no_such_route)
+        .method_not_allowed_fallback(|| async {
+            error::ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                error_doc::ErrorCode::MethodNotAllowed,
+                "this route does not take that method; see /api/v1/openapi.json",
+            )
+        })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(log_request))
+        .layer(axum::middleware::map_response(security_headers))
+        .with_state(state)
+}
+
+/// The document, the session, the caller's own account, and accepting an invitation.
+fn account_routes() -> Router<AppState> {
     use account_api as account;
-    use agent_admin_api as agent_admin;
-    use audit_api as audit;
-    use backup_api as backup;
     use invitation_api as invitation;
-    use member_api as member;
-    use org_api as org;
     use session_api as session;
-    use token_api as token;
     Router::new()
         .route("/api/v1/openapi.json", get(openapi_document))
         .route(
@@ -216,6 +230,21 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/account/second-factor/disable",
             post(account::disable_second_factor),
         )
+        .route("/api/v1/invitations/accept", post(invitation::accept))
+        .route(
+            "/api/v1/invitations/create-account",
+            post(invitation::create_account),
+        )
+}
+
+/// An organisation and who may act in it: members, invitations, API tokens, audit.
+fn organisation_routes() -> Router<AppState> {
+    use audit_api as audit;
+    use invitation_api as invitation;
+    use member_api as member;
+    use org_api as org;
+    use token_api as token;
+    Router::new()
         .route("/api/v1/orgs", get(org::list))
         .route("/api/v1/orgs/{org}", get(org::show))
         .route(
@@ -247,11 +276,6 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/orgs/{org}/invitations/{invitation}",
             axum::routing::delete(invitation::revoke),
         )
-        .route("/api/v1/invitations/accept", post(invitation::accept))
-        .route(
-            "/api/v1/invitations/create-account",
-            post(invitation::create_account),
-        )
         .route(
             "/api/v1/orgs/{org}/api-tokens",
             get(token::list).post(token::create),
@@ -261,6 +285,14 @@ pub fn router(state: AppState) -> Router {
             axum::routing::delete(token::revoke),
         )
         .route("/api/v1/orgs/{org}/audit", get(audit::query))
+}
+
+/// What an organisation backs up and with which agents: agents, databases, schedules,
+/// destinations, backups, restores.
+fn backup_routes() -> Router<AppState> {
+    use agent_admin_api as agent_admin;
+    use backup_api as backup;
+    Router::new()
         .route(
             "/api/v1/orgs/{org}/enrolment-tokens",
             post(agent_admin::create_enrolment_token),
@@ -292,16 +324,4 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/orgs/{org}/backups", get(backup::list_backups))
         .route("/api/v1/orgs/{org}/restores", post(backup::create_restore))
-        .fallback(no_such_route)
-        .method_not_allowed_fallback(|| async {
-            error::ApiError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                error_doc::ErrorCode::MethodNotAllowed,
-                "this route does not take that method; see /api/v1/openapi.json",
-            )
-        })
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(axum::middleware::from_fn(log_request))
-        .layer(axum::middleware::map_response(security_headers))
-        .with_state(state)
 }

@@ -82,109 +82,180 @@ pub async fn complete(
     let agent_name = format!("agent:{}", agent.agent_id);
     let mut tx = db.begin().await?;
     let done: Result<JobState> = async {
-        // A report that names its attempt must name the job's current one (an older
-        // attempt's report is stale); agents before that named none.
-        let same_attempt = if report.attempt.is_some() { " AND attempt = $7" } else { "" };
-        let sql = format!(
-            "SELECT org_id, schedule_id, database_id, destination_id, started_at, attempt, \
-             max_attempts, kind, state, object_key FROM jobs WHERE id = $1 AND agent_id = $2 AND org_id = $3 \
-             AND (state = $4 OR (state IN ($5, $6) AND phase = 'lease expired')){same_attempt}",
-        );
-        let mut select = sqlx::query_as(&sql)
+        let row = reported_job(&mut tx, agent, job_id, report).await?;
+        // Every change below is guarded by the attempt and state just read: a claim that
+        // committed in between (PostgreSQL, read committed) makes the report stale.
+        let guard = Guard {
+            job_id,
+            attempt: row.attempt,
+            state: row.state,
+        };
+        let (state, action, details) = if !report.succeeded {
+            record_failure(&mut tx, &guard, &row, report, now).await?
+        } else if row.kind == "restore" {
+            guard.succeed(&mut tx, now).await?;
+            (
+                JobState::Succeeded,
+                AuditAction::RestoreSucceeded,
+                serde_json::json!({}),
+            )
+        } else {
+            let details = record_backup(&mut tx, &guard, &row, report, now).await?;
+            (JobState::Succeeded, AuditAction::JobSucceeded, details)
+        };
+        record_in(
+            &mut tx,
+            &agent.org_id,
+            &agent_name,
+            action,
+            job_id,
+            details,
+            now,
+        )
+        .await?;
+        Ok(state)
+    }
+    .await;
+    end_write(tx, done).await
+}
+
+/// The job `report` is about, if it may take a report: this agent's, running, or
+/// requeued or failed only by a lapsed lease.
+async fn reported_job(
+    conn: &mut sqlx::AnyConnection,
+    agent: &AgentIdentity,
+    job_id: &str,
+    report: &Completion,
+) -> Result<Reported> {
+    // A report that names its attempt must name the job's current one (an older
+    // attempt's report is stale); agents before that named none.
+    let same_attempt = if report.attempt.is_some() {
+        " AND attempt = $7"
+    } else {
+        ""
+    };
+    let sql = format!(
+        "SELECT org_id, schedule_id, database_id, destination_id, started_at, attempt, \
+         max_attempts, kind, state, object_key FROM jobs WHERE id = $1 AND agent_id = $2 AND org_id = $3 \
+         AND (state = $4 OR (state IN ($5, $6) AND phase = 'lease expired')){same_attempt}",
+    );
+    let mut select = sqlx::query_as(&sql)
         .bind(job_id)
         .bind(&agent.agent_id)
         .bind(&agent.org_id)
         .bind(JobState::Running)
         .bind(JobState::Queued)
         .bind(JobState::Failed);
-        if let Some(reported) = report.attempt {
-            select = select.bind(reported);
-        }
-        let row: Reported = select.fetch_optional(&mut *tx).await?.ok_or_else(not_yours)?;
-        let (attempt, max_attempts) = (row.attempt, row.max_attempts);
-        // Every change below is guarded by the attempt and state just read: a claim that
-        // committed in between (PostgreSQL, read committed) makes the report stale.
-        let guard = Guard { job_id, attempt, state: row.state };
-        if report.succeeded && row.kind == "restore" {
-            guard.succeed(&mut tx, now).await?;
-            let details = serde_json::json!({});
-            record_in(&mut tx, &agent.org_id, &agent_name, AuditAction::RestoreSucceeded, job_id, details, now).await?;
-            return Ok(JobState::Succeeded);
-        }
-        if report.succeeded {
-            // The key is the one this attempt was given when claimed: an agent cannot
-            // choose what gets recorded (and what retention will later delete).
-            let given = row.object_key.as_deref();
-            let object_key = report
-                .object_key
-                .as_deref()
-                .ok_or_else(|| Error::invalid("a successful backup reports its object key"))?;
-            if given != Some(object_key) {
-                return Err(Error::invalid(
-                    "the reported object key is not the one this job was given",
-                ));
-            }
-            if report.sha256.len() != 64 || !report.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(Error::invalid("sha256 must be 64 hex digits"));
-            }
-            guard.succeed(&mut tx, now).await?;
-            let backup_id = new_id("bkp")?;
-            sqlx::query(
-                "INSERT INTO backups (id, org_id, job_id, schedule_id, database_id, destination_id, \
-                 object_key, size, sha256, started_at, finished_at, pg_server_version, \
-                 pg_dump_version, delete_attempts, dump_size, duration_ms) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 0, $14, $15)",
-            )
-            .bind(&backup_id)
-            .bind(&row.org_id)
-            .bind(job_id)
-            .bind(&row.schedule_id)
-            .bind(&row.database_id)
-            .bind(&row.destination_id)
-            .bind(object_key)
-            .bind(report.size)
-            .bind(report.sha256.to_ascii_lowercase())
-            .bind(row.started_at.unwrap_or(now))
-            .bind(now)
-            .bind(report.pg_server_version.chars().take(100).collect::<String>())
-            .bind(report.pg_dump_version.chars().take(100).collect::<String>())
-            .bind(report.dump_size.filter(|n| *n >= 0))
-            .bind(report.duration_ms.filter(|n| *n >= 0))
-            .execute(&mut *tx)
-            .await?;
-            let details = serde_json::json!({
-                "backup": backup_id, "object_key": object_key, "size": report.size, "sha256": report.sha256,
-            });
-            record_in(&mut tx, &agent.org_id, &agent_name, AuditAction::JobSucceeded, job_id, details, now).await?;
-            Ok(JobState::Succeeded)
-        } else {
-            let error: String = report.error.clone().unwrap_or_default().chars().take(2000).collect();
-            let retry = attempt < max_attempts;
-            let state = if retry { JobState::Queued } else { JobState::Failed };
-            let retry_at = retry.then(|| now + super::retry_delay(attempt));
-            let updated = sqlx::query(
-                "UPDATE jobs SET state = $1, finished_at = $2, phase = 'failed', error = $3, \
-                 lease_until = NULL, retry_at = $4 WHERE id = $5 AND attempt = $6 AND state = $7",
-            )
-            .bind(state)
-            .bind((!retry).then_some(now))
-            .bind(&error)
-            .bind(retry_at)
-            .bind(job_id)
-            .bind(attempt)
-            .bind(row.state)
-            .execute(&mut *tx)
-            .await?;
-            if updated.rows_affected() != 1 {
-                return Err(not_yours());
-            }
-            let details = serde_json::json!({
-                "attempt": attempt, "error": error, "retry": retry, "retry_at": retry_at,
-            });
-            record_in(&mut tx, &agent.org_id, &agent_name, AuditAction::JobFailed, job_id, details, now).await?;
-            Ok(state)
-        }
+    if let Some(reported) = report.attempt {
+        select = select.bind(reported);
     }
-    .await;
-    end_write(tx, done).await
+    select
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or_else(not_yours)
+}
+
+/// A successful backup: the job succeeded and a `backups` row; the audit details.
+async fn record_backup(
+    conn: &mut sqlx::AnyConnection,
+    guard: &Guard<'_>,
+    row: &Reported,
+    report: &Completion,
+    now: i64,
+) -> Result<serde_json::Value> {
+    // The key is the one this attempt was given when claimed: an agent cannot choose
+    // what gets recorded (and what retention will later delete).
+    let given = row.object_key.as_deref();
+    let object_key = report
+        .object_key
+        .as_deref()
+        .ok_or_else(|| Error::invalid("a successful backup reports its object key"))?;
+    if given != Some(object_key) {
+        return Err(Error::invalid(
+            "the reported object key is not the one this job was given",
+        ));
+    }
+    if report.sha256.len() != 64 || !report.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Error::invalid("sha256 must be 64 hex digits"));
+    }
+    guard.succeed(conn, now).await?;
+    let backup_id = new_id("bkp")?;
+    sqlx::query(
+        "INSERT INTO backups (id, org_id, job_id, schedule_id, database_id, destination_id, \
+         object_key, size, sha256, started_at, finished_at, pg_server_version, \
+         pg_dump_version, delete_attempts, dump_size, duration_ms) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 0, $14, $15)",
+    )
+    .bind(&backup_id)
+    .bind(&row.org_id)
+    .bind(guard.job_id)
+    .bind(&row.schedule_id)
+    .bind(&row.database_id)
+    .bind(&row.destination_id)
+    .bind(object_key)
+    .bind(report.size)
+    .bind(report.sha256.to_ascii_lowercase())
+    .bind(row.started_at.unwrap_or(now))
+    .bind(now)
+    .bind(
+        report
+            .pg_server_version
+            .chars()
+            .take(100)
+            .collect::<String>(),
+    )
+    .bind(report.pg_dump_version.chars().take(100).collect::<String>())
+    .bind(report.dump_size.filter(|n| *n >= 0))
+    .bind(report.duration_ms.filter(|n| *n >= 0))
+    .execute(&mut *conn)
+    .await?;
+    Ok(serde_json::json!({
+        "backup": backup_id, "object_key": object_key, "size": report.size, "sha256": report.sha256,
+    }))
+}
+
+/// A failed attempt: queued again after a delay while attempts remain, else failed. The
+/// state, the audit action and its details.
+async fn record_failure(
+    conn: &mut sqlx::AnyConnection,
+    guard: &Guard<'_>,
+    row: &Reported,
+    report: &Completion,
+    now: i64,
+) -> Result<(JobState, AuditAction, serde_json::Value)> {
+    let error: String = report
+        .error
+        .clone()
+        .unwrap_or_default()
+        .chars()
+        .take(2000)
+        .collect();
+    let attempt = guard.attempt;
+    let retry = attempt < row.max_attempts;
+    let state = if retry {
+        JobState::Queued
+    } else {
+        JobState::Failed
+    };
+    let retry_at = retry.then(|| now + super::retry_delay(attempt));
+    let updated = sqlx::query(
+        "UPDATE jobs SET state = $1, finished_at = $2, phase = 'failed', error = $3, \
+         lease_until = NULL, retry_at = $4 WHERE id = $5 AND attempt = $6 AND state = $7",
+    )
+    .bind(state)
+    .bind((!retry).then_some(now))
+    .bind(&error)
+    .bind(retry_at)
+    .bind(guard.job_id)
+    .bind(attempt)
+    .bind(guard.state)
+    .execute(&mut *conn)
+    .await?;
+    if updated.rows_affected() != 1 {
+        return Err(not_yours());
+    }
+    let details = serde_json::json!({
+        "attempt": attempt, "error": error, "retry": retry, "retry_at": retry_at,
+    });
+    Ok((state, AuditAction::JobFailed, details))
 }
