@@ -11,7 +11,7 @@ use crate::secrets::{self, Owner, SecretRef};
 use dbcrate_core::secret::SecretString;
 use dbcrate_core::time::rfc3339;
 use dbcrate_core::wire::{
-    DatabaseConnection, Destination, DestinationCredentials, JobCredentials, RestorePart,
+    DatabaseConnection, Destination, DestinationCredentials, JobCredentials, JobKind, RestorePart,
 };
 use dbcrate_storage::reach::ReachPolicy;
 use sqlx::FromRow;
@@ -75,7 +75,7 @@ pub async fn credentials(
         destinations::unwrap_credentials(db, keys, stored.credentials_secret_id.as_deref(), &by)
             .await?;
     let settings = stored.settings_json()?;
-    let restore = if target.job_kind == "restore" {
+    let restore = if JobKind::from_name(&target.job_kind) == JobKind::Restore {
         let backup_id = target
             .backup_id
             .as_deref()

@@ -222,7 +222,7 @@ async fn create_job(
                 .ok_or_else(|| Error::invalid("no such target database in this organisation"))?;
         let job = NewJob {
             org_id,
-            kind: "restore",
+            kind: dbcrate_core::wire::JobKind::Restore,
             schedule_id: None,
             database_id: target_database_id,
             destination_id: &backup.destination_id,

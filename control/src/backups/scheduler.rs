@@ -155,7 +155,7 @@ pub async fn run_now(
 fn backup_job<'a>(org_id: &'a str, schedule_id: &'a str, route: &'a JobRoute) -> NewJob<'a> {
     NewJob {
         org_id,
-        kind: "backup",
+        kind: dbcrate_core::wire::JobKind::Backup,
         schedule_id: Some(schedule_id),
         database_id: &route.database_id,
         destination_id: &route.destination_id,

@@ -7,6 +7,7 @@ use super::error::ApiResult;
 use super::error_doc::{BodyErrors, OrgErrors};
 use super::extract::{Body, Path};
 use super::AppState;
+use crate::accounts::roles::Role;
 use crate::agents;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -91,7 +92,7 @@ pub async fn create_enrolment_token(
     Path(org_id): Path<String>,
     Body(request): Body<TokenRequest>,
 ) -> ApiResult<(StatusCode, Json<EnrolmentToken>)> {
-    let access = org_access(&state, caller, &org_id, "operator").await?;
+    let access = org_access(&state, caller, &org_id, Role::Operator).await?;
     let created = agents::create_token(
         &state.db,
         &org_id,
@@ -131,7 +132,7 @@ pub async fn list(
     caller: Caller,
     Path(org_id): Path<String>,
 ) -> ApiResult<Json<AgentList>> {
-    org_access(&state, caller, &org_id, "viewer").await?;
+    org_access(&state, caller, &org_id, Role::Viewer).await?;
     let items = agents::list(&state.db, &org_id)
         .await?
         .into_iter()
@@ -168,7 +169,7 @@ pub async fn revoke(
     caller: Caller,
     Path((org_id, agent_id)): Path<(String, String)>,
 ) -> ApiResult<Json<AgentRevoked>> {
-    let access = org_access(&state, caller, &org_id, "admin").await?;
+    let access = org_access(&state, caller, &org_id, Role::Admin).await?;
     let serials = agents::revoke(
         &state.db,
         &state.keys,

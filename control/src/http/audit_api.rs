@@ -8,6 +8,7 @@ use super::error::{ApiError, ApiResult};
 use super::error_doc::{ErrorBody, ErrorCode, OrgErrors};
 use super::extract::{Path, Query};
 use super::AppState;
+use crate::accounts::roles::Role;
 use crate::audit::query::{self as audit_query, Filter, CSV_HEADER, DEFAULT_PAGE, MAX_PAGE};
 use axum::body::Body;
 use axum::extract::State;
@@ -108,7 +109,7 @@ pub async fn query(
     Path(org_id): Path<String>,
     Query(q): Query<AuditQuery>,
 ) -> ApiResult<Response> {
-    org_access(&state, caller, &org_id, "admin").await?;
+    org_access(&state, caller, &org_id, Role::Admin).await?;
     let format = match q.format.as_deref() {
         None | Some("json") => Format::Json,
         Some("jsonl") => Format::Lines,

@@ -222,7 +222,7 @@ pub async fn org_access(
     state: &AppState,
     caller: Caller,
     org_id: &str,
-    min_role: &str,
+    min_role: Role,
 ) -> ApiResult<Access> {
     if !is_id(org_id, "org") {
         return Err(ApiError::not_found());
@@ -235,9 +235,6 @@ pub async fn org_access(
             None => return Err(ApiError::not_found()),
         },
     };
-    let min_role: Role = min_role
-        .parse()
-        .map_err(|_| Error::internal(format!("a route needs the unknown role {min_role:?}")))?;
     if role < min_role {
         return Err(Error::new(
             Code::Forbidden,

@@ -8,6 +8,7 @@ use super::error::{ApiError, ApiResult};
 use super::error_doc::{BodyErrors, ErrorBody, ErrorCode, OrgErrors, ProbeStep};
 use super::extract::{Body, Path, SecretField};
 use super::AppState;
+use crate::accounts::roles::Role;
 use crate::backups::databases::{self, DatabaseInfo, NewDatabase};
 use crate::backups::destinations::{self, DestinationInfo, NewDestination};
 use crate::backups::schedules::{self, NewSchedule, ScheduleInfo};
@@ -263,7 +264,7 @@ pub async fn create_database(
     Path(org_id): Path<String>,
     Body(request): Body<DatabaseRequest>,
 ) -> ApiResult<(StatusCode, Json<Database>)> {
-    let access = org_access(&state, caller, &org_id, "admin").await?;
+    let access = org_access(&state, caller, &org_id, Role::Admin).await?;
     let new = NewDatabase {
         name: &request.name,
         host: &request.host,
@@ -305,7 +306,7 @@ pub async fn list_databases(
     caller: Caller,
     Path(org_id): Path<String>,
 ) -> ApiResult<Json<DatabaseList>> {
-    org_access(&state, caller, &org_id, "viewer").await?;
+    org_access(&state, caller, &org_id, Role::Viewer).await?;
     let items = databases::list(&state.db, &org_id).await?;
     Ok(Json(DatabaseList {
         items: items.into_iter().map(Database::from).collect(),
@@ -334,7 +335,7 @@ pub async fn show_database(
     caller: Caller,
     Path((org_id, id)): Path<(String, String)>,
 ) -> ApiResult<Json<Database>> {
-    org_access(&state, caller, &org_id, "viewer").await?;
+    org_access(&state, caller, &org_id, Role::Viewer).await?;
     let found = databases::get(&state.db, &org_id, &id)
         .await?
         .ok_or_else(ApiError::not_found)?;
@@ -390,7 +391,7 @@ pub async fn create_schedule(
     Path(org_id): Path<String>,
     Body(request): Body<ScheduleRequest>,
 ) -> ApiResult<(StatusCode, Json<Schedule>)> {
-    let access = org_access(&state, caller, &org_id, "operator").await?;
+    let access = org_access(&state, caller, &org_id, Role::Operator).await?;
     let new = NewSchedule {
         database_id: &request.database_id,
         destination_id: &request.destination_id,
@@ -427,7 +428,7 @@ pub async fn list_schedules(
     caller: Caller,
     Path(org_id): Path<String>,
 ) -> ApiResult<Json<ScheduleList>> {
-    org_access(&state, caller, &org_id, "viewer").await?;
+    org_access(&state, caller, &org_id, Role::Viewer).await?;
     let items = schedules::list(&state.db, &org_id, state.now()).await?;
     Ok(Json(ScheduleList {
         items: items.into_iter().map(Schedule::from).collect(),
@@ -507,7 +508,7 @@ pub async fn create_destination(
     Path(org_id): Path<String>,
     Body(request): Body<DestinationRequest>,
 ) -> ApiResult<(StatusCode, Json<CreatedDestination>)> {
-    let access = org_access(&state, caller, &org_id, "admin").await?;
+    let access = org_access(&state, caller, &org_id, Role::Admin).await?;
     let new = NewDestination {
         name: &request.name,
         kind: &request.kind,
@@ -569,7 +570,7 @@ pub async fn list_destinations(
     caller: Caller,
     Path(org_id): Path<String>,
 ) -> ApiResult<Json<DestinationList>> {
-    org_access(&state, caller, &org_id, "viewer").await?;
+    org_access(&state, caller, &org_id, Role::Viewer).await?;
     let items = destinations::list(&state.db, &org_id).await?;
     Ok(Json(DestinationList {
         items: items.into_iter().map(Destination::from).collect(),
@@ -598,7 +599,7 @@ pub async fn run_schedule_now(
     caller: Caller,
     Path((org_id, schedule_id)): Path<(String, String)>,
 ) -> ApiResult<(StatusCode, Json<JobQueued>)> {
-    let access = org_access(&state, caller, &org_id, "operator").await?;
+    let access = org_access(&state, caller, &org_id, Role::Operator).await?;
     let job = crate::backups::scheduler::run_now(
         &state.db,
         &org_id,
@@ -629,7 +630,7 @@ pub async fn list_backups(
     caller: Caller,
     Path(org_id): Path<String>,
 ) -> ApiResult<Json<BackupList>> {
-    org_access(&state, caller, &org_id, "viewer").await?;
+    org_access(&state, caller, &org_id, Role::Viewer).await?;
     let rows = sqlx::query(
         "SELECT b.id, b.database_id, b.destination_id, b.schedule_id, b.object_key, b.size, b.sha256, \
          b.finished_at, b.pg_server_version, b.deleted_at, b.started_at, b.pg_dump_version, \
@@ -707,7 +708,7 @@ pub async fn create_restore(
     Path(org_id): Path<String>,
     Body(request): Body<RestoreRequest>,
 ) -> ApiResult<(StatusCode, Json<JobQueued>)> {
-    let access = org_access(&state, caller, &org_id, "admin").await?;
+    let access = org_access(&state, caller, &org_id, Role::Admin).await?;
     let passphrase = super::org_api::passphrase_of(request.passphrase)?;
     let job = crate::backups::restores::create_with_passphrase(
         &state.db,

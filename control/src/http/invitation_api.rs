@@ -8,6 +8,7 @@ use super::error_doc::{BodyErrors, ErrorBody, OrgErrors, SignedInErrors};
 use super::extract::{Body, Path, SecretField};
 use super::AppState;
 use crate::accounts::invitations::{self, Accepted};
+use crate::accounts::roles::Role;
 use crate::error::is_id;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -80,7 +81,7 @@ pub async fn list(
     caller: Caller,
     Path(org_id): Path<String>,
 ) -> ApiResult<Json<InvitationList>> {
-    org_access(&state, caller, &org_id, "admin").await?;
+    org_access(&state, caller, &org_id, Role::Admin).await?;
     let now = state.now();
     let items = invitations::list(&state.db, &org_id)
         .await?
@@ -121,7 +122,7 @@ pub async fn revoke(
     caller: Caller,
     Path((org_id, invitation_id)): Path<(String, String)>,
 ) -> ApiResult<Json<InvitationRevoked>> {
-    let access = org_access(&state, caller, &org_id, "admin").await?;
+    let access = org_access(&state, caller, &org_id, Role::Admin).await?;
     access.person()?;
     if !is_id(&invitation_id, "inv") {
         return Err(ApiError::not_found());

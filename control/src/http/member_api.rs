@@ -7,6 +7,7 @@ use super::error::{ApiError, ApiResult};
 use super::error_doc::{BodyErrors, ErrorBody, OrgErrors};
 use super::extract::{Body, Path};
 use super::AppState;
+use crate::accounts::roles::Role;
 use crate::accounts::{invitations, members};
 use crate::error::is_id;
 use axum::extract::State;
@@ -48,7 +49,7 @@ pub async fn list(
     caller: Caller,
     Path(org_id): Path<String>,
 ) -> ApiResult<Json<MemberList>> {
-    org_access(&state, caller, &org_id, "viewer").await?;
+    org_access(&state, caller, &org_id, Role::Viewer).await?;
     let items = members::list(&state.db, &org_id)
         .await?
         .into_iter()
@@ -123,7 +124,7 @@ pub async fn add(
     Path(org_id): Path<String>,
     Body(request): Body<AddRequest>,
 ) -> ApiResult<(axum::http::StatusCode, Json<Invited>)> {
-    let access = org_access(&state, caller, &org_id, "admin").await?;
+    let access = org_access(&state, caller, &org_id, Role::Admin).await?;
     access.person()?;
     let now = state.now();
     let (invitation, token) = invitations::create(
@@ -194,7 +195,7 @@ async fn member_change(
     org_id: &str,
     user_id: &str,
 ) -> ApiResult<Access> {
-    let access = org_access(state, caller, org_id, "admin").await?;
+    let access = org_access(state, caller, org_id, Role::Admin).await?;
     access.person()?;
     if !is_id(user_id, "usr") {
         return Err(ApiError::not_found());

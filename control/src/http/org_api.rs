@@ -6,6 +6,7 @@ use super::error::{ApiError, ApiResult};
 use super::error_doc::{BodyErrors, ErrorBody, ErrorCode, OrgErrors, SignedInErrors};
 use super::extract::{Body, Path, SecretField};
 use super::AppState;
+use crate::accounts::roles::Role;
 use crate::error::{Code, Error};
 use crate::orgs;
 use crate::secrets::customer_seal::Passphrase;
@@ -106,7 +107,7 @@ pub async fn show(
     caller: Caller,
     Path(org_id): Path<String>,
 ) -> ApiResult<Json<Org>> {
-    let access = org_access(&state, caller, &org_id, "viewer").await?;
+    let access = org_access(&state, caller, &org_id, Role::Viewer).await?;
     let org = orgs::get(&state.db, &org_id)
         .await?
         .ok_or_else(ApiError::not_found)?;
@@ -128,7 +129,7 @@ async fn stepped_up_owner(
     org_id: &str,
     what: &str,
 ) -> ApiResult<Access> {
-    let access = org_access(state, caller, org_id, "owner").await?;
+    let access = org_access(state, caller, org_id, Role::Owner).await?;
     let session = access.person()?;
     if !session.recently_stepped_up(state.now()) {
         return Err(Error::new(

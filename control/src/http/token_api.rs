@@ -8,6 +8,7 @@ use super::error_doc::{BodyErrors, OrgErrors};
 use super::extract::{Body, Path};
 use super::AppState;
 use crate::accounts::api_tokens::{self, TokenInfo};
+use crate::accounts::roles::Role;
 use crate::error::is_id;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -101,7 +102,7 @@ pub async fn list(
     caller: Caller,
     Path(org_id): Path<String>,
 ) -> ApiResult<Json<TokenList>> {
-    org_access(&state, caller, &org_id, "admin").await?;
+    org_access(&state, caller, &org_id, Role::Admin).await?;
     let items = api_tokens::list(&state.db, &org_id)
         .await?
         .into_iter()
@@ -145,7 +146,7 @@ pub async fn create(
     Path(org_id): Path<String>,
     Body(request): Body<CreateRequest>,
 ) -> ApiResult<(StatusCode, Json<CreatedToken>)> {
-    let access = org_access(&state, caller, &org_id, "admin").await?;
+    let access = org_access(&state, caller, &org_id, Role::Admin).await?;
     access.person()?;
     let (info, token) = api_tokens::create(
         &state.db,
@@ -197,7 +198,7 @@ pub async fn revoke(
     caller: Caller,
     Path((org_id, token_id)): Path<(String, String)>,
 ) -> ApiResult<Json<TokenRevoked>> {
-    let access = org_access(&state, caller, &org_id, "admin").await?;
+    let access = org_access(&state, caller, &org_id, Role::Admin).await?;
     access.person()?;
     if !is_id(&token_id, "tok") {
         return Err(ApiError::not_found());

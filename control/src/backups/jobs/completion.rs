@@ -7,7 +7,7 @@ use crate::audit::AuditAction;
 use crate::db::{end_write, Db};
 use crate::error::{new_id, Error, Result};
 use crate::pki::identity::AgentIdentity;
-use dbcrate_core::wire::Completion;
+use dbcrate_core::wire::{Completion, JobKind};
 
 /// The job's attempt and state as a report found them.
 struct Guard<'a> {
@@ -92,7 +92,7 @@ pub async fn complete(
         };
         let (state, action, details) = if !report.succeeded {
             record_failure(&mut tx, &guard, &row, report, now).await?
-        } else if row.kind == "restore" {
+        } else if JobKind::from_name(&row.kind) == JobKind::Restore {
             guard.succeed(&mut tx, now).await?;
             (
                 JobState::Succeeded,

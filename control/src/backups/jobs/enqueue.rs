@@ -11,8 +11,8 @@ use sqlx::AnyConnection;
 pub struct NewJob<'a> {
     /// The organisation.
     pub org_id: &'a str,
-    /// `backup` or `restore`.
-    pub kind: &'a str,
+    /// What the job does.
+    pub kind: dbcrate_core::wire::JobKind,
     /// The schedule a backup job comes from, if any.
     pub schedule_id: Option<&'a str>,
     /// The database backed up, or restored into.
@@ -53,7 +53,7 @@ pub async fn enqueue(
     )
     .bind(&id)
     .bind(job.org_id)
-    .bind(job.kind)
+    .bind(job.kind.as_str())
     .bind(job.schedule_id)
     .bind(job.database_id)
     .bind(job.destination_id)
@@ -68,4 +68,22 @@ pub async fn enqueue(
     let (actor, action, details) = (because.actor, because.action, because.details.clone());
     audit::record_in(conn, job.org_id, actor, action, &target, details, now).await?;
     Ok(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use dbcrate_core::wire::JobKind;
+
+    /// The kinds the control plane stores are the wire's, spelt as the schema allows.
+    #[test]
+    fn the_schema_allows_exactly_the_wire_job_kinds() {
+        let schema = include_str!("../../../migrations/common/0009_jobs.sql");
+        let kinds = [JobKind::Backup, JobKind::Restore];
+        let listed: Vec<String> = kinds.iter().map(|k| format!("'{}'", k.as_str())).collect();
+        let check = format!("CHECK (kind IN ({}))", listed.join(", "));
+        assert!(schema.contains(&check), "{check} not in the schema");
+        for kind in kinds {
+            assert_eq!(JobKind::from_name(kind.as_str()), kind);
+        }
+    }
 }

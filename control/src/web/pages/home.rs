@@ -1,6 +1,7 @@
 //! The landing page after sign-in: the organisations the person belongs to, their role
 //! in each and what that role may do, and whether their account has a second factor.
 
+use crate::accounts::roles::Role;
 use crate::accounts::{memberships, second_factor};
 use crate::http::AppState;
 use crate::web::layout::{self, answer, notice, page, Area, Nav};
@@ -11,13 +12,12 @@ use axum::response::Response;
 use maud::html;
 
 /// What a role may do, in the words of `accounts::roles`.
-fn role_meaning(role: &str) -> &'static str {
+fn role_meaning(role: Role) -> &'static str {
     match role {
-        "owner" => "everything, including owners and the organisation's key",
-        "admin" => "databases, destinations, schedules, agents and members",
-        "operator" => "runs backups and restores; reads everything",
-        "viewer" => "reads everything",
-        _ => "",
+        Role::Owner => "everything, including owners and the organisation's key",
+        Role::Admin => "databases, destinations, schedules, agents and members",
+        Role::Operator => "runs backups and restores; reads everything",
+        Role::Viewer => "reads everything",
     }
 }
 
@@ -74,7 +74,7 @@ pub async fn show(State(state): State<AppState>, Person(visitor): Person) -> Res
                                 tr {
                                     th scope="row" { (org.org_name) }
                                     td data-label="Your role" { (org.role) }
-                                    td data-label="The role may" { (role_meaning(&org.role)) }
+                                    td data-label="The role may" { (role_meaning(org.role)) }
                                     td data-label="Organisation key" { (key_mode_text(&org.key_mode)) }
                                 }
                             }
