@@ -130,3 +130,26 @@ impl Error {
 
 /// Shorthand for storage results.
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// The first error of type `T` in `error`'s chain of causes, I/O errors' payloads
+/// included (an `io::Error`'s `source()` skips its payload and goes to the payload's
+/// own source): how code finds what a client library wrapped, by its type rather than
+/// its words.
+pub fn cause_in_chain<'a, T: std::error::Error + 'static>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a T> {
+    let mut current = Some(error);
+    while let Some(err) = current {
+        if let Some(found) = err.downcast_ref::<T>() {
+            return Some(found);
+        }
+        current = match err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(payload) => Some(payload as &(dyn std::error::Error + 'static)),
+            None => err.source(),
+        };
+    }
+    None
+}

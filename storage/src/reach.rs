@@ -305,19 +305,8 @@ impl ReachPolicy {
 /// hands the [`PolicyResolver`]'s refusal back wrapped in its own errors, which keep it
 /// as a cause (an I/O error's payload included, which `source()` skips).
 pub fn refused_in_chain(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut current = Some(error);
-    while let Some(err) = current {
-        let ours = err.downcast_ref::<Error>().or_else(|| {
-            err.downcast_ref::<std::io::Error>()
-                .and_then(|io| io.get_ref())
-                .and_then(|inner| inner.downcast_ref::<Error>())
-        });
-        if ours.is_some_and(|e| e.class() == FailureClass::NotAllowed) {
-            return true;
-        }
-        current = err.source();
-    }
-    false
+    crate::error::cause_in_chain::<Error>(error)
+        .is_some_and(|e| e.class() == FailureClass::NotAllowed)
 }
 
 /// A DNS resolver for the S3 client that answers only addresses the policy allows, so

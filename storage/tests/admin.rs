@@ -9,10 +9,13 @@ use dbcrate_storage::admin::{
     probe, DeleteOutcome, Destination, ProbeReport, ProbeStep, StepOutcome, MAX_RANGE_LEN,
 };
 use dbcrate_storage::{ErrorKind, Location, StorageOptions};
-use dbcrate_testkit::{names_in, Deps, S3Server, SftpServer, TempDir};
+use dbcrate_testkit::{names_in, Deps, S3Server, SftpServer, TempDir, TestCa};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
+use std::sync::Arc;
 
 fn s3_options(s3: &S3Server, key_id: &str, secret: &str) -> StorageOptions {
     StorageOptions {
@@ -238,6 +241,54 @@ async fn s3_probe_failures_name_the_step_and_leave_nothing() {
     half.s3_secret_access_key = None;
     let err = Destination::connect(&location, &half).await.err().unwrap();
     assert!(err.to_string().contains("without its secret"), "{err}");
+}
+
+/// A port on loopback where a TLS server answers with a certificate no trusted CA
+/// signed (each handshake fails; the thread ends with the test process).
+fn untrusted_https_port() -> u16 {
+    let leaf = TestCa::new("dbcrate untrusted test CA").server("127.0.0.1", "untrusted S3");
+    let certs = CertificateDer::pem_slice_iter(leaf.cert_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_slice(leaf.key_pem.as_bytes()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    let config = Arc::new(config);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut tcp in listener.incoming().map_while(Result::ok) {
+            let mut tls = rustls::ServerConnection::new(Arc::clone(&config)).unwrap();
+            let _ = tls.complete_io(&mut tcp);
+        }
+    });
+    port
+}
+
+/// The S3 client's TLS failure is told apart from a refused connection by the
+/// TLS library's error in the chain of causes, and tenants are shown the TLS message.
+#[tokio::test]
+async fn s3_probe_of_an_untrusted_certificate_is_a_tls_failure() {
+    let options = StorageOptions {
+        s3_endpoint: Some(format!("https://127.0.0.1:{}", untrusted_https_port())),
+        s3_region: Some("garage".into()),
+        s3_path_style: true,
+        s3_access_key_id: Some(format!("GK{}", "1".repeat(24))),
+        s3_secret_access_key: Some(SecretString::new("2".repeat(64))),
+        ..StorageOptions::default()
+    };
+    let location = Location::parse("s3://bucket/p", "t").unwrap();
+    let report = probe(&location, &options).await;
+    assert_fails_at(&report, ProbeStep::List, "listing", &[]);
+    let StepOutcome::Failed { class, .. } = &report.steps[0].outcome else {
+        unreachable!("{report:?}")
+    };
+    assert_eq!(*class, dbcrate_storage::FailureClass::Tls, "{report:?}");
 }
 
 #[tokio::test]

@@ -4,7 +4,6 @@ use super::{join, DeleteOutcome, ObjectInfo};
 use crate::error::{Error, FailureClass, Result};
 use crate::s3::{client, describe};
 use crate::StorageOptions;
-use aws_sdk_s3::error::DisplayErrorContext;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 
@@ -57,15 +56,14 @@ fn classify<E: ProvideErrorMetadata + std::error::Error + 'static>(
         (SdkError::DispatchFailure(_), _, _) if crate::reach::refused_in_chain(err) => {
             FailureClass::NotAllowed
         }
-        (SdkError::DispatchFailure(_), _, _) => {
-            // The SDK's transport errors name no TLS failure in a type of their own.
-            let text = DisplayErrorContext(err).to_string().to_ascii_lowercase();
-            if text.contains("tls") || text.contains("certificate") {
-                FailureClass::Tls
-            } else {
-                FailureClass::Connect
-            }
+        // The SDK's transport errors name no TLS failure in a type of their own; the
+        // TLS library's error is in the chain of causes.
+        (SdkError::DispatchFailure(_), _, _)
+            if crate::error::cause_in_chain::<rustls::Error>(err).is_some() =>
+        {
+            FailureClass::Tls
         }
+        (SdkError::DispatchFailure(_), _, _) => FailureClass::Connect,
         (SdkError::TimeoutError(_), _, _) => FailureClass::Connect,
         (_, "NoSuchBucket", _) => FailureClass::Missing,
         (_, "InvalidAccessKeyId" | "SignatureDoesNotMatch", _) => FailureClass::Auth,
