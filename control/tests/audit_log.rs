@@ -205,17 +205,7 @@ async fn audit_log_properties(db: Db) {
     assert_eq!(audit::verify(&db, "org-d").await.unwrap(), Ok(5));
 }
 
-#[tokio::test]
-async fn sqlite_audit_log() {
-    let dir = TempDir::new("control-sqlite").unwrap();
-    audit_log_properties(common::sqlite_db(&dir).await).await;
-}
-
-#[tokio::test]
-async fn postgres_audit_log() {
-    let server = PgServer::start(17).unwrap();
-    audit_log_properties(common::postgres_db(&server).await).await;
-}
+crate::sqlite_and_postgres!(sqlite_audit_log, postgres_audit_log, audit_log_properties);
 
 #[tokio::test]
 async fn a_schema_newer_than_the_binary_is_refused() {
@@ -349,14 +339,8 @@ async fn unkeyed_chains_are_sealed(db: Db) {
     );
 }
 
-#[tokio::test]
-async fn sqlite_unkeyed_chains_are_sealed() {
-    let dir = TempDir::new("control-sealed").unwrap();
-    unkeyed_chains_are_sealed(common::sqlite_db(&dir).await).await;
-}
-
-#[tokio::test]
-async fn postgres_unkeyed_chains_are_sealed() {
-    let server = PgServer::start(17).unwrap();
-    unkeyed_chains_are_sealed(common::postgres_db(&server).await).await;
-}
+crate::sqlite_and_postgres!(
+    sqlite_unkeyed_chains_are_sealed,
+    postgres_unkeyed_chains_are_sealed,
+    unkeyed_chains_are_sealed
+);

@@ -9,7 +9,7 @@ use dbcrate_control::audit;
 use dbcrate_control::db::Db;
 use dbcrate_control::envelope::MasterKeys;
 use dbcrate_control::{orgs, secrets};
-use dbcrate_testkit::{Deps, PgServer, TempDir, TEST_MASTER_KEY as K1, TEST_MASTER_KEY_2 as K2};
+use dbcrate_testkit::{Deps, TempDir, TEST_MASTER_KEY as K1, TEST_MASTER_KEY_2 as K2};
 use std::process::{Command, Stdio};
 
 const NOW: &str = "2026-11-29T05:00:00Z";
@@ -210,17 +210,7 @@ async fn org_keys(db: Db) {
     );
 }
 
-#[tokio::test]
-async fn sqlite_org_keys() {
-    let dir = TempDir::new("control-orgs").unwrap();
-    org_keys(common::sqlite_db(&dir).await).await;
-}
-
-#[tokio::test]
-async fn postgres_org_keys() {
-    let server = PgServer::start(17).unwrap();
-    org_keys(common::postgres_db(&server).await).await;
-}
+crate::sqlite_and_postgres!(sqlite_org_keys, postgres_org_keys, org_keys);
 
 fn passphrase(text: &str) -> dbcrate_control::secrets::customer_seal::Passphrase {
     dbcrate_control::secrets::customer_seal::Passphrase::new(
@@ -498,14 +488,8 @@ async fn customer_sealed(db: Db) {
     assert_eq!(e.code, Code::Throttled);
 }
 
-#[tokio::test]
-async fn sqlite_customer_sealed() {
-    let dir = TempDir::new("control-sealed").unwrap();
-    customer_sealed(common::sqlite_db(&dir).await).await;
-}
-
-#[tokio::test]
-async fn postgres_customer_sealed() {
-    let server = PgServer::start(17).unwrap();
-    customer_sealed(common::postgres_db(&server).await).await;
-}
+crate::sqlite_and_postgres!(
+    sqlite_customer_sealed,
+    postgres_customer_sealed,
+    customer_sealed
+);

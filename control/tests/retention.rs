@@ -10,7 +10,7 @@ use dbcrate_control::db::Db;
 use dbcrate_control::envelope::MasterKeys;
 use dbcrate_control::{audit, orgs};
 use dbcrate_core::retention::Rules;
-use dbcrate_testkit::{PgServer, TempDir};
+use dbcrate_testkit::TempDir;
 use serde_json::json;
 
 const DAY: i64 = 86_400;
@@ -283,14 +283,8 @@ async fn retention_deletes_what_rules_drop(db: Db) {
     assert!(audit::verify(&w.db, &w.org).await.unwrap().is_ok());
 }
 
-#[tokio::test]
-async fn sqlite_retention_deletes_what_rules_drop() {
-    let dir = TempDir::new("control-retention-db").unwrap();
-    retention_deletes_what_rules_drop(common::sqlite_db(&dir).await).await;
-}
-
-#[tokio::test]
-async fn postgres_retention_deletes_what_rules_drop() {
-    let server = PgServer::start(17).unwrap();
-    retention_deletes_what_rules_drop(common::postgres_db(&server).await).await;
-}
+crate::sqlite_and_postgres!(
+    sqlite_retention_deletes_what_rules_drop,
+    postgres_retention_deletes_what_rules_drop,
+    retention_deletes_what_rules_drop
+);

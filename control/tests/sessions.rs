@@ -9,7 +9,6 @@ use dbcrate_control::db::Db;
 use dbcrate_control::envelope::MasterKeys;
 use dbcrate_control::setup;
 use dbcrate_core::secret::SecretString;
-use dbcrate_testkit::{PgServer, TempDir};
 
 const T0: i64 = 1_800_000_000;
 
@@ -213,17 +212,7 @@ async fn sessions_behave(db: Db) {
     assert!(audit::verify(&db, INSTANCE_CHAIN).await.unwrap().is_ok());
 }
 
-#[tokio::test]
-async fn sqlite_sessions() {
-    let dir = TempDir::new("control-sessions").unwrap();
-    sessions_behave(common::sqlite_db(&dir).await).await;
-}
-
-#[tokio::test]
-async fn postgres_sessions() {
-    let server = PgServer::start(17).unwrap();
-    sessions_behave(common::postgres_db(&server).await).await;
-}
+crate::sqlite_and_postgres!(sqlite_sessions, postgres_sessions, sessions_behave);
 
 /// A burst of parallel wrong codes: at most the limit is even checked; the rest are
 /// throttled, however they interleave.
@@ -289,14 +278,9 @@ async fn parallel_guesses_are_throttled(db: Db) {
     assert_eq!(left, 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn sqlite_parallel_guesses_are_throttled() {
-    let dir = TempDir::new("control-burst").unwrap();
-    parallel_guesses_are_throttled(common::sqlite_db(&dir).await).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn postgres_parallel_guesses_are_throttled() {
-    let server = PgServer::start(17).unwrap();
-    parallel_guesses_are_throttled(common::postgres_db(&server).await).await;
-}
+crate::sqlite_and_postgres!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    sqlite_parallel_guesses_are_throttled,
+    postgres_parallel_guesses_are_throttled,
+    parallel_guesses_are_throttled
+);

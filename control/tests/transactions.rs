@@ -5,7 +5,6 @@
 mod common;
 
 use dbcrate_control::db::{end_write, Db};
-use dbcrate_testkit::{PgServer, TempDir};
 use std::time::{Duration, Instant};
 
 async fn dropped_transactions_roll_back(db: Db) {
@@ -32,14 +31,8 @@ async fn dropped_transactions_roll_back(db: Db) {
     );
 }
 
-#[tokio::test]
-async fn sqlite_dropped_transactions_roll_back() {
-    let dir = TempDir::new("control-tx").unwrap();
-    dropped_transactions_roll_back(common::sqlite_db(&dir).await).await;
-}
-
-#[tokio::test]
-async fn postgres_dropped_transactions_roll_back() {
-    let server = PgServer::start(17).unwrap();
-    dropped_transactions_roll_back(common::postgres_db(&server).await).await;
-}
+crate::sqlite_and_postgres!(
+    sqlite_dropped_transactions_roll_back,
+    postgres_dropped_transactions_roll_back,
+    dropped_transactions_roll_back
+);

@@ -4,33 +4,17 @@
 //! renewal, the signed CRL, and each attack of the issue refused with a clear error (and
 //! an audit row where an organisation is known).
 
-use crate::harness::{Api, Auth, NOW};
+use crate::harness::{csr, csr_with, Api, Auth, NOW};
 use dbcrate_control::db::Db;
 use dbcrate_control::{audit, setup};
 use rcgen::{CertificateParams, KeyPair};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-/// A fresh key and a CSR for it, with `params` asking for whatever a test wants.
-fn csr_with(params: CertificateParams) -> (KeyPair, String) {
-    let key = KeyPair::generate().unwrap();
-    let csr = params.serialize_request(&key).unwrap().pem().unwrap();
-    (key, csr)
-}
-
-fn csr() -> (KeyPair, String) {
-    csr_with(CertificateParams::default())
-}
-
 /// An HTTPS client presenting `chain_pem` with `key`, on a fresh connection pool.
 fn agent_client(api: &Api, chain_pem: &str, key: &KeyPair) -> reqwest::Client {
     let identity = format!("{}{}", key.serialize_pem(), chain_pem);
-    reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(&api.cert_pem).unwrap())
-        .tls_built_in_root_certs(false)
-        .identity(reqwest::Identity::from_pem(identity.as_bytes()).unwrap())
-        .build()
-        .unwrap()
+    api.client(Some(&identity))
 }
 
 async fn enrol_token(api: &Api, admin: &Auth, org: &str) -> String {

@@ -3,7 +3,8 @@
 //! restores need the passphrase while sealed and say so; a wrong passphrase is refused
 //! and audited, never recorded.
 
-use crate::harness::{totp_code, Api, Auth};
+use crate::common::totp_code;
+use crate::harness::{Api, Auth};
 use dbcrate_control::db::Db;
 use serde_json::json;
 

@@ -2,7 +2,8 @@
 //! factor with recovery codes, recovery-key export checked with stock age, members,
 //! API tokens, audit queries and exports, sign-out.
 
-use crate::harness::{totp_code, Api, Auth, NOW};
+use crate::common::totp_code;
+use crate::harness::{Api, Auth, NOW};
 use dbcrate_control::db::Db;
 use dbcrate_control::{audit, setup};
 use reqwest::Method;

@@ -72,6 +72,21 @@ pub enum Auth {
     Bearer(String),
 }
 
+impl Auth {
+    /// `request` with this authentication's headers (the API and OpenAPI tests send
+    /// requests their own ways, but authenticate them alike).
+    pub fn apply(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match self {
+            Auth::None => request,
+            Auth::Session { cookie, csrf } => request
+                .header("cookie", cookie)
+                .header("x-csrf-token", csrf),
+            Auth::CookieOnly(cookie) => request.header("cookie", cookie),
+            Auth::Bearer(token) => request.bearer_auth(token),
+        }
+    }
+}
+
 pub struct Api {
     pub base: String,
     /// The agent listener (mutual TLS).
@@ -89,6 +104,25 @@ pub struct Reply {
     pub status: StatusCode,
     pub headers: reqwest::header::HeaderMap,
     pub text: String,
+}
+
+/// A client builder that trusts the server certificate `cert_pem` and no other root.
+fn pinned_to(cert_pem: &[u8]) -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert_pem).unwrap())
+        .tls_built_in_root_certs(false)
+}
+
+/// A fresh key and a CSR for it, with `params` asking for whatever a test wants.
+pub fn csr_with(params: rcgen::CertificateParams) -> (rcgen::KeyPair, String) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let csr = params.serialize_request(&key).unwrap().pem().unwrap();
+    (key, csr)
+}
+
+/// A fresh key and a plain CSR for it, as an enrolling agent sends.
+pub fn csr() -> (rcgen::KeyPair, String) {
+    csr_with(rcgen::CertificateParams::default())
 }
 
 impl Reply {
@@ -145,12 +179,7 @@ impl Api {
         .await
         .unwrap();
         let cert_pem = local.cert_pem.clone().into_bytes();
-        let client = reqwest::Client::builder()
-            .add_root_certificate(reqwest::Certificate::from_pem(&cert_pem).unwrap())
-            .tls_built_in_root_certs(false)
-            .https_only(true)
-            .build()
-            .unwrap();
+        let client = pinned_to(&cert_pem).https_only(true).build().unwrap();
         Self {
             base: local.api_url.clone(),
             agent_base: local.agent_url.clone(),
@@ -161,6 +190,16 @@ impl Api {
             _local: local,
             _dir: dir,
         }
+    }
+
+    /// A client that trusts this server's certificate only, presenting `identity_pem` (a
+    /// key and its certificate chain, as an enrolled agent does) when one is given.
+    pub fn client(&self, identity_pem: Option<&str>) -> reqwest::Client {
+        let mut builder = pinned_to(&self.cert_pem);
+        if let Some(pem) = identity_pem {
+            builder = builder.identity(reqwest::Identity::from_pem(pem.as_bytes()).unwrap());
+        }
+        builder.build().unwrap()
     }
 
     /// Enrols an agent of `org` through the library; returns its id.
@@ -194,15 +233,7 @@ impl Api {
         auth: &Auth,
         body: Option<Value>,
     ) -> Reply {
-        let mut request = self.client.request(method, self.url(path));
-        request = match auth {
-            Auth::None => request,
-            Auth::Session { cookie, csrf } => request
-                .header("cookie", cookie)
-                .header("x-csrf-token", csrf),
-            Auth::CookieOnly(cookie) => request.header("cookie", cookie),
-            Auth::Bearer(token) => request.bearer_auth(token),
-        };
+        let mut request = auth.apply(self.client.request(method, self.url(path)));
         if let Some(body) = body {
             request = request.json(&body);
         }
@@ -340,16 +371,4 @@ impl Api {
         let json = reply.ok();
         (json["user_id"].as_str().unwrap().to_string(), password)
     }
-}
-
-/// The current TOTP code for a base32 seed, `ahead` steps in the future.
-pub fn totp_code(seed_base32: &str, ahead: i64) -> String {
-    let seed = data_encoding::BASE32_NOPAD
-        .decode(seed_base32.as_bytes())
-        .unwrap();
-    let step = dbcrate_control::accounts::totp::step_of(dbcrate_core::time::unix_now()) + ahead;
-    format!(
-        "{:06}",
-        dbcrate_control::accounts::totp::code_at(&seed, step)
-    )
 }

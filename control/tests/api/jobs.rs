@@ -22,12 +22,7 @@ async fn enrolled_agent(api: &Api, org: &str) -> Agent {
         .unwrap();
     api._local_reload().await;
     let identity_pem = format!("{}{}", key.serialize_pem(), enrolled.chain_pem);
-    let client = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(&api.cert_pem).unwrap())
-        .tls_built_in_root_certs(false)
-        .identity(reqwest::Identity::from_pem(identity_pem.as_bytes()).unwrap())
-        .build()
-        .unwrap();
+    let client = api.client(Some(&identity_pem));
     let leaf = {
         use rustls::pki_types::pem::PemObject;
         rustls::pki_types::CertificateDer::pem_slice_iter(enrolled.chain_pem.as_bytes())

@@ -103,12 +103,7 @@ async fn names_are_checked(db: Db) {
         .as_str()
         .unwrap()
         .to_string();
-    let key = rcgen::KeyPair::generate().unwrap();
-    let csr = rcgen::CertificateParams::default()
-        .serialize_request(&key)
-        .unwrap()
-        .pem()
-        .unwrap();
+    let (_key, csr) = crate::harness::csr();
     for name in HOSTILE {
         refused(
             &api,

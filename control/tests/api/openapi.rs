@@ -17,7 +17,8 @@
 //! - each schema that mirrors a `dbcrate_core::wire` type matches a fully filled value of
 //!   that type exactly.
 
-use crate::harness::{totp_code, Api, Auth, Reply};
+use crate::common::totp_code;
+use crate::harness::{csr, Api, Auth, Reply};
 use dbcrate_control::db::Db;
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -396,6 +397,21 @@ struct Live<'a> {
     seen: BTreeSet<(String, String, String, String)>,
 }
 
+impl Reply {
+    /// The JSON body (`Null` when there is none), after asserting the status: how
+    /// [`Live::expect`] and [`Live::agent`] finish.
+    #[track_caller]
+    fn body_after(&self, status: u16, method: &Method, template: &str) -> Value {
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "{method} {template}: {}",
+            self.text
+        );
+        serde_json::from_str(&self.text).unwrap_or(Value::Null)
+    }
+}
+
 fn fill(template: &str, args: &[(&str, &str)]) -> String {
     let mut path = template.to_string();
     for (name, value) in args {
@@ -407,15 +423,10 @@ fn fill(template: &str, args: &[(&str, &str)]) -> String {
 
 impl<'a> Live<'a> {
     fn new(api: &'a Api) -> Self {
-        let client = reqwest::Client::builder()
-            .add_root_certificate(reqwest::Certificate::from_pem(&api.cert_pem).unwrap())
-            .tls_built_in_root_certs(false)
-            .build()
-            .unwrap();
         Self {
             api,
             doc: document(),
-            client,
+            client: api.client(None),
             seen: BTreeSet::new(),
         }
     }
@@ -440,16 +451,8 @@ impl<'a> Live<'a> {
             Via::Api => &self.client,
             Via::Agent(client) => client,
         };
-        let mut request = client.request(method.clone(), self.api.url(&path));
-        request = match auth {
-            Auth::None => request,
-            Auth::Session { cookie, csrf } => request
-                .header("cookie", cookie)
-                .header("x-csrf-token", csrf),
-            Auth::CookieOnly(cookie) => request.header("cookie", cookie),
-            Auth::Bearer(token) => request.bearer_auth(token),
-        };
-        request = match payload {
+        let request = auth.apply(client.request(method.clone(), self.api.url(&path)));
+        let request = match payload {
             Payload::None => request,
             Payload::Json(body) => request.json(&body),
             Payload::Raw(content_type, bytes) => {
@@ -483,13 +486,7 @@ impl<'a> Live<'a> {
         let reply = self
             .call(Via::Api, method.clone(), template, args, auth, payload)
             .await;
-        assert_eq!(
-            reply.status.as_u16(),
-            status,
-            "{method} {template}: {}",
-            reply.text
-        );
-        serde_json::from_str(&reply.text).unwrap_or(Value::Null)
+        reply.body_after(status, &method, template)
     }
 
     /// [`Self::call`] on the agent listener with `client`, asserting the status.
@@ -512,13 +509,7 @@ impl<'a> Live<'a> {
                 payload,
             )
             .await;
-        assert_eq!(
-            reply.status.as_u16(),
-            status,
-            "{method} {template}: {}",
-            reply.text
-        );
-        serde_json::from_str(&reply.text).unwrap_or(Value::Null)
+        reply.body_after(status, &method, template)
     }
 
     fn validate(&mut self, method: &Method, template: &str, reply: &Reply) {
@@ -639,26 +630,6 @@ async fn forgive(db: &Db, key: &str) {
         .execute(db.pool())
         .await
         .unwrap();
-}
-
-fn csr() -> (rcgen::KeyPair, String) {
-    let key = rcgen::KeyPair::generate().unwrap();
-    let csr = rcgen::CertificateParams::default()
-        .serialize_request(&key)
-        .unwrap()
-        .pem()
-        .unwrap();
-    (key, csr)
-}
-
-fn agent_client(api: &Api, identity_pem: Option<String>) -> reqwest::Client {
-    let mut builder = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(&api.cert_pem).unwrap())
-        .tls_built_in_root_certs(false);
-    if let Some(pem) = identity_pem {
-        builder = builder.identity(reqwest::Identity::from_pem(pem.as_bytes()).unwrap());
-    }
-    builder.build().unwrap()
 }
 
 fn session_cookie(auth: &Auth) -> String {
@@ -1005,7 +976,7 @@ async fn every_documented_answer_matches_a_real_one(db: Db) {
             J(json!({ "name": "db1" })),
         )
         .await;
-    let no_certificate = agent_client(&api, None);
+    let no_certificate = api.client(None);
     let (key, request) = csr();
     let enrol = json!({ "token": text(&created, "token"), "csr": request, "name": "db1" });
     let enrolled = live
@@ -1029,14 +1000,11 @@ async fn every_documented_answer_matches_a_real_one(db: Db) {
     .await;
     let agent_id = text(&enrolled, "agent_id").to_string();
     api._local_reload().await;
-    let agent = agent_client(
-        &api,
-        Some(format!(
-            "{}{}",
-            key.serialize_pem(),
-            text(&enrolled, "certificate_chain")
-        )),
-    );
+    let agent = api.client(Some(&format!(
+        "{}{}",
+        key.serialize_pem(),
+        text(&enrolled, "certificate_chain")
+    )));
     live.agent(&agent, 200, M::GET, "/agent/v1/config", &[], Empty)
         .await;
     live.agent(&agent, 200, M::GET, "/agent/v1/crl", &[], Empty)

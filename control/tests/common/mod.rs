@@ -71,3 +71,44 @@ pub async fn owner_of(db: &Db, org_id: &str, email: &str, password: &str, now: &
         .unwrap();
     user
 }
+
+/// Runs `$body(db)` on a fresh SQLite database and on a fresh PostgreSQL one, as two
+/// tests, so that each test file states its pair in one line instead of repeating the
+/// set-up. The database is not migrated: the body does that (or tests the lack of it).
+/// An optional attribute replaces `#[tokio::test]`, e.g. for a multi-threaded runtime.
+#[macro_export]
+macro_rules! sqlite_and_postgres {
+    ($sqlite:ident, $postgres:ident, $body:path) => {
+        $crate::sqlite_and_postgres!(
+            #[tokio::test]
+            $sqlite,
+            $postgres,
+            $body
+        );
+    };
+    (#[$test:meta] $sqlite:ident, $postgres:ident, $body:path) => {
+        #[$test]
+        async fn $sqlite() {
+            let dir = dbcrate_testkit::TempDir::new(stringify!($sqlite)).unwrap();
+            $body($crate::common::sqlite_db(&dir).await).await;
+        }
+        #[$test]
+        async fn $postgres() {
+            let server = dbcrate_testkit::PgServer::start(17).unwrap();
+            $body($crate::common::postgres_db(&server).await).await;
+        }
+    };
+}
+
+/// The current TOTP code for a base32 seed, `ahead` steps in the future: what an
+/// authenticator app would show (the API and the dashboard tests both enter codes).
+pub fn totp_code(seed_base32: &str, ahead: i64) -> String {
+    let seed = data_encoding::BASE32_NOPAD
+        .decode(seed_base32.as_bytes())
+        .unwrap();
+    let step = dbcrate_control::accounts::totp::step_of(dbcrate_core::time::unix_now()) + ahead;
+    format!(
+        "{:06}",
+        dbcrate_control::accounts::totp::code_at(&seed, step)
+    )
+}

@@ -4,7 +4,6 @@
 use base64::Engine as _;
 use dbcrate_control::config::AgentSettings;
 use dbcrate_control::db::Db;
-use dbcrate_control::envelope::MasterKeys;
 use dbcrate_control::local::{self, LocalControlPlane};
 use dbcrate_testkit::browser::{Browser, BrowserOptions};
 use dbcrate_testkit::TempDir;
@@ -13,7 +12,6 @@ use sha2::{Digest, Sha256};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-pub const K1: &str = "mk1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 pub const NOW: &str = "2026-11-29T05:00:00Z";
 pub const OWNER: &str = "owner@example.com";
 pub const ORG: &str = "Acme Backups";
@@ -39,13 +37,9 @@ impl Dashboard {
             .unwrap();
         let dir = TempDir::new("dashboard").unwrap();
         let (local, db, otp) = rt.block_on(async {
-            let url = format!("sqlite://{}?mode=rwc", dir.path().join("c.db").display());
-            let db = Db::connect(&url).await.unwrap();
+            let db = crate::common::sqlite_db(&dir).await;
             db.migrate().await.unwrap();
-            let keys = Arc::new(MasterKeys::parse(K1).unwrap());
-            dbcrate_control::secrets::audit_key::load(&db, &keys, NOW)
-                .await
-                .unwrap();
+            let keys = Arc::new(crate::common::keys_with_audit_key(&db, NOW).await);
             let init = dbcrate_control::setup::init(&db, &keys, ORG, OWNER, NOW)
                 .await
                 .unwrap();
@@ -238,16 +232,4 @@ impl<'a> Pages<'a> {
         let problems = self.problems();
         assert!(problems.is_empty(), "page {name}: {problems:#?}");
     }
-}
-
-/// The current TOTP code of a base32 seed, `ahead` steps on.
-pub fn totp_code(seed_base32: &str, ahead: i64) -> String {
-    let seed = data_encoding::BASE32_NOPAD
-        .decode(seed_base32.as_bytes())
-        .unwrap();
-    let step = dbcrate_control::accounts::totp::step_of(dbcrate_core::time::unix_now()) + ahead;
-    format!(
-        "{:06}",
-        dbcrate_control::accounts::totp::code_at(&seed, step)
-    )
 }

@@ -7,6 +7,10 @@
 //!
 //! `headers` checks the answers themselves over HTTPS, without a browser.
 
+// The set-up the control plane's test binaries share.
+#[path = "../common/mod.rs"]
+mod common;
+
 mod harness;
 mod headers;
 mod sign_in;

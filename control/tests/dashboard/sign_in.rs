@@ -3,7 +3,8 @@
 //! recovery codes shown once, sign-in with a TOTP code and with a recovery code,
 //! sign-out, the throttling message, and a cross-origin form post refused.
 
-use crate::harness::{totp_code, Dashboard, Pages, ORG, OWNER};
+use crate::common::totp_code;
+use crate::harness::{Dashboard, Pages, ORG, OWNER};
 use serde_json::json;
 use std::io::{Read, Write};
 
