@@ -11,7 +11,7 @@ fn at(text: &str) -> i64 {
     parse_rfc3339(text).unwrap_or_else(|| panic!("bad test time {text}"))
 }
 
-fn rules(last: u32, daily: u32, weekly: u32, monthly: u32, yearly: u32) -> Rules {
+const fn rules(last: u32, daily: u32, weekly: u32, monthly: u32, yearly: u32) -> Rules {
     Rules {
         keep_last: last,
         keep_daily: daily,
@@ -34,21 +34,27 @@ struct Case {
 
 const NOW: &str = "2030-01-01T00:00:00Z";
 
+/// What most cases share, planned in UTC at [`NOW`] with no backups: a case states only
+/// what it is about and takes the rest with `..UTC_NOW`.
+const UTC_NOW: Case = Case {
+    name: "",
+    rules: rules(0, 0, 0, 0, 0),
+    offset: 0,
+    now: NOW,
+    backups: &[],
+    keep: &[],
+};
+
 fn cases() -> Vec<Case> {
     vec![
         Case {
             name: "empty input",
             rules: rules(3, 7, 4, 12, 2),
-            offset: 0,
-            now: NOW,
-            backups: &[],
-            keep: &[],
+            ..UTC_NOW
         },
         Case {
             name: "keep_last only",
             rules: rules(2, 0, 0, 0, 0),
-            offset: 0,
-            now: NOW,
             backups: &[
                 ("a", "2024-05-01T01:00:00Z", S),
                 ("b", "2024-05-01T02:00:00Z", S),
@@ -56,12 +62,11 @@ fn cases() -> Vec<Case> {
                 ("d", "2024-05-01T04:00:00Z", S),
             ],
             keep: &["c", "d"],
+            ..UTC_NOW
         },
         Case {
             name: "unsorted input plans like sorted input",
             rules: rules(2, 0, 0, 0, 0),
-            offset: 0,
-            now: NOW,
             backups: &[
                 ("c", "2024-05-01T03:00:00Z", S),
                 ("a", "2024-05-01T01:00:00Z", S),
@@ -69,24 +74,22 @@ fn cases() -> Vec<Case> {
                 ("b", "2024-05-01T02:00:00Z", S),
             ],
             keep: &["c", "d"],
+            ..UTC_NOW
         },
         Case {
             name: "equal timestamps: the greater id is newer",
             rules: rules(1, 1, 0, 0, 0),
-            offset: 0,
-            now: NOW,
             backups: &[
                 ("b", "2024-05-01T03:00:00Z", S),
                 ("c", "2024-05-01T03:00:00Z", S),
                 ("a", "2024-05-01T03:00:00Z", S),
             ],
             keep: &["c"],
+            ..UTC_NOW
         },
         Case {
             name: "daily in UTC: one day",
             rules: rules(0, 2, 0, 0, 0),
-            offset: 0,
-            now: NOW,
             backups: &[
                 ("d1", "2024-03-10T20:00:00Z", S),
                 ("d2", "2024-03-10T21:30:00Z", S),
@@ -94,12 +97,12 @@ fn cases() -> Vec<Case> {
                 ("d4", "2024-03-10T23:30:00Z", S),
             ],
             keep: &["d4"],
+            ..UTC_NOW
         },
         Case {
             name: "daily at +02:00: local midnight splits the same instants",
             rules: rules(0, 2, 0, 0, 0),
             offset: 7200,
-            now: NOW,
             backups: &[
                 ("d1", "2024-03-10T20:00:00Z", S), // 22:00 on the 10th
                 ("d2", "2024-03-10T21:30:00Z", S), // 23:30 on the 10th
@@ -107,12 +110,12 @@ fn cases() -> Vec<Case> {
                 ("d4", "2024-03-10T23:30:00Z", S), // 01:30 on the 11th
             ],
             keep: &["d2", "d4"],
+            ..UTC_NOW
         },
         Case {
             name: "daily at -05:00: UTC's next day is still local today",
             rules: rules(0, 2, 0, 0, 0),
             offset: -5 * 3600,
-            now: NOW,
             backups: &[
                 ("e1", "2024-03-10T23:00:00Z", S), // 18:00 on the 10th
                 ("e2", "2024-03-11T03:00:00Z", S), // 22:00 on the 10th
@@ -121,12 +124,11 @@ fn cases() -> Vec<Case> {
                 ("e5", "2024-03-11T06:00:00Z", S), // 01:00 on the 11th
             ],
             keep: &["e3", "e5"],
+            ..UTC_NOW
         },
         Case {
             name: "weekly across New Year: 2020-W53 runs to 2021-01-03",
             rules: rules(0, 0, 3, 0, 0),
-            offset: 0,
-            now: NOW,
             backups: &[
                 ("w52", "2020-12-27T12:00:00Z", S), // Sunday, 2020-W52
                 ("mon", "2020-12-28T12:00:00Z", S), // Monday, 2020-W53
@@ -135,12 +137,11 @@ fn cases() -> Vec<Case> {
                 ("w01", "2021-01-04T12:00:00Z", S), // 2021-W01
             ],
             keep: &["w01", "sun", "w52"],
+            ..UTC_NOW
         },
         Case {
             name: "yearly splits where the ISO week does not",
             rules: rules(0, 0, 0, 0, 2),
-            offset: 0,
-            now: NOW,
             backups: &[
                 ("w52", "2020-12-27T12:00:00Z", S),
                 ("thu", "2020-12-31T12:00:00Z", S),
@@ -148,24 +149,23 @@ fn cases() -> Vec<Case> {
                 ("w01", "2021-01-04T12:00:00Z", S),
             ],
             keep: &["w01", "thu"],
+            ..UTC_NOW
         },
         Case {
             name: "weekly at +01:00: Sunday 23:30 UTC is already Monday",
             rules: rules(0, 0, 2, 0, 0),
             offset: 3600,
-            now: NOW,
             backups: &[
                 ("sat", "2021-01-02T12:00:00Z", S),
                 ("sun", "2021-01-03T23:30:00Z", S), // Monday 00:30, 2021-W01
                 ("tue", "2021-01-05T12:00:00Z", S),
             ],
             keep: &["tue", "sat"],
+            ..UTC_NOW
         },
         Case {
             name: "monthly across month ends and a leap February",
             rules: rules(0, 0, 0, 3, 0),
-            offset: 0,
-            now: NOW,
             backups: &[
                 ("jan31", "2024-01-31T23:00:00Z", S),
                 ("feb01", "2024-02-01T00:30:00Z", S),
@@ -173,12 +173,12 @@ fn cases() -> Vec<Case> {
                 ("mar01", "2024-03-01T00:00:00Z", S),
             ],
             keep: &["mar01", "feb29", "jan31"],
+            ..UTC_NOW
         },
         Case {
             name: "monthly at +01:00: 31 January 23:00 UTC is February",
             rules: rules(0, 0, 0, 3, 0),
             offset: 3600,
-            now: NOW,
             backups: &[
                 ("dec", "2023-12-15T12:00:00Z", S),
                 ("jan31", "2024-01-31T23:00:00Z", S), // 1 February 00:00
@@ -186,12 +186,11 @@ fn cases() -> Vec<Case> {
                 ("feb29", "2024-02-29T23:30:00Z", S), // 1 March 00:30
             ],
             keep: &["feb29", "feb01", "dec"],
+            ..UTC_NOW
         },
         Case {
             name: "daily around a leap day",
             rules: rules(0, 3, 0, 0, 0),
-            offset: 0,
-            now: NOW,
             backups: &[
                 ("feb28", "2024-02-28T23:59:59Z", S),
                 ("feb29a", "2024-02-29T00:00:00Z", S),
@@ -199,24 +198,22 @@ fn cases() -> Vec<Case> {
                 ("mar01", "2024-03-01T00:00:00Z", S),
             ],
             keep: &["mar01", "feb29b", "feb28"],
+            ..UTC_NOW
         },
         Case {
             name: "days without backups do not use up keep_daily",
             rules: rules(0, 2, 0, 0, 0),
-            offset: 0,
-            now: NOW,
             backups: &[
                 ("old", "2024-01-01T12:00:00Z", S),
                 ("older", "2023-06-01T12:00:00Z", S),
                 ("oldest", "2023-01-01T12:00:00Z", S),
             ],
             keep: &["old", "older"],
+            ..UTC_NOW
         },
         Case {
             name: "overlapping rules keep the union",
             rules: rules(2, 2, 2, 2, 2),
-            offset: 0,
-            now: NOW,
             backups: &[
                 ("y23", "2023-06-15T12:00:00Z", S),
                 ("m0", "2024-04-01T12:00:00Z", S),
@@ -231,12 +228,11 @@ fn cases() -> Vec<Case> {
             // monthly: n (May), m1 (April); yearly: n, y23. Not z (day and week
             // already used) nor m0 (April already used).
             keep: &["n", "x", "d1", "w1", "m1", "y23"],
+            ..UTC_NOW
         },
         Case {
             name: "a single yearly rule still keeps the newest success",
             rules: rules(0, 0, 0, 0, 1),
-            offset: 0,
-            now: NOW,
             backups: &[
                 ("a", "2024-05-01T01:00:00Z", S),
                 ("b", "2024-05-02T01:00:00Z", S),
@@ -244,23 +240,21 @@ fn cases() -> Vec<Case> {
                 ("f", "2024-04-30T01:00:00Z", F),
             ],
             keep: &["c"],
+            ..UTC_NOW
         },
         Case {
             name: "all rules zero keeps everything",
             rules: rules(0, 0, 0, 0, 0),
-            offset: 0,
-            now: NOW,
             backups: &[
                 ("a", "2024-05-01T01:00:00Z", S),
                 ("b", "2024-05-02T01:00:00Z", S),
             ],
             keep: &["a", "b"],
+            ..UTC_NOW
         },
         Case {
             name: "a run of failures after the newest success deletes nothing",
             rules: rules(1, 0, 0, 0, 0),
-            offset: 0,
-            now: NOW,
             backups: &[
                 ("a", "2024-05-01T01:00:00Z", S),
                 ("b", "2024-05-02T01:00:00Z", S),
@@ -270,36 +264,33 @@ fn cases() -> Vec<Case> {
                 ("f3", "2024-05-06T01:00:00Z", F),
             ],
             keep: &["a", "b", "c"],
+            ..UTC_NOW
         },
         Case {
             name: "one failure after the newest success is enough to hold",
             rules: rules(1, 0, 0, 0, 0),
-            offset: 0,
-            now: NOW,
             backups: &[
                 ("a", "2024-05-01T01:00:00Z", S),
                 ("b", "2024-05-02T01:00:00Z", S),
                 ("f", "2024-05-02T01:00:01Z", F),
             ],
             keep: &["a", "b"],
+            ..UTC_NOW
         },
         Case {
             name: "a failure tied with the newest success but ordered after it holds",
             rules: rules(1, 0, 0, 0, 0),
-            offset: 0,
-            now: NOW,
             backups: &[
                 ("a", "2024-05-01T01:00:00Z", S),
                 ("b", "2024-05-02T01:00:00Z", S),
                 ("c", "2024-05-02T01:00:00Z", F),
             ],
             keep: &["a", "b"],
+            ..UTC_NOW
         },
         Case {
             name: "failures older than the newest success do not hold",
             rules: rules(1, 0, 0, 0, 0),
-            offset: 0,
-            now: NOW,
             backups: &[
                 ("a", "2024-05-01T01:00:00Z", S),
                 ("f1", "2024-05-02T01:00:00Z", F),
@@ -307,22 +298,21 @@ fn cases() -> Vec<Case> {
                 ("b", "2024-05-04T01:00:00Z", S),
             ],
             keep: &["b"],
+            ..UTC_NOW
         },
         Case {
             name: "only failures: nothing to delete",
             rules: rules(1, 0, 0, 0, 0),
-            offset: 0,
-            now: NOW,
             backups: &[
                 ("f1", "2024-05-02T01:00:00Z", F),
                 ("f2", "2024-05-03T01:00:00Z", F),
             ],
             keep: &[],
+            ..UTC_NOW
         },
         Case {
             name: "a backup in the future is kept and the newest past one too",
             rules: rules(1, 0, 0, 0, 0),
-            offset: 0,
             now: "2024-05-10T00:00:00Z",
             backups: &[
                 ("a", "2024-05-01T01:00:00Z", S),
@@ -330,22 +320,22 @@ fn cases() -> Vec<Case> {
                 ("skewed", "2024-05-10T00:00:01Z", S),
             ],
             keep: &["b", "skewed"],
+            ..UTC_NOW
         },
         Case {
             name: "a backup exactly at now is not in the future",
             rules: rules(1, 0, 0, 0, 0),
-            offset: 0,
             now: "2024-05-10T00:00:00Z",
             backups: &[
                 ("a", "2024-05-01T01:00:00Z", S),
                 ("b", "2024-05-10T00:00:00Z", S),
             ],
             keep: &["b"],
+            ..UTC_NOW
         },
         Case {
             name: "a failure in the future still holds deletions",
             rules: rules(1, 0, 0, 0, 0),
-            offset: 0,
             now: "2024-05-10T00:00:00Z",
             backups: &[
                 ("a", "2024-05-01T01:00:00Z", S),
@@ -353,18 +343,18 @@ fn cases() -> Vec<Case> {
                 ("f", "2024-06-01T00:00:00Z", F),
             ],
             keep: &["a", "b"],
+            ..UTC_NOW
         },
         Case {
             name: "a duplicated id kept once is kept everywhere",
             rules: rules(1, 0, 0, 0, 0),
-            offset: 0,
-            now: NOW,
             backups: &[
                 ("a", "2024-05-01T01:00:00Z", S),
                 ("dup", "2024-05-02T01:00:00Z", S),
                 ("dup", "2024-05-03T01:00:00Z", S),
             ],
             keep: &["dup"],
+            ..UTC_NOW
         },
     ]
 }
@@ -382,6 +372,12 @@ fn run(case: &Case) -> (Vec<Backup>, Plan) {
     let zone = FixedOffset::new(case.offset).expect("test offset");
     let plan = plan(&backups, &case.rules, &zone, at(case.now));
     (backups, plan)
+}
+
+/// The plan of the table's case `name`, for tests that look closer at its reasons.
+fn plan_of(name: &str) -> Plan {
+    let case = cases().into_iter().find(|c| c.name == name).expect(name);
+    run(&case).1
 }
 
 #[test]
@@ -457,11 +453,7 @@ fn date(year: i64, month: u32, day: u32) -> Date {
 
 #[test]
 fn a_backup_kept_for_several_reasons_lists_them_all() {
-    let case = cases()
-        .into_iter()
-        .find(|c| c.name == "overlapping rules keep the union")
-        .expect("case");
-    let (_, plan) = run(&case);
+    let plan = plan_of("overlapping rules keep the union");
     assert_eq!(
         reasons_of(&plan, "n"),
         [
@@ -495,11 +487,7 @@ fn a_backup_kept_for_several_reasons_lists_them_all() {
 
 #[test]
 fn held_plans_say_why() {
-    let case = cases()
-        .into_iter()
-        .find(|c| c.name == "a run of failures after the newest success deletes nothing")
-        .expect("case");
-    let (_, plan) = run(&case);
+    let plan = plan_of("a run of failures after the newest success deletes nothing");
     assert_eq!(plan.recent_failures, 3);
     assert_eq!(
         reasons_of(&plan, "c"),
@@ -513,10 +501,6 @@ fn held_plans_say_why() {
 
 #[test]
 fn other_safety_reasons() {
-    let plan_of = |name: &str| {
-        let case = cases().into_iter().find(|c| c.name == name).expect(name);
-        run(&case).1
-    };
     let plan = plan_of("a backup in the future is kept and the newest past one too");
     assert_eq!(reasons_of(&plan, "skewed"), [Reason::InFuture]);
     assert_eq!(reasons_of(&plan, "b"), [Reason::Newest, Reason::Last(1)]);
