@@ -113,10 +113,49 @@ pub(crate) fn keyed_row_hash(key: &ChainKey, prev_hash: &str, row: &AuditRow) ->
     key.mac_hex(&message)
 }
 
-/// Appends an event with JSON `details` at Unix time `now`, in a transaction of its own:
-/// the shape most callers have.
-pub async fn record(
-    db: &Db,
+/// Where a row is written: in a transaction of its own ([`append`], retried when another
+/// writer of the chain gets there first), or inside the caller's ([`append_in`]), to
+/// commit or roll back with the change it records.
+pub enum Writer<'c> {
+    /// A transaction of its own on the database.
+    Own(&'c Db),
+    /// The caller's transaction.
+    In(&'c mut sqlx::AnyConnection),
+}
+
+impl<'c> From<&'c Db> for Writer<'c> {
+    fn from(db: &'c Db) -> Self {
+        Self::Own(db)
+    }
+}
+
+impl<'c> From<&'c mut sqlx::AnyConnection> for Writer<'c> {
+    fn from(conn: &'c mut sqlx::AnyConnection) -> Self {
+        Self::In(conn)
+    }
+}
+
+impl<'c> From<&'c mut sqlx::Transaction<'_, sqlx::Any>> for Writer<'c> {
+    fn from(tx: &'c mut sqlx::Transaction<'_, sqlx::Any>) -> Self {
+        Self::In(tx)
+    }
+}
+
+impl Writer<'_> {
+    /// Appends `event` at time `at` where this says.
+    pub async fn append(self, event: &AuditEvent<'_>, at: &str) -> Result<AuditRow, sqlx::Error> {
+        match self {
+            Self::Own(db) => append(db, event, at).await,
+            Self::In(conn) => append_in(conn, event, at).await,
+        }
+    }
+}
+
+/// Appends an event with JSON `details` at Unix time `now`: the shape most callers have.
+/// `to` is the database for a transaction of its own, or the caller's transaction (see
+/// [`Writer`]).
+pub async fn record<'c>(
+    to: impl Into<Writer<'c>>,
     org_id: &str,
     actor: &str,
     action: AuditAction,
@@ -131,30 +170,14 @@ pub async fn record(
         target,
         details: &details.to_string(),
     };
-    append(db, &event, &dbcrate_core::time::rfc3339(now)).await?;
+    to.into()
+        .append(&event, &dbcrate_core::time::rfc3339(now))
+        .await?;
     Ok(())
 }
 
-/// [`record`] inside the caller's transaction.
-pub async fn record_in(
-    conn: &mut sqlx::AnyConnection,
-    org_id: &str,
-    actor: &str,
-    action: AuditAction,
-    target: &str,
-    details: serde_json::Value,
-    now: i64,
-) -> crate::error::Result<()> {
-    let event = AuditEvent {
-        org_id,
-        actor,
-        action,
-        target,
-        details: &details.to_string(),
-    };
-    append_in(conn, &event, &dbcrate_core::time::rfc3339(now)).await?;
-    Ok(())
-}
+/// [`record`] by the name that says the caller's transaction is meant.
+pub use self::record as record_in;
 
 /// Appends `event` at time `at` to its organisation's chain. Concurrent writers (other
 /// replicas) conflict on the (org, seq) unique key, and the loser retries.

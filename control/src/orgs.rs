@@ -3,7 +3,7 @@
 //! secret, unwrapped only for customer-initiated operations, each audited.
 
 use crate::accounts::throttle::Attempt;
-use crate::audit::{self, AuditAction, AuditEvent};
+use crate::audit::{AuditAction, AuditEvent, Writer};
 use crate::db::{end_write, Db};
 use crate::envelope::MasterKeys;
 use crate::error::{new_id, Code, Error, Result};
@@ -80,24 +80,34 @@ pub async fn create_in(
         .bind(&id)
         .execute(&mut *conn)
         .await?;
-    let details = serde_json::json!({ "name": name, "recipient": recipient }).to_string();
-    audit::append_in(
-        conn,
-        &AuditEvent {
-            org_id: &id,
-            actor,
-            action: AuditAction::OrgCreate,
-            target: &format!("org:{id}"),
-            details: &details,
-        },
-        now,
-    )
-    .await?;
+    let details = serde_json::json!({ "name": name, "recipient": recipient });
+    audit_org(&mut *conn, &id, actor, AuditAction::OrgCreate, details, now).await?;
     Ok(Org {
         id,
         name: name.to_string(),
         recipient,
     })
+}
+
+/// Audits `action` on the organisation itself (target `org:<id>`) at `now`, in a
+/// transaction of its own or the caller's (see [`Writer`]).
+async fn audit_org<'c>(
+    to: impl Into<Writer<'c>>,
+    org_id: &str,
+    actor: &str,
+    action: AuditAction,
+    details: serde_json::Value,
+    now: &str,
+) -> Result<()> {
+    let event = AuditEvent {
+        org_id,
+        actor,
+        action,
+        target: &format!("org:{org_id}"),
+        details: &details.to_string(),
+    };
+    to.into().append(&event, now).await?;
+    Ok(())
 }
 
 /// Looks an organisation up by id.
@@ -139,19 +149,9 @@ pub async fn export_recovery_key_with(
     if mode == KeyMode::CustomerSealed && passphrase.is_none() {
         return Err(customer_seal::passphrase_required("recovery key export"));
     }
-    let details = serde_json::json!({ "key_mode": mode.as_str() }).to_string();
-    audit::append(
-        db,
-        &AuditEvent {
-            org_id,
-            actor,
-            action: AuditAction::OrgRecoveryKeyExport,
-            target: &format!("org:{org_id}"),
-            details: &details,
-        },
-        now,
-    )
-    .await?;
+    let details = serde_json::json!({ "key_mode": mode.as_str() });
+    let action = AuditAction::OrgRecoveryKeyExport;
+    audit_org(db, org_id, actor, action, details, now).await?;
     let key = unlock_private_key(
         db,
         keys,
@@ -305,19 +305,9 @@ pub async fn unlock_private_key(
             Ok(key)
         }
         Err(customer_seal::OpenError::WrongPassphrase) => {
-            let details = serde_json::json!({ "reason": reason }).to_string();
-            audit::append(
-                db,
-                &AuditEvent {
-                    org_id,
-                    actor,
-                    action: AuditAction::OrgCustomerSealWrongPassphrase,
-                    target: &format!("org:{org_id}"),
-                    details: &details,
-                },
-                now,
-            )
-            .await?;
+            let details = serde_json::json!({ "reason": reason });
+            let action = AuditAction::OrgCustomerSealWrongPassphrase;
+            audit_org(db, org_id, actor, action, details, now).await?;
             Err(Error::new(
                 Code::CustomerPassphraseInvalid,
                 "that is not the organisation's passphrase (attempts are limited; after \
@@ -501,19 +491,8 @@ async fn replace_key(
             .bind(org_id)
             .execute(&mut *tx)
             .await?;
-        audit::append_in(
-            &mut tx,
-            &AuditEvent {
-                org_id,
-                actor,
-                action: audit_row.0,
-                target: &format!("org:{org_id}"),
-                details: &audit_row.1.to_string(),
-            },
-            now,
-        )
-        .await?;
-        Ok(())
+        let (action, details) = audit_row;
+        audit_org(&mut tx, org_id, actor, action, details, now).await
     }
     .await;
     end_write(tx, done).await

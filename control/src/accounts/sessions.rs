@@ -9,7 +9,7 @@
 
 use crate::accounts::passwords;
 use crate::accounts::{second_factor, throttle};
-use crate::audit::{self, AuditAction, AuditEvent};
+use crate::audit::{AuditAction, AuditEvent, Writer};
 use crate::db::{end_write, Db};
 use crate::envelope::MasterKeys;
 use crate::error::{Code, Error, Result};
@@ -42,49 +42,24 @@ pub fn csrf_token(session_token: &SecretString) -> String {
     dbcrate_core::hex::encode(&hasher.finalize())
 }
 
-async fn record(
-    db: &Db,
+/// Audits an event of the person's account in the instance's chain, in a transaction of
+/// its own or the caller's (see [`Writer`]).
+async fn record<'c>(
+    to: impl Into<Writer<'c>>,
     actor: &str,
     action: AuditAction,
     target: &str,
     details: &str,
     now: i64,
 ) -> Result<()> {
-    audit::append(
-        db,
-        &AuditEvent {
-            org_id: INSTANCE_CHAIN,
-            actor,
-            action,
-            target,
-            details,
-        },
-        &rfc3339(now),
-    )
-    .await?;
-    Ok(())
-}
-
-/// Audits an event about the acting person's own account inside a transaction.
-async fn record_in(
-    conn: &mut AnyConnection,
-    actor: &str,
-    action: AuditAction,
-    details: &str,
-    now: i64,
-) -> Result<()> {
-    audit::append_in(
-        conn,
-        &AuditEvent {
-            org_id: INSTANCE_CHAIN,
-            actor,
-            action,
-            target: actor,
-            details,
-        },
-        &rfc3339(now),
-    )
-    .await?;
+    let event = AuditEvent {
+        org_id: INSTANCE_CHAIN,
+        actor,
+        action,
+        target,
+        details,
+    };
+    to.into().append(&event, &rfc3339(now)).await?;
     Ok(())
 }
 
@@ -229,7 +204,8 @@ pub async fn sign_in(
         .bind(second_factor_at)
         .execute(&mut *conn)
         .await?;
-        record_in(&mut conn, &actor, AuditAction::AuthSignIn, &details, now).await
+        let action = AuditAction::AuthSignIn;
+        record(&mut conn, &actor, action, &actor, &details, now).await
     }
     .await;
     end_write(conn, stored).await?;
@@ -341,7 +317,8 @@ pub async fn sign_out(db: &Db, session: &Session, now: i64) -> Result<()> {
             .bind(&session.token_hash)
             .execute(&mut *conn)
             .await?;
-        record_in(&mut conn, &actor, AuditAction::AuthSignOut, "{}", now).await
+        let action = AuditAction::AuthSignOut;
+        record(&mut conn, &actor, action, &actor, "{}", now).await
     }
     .await;
     end_write(conn, done).await
