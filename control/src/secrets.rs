@@ -72,8 +72,8 @@ impl<'a> Owner<'a> {
         }
     }
 
-    /// The audit chain an unwrap is recorded in.
-    fn chain(self) -> &'a str {
+    /// The audit chain of what happens to the owner's secrets (an unwrap, a new CA's key).
+    pub(crate) fn chain(self) -> &'a str {
         match self {
             Self::Org(id) => id,
             Self::User(_) | Self::Instance => INSTANCE_CHAIN,

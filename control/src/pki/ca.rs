@@ -7,7 +7,7 @@
 //! certificate matches the CA certificate byte for byte.
 
 use super::{at, rcgen_error};
-use crate::audit::{self, AuditAction, AuditEvent, INSTANCE_CHAIN};
+use crate::audit::{self, AuditAction, AuditEvent};
 use crate::db::{end_write, Db};
 use crate::envelope::MasterKeys;
 use crate::error::{new_id, Error, Result};
@@ -110,6 +110,78 @@ async fn load_root(db: &Db) -> Result<Option<StoredRoot>> {
     )
 }
 
+/// `params` valid from an hour before `now` for `days`: a new CA's validity.
+fn valid_for(mut params: CertificateParams, now: i64, days: i64) -> Result<CertificateParams> {
+    params.not_before = at(now - 3600)?;
+    params.not_after = at(now + days * 86_400)?;
+    Ok(params)
+}
+
+/// A CA made and to be stored: whose secret its key becomes, the row that names it and
+/// what its creation is audited as.
+struct NewCa<'a> {
+    /// The key's owner (its audit chain too).
+    owner: Owner<'a>,
+    /// The purpose recorded with the key.
+    key_purpose: &'a str,
+    /// The CA row's insert, binding `named`, the certificate, the key's secret and the
+    /// time, in that order.
+    insert: &'a str,
+    /// The root's name or the organisation's id.
+    named: &'a str,
+    /// The audit row's action and target.
+    action: AuditAction,
+    target: &'a str,
+}
+
+/// Seals the CA's key and stores its row and audit row, in one transaction. A
+/// concurrent creation makes it fail on the row's primary key.
+async fn store(
+    db: &Db,
+    keys: &MasterKeys,
+    ca: &NewCa<'_>,
+    (key, cert_pem): (&KeyPair, &str),
+    stamp: &str,
+) -> Result<()> {
+    let key_pem = zeroize::Zeroizing::new(key.serialize_pem());
+    let mut conn = db.begin().await?;
+    let stored: Result<()> = async {
+        let key_bytes = key_pem.as_bytes();
+        let secret_id =
+            secrets::insert(&mut conn, keys, ca.owner, ca.key_purpose, key_bytes, stamp).await?;
+        sqlx::query(ca.insert)
+            .bind(ca.named)
+            .bind(cert_pem)
+            .bind(&secret_id)
+            .bind(stamp)
+            .execute(&mut *conn)
+            .await?;
+        let event = AuditEvent {
+            org_id: ca.owner.chain(),
+            actor: "system",
+            action: ca.action,
+            target: ca.target,
+            details: "{}",
+        };
+        audit::append_in(&mut conn, &event, stamp).await?;
+        Ok(())
+    }
+    .await;
+    end_write(conn, stored).await
+}
+
+/// A stored CA's key, unwrapped (the unwrap audited as by `actor` for `reason`).
+async fn unwrap_key(
+    db: &Db,
+    keys: &MasterKeys,
+    secret: SecretRef<'_>,
+    (actor, reason): (&str, &str),
+    stamp: &str,
+) -> Result<KeyPair> {
+    let pem = secrets::unwrap(db, keys, secret, actor, reason, stamp).await?;
+    key_from_secret(&pem)
+}
+
 /// The deployment root certificate (PEM), creating the root CA on first use.
 pub async fn root_cert_pem(db: &Db, keys: &MasterKeys, now: i64) -> Result<String> {
     if let Some(root) = load_root(db).await? {
@@ -117,51 +189,20 @@ pub async fn root_cert_pem(db: &Db, keys: &MasterKeys, now: i64) -> Result<Strin
     }
     let name = new_id("root")?;
     let key = KeyPair::generate().map_err(rcgen_error("generating the root CA key"))?;
-    let mut params = root_params(&name);
-    params.not_before = at(now - 3600)?;
-    params.not_after = at(now + ROOT_DAYS * 86_400)?;
-    let cert = params
+    let cert = valid_for(root_params(&name), now, ROOT_DAYS)?
         .self_signed(&key)
         .map_err(rcgen_error("self-signing the root CA"))?;
     let stamp = dbcrate_core::time::rfc3339(now);
-    let key_pem = zeroize::Zeroizing::new(key.serialize_pem());
-    let mut conn = db.begin().await?;
-    let stored: Result<()> = async {
-        let secret_id = secrets::insert(
-            &mut conn,
-            keys,
-            Owner::Instance,
-            ROOT_KEY_PURPOSE,
-            key_pem.as_bytes(),
-            &stamp,
-        )
-        .await?;
-        sqlx::query(
-            "INSERT INTO deployment_ca (id, name, cert_pem, key_secret_id, created_at) \
-             VALUES (1, $1, $2, $3, $4)",
-        )
-        .bind(&name)
-        .bind(cert.pem())
-        .bind(&secret_id)
-        .bind(&stamp)
-        .execute(&mut *conn)
-        .await?;
-        audit::append_in(
-            &mut conn,
-            &AuditEvent {
-                org_id: INSTANCE_CHAIN,
-                actor: "system",
-                action: AuditAction::PkiRootCaCreate,
-                target: &format!("ca:{name}"),
-                details: "{}",
-            },
-            &stamp,
-        )
-        .await?;
-        Ok(())
-    }
-    .await;
-    let created = end_write(conn, stored).await;
+    let root = NewCa {
+        owner: Owner::Instance,
+        key_purpose: ROOT_KEY_PURPOSE,
+        insert: "INSERT INTO deployment_ca (id, name, cert_pem, key_secret_id, created_at) \
+                 VALUES (1, $1, $2, $3, $4)",
+        named: &name,
+        action: AuditAction::PkiRootCaCreate,
+        target: &format!("ca:{name}"),
+    };
+    let created = store(db, keys, &root, (&key, &cert.pem()), &stamp).await;
     // When another request or replica made it first, ours failed on the key: use theirs.
     match (load_root(db).await?, created) {
         (Some(root), _) => Ok(root.cert_pem),
@@ -193,65 +234,28 @@ async fn create_org_ca(db: &Db, keys: &MasterKeys, org_id: &str, now: i64) -> Re
         .await?
         .ok_or_else(|| Error::internal("the deployment root CA is missing"))?;
     let stamp = dbcrate_core::time::rfc3339(now);
-    let root_key = secrets::unwrap(
-        db,
-        keys,
-        SecretRef {
-            owner: Owner::Instance,
-            id: &root_secret,
-            purpose: ROOT_KEY_PURPOSE,
-        },
-        "system",
-        &format!("creating the agent CA of {org_id}"),
-        &stamp,
-    )
-    .await?;
-    let root_issuer = Issuer::new(root_params(&name), key_from_secret(&root_key)?);
+    let root_secret = SecretRef {
+        owner: Owner::Instance,
+        id: &root_secret,
+        purpose: ROOT_KEY_PURPOSE,
+    };
+    let reason = format!("creating the agent CA of {org_id}");
+    let root_key = unwrap_key(db, keys, root_secret, ("system", &reason), &stamp).await?;
+    let root_issuer = Issuer::new(root_params(&name), root_key);
     let key = KeyPair::generate().map_err(rcgen_error("generating an organisation CA key"))?;
-    let mut params = org_ca_params(org_id);
-    params.not_before = at(now - 3600)?;
-    params.not_after = at(now + ORG_CA_DAYS * 86_400)?;
-    let cert = params
+    let cert = valid_for(org_ca_params(org_id), now, ORG_CA_DAYS)?
         .signed_by(&key, &root_issuer)
         .map_err(rcgen_error("signing an organisation CA"))?;
-    let key_pem = zeroize::Zeroizing::new(key.serialize_pem());
-    let mut conn = db.begin().await?;
-    let stored: Result<()> = async {
-        let secret_id = secrets::insert(
-            &mut conn,
-            keys,
-            Owner::Org(org_id),
-            ORG_CA_KEY_PURPOSE,
-            key_pem.as_bytes(),
-            &stamp,
-        )
-        .await?;
-        sqlx::query(
-            "INSERT INTO org_cas (org_id, cert_pem, key_secret_id, created_at, crl_number) \
-             VALUES ($1, $2, $3, $4, 0)",
-        )
-        .bind(org_id)
-        .bind(cert.pem())
-        .bind(&secret_id)
-        .bind(&stamp)
-        .execute(&mut *conn)
-        .await?;
-        audit::append_in(
-            &mut conn,
-            &AuditEvent {
-                org_id,
-                actor: "system",
-                action: AuditAction::PkiOrgCaCreate,
-                target: &format!("org:{org_id}"),
-                details: "{}",
-            },
-            &stamp,
-        )
-        .await?;
-        Ok(())
-    }
-    .await;
-    let created = end_write(conn, stored).await;
+    let org_ca = NewCa {
+        owner: Owner::Org(org_id),
+        key_purpose: ORG_CA_KEY_PURPOSE,
+        insert: "INSERT INTO org_cas (org_id, cert_pem, key_secret_id, created_at, crl_number) \
+                 VALUES ($1, $2, $3, $4, 0)",
+        named: org_id,
+        action: AuditAction::PkiOrgCaCreate,
+        target: &format!("org:{org_id}"),
+    };
+    let created = store(db, keys, &org_ca, (&key, &cert.pem()), &stamp).await;
     // A concurrent creation wins the primary key; ours is rolled back and theirs used.
     match (load_org_ca(db, org_id).await?, created) {
         (Some(_), _) => Ok(()),
@@ -290,21 +294,14 @@ pub async fn org_signing_ca(
         key_secret_id: secret_id,
     } = ensure_org_ca(db, keys, org_id, now).await?;
     let stamp = dbcrate_core::time::rfc3339(now);
-    let key = secrets::unwrap(
-        db,
-        keys,
-        SecretRef {
-            owner: Owner::Org(org_id),
-            id: &secret_id,
-            purpose: ORG_CA_KEY_PURPOSE,
-        },
-        actor,
-        reason,
-        &stamp,
-    )
-    .await?;
+    let secret = SecretRef {
+        owner: Owner::Org(org_id),
+        id: &secret_id,
+        purpose: ORG_CA_KEY_PURPOSE,
+    };
+    let key = unwrap_key(db, keys, secret, (actor, reason), &stamp).await?;
     Ok(SigningCa {
         cert_pem,
-        issuer: Issuer::new(org_ca_params(org_id), key_from_secret(&key)?),
+        issuer: Issuer::new(org_ca_params(org_id), key),
     })
 }
