@@ -7,7 +7,6 @@ use crate::db::{end_write, Db};
 use crate::envelope::MasterKeys;
 use crate::error::{is_id, Code, Error, Result};
 use crate::pki::identity::AgentIdentity;
-use crate::secrets::{self, Owner, SecretRef};
 use dbcrate_core::secret::SecretString;
 use dbcrate_core::time::rfc3339;
 use dbcrate_core::wire::{
@@ -197,19 +196,8 @@ async fn unwrap_password(
     let Some(secret_id) = secret_id else {
         return Ok(None);
     };
-    let bytes = secrets::unwrap(
-        db,
-        keys,
-        SecretRef {
-            owner: Owner::Org(by.org_id),
-            id: secret_id,
-            purpose: crate::backups::databases::PASSWORD_PURPOSE,
-        },
-        by.actor,
-        by.reason,
-        by.at,
-    )
-    .await?;
+    let purpose = crate::backups::databases::PASSWORD_PURPOSE;
+    let bytes = by.unwrap_secret(db, keys, secret_id, purpose).await?;
     let text = std::str::from_utf8(&bytes)
         .map_err(|_| Error::internal("a stored credential is not text"))?;
     Ok(Some(SecretString::new(text.to_owned())))

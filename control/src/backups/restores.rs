@@ -24,7 +24,7 @@ use crate::envelope::MasterKeys;
 use crate::error::{is_id, Error, Result};
 use crate::orgs::{self, KeyMode};
 use crate::secrets::customer_seal::Passphrase;
-use crate::secrets::{self, Owner, SecretRef};
+use crate::secrets::{self, Owner};
 use dbcrate_core::secret::SecretBytes;
 use dbcrate_core::time::rfc3339;
 use dbcrate_core::wire::RestorePart;
@@ -310,7 +310,13 @@ pub async fn restore_part(
     let sha256: String = row.try_get("sha256")?;
     let stamp = rfc3339(now);
     let reason = format!("managed restore (job {job_id}, backup {backup_id})");
-    let file_key = match take_file_key(db, keys, org_id, job_id, actor, &reason, &stamp).await? {
+    let by = Unwrapping {
+        org_id,
+        actor,
+        reason: &reason,
+        at: &stamp,
+    };
+    let file_key = match take_file_key(db, keys, job_id, &by).await? {
         Some(hex) => SecretBytes::from_hex(&hex)
             .ok_or_else(|| Error::internal("a stored file key is not 16 hex bytes"))?,
         None => {
@@ -362,11 +368,8 @@ async fn read_header(destination: &Destination, key: &str, size: i64) -> Result<
 async fn take_file_key(
     db: &Db,
     keys: &MasterKeys,
-    org_id: &str,
     job_id: &str,
-    actor: &str,
-    reason: &str,
-    now: &str,
+    by: &Unwrapping<'_>,
 ) -> Result<Option<zeroize::Zeroizing<String>>> {
     let secret_id: Option<String> =
         sqlx::query_scalar("SELECT secret_id FROM restore_file_keys WHERE job_id = $1")
@@ -376,19 +379,9 @@ async fn take_file_key(
     let Some(secret_id) = secret_id else {
         return Ok(None);
     };
-    let bytes = secrets::unwrap(
-        db,
-        keys,
-        SecretRef {
-            owner: Owner::Org(org_id),
-            id: &secret_id,
-            purpose: FILE_KEY_PURPOSE,
-        },
-        actor,
-        reason,
-        now,
-    )
-    .await?;
+    let bytes = by
+        .unwrap_secret(db, keys, &secret_id, FILE_KEY_PURPOSE)
+        .await?;
     let hex = zeroize::Zeroizing::new(
         String::from_utf8(bytes.to_vec())
             .map_err(|_| Error::internal("a stored file key is not text"))?,
@@ -401,7 +394,7 @@ async fn take_file_key(
             .await?;
         sqlx::query("DELETE FROM secrets WHERE id = $1 AND org_id = $2")
             .bind(&secret_id)
-            .bind(org_id)
+            .bind(by.org_id)
             .execute(&mut *tx)
             .await?;
         Ok(())

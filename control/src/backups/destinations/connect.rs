@@ -16,6 +16,7 @@ use dbcrate_core::wire::DestinationCredentials;
 use dbcrate_storage::admin::Destination;
 use dbcrate_storage::reach::ReachPolicy;
 use std::sync::Arc;
+use zeroize::Zeroizing;
 
 /// A destination as stored: what reaching it takes. Read from a row that selects the
 /// destination's `kind`, `settings` and `credentials_secret_id` (with other columns, as
@@ -57,6 +58,23 @@ pub struct Unwrapping<'a> {
     pub at: &'a str,
 }
 
+impl Unwrapping<'_> {
+    /// The organisation's secret `id`, stored for `purpose`, unwrapped with the audit row
+    /// this names: the one way a destination's credentials, a database password or a
+    /// restore's file key is opened.
+    pub async fn unwrap_secret(
+        &self,
+        db: &Db,
+        keys: &MasterKeys,
+        id: &str,
+        purpose: &str,
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        let owner = Owner::Org(self.org_id);
+        let secret = SecretRef { owner, id, purpose };
+        secrets::unwrap(db, keys, secret, self.actor, self.reason, self.at).await
+    }
+}
+
 /// The destination's credentials (none when `secret_id` is), unwrapped (audited) into
 /// their wire type.
 pub async fn unwrap_credentials(
@@ -68,19 +86,8 @@ pub async fn unwrap_credentials(
     let Some(secret_id) = secret_id else {
         return Ok(None);
     };
-    let bytes = secrets::unwrap(
-        db,
-        keys,
-        SecretRef {
-            owner: Owner::Org(by.org_id),
-            id: secret_id,
-            purpose: DESTINATION_CREDENTIALS_PURPOSE,
-        },
-        by.actor,
-        by.reason,
-        by.at,
-    )
-    .await?;
+    let purpose = DESTINATION_CREDENTIALS_PURPOSE;
+    let bytes = by.unwrap_secret(db, keys, secret_id, purpose).await?;
     let credentials = serde_json::from_slice(&bytes).map_err(|_| {
         Error::internal("stored destination credentials are not JSON of their shape")
     })?;
