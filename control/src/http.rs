@@ -89,9 +89,10 @@ impl AppState {
     }
 }
 
-/// Headers on every answer: nothing is cached (answers may hold one-time secrets),
-/// content types are not sniffed, and browsers stay on HTTPS.
-async fn security_headers(mut response: Response) -> Response {
+/// Headers on every answer, the API's and the dashboard's (which adds its own, see
+/// `web::headers`): nothing is cached (answers may hold one-time secrets), content types
+/// are not sniffed, and browsers stay on HTTPS.
+pub async fn security_headers(mut response: Response) -> Response {
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(
@@ -105,9 +106,18 @@ async fn security_headers(mut response: Response) -> Response {
     response
 }
 
-/// One log line per request: method, the matched route template (never the raw URI,
-/// which may hold ids or query values), status and duration.
 async fn log_request(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    log_as("request", request, next).await
+}
+
+/// Runs `request` and writes one log line about it, with `message`: method, the
+/// matched route template (never the raw URI, which may hold ids or query values),
+/// status and duration. The API's and the dashboard's logs have the same fields.
+pub async fn log_as(
+    message: &str,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
     let method = request.method().clone();
     let route = request
         .extensions()
@@ -121,7 +131,7 @@ async fn log_request(request: axum::extract::Request, next: axum::middleware::Ne
         http.route = %route,
         http.status = response.status().as_u16(),
         elapsed_ms = started.elapsed().as_millis() as u64,
-        "request"
+        "{message}"
     );
     response
 }

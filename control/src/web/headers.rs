@@ -20,26 +20,19 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
      style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; \
      base-uri 'none'";
 
-/// Adds the security headers to an answer (see the module documentation).
-pub async fn dashboard_headers(mut response: Response) -> Response {
+/// Adds the security headers to an answer (see the module documentation): the API's
+/// own, then those only pages need.
+pub async fn dashboard_headers(response: Response) -> Response {
+    let mut response = crate::http::security_headers(response).await;
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(CONTENT_SECURITY_POLICY),
     );
     headers.insert(
-        header::STRICT_TRANSPORT_SECURITY,
-        HeaderValue::from_static("max-age=31536000"),
-    );
-    headers.insert(
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
     );
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(
         HeaderName::from_static("cross-origin-opener-policy"),
         HeaderValue::from_static("same-origin"),
@@ -51,26 +44,10 @@ pub async fn dashboard_headers(mut response: Response) -> Response {
     response
 }
 
-/// One log line per request, as the API writes: method, the route template (never the
-/// raw URI), status, duration.
+/// One log line per request, as the API writes (see `http::log_as`).
 pub async fn log_request(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    let method = request.method().clone();
-    let route = request
-        .extensions()
-        .get::<axum::extract::MatchedPath>()
-        .map_or("(no route)", |p| p.as_str())
-        .to_string();
-    let started = std::time::Instant::now();
-    let response = next.run(request).await;
-    tracing::info!(
-        http.method = %method,
-        http.route = %route,
-        http.status = response.status().as_u16(),
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "dashboard request"
-    );
-    response
+    crate::http::log_as("dashboard request", request, next).await
 }
