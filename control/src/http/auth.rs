@@ -21,7 +21,7 @@ use crate::accounts::sessions::{self, Session};
 use crate::error::{is_id, Code, Error};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{header, Method};
+use axum::http::{header, HeaderMap, Method};
 use dbcrate_core::secret::SecretString;
 
 /// The session cookie's name. `__Host-` makes browsers insist on Secure, Path=/ and no
@@ -69,9 +69,10 @@ fn bearer(parts: &Parts) -> Option<SecretString> {
     Some(SecretString::new(token.to_string()))
 }
 
-fn session_token(parts: &Parts) -> Option<SecretString> {
-    parts
-        .headers
+/// The session token in a request's cookie, if any (the API and the dashboard read the
+/// same cookie).
+pub fn session_token(headers: &HeaderMap) -> Option<SecretString> {
+    headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
@@ -114,7 +115,7 @@ async fn authenticate(parts: &Parts, state: &AppState) -> ApiResult<Caller> {
         let caller = api_tokens::authenticate(&state.db, &token, now).await?;
         return Ok(Caller::Token(caller));
     }
-    let Some(token) = session_token(parts) else {
+    let Some(token) = session_token(&parts.headers) else {
         return Err(Error::new(
             Code::NotSignedIn,
             "sign in first (POST /api/v1/session), or send an API token",
@@ -224,9 +225,7 @@ pub async fn org_access(
     org_id: &str,
     min_role: Role,
 ) -> ApiResult<Access> {
-    if !is_id(org_id, "org") {
-        return Err(ApiError::not_found());
-    }
+    known_id(org_id, "org")?;
     let (role, user_id) = match &caller {
         Caller::Token(t) if t.org_id == org_id => (t.role, None),
         Caller::Token(_) => return Err(ApiError::not_found()),
@@ -249,4 +248,27 @@ pub async fn org_access(
         user_id,
         caller,
     })
+}
+
+/// [`org_access`] for a person only, for what a token may not do (mint tokens, invite,
+/// change members).
+pub async fn person_access(
+    state: &AppState,
+    caller: Caller,
+    org_id: &str,
+    min_role: Role,
+) -> ApiResult<Access> {
+    let access = org_access(state, caller, org_id, min_role).await?;
+    access.person()?;
+    Ok(access)
+}
+
+/// Checks that `id` from a path has the shape of an id with `prefix`: a malformed one is
+/// answered like a missing object, without a database query.
+pub fn known_id(id: &str, prefix: &str) -> ApiResult<()> {
+    if is_id(id, prefix) {
+        Ok(())
+    } else {
+        Err(ApiError::not_found())
+    }
 }

@@ -2,14 +2,13 @@
 //! owners), and accepting one (`/api/v1/invitations/…`, the invited person). Inviting is
 //! `POST /api/v1/orgs/{org}/members` (`member_api`).
 
-use super::auth::{org_access, Caller, Person};
-use super::error::{ApiError, ApiResult};
+use super::auth::{known_id, org_access, person_access, Caller, Person};
+use super::error::ApiResult;
 use super::error_doc::{BodyErrors, ErrorBody, OrgErrors, SignedInErrors};
 use super::extract::{Body, Path, SecretField};
 use super::AppState;
 use crate::accounts::invitations::{self, Accepted};
 use crate::accounts::roles::Role;
-use crate::error::is_id;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -122,11 +121,8 @@ pub async fn revoke(
     caller: Caller,
     Path((org_id, invitation_id)): Path<(String, String)>,
 ) -> ApiResult<Json<InvitationRevoked>> {
-    let access = org_access(&state, caller, &org_id, Role::Admin).await?;
-    access.person()?;
-    if !is_id(&invitation_id, "inv") {
-        return Err(ApiError::not_found());
-    }
+    let access = person_access(&state, caller, &org_id, Role::Admin).await?;
+    known_id(&invitation_id, "inv")?;
     invitations::revoke(
         &state.db,
         &org_id,

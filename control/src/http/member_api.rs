@@ -2,14 +2,13 @@
 //! and password resets. Reading needs any role; changes need a person with admin or owner
 //! (the rules about owners live in `members`).
 
-use super::auth::{org_access, Access, Caller};
-use super::error::{ApiError, ApiResult};
+use super::auth::{known_id, org_access, person_access, Access, Caller};
+use super::error::ApiResult;
 use super::error_doc::{BodyErrors, ErrorBody, OrgErrors};
 use super::extract::{Body, Path};
 use super::AppState;
 use crate::accounts::roles::Role;
 use crate::accounts::{invitations, members};
-use crate::error::is_id;
 use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -124,8 +123,7 @@ pub async fn add(
     Path(org_id): Path<String>,
     Body(request): Body<AddRequest>,
 ) -> ApiResult<(axum::http::StatusCode, Json<Invited>)> {
-    let access = org_access(&state, caller, &org_id, Role::Admin).await?;
-    access.person()?;
+    let access = person_access(&state, caller, &org_id, Role::Admin).await?;
     let now = state.now();
     let (invitation, token) = invitations::create(
         &state.db,
@@ -195,11 +193,8 @@ async fn member_change(
     org_id: &str,
     user_id: &str,
 ) -> ApiResult<Access> {
-    let access = org_access(state, caller, org_id, Role::Admin).await?;
-    access.person()?;
-    if !is_id(user_id, "usr") {
-        return Err(ApiError::not_found());
-    }
+    let access = person_access(state, caller, org_id, Role::Admin).await?;
+    known_id(user_id, "usr")?;
     Ok(access)
 }
 

@@ -2,14 +2,13 @@
 //! creating and revoking need a person with admin or owner (a token cannot mint
 //! tokens).
 
-use super::auth::{org_access, Caller};
-use super::error::{ApiError, ApiResult};
+use super::auth::{known_id, org_access, person_access, Caller};
+use super::error::ApiResult;
 use super::error_doc::{BodyErrors, OrgErrors};
 use super::extract::{Body, Path};
 use super::AppState;
 use crate::accounts::api_tokens::{self, TokenInfo};
 use crate::accounts::roles::Role;
-use crate::error::is_id;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -146,8 +145,7 @@ pub async fn create(
     Path(org_id): Path<String>,
     Body(request): Body<CreateRequest>,
 ) -> ApiResult<(StatusCode, Json<CreatedToken>)> {
-    let access = org_access(&state, caller, &org_id, Role::Admin).await?;
-    access.person()?;
+    let access = person_access(&state, caller, &org_id, Role::Admin).await?;
     let (info, token) = api_tokens::create(
         &state.db,
         &org_id,
@@ -198,11 +196,8 @@ pub async fn revoke(
     caller: Caller,
     Path((org_id, token_id)): Path<(String, String)>,
 ) -> ApiResult<Json<TokenRevoked>> {
-    let access = org_access(&state, caller, &org_id, Role::Admin).await?;
-    access.person()?;
-    if !is_id(&token_id, "tok") {
-        return Err(ApiError::not_found());
-    }
+    let access = person_access(&state, caller, &org_id, Role::Admin).await?;
+    known_id(&token_id, "tok")?;
     api_tokens::revoke(&state.db, &org_id, &token_id, &access.actor, state.now()).await?;
     Ok(Json(TokenRevoked { revoked: token_id }))
 }

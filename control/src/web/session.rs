@@ -5,30 +5,16 @@
 //! first, as the API refuses them everything else.
 
 use crate::accounts::sessions::{self, Session};
-use crate::http::auth::SESSION_COOKIE;
+pub use crate::http::auth::session_token;
 use crate::http::AppState;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
-use dbcrate_core::secret::SecretString;
 
 /// Where people sign in.
 pub const SIGN_IN_PATH: &str = "/sign-in";
 /// Where a one-time password is changed.
 pub const PASSWORD_PATH: &str = "/account/password";
-
-/// The session token in the request's cookie, if any.
-pub fn session_token(headers: &HeaderMap) -> Option<SecretString> {
-    headers
-        .get_all(axum::http::header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
-        .map(|(_, value)| SecretString::new(value.to_string()))
-}
 
 /// A signed-in person, who may still have to change a one-time password.
 #[derive(Debug, Clone)]
