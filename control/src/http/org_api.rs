@@ -8,7 +8,7 @@ use super::extract::{Body, Path, SecretField};
 use super::AppState;
 use crate::accounts::roles::Role;
 use crate::error::{Code, Error};
-use crate::orgs;
+use crate::orgs::{self, KeyMode};
 use crate::secrets::customer_seal::Passphrase;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -276,26 +276,7 @@ pub async fn enable_customer_seal(
     Path(org_id): Path<String>,
     Body(request): Body<CustomerSealRequest>,
 ) -> ApiResult<Json<KeyModeChanged>> {
-    let access = stepped_up_owner(
-        &state,
-        caller,
-        &org_id,
-        "customer-sealing the organisation key",
-    )
-    .await?;
-    let passphrase = Passphrase::new(request.passphrase.0)?;
-    orgs::enable_customer_seal(
-        &state.db,
-        &state.keys,
-        &org_id,
-        &passphrase,
-        &access.actor,
-        &state.now_rfc3339(),
-    )
-    .await?;
-    Ok(Json(KeyModeChanged {
-        key_mode: orgs::KeyMode::CustomerSealed.as_str(),
-    }))
+    switch_key_mode(&state, caller, &org_id, request, KeyMode::CustomerSealed).await
 }
 
 /// Switches a customer-sealed organisation key back to managed mode, given its
@@ -327,24 +308,34 @@ pub async fn disable_customer_seal(
     Path(org_id): Path<String>,
     Body(request): Body<CustomerSealRequest>,
 ) -> ApiResult<Json<KeyModeChanged>> {
-    let access = stepped_up_owner(
-        &state,
-        caller,
-        &org_id,
-        "ending customer sealing of the organisation key",
-    )
-    .await?;
+    switch_key_mode(&state, caller, &org_id, request, KeyMode::Managed).await
+}
+
+/// Puts the organisation key into mode `to` with the customer's passphrase: both ways
+/// need a stepped-up owner, and only the domain call differs.
+async fn switch_key_mode(
+    state: &AppState,
+    caller: Caller,
+    org_id: &str,
+    request: CustomerSealRequest,
+    to: KeyMode,
+) -> ApiResult<Json<KeyModeChanged>> {
+    let what = match to {
+        KeyMode::CustomerSealed => "customer-sealing the organisation key",
+        KeyMode::Managed => "ending customer sealing of the organisation key",
+    };
+    let access = stepped_up_owner(state, caller, org_id, what).await?;
     let passphrase = Passphrase::new(request.passphrase.0)?;
-    orgs::disable_customer_seal(
-        &state.db,
-        &state.keys,
-        &org_id,
-        &passphrase,
-        &access.actor,
-        &state.now_rfc3339(),
-    )
-    .await?;
+    let (db, keys, actor, now) = (&state.db, &state.keys, &access.actor, state.now_rfc3339());
+    match to {
+        KeyMode::CustomerSealed => {
+            orgs::enable_customer_seal(db, keys, org_id, &passphrase, actor, &now).await?
+        }
+        KeyMode::Managed => {
+            orgs::disable_customer_seal(db, keys, org_id, &passphrase, actor, &now).await?
+        }
+    }
     Ok(Json(KeyModeChanged {
-        key_mode: orgs::KeyMode::Managed.as_str(),
+        key_mode: to.as_str(),
     }))
 }
