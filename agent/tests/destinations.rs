@@ -28,12 +28,9 @@ fn agent_restore(
 
 #[test]
 fn sftp_backup_is_renamed_into_place_and_restores() {
-    let source = PgServer::start(MAJOR).unwrap();
+    let (source, _dir, identity, recipient) = start("sftp-dest", MAJOR);
     let target = PgServer::start(MAJOR).unwrap();
     let sftp = SftpServer::start().unwrap();
-    let dir = scratch("sftp-dest");
-    let (identity, recipient) = org_key(dir.path());
-    source.create_database("app").unwrap();
     source.psql("app", &varied_schema(500)).unwrap();
 
     let destination = format!("{}/nightly", sftp.url());
@@ -64,21 +61,12 @@ fn sftp_backup_is_renamed_into_place_and_restores() {
 
 #[test]
 fn file_backup_restores_with_stock_tools_and_the_agent() {
-    let source = PgServer::start(MAJOR).unwrap();
+    let (source, dir, identity, recipient) = start("file-dest", MAJOR);
     let target = PgServer::start(MAJOR).unwrap();
-    let dir = scratch("file-dest");
-    let (identity, recipient) = org_key(dir.path());
-    source.create_database("app").unwrap();
     source.psql("app", &varied_schema(500)).unwrap();
 
     let bucket = dir.path().join("bucket");
-    let report = backup(
-        &source,
-        "app",
-        &recipient,
-        &format!("file://{}", bucket.display()),
-        |_| {},
-    );
+    let report = backup(&source, "app", &recipient, &file_url(&bucket), |_| {});
     let object = report["object"].as_str().unwrap();
     let path = object.strip_prefix("file://").unwrap();
     assert_eq!(
@@ -93,11 +81,8 @@ fn file_backup_restores_with_stock_tools_and_the_agent() {
 
 #[test]
 fn sftp_refuses_unknown_and_changed_host_keys() {
-    let source = PgServer::start(MAJOR).unwrap();
+    let (source, dir, _, recipient) = start("sftp-host-keys", MAJOR);
     let sftp = SftpServer::start().unwrap();
-    let dir = scratch("sftp-host-keys");
-    let (_, recipient) = org_key(dir.path());
-    source.create_database("app").unwrap();
 
     let unknown = dir.path().join("known_hosts_empty");
     std::fs::write(&unknown, "").unwrap();

@@ -198,11 +198,7 @@ async fn enrolment_stores_a_private_identity_and_tokens_work_once() {
     let watch = sockets::Watch::start(child.id().unwrap());
     let out = child.wait_with_output().await.unwrap();
     let seen = watch.finish();
-    assert!(
-        seen.listening.is_empty(),
-        "enrolment listened: {:?}",
-        seen.listening
-    );
+    seen.assert_never_listened("enrolment");
     let enrolled = report(&out);
     assert_eq!(enrolled["org_id"], w.org.as_str());
 
@@ -403,15 +399,8 @@ async fn run_renews_checks_its_crl_and_stops_when_a_verified_crl_lists_it() {
     assert!(stderr.contains("certificate renewed"), "{stderr}");
     assert!(stderr.contains("CRL checked"), "{stderr}");
     assert!(stderr.contains("signed CRL"), "{stderr}");
-    assert!(
-        seen.with_sockets > 0,
-        "the watch never saw a socket: {seen:?}"
-    );
-    assert!(
-        seen.listening.is_empty(),
-        "the agent listened: {:?}",
-        seen.listening
-    );
+    seen.assert_saw_sockets();
+    seen.assert_never_listened("the agent");
     assert_eq!(mode(&data.join("identity/key.pem")), 0o600);
 }
 
@@ -427,20 +416,13 @@ async fn run_stops_when_the_control_plane_refuses_its_certificate_as_revoked() {
     })
     .await;
     assert_eq!(code, Some(3), "{stderr}");
-    assert!(
-        seen.with_sockets > 0,
-        "the watch never saw a socket: {seen:?}"
-    );
+    seen.assert_saw_sockets();
     // The TLS layer refused the certificate (alert certificate_revoked).
     assert!(
         stderr.contains("refused this agent's certificate as revoked"),
         "{stderr}"
     );
-    assert!(
-        seen.listening.is_empty(),
-        "the agent listened: {:?}",
-        seen.listening
-    );
+    seen.assert_never_listened("the agent");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -482,10 +464,7 @@ async fn a_backup_job_opens_no_listening_socket() {
     cmd.arg("backup")
         .args(["--database-url", &server.url("app")])
         .args(["--recipient", &recipient])
-        .args([
-            "--destination",
-            &format!("file://{}", dir.path().join("out").display()),
-        ])
+        .args(["--destination", &common::file_url(&dir.path().join("out"))])
         .arg("--pg-bin-dir")
         .arg(server.bin_dir())
         .stdout(Stdio::piped())
@@ -496,15 +475,8 @@ async fn a_backup_job_opens_no_listening_socket() {
     let out = child.wait_with_output().unwrap();
     let seen = watch.finish();
     assert!(out.status.success(), "{}", common::stderr_of(&out));
-    assert!(
-        seen.with_sockets > 0,
-        "the watch never saw the database connection: {seen:?}"
-    );
-    assert!(
-        seen.listening.is_empty(),
-        "the backup listened: {:?}",
-        seen.listening
-    );
+    seen.assert_saw_sockets();
+    seen.assert_never_listened("the backup");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -28,11 +28,8 @@ fn backup_cmd(
 
 #[test]
 fn pg_dump_failing_midway_stores_nothing() {
-    let source = PgServer::start(MAJOR).unwrap();
+    let (source, dir, _, recipient) = start("pgdump-fails", MAJOR);
     let s3 = S3Server::start().unwrap();
-    let dir = scratch("pgdump-fails");
-    let (_, recipient) = org_key(dir.path());
-    source.create_database("app").unwrap();
     noise_table(&source, "app", 4);
     let bin = wrapped_pg_dump(
         dir.path(),
@@ -40,10 +37,7 @@ fn pg_dump_failing_midway_stores_nothing() {
         "\"$REAL\" \"$@\" | head -c 300000\necho 'pg_dump: error: simulated failure midway' >&2\nexit 1",
     );
     let bucket = dir.path().join("bucket");
-    for destination in [
-        format!("file://{}", bucket.display()),
-        format!("s3://{}/x", s3.bucket()),
-    ] {
+    for destination in [file_url(&bucket), format!("s3://{}/x", s3.bucket())] {
         let mut cmd = backup_cmd(&source, &recipient, &destination, &bin);
         s3.agent_flags(&mut cmd);
         let out = cmd.output().unwrap();
@@ -96,26 +90,18 @@ fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
 
 #[test]
 fn sigkill_midway_leaves_no_final_object() {
-    let source = PgServer::start(MAJOR).unwrap();
+    let (source, dir, _, recipient) = start("sigkill", MAJOR);
     let s3 = S3Server::start().unwrap();
-    let dir = scratch("sigkill");
-    let (_, recipient) = org_key(dir.path());
-    source.create_database("app").unwrap();
     noise_table(&source, "app", 16);
     let bin = stalling_pg_dump(dir.path(), &source, 30);
     let bucket = dir.path().join("bucket");
 
     // File: kill once the temp file holds data.
-    let mut child = backup_cmd(
-        &source,
-        &recipient,
-        &format!("file://{}", bucket.display()),
-        &bin,
-    )
-    .stdout(Stdio::null())
-    .stderr(Stdio::null())
-    .spawn()
-    .unwrap();
+    let mut child = backup_cmd(&source, &recipient, &file_url(&bucket), &bin)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     wait_for("the temp file to fill", || {
         files_under(&bucket).iter().any(|f| f.contains(".partial-"))
             && common::bytes_under(&bucket) > 1_000_000
@@ -183,11 +169,8 @@ fn s3_backup_mid_upload(
 
 #[test]
 fn storage_stopping_midway_fails_and_stores_nothing() {
-    let source = PgServer::start(MAJOR).unwrap();
+    let (source, dir, _, recipient) = start("storage-stops", MAJOR);
     let mut s3 = S3Server::start().unwrap();
-    let dir = scratch("storage-stops");
-    let (_, recipient) = org_key(dir.path());
-    source.create_database("app").unwrap();
     noise_table(&source, "app", 16);
     let bin = stalling_pg_dump(dir.path(), &source, 3);
     let log = dir.path().join("agent-s3.log");
@@ -218,21 +201,12 @@ struct Fixture {
 }
 
 fn fixture() -> Fixture {
-    let source = PgServer::start(MAJOR).unwrap();
+    let (source, dir, identity, recipient) = start("restore-failures", MAJOR);
     let target = PgServer::start(MAJOR).unwrap();
-    let dir = scratch("restore-failures");
-    let (identity, recipient) = org_key(dir.path());
-    source.create_database("app").unwrap();
     source.psql("app", &varied_schema(2000)).unwrap();
     noise_table(&source, "app", 3);
     let bucket = dir.path().join("bucket");
-    let report = backup(
-        &source,
-        "app",
-        &recipient,
-        &format!("file://{}", bucket.display()),
-        |_| {},
-    );
+    let report = backup(&source, "app", &recipient, &file_url(&bucket), |_| {});
     let object = report["object"]
         .as_str()
         .unwrap()
@@ -259,7 +233,7 @@ impl Fixture {
         key: (&str, &std::path::Path),
         sha: Option<&str>,
     ) -> std::process::Output {
-        let source = format!("file://{}", object.display());
+        let source = file_url(object);
         let mut cmd = restore_cmd(&self.target, &source, db);
         cmd.arg(key.0).arg(key.1);
         if let Some(sha) = sha {
@@ -425,26 +399,18 @@ fn sigterm(pid: u32) {
 
 #[test]
 fn sigterm_midway_aborts_and_cleans_up() {
-    let source = PgServer::start(MAJOR).unwrap();
+    let (source, dir, _, recipient) = start("sigterm", MAJOR);
     let s3 = S3Server::start().unwrap();
-    let dir = scratch("sigterm");
-    let (_, recipient) = org_key(dir.path());
-    source.create_database("app").unwrap();
     noise_table(&source, "app", 16);
     // pg_dump stalls for a minute: a clean stop must not wait for it.
     let bin = stalling_pg_dump(dir.path(), &source, 60);
     let bucket = dir.path().join("bucket");
 
-    let child = backup_cmd(
-        &source,
-        &recipient,
-        &format!("file://{}", bucket.display()),
-        &bin,
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
+    let child = backup_cmd(&source, &recipient, &file_url(&bucket), &bin)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     wait_for("the temp file to fill", || {
         common::bytes_under(&bucket) > 1_000_000
     });

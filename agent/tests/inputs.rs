@@ -59,14 +59,11 @@ fn assert_clear_failure(out: &Output, expect: &str) {
 
 #[test]
 fn bad_inputs_are_refused_clearly() {
-    let source = PgServer::start(MAJOR).unwrap();
-    let dir = scratch("inputs");
-    let (identity, recipient) = org_key(dir.path());
-    source.create_database("app").unwrap();
+    let (source, dir, identity, recipient) = start("inputs", MAJOR);
     source
         .psql("app", "CREATE TABLE t (x int); INSERT INTO t VALUES (1)")
         .unwrap();
-    let dest = format!("file://{}", dir.path().join("bucket").display());
+    let dest = file_url(&dir.path().join("bucket"));
     let bin = source.bin_dir().clone();
     let url = source.url("app");
 
@@ -128,13 +125,10 @@ fn bad_inputs_are_refused_clearly() {
 
 #[test]
 fn full_storage_fails_and_stores_nothing() {
-    let source = PgServer::start(MAJOR).unwrap();
+    let (source, _dir, _, recipient) = start("full", MAJOR);
     let s3 = S3Server::start().unwrap();
     s3.admin(&["bucket", "set-quotas", "--max-size", "2MiB", s3.bucket()])
         .unwrap();
-    let dir = scratch("full");
-    let (_, recipient) = org_key(dir.path());
-    source.create_database("app").unwrap();
     noise_table(&source, "app", 24);
     let out = run_backup(
         &source,
@@ -150,10 +144,7 @@ fn full_storage_fails_and_stores_nothing() {
 
 #[test]
 fn the_password_is_on_no_command_line_and_in_no_log() {
-    let source = PgServer::start(MAJOR).unwrap();
-    let dir = scratch("password");
-    let (_, recipient) = org_key(dir.path());
-    source.create_database("app").unwrap();
+    let (source, dir, _, recipient) = start("password", MAJOR);
     let argv_log = dir.path().join("argv");
     let env_log = dir.path().join("env");
     let bin = wrapped_pg_dump(
@@ -169,7 +160,7 @@ fn the_password_is_on_no_command_line_and_in_no_log() {
         &source,
         &source.url("app"),
         &recipient,
-        &format!("file://{}", dir.path().join("b").display()),
+        &file_url(&dir.path().join("b")),
         &bin,
         |c| {
             c.env("DBCRATE_LOG", "debug");

@@ -20,7 +20,7 @@ fn backup_with_path(source: &PgServer, majors_on_path: &[u32]) -> std::process::
         .args(["--database-url", &source.url("app")])
         .args(["--recipient", &recipient])
         .arg("--destination")
-        .arg(format!("file://{}", dir.path().join("b").display()))
+        .arg(file_url(&dir.path().join("b")))
         .env("PATH", path.join(":"))
         .output()
         .unwrap()

@@ -36,7 +36,7 @@ fn backup_and_restore_through_the_registry(major: u32) {
     server.psql("app", &varied_schema(50)).unwrap();
     let (identity, recipient) = org_key(reg.dir.path());
     let data = reg.dir.path().join("agent-data");
-    let dest = format!("file://{}", reg.dir.path().join("backups").display());
+    let dest = file_url(&reg.dir.path().join("backups"));
 
     let backup_cmd = || {
         let mut cmd = agent();
@@ -255,21 +255,46 @@ fn expired_manifest_is_refused() {
     );
 }
 
+/// The manifest (version 1) and its signature as served now, kept for a replay.
+struct Served1 {
+    manifest: Vec<u8>,
+    sig: Vec<u8>,
+}
+
+impl Served1 {
+    fn save(reg: &Registry) -> Self {
+        Self {
+            manifest: std::fs::read(reg.tree.join(MANIFEST)).unwrap(),
+            sig: std::fs::read(reg.tree.join(MANIFEST_SIG)).unwrap(),
+        }
+    }
+
+    /// Serves the saved version 1 again, in place of whatever is served now.
+    fn serve_again(self, reg: &Registry) {
+        std::fs::write(reg.tree.join(MANIFEST), self.manifest).unwrap();
+        std::fs::write(reg.tree.join(MANIFEST_SIG), self.sig).unwrap();
+    }
+}
+
+/// Serves manifest version 2 signed with `key`, and has the agent fetch (and so accept)
+/// it: afterwards, version 1 is a replay.
+fn accept_version_2(reg: &Registry, served: &Served, data: &Path, key: &SecretKey) {
+    let v2 = Manifest {
+        version: 2,
+        ..reg.manifest()
+    };
+    reg.sign_manifest_with(&v2, key);
+    fetch(reg, served, data).unwrap();
+}
+
 #[test]
 fn replayed_older_manifest_is_refused() {
     let reg = Registry::new(&[16]);
     let served = serve(&reg.tree, reg.dir.path());
     let data = reg.dir.path().join("agent-data");
-    let v1 = std::fs::read(reg.tree.join(MANIFEST)).unwrap();
-    let v1_sig = std::fs::read(reg.tree.join(MANIFEST_SIG)).unwrap();
-    let v2 = Manifest {
-        version: 2,
-        ..reg.manifest()
-    };
-    reg.sign_manifest_with(&v2, &reg.manifest_key());
-    fetch(&reg, &served, &data).unwrap();
-    std::fs::write(reg.tree.join(MANIFEST), v1).unwrap();
-    std::fs::write(reg.tree.join(MANIFEST_SIG), v1_sig).unwrap();
+    let v1 = Served1::save(&reg);
+    accept_version_2(&reg, &served, &data, &reg.manifest_key());
+    v1.serve_again(&reg);
     let err = fetch(&reg, &served, &data).unwrap_err();
     assert_contains(
         &err,
@@ -283,20 +308,13 @@ fn replay_by_the_old_manifest_key_during_a_rotation_is_refused() {
     let served = serve(&reg.tree, reg.dir.path());
     let data = reg.dir.path().join("agent-data");
     let old = reg.manifest_key();
-    let v1 = std::fs::read(reg.tree.join(MANIFEST)).unwrap();
-    let v1_sig = std::fs::read(reg.tree.join(MANIFEST_SIG)).unwrap();
-    let v2 = Manifest {
-        version: 2,
-        ..reg.manifest()
-    };
-    reg.sign_manifest_with(&v2, &old);
-    fetch(&reg, &served, &data).unwrap();
+    let v1 = Served1::save(&reg);
+    accept_version_2(&reg, &served, &data, &old);
     // Routine rotation, step 1: root 4 lists the old and the new manifest key. The old
     // key's version 1, still validly signed and unexpired, must not come back.
     let keys = reg.keys();
     reg.signer(&keys).add_manifest_key(None).unwrap();
-    std::fs::write(reg.tree.join(MANIFEST), v1).unwrap();
-    std::fs::write(reg.tree.join(MANIFEST_SIG), v1_sig).unwrap();
+    v1.serve_again(&reg);
     let err = fetch(&reg, &served, &data).unwrap_err();
     assert_contains(
         &err,
@@ -492,7 +510,7 @@ fn a_cached_tool_changed_after_download_is_refused_before_it_runs() {
     server.psql("app", &varied_schema(5)).unwrap();
     let (_, recipient) = org_key(reg.dir.path());
     let data = reg.dir.path().join("agent-data");
-    let dest = format!("file://{}", reg.dir.path().join("backups").display());
+    let dest = file_url(&reg.dir.path().join("backups"));
     // A name each, as two backups within a second would have the same key.
     let backup = |name: &str| {
         let mut cmd = agent();

@@ -391,10 +391,12 @@ impl Identity {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn link() -> Link {
+    /// A link to a control plane that is never reached (the revocation tests store
+    /// identities with it too).
+    pub(crate) fn link() -> Link {
         Link {
             control_url: "https://control.invalid:8444".into(),
             org_id: "org".into(),

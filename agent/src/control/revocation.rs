@@ -234,7 +234,7 @@ fn with_floor_hint(e: Error, floor_file: &std::path::Path) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::control::identity::{self, Link, ServerPin};
+    use crate::control::identity;
     use dbcrate_core::secret::SecretString;
     use rcgen::{
         BasicConstraints, CertificateParams, CertificateRevocationListParams, DnType,
@@ -328,15 +328,8 @@ mod tests {
 
         /// This PKI's agent identity stored under `data`, loaded as `run` loads it.
         fn identity(&self, data: &std::path::Path) -> Identity {
-            let link = Link {
-                control_url: "https://control.invalid:8444".into(),
-                org_id: "org".into(),
-                agent_id: "agent".into(),
-                not_before: 0,
-                not_after: i64::MAX,
-                server: ServerPin::Fingerprint("AB:CD".into()),
-            };
             let key = SecretString::new("unused".into());
+            let link = identity::tests::link();
             identity::create(data, &key, &self.chain_pem, &self.root_pem, &link).unwrap();
             identity::load(data).unwrap()
         }

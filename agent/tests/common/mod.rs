@@ -307,6 +307,22 @@ pub fn scratch(label: &str) -> TempDir {
     TempDir::new(label).unwrap()
 }
 
+/// Where most backup tests start: a PostgreSQL `major` server with an empty database
+/// `app`, a scratch directory `label` and an organisation key pair in it. Returns
+/// (server, directory, identity file, recipient).
+pub fn start(label: &str, major: u32) -> (PgServer, TempDir, PathBuf, String) {
+    let source = PgServer::start(major).unwrap();
+    let dir = scratch(label);
+    let (identity, recipient) = org_key(dir.path());
+    source.create_database("app").unwrap();
+    (source, dir, identity, recipient)
+}
+
+/// The `file://` destination URL of a local directory.
+pub fn file_url(dir: &Path) -> String {
+    format!("file://{}", dir.display())
+}
+
 /// A table of `mib` MiB of incompressible bytes (SHA-512 output), so that a backup
 /// takes long enough to interrupt.
 pub fn noise_table(server: &PgServer, db: &str, mib: u32) {

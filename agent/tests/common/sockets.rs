@@ -78,6 +78,28 @@ pub struct Seen {
     pub listening: Vec<String>,
 }
 
+impl Seen {
+    /// Asserts that the watch saw the process hold a socket at least once: without
+    /// that, an empty [`Seen::listening`] proves nothing.
+    #[track_caller]
+    pub fn assert_saw_sockets(&self) {
+        assert!(
+            self.with_sockets > 0,
+            "the watch never saw a socket: {self:?}"
+        );
+    }
+
+    /// Asserts that `who` (the process watched) never listened on a socket.
+    #[track_caller]
+    pub fn assert_never_listened(&self, who: &str) {
+        assert!(
+            self.listening.is_empty(),
+            "{who} listened: {:?}",
+            self.listening
+        );
+    }
+}
+
 /// Samples `pid`'s sockets every millisecond until stopped.
 pub struct Watch {
     stop: Arc<AtomicBool>,

@@ -38,11 +38,10 @@ async fn an_agent_killed_mid_job_leaves_no_backup_and_the_job_runs_again() {
             .unwrap(),
         1
     );
-    let mut agent = scene::run_agent(&basis.server, &enrolled.data, None);
+    let agent = scene::run_agent(&basis.server, &enrolled.data, None);
     let attempt = scene::wait_for_success(&basis.db, &job, Duration::from_secs(60)).await;
     assert_eq!(attempt, 2);
-    let _ = agent.start_kill();
-    let _ = agent.wait().await;
+    scene::stop(agent).await;
     let key: String = sqlx::query_scalar("SELECT object_key FROM backups WHERE job_id = $1")
         .bind(&job)
         .fetch_one(basis.db.pool())

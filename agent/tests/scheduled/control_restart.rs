@@ -174,8 +174,7 @@ async fn a_control_plane_restarted_mid_job_gets_the_report_and_records_the_backu
     assert_eq!(keys.len(), 1);
     assert!(enrolled.target.join(&keys[0]).is_file());
     drop(control);
-    let _ = agent.start_kill();
-    let _ = agent.wait().await;
+    scene::stop(agent).await;
     let log = log();
     assert!(
         log.contains("reporting the job failed, retrying"),

@@ -5,6 +5,7 @@
 
 use crate::scene;
 use dbcrate_testkit::names_in;
+use std::path::Path;
 use std::time::Duration;
 
 /// Waits until attempt `attempt` of `job` has failed, and returns its error.
@@ -21,6 +22,32 @@ async fn failed_attempt(db: &dbcrate_control::db::Db, job: &str, attempt: i64) -
     .await
 }
 
+/// A job of the scene that the agent must refuse, and the destination directory as it
+/// was before (the refusal must leave it so).
+struct Refusal<'a> {
+    db: &'a dbcrate_control::db::Db,
+    job: &'a str,
+    target: &'a Path,
+    before: &'a [String],
+}
+
+impl Refusal<'_> {
+    /// Waits until attempt `attempt` has failed; its error must name the destination
+    /// and each of `needles`, and the directory must be as it was.
+    async fn attempt(&self, attempt: i64, needles: &[&str]) {
+        let error = failed_attempt(self.db, self.job, attempt).await;
+        let target = self.target.display().to_string();
+        for needle in std::iter::once(target.as_str()).chain(needles.iter().copied()) {
+            assert!(error.contains(needle), "no {needle:?} in: {error}");
+        }
+        assert_eq!(
+            names_in(self.target),
+            self.before,
+            "the refused job wrote into the directory"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_directory_outside_the_agents_roots_fails_the_job_and_is_left_untouched() {
     // The control plane allows the destination (it is under the control plane's root);
@@ -31,11 +58,7 @@ async fn a_directory_outside_the_agents_roots_fails_the_job_and_is_left_untouche
     let target = &enrolled.target;
     let _scheduler = scene.control.run_scheduler(Duration::from_millis(500));
     let before = names_in(target);
-    let path = format!(
-        "{}:{}",
-        basis.server.bin_dir().display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
+    let path = scene::path_with_tools(&basis.server);
     let elsewhere = basis.dir.path().join("elsewhere");
     let other = basis.dir.path().join("other");
     std::fs::create_dir(&elsewhere).unwrap();
@@ -51,68 +74,55 @@ async fn a_directory_outside_the_agents_roots_fails_the_job_and_is_left_untouche
         .spawn()
         .unwrap();
     let job = scene::wait_for_backup_job(db).await;
-    let error = failed_attempt(db, &job, 1).await;
-    for needle in [
-        &target.display().to_string(),
-        "not under a configured directory root",
-        &elsewhere.display().to_string(),
-        &other.display().to_string(),
-        "--directory-root",
-    ] {
-        assert!(error.contains(needle), "no {needle:?} in: {error}");
-    }
-    assert_eq!(
-        names_in(target),
-        before,
-        "the refused job wrote into the directory"
-    );
+    let refusal = Refusal {
+        db,
+        job: &job,
+        target,
+        before: &before,
+    };
+    refusal
+        .attempt(
+            1,
+            &[
+                "not under a configured directory root",
+                &elsewhere.display().to_string(),
+                &other.display().to_string(),
+                "--directory-root",
+            ],
+        )
+        .await;
     assert!(
         agent.try_wait().unwrap().is_none(),
         "the agent stopped instead of reporting"
     );
-    let _ = agent.start_kill();
-    let _ = agent.wait().await;
+    scene::stop(agent).await;
 
     // No root at all: directory destinations are refused.
-    sqlx::query("UPDATE jobs SET retry_at = 0 WHERE id = $1")
-        .bind(&job)
-        .execute(db.pool())
-        .await
-        .unwrap();
-    let mut agent = scene::agent_run_without_roots(&enrolled.data)
+    scene::retry_now(db, &job).await;
+    let agent = scene::agent_run_without_roots(&enrolled.data)
         .env("PATH", &path)
         .spawn()
         .unwrap();
-    let error = failed_attempt(db, &job, 2).await;
-    for needle in [
-        &target.display().to_string(),
-        "no directory roots",
-        "--directory-root",
-        "DBCRATE_AGENT_DIRECTORY_ROOTS",
-    ] {
-        assert!(error.contains(needle), "no {needle:?} in: {error}");
-    }
-    assert_eq!(
-        names_in(target),
-        before,
-        "the refused job wrote into the directory"
-    );
-    let _ = agent.start_kill();
-    let _ = agent.wait().await;
+    refusal
+        .attempt(
+            2,
+            &[
+                "no directory roots",
+                "--directory-root",
+                "DBCRATE_AGENT_DIRECTORY_ROOTS",
+            ],
+        )
+        .await;
+    scene::stop(agent).await;
 
     // With the root that holds it, the last attempt backs up there.
-    sqlx::query("UPDATE jobs SET retry_at = 0 WHERE id = $1")
-        .bind(&job)
-        .execute(db.pool())
-        .await
-        .unwrap();
-    let mut agent = scene::run_agent(&basis.server, &enrolled.data, None);
+    scene::retry_now(db, &job).await;
+    let agent = scene::run_agent(&basis.server, &enrolled.data, None);
     assert_eq!(
         scene::wait_for_success(db, &job, Duration::from_secs(60)).await,
         3
     );
-    let _ = agent.start_kill();
-    let _ = agent.wait().await;
+    scene::stop(agent).await;
     let key: String = sqlx::query_scalar("SELECT object_key FROM backups WHERE job_id = $1")
         .bind(&job)
         .fetch_one(db.pool())

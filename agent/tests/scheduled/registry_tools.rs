@@ -11,20 +11,26 @@ use std::time::Duration;
 
 const MAJOR: u32 = 16;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn jobs_use_the_control_planes_registry_when_the_host_has_no_tools() {
-    let reg = Registry::new(&[MAJOR]);
-    let served = serve(&reg.tree, reg.dir.path());
-    let scene = scene::scene_with(
+/// A scene (directory storage) whose control plane names the registry at `url`, trusted
+/// through `root_key`.
+async fn scene_with_registry(url: String, root_key: String) -> scene::Scene {
+    scene::scene_with(
         MAJOR,
         AgentSettings {
-            registry_url: Some(served.url.clone()),
-            registry_root_keys: vec![reg.root_v1.clone()],
+            registry_url: Some(url),
+            registry_root_keys: vec![root_key],
             ..scene::quick_settings()
         },
         Storage::Directory,
     )
-    .await;
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_use_the_control_planes_registry_when_the_host_has_no_tools() {
+    let reg = Registry::new(&[MAJOR]);
+    let served = serve(&reg.tree, reg.dir.path());
+    let scene = scene_with_registry(served.url.clone(), reg.root_v1.clone()).await;
     let (basis, enrolled) = (&scene.basis, &scene.enrolled);
     let db = &basis.db;
     let _scheduler = scene.control.run_scheduler(Duration::from_millis(500));
@@ -85,14 +91,9 @@ async fn jobs_use_the_control_planes_registry_when_the_host_has_no_tools() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registry_settings_the_agent_cannot_use_fail_its_jobs_with_the_reason() {
-    let scene = scene::scene_with(
-        MAJOR,
-        AgentSettings {
-            registry_url: Some("https://registry.invalid/".into()),
-            registry_root_keys: vec!["RWQ this is not a minisign key".into()],
-            ..scene::quick_settings()
-        },
-        Storage::Directory,
+    let scene = scene_with_registry(
+        "https://registry.invalid/".into(),
+        "RWQ this is not a minisign key".into(),
     )
     .await;
     let (basis, enrolled) = (&scene.basis, &scene.enrolled);
@@ -112,45 +113,28 @@ async fn registry_settings_the_agent_cannot_use_fail_its_jobs_with_the_reason() 
         error.contains("the control plane's registry settings are unusable"),
         "{error}"
     );
-    let handed_out: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM audit_log WHERE action = 'job.credentials' AND target = $1",
-    )
-    .bind(format!("job:{job}"))
-    .fetch_one(db.pool())
-    .await
-    .unwrap();
     assert_eq!(
-        handed_out, 0,
+        scene::audited(db, "job.credentials", &job).await,
+        0,
         "credentials were handed out for a job that could not run"
     );
     assert!(
         agent.try_wait().unwrap().is_none(),
         "the agent stopped instead of reporting"
     );
-    let _ = agent.start_kill();
-    let _ = agent.wait().await;
+    scene::stop(agent).await;
 
     // With `--no-registry` the agent ignores those settings and uses the tools on PATH;
     // the retry (its wait made to pass) succeeds.
-    let path = format!(
-        "{}:{}",
-        basis.server.bin_dir().display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let mut agent = scene::agent_run(&enrolled.data)
+    let agent = scene::agent_run(&enrolled.data)
         .arg("--no-registry")
-        .env("PATH", path)
+        .env("PATH", scene::path_with_tools(&basis.server))
         .spawn()
         .unwrap();
-    sqlx::query("UPDATE jobs SET retry_at = 0 WHERE id = $1")
-        .bind(&job)
-        .execute(db.pool())
-        .await
-        .unwrap();
+    scene::retry_now(db, &job).await;
     assert_eq!(
         scene::wait_for_success(db, &job, Duration::from_secs(60)).await,
         2
     );
-    let _ = agent.start_kill();
-    let _ = agent.wait().await;
+    scene::stop(agent).await;
 }

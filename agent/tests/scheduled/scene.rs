@@ -258,12 +258,42 @@ pub fn run_agent(
     if let Some(first) = path_first {
         path.push_str(&format!("{}:", first.display()));
     }
-    path.push_str(&format!(
+    path.push_str(&path_with_tools(server));
+    agent_run(data).env("PATH", path).spawn().unwrap()
+}
+
+/// This process's PATH with `server`'s client tools (pg_dump, pg_restore) ahead.
+pub fn path_with_tools(server: &PgServer) -> String {
+    format!(
         "{}:{}",
         server.bin_dir().display(),
         std::env::var("PATH").unwrap_or_default()
-    ));
-    agent_run(data).env("PATH", path).spawn().unwrap()
+    )
+}
+
+/// Kills `agent` and waits for it, whatever state it is in.
+pub async fn stop(mut agent: tokio::process::Child) {
+    let _ = agent.start_kill();
+    let _ = agent.wait().await;
+}
+
+/// Makes the next attempt of `job` due now (its wait before a retry passed).
+pub async fn retry_now(db: &Db, job: &str) {
+    sqlx::query("UPDATE jobs SET retry_at = 0 WHERE id = $1")
+        .bind(job)
+        .execute(db.pool())
+        .await
+        .unwrap();
+}
+
+/// How many audit records of `action` name `job` as their target.
+pub async fn audited(db: &Db, action: &str, job: &str) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = $1 AND target = $2")
+        .bind(action)
+        .bind(format!("job:{job}"))
+        .fetch_one(db.pool())
+        .await
+        .unwrap()
 }
 
 /// Polls `check` every 300 ms until it gives a value, failing the test after `limit`

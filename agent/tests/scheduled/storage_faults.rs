@@ -79,14 +79,11 @@ async fn storage_stopped_mid_upload_stores_nothing_and_the_later_retry_succeeds(
         error.contains("S3") || error.contains("storage") || error.contains("upload"),
         "the job's error does not say storage failed: {error}"
     );
-    let failures: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM audit_log WHERE action = 'job.failed' AND target = $1",
-    )
-    .bind(format!("job:{job}"))
-    .fetch_one(db.pool())
-    .await
-    .unwrap();
-    assert_eq!(failures, 1, "the failed attempt is audited");
+    assert_eq!(
+        scene::audited(db, "job.failed", &job).await,
+        1,
+        "the failed attempt is audited"
+    );
     tokio::time::sleep(Duration::from_secs(3)).await;
     let (state, attempt, _) = scene::job_state(db, &job).await;
     assert_eq!(
@@ -133,6 +130,5 @@ async fn storage_stopped_mid_upload_stores_nothing_and_the_later_retry_succeeds(
     let mut listed = common::curl_list(&s3);
     listed.sort();
     assert_eq!(listed, expected);
-    let _ = agent.start_kill();
-    let _ = agent.wait().await;
+    scene::stop(agent).await;
 }
