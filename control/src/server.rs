@@ -206,11 +206,12 @@ mod tests {
         (port, Arc::new(client))
     }
 
-    /// One kept-alive connection; the task ends when the server closes it.
+    /// A server with `limits` and one kept-alive connection to it; the task ends when
+    /// the server closes the connection.
     async fn connect(
-        port: u16,
-        client: Arc<rustls::ClientConfig>,
+        limits: ConnectionLimits,
     ) -> (SendRequest<String>, tokio::task::JoinHandle<()>) {
+        let (port, client) = start(limits).await;
         let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
             .unwrap();
@@ -226,6 +227,22 @@ mod tests {
             let _ = connection.await;
         });
         (sender, driven)
+    }
+
+    /// Waits up to `secs` for the server to close the connection `driven` drives.
+    async fn closed_within(driven: tokio::task::JoinHandle<()>, secs: u64, otherwise: &str) {
+        tokio::time::timeout(Duration::from_secs(secs), driven)
+            .await
+            .expect(otherwise)
+            .unwrap();
+    }
+
+    /// Limits that close a connection when it is one second old.
+    fn max_age_one_second() -> ConnectionLimits {
+        ConnectionLimits {
+            max_age: Duration::from_secs(1),
+            ..ConnectionLimits::default()
+        }
     }
 
     async fn fetch(sender: &mut SendRequest<String>, path: &str) -> (u16, String) {
@@ -244,38 +261,32 @@ mod tests {
 
     #[tokio::test]
     async fn a_request_in_flight_at_the_maximum_age_is_answered_then_the_connection_closes() {
-        let limits = ConnectionLimits {
-            max_age: Duration::from_secs(1),
-            ..ConnectionLimits::default()
-        };
-        let (port, client) = start(limits).await;
-        let (mut sender, driven) = connect(port, client).await;
+        let (mut sender, driven) = connect(max_age_one_second()).await;
         let opened = Instant::now();
         assert_eq!(fetch(&mut sender, "/quick").await, (200, "quick".into()));
         tokio::time::sleep(Duration::from_millis(300)).await;
         // Still in flight when the connection turns one second old.
         assert_eq!(fetch(&mut sender, "/slow").await, (200, "slow".into()));
-        tokio::time::timeout(Duration::from_secs(2), driven)
-            .await
-            .expect("the connection stayed open after its maximum age")
-            .unwrap();
+        closed_within(
+            driven,
+            2,
+            "the connection stayed open after its maximum age",
+        )
+        .await;
         assert!(opened.elapsed() >= Duration::from_millis(1800));
     }
 
     #[tokio::test]
     async fn an_idle_connection_is_closed_at_its_maximum_age() {
-        let limits = ConnectionLimits {
-            max_age: Duration::from_secs(1),
-            ..ConnectionLimits::default()
-        };
-        let (port, client) = start(limits).await;
-        let (mut sender, driven) = connect(port, client).await;
+        let (mut sender, driven) = connect(max_age_one_second()).await;
         let opened = Instant::now();
         assert_eq!(fetch(&mut sender, "/quick").await, (200, "quick".into()));
-        tokio::time::timeout(Duration::from_secs(3), driven)
-            .await
-            .expect("the connection stayed open after its maximum age")
-            .unwrap();
+        closed_within(
+            driven,
+            3,
+            "the connection stayed open after its maximum age",
+        )
+        .await;
         let lived = opened.elapsed();
         assert!(lived >= Duration::from_millis(900), "{lived:?}");
     }
@@ -286,14 +297,11 @@ mod tests {
             header_timeout: Duration::from_secs(1),
             max_age: Duration::from_secs(60),
         };
-        let (port, client) = start(limits).await;
-        let (mut sender, driven) = connect(port, client).await;
+        let (mut sender, driven) = connect(limits).await;
         assert_eq!(fetch(&mut sender, "/quick").await, (200, "quick".into()));
         let answered = Instant::now();
-        tokio::time::timeout(Duration::from_secs(3), driven)
-            .await
-            .expect("an idle connection stayed open past the idle timeout")
-            .unwrap();
+        let otherwise = "an idle connection stayed open past the idle timeout";
+        closed_within(driven, 3, otherwise).await;
         let idle = answered.elapsed();
         assert!(idle >= Duration::from_millis(900), "{idle:?}");
     }
