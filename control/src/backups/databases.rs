@@ -177,18 +177,8 @@ pub async fn create(
             "username": new.username, "tls_mode": new.tls_mode, "agent": new.agent_id,
             "password": new.password.is_some(),
         });
-        let target = format!("database:{id}");
-        audit::record_in(
-            &mut tx,
-            org_id,
-            actor,
-            AuditAction::DatabaseCreate,
-            &target,
-            details,
-            now,
-        )
-        .await?;
-        Ok(())
+        let (target, action) = (format!("database:{id}"), AuditAction::DatabaseCreate);
+        audit::record_in(&mut tx, org_id, actor, action, &target, details, now).await
     }
     .await;
     end_write(tx, created).await?;

@@ -133,18 +133,8 @@ pub async fn create(
                 "keep_monthly": r.keep_monthly, "keep_yearly": r.keep_yearly,
             },
         });
-        let target = format!("schedule:{id}");
-        audit::record_in(
-            &mut tx,
-            org_id,
-            actor,
-            AuditAction::ScheduleCreate,
-            &target,
-            details,
-            now,
-        )
-        .await?;
-        Ok(())
+        let (target, action) = (format!("schedule:{id}"), AuditAction::ScheduleCreate);
+        audit::record_in(&mut tx, org_id, actor, action, &target, details, now).await
     }
     .await;
     end_write(tx, created).await?;

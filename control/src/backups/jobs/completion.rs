@@ -9,11 +9,11 @@ use crate::error::{new_id, Error, Result};
 use crate::pki::identity::AgentIdentity;
 use dbcrate_core::wire::{Completion, JobKind};
 
-/// The job's attempt and state as a report found them.
+/// The job a report is about, as the report found it: every change is guarded by the
+/// attempt and state read.
 struct Guard<'a> {
     job_id: &'a str,
-    attempt: i64,
-    state: JobState,
+    row: Reported,
 }
 
 /// The job a report is about, as it stands.
@@ -54,8 +54,8 @@ impl Guard<'_> {
         .bind(JobState::Succeeded)
         .bind(now)
         .bind(self.job_id)
-        .bind(self.attempt)
-        .bind(self.state)
+        .bind(self.row.attempt)
+        .bind(self.row.state)
         .execute(&mut *conn)
         .await?;
         if updated.rows_affected() != 1 {
@@ -85,14 +85,10 @@ pub async fn complete(
         let row = reported_job(&mut tx, agent, job_id, report).await?;
         // Every change below is guarded by the attempt and state just read: a claim that
         // committed in between (PostgreSQL, read committed) makes the report stale.
-        let guard = Guard {
-            job_id,
-            attempt: row.attempt,
-            state: row.state,
-        };
+        let guard = Guard { job_id, row };
         let (state, action, details) = if !report.succeeded {
-            record_failure(&mut tx, &guard, &row, report, now).await?
-        } else if JobKind::from_name(&row.kind) == JobKind::Restore {
+            record_failure(&mut tx, &guard, report, now).await?
+        } else if JobKind::from_name(&guard.row.kind) == JobKind::Restore {
             guard.succeed(&mut tx, now).await?;
             (
                 JobState::Succeeded,
@@ -100,7 +96,7 @@ pub async fn complete(
                 serde_json::json!({}),
             )
         } else {
-            let details = record_backup(&mut tx, &guard, &row, report, now).await?;
+            let details = record_backup(&mut tx, &guard, report, now).await?;
             (JobState::Succeeded, AuditAction::JobSucceeded, details)
         };
         record_in(
@@ -159,10 +155,10 @@ async fn reported_job(
 async fn record_backup(
     conn: &mut sqlx::AnyConnection,
     guard: &Guard<'_>,
-    row: &Reported,
     report: &Completion,
     now: i64,
 ) -> Result<serde_json::Value> {
+    let row = &guard.row;
     // The key is the one this attempt was given when claimed: an agent cannot choose
     // what gets recorded (and what retention will later delete).
     let given = row.object_key.as_deref();
@@ -219,7 +215,6 @@ async fn record_backup(
 async fn record_failure(
     conn: &mut sqlx::AnyConnection,
     guard: &Guard<'_>,
-    row: &Reported,
     report: &Completion,
     now: i64,
 ) -> Result<(JobState, AuditAction, serde_json::Value)> {
@@ -230,8 +225,8 @@ async fn record_failure(
         .chars()
         .take(2000)
         .collect();
-    let attempt = guard.attempt;
-    let retry = attempt < row.max_attempts;
+    let attempt = guard.row.attempt;
+    let retry = attempt < guard.row.max_attempts;
     let state = if retry {
         JobState::Queued
     } else {
@@ -248,7 +243,7 @@ async fn record_failure(
     .bind(retry_at)
     .bind(guard.job_id)
     .bind(attempt)
-    .bind(guard.state)
+    .bind(guard.row.state)
     .execute(&mut *conn)
     .await?;
     if updated.rows_affected() != 1 {
