@@ -2,16 +2,16 @@
 //! tar and zstd unpack and that run from anywhere without the host's libraries, and a
 //! static HTTPS server that hands out the tree and nothing else (checked with curl).
 
-use dbcrate_testkit::{Deps, TempDir};
+use dbcrate_testkit::{assert_failed_saying, output_ok, Deps, TempDir};
 use std::path::Path;
-use std::process::{Child, Command, Output};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-fn registry(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dbcrate-registry"))
-        .args(args)
-        .output()
-        .unwrap()
+/// `dbcrate-registry build --input <input> --out <tree>`, to be given more.
+fn build(input: &Path, tree: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dbcrate-registry"));
+    cmd.args(["build", "--input", path(input), "--out", path(tree)]);
+    cmd
 }
 
 fn path(p: &Path) -> &str {
@@ -43,12 +43,7 @@ fn build_makes_self_contained_artifacts_that_stock_tar_and_zstd_read() {
     let dir = TempDir::new("registry-build").unwrap();
     let input = input(dir.path());
     let tree = dir.path().join("tree");
-    let out = registry(&["build", "--input", path(&input), "--out", path(&tree)]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    output_ok("build", &mut build(&input, &tree));
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(tree.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest["version"], 1);
@@ -82,18 +77,13 @@ fn build_makes_self_contained_artifacts_that_stock_tar_and_zstd_read() {
     assert!(text.starts_with("pg_restore (PostgreSQL) 16."), "{text}");
 
     // A second build raises the manifest version by itself.
-    let out = registry(&["build", "--input", path(&input), "--out", path(&tree)]);
-    assert!(out.status.success());
+    let out = output_ok("second build", &mut build(&input, &tree));
     assert!(String::from_utf8_lossy(&out.stdout).contains("version 2"));
 
     // A badly named installation is a clear error.
     std::fs::create_dir(input.join("sixteen")).unwrap();
-    let out = registry(&["build", "--input", path(&input), "--out", path(&tree)]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success() && err.contains("<major>-<arch>") && err.contains("sixteen"),
-        "{err}"
-    );
+    let out = build(&input, &tree).output().unwrap();
+    assert_failed_saying(&out, &["<major>-<arch>", "sixteen"]);
 }
 
 #[test]
@@ -106,16 +96,11 @@ fn builds_with_source_date_epoch_are_byte_identical() {
     let mut trees = Vec::new();
     for n in 0..2 {
         let tree = dir.path().join(format!("tree{n}"));
-        let out = Command::new(env!("CARGO_BIN_EXE_dbcrate-registry"))
-            .args(["build", "--input", path(&input), "--out", path(&tree)])
-            .args(["--manifest-version", "1"])
-            .env("SOURCE_DATE_EPOCH", "315532800")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        output_ok(
+            "build",
+            build(&input, &tree)
+                .args(["--manifest-version", "1"])
+                .env("SOURCE_DATE_EPOCH", "315532800"),
         );
         trees.push(tree);
     }
@@ -146,16 +131,11 @@ fn builds_with_source_date_epoch_are_byte_identical() {
         serde_json::from_slice(&std::fs::read(trees[0].join("manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest["expires"], "1980-01-31T00:00:00Z");
 
-    let out = Command::new(env!("CARGO_BIN_EXE_dbcrate-registry"))
-        .args(["build", "--input", path(&input), "--out", path(&trees[0])])
+    let out = build(&input, &trees[0])
         .env("SOURCE_DATE_EPOCH", "yesterday")
         .output()
         .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success() && err.contains("SOURCE_DATE_EPOCH"),
-        "{err}"
-    );
+    assert_failed_saying(&out, &["SOURCE_DATE_EPOCH"]);
 }
 
 #[test]
@@ -172,21 +152,13 @@ fn another_architecture_needs_a_sysroot_of_that_architecture() {
     let install = Deps::from_env().pg_client_install(16).unwrap();
     std::os::unix::fs::symlink(&install.bin_dir, inst.join("bin")).unwrap();
     let tree = dir.path().join("tree");
-    let out = registry(&["build", "--input", path(&input), "--out", path(&tree)]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success() && err.contains(foreign) && err.contains("<major>-<arch>/sysroot"),
-        "{err}"
-    );
+    let out = build(&input, &tree).output().unwrap();
+    assert_failed_saying(&out, &[foreign, "<major>-<arch>/sysroot"]);
 
     // A sysroot without a loader is named, not run.
     std::fs::create_dir(inst.join("sysroot")).unwrap();
-    let out = registry(&["build", "--input", path(&input), "--out", path(&tree)]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success() && err.contains("no dynamic loader"),
-        "{err}"
-    );
+    let out = build(&input, &tree).output().unwrap();
+    assert_failed_saying(&out, &["no dynamic loader"]);
     assert!(
         !tree.join("manifest.json").exists(),
         "a manifest was written"

@@ -2,7 +2,7 @@
 //! `minisign -V -H` binary (and a tampered file refused by it, so the check can fail).
 
 use dbcrate_core::registry::metadata::{Manifest, MANIFEST_TYPE};
-use dbcrate_testkit::{Deps, TempDir};
+use dbcrate_testkit::{assert_failed_saying, assert_succeeded, Deps, TempDir};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -24,26 +24,39 @@ impl Env {
     fn keys(&self) -> PathBuf {
         self.dir.path().join("keys")
     }
-    fn signer(&self, args: &[&str]) -> Output {
+    /// `dbcrate-signer <command> --registry … --keys …`, without a passphrase.
+    fn command(&self, command: &str) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_dbcrate-signer"));
-        cmd.arg(args[0])
+        cmd.arg(command)
             .arg("--registry")
             .arg(self.registry())
             .arg("--keys")
-            .arg(self.keys())
+            .arg(self.keys());
+        cmd
+    }
+    fn signer(&self, args: &[&str]) -> Output {
+        self.command(args[0])
             .args(["--kdf-memory-mib", "16"])
             .args(&args[1..])
-            .env("DBCRATE_SIGNER_PASSPHRASE", PASSPHRASE);
-        cmd.output().unwrap()
+            .env("DBCRATE_SIGNER_PASSPHRASE", PASSPHRASE)
+            .output()
+            .unwrap()
     }
     fn ok(&self, args: &[&str]) -> String {
         let out = self.signer(args);
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_succeeded(&format!("{args:?}"), &out);
         String::from_utf8(out.stdout).unwrap()
+    }
+    /// The operator's `verify` of the registry, pinned to `root_key`.
+    fn verify(&self, root_key: &Path) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_dbcrate-signer"))
+            .arg("verify")
+            .arg("--registry")
+            .arg(self.registry())
+            .arg("--root-key")
+            .arg(root_key)
+            .output()
+            .unwrap()
     }
     fn pub_files(&self, role: &str) -> Vec<PathBuf> {
         let mut v: Vec<PathBuf> = std::fs::read_dir(self.keys())
@@ -77,10 +90,15 @@ fn minisign(pub_file: &Path, file: &Path, sig: &Path) -> Output {
 }
 
 fn write_manifest(registry: &Path, version: u64) {
+    write_manifest_expiring(registry, version, "2099-01-01T00:00:00Z");
+}
+
+/// An empty manifest `version` that expires at `expires` (RFC 3339), to be signed.
+fn write_manifest_expiring(registry: &Path, version: u64, expires: &str) {
     let m = Manifest {
         kind: MANIFEST_TYPE.into(),
         version,
-        expires: "2099-01-01T00:00:00Z".into(),
+        expires: expires.into(),
         artifacts: vec![],
     };
     std::fs::write(registry.join("manifest.json"), m.to_json()).unwrap();
@@ -105,12 +123,7 @@ fn every_signed_file_passes_stock_minisign_and_verify() {
         for public in env.pub_files("root") {
             let sig = roots.join(format!("{version}.root.json.{}.minisig", key_id(&public)));
             if sig.exists() {
-                let out = minisign(&public, &file, &sig);
-                assert!(
-                    out.status.success(),
-                    "{}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
+                assert_succeeded("minisign -V", &minisign(&public, &file, &sig));
                 checked += 1;
             }
         }
@@ -123,14 +136,7 @@ fn every_signed_file_passes_stock_minisign_and_verify() {
     assert!(minisign(manifest_pub, &manifest, &sig).status.success());
 
     // The operator's verify, pinned to root v1's key.
-    let out = Command::new(env!("CARGO_BIN_EXE_dbcrate-signer"))
-        .arg("verify")
-        .arg("--registry")
-        .arg(env.registry())
-        .arg("--root-key")
-        .arg(&first_root_key)
-        .output()
-        .unwrap();
+    let out = env.verify(&first_root_key);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains("root version 3, manifest version 1"),
@@ -144,19 +150,7 @@ fn every_signed_file_passes_stock_minisign_and_verify() {
     bytes[at] = b'2';
     std::fs::write(&manifest, &bytes).unwrap();
     assert!(!minisign(manifest_pub, &manifest, &sig).status.success());
-    let out = Command::new(env!("CARGO_BIN_EXE_dbcrate-signer"))
-        .arg("verify")
-        .arg("--registry")
-        .arg(env.registry())
-        .arg("--root-key")
-        .arg(&first_root_key)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success() && err.contains("does not match"),
-        "{err}"
-    );
+    assert_failed_saying(&env.verify(&first_root_key), &["does not match"]);
 }
 
 #[test]
@@ -168,25 +162,14 @@ fn removed_manifest_key_and_bad_passphrase_are_refused() {
     env.ok(&["remove-manifest-key", "--key-id", &id]);
     write_manifest(&env.registry(), 1);
     let out = env.signer(&["sign-manifest"]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success() && err.contains("no manifest key listed in root version 3"),
-        "{err}"
-    );
+    assert_failed_saying(&out, &["no manifest key listed in root version 3"]);
 
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dbcrate-signer"));
-    cmd.arg("add-manifest-key")
-        .arg("--registry")
-        .arg(env.registry())
-        .arg("--keys")
-        .arg(env.keys())
-        .env("DBCRATE_SIGNER_PASSPHRASE", "not it");
-    let out = cmd.output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success() && err.contains("wrong passphrase"),
-        "{err}"
-    );
+    let out = env
+        .command("add-manifest-key")
+        .env("DBCRATE_SIGNER_PASSPHRASE", "not it")
+        .output()
+        .unwrap();
+    let err = assert_failed_saying(&out, &["wrong passphrase"]);
     assert!(!err.contains("not it"));
 
     // A key file others can read is refused, whatever the passphrase.
@@ -194,15 +177,10 @@ fn removed_manifest_key_and_bad_passphrase_are_refused() {
     let root_key = env.pub_files("root")[0].with_extension("key");
     std::fs::set_permissions(&root_key, std::fs::Permissions::from_mode(0o644)).unwrap();
     let out = env.signer(&["add-manifest-key"]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && err.contains("chmod 600"), "{err}");
+    assert_failed_saying(&out, &["chmod 600"]);
 
-    let out = Command::new(env!("CARGO_BIN_EXE_dbcrate-signer"))
-        .arg("init")
-        .arg("--registry")
-        .arg(env.registry())
-        .arg("--keys")
-        .arg(env.keys())
+    let out = env
+        .command("init")
         .env_remove("DBCRATE_SIGNER_PASSPHRASE")
         .output()
         .unwrap();
@@ -235,29 +213,17 @@ fn stock_minisign_signs_with_our_encrypted_keys() {
         .unwrap();
     use std::io::Write;
     writeln!(child.stdin.take().unwrap(), "{PASSPHRASE}").unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = minisign(&public, &file, &sig);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded("minisign -S", &child.wait_with_output().unwrap());
+    assert_succeeded("minisign -V", &minisign(&public, &file, &sig));
 }
 
 #[test]
 fn more_root_keys_than_agents_accept_are_refused_before_any_key_is_made() {
     let env = Env::new();
     let out = env.signer(&["init", "--root-keys", "33"]);
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("--root-keys 33: a root may list at most 32 root keys"),
-        "{err}"
+    assert_failed_saying(
+        &out,
+        &["--root-keys 33: a root may list at most 32 root keys"],
     );
     assert!(!env.keys().exists() || std::fs::read_dir(env.keys()).unwrap().next().is_none());
 }
@@ -269,19 +235,9 @@ fn an_expired_manifest_is_signed_only_with_a_new_expiry() {
     let env = Env::new();
     env.ok(&["init"]);
     env.ok(&["add-manifest-key"]);
-    let m = Manifest {
-        kind: MANIFEST_TYPE.into(),
-        version: 3,
-        expires: "1980-01-31T00:00:00Z".into(),
-        artifacts: vec![],
-    };
-    std::fs::write(env.registry().join("manifest.json"), m.to_json()).unwrap();
+    write_manifest_expiring(&env.registry(), 3, "1980-01-31T00:00:00Z");
     let out = env.signer(&["sign-manifest"]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success() && err.contains("1980-01-31") && err.contains("--expires-days"),
-        "{err}"
-    );
+    assert_failed_saying(&out, &["1980-01-31", "--expires-days"]);
     assert!(!env.registry().join("manifest.json.minisig").exists());
 
     let out = env.ok(&["sign-manifest", "--expires-days", "30"]);
@@ -294,16 +250,5 @@ fn an_expired_manifest_is_signed_only_with_a_new_expiry() {
         / 86_400;
     assert!((29..=30).contains(&in_days), "{}", signed.expires);
     let root_key = env.pub_files("root")[0].clone();
-    let key = root_key.to_str().unwrap().to_string();
-    let verified = Command::new(env!("CARGO_BIN_EXE_dbcrate-signer"))
-        .args(["verify", "--registry"])
-        .arg(env.registry())
-        .args(["--root-key", &key])
-        .output()
-        .unwrap();
-    assert!(
-        verified.status.success(),
-        "{}",
-        String::from_utf8_lossy(&verified.stderr)
-    );
+    assert_succeeded("verify", &env.verify(&root_key));
 }

@@ -49,6 +49,7 @@ pub use error::KitError;
 pub use master_keys::{TEST_MASTER_KEY, TEST_MASTER_KEY_2};
 pub use pg_install::PgClientInstall;
 pub use postgres::PgServer;
+pub use process::{assert_failed_saying, assert_succeeded, output_ok};
 pub use s3::S3Server;
 pub use sftp::SftpServer;
 pub use sqlite::sqlite_url;

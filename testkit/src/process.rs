@@ -3,7 +3,7 @@
 use crate::user::send_signal;
 use crate::{KitError, Result};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// A running server whose output goes to a log file, stopped on drop with `stop_signal`
@@ -128,4 +128,37 @@ pub(crate) fn run(what: &str, cmd: &mut Command) -> Result<String> {
             String::from_utf8_lossy(&out.stdout).trim()
         )))
     }
+}
+
+/// Fails the test, with `what` and the command's stderr, unless `out` is the output of
+/// a successful run: the check the tests of every crate make on the tools they run.
+#[track_caller]
+pub fn assert_succeeded(what: &str, out: &Output) {
+    assert!(
+        out.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Runs `cmd` to its end and returns its output, after [`assert_succeeded`].
+#[track_caller]
+pub fn output_ok(what: &str, cmd: &mut Command) -> Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: could not run {cmd:?}: {e}"));
+    assert_succeeded(what, &out);
+    out
+}
+
+/// Fails the test unless `out` is the output of a failed run whose stderr names each of
+/// `needles`; returns that stderr for further checks.
+#[track_caller]
+pub fn assert_failed_saying(out: &Output, needles: &[&str]) -> String {
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "succeeded; expected failure: {err}");
+    for needle in needles {
+        assert!(err.contains(needle), "no {needle:?} in: {err}");
+    }
+    err
 }
