@@ -6,75 +6,90 @@
 //! [`Code::Internal`] errors carry detail for the log only; the API answers them with a
 //! generic message.
 
-/// What kind of failure, as a stable machine-readable code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Code {
-    /// Input that does not meet the rules (names, roles, passwords, ids in bodies).
-    InvalidInput,
-    /// No credentials, or credentials that are not valid (any more).
-    NotSignedIn,
-    /// E-mail address or password wrong (never says which).
-    WrongCredentials,
-    /// The account has a second factor and none was given.
-    SecondFactorRequired,
-    /// The second-factor code is wrong, used already, or expired.
-    SecondFactorInvalid,
-    /// The operation needs a second factor passed in the last few minutes.
-    RecentSecondFactorRequired,
-    /// The account's one-time password must be changed before anything else.
-    PasswordChangeRequired,
-    /// Signed in, a member, but the role does not allow this.
-    Forbidden,
-    /// No such object, or not yours (indistinguishable on purpose).
-    NotFound,
-    /// The change conflicts with what exists (duplicate name, last owner, …).
-    Conflict,
-    /// Too many failed attempts; wait.
-    Throttled,
-    /// A state-changing browser request without the session's CSRF token.
-    CsrfTokenInvalid,
-    /// An agent route called without a valid client certificate.
-    ClientCertificateRequired,
-    /// An agent route called with a client certificate outside its validity window (on
-    /// a connection opened while it was valid: the TLS handshake refuses it otherwise).
-    ClientCertificateExpired,
-    /// An agent route called with a client certificate whose validity starts later: the
-    /// clocks of the agent's host and the control plane disagree.
-    ClientCertificateNotYetValid,
-    /// The agent, or this certificate of it, has been revoked: the agent must stop.
-    AgentRevoked,
-    /// The organisation's key is customer-sealed and the operation needs its passphrase.
-    CustomerPassphraseRequired,
-    /// The customer passphrase given does not open the organisation's key.
-    CustomerPassphraseInvalid,
-    /// Anything else: a bug or an outage. Detail goes to the log only.
-    Internal,
-}
-
-impl Code {
-    /// The code as it appears in API error bodies.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::InvalidInput => "invalid_input",
-            Self::NotSignedIn => "not_signed_in",
-            Self::WrongCredentials => "wrong_credentials",
-            Self::SecondFactorRequired => "second_factor_required",
-            Self::SecondFactorInvalid => "second_factor_invalid",
-            Self::RecentSecondFactorRequired => "recent_second_factor_required",
-            Self::PasswordChangeRequired => "password_change_required",
-            Self::Forbidden => "forbidden",
-            Self::NotFound => "not_found",
-            Self::Conflict => "conflict",
-            Self::Throttled => "throttled",
-            Self::CsrfTokenInvalid => "csrf_token_invalid",
-            Self::ClientCertificateRequired => "client_certificate_required",
-            Self::ClientCertificateExpired => dbcrate_core::wire::codes::CLIENT_CERTIFICATE_EXPIRED,
-            Self::ClientCertificateNotYetValid => "client_certificate_not_yet_valid",
-            Self::AgentRevoked => dbcrate_core::wire::codes::AGENT_REVOKED,
-            Self::CustomerPassphraseRequired => "customer_passphrase_required",
-            Self::CustomerPassphraseInvalid => "customer_passphrase_invalid",
-            Self::Internal => "internal",
+/// Declares a fieldless enum of stable error codes from one table of `Variant => text`:
+/// the enum, `as_str` (the text), `ALL` (every code, in the table's order) and a
+/// `Serialize` that writes the text. A code is spelt once, and no list of them can leave
+/// one out.
+macro_rules! stable_codes {
+    (
+        $(#[$meta:meta])*
+        $vis:vis enum $name:ident {
+            $( $(#[$variant_meta:meta])* $variant:ident => $text:expr, )*
         }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        $vis enum $name {
+            $( $(#[$variant_meta])* $variant, )*
+        }
+
+        impl $name {
+            /// Every code, in the order they are declared.
+            pub const ALL: &'static [Self] = &[$(Self::$variant),*];
+
+            /// The code as it appears in API error bodies.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $text,)*
+                }
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error>
+            where
+                S: serde::Serializer,
+            {
+                serializer.serialize_str(self.as_str())
+            }
+        }
+    };
+}
+pub(crate) use stable_codes;
+
+stable_codes! {
+    /// What kind of failure, as a stable machine-readable code.
+    pub enum Code {
+        /// Input that does not meet the rules (names, roles, passwords, ids in bodies).
+        InvalidInput => "invalid_input",
+        /// No credentials, or credentials that are not valid (any more).
+        NotSignedIn => "not_signed_in",
+        /// E-mail address or password wrong (never says which).
+        WrongCredentials => "wrong_credentials",
+        /// The account has a second factor and none was given.
+        SecondFactorRequired => "second_factor_required",
+        /// The second-factor code is wrong, used already, or expired.
+        SecondFactorInvalid => "second_factor_invalid",
+        /// The operation needs a second factor passed in the last few minutes.
+        RecentSecondFactorRequired => "recent_second_factor_required",
+        /// The account's one-time password must be changed before anything else.
+        PasswordChangeRequired => "password_change_required",
+        /// Signed in, a member, but the role does not allow this.
+        Forbidden => "forbidden",
+        /// No such object, or not yours (indistinguishable on purpose).
+        NotFound => "not_found",
+        /// The change conflicts with what exists (duplicate name, last owner, …).
+        Conflict => "conflict",
+        /// Too many failed attempts; wait.
+        Throttled => "throttled",
+        /// A state-changing browser request without the session's CSRF token.
+        CsrfTokenInvalid => "csrf_token_invalid",
+        /// An agent route called without a valid client certificate.
+        ClientCertificateRequired => "client_certificate_required",
+        /// An agent route called with a client certificate outside its validity window (on
+        /// a connection opened while it was valid: the TLS handshake refuses it otherwise).
+        ClientCertificateExpired => dbcrate_core::wire::codes::CLIENT_CERTIFICATE_EXPIRED,
+        /// An agent route called with a client certificate whose validity starts later: the
+        /// clocks of the agent's host and the control plane disagree.
+        ClientCertificateNotYetValid => "client_certificate_not_yet_valid",
+        /// The agent, or this certificate of it, has been revoked: the agent must stop.
+        AgentRevoked => dbcrate_core::wire::codes::AGENT_REVOKED,
+        /// The organisation's key is customer-sealed and the operation needs its passphrase.
+        CustomerPassphraseRequired => "customer_passphrase_required",
+        /// The customer passphrase given does not open the organisation's key.
+        CustomerPassphraseInvalid => "customer_passphrase_invalid",
+        /// Anything else: a bug or an outage. Detail goes to the log only.
+        Internal => "internal",
     }
 }
 

@@ -139,7 +139,7 @@ pub async fn log_as(
 async fn no_such_route() -> error::ApiError {
     error::ApiError::new(
         StatusCode::NOT_FOUND,
-        error_doc::ErrorCode::NoSuchRoute,
+        error_doc::HttpCode::NoSuchRoute,
         "there is no such API route; see /api/v1/openapi.json",
     )
 }
@@ -203,7 +203,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async {
             error::ApiError::new(
                 StatusCode::METHOD_NOT_ALLOWED,
-                error_doc::ErrorCode::MethodNotAllowed,
+                error_doc::HttpCode::MethodNotAllowed,
                 "this route does not take that method; see /api/v1/openapi.json",
             )
         })

@@ -5,7 +5,7 @@
 
 use super::auth::{org_access, Caller};
 use super::error::{ApiError, ApiResult};
-use super::error_doc::{ErrorBody, ErrorCode, OrgErrors};
+use super::error_doc::{ErrorBody, HttpCode, OrgErrors};
 use super::extract::{Path, Query};
 use super::AppState;
 use crate::accounts::roles::Role;
@@ -117,7 +117,7 @@ pub async fn query(
         Some(_) => {
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
-                ErrorCode::InvalidQuery,
+                HttpCode::InvalidQuery,
                 "format must be json, jsonl or csv",
             ))
         }
@@ -144,7 +144,7 @@ pub async fn query(
     if q.limit.is_some() {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
-            ErrorCode::InvalidQuery,
+            HttpCode::InvalidQuery,
             "limit applies to format=json pages; exports hold every matching row",
         ));
     }

@@ -5,7 +5,7 @@
 
 use super::auth::{org_access, Caller};
 use super::error::{ApiError, ApiResult};
-use super::error_doc::{BodyErrors, ErrorBody, ErrorCode, OrgErrors, ProbeStep};
+use super::error_doc::{BodyErrors, ErrorBody, HttpCode, OrgErrors, ProbeStep};
 use super::extract::{Body, Path, SecretField};
 use super::AppState;
 use crate::accounts::roles::Role;
@@ -543,7 +543,7 @@ pub async fn create_destination(
                 .unwrap_or_else(|| "the probe failed".into());
             Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                ErrorCode::ProbeFailed,
+                HttpCode::ProbeFailed,
                 format!("the destination failed its probe ({why}); nothing was saved"),
             )
             .with_details(json!({ "probe": destinations::report_json(&report) })))

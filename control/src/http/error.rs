@@ -4,7 +4,7 @@
 //! Internal failures answer 500 with a generic message and an id; the detail goes to
 //! the log under that id, never to the client. Not-found and not-yours are the same 404.
 
-use super::error_doc::{ErrorBody, ErrorCode, ErrorDetail};
+use super::error_doc::{ErrorBody, ErrorCode, ErrorDetail, HttpCode};
 use crate::error::{Code, Error};
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::StatusCode;
@@ -21,10 +21,10 @@ pub struct ApiError {
 
 impl ApiError {
     /// An answer with this status, code and message.
-    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: impl Into<ErrorCode>, message: impl Into<String>) -> Self {
         Self {
             status,
-            code,
+            code: code.into(),
             message: message.into(),
             details: None,
         }
@@ -38,7 +38,7 @@ impl ApiError {
 
     /// 404 `not_found`: what a missing object and another organisation's both get.
     pub fn not_found() -> Self {
-        Self::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, "not found")
+        Self::new(StatusCode::NOT_FOUND, Code::NotFound, "not found")
     }
 
     /// The status.
@@ -77,14 +77,14 @@ impl From<Error> for ApiError {
             tracing::error!(error.id = %id, "request failed: {}", e.message);
             return Self::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                ErrorCode::Internal,
+                Code::Internal,
                 format!("internal error; the server log has the details under {id}"),
             );
         }
         if e.code == Code::NotFound {
             return Self::not_found();
         }
-        Self::new(status_of(e.code), e.code.into(), e.message)
+        Self::new(status_of(e.code), e.code, e.message)
     }
 }
 
@@ -93,27 +93,27 @@ impl From<JsonRejection> for ApiError {
         match rejection {
             JsonRejection::JsonDataError(e) => Self::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                ErrorCode::InvalidBody,
+                HttpCode::InvalidBody,
                 format!("the JSON body does not fit this request: {}", e.body_text()),
             ),
             JsonRejection::JsonSyntaxError(_) => Self::new(
                 StatusCode::BAD_REQUEST,
-                ErrorCode::MalformedJson,
+                HttpCode::MalformedJson,
                 "the body is not valid JSON",
             ),
             JsonRejection::MissingJsonContentType(_) => Self::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                ErrorCode::UnsupportedMediaType,
+                HttpCode::UnsupportedMediaType,
                 "send the body as JSON with Content-Type: application/json",
             ),
             other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => Self::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                ErrorCode::BodyTooLarge,
+                HttpCode::BodyTooLarge,
                 format!("the body is larger than {} bytes", super::MAX_BODY_BYTES),
             ),
             _ => Self::new(
                 StatusCode::BAD_REQUEST,
-                ErrorCode::UnreadableBody,
+                HttpCode::UnreadableBody,
                 "the request body could not be read",
             ),
         }
@@ -130,7 +130,7 @@ impl From<QueryRejection> for ApiError {
     fn from(rejection: QueryRejection) -> Self {
         Self::new(
             StatusCode::BAD_REQUEST,
-            ErrorCode::InvalidQuery,
+            HttpCode::InvalidQuery,
             format!(
                 "the query string does not fit this request: {}",
                 rejection.body_text()

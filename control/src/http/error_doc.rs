@@ -4,10 +4,11 @@
 //! hand as [`IntoResponses`] impls because every route shares them. A leaf of `http`:
 //! the handlers, `error` and the document use it, and it uses none of them.
 
-use crate::error::Code;
+use crate::error::{stable_codes, Code};
 use std::collections::BTreeMap;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
-use utoipa::{IntoResponses, ToSchema};
+use utoipa::{IntoResponses, PartialSchema, ToSchema};
 
 /// An error answer, as every route gives it: `{"error": {"code", "message"}}`.
 #[derive(Debug, serde::Serialize, ToSchema)]
@@ -37,70 +38,73 @@ pub struct ProbeFailure {
     pub probe: Vec<ProbeStep>,
 }
 
-// Those of `crate::error::Code` come first (a unit test checks each is here); the rest
-// are the HTTP layer's own.
-/// Every stable error code the API answers with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-#[allow(missing_docs)]
+stable_codes! {
+    /// The HTTP layer's own error codes, beside the domain's [`Code`]s: a request that
+    /// does not fit (body, query, route, method), and a destination probe that failed.
+    pub enum HttpCode {
+        /// A destination probe failed; `error.details` has its steps.
+        ProbeFailed => "probe_failed",
+        /// The body is not JSON.
+        MalformedJson => "malformed_json",
+        /// The JSON body does not fit the request (unknown, missing or mistyped field).
+        InvalidBody => "invalid_body",
+        /// The body is over [`super::MAX_BODY_BYTES`].
+        BodyTooLarge => "body_too_large",
+        /// The body is not sent as `application/json`.
+        UnsupportedMediaType => "unsupported_media_type",
+        /// The body could not be read.
+        UnreadableBody => "unreadable_body",
+        /// The query string does not fit the request.
+        InvalidQuery => "invalid_query",
+        /// No route has this path.
+        NoSuchRoute => "no_such_route",
+        /// The route does not take this method.
+        MethodNotAllowed => "method_not_allowed",
+    }
+}
+
+/// Every stable error code the API answers with: a domain error's [`Code`] or one of the
+/// HTTP layer's own. Its document schema lists the texts of both tables, in their order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(untagged)]
 pub enum ErrorCode {
-    InvalidInput,
-    NotSignedIn,
-    WrongCredentials,
-    SecondFactorRequired,
-    SecondFactorInvalid,
-    RecentSecondFactorRequired,
-    PasswordChangeRequired,
-    Forbidden,
-    NotFound,
-    Conflict,
-    Throttled,
-    CsrfTokenInvalid,
-    ClientCertificateRequired,
-    ClientCertificateExpired,
-    ClientCertificateNotYetValid,
-    AgentRevoked,
-    CustomerPassphraseRequired,
-    CustomerPassphraseInvalid,
-    Internal,
-    ProbeFailed,
-    MalformedJson,
-    InvalidBody,
-    BodyTooLarge,
-    UnsupportedMediaType,
-    UnreadableBody,
-    InvalidQuery,
-    NoSuchRoute,
-    MethodNotAllowed,
+    /// The code of a domain error.
+    Domain(Code),
+    /// The HTTP layer's own.
+    Http(HttpCode),
+}
+
+impl ErrorCode {
+    /// Every code's text: the domain's first, then the HTTP layer's.
+    fn texts() -> impl Iterator<Item = &'static str> {
+        let domain = Code::ALL.iter().map(|c| c.as_str());
+        domain.chain(HttpCode::ALL.iter().map(|c| c.as_str()))
+    }
 }
 
 impl From<Code> for ErrorCode {
-    /// The API's code for a domain error (no wildcard: a new [`Code`] does not compile
-    /// until it is mapped here).
     fn from(code: Code) -> Self {
-        match code {
-            Code::InvalidInput => ErrorCode::InvalidInput,
-            Code::NotSignedIn => ErrorCode::NotSignedIn,
-            Code::WrongCredentials => ErrorCode::WrongCredentials,
-            Code::SecondFactorRequired => ErrorCode::SecondFactorRequired,
-            Code::SecondFactorInvalid => ErrorCode::SecondFactorInvalid,
-            Code::RecentSecondFactorRequired => ErrorCode::RecentSecondFactorRequired,
-            Code::PasswordChangeRequired => ErrorCode::PasswordChangeRequired,
-            Code::Forbidden => ErrorCode::Forbidden,
-            Code::NotFound => ErrorCode::NotFound,
-            Code::Conflict => ErrorCode::Conflict,
-            Code::Throttled => ErrorCode::Throttled,
-            Code::CsrfTokenInvalid => ErrorCode::CsrfTokenInvalid,
-            Code::ClientCertificateRequired => ErrorCode::ClientCertificateRequired,
-            Code::ClientCertificateExpired => ErrorCode::ClientCertificateExpired,
-            Code::ClientCertificateNotYetValid => ErrorCode::ClientCertificateNotYetValid,
-            Code::AgentRevoked => ErrorCode::AgentRevoked,
-            Code::CustomerPassphraseRequired => ErrorCode::CustomerPassphraseRequired,
-            Code::CustomerPassphraseInvalid => ErrorCode::CustomerPassphraseInvalid,
-            Code::Internal => ErrorCode::Internal,
-        }
+        Self::Domain(code)
     }
 }
+
+impl From<HttpCode> for ErrorCode {
+    fn from(code: HttpCode) -> Self {
+        Self::Http(code)
+    }
+}
+
+impl PartialSchema for ErrorCode {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some("Every stable error code the API answers with."))
+            .enum_values(Some(Self::texts()))
+            .into()
+    }
+}
+
+impl ToSchema for ErrorCode {}
 
 /// A response whose body is an [`ErrorBody`].
 pub fn error_response(description: &str) -> RefOr<utoipa::openapi::Response> {
@@ -165,6 +169,21 @@ impl IntoResponses for OrgErrors {
     }
 }
 
+/// What an owner's route that needs a second factor checked in the last few minutes may
+/// answer before its handler's own work: [`OrgErrors`], the step-up among the 403s.
+pub struct SteppedUpOwnerErrors;
+
+impl IntoResponses for SteppedUpOwnerErrors {
+    fn responses() -> BTreeMap<String, RefOr<utoipa::openapi::response::Response>> {
+        let mut out = OrgErrors::responses();
+        out.extend(responses(&[(
+            "403",
+            "recent_second_factor_required, forbidden, csrf_token_invalid, password_change_required",
+        )]));
+        out
+    }
+}
+
 /// What any route with a JSON body may answer before its handler runs.
 pub struct BodyErrors;
 
@@ -217,45 +236,29 @@ pub struct ProbeStep {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use utoipa::PartialSchema;
 
-    /// Every code of the domain's error type is in the document's list, spelt the same.
+    /// Every code of either table is in the document's list, spelt as it is answered.
     #[test]
-    fn every_domain_error_code_is_documented() {
+    fn every_error_code_is_documented() {
         let schema = serde_json::to_value(ErrorCode::schema()).unwrap();
         let listed = schema["enum"].as_array().unwrap();
-        for code in [
-            Code::InvalidInput,
-            Code::NotSignedIn,
-            Code::WrongCredentials,
-            Code::SecondFactorRequired,
-            Code::SecondFactorInvalid,
-            Code::RecentSecondFactorRequired,
-            Code::PasswordChangeRequired,
-            Code::Forbidden,
-            Code::NotFound,
-            Code::Conflict,
-            Code::Throttled,
-            Code::CsrfTokenInvalid,
-            Code::ClientCertificateRequired,
-            Code::ClientCertificateExpired,
-            Code::ClientCertificateNotYetValid,
-            Code::AgentRevoked,
-            Code::CustomerPassphraseRequired,
-            Code::CustomerPassphraseInvalid,
-            Code::Internal,
-        ] {
-            assert_eq!(
-                serde_json::to_value(ErrorCode::from(code)).unwrap(),
-                code.as_str(),
-                "the document spells {} differently",
-                code.as_str()
-            );
+        let codes = Code::ALL.iter().map(|&c| ErrorCode::from(c));
+        for code in codes.chain(HttpCode::ALL.iter().map(|&c| ErrorCode::from(c))) {
+            let spelt = serde_json::to_value(code).unwrap();
             assert!(
-                listed.iter().any(|v| v == code.as_str()),
-                "{} is not in the document's error codes",
-                code.as_str()
+                listed.contains(&spelt),
+                "{spelt} is not in the document's error codes"
             );
         }
+    }
+
+    /// No two codes, domain or HTTP, share a text: a client could not tell them apart.
+    #[test]
+    fn no_error_code_is_spelt_twice() {
+        let mut texts: Vec<&str> = ErrorCode::texts().collect();
+        let all = texts.len();
+        texts.sort_unstable();
+        texts.dedup();
+        assert_eq!(texts.len(), all, "an error code is spelt twice");
     }
 }

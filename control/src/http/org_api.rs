@@ -3,7 +3,9 @@
 
 use super::auth::{org_access, Access, Caller};
 use super::error::{ApiError, ApiResult};
-use super::error_doc::{BodyErrors, ErrorBody, ErrorCode, OrgErrors, SignedInErrors};
+use super::error_doc::{
+    BodyErrors, ErrorBody, HttpCode, OrgErrors, SignedInErrors, SteppedUpOwnerErrors,
+};
 use super::extract::{Body, Path, SecretField};
 use super::AppState;
 use crate::accounts::roles::Role;
@@ -176,8 +178,7 @@ pub(super) fn passphrase_of(field: Option<SecretField>) -> ApiResult<Option<Pass
     responses(
         (status = 200, description = "The identity file", body = String, content_type = "text/plain",
             headers(("content-disposition" = String, description = "attachment; filename=\"dbcrate-ORG.key\""))),
-        OrgErrors,
-        (status = 403, description = "recent_second_factor_required, forbidden, csrf_token_invalid, password_change_required", body = ErrorBody),
+        SteppedUpOwnerErrors,
         (status = 409, description = "customer_passphrase_required: the key is customer-sealed; send {\"passphrase\": …}", body = ErrorBody),
         (status = 422, description = "customer_passphrase_invalid: not the organisation's passphrase (audited); invalid_body", body = ErrorBody),
         (status = 429, description = "throttled: too many wrong passphrases; wait 15 minutes", body = ErrorBody),
@@ -197,7 +198,7 @@ pub async fn export_recovery_key(
         serde_json::from_slice(&body).map_err(|_| {
             ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                ErrorCode::InvalidBody,
+                HttpCode::InvalidBody,
                 "the body must be empty or a JSON object {\"passphrase\": \"…\"}",
             )
         })?
@@ -263,9 +264,8 @@ pub struct KeyModeChanged {
     security(("session" = [])),
     responses(
         (status = 200, description = "Sealed", body = KeyModeChanged),
-        OrgErrors,
+        SteppedUpOwnerErrors,
         BodyErrors,
-        (status = 403, description = "recent_second_factor_required, forbidden, csrf_token_invalid, password_change_required", body = ErrorBody),
         (status = 409, description = "conflict: customer-sealed already", body = ErrorBody),
         (status = 422, description = "invalid_input: a passphrase shorter than 16 characters or longer than 1024 bytes; invalid_body", body = ErrorBody),
     )
@@ -294,9 +294,8 @@ pub async fn enable_customer_seal(
     security(("session" = [])),
     responses(
         (status = 200, description = "Managed again", body = KeyModeChanged),
-        OrgErrors,
+        SteppedUpOwnerErrors,
         BodyErrors,
-        (status = 403, description = "recent_second_factor_required, forbidden, csrf_token_invalid, password_change_required", body = ErrorBody),
         (status = 409, description = "conflict: not customer-sealed", body = ErrorBody),
         (status = 422, description = "customer_passphrase_invalid: not the organisation's passphrase (audited); invalid_body", body = ErrorBody),
         (status = 429, description = "throttled: too many wrong passphrases; wait 15 minutes", body = ErrorBody),
