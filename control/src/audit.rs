@@ -444,11 +444,13 @@ mod tests {
         sqlx::any::install_default_drivers();
         let url = format!("sqlite://{}?mode=rwc", path.display());
         let mut conn = AnyConnection::connect(&url).await.unwrap();
-        sqlx::raw_sql("PRAGMA busy_timeout = 0")
-            .execute(&mut conn)
-            .await
-            .unwrap();
+        run(&mut conn, "PRAGMA busy_timeout = 0").await.unwrap();
         conn
+    }
+
+    /// Runs `sql` on `conn`.
+    async fn run(conn: &mut AnyConnection, sql: &str) -> Result<(), sqlx::Error> {
+        sqlx::raw_sql(sql).execute(conn).await.map(drop)
     }
 
     /// A writer that finds the database taken (SQLITE_BUSY) or the sequence number taken
@@ -463,36 +465,22 @@ mod tests {
         let path = dir.join("db.sqlite");
         let mut first = open(&path).await;
         let mut second = open(&path).await;
-        sqlx::raw_sql("CREATE TABLE t (id INTEGER PRIMARY KEY)")
-            .execute(&mut first)
+        run(&mut first, "CREATE TABLE t (id INTEGER PRIMARY KEY)")
             .await
             .unwrap();
-        sqlx::raw_sql("INSERT INTO t (id) VALUES (1)")
-            .execute(&mut first)
-            .await
-            .unwrap();
+        let insert = "INSERT INTO t (id) VALUES (1)";
+        run(&mut first, insert).await.unwrap();
 
-        let taken = sqlx::raw_sql("INSERT INTO t (id) VALUES (1)")
-            .execute(&mut second)
-            .await
-            .unwrap_err();
+        let taken = run(&mut second, insert).await.unwrap_err();
         assert!(is_conflict(&taken), "{taken}");
 
-        sqlx::raw_sql("BEGIN IMMEDIATE")
-            .execute(&mut first)
-            .await
-            .unwrap();
-        let busy = sqlx::raw_sql("BEGIN IMMEDIATE")
-            .execute(&mut second)
-            .await
-            .unwrap_err();
+        run(&mut first, "BEGIN IMMEDIATE").await.unwrap();
+        let busy = run(&mut second, "BEGIN IMMEDIATE").await.unwrap_err();
         assert!(is_conflict(&busy), "{busy}");
-        sqlx::raw_sql("ROLLBACK").execute(&mut first).await.unwrap();
+        run(&mut first, "ROLLBACK").await.unwrap();
 
-        let other = sqlx::raw_sql("INSERT INTO missing (id) VALUES (1)")
-            .execute(&mut second)
-            .await
-            .unwrap_err();
+        let other = run(&mut second, "INSERT INTO missing (id) VALUES (1)").await;
+        let other = other.unwrap_err();
         assert!(!is_conflict(&other), "{other}");
         assert!(!is_conflict(&sqlx::Error::RowNotFound));
 

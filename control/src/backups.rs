@@ -9,6 +9,7 @@ pub mod databases;
 pub mod destinations;
 pub mod handout;
 pub mod jobs;
+mod objects;
 pub mod restores;
 pub mod retention;
 pub mod scheduler;

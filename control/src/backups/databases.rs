@@ -3,6 +3,7 @@
 //! runs. Every change is audited; the password never appears in a row, an answer or an
 //! audit detail.
 
+use super::objects::Objects;
 use crate::audit::{self, AuditAction};
 use crate::db::{end_write, Db};
 use crate::envelope::MasterKeys;
@@ -211,26 +212,19 @@ impl sqlx::FromRow<'_, AnyRow> for DatabaseInfo {
 const COLUMNS: &str =
     "id, name, host, port, dbname, username, tls_mode, agent_id, password_secret_id, created_at";
 
+/// The organisation's databases, selected with [`COLUMNS`].
+const DATABASES: Objects = Objects {
+    table: "databases",
+    columns: COLUMNS,
+    id_prefix: "dbs",
+};
+
 /// The organisation's databases, by name.
 pub async fn list(db: &Db, org_id: &str) -> Result<Vec<DatabaseInfo>> {
-    Ok(sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM databases WHERE org_id = $1 ORDER BY name"
-    ))
-    .bind(org_id)
-    .fetch_all(db.pool())
-    .await?)
+    DATABASES.list(db, org_id).await
 }
 
 /// One database of the organisation (none for another organisation's).
 pub async fn get(db: &Db, org_id: &str, id: &str) -> Result<Option<DatabaseInfo>> {
-    if !is_id(id, "dbs") {
-        return Ok(None);
-    }
-    Ok(sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM databases WHERE org_id = $1 AND id = $2"
-    ))
-    .bind(org_id)
-    .bind(id)
-    .fetch_optional(db.pool())
-    .await?)
+    DATABASES.get(db, org_id, id).await
 }

@@ -12,10 +12,11 @@ mod connect;
 
 pub use connect::{connect, connect_with, unwrap_credentials, StoredDestination, Unwrapping};
 
+use super::objects::Objects;
 use crate::audit::{self, AuditAction, AuditEvent};
 use crate::db::{end_write, Db};
 use crate::envelope::MasterKeys;
-use crate::error::{is_id, new_id, Error, Result};
+use crate::error::{new_id, Error, Result};
 use crate::secrets::{self, Owner};
 use dbcrate_storage::admin::{self, ProbeReport, ProbeStep, StepOutcome, StepReport};
 use dbcrate_storage::reach::ReachPolicy;
@@ -228,28 +229,21 @@ impl sqlx::FromRow<'_, AnyRow> for DestinationInfo {
 
 const COLUMNS: &str = "id, name, kind, settings, credentials_secret_id, created_at";
 
-/// The organisation's destinations.
+/// The organisation's destinations, selected with [`COLUMNS`].
+const DESTINATIONS: Objects = Objects {
+    table: "destinations",
+    columns: COLUMNS,
+    id_prefix: "dst",
+};
+
+/// The organisation's destinations, by name.
 pub async fn list(db: &Db, org_id: &str) -> Result<Vec<DestinationInfo>> {
-    Ok(sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM destinations WHERE org_id = $1 ORDER BY name"
-    ))
-    .bind(org_id)
-    .fetch_all(db.pool())
-    .await?)
+    DESTINATIONS.list(db, org_id).await
 }
 
-/// One destination of the organisation.
+/// One destination of the organisation (none for another organisation's).
 pub async fn get(db: &Db, org_id: &str, id: &str) -> Result<Option<DestinationInfo>> {
-    if !is_id(id, "dst") {
-        return Ok(None);
-    }
-    Ok(sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM destinations WHERE org_id = $1 AND id = $2"
-    ))
-    .bind(org_id)
-    .bind(id)
-    .fetch_optional(db.pool())
-    .await?)
+    DESTINATIONS.get(db, org_id, id).await
 }
 
 /// What a tenant is told about a failed probe step: [`tenant_failure`], and after a

@@ -80,12 +80,18 @@ crate::rows::from_row!(Lapsed {
     max_attempts
 });
 
-/// Claims the agent's oldest queued job, if any.
-pub async fn claim_next(db: &Db, agent: &AgentIdentity, now: i64) -> Result<Option<ClaimedJob>> {
-    let lock = match db.engine() {
+/// What a row-taking select ends with so that two replicas never take one row: PostgreSQL
+/// skips rows another transaction holds; SQLite's writing transactions take turns anyway.
+pub(crate) fn skip_locked(db: &Db) -> &'static str {
+    match db.engine() {
         Engine::Postgres => " FOR UPDATE SKIP LOCKED",
         Engine::Sqlite => "",
-    };
+    }
+}
+
+/// Claims the agent's oldest queued job, if any.
+pub async fn claim_next(db: &Db, agent: &AgentIdentity, now: i64) -> Result<Option<ClaimedJob>> {
+    let lock = skip_locked(db);
     let mut tx = db.begin().await?;
     let claimed: Result<Option<ClaimedJob>> = async {
         let Some(queued) = sqlx::query_as::<_, Queued>(&format!(

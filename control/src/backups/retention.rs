@@ -78,10 +78,7 @@ pub async fn apply_all(
     reach: &Arc<ReachPolicy>,
     now: i64,
 ) -> Result<Vec<(String, RunReport)>> {
-    let ids: Vec<String> =
-        sqlx::query_scalar("SELECT id FROM schedules WHERE enabled = 1 ORDER BY id")
-            .fetch_all(db.pool())
-            .await?;
+    let ids = crate::backups::schedules::enabled_ids(db).await?;
     let mut reports = Vec::new();
     for id in ids {
         match apply(db, keys, reach, &id, now).await {

@@ -7,8 +7,9 @@
 //! SQLite (one node) writing transactions are serialised anyway.
 
 use crate::audit::AuditAction;
-use crate::backups::jobs::{enqueue, Because, NewJob};
-use crate::db::{end_write, Db, Engine};
+use crate::backups::jobs::{enqueue, skip_locked, Because, NewJob};
+use crate::backups::schedules;
+use crate::db::{end_write, Db};
 use crate::error::Result;
 use dbcrate_core::schedule::{due, Schedule};
 
@@ -52,10 +53,7 @@ pub const MAX_ATTEMPTS: i64 = 3;
 
 /// Fires every due schedule; returns the ids of the jobs made.
 pub async fn fire_due(db: &Db, now: i64) -> Result<Vec<String>> {
-    let ids: Vec<String> =
-        sqlx::query_scalar("SELECT id FROM schedules WHERE enabled = 1 ORDER BY id")
-            .fetch_all(db.pool())
-            .await?;
+    let ids = schedules::enabled_ids(db).await?;
     let mut made = Vec::new();
     for id in ids {
         if let Some(job) = fire_one(db, &id, now).await? {
@@ -66,10 +64,7 @@ pub async fn fire_due(db: &Db, now: i64) -> Result<Vec<String>> {
 }
 
 async fn fire_one(db: &Db, schedule_id: &str, now: i64) -> Result<Option<String>> {
-    let lock = match db.engine() {
-        Engine::Postgres => " FOR UPDATE SKIP LOCKED",
-        Engine::Sqlite => "",
-    };
+    let lock = skip_locked(db);
     let mut tx = db.begin().await?;
     let fired: Result<Option<String>> = async {
         let Some(firing) = sqlx::query_as::<_, Firing>(&format!(

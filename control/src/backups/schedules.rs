@@ -158,6 +158,16 @@ pub async fn list(db: &Db, org_id: &str, now: i64) -> Result<Vec<ScheduleInfo>> 
     Ok(stored.into_iter().map(|s| s.info(now)).collect())
 }
 
+/// The ids of every organisation's enabled schedules, in order: what the scheduler fires
+/// and retention applies.
+pub async fn enabled_ids(db: &Db) -> Result<Vec<String>> {
+    Ok(
+        sqlx::query_scalar("SELECT id FROM schedules WHERE enabled = 1 ORDER BY id")
+            .fetch_all(db.pool())
+            .await?,
+    )
+}
+
 /// A schedule's row (`enabled` an integer, as SQLite stores flags).
 struct StoredSchedule {
     id: String,
