@@ -13,7 +13,6 @@ use dbcrate_core::wire::{
     DatabaseConnection, Destination, DestinationCredentials, JobCredentials, JobKind, RestorePart,
 };
 use dbcrate_storage::reach::ReachPolicy;
-use sqlx::FromRow;
 use std::sync::Arc;
 
 /// What a job's credentials are made of, besides its destination: the database to
@@ -170,20 +169,12 @@ async fn mark_handed_out(
 /// The job's database and destination (the job's kind is `job_kind`: the
 /// destination's is `kind`).
 async fn load(db: &Db, job_id: &str) -> Result<(JobTarget, StoredDestination)> {
-    let row = sqlx::query(
-        "SELECT d.host, d.port, d.dbname, d.username, d.tls_mode, d.password_secret_id, \
-         t.kind, t.settings, t.credentials_secret_id, o.recipient, j.kind AS job_kind, \
-         j.backup_id FROM jobs j JOIN databases d ON d.id = j.database_id \
-         JOIN destinations t ON t.id = j.destination_id JOIN orgs o ON o.id = j.org_id \
-         WHERE j.id = $1",
-    )
-    .bind(job_id)
-    .fetch_one(db.pool())
-    .await?;
-    Ok((
-        JobTarget::from_row(&row)?,
-        StoredDestination::from_row(&row)?,
-    ))
+    let sql = "SELECT d.host, d.port, d.dbname, d.username, d.tls_mode, d.password_secret_id, \
+               t.kind, t.settings, t.credentials_secret_id, o.recipient, j.kind AS job_kind, \
+               j.backup_id FROM jobs j JOIN databases d ON d.id = j.database_id \
+               JOIN destinations t ON t.id = j.destination_id JOIN orgs o ON o.id = j.org_id \
+               WHERE j.id = $1";
+    StoredDestination::fetch_with(db, sql, job_id).await
 }
 
 /// The database's password (none when `secret_id` is), unwrapped (audited).

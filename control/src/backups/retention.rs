@@ -22,7 +22,6 @@ use dbcrate_core::schedule::Schedule;
 use dbcrate_core::time::rfc3339;
 use dbcrate_storage::admin::{DeleteOutcome, Destination};
 use dbcrate_storage::reach::ReachPolicy;
-use sqlx::FromRow;
 use std::sync::Arc;
 
 /// What one run did for one schedule.
@@ -215,18 +214,10 @@ const ACTOR: &str = "system:retention";
 
 /// The schedule's rules and its destination.
 async fn load_schedule(db: &Db, schedule_id: &str) -> Result<(Retained, StoredDestination)> {
-    let row = sqlx::query(
-        "SELECT s.org_id, s.cron, s.time_zone, s.keep_last, s.keep_daily, s.keep_weekly, \
-         s.keep_monthly, s.keep_yearly, t.kind, t.settings, t.credentials_secret_id \
-         FROM schedules s JOIN destinations t ON t.id = s.destination_id WHERE s.id = $1",
-    )
-    .bind(schedule_id)
-    .fetch_one(db.pool())
-    .await?;
-    Ok((
-        Retained::from_row(&row)?,
-        StoredDestination::from_row(&row)?,
-    ))
+    let sql = "SELECT s.org_id, s.cron, s.time_zone, s.keep_last, s.keep_daily, s.keep_weekly, \
+               s.keep_monthly, s.keep_yearly, t.kind, t.settings, t.credentials_secret_id \
+               FROM schedules s JOIN destinations t ON t.id = s.destination_id WHERE s.id = $1";
+    StoredDestination::fetch_with(db, sql, schedule_id).await
 }
 
 /// The schedule's backups not deleted yet, and its failed backup jobs.

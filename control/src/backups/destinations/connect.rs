@@ -15,6 +15,8 @@ use dbcrate_core::secret::SecretJson;
 use dbcrate_core::wire::DestinationCredentials;
 use dbcrate_storage::admin::Destination;
 use dbcrate_storage::reach::ReachPolicy;
+use sqlx::any::AnyRow;
+use sqlx::FromRow;
 use std::sync::Arc;
 use zeroize::Zeroizing;
 
@@ -38,6 +40,16 @@ crate::rows::from_row!(StoredDestination {
 });
 
 impl StoredDestination {
+    /// The one row `sql` selects for `id`, read as the caller's `T` and the destination
+    /// it joins.
+    pub async fn fetch_with<T>(db: &Db, sql: &str, id: &str) -> Result<(T, Self)>
+    where
+        T: for<'r> sqlx::FromRow<'r, AnyRow>,
+    {
+        let row = sqlx::query(sql).bind(id).fetch_one(db.pool()).await?;
+        Ok((T::from_row(&row)?, Self::from_row(&row)?))
+    }
+
     /// The settings as JSON.
     pub fn settings_json(&self) -> Result<serde_json::Value> {
         serde_json::from_str(&self.settings)
