@@ -13,7 +13,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::openapi::RefOr;
+use utoipa::{PartialSchema, ToSchema};
 
 /// An API token as listed (never its value).
 #[derive(Debug, Serialize, ToSchema)]
@@ -58,22 +60,37 @@ pub struct TokenList {
 }
 
 /// What `POST /api/v1/orgs/{org}/api-tokens` answers: the token with its value, shown once.
-#[derive(Debug, Serialize, ToSchema)]
+// `token` sorts after every field of `Token`, so the flattened answer's keys stay in order.
+#[derive(Debug, Serialize)]
 pub struct CreatedToken {
-    created_at: i64,
-    created_by: String,
-    #[schema(required = true)]
-    expires_at: Option<i64>,
-    id: String,
-    #[schema(required = true)]
-    last_used_at: Option<i64>,
-    name: String,
-    #[schema(required = true)]
-    revoked_at: Option<i64>,
-    role: String,
+    #[serde(flatten)]
+    listed: Token,
     /// The token (`dbct_…`), in this answer only.
     token: String,
 }
+
+// By hand, because the derive documents a flattened field as `allOf`: the document
+// describes one flat object, `Token`'s fields and `token`.
+impl PartialSchema for CreatedToken {
+    fn schema() -> RefOr<Schema> {
+        let RefOr::T(Schema::Object(mut object)) = Token::schema() else {
+            unreachable!("the derived schema of a struct is an object")
+        };
+        object.description = Some(
+            "What `POST /api/v1/orgs/{org}/api-tokens` answers: the token with its value, \
+             shown once."
+                .into(),
+        );
+        let token = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some("The token (`dbct_…`), in this answer only."));
+        object.properties.insert("token".into(), token.into());
+        object.required.push("token".into());
+        RefOr::T(Schema::Object(object))
+    }
+}
+
+impl ToSchema for CreatedToken {}
 
 /// What `DELETE /api/v1/orgs/{org}/api-tokens/{token}` answers.
 #[derive(Debug, Serialize, ToSchema)]
@@ -160,14 +177,7 @@ pub async fn create(
     )
     .await?;
     let body = CreatedToken {
-        created_at: info.created_at,
-        created_by: info.created_by,
-        expires_at: info.expires_at,
-        id: info.id,
-        last_used_at: info.last_used_at,
-        name: info.name,
-        revoked_at: info.revoked_at,
-        role: info.role.to_string(),
+        listed: Token::of(info),
         token: token.expose_secret().to_string(),
     };
     Ok((StatusCode::CREATED, Json(body)))
