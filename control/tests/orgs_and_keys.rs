@@ -231,6 +231,17 @@ fn identity_of(export: &str) -> age::x25519::Identity {
 
 const SEAL_PASS: &str = "correct horse battery staple";
 
+/// `org`'s recovery key, exported by `actor` with the customer passphrase `pass`.
+async fn export_with(
+    db: &Db,
+    keys: &MasterKeys,
+    org: &str,
+    pass: &str,
+    actor: &str,
+) -> dbcrate_control::error::Result<dbcrate_core::secret::SecretString> {
+    orgs::export_recovery_key_with(db, keys, org, Some(&passphrase(pass)), actor, NOW).await
+}
+
 /// Customer-sealed mode: after switching on, the database and the master key together
 /// no longer open the organisation key; the passphrase does (the same key, which
 /// decrypts a backup made before); a wrong one is refused, audited and throttled;
@@ -326,16 +337,9 @@ async fn customer_sealed(db: Db) {
     }
 
     // A wrong passphrase: refused, audited, counted.
-    let err = orgs::export_recovery_key_with(
-        &db,
-        &k1,
-        &org.id,
-        Some(&passphrase("not the passphrase at all")),
-        "user:owner",
-        NOW,
-    )
-    .await
-    .unwrap_err();
+    let err = export_with(&db, &k1, &org.id, "not the passphrase at all", "user:owner")
+        .await
+        .unwrap_err();
     assert_eq!(err.code, Code::CustomerPassphraseInvalid);
     assert!(!err.message.contains("not the passphrase"));
     dbcrate_testkit::assert_audited(
@@ -358,16 +362,9 @@ async fn customer_sealed(db: Db) {
     );
 
     // The right one gives the same key, which decrypts the backup made before.
-    let after = orgs::export_recovery_key_with(
-        &db,
-        &k1,
-        &org.id,
-        Some(&passphrase(SEAL_PASS)),
-        "user:owner",
-        NOW,
-    )
-    .await
-    .unwrap();
+    let after = export_with(&db, &k1, &org.id, SEAL_PASS, "user:owner")
+        .await
+        .unwrap();
     let identity = identity_of(after.expose_secret());
     assert_eq!(
         identity.to_public().to_string(),
@@ -403,16 +400,9 @@ async fn customer_sealed(db: Db) {
     );
     let k2 = keys(K2);
     secrets::check_master_keys(&db, &k2).await.unwrap();
-    let rotated = orgs::export_recovery_key_with(
-        &db,
-        &k2,
-        &org.id,
-        Some(&passphrase(SEAL_PASS)),
-        "user:owner",
-        NOW,
-    )
-    .await
-    .unwrap();
+    let rotated = export_with(&db, &k2, &org.id, SEAL_PASS, "user:owner")
+        .await
+        .unwrap();
     assert_eq!(
         age::decrypt(&identity_of(rotated.expose_secret()), &backup).unwrap(),
         b"made before sealing"
@@ -462,29 +452,15 @@ async fn customer_sealed(db: Db) {
         .unwrap();
     let mut codes = Vec::new();
     for _ in 0..orgs::PASSPHRASE_TRIES_PER_PERSON + 1 {
-        let e = orgs::export_recovery_key_with(
-            &db,
-            &k2,
-            &org.id,
-            Some(&passphrase("a wrong guess, again")),
-            "user:g",
-            NOW,
-        )
-        .await
-        .unwrap_err();
+        let e = export_with(&db, &k2, &org.id, "a wrong guess, again", "user:g")
+            .await
+            .unwrap_err();
         codes.push(e.code);
     }
     assert_eq!(codes.last(), Some(&Code::Throttled), "{codes:?}");
-    let e = orgs::export_recovery_key_with(
-        &db,
-        &k2,
-        &org.id,
-        Some(&passphrase(SEAL_PASS)),
-        "user:g",
-        NOW,
-    )
-    .await
-    .unwrap_err();
+    let e = export_with(&db, &k2, &org.id, SEAL_PASS, "user:g")
+        .await
+        .unwrap_err();
     assert_eq!(e.code, Code::Throttled);
 }
 

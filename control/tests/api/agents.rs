@@ -58,6 +58,19 @@ async fn get(
     Ok((status, response.bytes().await?.to_vec()))
 }
 
+/// The status and JSON body of the answer to `request`, which must connect.
+async fn answer(request: reqwest::RequestBuilder) -> (StatusCode, Value) {
+    let response = request.send().await.unwrap();
+    (response.status(), response.json().await.unwrap())
+}
+
+/// A renewal request with a fresh CSR, on `client`.
+fn renewal(api: &Api, client: &reqwest::Client) -> reqwest::RequestBuilder {
+    client
+        .post(api.url("/agent/v1/certificate/renew"))
+        .json(&json!({ "csr": csr().1 }))
+}
+
 async fn enrolment_and_mutual_tls(db: Db) {
     let api = Api::start(db).await;
     let (a, owner) = api.init_owner().await;
@@ -132,14 +145,7 @@ async fn enrolment_and_mutual_tls(db: Db) {
 
     // With its certificate the agent reads its config and CRL; without, nothing.
     let client = agent_client(&api, &chain, &key);
-    let config = client
-        .get(api.url("/agent/v1/config"))
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap();
+    let (_, config) = answer(client.get(api.url("/agent/v1/config"))).await;
     assert_eq!(config["recipient"], a.org.recipient.as_str(), "{config}");
     assert_eq!(config["agent_id"], agent_id.as_str());
     // It is the wire's type, every setting as configured (the harness's 1 s polls) or
@@ -172,15 +178,12 @@ async fn enrolment_and_mutual_tls(db: Db) {
 
     // Renewal: a new key, a new serial, the same agent.
     let (new_key, new_csr) = csr();
-    let renewed = client
-        .post(api.url("/agent/v1/certificate/renew"))
-        .json(&json!({ "csr": new_csr }))
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap();
+    let (_, renewed) = answer(
+        client
+            .post(api.url("/agent/v1/certificate/renew"))
+            .json(&json!({ "csr": new_csr })),
+    )
+    .await;
     let new_chain = renewed["certificate_chain"].as_str().unwrap().to_string();
     check_leaf(&new_chain, &org, &agent_id);
     assert_ne!(serial_of(&new_chain), serial_of(&chain));
@@ -216,14 +219,7 @@ async fn enrolment_and_mutual_tls(db: Db) {
         .unwrap()
         .to_string();
     let b_client = agent_client(&api, &b_chain, &b_key);
-    let b_config: Value = b_client
-        .get(api.url("/agent/v1/config"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, b_config) = answer(b_client.get(api.url("/agent/v1/config"))).await;
     assert_eq!(b_config["org_id"], b.id.as_str());
     assert_eq!(b_config["recipient"], b.recipient.as_str());
     // Org A's people cannot revoke org B's agent (it does not exist for them).
@@ -267,9 +263,7 @@ async fn enrolment_and_mutual_tls(db: Db) {
     assert!(get(&fresh_client, api.url("/agent/v1/config"))
         .await
         .is_err());
-    let renew_again = agent_client(&api, &chain, &key)
-        .post(api.url("/agent/v1/certificate/renew"))
-        .json(&json!({ "csr": csr().1 }))
+    let renew_again = renewal(&api, &agent_client(&api, &chain, &key))
         .send()
         .await;
     assert!(renew_again.is_err(), "a revoked certificate renewed");
@@ -285,12 +279,7 @@ async fn enrolment_and_mutual_tls(db: Db) {
     let body: Value = reply.json().await.unwrap();
     assert_eq!(body["error"]["code"], "agent_revoked", "{body}");
     assert_eq!(body["error"]["message"], "this agent has been revoked");
-    let reply = renewed_client
-        .post(api.url("/agent/v1/certificate/renew"))
-        .json(&json!({ "csr": csr().1 }))
-        .send()
-        .await
-        .unwrap();
+    let reply = renewal(&api, &renewed_client).send().await.unwrap();
     assert_eq!(reply.status(), 401);
     let body: Value = reply.json().await.unwrap();
     assert_eq!(body["error"]["code"], "agent_revoked", "{body}");
@@ -596,11 +585,7 @@ async fn an_expired_certificate_is_refused_on_a_kept_alive_connection(db: Db) {
     );
     refused(get(&client, api.url("/agent/v1/crl")).await, "the CRL");
     let renew = async {
-        let response = client
-            .post(api.url("/agent/v1/certificate/renew"))
-            .json(&json!({ "csr": csr().1 }))
-            .send()
-            .await?;
+        let response = renewal(&api, &client).send().await?;
         Ok((response.status(), response.bytes().await?.to_vec()))
     };
     refused(renew.await, "renewal");

@@ -93,20 +93,12 @@ async fn bad_input(db: Db) {
     .fails(415, "unsupported_media_type");
 
     // Values the rules refuse: nothing is written.
-    api.post(
-        &members,
-        &owner,
-        json!({ "email": "not an address", "role": "viewer" }),
-    )
-    .await
-    .fails(422, "invalid_input");
-    api.post(
-        &members,
-        &owner,
-        json!({ "email": "b@example.com", "role": "superuser" }),
-    )
-    .await
-    .fails(422, "invalid_input");
+    api.try_invite(&owner, &org, "not an address", "viewer")
+        .await
+        .fails(422, "invalid_input");
+    api.try_invite(&owner, &org, "b@example.com", "superuser")
+        .await
+        .fails(422, "invalid_input");
     api.post(
         &format!("/api/v1/orgs/{org}/api-tokens"),
         &owner,
@@ -191,20 +183,22 @@ async fn bad_input(db: Db) {
     let Auth::Session { cookie, .. } = &owner else {
         unreachable!()
     };
-    api.post(
-        &members,
+    api.try_invite(
         &Auth::CookieOnly(cookie.clone()),
-        json!({ "email": "c@example.com", "role": "viewer" }),
+        &org,
+        "c@example.com",
+        "viewer",
     )
     .await
     .fails(403, "csrf_token_invalid");
-    api.post(
-        &members,
+    api.try_invite(
         &Auth::Session {
             cookie: cookie.clone(),
             csrf: "0".repeat(64),
         },
-        json!({ "email": "c@example.com", "role": "viewer" }),
+        &org,
+        "c@example.com",
+        "viewer",
     )
     .await
     .fails(403, "csrf_token_invalid");

@@ -337,26 +337,18 @@ async fn members_and_tokens(api: &Api, org: &str, owner: &Auth) {
     let (viewer_id, viewer_pw) = api
         .add_member(owner, org, "viewer@example.com", "viewer")
         .await;
-    api.post(
-        &members,
-        owner,
-        json!({ "email": "viewer@example.com", "role": "viewer" }),
-    )
-    .await
-    .fails(409, "conflict");
+    api.try_invite(owner, org, "viewer@example.com", "viewer")
+        .await
+        .fails(409, "conflict");
     let admin = api.sign_in("admin@example.com", &admin_pw, None).await;
     let viewer = api.sign_in("viewer@example.com", &viewer_pw, None).await;
     let listed = api.get(&members, &viewer).await.ok();
     assert_eq!(listed["items"].as_array().unwrap().len(), 3);
 
     // Admins cannot make owners or touch owners; the last owner stays.
-    api.post(
-        &members,
-        &admin,
-        json!({ "email": "x@example.com", "role": "owner" }),
-    )
-    .await
-    .fails(403, "forbidden");
+    api.try_invite(&admin, org, "x@example.com", "owner")
+        .await
+        .fails(403, "forbidden");
     let owner_id: String =
         sqlx::query_scalar("SELECT id FROM users WHERE email = 'owner@example.com'")
             .fetch_one(api.db.pool())
@@ -403,17 +395,7 @@ async fn members_and_tokens(api: &Api, org: &str, owner: &Auth) {
     api.first_sign_in("viewer@example.com", fresh, "viewer's second passphrase")
         .await;
     // A token the admin made does not outlive the admin's membership.
-    let admin_token = api
-        .post(
-            &format!("/api/v1/orgs/{org}/api-tokens"),
-            &admin,
-            json!({ "name": "admin bot", "role": "admin" }),
-        )
-        .await
-        .ok()["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let admin_token = api.api_token(&admin, org, "admin bot", "admin").await;
     let admin_bot = Auth::Bearer(admin_token);
     api.get(&members, &admin_bot).await.ok();
     api.send(
@@ -444,13 +426,9 @@ async fn members_and_tokens(api: &Api, org: &str, owner: &Auth) {
     let bearer = Auth::Bearer(value.clone());
     api.get(&format!("/api/v1/orgs/{org}"), &bearer).await.ok();
     api.get(&members, &bearer).await.ok();
-    api.post(
-        &members,
-        &bearer,
-        json!({ "email": "y@example.com", "role": "viewer" }),
-    )
-    .await
-    .fails(403, "forbidden");
+    api.try_invite(&bearer, org, "y@example.com", "viewer")
+        .await
+        .fails(403, "forbidden");
     let listed = api.get(&tokens, owner).await.ok();
     assert!(
         !listed.to_string().contains(&value),

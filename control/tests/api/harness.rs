@@ -146,6 +146,17 @@ impl Reply {
         assert_eq!(self.code(), code, "{}", self.text);
     }
 
+    /// [`Self::fails`], and the answer's text says `needle`.
+    #[track_caller]
+    pub fn fails_saying(&self, status: u16, code: &str, needle: &str) {
+        self.fails(status, code);
+        assert!(
+            self.text.contains(needle),
+            "no {needle:?} in: {}",
+            self.text
+        );
+    }
+
     /// Asserts a 2xx and returns the JSON body.
     #[track_caller]
     pub fn ok(&self) -> Value {
@@ -335,15 +346,45 @@ impl Api {
     /// Invites `email` with `role` through the API as `admin`; returns the answer (with
     /// the invitation token).
     pub async fn invite(&self, admin: &Auth, org: &str, email: &str, role: &str) -> Value {
-        let reply = self
-            .post(
-                &format!("/api/v1/orgs/{org}/members"),
-                admin,
-                serde_json::json!({ "email": email, "role": role }),
-            )
-            .await;
+        let reply = self.try_invite(admin, org, email, role).await;
         assert_eq!(reply.status.as_u16(), 201, "{}", reply.text);
         reply.json()
+    }
+
+    /// Asks to invite `email` with `role` as `auth`; returns the answer, whatever it is.
+    pub async fn try_invite(&self, auth: &Auth, org: &str, email: &str, role: &str) -> Reply {
+        self.post(
+            &format!("/api/v1/orgs/{org}/members"),
+            auth,
+            serde_json::json!({ "email": email, "role": role }),
+        )
+        .await
+    }
+
+    /// Makes an API token `name` with `role` in `org` as `auth`; returns the token (the
+    /// secret a bearer sends).
+    pub async fn api_token(&self, auth: &Auth, org: &str, name: &str, role: &str) -> String {
+        self.post(
+            &format!("/api/v1/orgs/{org}/api-tokens"),
+            auth,
+            serde_json::json!({ "name": name, "role": role }),
+        )
+        .await
+        .ok()["token"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// Creates an account with the invitation `token` and `password`, signed out;
+    /// returns the answer, whatever it is.
+    pub async fn create_account(&self, token: &str, password: &str) -> Reply {
+        self.post(
+            "/api/v1/invitations/create-account",
+            &Auth::None,
+            serde_json::json!({ "token": token, "new_password": password }),
+        )
+        .await
     }
 
     /// Adds a new person through the API: `admin` invites them, and they create their
@@ -361,14 +402,7 @@ impl Api {
             .unwrap()
             .to_string();
         let password = format!("{email}'s passphrase");
-        let reply = self
-            .post(
-                "/api/v1/invitations/create-account",
-                &Auth::None,
-                serde_json::json!({ "token": token, "new_password": password }),
-            )
-            .await;
-        let json = reply.ok();
+        let json = self.create_account(&token, &password).await.ok();
         (json["user_id"].as_str().unwrap().to_string(), password)
     }
 }

@@ -21,6 +21,12 @@ async fn other_tenant(api: &Api, name: &str, email: &str, password: &str) -> (St
     (org.id, user)
 }
 
+/// known@b.example (password "known's passphrase"), the owner of "Other tenant":
+/// somebody with an account, but not here. Returns (org id, user id).
+async fn known_elsewhere(api: &Api) -> (String, String) {
+    other_tenant(api, "Other tenant", "known@b.example", "known's passphrase").await
+}
+
 async fn count(db: &Db, sql: &str) -> i64 {
     sqlx::query_scalar(sql).fetch_one(db.pool()).await.unwrap()
 }
@@ -60,31 +66,17 @@ async fn inviting_reveals_nothing(db: Db) {
     let api = Api::start(db).await;
     let (a, owner) = api.init_owner().await;
     let org = a.org.id.clone();
-    let (b_org, known) = other_tenant(
-        &api,
-        "Other tenant",
-        "known@b.example",
-        "known's passphrase",
-    )
-    .await;
+    let (b_org, known) = known_elsewhere(&api).await;
     let members_path = format!("/api/v1/orgs/{org}/members");
     let users_before = count(&api.db, "SELECT count(*) FROM users").await;
 
     // The same request for an address with an account elsewhere and for one without.
     let now = dbcrate_core::time::unix_now();
     let to_known = api
-        .post(
-            &members_path,
-            &owner,
-            json!({ "email": "Known@B.example", "role": "operator" }),
-        )
+        .try_invite(&owner, &org, "Known@B.example", "operator")
         .await;
     let to_unknown = api
-        .post(
-            &members_path,
-            &owner,
-            json!({ "email": "Fresh@B.example", "role": "operator" }),
-        )
+        .try_invite(&owner, &org, "Fresh@B.example", "operator")
         .await;
     assert_eq!(to_known.status.as_u16(), 201, "{}", to_known.text);
     let (known_json, unknown_json) = (to_known.json(), to_unknown.json());
@@ -154,27 +146,11 @@ async fn inviting_reveals_nothing(db: Db) {
 
     // Inviting an address that is a member here already is refused, as before; a
     // pending invitation is not silently replaced.
-    api.post(
-        &members_path,
-        &owner,
-        json!({ "email": "owner@a.example", "role": "viewer" }),
-    )
-    .await
-    .fails(409, "conflict");
-    api.post(
-        &members_path,
-        &owner,
-        json!({ "email": "known@b.example", "role": "viewer" }),
-    )
-    .await
-    .fails(409, "conflict");
-    api.post(
-        &members_path,
-        &owner,
-        json!({ "email": "fresh@b.example", "role": "viewer" }),
-    )
-    .await
-    .fails(409, "conflict");
+    for email in ["owner@a.example", "known@b.example", "fresh@b.example"] {
+        api.try_invite(&owner, &org, email, "viewer")
+            .await
+            .fails(409, "conflict");
+    }
 }
 
 crate::both_engines!(
@@ -187,13 +163,7 @@ async fn accepting(db: Db) {
     let api = Api::start(db).await;
     let (a, owner) = api.init_owner().await;
     let org = a.org.id.clone();
-    let (b_org, known) = other_tenant(
-        &api,
-        "Other tenant",
-        "known@b.example",
-        "known's passphrase",
-    )
-    .await;
+    let (b_org, known) = known_elsewhere(&api).await;
     let (_, intruder) = other_tenant(
         &api,
         "Third tenant",
@@ -218,13 +188,9 @@ async fn accepting(db: Db) {
             .await
             .fails(403, "forbidden");
     }
-    api.post(
-        create_account,
-        &Auth::None,
-        json!({ "token": token, "new_password": "a takeover passphrase" }),
-    )
-    .await
-    .fails(409, "conflict");
+    api.create_account(&token, "a takeover passphrase")
+        .await
+        .fails(409, "conflict");
     api.post(
         "/api/v1/session",
         &Auth::None,
@@ -259,15 +225,10 @@ async fn accepting(db: Db) {
     let replay = api
         .post(accept, &known_auth, json!({ "token": token }))
         .await;
-    replay.fails(409, "conflict");
-    assert!(replay.text.contains("used already"), "{}", replay.text);
-    api.post(
-        create_account,
-        &Auth::None,
-        json!({ "token": token, "new_password": "another passphrase" }),
-    )
-    .await
-    .fails(409, "conflict");
+    replay.fails_saying(409, "conflict", "used already");
+    api.create_account(&token, "another passphrase")
+        .await
+        .fails(409, "conflict");
     // The inviter sees the new member, not the member's other organisations.
     let listed = api
         .get(&format!("/api/v1/orgs/{org}/members"), &owner)
@@ -284,19 +245,11 @@ async fn accepting(db: Db) {
     // A new address: the token creates the account with the person's own password.
     let fresh = api.invite(&owner, &org, "new@a.example", "viewer").await;
     let fresh_token = fresh["token"].as_str().unwrap().to_string();
-    api.post(
-        create_account,
-        &Auth::None,
-        json!({ "token": fresh_token, "new_password": "short" }),
-    )
-    .await
-    .fails(422, "invalid_input");
+    api.create_account(&fresh_token, "short")
+        .await
+        .fails(422, "invalid_input");
     let created = api
-        .post(
-            create_account,
-            &Auth::None,
-            json!({ "token": fresh_token, "new_password": "new person's passphrase" }),
-        )
+        .create_account(&fresh_token, "new person's passphrase")
         .await;
     assert_eq!(created.status.as_u16(), 201, "{}", created.text);
     let new_user = created.json()["user_id"].as_str().unwrap().to_string();
@@ -310,13 +263,9 @@ async fn accepting(db: Db) {
         members::role_of(&api.db, &org, &new_user).await.unwrap(),
         Some(Role::Viewer)
     );
-    api.post(
-        create_account,
-        &Auth::None,
-        json!({ "token": fresh_token, "new_password": "a second passphrase" }),
-    )
-    .await
-    .fails(409, "conflict");
+    api.create_account(&fresh_token, "a second passphrase")
+        .await
+        .fails(409, "conflict");
     api.sign_in("new@a.example", "new person's passphrase", None)
         .await;
 
@@ -328,14 +277,9 @@ async fn accepting(db: Db) {
         .await
         .unwrap();
     let refused = api
-        .post(
-            create_account,
-            &Auth::None,
-            json!({ "token": late["token"], "new_password": "late person's passphrase" }),
-        )
+        .create_account(late["token"].as_str().unwrap(), "late person's passphrase")
         .await;
-    refused.fails(409, "conflict");
-    assert!(refused.text.contains("expired"), "{}", refused.text);
+    refused.fails_saying(409, "conflict", "expired");
     let revoked = api.invite(&owner, &org, "gone@a.example", "viewer").await;
     let revoked_path = format!(
         "/api/v1/orgs/{org}/invitations/{}",
@@ -348,14 +292,12 @@ async fn accepting(db: Db) {
         .await
         .fails(409, "conflict");
     let refused = api
-        .post(
-            create_account,
-            &Auth::None,
-            json!({ "token": revoked["token"], "new_password": "gone person's passphrase" }),
+        .create_account(
+            revoked["token"].as_str().unwrap(),
+            "gone person's passphrase",
         )
         .await;
-    refused.fails(409, "conflict");
-    assert!(refused.text.contains("revoked"), "{}", refused.text);
+    refused.fails_saying(409, "conflict", "revoked");
     assert_eq!(
         count(
             &api.db,
@@ -385,17 +327,9 @@ async fn accepting(db: Db) {
             json!({ "token": format!("dbci_{}", "A".repeat(43)) }),
         )
         .await;
-    unknown.fails(422, "invalid_input");
-    assert!(unknown.text.contains("token"), "{}", unknown.text);
-    let malformed = api
-        .post(
-            create_account,
-            &Auth::None,
-            json!({ "token": "not a token", "new_password": "a fine passphrase" }),
-        )
-        .await;
-    malformed.fails(422, "invalid_input");
-    assert!(malformed.text.contains("token"), "{}", malformed.text);
+    unknown.fails_saying(422, "invalid_input", "token");
+    let malformed = api.create_account("not a token", "a fine passphrase").await;
+    malformed.fails_saying(422, "invalid_input", "token");
     api.post(create_account, &Auth::None, json!({ "token": 7 }))
         .await
         .fails(422, "invalid_body");
@@ -452,13 +386,9 @@ async fn invitation_roles(db: Db) {
     let admin = api.sign_in("admin@a.example", &admin_pw, None).await;
 
     // Nobody invites above their own role; only owners invite (and uninvite) owners.
-    api.post(
-        &members_path,
-        &admin,
-        json!({ "email": "boss@a.example", "role": "owner" }),
-    )
-    .await
-    .fails(403, "forbidden");
+    api.try_invite(&admin, &org, "boss@a.example", "owner")
+        .await
+        .fails(403, "forbidden");
     let to_owner = api.invite(&owner, &org, "boss@a.example", "owner").await;
     let to_owner_path = format!("{invitations}/{}", to_owner["id"].as_str().unwrap());
     api.send(Method::DELETE, &to_owner_path, &admin, None)
@@ -470,26 +400,12 @@ async fn invitation_roles(db: Db) {
         .await
         .ok();
     // Tokens can list invitations but cannot invite.
-    let bot = api
-        .post(
-            &format!("/api/v1/orgs/{org}/api-tokens"),
-            &owner,
-            json!({ "name": "bot", "role": "admin" }),
-        )
-        .await
-        .ok()["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let bot = api.api_token(&owner, &org, "bot", "admin").await;
     let bot = Auth::Bearer(bot);
     api.get(&invitations, &bot).await.ok();
-    api.post(
-        &members_path,
-        &bot,
-        json!({ "email": "bot@a.example", "role": "viewer" }),
-    )
-    .await
-    .fails(403, "forbidden");
+    api.try_invite(&bot, &org, "bot@a.example", "viewer")
+        .await
+        .fails(403, "forbidden");
 
     // An inviter's pending invitations do not outlive their role: demoted to operator,
     // the admin's invitations are withdrawn.
@@ -503,14 +419,9 @@ async fn invitation_roles(db: Db) {
     .ok();
     for invitation in [&to_viewer, &to_admin] {
         let refused = api
-            .post(
-                "/api/v1/invitations/create-account",
-                &Auth::None,
-                json!({ "token": invitation["token"], "new_password": "a fine passphrase" }),
-            )
+            .create_account(invitation["token"].as_str().unwrap(), "a fine passphrase")
             .await;
-        refused.fails(409, "conflict");
-        assert!(refused.text.contains("revoked"), "{}", refused.text);
+        refused.fails_saying(409, "conflict", "revoked");
     }
     let listed = api.get(&invitations, &owner).await.ok();
     assert!(listed["items"]

@@ -242,17 +242,7 @@ async fn roles_matrix(db: Db) {
             is_token: false,
             foreign: false,
         });
-        let token = api
-            .post(
-                &format!("/api/v1/orgs/{org}/api-tokens"),
-                &owner,
-                json!({ "name": role, "role": role }),
-            )
-            .await
-            .ok()["token"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let token = api.api_token(&owner, &org, role, role).await;
         callers.push(Caller {
             label: format!("{role} token"),
             auth: Auth::Bearer(token),
@@ -272,17 +262,7 @@ async fn roles_matrix(db: Db) {
     let foreign = api
         .sign_in("owner@b.example", "stranger passphrase", None)
         .await;
-    let foreign_token = api
-        .post(
-            &format!("/api/v1/orgs/{}/api-tokens", b.id),
-            &foreign,
-            json!({ "name": "b", "role": "owner" }),
-        )
-        .await
-        .ok()["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let foreign_token = api.api_token(&foreign, &b.id, "b", "owner").await;
     callers.push(Caller {
         label: "owner of another org".into(),
         auth: foreign,
@@ -392,17 +372,13 @@ async fn roles_matrix(db: Db) {
     assert_eq!(checked, routes().len() * 10);
 
     // Org A's owner naming org B's objects in org A's paths: not found, like nothing.
-    let b_tokens = api
-        .get(
-            &format!("/api/v1/orgs/{}/api-tokens", b.id),
-            &callers[8].auth,
-        )
-        .await
-        .ok();
+    let b_owner = &callers[8].auth;
+    let b_path = |what: &str| format!("/api/v1/orgs/{}/{what}", b.id);
+    let b_tokens = api.get(&b_path("api-tokens"), b_owner).await.ok();
     let b_token_id = b_tokens["items"][0]["id"].as_str().unwrap().to_string();
     let b_agent = api.enrol_agent(&b.id).await;
     let b_invitation = api
-        .invite(&callers[8].auth, &b.id, "invitee@b.example", "viewer")
+        .invite(b_owner, &b.id, "invitee@b.example", "viewer")
         .await["id"]
         .as_str()
         .unwrap()
@@ -445,13 +421,7 @@ async fn roles_matrix(db: Db) {
             .fails(404, "not_found");
     }
     // Still there, untouched.
-    let b_invitations = api
-        .get(
-            &format!("/api/v1/orgs/{}/invitations", b.id),
-            &callers[8].auth,
-        )
-        .await
-        .ok();
+    let b_invitations = api.get(&b_path("invitations"), b_owner).await.ok();
     assert_eq!(b_invitations["items"][0]["status"], "pending");
     assert_eq!(
         dbcrate_control::accounts::members::role_of(&api.db, &b.id, &stranger)

@@ -276,17 +276,8 @@ fn a_form_post_without_the_session_csrf_token_or_from_another_origin_changes_not
     d.rt.block_on(async {
         use reqwest::Method;
         let cookie = sign_in(&d).await;
-        let page = send(
-            &d,
-            Method::GET,
-            "/account/password",
-            Some(&cookie),
-            None,
-            &[],
-        )
-        .await;
-        let csrf = csrf_of(&page.text);
-        let still_signed_in = || async {
+        // A page only a signed-in person gets.
+        let password_page = || {
             send(
                 &d,
                 Method::GET,
@@ -295,10 +286,9 @@ fn a_form_post_without_the_session_csrf_token_or_from_another_origin_changes_not
                 None,
                 &[],
             )
-            .await
-            .status
-                == StatusCode::OK
         };
+        let csrf = csrf_of(&password_page().await.text);
+        let still_signed_in = || async { password_page().await.status == StatusCode::OK };
         let forged = [
             (None, vec![]),
             (None, vec![("csrf", "0".repeat(64))]),
