@@ -10,7 +10,9 @@
 
 mod connect;
 
-pub use connect::{connect, connect_with, unwrap_credentials, StoredDestination, Unwrapping};
+pub use connect::{
+    connect, connect_with, unwrap_credentials, Access, StoredDestination, Unwrapping,
+};
 
 use super::objects::Objects;
 use crate::audit::{self, AuditAction, AuditEvent};

@@ -59,14 +59,9 @@ pub async fn create(
     create_job(db, org_id, backup_id, target_database_id, None, actor, now).await
 }
 
-/// What queueing a customer-sealed organisation's restore needs besides the database.
-#[derive(Clone, Copy)]
-pub struct Access<'a> {
-    /// The master keys.
-    pub keys: &'a MasterKeys,
-    /// Where the control plane may reach (the backup's header is read at once).
-    pub reach: &'a std::sync::Arc<dbcrate_storage::reach::ReachPolicy>,
-}
+/// What queueing a customer-sealed organisation's restore needs besides the database:
+/// the backup's header is read at once from its destination.
+pub use crate::backups::destinations::Access;
 
 /// [`create`], with the customer passphrase a customer-sealed organisation's restore
 /// needs (ignored in managed mode): the organisation key is opened with it (throttled
@@ -128,7 +123,7 @@ pub async fn create_with_passphrase(
         reason: &reason,
         at: &stamp,
     };
-    let destination = destinations::connect(db, with.keys, with.reach, &stored, &by)
+    let destination = destinations::connect(db, with, &stored, &by)
         .await?
         .map_err(|e| Error::invalid(format!("reaching the backup's destination: {e}")))?;
     let header = read_header(&destination, &backup.object_key, backup.size).await;

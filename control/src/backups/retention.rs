@@ -188,7 +188,8 @@ pub async fn apply(
         reason: &reason,
         at: &rfc3339(now),
     };
-    let store = destinations::connect(db, keys, reach, &destination, &by).await?;
+    let with = destinations::Access { keys, reach };
+    let store = destinations::connect(db, with, &destination, &by).await?;
     for doomed in due {
         let outcome = match &store {
             Ok(store) => deleted_or_why(store, &doomed.object_key).await,

@@ -57,6 +57,17 @@ impl StoredDestination {
     }
 }
 
+/// What reaching a tenant's destination takes besides the database: the master keys
+/// its credentials are sealed under, and where the operator lets the control plane
+/// reach.
+#[derive(Clone, Copy)]
+pub struct Access<'a> {
+    /// The master keys.
+    pub keys: &'a MasterKeys,
+    /// Where the control plane may reach.
+    pub reach: &'a Arc<ReachPolicy>,
+}
+
 /// Who unwraps a destination's credentials and why: what the unwrap's audit row says.
 #[derive(Debug, Clone, Copy)]
 pub struct Unwrapping<'a> {
@@ -132,13 +143,18 @@ pub async fn connect_with(
 /// [`connect_with`].
 pub async fn connect(
     db: &Db,
-    keys: &MasterKeys,
-    reach: &Arc<ReachPolicy>,
+    with: Access<'_>,
     destination: &StoredDestination,
     by: &Unwrapping<'_>,
 ) -> Result<std::result::Result<Destination, dbcrate_storage::Error>> {
-    let credentials =
-        unwrap_credentials(db, keys, destination.credentials_secret_id.as_deref(), by).await?;
+    let secret_id = destination.credentials_secret_id.as_deref();
+    let credentials = unwrap_credentials(db, with.keys, secret_id, by).await?;
     let settings = destination.settings_json()?;
-    connect_with(reach, &destination.kind, &settings, credentials.as_ref()).await
+    connect_with(
+        with.reach,
+        &destination.kind,
+        &settings,
+        credentials.as_ref(),
+    )
+    .await
 }
