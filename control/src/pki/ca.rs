@@ -140,7 +140,8 @@ async fn store(
     db: &Db,
     keys: &MasterKeys,
     ca: &NewCa<'_>,
-    (key, cert_pem): (&KeyPair, &str),
+    key: &KeyPair,
+    cert_pem: &str,
     stamp: &str,
 ) -> Result<()> {
     let key_pem = zeroize::Zeroizing::new(key.serialize_pem());
@@ -170,18 +171,6 @@ async fn store(
     end_write(conn, stored).await
 }
 
-/// A stored CA's key, unwrapped (the unwrap audited as by `actor` for `reason`).
-async fn unwrap_key(
-    db: &Db,
-    keys: &MasterKeys,
-    secret: SecretRef<'_>,
-    (actor, reason): (&str, &str),
-    stamp: &str,
-) -> Result<KeyPair> {
-    let pem = secrets::unwrap(db, keys, secret, actor, reason, stamp).await?;
-    key_from_secret(&pem)
-}
-
 /// The deployment root certificate (PEM), creating the root CA on first use.
 pub async fn root_cert_pem(db: &Db, keys: &MasterKeys, now: i64) -> Result<String> {
     if let Some(root) = load_root(db).await? {
@@ -202,7 +191,7 @@ pub async fn root_cert_pem(db: &Db, keys: &MasterKeys, now: i64) -> Result<Strin
         action: AuditAction::PkiRootCaCreate,
         target: &format!("ca:{name}"),
     };
-    let created = store(db, keys, &root, (&key, &cert.pem()), &stamp).await;
+    let created = store(db, keys, &root, &key, &cert.pem(), &stamp).await;
     // When another request or replica made it first, ours failed on the key: use theirs.
     match (load_root(db).await?, created) {
         (Some(root), _) => Ok(root.cert_pem),
@@ -240,8 +229,8 @@ async fn create_org_ca(db: &Db, keys: &MasterKeys, org_id: &str, now: i64) -> Re
         purpose: ROOT_KEY_PURPOSE,
     };
     let reason = format!("creating the agent CA of {org_id}");
-    let root_key = unwrap_key(db, keys, root_secret, ("system", &reason), &stamp).await?;
-    let root_issuer = Issuer::new(root_params(&name), root_key);
+    let root_key = secrets::unwrap(db, keys, root_secret, "system", &reason, &stamp).await?;
+    let root_issuer = Issuer::new(root_params(&name), key_from_secret(&root_key)?);
     let key = KeyPair::generate().map_err(rcgen_error("generating an organisation CA key"))?;
     let cert = valid_for(org_ca_params(org_id), now, ORG_CA_DAYS)?
         .signed_by(&key, &root_issuer)
@@ -255,7 +244,7 @@ async fn create_org_ca(db: &Db, keys: &MasterKeys, org_id: &str, now: i64) -> Re
         action: AuditAction::PkiOrgCaCreate,
         target: &format!("org:{org_id}"),
     };
-    let created = store(db, keys, &org_ca, (&key, &cert.pem()), &stamp).await;
+    let created = store(db, keys, &org_ca, &key, &cert.pem(), &stamp).await;
     // A concurrent creation wins the primary key; ours is rolled back and theirs used.
     match (load_org_ca(db, org_id).await?, created) {
         (Some(_), _) => Ok(()),
@@ -299,9 +288,9 @@ pub async fn org_signing_ca(
         id: &secret_id,
         purpose: ORG_CA_KEY_PURPOSE,
     };
-    let key = unwrap_key(db, keys, secret, (actor, reason), &stamp).await?;
+    let key = secrets::unwrap(db, keys, secret, actor, reason, &stamp).await?;
     Ok(SigningCa {
         cert_pem,
-        issuer: Issuer::new(org_ca_params(org_id), key),
+        issuer: Issuer::new(org_ca_params(org_id), key_from_secret(&key)?),
     })
 }
