@@ -18,12 +18,7 @@ fn agent_restore(
     let mut cmd = restore_cmd(target, object, db);
     cmd.arg("--identity").arg(identity);
     extra(&mut cmd);
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "agent restore: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    output_ok("agent restore", &mut cmd);
 }
 
 #[test]

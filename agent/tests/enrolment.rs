@@ -9,7 +9,7 @@ mod common;
 use common::sockets;
 use dbcrate_control::config::AgentSettings;
 use dbcrate_control::local::{self, LocalControlPlane};
-use dbcrate_testkit::TempDir;
+use dbcrate_testkit::{assert_succeeded, TempDir};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::process::Stdio;
@@ -79,6 +79,15 @@ impl World {
         cmd.output().await.unwrap()
     }
 
+    /// An agent enrolled (successfully) into `<dir>/agent` with a fresh token; returns
+    /// its data directory and its id.
+    async fn enrolled(&self) -> (std::path::PathBuf, String) {
+        let data = self.dir.path().join("agent");
+        let enrolled = report(&self.enroll(&data, &self.token().await).await);
+        let agent_id = enrolled["agent_id"].as_str().unwrap().to_string();
+        (data, agent_id)
+    }
+
     async fn revoke(&self, agent: &str, reload_tls: bool) {
         let state = &self.control.state;
         let now = dbcrate_core::time::unix_now();
@@ -101,11 +110,7 @@ fn fast() -> AgentSettings {
 }
 
 fn report(out: &std::process::Output) -> serde_json::Value {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded("dbcrate-agent", out);
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -285,8 +290,7 @@ fn run_does_not_start_with_a_directory_root_it_cannot_use() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_refuses_an_identity_others_can_read_or_own() {
     let w = world(fast()).await;
-    let data = w.dir.path().join("agent");
-    report(&w.enroll(&data, &w.token().await).await);
+    let (data, _) = w.enrolled().await;
     let identity = data.join("identity");
     let refused = |needle: &'static str| {
         let data = data.clone();
@@ -369,9 +373,7 @@ async fn run_renews_checks_its_crl_and_stops_when_a_verified_crl_lists_it() {
         ..fast()
     })
     .await;
-    let data = w.dir.path().join("agent");
-    let enrolled = report(&w.enroll(&data, &w.token().await).await);
-    let agent_id = enrolled["agent_id"].as_str().unwrap().to_string();
+    let (data, agent_id) = w.enrolled().await;
     let first_serial_file = std::fs::read_to_string(data.join("identity/cert.pem")).unwrap();
     let started = Instant::now();
     let (code, stderr, seen) = run_agent(&data, Duration::from_secs(40), async || {
@@ -407,9 +409,7 @@ async fn run_renews_checks_its_crl_and_stops_when_a_verified_crl_lists_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_stops_when_the_control_plane_refuses_its_certificate_as_revoked() {
     let w = world(fast()).await;
-    let data = w.dir.path().join("agent");
-    let enrolled = report(&w.enroll(&data, &w.token().await).await);
-    let agent_id = enrolled["agent_id"].as_str().unwrap().to_string();
+    let (data, agent_id) = w.enrolled().await;
     let (code, stderr, seen) = run_agent(&data, Duration::from_secs(30), async || {
         tokio::time::sleep(Duration::from_secs(3)).await;
         w.revoke(&agent_id, true).await;
@@ -435,9 +435,7 @@ async fn run_stops_when_the_control_plane_answers_that_it_has_been_revoked() {
         ..fast()
     })
     .await;
-    let data = w.dir.path().join("agent");
-    let enrolled = report(&w.enroll(&data, &w.token().await).await);
-    let agent_id = enrolled["agent_id"].as_str().unwrap().to_string();
+    let (data, agent_id) = w.enrolled().await;
     let (code, stderr, _) = run_agent(&data, Duration::from_secs(30), async || {
         tokio::time::sleep(Duration::from_secs(3)).await;
         w.revoke(&agent_id, false).await;
@@ -474,7 +472,7 @@ async fn a_backup_job_opens_no_listening_socket() {
     let watch = sockets::Watch::start(child.id());
     let out = child.wait_with_output().unwrap();
     let seen = watch.finish();
-    assert!(out.status.success(), "{}", common::stderr_of(&out));
+    assert_succeeded("backup", &out);
     seen.assert_saw_sockets();
     seen.assert_never_listened("the backup");
 }
@@ -488,9 +486,7 @@ async fn tampered_or_foreign_crls_are_refused_and_a_listed_serial_is_found() {
         ..fast()
     })
     .await;
-    let data = w.dir.path().join("agent");
-    let enrolled = report(&w.enroll(&data, &w.token().await).await);
-    let agent_id = enrolled["agent_id"].as_str().unwrap();
+    let (data, agent_id) = w.enrolled().await;
     let chain = std::fs::read_to_string(data.join("identity/cert.pem")).unwrap();
     let root = std::fs::read_to_string(data.join("identity/root.pem")).unwrap();
     let state = &w.control.state;
@@ -533,7 +529,7 @@ async fn tampered_or_foreign_crls_are_refused_and_a_listed_serial_is_found() {
     // Garbage: refused.
     assert!(check(&chain, &root, b"not a crl", now).is_err());
 
-    w.revoke(agent_id, false).await;
+    w.revoke(&agent_id, false).await;
     let listed = dbcrate_control::pki::crl::current(&state.db, &state.keys, &w.org, now)
         .await
         .unwrap();
@@ -547,8 +543,7 @@ async fn tampered_or_foreign_crls_are_refused_and_a_listed_serial_is_found() {
 async fn a_renewal_interrupted_after_its_journal_is_completed_on_load() {
     use dbcrate_agent::control::identity;
     let w = world(fast()).await;
-    let data = w.dir.path().join("agent");
-    report(&w.enroll(&data, &w.token().await).await);
+    let (data, _) = w.enrolled().await;
     let dir = data.join("identity");
     // A crash after the journal was written, before the files were replaced.
     let mut journal_link = link(&data);
@@ -587,9 +582,7 @@ async fn run_refuses_a_replayed_older_crl_and_still_stops_on_the_newer_one() {
         ..fast()
     })
     .await;
-    let data = w.dir.path().join("agent");
-    let enrolled = report(&w.enroll(&data, &w.token().await).await);
-    let agent_id = enrolled["agent_id"].as_str().unwrap().to_string();
+    let (data, agent_id) = w.enrolled().await;
     let state = &w.control.state;
     let now = dbcrate_core::time::unix_now();
     // A CRL from before, then a newer one that the control plane serves.

@@ -333,7 +333,7 @@ fn damaged_or_wrong_key_backups_leave_the_target_unchanged() {
 
     // And the intact backup, with its recorded hash, restores.
     let out = f.restore(&f.object, "r_good", identity, Some(&f.sha256));
-    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_succeeded("restore r_good", &out);
     assert_same_database(&f.source, "app", &f.target, "r_good");
 }
 
@@ -363,14 +363,14 @@ fn a_bare_file_key_from_the_header_restores_the_backup() {
         ("--file-key-file", &raw),
         Some(&f.sha256),
     );
-    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_succeeded("restore r_raw_key", &out);
     assert_same_database(&f.source, "app", &f.target, "r_raw_key");
 
     let hex = f.dir.path().join("hex.filekey");
     let hex_text = dbcrate_core::hex::encode(key.expose_secret());
     std::fs::write(&hex, format!("{hex_text}\n")).unwrap();
     let out = f.restore(&f.object, "r_hex_key", ("--file-key-file", &hex), None);
-    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_succeeded("restore r_hex_key", &out);
     assert_same_database(&f.source, "app", &f.target, "r_hex_key");
 
     let (other, _) = org_key(&f.dir.path().join("other"));

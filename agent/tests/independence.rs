@@ -52,12 +52,7 @@ fn independence(major: u32) {
         .arg(&identity)
         .args(["--expect-sha256", report["sha256"].as_str().unwrap()]);
     s3.agent_flags(&mut cmd);
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "agent restore: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = output_ok("agent restore", &mut cmd);
     let restored: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(restored["sha256"], report["sha256"]);
     assert_same_database(&source, "app", &target, "restored_agent");

@@ -166,7 +166,7 @@ fn the_password_is_on_no_command_line_and_in_no_log() {
             c.env("DBCRATE_LOG", "debug");
         },
     );
-    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_succeeded("backup", &out);
     let argv = std::fs::read_to_string(&argv_log).unwrap();
     assert!(
         argv.contains("--dbname=postgresql://postgres@127.0.0.1"),

@@ -62,8 +62,7 @@ fn backup_and_restore_through_the_registry(major: u32) {
 
     let mut cmd = backup_cmd();
     registry_flags(&mut cmd, &reg.root_v1, &served, &data);
-    let out = cmd.output().unwrap();
-    assert!(out.status.success(), "backup: {}", stderr_of(&out));
+    let out = output_ok("backup", &mut cmd);
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let version = report["pg_dump_version"].as_str().unwrap();
     assert!(version.contains(&format!(" {major}.")), "{version}");
@@ -80,8 +79,7 @@ fn backup_and_restore_through_the_registry(major: u32) {
         .arg("--identity")
         .arg(&identity);
     registry_flags(&mut cmd, &reg.root_v1, &served, &data);
-    let out = cmd.output().unwrap();
-    assert!(out.status.success(), "restore: {}", stderr_of(&out));
+    let out = output_ok("restore", &mut cmd);
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let version = report["pg_restore_version"].as_str().unwrap();
     assert!(version.contains(&format!(" {major}.")), "{version}");
@@ -523,7 +521,7 @@ fn a_cached_tool_changed_after_download_is_refused_before_it_runs() {
         cmd.output().unwrap()
     };
     let out = backup("first");
-    assert!(out.status.success(), "backup: {}", stderr_of(&out));
+    assert_succeeded("backup", &out);
     let sha = &reg.manifest().artifacts[0].sha256;
     let tools = data.join(format!("pg/16/{sha}"));
     let pg_dump = tools.join("bin/pg_dump");
@@ -551,7 +549,7 @@ fn a_cached_tool_changed_after_download_is_refused_before_it_runs() {
     // The way out the error names: the next backup fetches, checks and runs it.
     std::fs::remove_dir_all(&tools).unwrap();
     let out = backup("again");
-    assert!(out.status.success(), "backup: {}", stderr_of(&out));
+    assert_succeeded("backup", &out);
     assert!(!ran.exists(), "the planted pg_dump ran");
     assert_eq!(std::fs::read_to_string(&pg_dump).unwrap(), original);
 

@@ -5,7 +5,10 @@ mod common;
 
 use dbcrate_control::db::Db;
 use dbcrate_control::orgs;
-use dbcrate_testkit::{sqlite_url, TempDir, TEST_MASTER_KEY as K1, TEST_MASTER_KEY_2 as K2};
+use dbcrate_testkit::{
+    assert_failed_saying, assert_succeeded, sqlite_url, TempDir, TEST_MASTER_KEY as K1,
+    TEST_MASTER_KEY_2 as K2,
+};
 use std::process::{Command, Output};
 
 fn control(dir: &TempDir, master: Option<&str>, args: &[&str]) -> Output {
@@ -23,18 +26,12 @@ fn control(dir: &TempDir, master: Option<&str>, args: &[&str]) -> Output {
 }
 
 fn fails_with(out: &Output, expect: &str) {
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "succeeded; expected {expect:?}");
-    assert!(err.contains(expect), "expected {expect:?} in: {err}");
+    let err = assert_failed_saying(out, &[expect]);
     assert!(!err.contains("AAECAwQF"), "a master key was printed: {err}");
 }
 
 fn succeeds(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded("dbcrate-control", out);
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 

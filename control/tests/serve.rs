@@ -36,6 +36,16 @@ fn command(dir: &TempDir, env: &[(&str, &str)], args: &[&str]) -> Command {
     cmd
 }
 
+/// `dbcrate-control serve` started in the background with `env`, its stdout piped for
+/// [`wait_for_listening`].
+fn serve(dir: &TempDir, env: &[(&str, &str)]) -> Child {
+    command(dir, env, &["serve"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 fn run(dir: &TempDir, env: &[(&str, &str)], args: &[&str]) -> Output {
     command(dir, env, args).output().unwrap()
 }
@@ -204,11 +214,7 @@ async fn serve_on_embedded_defaults_generates_a_certificate_and_prints_its_finge
     let check = run(&dir, &[], &["check"]);
     assert!(String::from_utf8_lossy(&check.stdout).contains("will be generated"));
 
-    let mut child = command(&dir, &[], &["serve"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = serve(&dir, &[]);
     let (fingerprint, generated, port, _) = wait_for_listening(&mut child);
     assert!(generated);
     let cert_file = dir.path().join("data/tls/cert.pem");
@@ -241,11 +247,7 @@ async fn serve_on_embedded_defaults_generates_a_certificate_and_prints_its_finge
     stop(child);
 
     // The next start reuses the certificate.
-    let mut child = command(&dir, &[], &["serve"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = serve(&dir, &[]);
     let (again, generated, _, _) = wait_for_listening(&mut child);
     assert!(!generated);
     assert_eq!(again, fingerprint);
@@ -299,15 +301,7 @@ async fn keep_alive_connection(
 async fn the_agent_listener_closes_a_connection_at_its_maximum_age() {
     let dir = TempDir::new("control-serve-max-age").unwrap();
     assert!(run(&dir, &[], &["migrate"]).status.success());
-    let child = command(
-        &dir,
-        &[("DBCRATE_AGENT_MAX_CONNECTION_AGE_SECS", "2")],
-        &["serve"],
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::null())
-    .spawn()
-    .unwrap();
+    let child = serve(&dir, &[("DBCRATE_AGENT_MAX_CONNECTION_AGE_SECS", "2")]);
     // Killed if an assertion fails before the orderly stop below.
     struct KillOnDrop(Option<Child>);
     impl Drop for KillOnDrop {

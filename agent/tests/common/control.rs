@@ -13,7 +13,7 @@ use dbcrate_control::envelope::MasterKeys;
 use dbcrate_control::{agents, orgs};
 use dbcrate_core::retention::Rules;
 use dbcrate_core::secret::SecretString;
-use dbcrate_testkit::{sqlite_url, PgServer, TEST_MASTER_KEY};
+use dbcrate_testkit::{assert_succeeded, sqlite_url, PgServer, TEST_MASTER_KEY};
 use serde_json::Value;
 use std::path::Path;
 use std::sync::Arc;
@@ -88,11 +88,7 @@ impl Tenant<'_> {
             .output()
             .await
             .unwrap();
-        assert!(
-            out.status.success(),
-            "dbcrate-agent enroll: {}",
-            super::stderr_of(&out)
-        );
+        assert_succeeded("dbcrate-agent enroll", &out);
         serde_json::from_slice::<Value>(&out.stdout).unwrap()["agent_id"]
             .as_str()
             .expect("enroll prints the agent id")

@@ -8,6 +8,8 @@ pub mod registry;
 pub mod sockets;
 
 use dbcrate_testkit::{Deps, PgServer, S3Server, SftpServer, TempDir};
+// The kit's checks of a tool's run, for the test files that take all of `common`.
+pub use dbcrate_testkit::{assert_succeeded, output_ok};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -103,11 +105,7 @@ pub fn plain_dump(server: &PgServer, db: &str) -> String {
         .args(["--format=plain", "--dbname", db])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "plain pg_dump: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded("plain pg_dump", &out);
     String::from_utf8(out.stdout)
         .unwrap()
         .lines()
@@ -201,12 +199,7 @@ pub fn backup(
         .arg("--pg-bin-dir")
         .arg(source.bin_dir());
     extra(&mut cmd);
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "backup failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = output_ok("backup", &mut cmd);
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert_eq!(
         stdout.lines().count(),
@@ -243,11 +236,7 @@ pub fn stock_restore(target: &PgServer, identity: &Path, file: &Path, db: &str) 
         .unwrap();
     assert!(age.wait().unwrap().success(), "stock age -d failed");
     assert!(zstd.wait().unwrap().success(), "stock zstd -d failed");
-    assert!(
-        restore.status.success(),
-        "stock pg_restore failed: {}",
-        String::from_utf8_lossy(&restore.stderr)
-    );
+    assert_succeeded("stock pg_restore", &restore);
 }
 
 /// Runs stock curl (a plain client, not the agent's SDK) and insists on success.

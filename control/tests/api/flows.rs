@@ -6,6 +6,7 @@ use crate::common::totp_code;
 use crate::harness::{Api, Auth, NOW};
 use dbcrate_control::db::Db;
 use dbcrate_control::{audit, setup};
+use dbcrate_testkit::assert_succeeded;
 use reqwest::Method;
 use serde_json::json;
 use std::io::Write;
@@ -320,11 +321,7 @@ fn decrypt_with_stock_age(recipient: &str, identity_file: &str) -> Vec<u8> {
         .arg(dir.path().join("backup.age"))
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded("stock age -d", &out);
     out.stdout
 }
 

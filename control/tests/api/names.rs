@@ -44,39 +44,29 @@ async fn names_are_checked(db: Db) {
     let dir = TempDir::new("control-names").unwrap();
     let audit_rows = count(&api.db, "audit_log").await;
     for name in HOSTILE {
-        refused(
-            &api,
-            &format!("/api/v1/orgs/{org}/enrolment-tokens"),
-            &owner,
-            json!({ "name": name }),
-            "name",
-        )
-        .await;
-        refused(
-            &api,
-            &format!("/api/v1/orgs/{org}/api-tokens"),
-            &owner,
-            json!({ "name": name, "role": "viewer" }),
-            "name",
-        )
-        .await;
-        refused(
-            &api,
-            &format!("/api/v1/orgs/{org}/destinations"),
-            &owner,
-            json!({ "name": name, "kind": "directory", "settings": { "path": dir.path() } }),
-            "name",
-        )
-        .await;
         let email = format!("{}@example.com", name.replace('.', "-"));
-        refused(
-            &api,
-            &format!("/api/v1/orgs/{org}/members"),
-            &owner,
-            json!({ "email": email, "role": "viewer" }),
-            "email",
-        )
-        .await;
+        // (the organisation's route, the body with the name, the field named)
+        for (route, body, field) in [
+            ("enrolment-tokens", json!({ "name": name }), "name"),
+            (
+                "api-tokens",
+                json!({ "name": name, "role": "viewer" }),
+                "name",
+            ),
+            (
+                "destinations",
+                json!({ "name": name, "kind": "directory", "settings": { "path": dir.path() } }),
+                "name",
+            ),
+            (
+                "members",
+                json!({ "email": email, "role": "viewer" }),
+                "email",
+            ),
+        ] {
+            let path = format!("/api/v1/orgs/{org}/{route}");
+            refused(&api, &path, &owner, body, field).await;
+        }
     }
     // Nothing was written: no probe object or README in the directory, no rows.
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
