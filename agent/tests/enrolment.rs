@@ -404,6 +404,13 @@ async fn run_renews_checks_its_crl_and_stops_when_a_verified_crl_lists_it() {
     seen.assert_saw_sockets();
     seen.assert_never_listened("the agent");
     assert_eq!(mode(&data.join("identity/key.pem")), 0o600);
+    // The control plane noted it as seen, with this build's version.
+    let listed = dbcrate_control::agents::list(&w.control.state.db, &w.org)
+        .await
+        .unwrap();
+    let agent = listed.iter().find(|a| a.id == agent_id).unwrap();
+    assert!(agent.last_seen_at.is_some(), "{agent:?}");
+    assert_eq!(agent.version.as_deref(), Some(env!("CARGO_PKG_VERSION")));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

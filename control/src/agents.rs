@@ -16,6 +16,8 @@ use crate::tokens::{new_token, token_hash};
 use dbcrate_core::secret::SecretString;
 use sqlx::AnyConnection;
 
+pub mod presence;
+
 /// What every enrolment token starts with.
 pub const TOKEN_PREFIX: &str = "dbce_";
 /// How long an enrolment token works unless the operator says otherwise.
@@ -370,6 +372,12 @@ pub struct AgentInfo {
     pub revoked_at: Option<i64>,
     /// When its newest certificate expires.
     pub certificate_not_after: Option<i64>,
+    /// When it last called the agent listener ([`presence`]), if ever.
+    pub last_seen_at: Option<i64>,
+    /// The version it last said it runs.
+    pub version: Option<String>,
+    /// The pg_dump of its newest recorded backup (`pg_dump (PostgreSQL) 17.2`).
+    pub pg_dump_version: Option<String>,
 }
 
 crate::rows::from_row!(AgentInfo {
@@ -378,6 +386,9 @@ crate::rows::from_row!(AgentInfo {
     created_at,
     revoked_at,
     certificate_not_after,
+    last_seen_at,
+    version,
+    pg_dump_version,
 });
 
 /// The organisation's agents.
@@ -385,7 +396,10 @@ pub async fn list(db: &Db, org_id: &str) -> Result<Vec<AgentInfo>> {
     Ok(sqlx::query_as(
         "SELECT a.id, a.name, a.created_at, a.revoked_at, \
          (SELECT max(c.not_after) FROM agent_certificates c WHERE c.agent_id = a.id) \
-         AS certificate_not_after \
+         AS certificate_not_after, a.last_seen_at, a.version, \
+         (SELECT b.pg_dump_version FROM backups b JOIN jobs j ON j.id = b.job_id \
+          WHERE j.agent_id = a.id ORDER BY b.finished_at DESC, b.id DESC LIMIT 1) \
+         AS pg_dump_version \
          FROM agents a WHERE a.org_id = $1 ORDER BY a.created_at, a.id",
     )
     .bind(org_id)

@@ -110,6 +110,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/common/0018_customer_sealed_keys.sql"),
         postgres: include_str!("../migrations/common/0018_customer_sealed_keys.sql"),
     },
+    Migration {
+        version: 19,
+        sqlite: include_str!("../migrations/common/0019_agent_presence.sql"),
+        postgres: include_str!("../migrations/common/0019_agent_presence.sql"),
+    },
 ];
 
 /// The schema version this binary expects.

@@ -58,6 +58,10 @@ pub const DEFAULT_HEARTBEAT_SECS: u64 = 20;
 /// At which fraction of its certificate's lifetime an agent renews it.
 pub const DEFAULT_RENEW_AT_FRACTION: f64 = 0.8;
 
+/// What an agent's `User-Agent` starts with; its version follows
+/// (`dbcrate-agent/0.1.0`), which the control plane shows in its agent list.
+pub const AGENT_USER_AGENT_PREFIX: &str = "dbcrate-agent/";
+
 /// The content type of [`paths::CRL`]'s answer: the organisation's signed CRL, DER.
 pub const CRL_CONTENT_TYPE: &str = "application/pkix-crl";
 

@@ -21,6 +21,9 @@ use std::time::Duration;
 const MAX_ANSWER: usize = 1024 * 1024;
 /// How long a request may take.
 const TIMEOUT: Duration = Duration::from_secs(60);
+/// Who calls: the control plane shows the version in its agent list
+/// ([`dbcrate_core::wire::AGENT_USER_AGENT_PREFIX`] then this build's version).
+const USER_AGENT: &str = concat!("dbcrate-agent/", env!("CARGO_PKG_VERSION"));
 
 /// How long a long poll the control plane holds for up to `held` may take: that, and
 /// time for the answer.
@@ -132,7 +135,8 @@ impl Link {
         let what = format!("{method} {path}");
         let mut request = hyper::Request::builder()
             .method(method)
-            .uri(format!("{}{path}", self.base));
+            .uri(format!("{}{path}", self.base))
+            .header(hyper::header::USER_AGENT, USER_AGENT);
         let body = match body {
             Some(json) => {
                 request = request.header("content-type", "application/json");
@@ -236,6 +240,14 @@ mod tests {
             std::io::ErrorKind::InvalidData,
             rustls::Error::AlertReceived(alert),
         )
+    }
+
+    #[test]
+    fn the_user_agent_names_the_agent_and_its_version_as_the_wire_says() {
+        let version = USER_AGENT
+            .strip_prefix(dbcrate_core::wire::AGENT_USER_AGENT_PREFIX)
+            .unwrap();
+        assert_eq!(version, env!("CARGO_PKG_VERSION"));
     }
 
     #[test]

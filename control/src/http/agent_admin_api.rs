@@ -49,10 +49,22 @@ pub struct Agent {
     created_at: i64,
     /// `agt_…`.
     id: String,
+    /// When it last called the agent listener (Unix seconds), if ever; noted at most
+    /// every 30 seconds.
+    #[schema(required = true)]
+    last_seen_at: Option<i64>,
     name: String,
+    /// Whether it is live and was seen within the last two minutes.
+    online: bool,
+    /// The pg_dump of its newest recorded backup.
+    #[schema(required = true)]
+    pg_dump_version: Option<String>,
     /// When it was revoked, if it was.
     #[schema(required = true)]
     revoked_at: Option<i64>,
+    /// The agent version it last reported (`User-Agent: dbcrate-agent/…`).
+    #[schema(required = true)]
+    version: Option<String>,
 }
 
 /// What `GET /api/v1/orgs/{org}/agents` answers.
@@ -133,6 +145,7 @@ pub async fn list(
     Path(org_id): Path<String>,
 ) -> ApiResult<Json<AgentList>> {
     org_access(&state, caller, &org_id, Role::Viewer).await?;
+    let now = state.now();
     let items = agents::list(&state.db, &org_id)
         .await?
         .into_iter()
@@ -142,6 +155,10 @@ pub async fn list(
             id: a.id,
             name: a.name,
             revoked_at: a.revoked_at,
+            last_seen_at: a.last_seen_at,
+            online: a.revoked_at.is_none() && agents::presence::is_online(a.last_seen_at, now),
+            version: a.version,
+            pg_dump_version: a.pg_dump_version,
         })
         .collect();
     Ok(Json(AgentList { items }))

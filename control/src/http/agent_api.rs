@@ -62,7 +62,22 @@ impl FromRequestParts<AppState> for Agent {
                 // agent_revoked, or an outage (internal).
                 _ => e.into(),
             })?;
+        note_seen(parts, state, &identity).await;
         Ok(Self(identity))
+    }
+}
+
+/// Notes a live agent's call and the version its `User-Agent` names
+/// ([`agents::presence`]). Bookkeeping only: a failed write is logged and the call goes
+/// on, so a busy database never fails an agent's job for it.
+async fn note_seen(parts: &Parts, state: &AppState, identity: &AgentIdentity) {
+    let version = parts
+        .headers
+        .get(header::USER_AGENT)
+        .and_then(|h| agents::presence::version_from_user_agent(h.as_bytes()));
+    let noted = agents::presence::seen(&state.db, &identity.agent_id, version, state.now());
+    if let Err(e) = noted.await {
+        tracing::warn!(agent = %identity.agent_id, "noting the agent as seen failed: {}", e.message);
     }
 }
 

@@ -18,4 +18,5 @@ mod jobs;
 mod matrix;
 mod names;
 mod openapi;
+mod presence;
 mod reach;
