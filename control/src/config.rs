@@ -172,9 +172,30 @@ impl Config {
                 defaults.max_connection_age_secs,
                 1..=3600,
             )?,
+            public_url: agent_public_url()?,
             ..defaults
         })
     }
+}
+
+/// `DBCRATE_AGENT_PUBLIC_URL`: how agents reach the agent listener when that is not the
+/// address it binds (a host name, a load balancer), for the dashboard's enrolment
+/// command. An https:// URL without a path.
+fn agent_public_url() -> Result<Option<String>> {
+    let Some(url) = std::env::var("DBCRATE_AGENT_PUBLIC_URL")
+        .ok()
+        .filter(|v| !v.is_empty())
+    else {
+        return Ok(None);
+    };
+    let host = url.strip_prefix("https://").unwrap_or_default();
+    let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']');
+    if host.is_empty() || !host.trim_end_matches('/').chars().all(plain) {
+        return Err(Error::internal(format!(
+            "DBCRATE_AGENT_PUBLIC_URL {url:?} must be https://HOST[:PORT], the address agents              use to reach the agent listener"
+        )));
+    }
+    Ok(Some(url.trim_end_matches('/').to_string()))
 }
 
 impl Config {

@@ -66,19 +66,23 @@ pub async fn start(
     let cert_pem = std::fs::read_to_string(&source.cert_file)
         .map_err(|e| crate::error::Error::internal(format!("reading the certificate: {e}")))?;
     let agent_tls = AgentTls::new(db.clone(), keys.clone(), &source).await?;
-    let state = AppState {
-        db,
-        keys,
-        agents,
-        agent_tls: Some(agent_tls.clone()),
-        reach: Arc::new(reach),
-    };
     let (api, agent) = (bind().await?, bind().await?);
     let port = |l: &tokio::net::TcpListener| l.local_addr().map(|a| a.port()).unwrap_or(0);
     let (api_url, agent_url) = (
         format!("https://127.0.0.1:{}", port(&api)),
         format!("https://127.0.0.1:{}", port(&agent)),
     );
+    let state = AppState {
+        db,
+        keys,
+        agents: AgentSettings {
+            public_url: Some(agent_url.clone()),
+            server_fingerprint: Some(material.fingerprint.clone()),
+            ..agents
+        },
+        agent_tls: Some(agent_tls.clone()),
+        reach: Arc::new(reach),
+    };
     let (stop, stopped) = tokio::sync::watch::channel(());
     let until_stopped = |mut rx: tokio::sync::watch::Receiver<()>| async move {
         let _ = rx.changed().await;

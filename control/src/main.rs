@@ -162,10 +162,18 @@ async fn serve(config: &Config) -> Result<String> {
     let stopped = install_shutdown_signals()?;
     say(&format!("agents connect to https://{agent_bound}"));
     say(&format!("listening on https://{bound}"));
+    // What the dashboard's enrolment command names.
+    let public_url =
+        (agent_settings.public_url.clone()).unwrap_or_else(|| format!("https://{agent_bound}"));
+    let agents = dbcrate_control::config::AgentSettings {
+        public_url: Some(public_url),
+        server_fingerprint: Some(tls.fingerprint.clone()),
+        ..agent_settings
+    };
     let state = dbcrate_control::http::AppState {
         db,
         keys,
-        agents: agent_settings,
+        agents,
         agent_tls: Some(agent_tls.clone()),
         reach,
     };

@@ -25,6 +25,7 @@ mod layout;
 mod pages;
 mod qr;
 mod session;
+mod when;
 
 use crate::http::{AppState, MAX_BODY_BYTES};
 use axum::extract::DefaultBodyLimit;
@@ -35,7 +36,7 @@ pub use headers::CONTENT_SECURITY_POLICY;
 
 /// Every dashboard route (no fallback: [`app`] adds the API behind them).
 pub fn router(state: AppState) -> Router {
-    use pages::{account, home, sign_in};
+    use pages::{account, agents, home, sign_in};
     Router::new()
         .route("/", get(home::show))
         .route("/sign-in", get(sign_in::show).post(sign_in::submit))
@@ -51,6 +52,15 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/account/second-factor/confirm",
             post(account::confirm_second_factor),
+        )
+        .route("/orgs/{org}/agents", get(agents::list))
+        .route(
+            "/orgs/{org}/agents/enrolment-tokens",
+            post(agents::create_token),
+        )
+        .route(
+            "/orgs/{org}/agents/{agent}/revoke",
+            get(agents::confirm_revoke).post(agents::revoke),
         )
         .route(assets::STYLESHEET_PATH, get(assets::stylesheet))
         .route("/.well-known/security.txt", get(assets::security_txt))

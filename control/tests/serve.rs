@@ -24,6 +24,7 @@ fn command(dir: &TempDir, env: &[(&str, &str)], args: &[&str]) -> Command {
         "DBCRATE_REGISTRY_URL",
         "DBCRATE_REGISTRY_ROOT_KEYS",
         "DBCRATE_AGENT_MAX_CONNECTION_AGE_SECS",
+        "DBCRATE_AGENT_PUBLIC_URL",
     ] {
         cmd.env_remove(var);
     }
@@ -130,6 +131,16 @@ fn serve_refuses_bad_configuration_before_binding() {
         ),
         "DBCRATE_AGENT_MAX_CONNECTION_AGE_SECS",
     );
+    for url in [
+        "http://control.example:8444",
+        "https://",
+        "https://a.example/path?x",
+    ] {
+        fails_with(
+            &run(&dir, &[("DBCRATE_AGENT_PUBLIC_URL", url)], &["serve"]),
+            "DBCRATE_AGENT_PUBLIC_URL",
+        );
+    }
     fails_with(
         &run(
             &dir,

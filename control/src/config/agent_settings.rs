@@ -26,6 +26,12 @@ pub struct AgentSettings {
     /// (`DBCRATE_AGENT_MAX_CONNECTION_AGE_SECS`): the client certificate is verified
     /// at the handshake, so this bounds how long a connection outlives that check.
     pub max_connection_age_secs: i64,
+    /// The URL agents reach the agent listener at (`DBCRATE_AGENT_PUBLIC_URL`, else the
+    /// address it is bound to), for the enrolment command the dashboard shows.
+    pub public_url: Option<String>,
+    /// The SHA-256 fingerprint of the control plane's TLS certificate (`AB:CD:…`), for
+    /// that command's `--server-fingerprint`.
+    pub server_fingerprint: Option<String>,
 }
 
 impl AgentSettings {
@@ -50,6 +56,8 @@ impl Default for AgentSettings {
             heartbeat_secs: wire::DEFAULT_HEARTBEAT_SECS as i64,
             renew_at_fraction: wire::DEFAULT_RENEW_AT_FRACTION,
             max_connection_age_secs: crate::server::MAX_CONNECTION_AGE.as_secs() as i64,
+            public_url: None,
+            server_fingerprint: None,
         }
     }
 }

@@ -3,5 +3,7 @@
 //! API calls, and renders with `layout` and `forms`.
 
 pub mod account;
+pub mod agents;
 pub mod home;
+pub mod org;
 pub mod sign_in;

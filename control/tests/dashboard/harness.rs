@@ -2,9 +2,14 @@
 //! Chromium that trusts exactly its key; and the checks every page gets.
 
 use base64::Engine as _;
+use dbcrate_control::accounts::roles::Role;
+use dbcrate_control::accounts::users;
 use dbcrate_control::config::AgentSettings;
 use dbcrate_control::db::Db;
+use dbcrate_control::envelope::MasterKeys;
 use dbcrate_control::local::{self, LocalControlPlane};
+use dbcrate_control::orgs;
+use dbcrate_core::secret::SecretString;
 use dbcrate_testkit::browser::{Browser, BrowserOptions};
 use dbcrate_testkit::TempDir;
 use serde_json::{json, Value};
@@ -22,6 +27,11 @@ pub struct Dashboard {
     pub cert_pem: String,
     pub one_time_password: String,
     pub db: Db,
+    pub keys: Arc<MasterKeys>,
+    /// The organisation `init` made.
+    pub org_id: String,
+    /// Where agents enrol (the agent listener).
+    pub agent_url: String,
     // The runtime serves the control plane while the test thread drives the browser.
     _local: LocalControlPlane,
     _dir: TempDir,
@@ -36,7 +46,7 @@ impl Dashboard {
             .build()
             .unwrap();
         let dir = TempDir::new("dashboard").unwrap();
-        let (local, db, otp) = rt.block_on(async {
+        let (local, db, keys, org_id, otp) = rt.block_on(async {
             let db = crate::common::sqlite_db(&dir).await;
             db.migrate().await.unwrap();
             let keys = Arc::new(crate::common::keys_with_audit_key(&db, NOW).await);
@@ -45,7 +55,7 @@ impl Dashboard {
                 .unwrap();
             let local = local::start(
                 db.clone(),
-                keys,
+                keys.clone(),
                 &dir.path().join("tls"),
                 AgentSettings::default(),
                 local::loopback_reach(&std::env::temp_dir()).unwrap(),
@@ -55,14 +65,19 @@ impl Dashboard {
             (
                 local,
                 db,
+                keys,
+                init.org.id.clone(),
                 init.one_time_password.expose_secret().to_string(),
             )
         });
         Self {
             base: local.api_url.clone(),
+            agent_url: local.agent_url.clone(),
             cert_pem: local.cert_pem.clone(),
             one_time_password: otp,
             db,
+            keys,
+            org_id,
             _local: local,
             _dir: dir,
             rt,
@@ -88,6 +103,34 @@ impl Dashboard {
             trusted_spki_sha256: vec![self.spki_sha256()],
         })
         .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// A person with their own password (no one-time password to change) and `role` in
+    /// `org_id`; answers the password.
+    pub fn add_person(&self, email: &str, role: Role, org_id: &str) -> String {
+        let password = format!("{email} has a long passphrase");
+        self.rt.block_on(async {
+            let mut conn = self.db.begin().await.unwrap();
+            let secret = SecretString::new(password.clone());
+            let user = users::create_in(&mut conn, email, &secret, false, NOW)
+                .await
+                .unwrap();
+            users::add_member_in(&mut conn, org_id, &user, role, "system:test", NOW)
+                .await
+                .unwrap();
+            conn.commit().await.unwrap();
+        });
+        password
+    }
+
+    /// A second organisation (its id), which the people of the first do not belong to.
+    pub fn other_org(&self) -> String {
+        self.rt.block_on(async {
+            orgs::create(&self.db, &self.keys, "Other Org", "system:test", NOW)
+                .await
+                .unwrap()
+                .id
+        })
     }
 
     /// The actions audited so far, oldest first (every chain).

@@ -3,80 +3,12 @@
 //! style in any page.
 
 use crate::harness::{Dashboard, OWNER};
+use crate::http::{csrf_of, send, send_with};
 use reqwest::header::HeaderMap;
-use reqwest::{Client, StatusCode};
+use reqwest::StatusCode;
 
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                    form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
-
-fn client(d: &Dashboard) -> Client {
-    Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(d.cert_pem.as_bytes()).unwrap())
-        .tls_built_in_root_certs(false)
-        .https_only(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
-struct Answer {
-    status: StatusCode,
-    headers: HeaderMap,
-    text: String,
-}
-
-async fn send(
-    d: &Dashboard,
-    method: reqwest::Method,
-    path: &str,
-    cookie: Option<&str>,
-    origin: Option<&str>,
-    form: &[(&str, &str)],
-) -> Answer {
-    send_with(d, method, path, cookie, origin.map(|o| ("origin", o)), form).await
-}
-
-async fn send_with(
-    d: &Dashboard,
-    method: reqwest::Method,
-    path: &str,
-    cookie: Option<&str>,
-    header: Option<(&str, &str)>,
-    form: &[(&str, &str)],
-) -> Answer {
-    let mut request = client(d).request(method.clone(), d.url(path));
-    if let Some(cookie) = cookie {
-        request = request.header("cookie", cookie);
-    }
-    if let Some((name, value)) = header {
-        request = request.header(name, value);
-    }
-    if method == reqwest::Method::POST {
-        let body: String = form
-            .iter()
-            .map(|(k, v)| format!("{k}={}", urlencode(v)))
-            .collect::<Vec<_>>()
-            .join("&");
-        request = request
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(body);
-    }
-    let response = request.send().await.unwrap();
-    Answer {
-        status: response.status(),
-        headers: response.headers().clone(),
-        text: response.text().await.unwrap(),
-    }
-}
-
-fn urlencode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
 
 #[track_caller]
 fn assert_secure_headers(what: &str, headers: &HeaderMap) {
@@ -122,12 +54,6 @@ async fn sign_in(d: &Dashboard) -> String {
         assert!(cookie.contains(attribute), "{attribute} missing: {cookie}");
     }
     cookie.split(';').next().unwrap().to_string()
-}
-
-/// The CSRF token in a page's forms.
-fn csrf_of(page: &str) -> String {
-    let at = page.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
-    page[at..at + 64].to_string()
 }
 
 #[test]

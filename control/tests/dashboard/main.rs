@@ -11,6 +11,8 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod agents;
 mod harness;
 mod headers;
+mod http;
 mod sign_in;

@@ -72,7 +72,9 @@ pub async fn show(State(state): State<AppState>, Person(visitor): Person) -> Res
                         tbody {
                             @for org in &orgs {
                                 tr {
-                                    th scope="row" { (org.org_name) }
+                                    th scope="row" {
+                                        a href=(format!("/orgs/{}/agents", org.org_id)) { (org.org_name) }
+                                    }
                                     td data-label="Your role" { (org.role) }
                                     td data-label="The role may" { (role_meaning(org.role)) }
                                     td data-label="Organisation key" { (key_mode_text(&org.key_mode)) }

@@ -1,0 +1,109 @@
+//! What every page of one organisation (`/orgs/{org}/…`) starts with: the person's
+//! membership, checked like the API checks it (`accounts::members::role_of`), and the
+//! organisation's own navigation.
+//!
+//! Not a member, no such organisation and a malformed id are the same "no such page"
+//! (404), so a page never tells an outsider that an organisation exists. A member below
+//! the role a page or form needs gets a 403 page that says which role it needs; pages
+//! also leave out every control the person's role cannot use, so the refusal is for
+//! hand-made requests.
+
+use crate::accounts::members;
+use crate::accounts::roles::Role;
+use crate::error::is_id;
+use crate::http::AppState;
+use crate::web::layout::{self, Area, Nav};
+use crate::web::session::Visitor;
+use axum::http::StatusCode;
+use axum::response::Response;
+use maud::{html, Markup};
+
+/// The areas of an organisation, in navigation order: path under `/orgs/{org}/`, label.
+/// Later flows (overview, databases, destinations, …) add theirs here.
+pub const ORG_NAV: [(&str, &str); 1] = [("agents", "Agents")];
+
+/// A signed-in person's standing in the organisation a page is about.
+#[derive(Debug, Clone)]
+pub struct Member {
+    /// `org_…`.
+    pub org_id: String,
+    /// The organisation's name.
+    pub org_name: String,
+    /// Their role there.
+    pub role: Role,
+    /// The audit actor (`user:…`), as the API records it.
+    pub actor: String,
+}
+
+impl Member {
+    /// The 403 page when the person's role is below `min`; none when it is enough.
+    pub fn refused_below(&self, min: Role) -> Option<Response> {
+        if self.role >= min {
+            return None;
+        }
+        Some(layout::refused(
+            StatusCode::FORBIDDEN,
+            &format!(
+                "This needs the {min} role or higher in {}; you are {}. Nothing was changed.",
+                self.org_name, self.role
+            ),
+        ))
+    }
+
+    /// The path of one of the organisation's pages.
+    pub fn path(&self, rest: &str) -> String {
+        format!("/orgs/{}/{rest}", self.org_id)
+    }
+}
+
+/// The person's membership of `org_id`, or the page that refuses them.
+pub async fn member(state: &AppState, visitor: &Visitor, org_id: &str) -> Result<Member, Response> {
+    if !is_id(org_id, "org") {
+        return Err(layout::not_found());
+    }
+    let user_id = &visitor.session.user_id;
+    let role = members::role_of(&state.db, org_id, user_id)
+        .await
+        .map_err(|e| layout::failure(&e))?
+        .ok_or_else(layout::not_found)?;
+    let org = crate::orgs::get(&state.db, org_id)
+        .await
+        .map_err(|e| layout::failure(&e))?
+        .ok_or_else(layout::not_found)?;
+    Ok(Member {
+        org_id: org.id,
+        org_name: org.name,
+        role,
+        actor: crate::http::auth::Caller::Person(visitor.session.clone()).actor(),
+    })
+}
+
+/// The site header's navigation for an organisation's page.
+pub fn nav(visitor: &Visitor) -> Nav<'_> {
+    Nav {
+        email: &visitor.email,
+        csrf: &visitor.csrf,
+        current: Some(Area::Organisations),
+        menu: true,
+    }
+}
+
+/// The organisation's own navigation, `current` marked.
+pub fn org_nav(member: &Member, current: &str) -> Markup {
+    html! {
+        nav.org aria-label=(format!("{} (your role: {})", member.org_name, member.role)) {
+            p.org-name { (member.org_name) " · " span.hint { "your role: " (member.role) } }
+            ul {
+                @for (path, label) in ORG_NAV {
+                    li {
+                        @if path == current {
+                            a href=(member.path(path)) aria-current="page" { (label) }
+                        } @else {
+                            a href=(member.path(path)) { (label) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
