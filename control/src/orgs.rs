@@ -486,11 +486,7 @@ async fn replace_key(
                 "the organisation's key changed meanwhile; look at its mode and try again",
             ));
         }
-        sqlx::query("DELETE FROM secrets WHERE id = $1 AND org_id = $2")
-            .bind(old.0)
-            .bind(org_id)
-            .execute(&mut *tx)
-            .await?;
+        secrets::delete_in(&mut tx, org_id, old.0).await?;
         let (action, details) = audit_row;
         audit_org(&mut tx, org_id, actor, action, details, now).await
     }

@@ -117,6 +117,17 @@ pub async fn insert(
     Ok(id)
 }
 
+/// Deletes an organisation's secret inside the caller's transaction on `conn` (a
+/// replaced database password, a used restore file key, a re-sealed organisation key).
+pub async fn delete_in(conn: &mut AnyConnection, org_id: &str, id: &str) -> Result<()> {
+    sqlx::query("DELETE FROM secrets WHERE id = $1 AND org_id = $2")
+        .bind(id)
+        .bind(org_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
 /// A stored secret's row.
 struct Stored {
     owner_id: String,

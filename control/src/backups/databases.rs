@@ -13,7 +13,7 @@ use dbcrate_core::secret::SecretString;
 use dbcrate_core::time::rfc3339;
 use serde::Serialize;
 use sqlx::any::AnyRow;
-use sqlx::Row;
+use sqlx::{AnyConnection, Row};
 
 /// The purpose recorded with a database password.
 pub const PASSWORD_PURPOSE: &str = "database-password";
@@ -39,6 +39,48 @@ pub struct NewDatabase<'a> {
     pub password: Option<&'a SecretString>,
     /// The agent that reaches it.
     pub agent_id: &'a str,
+}
+
+/// What an edit does with the stored password.
+#[derive(Debug, Clone, Copy)]
+pub enum PasswordChange<'a> {
+    /// Leave it as it is (a form whose password field stayed empty).
+    Keep,
+    /// Seal this one instead; the old one is deleted.
+    Set(&'a SecretString),
+    /// The server wants none any more; the stored one is deleted.
+    Remove,
+}
+
+impl PasswordChange<'_> {
+    /// What the audit row says happened to the password.
+    fn audited(self) -> &'static str {
+        match self {
+            Self::Keep => "kept",
+            Self::Set(_) => "replaced",
+            Self::Remove => "removed",
+        }
+    }
+}
+
+/// An edit of a database: everything but its name, which is the folder its backups go
+/// into (existing backups keep their objects under it; a new name would split them).
+#[derive(Debug, Clone, Copy)]
+pub struct DatabaseEdit<'a> {
+    /// Host name or address, as the agent reaches it.
+    pub host: &'a str,
+    /// TCP port.
+    pub port: i64,
+    /// The database name on the server.
+    pub dbname: &'a str,
+    /// The user pg_dump connects as.
+    pub username: &'a str,
+    /// libpq's sslmode.
+    pub tls_mode: &'a str,
+    /// The agent that reaches it.
+    pub agent_id: &'a str,
+    /// The password.
+    pub password: PasswordChange<'a>,
 }
 
 /// A database as listed (never the password).
@@ -118,35 +160,12 @@ pub async fn create(
     now: i64,
 ) -> Result<DatabaseInfo> {
     check(new)?;
-    if !is_id(new.agent_id, "agt") {
-        return Err(Error::invalid("agent_id is not an agent id (agt_…)"));
-    }
     let id = new_id("dbs")?;
     let mut tx = db.begin().await?;
     let created: Result<()> = async {
-        let agent: Option<Option<i64>> =
-            sqlx::query_scalar("SELECT revoked_at FROM agents WHERE id = $1 AND org_id = $2")
-                .bind(new.agent_id)
-                .bind(org_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        match agent {
-            None => return Err(Error::invalid("no such agent in this organisation")),
-            Some(Some(_)) => return Err(Error::invalid("that agent has been revoked")),
-            Some(None) => {}
-        }
+        check_agent(&mut tx, org_id, new.agent_id).await?;
         let secret_id = match new.password {
-            Some(password) => Some(
-                secrets::insert(
-                    &mut tx,
-                    keys,
-                    Owner::Org(org_id),
-                    PASSWORD_PURPOSE,
-                    password.expose_secret().as_bytes(),
-                    &rfc3339(now),
-                )
-                .await?,
-            ),
+            Some(password) => Some(seal_password(&mut tx, keys, org_id, password, now).await?),
             None => None,
         };
         sqlx::query(
@@ -186,6 +205,125 @@ pub async fn create(
     get(db, org_id, &id)
         .await?
         .ok_or_else(|| Error::internal("the new database vanished"))
+}
+
+/// Refuses an agent that is not a live agent of `org_id`.
+async fn check_agent(conn: &mut AnyConnection, org_id: &str, agent_id: &str) -> Result<()> {
+    if !is_id(agent_id, "agt") {
+        return Err(Error::invalid("agent_id is not an agent id (agt_…)"));
+    }
+    let agent: Option<Option<i64>> =
+        sqlx::query_scalar("SELECT revoked_at FROM agents WHERE id = $1 AND org_id = $2")
+            .bind(agent_id)
+            .bind(org_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    match agent {
+        None => Err(Error::invalid("no such agent in this organisation")),
+        Some(Some(_)) => Err(Error::invalid("that agent has been revoked")),
+        Some(None) => Ok(()),
+    }
+}
+
+/// Seals a database password for `org_id`; answers the secret's id.
+async fn seal_password(
+    conn: &mut AnyConnection,
+    keys: &MasterKeys,
+    org_id: &str,
+    password: &SecretString,
+    now: i64,
+) -> Result<String> {
+    let plaintext = password.expose_secret().as_bytes();
+    let owner = Owner::Org(org_id);
+    secrets::insert(
+        conn,
+        keys,
+        owner,
+        PASSWORD_PURPOSE,
+        plaintext,
+        &rfc3339(now),
+    )
+    .await
+}
+
+/// Changes where a database is reached, as whom, through which agent, and its
+/// password, in one transaction with its audit row (which says what happened to the
+/// password, never what it is). Another organisation's database is not found.
+pub async fn update(
+    db: &Db,
+    keys: &MasterKeys,
+    org_id: &str,
+    id: &str,
+    edit: &DatabaseEdit<'_>,
+    actor: &str,
+    now: i64,
+) -> Result<DatabaseInfo> {
+    let current = get(db, org_id, id)
+        .await?
+        .ok_or_else(|| Error::not_found("no such database"))?;
+    let password = match edit.password {
+        PasswordChange::Set(password) => Some(password),
+        PasswordChange::Keep | PasswordChange::Remove => None,
+    };
+    check(&NewDatabase {
+        name: &current.name,
+        host: edit.host,
+        port: edit.port,
+        dbname: edit.dbname,
+        username: edit.username,
+        tls_mode: edit.tls_mode,
+        password,
+        agent_id: edit.agent_id,
+    })?;
+    let mut tx = db.begin().await?;
+    let updated: Result<()> = async {
+        check_agent(&mut tx, org_id, edit.agent_id).await?;
+        let old_secret: Option<String> = sqlx::query_scalar(
+            "SELECT password_secret_id FROM databases WHERE id = $1 AND org_id = $2",
+        )
+        .bind(id)
+        .bind(org_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| Error::not_found("no such database"))?;
+        let secret_id = match edit.password {
+            PasswordChange::Keep => old_secret.clone(),
+            PasswordChange::Set(password) => {
+                Some(seal_password(&mut tx, keys, org_id, password, now).await?)
+            }
+            PasswordChange::Remove => None,
+        };
+        sqlx::query(
+            "UPDATE databases SET host = $1, port = $2, dbname = $3, username = $4, \
+             tls_mode = $5, agent_id = $6, password_secret_id = $7 WHERE id = $8 AND org_id = $9",
+        )
+        .bind(edit.host)
+        .bind(edit.port)
+        .bind(edit.dbname)
+        .bind(edit.username)
+        .bind(edit.tls_mode)
+        .bind(edit.agent_id)
+        .bind(&secret_id)
+        .bind(id)
+        .bind(org_id)
+        .execute(&mut *tx)
+        .await?;
+        if let Some(old) = old_secret.filter(|old| secret_id.as_ref() != Some(old)) {
+            secrets::delete_in(&mut tx, org_id, &old).await?;
+        }
+        let details = serde_json::json!({
+            "host": edit.host, "port": edit.port, "dbname": edit.dbname,
+            "username": edit.username, "tls_mode": edit.tls_mode, "agent": edit.agent_id,
+            "password": edit.password.audited(),
+        });
+        let (target, action) = (format!("database:{id}"), AuditAction::DatabaseUpdate);
+        audit::record_in(&mut tx, org_id, actor, action, &target, details, now).await
+    }
+    .await;
+    end_write(tx, updated).await?;
+    get(db, org_id, id)
+        .await?
+        .ok_or_else(|| Error::internal("the edited database vanished"))
 }
 
 /// A row selected with [`COLUMNS`]; the password's secret id only tells whether there

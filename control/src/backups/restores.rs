@@ -387,12 +387,7 @@ async fn take_file_key(
             .bind(job_id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("DELETE FROM secrets WHERE id = $1 AND org_id = $2")
-            .bind(&secret_id)
-            .bind(by.org_id)
-            .execute(&mut *tx)
-            .await?;
-        Ok(())
+        crate::secrets::delete_in(&mut tx, by.org_id, &secret_id).await
     }
     .await;
     end_write(tx, deleted).await?;
