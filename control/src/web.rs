@@ -36,7 +36,7 @@ pub use headers::CONTENT_SECURITY_POLICY;
 
 /// Every dashboard route (no fallback: [`app`] adds the API behind them).
 pub fn router(state: AppState) -> Router {
-    use pages::{account, agents, home, sign_in};
+    use pages::{account, agents, databases, home, sign_in};
     Router::new()
         .route("/", get(home::show))
         .route("/sign-in", get(sign_in::show).post(sign_in::submit))
@@ -61,6 +61,14 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/orgs/{org}/agents/{agent}/revoke",
             get(agents::confirm_revoke).post(agents::revoke),
+        )
+        .route(
+            "/orgs/{org}/databases",
+            get(databases::list).post(databases::create),
+        )
+        .route(
+            "/orgs/{org}/databases/{database}/edit",
+            get(databases::edit_form).post(databases::edit),
         )
         .route(assets::STYLESHEET_PATH, get(assets::stylesheet))
         .route("/.well-known/security.txt", get(assets::security_txt))

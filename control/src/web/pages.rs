@@ -4,6 +4,7 @@
 
 pub mod account;
 pub mod agents;
+pub mod databases;
 pub mod home;
 pub mod org;
 pub mod sign_in;

@@ -12,6 +12,7 @@
 mod common;
 
 mod agents;
+mod databases;
 mod harness;
 mod headers;
 mod http;

@@ -20,7 +20,7 @@ use maud::{html, Markup};
 
 /// The areas of an organisation, in navigation order: path under `/orgs/{org}/`, label.
 /// Later flows (overview, databases, destinations, …) add theirs here.
-pub const ORG_NAV: [(&str, &str); 1] = [("agents", "Agents")];
+pub const ORG_NAV: [(&str, &str); 2] = [("agents", "Agents"), ("databases", "Databases")];
 
 /// A signed-in person's standing in the organisation a page is about.
 #[derive(Debug, Clone)]
