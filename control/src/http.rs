@@ -16,6 +16,7 @@ pub mod agent_api;
 mod audit_api;
 pub mod auth;
 mod backup_api;
+mod database_api;
 pub mod error;
 pub mod error_doc;
 mod extract;
@@ -302,6 +303,7 @@ fn organisation_routes() -> Router<AppState> {
 fn backup_routes() -> Router<AppState> {
     use agent_admin_api as agent_admin;
     use backup_api as backup;
+    use database_api as database;
     Router::new()
         .route(
             "/api/v1/orgs/{org}/enrolment-tokens",
@@ -314,11 +316,11 @@ fn backup_routes() -> Router<AppState> {
         )
         .route(
             "/api/v1/orgs/{org}/databases",
-            get(backup::list_databases).post(backup::create_database),
+            get(database::list_databases).post(database::create_database),
         )
         .route(
             "/api/v1/orgs/{org}/databases/{database}",
-            get(backup::show_database),
+            get(database::show_database).put(database::update_database),
         )
         .route(
             "/api/v1/orgs/{org}/schedules",

@@ -1,15 +1,14 @@
-//! `/api/v1/orgs/{org}/databases…` and `…/schedules…`: what is backed up and when.
-//! Reading needs any role; adding databases (they carry credentials) needs admin or
-//! owner; adding schedules needs operator or higher. API tokens may do these within
-//! their role.
+//! `/api/v1/orgs/{org}/schedules…`, `…/destinations…`, `…/backups` and `…/restores`:
+//! when and where databases (`database_api`) are backed up, what was, and restoring it.
+//! Reading needs any role; adding destinations needs admin or owner; schedules, runs and
+//! restores need operator or higher. API tokens may do these within their role.
 
 use super::auth::{org_access, Caller};
 use super::error::{ApiError, ApiResult};
 use super::error_doc::{BodyErrors, ErrorBody, HttpCode, OrgErrors, ProbeStep};
-use super::extract::{Body, Path, SecretField};
+use super::extract::{Body, Path};
 use super::AppState;
 use crate::accounts::roles::Role;
-use crate::backups::databases::{self, DatabaseInfo, NewDatabase};
 use crate::backups::destinations::{self, DestinationInfo, NewDestination};
 use crate::backups::schedules::{self, NewSchedule, ScheduleInfo};
 use axum::extract::State;
@@ -19,73 +18,6 @@ use dbcrate_core::retention::Rules;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use utoipa::ToSchema;
-
-/// `POST /api/v1/orgs/{org}/databases`.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct DatabaseRequest {
-    /// Unique in the organisation; the folder its backups go in.
-    name: String,
-    host: String,
-    /// 5432 unless given.
-    #[serde(default = "default_port")]
-    port: i64,
-    /// The database's name on the server.
-    dbname: String,
-    username: String,
-    /// libpq's sslmode: `disable`, `prefer` (unless given), `require`, `verify-ca`,
-    /// `verify-full`.
-    #[serde(default = "default_tls_mode")]
-    tls_mode: String,
-    /// Sealed at once; never shown again.
-    #[serde(default)]
-    #[schema(value_type = Option<String>, format = Password)]
-    password: Option<SecretField>,
-    /// The agent that reaches it, `agt_…`.
-    agent_id: String,
-}
-
-/// A database as the API shows it (never its password).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Database {
-    /// The agent that reaches it.
-    agent_id: String,
-    created_at: i64,
-    dbname: String,
-    /// Whether a password is stored.
-    has_password: bool,
-    host: String,
-    /// `dbs_…`.
-    id: String,
-    name: String,
-    port: i64,
-    /// libpq's sslmode.
-    tls_mode: String,
-    username: String,
-}
-
-impl From<DatabaseInfo> for Database {
-    fn from(d: DatabaseInfo) -> Self {
-        Self {
-            agent_id: d.agent_id,
-            created_at: d.created_at,
-            dbname: d.dbname,
-            has_password: d.has_password,
-            host: d.host,
-            id: d.id,
-            name: d.name,
-            port: d.port,
-            tls_mode: d.tls_mode,
-            username: d.username,
-        }
-    }
-}
-
-/// What `GET /api/v1/orgs/{org}/databases` answers.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct DatabaseList {
-    items: Vec<Database>,
-}
 
 /// A schedule as the API shows it.
 #[derive(Debug, Serialize, ToSchema)]
@@ -231,115 +163,6 @@ pub struct Backup {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct BackupList {
     items: Vec<Backup>,
-}
-
-fn default_port() -> i64 {
-    5432
-}
-
-fn default_tls_mode() -> String {
-    "prefer".into()
-}
-
-/// Adds a database (its password sealed).
-#[utoipa::path(
-    post,
-    path = "/api/v1/orgs/{org}/databases",
-    operation_id = "create_database",
-    tag = "backups",
-    summary = "Add a database the given agent reaches; the password is sealed",
-    description = "Who: admin or higher (a person or an API token).",
-    params(("org" = String, Path, description = "The organisation, org_…")),
-    request_body = DatabaseRequest,
-    responses(
-        (status = 201, description = "Added", body = Database),
-        OrgErrors,
-        BodyErrors,
-        (status = 409, description = "conflict: the name exists", body = ErrorBody),
-    )
-)]
-pub async fn create_database(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(org_id): Path<String>,
-    Body(request): Body<DatabaseRequest>,
-) -> ApiResult<(StatusCode, Json<Database>)> {
-    let access = org_access(&state, caller, &org_id, Role::Admin).await?;
-    let new = NewDatabase {
-        name: &request.name,
-        host: &request.host,
-        port: request.port,
-        dbname: &request.dbname,
-        username: &request.username,
-        tls_mode: &request.tls_mode,
-        password: request.password.as_ref().map(|p| &p.0),
-        agent_id: &request.agent_id,
-    };
-    let created = databases::create(
-        &state.db,
-        &state.keys,
-        &org_id,
-        &new,
-        &access.actor,
-        state.now(),
-    )
-    .await?;
-    Ok((StatusCode::CREATED, Json(created.into())))
-}
-
-/// The organisation's databases.
-#[utoipa::path(
-    get,
-    path = "/api/v1/orgs/{org}/databases",
-    operation_id = "list_databases",
-    tag = "backups",
-    summary = "The organisation's databases (never their passwords)",
-    description = "Who: viewer or higher.",
-    params(("org" = String, Path, description = "The organisation, org_…")),
-    responses(
-        (status = 200, description = "Databases", body = DatabaseList),
-        OrgErrors,
-    )
-)]
-pub async fn list_databases(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(org_id): Path<String>,
-) -> ApiResult<Json<DatabaseList>> {
-    org_access(&state, caller, &org_id, Role::Viewer).await?;
-    let items = databases::list(&state.db, &org_id).await?;
-    Ok(Json(DatabaseList {
-        items: items.into_iter().map(Database::from).collect(),
-    }))
-}
-
-/// One database.
-#[utoipa::path(
-    get,
-    path = "/api/v1/orgs/{org}/databases/{database}",
-    operation_id = "show_database",
-    tag = "backups",
-    summary = "One database",
-    description = "Who: viewer or higher.",
-    params(
-        ("org" = String, Path, description = "The organisation, org_…"),
-        ("database" = String, Path, description = "The database, dbs_…"),
-    ),
-    responses(
-        (status = 200, description = "The database", body = Database),
-        OrgErrors,
-    )
-)]
-pub async fn show_database(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path((org_id, id)): Path<(String, String)>,
-) -> ApiResult<Json<Database>> {
-    org_access(&state, caller, &org_id, Role::Viewer).await?;
-    let found = databases::get(&state.db, &org_id, &id)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
-    Ok(Json(found.into()))
 }
 
 /// `POST /api/v1/orgs/{org}/schedules`.

@@ -9,8 +9,8 @@
 
 use super::error_doc::ErrorBody;
 use super::{
-    account_api, agent_admin_api, agent_api, audit_api, backup_api, invitation_api, member_api,
-    org_api, session_api, token_api,
+    account_api, agent_admin_api, agent_api, audit_api, backup_api, database_api, invitation_api,
+    member_api, org_api, session_api, token_api,
 };
 use std::sync::LazyLock;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
@@ -97,9 +97,10 @@ impl utoipa::Modify for SecuritySchemes {
         agent_admin_api::create_enrolment_token,
         agent_admin_api::list,
         agent_admin_api::revoke,
-        backup_api::list_databases,
-        backup_api::create_database,
-        backup_api::show_database,
+        database_api::list_databases,
+        database_api::create_database,
+        database_api::show_database,
+        database_api::update_database,
         backup_api::list_schedules,
         backup_api::create_schedule,
         backup_api::list_destinations,

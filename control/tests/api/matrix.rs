@@ -7,7 +7,8 @@ use dbcrate_control::db::Db;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-/// A route: method, path (with `{org}`, `{user}`, `{invitation}`, `{token}`, `{agent}`),
+/// A route: method, path (with `{org}`, `{user}`, `{invitation}`, `{token}`, `{agent}`,
+/// `{database}`),
 /// lowest role, whether a person is needed (tokens refused), and the body.
 struct Route {
     method: Method,
@@ -154,6 +155,16 @@ fn routes() -> Vec<Route> {
             Some(|n| {
                 json!({ "name": format!("db{n}"), "host": "db.example", "dbname": "app",
                         "username": "backup", "agent_id": "AGENT" })
+            }),
+        ),
+        r(
+            Method::PUT,
+            "/api/v1/orgs/{org}/databases/{database}",
+            "admin",
+            false,
+            Some(|_| {
+                json!({ "host": "db2.example", "dbname": "app", "username": "backup",
+                        "agent_id": "AGENT" })
             }),
         ),
         r(
@@ -310,6 +321,9 @@ async fn roles_matrix(db: Db) {
                 let email = format!("invitee{n}@a.example");
                 let invitation = api.invite(&owner, &org, &email, "viewer").await;
                 path = path.replace("{invitation}", invitation["id"].as_str().unwrap());
+            }
+            if path.contains("{database}") {
+                path = path.replace("{database}", &database);
             }
             if path.contains("{agent}") {
                 path = path.replace("{agent}", &api.enrol_agent(&org).await);

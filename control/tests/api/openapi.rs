@@ -1082,6 +1082,33 @@ async fn every_documented_answer_matches_a_real_one(db: Db) {
         Empty,
     )
     .await;
+    let edited = live
+        .expect(
+            200,
+            M::PUT,
+            "/api/v1/orgs/{org}/databases/{database}",
+            &db_args,
+            &owner,
+            J(json!({
+                "host": "db2.internal", "dbname": "shop", "username": "backup",
+                "remove_password": true, "agent_id": agent_id,
+            })),
+        )
+        .await;
+    assert_eq!(edited["host"], "db2.internal");
+    assert_eq!(edited["has_password"], false);
+    live.expect(
+        422,
+        M::PUT,
+        "/api/v1/orgs/{org}/databases/{database}",
+        &db_args,
+        &owner,
+        J(json!({
+            "host": "db2.internal", "dbname": "shop", "username": "backup",
+            "password": "new", "remove_password": true, "agent_id": agent_id,
+        })),
+    )
+    .await;
     let schedules = "/api/v1/orgs/{org}/schedules";
     let schedule = live
         .expect(
