@@ -8,6 +8,9 @@
 
 pub mod audit_key;
 pub mod customer_seal;
+mod json;
+
+pub use json::SecretJson;
 
 use crate::audit::{self, AuditAction, AuditEvent, INSTANCE_CHAIN};
 use crate::db::Db;

@@ -36,7 +36,7 @@ pub use headers::CONTENT_SECURITY_POLICY;
 
 /// Every dashboard route (no fallback: [`app`] adds the API behind them).
 pub fn router(state: AppState) -> Router {
-    use pages::{account, agents, databases, home, sign_in};
+    use pages::{account, agents, databases, destinations, home, sign_in};
     Router::new()
         .route("/", get(home::show))
         .route("/sign-in", get(sign_in::show).post(sign_in::submit))
@@ -69,6 +69,11 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/orgs/{org}/databases/{database}/edit",
             get(databases::edit_form).post(databases::edit),
+        )
+        .route("/orgs/{org}/destinations", get(destinations::list))
+        .route(
+            "/orgs/{org}/destinations/new",
+            get(destinations::new_form).post(destinations::submit),
         )
         .route(assets::STYLESHEET_PATH, get(assets::stylesheet))
         .route("/.well-known/security.txt", get(assets::security_txt))

@@ -116,6 +116,19 @@ pub struct NewDestination<'a> {
     pub credentials: Option<&'a Value>,
 }
 
+/// Runs the list / write / read / delete probe against a destination described by
+/// `kind`, `settings` and `credentials`, within the reach policy, without saving
+/// anything: the dashboard's "Test". A bad shape is the caller's input error.
+pub async fn test(
+    reach: &Arc<ReachPolicy>,
+    kind: &str,
+    settings: &Value,
+    credentials: Option<&Value>,
+) -> Result<ProbeReport> {
+    let (location, options) = open(reach, kind, settings, credentials)?;
+    Ok(admin::probe(&location, &options).await)
+}
+
 /// Probes the destination; saves it (with its README) only if every step passed.
 /// `Ok(Err(report))` is a failed probe: nothing was saved.
 pub async fn create(

@@ -11,6 +11,7 @@ use super::AppState;
 use crate::accounts::roles::Role;
 use crate::backups::destinations::{self, DestinationInfo, NewDestination};
 use crate::backups::schedules::{self, NewSchedule, ScheduleInfo};
+use crate::secrets::SecretJson;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -276,35 +277,6 @@ pub struct DestinationRequest {
     credentials: Option<SecretJson>,
 }
 
-/// A JSON value holding secrets (keys): redacted in Debug, zeroized when dropped.
-pub struct SecretJson(Value);
-
-impl std::fmt::Debug for SecretJson {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SecretJson(<redacted>)")
-    }
-}
-
-impl<'de> Deserialize<'de> for SecretJson {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Value::deserialize(d).map(Self)
-    }
-}
-
-impl Drop for SecretJson {
-    fn drop(&mut self) {
-        fn wipe(v: &mut Value) {
-            match v {
-                Value::String(s) => zeroize::Zeroize::zeroize(s),
-                Value::Array(items) => items.iter_mut().for_each(wipe),
-                Value::Object(map) => map.values_mut().for_each(wipe),
-                _ => {}
-            }
-        }
-        wipe(&mut self.0);
-    }
-}
-
 /// Probes a destination and saves it only if every step passed (answering each step's
 /// outcome either way).
 #[utoipa::path(
@@ -336,7 +308,7 @@ pub async fn create_destination(
         name: &request.name,
         kind: &request.kind,
         settings: &request.settings,
-        credentials: request.credentials.as_ref().map(|c| &c.0),
+        credentials: request.credentials.as_ref().map(SecretJson::value),
     };
     match destinations::create(
         &state.db,

@@ -5,6 +5,7 @@
 pub mod account;
 pub mod agents;
 pub mod databases;
+pub mod destinations;
 pub mod home;
 pub mod org;
 pub mod sign_in;

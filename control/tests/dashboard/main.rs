@@ -13,6 +13,7 @@ mod common;
 
 mod agents;
 mod databases;
+mod destinations;
 mod harness;
 mod headers;
 mod http;
