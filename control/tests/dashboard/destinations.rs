@@ -182,7 +182,7 @@ fn s3_and_sftp_destinations_from_the_forms_and_secrets_never_come_back() {
             ("port", port.as_str()),
             ("user", sftp.user()),
             ("path", target_text.as_str()),
-            ("host_key", &known_host[..]),
+            ("host_key", known_host),
             ("private_key", private_key.as_str()),
             ("action", "test"),
         ];
