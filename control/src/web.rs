@@ -36,7 +36,7 @@ pub use headers::CONTENT_SECURITY_POLICY;
 
 /// Every dashboard route (no fallback: [`app`] adds the API behind them).
 pub fn router(state: AppState) -> Router {
-    use pages::{account, agents, databases, destinations, home, sign_in};
+    use pages::{account, agents, databases, destinations, home, schedules, sign_in};
     Router::new()
         .route("/", get(home::show))
         .route("/sign-in", get(sign_in::show).post(sign_in::submit))
@@ -74,6 +74,15 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/orgs/{org}/destinations/new",
             get(destinations::new_form).post(destinations::submit),
+        )
+        .route(
+            "/orgs/{org}/schedules",
+            get(schedules::list).post(schedules::create),
+        )
+        .route("/orgs/{org}/schedules/{schedule}", get(schedules::show))
+        .route(
+            "/orgs/{org}/schedules/{schedule}/run",
+            post(schedules::run_now),
         )
         .route(assets::STYLESHEET_PATH, get(assets::stylesheet))
         .route("/.well-known/security.txt", get(assets::security_txt))

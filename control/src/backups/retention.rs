@@ -9,6 +9,7 @@
 //! failed delete is counted, audited and retried on the next run — a record is never
 //! dropped silently.
 
+pub mod preview;
 mod reasons;
 
 use crate::audit::{self, AuditAction, AuditEvent};

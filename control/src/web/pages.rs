@@ -8,4 +8,5 @@ pub mod databases;
 pub mod destinations;
 pub mod home;
 pub mod org;
+pub mod schedules;
 pub mod sign_in;

@@ -17,4 +17,5 @@ mod destinations;
 mod harness;
 mod headers;
 mod http;
+mod schedules;
 mod sign_in;

@@ -20,10 +20,11 @@ use maud::{html, Markup};
 
 /// The areas of an organisation, in navigation order: path under `/orgs/{org}/`, label.
 /// Later flows (overview, databases, destinations, …) add theirs here.
-pub const ORG_NAV: [(&str, &str); 3] = [
+pub const ORG_NAV: [(&str, &str); 4] = [
     ("agents", "Agents"),
     ("databases", "Databases"),
     ("destinations", "Destinations"),
+    ("schedules", "Schedules"),
 ];
 
 /// A signed-in person's standing in the organisation a page is about.

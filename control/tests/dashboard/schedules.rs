@@ -1,0 +1,262 @@
+//! Flow 6, schedules and retention: a schedule previewed (its next runs, nothing saved)
+//! and saved; its page shows what retention keeps of its backups and why, previews other
+//! counts without changing anything, and runs it now. A viewer sees neither the form nor
+//! "Run now" and is refused anyway.
+
+use crate::harness::{Dashboard, Pages};
+use crate::http::{csrf_of, send, sign_in_as};
+use dbcrate_control::accounts::roles::Role;
+use dbcrate_testkit::TempDir;
+use reqwest::{Method, StatusCode};
+
+const DAY: i64 = 86_400;
+
+/// An agent, a database `shop` and a directory destination `local`: (database,
+/// destination) ids.
+fn objects(d: &Dashboard, dir: &TempDir) -> (String, String) {
+    d.rt.block_on(async {
+        let now = dbcrate_core::time::unix_now();
+        let agent = dbcrate_control::local::enrol_agent(&d.db, &d.keys, &d.org_id, now)
+            .await
+            .unwrap()
+            .0
+            .agent_id;
+        let database = dbcrate_control::backups::databases::create(
+            &d.db,
+            &d.keys,
+            &d.org_id,
+            &crate::common::remote_database("shop", &agent),
+            "system:test",
+            now,
+        )
+        .await
+        .unwrap()
+        .id;
+        let settings = serde_json::json!({ "path": dir.path() });
+        let new = dbcrate_control::backups::destinations::NewDestination {
+            name: "local",
+            kind: "directory",
+            settings: &settings,
+            credentials: None,
+        };
+        let reach = std::sync::Arc::new(
+            dbcrate_control::local::loopback_reach(&std::env::temp_dir()).unwrap(),
+        );
+        let destination = dbcrate_control::backups::destinations::create(
+            &d.db,
+            &d.keys,
+            &reach,
+            &d.org_id,
+            &new,
+            "system:test",
+            now,
+        )
+        .await
+        .unwrap()
+        .unwrap()
+        .0
+        .id;
+        (database, destination)
+    })
+}
+
+/// A recorded backup of `schedule` that finished `days_ago`.
+fn backup(d: &Dashboard, schedule: &str, database: &str, destination: &str, days_ago: i64) {
+    let at = dbcrate_core::time::unix_now() - days_ago * DAY;
+    d.rt.block_on(async {
+        let job = dbcrate_control::error::new_id("job").unwrap();
+        sqlx::query(
+            "INSERT INTO jobs (id, org_id, kind, schedule_id, database_id, destination_id, agent_id, \
+             state, attempt, max_attempts, created_at, finished_at, progress_bytes, phase) \
+             SELECT $1, org_id, 'backup', $2, id, $3, agent_id, 'succeeded', 1, 3, $4, $4, 0, 'done' \
+             FROM databases WHERE id = $5",
+        )
+        .bind(&job).bind(schedule).bind(destination).bind(at).bind(database)
+        .execute(d.db.pool()).await.unwrap();
+        sqlx::query(
+            "INSERT INTO backups (id, org_id, job_id, schedule_id, database_id, destination_id, object_key, \
+             size, sha256, started_at, finished_at, pg_server_version, pg_dump_version, delete_attempts) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 10, $8, $9, $9, '17', '17', 0)",
+        )
+        .bind(dbcrate_control::error::new_id("bkp").unwrap()).bind(&d.org_id).bind(&job)
+        .bind(schedule).bind(database).bind(destination).bind(format!("shop/{job}.pgdump.zst.age"))
+        .bind("00".repeat(32)).bind(at)
+        .execute(d.db.pool()).await.unwrap();
+    });
+}
+
+fn scalar(d: &Dashboard, sql: &str) -> i64 {
+    d.rt.block_on(async {
+        sqlx::query_scalar(sql)
+            .fetch_one(d.db.pool())
+            .await
+            .unwrap()
+    })
+}
+
+#[test]
+fn flow_6_preview_and_save_a_schedule_see_retention_and_run_it_now() {
+    let d = Dashboard::start();
+    let password = d.add_person("operator@example.com", Role::Operator, &d.org_id);
+    let dir = TempDir::new("flow6-destination").unwrap();
+    let (database, destination) = objects(&d, &dir);
+    let b = d.browser();
+    let mut pages = Pages::new(&b, "flow6");
+    b.goto(&d.url("/sign-in")).unwrap();
+    b.fill_in("#email", "operator@example.com").unwrap();
+    b.fill_in("#password", &password).unwrap();
+    b.submit("main button[type=submit]").unwrap();
+    b.goto(&d.url(&format!("/orgs/{}/schedules", d.org_id)))
+        .unwrap();
+    assert_eq!(b.title().unwrap(), "Schedules · dbcrate");
+    pages.check("schedules-empty");
+
+    // A bad expression is refused with the form kept; a preview lists the next runs.
+    b.fill_in("#cron", "61 2 * * *").unwrap();
+    b.fill_in("#time_zone", "Europe/Berlin").unwrap();
+    b.fill_in("#keep_daily", "7").unwrap();
+    b.submit("button[value=preview]").unwrap();
+    assert!(
+        b.text_of("[role=alert]").unwrap().contains("minute"),
+        "{}",
+        b.text_of("[role=alert]").unwrap()
+    );
+    b.fill_in("#cron", "30 2 * * *").unwrap();
+    b.submit("button[value=preview]").unwrap();
+    let runs = b.find_all("ol.runs li").unwrap();
+    assert_eq!(runs.len(), 5);
+    assert!(b.text(&runs[0]).unwrap().contains("02:30 Europe/Berlin"));
+    assert_eq!(
+        scalar(&d, "SELECT count(*) FROM schedules"),
+        0,
+        "a preview saves nothing"
+    );
+    pages.check("schedules-preview");
+    b.submit("button[value=save]").unwrap();
+    assert!(b.text_of("[role=status]").unwrap().contains("saved"));
+    assert_eq!(b.title().unwrap(), "shop to local · dbcrate");
+    pages.check("schedule-new");
+
+    // Ten daily backups: seven kept as the days' newest, three deleted.
+    let schedule: String = d.rt.block_on(async {
+        sqlx::query_scalar("SELECT id FROM schedules")
+            .fetch_one(d.db.pool())
+            .await
+            .unwrap()
+    });
+    for days_ago in 1..=10 {
+        backup(&d, &schedule, &database, &destination, days_ago);
+    }
+    b.goto(&d.url(&format!("/orgs/{}/schedules/{schedule}", d.org_id)))
+        .unwrap();
+    let rows = b.find_all("tbody tr").unwrap();
+    assert_eq!(rows.len(), 10);
+    let texts: Vec<String> = rows.iter().map(|r| b.text(r).unwrap()).collect();
+    assert!(texts[0].contains("the newest"), "{}", texts[0]);
+    let verdicts = |b: &dbcrate_testkit::browser::Browser| -> Vec<String> {
+        b.find_all("td[data-label=Retention]")
+            .unwrap()
+            .iter()
+            .map(|cell| b.text(cell).unwrap())
+            .collect()
+    };
+    let seen = verdicts(&b);
+    assert_eq!(
+        seen.iter().filter(|v| *v == "kept").count(),
+        7,
+        "{texts:#?}"
+    );
+    assert_eq!(
+        seen.iter().filter(|v| *v == "deleted").count(),
+        3,
+        "{texts:#?}"
+    );
+    pages.check("schedule-retention");
+
+    // Other counts, previewed: three kept; nothing changes.
+    b.fill_in("#keep_daily", "3").unwrap();
+    b.submit("main form[method=get] button[type=submit]")
+        .unwrap();
+    let seen = verdicts(&b);
+    assert_eq!(seen.iter().filter(|v| *v == "kept").count(), 3, "{seen:?}");
+    assert!(b.text_of("main").unwrap().contains("nothing is changed"));
+    assert_eq!(scalar(&d, "SELECT keep_daily FROM schedules"), 7);
+    assert_eq!(
+        scalar(
+            &d,
+            "SELECT count(*) FROM backups WHERE deleted_at IS NOT NULL"
+        ),
+        0
+    );
+    pages.check("schedule-retention-preview");
+
+    // Run now: a job is queued, and the page says which.
+    b.goto(&d.url(&format!("/orgs/{}/schedules/{schedule}", d.org_id)))
+        .unwrap();
+    b.submit("form[action$='/run'] button").unwrap();
+    assert!(b
+        .text_of("[role=status]")
+        .unwrap()
+        .contains("A backup is queued now: job job_"));
+    assert_eq!(
+        scalar(&d, "SELECT count(*) FROM jobs WHERE state = 'queued'"),
+        1
+    );
+    pages.check("schedule-queued");
+    let actions = d.audited_actions();
+    for action in ["schedule.create", "job.create"] {
+        assert!(
+            actions.iter().any(|a| a == action),
+            "{action} not in {actions:?}"
+        );
+    }
+}
+
+#[test]
+fn a_viewer_cannot_schedule_or_run_and_is_refused_anyway() {
+    let d = Dashboard::start();
+    let viewer = d.add_person("viewer@example.com", Role::Viewer, &d.org_id);
+    let dir = TempDir::new("schedules-viewer").unwrap();
+    let (database, destination) = objects(&d, &dir);
+    let schedule = d.rt.block_on(async {
+        let new = dbcrate_control::backups::schedules::NewSchedule {
+            database_id: &database,
+            destination_id: &destination,
+            cron: "@daily",
+            time_zone: "UTC",
+            retention: Default::default(),
+        };
+        let now = dbcrate_core::time::unix_now();
+        dbcrate_control::backups::schedules::create(&d.db, &d.org_id, &new, "system:test", now)
+            .await
+            .unwrap()
+            .id
+    });
+    d.rt.block_on(async {
+        let v = sign_in_as(&d, "viewer@example.com", &viewer).await;
+        let list = format!("/orgs/{}/schedules", d.org_id);
+        let show = format!("/orgs/{}/schedules/{schedule}", d.org_id);
+        let page = send(&d, Method::GET, &list, Some(&v), None, &[]).await;
+        assert_eq!(page.status, StatusCode::OK);
+        assert!(page.text.contains(&schedule), "{}", page.text);
+        assert!(!page.text.contains("Add a schedule"), "{}", page.text);
+        let page = send(&d, Method::GET, &show, Some(&v), None, &[]).await;
+        assert!(page.text.contains("Next runs"), "{}", page.text);
+        assert!(!page.text.contains("Run now"), "{}", page.text);
+        let csrf = csrf_of(&send(&d, Method::GET, "/", Some(&v), None, &[]).await.text);
+        let form = [
+            ("csrf", csrf.as_str()),
+            ("database_id", database.as_str()),
+            ("destination_id", destination.as_str()),
+            ("cron", "@hourly"),
+            ("action", "save"),
+        ];
+        let run = format!("{show}/run");
+        for path in [&list, &run] {
+            let refused = send(&d, Method::POST, path, Some(&v), None, &form).await;
+            assert_eq!(refused.status, StatusCode::FORBIDDEN, "{path}");
+        }
+    });
+    assert_eq!(scalar(&d, "SELECT count(*) FROM schedules"), 1);
+    assert_eq!(scalar(&d, "SELECT count(*) FROM jobs"), 0);
+}
