@@ -8,6 +8,7 @@
 pub mod databases;
 pub mod destinations;
 pub mod handout;
+pub mod history;
 pub mod jobs;
 mod objects;
 pub mod restores;

@@ -36,7 +36,9 @@ pub use headers::CONTENT_SECURITY_POLICY;
 
 /// Every dashboard route (no fallback: [`app`] adds the API behind them).
 pub fn router(state: AppState) -> Router {
-    use pages::{account, agents, databases, destinations, home, schedules, sign_in};
+    use pages::{
+        account, agents, backups, databases, destinations, home, jobs, schedules, sign_in,
+    };
     Router::new()
         .route("/", get(home::show))
         .route("/sign-in", get(sign_in::show).post(sign_in::submit))
@@ -84,6 +86,13 @@ pub fn router(state: AppState) -> Router {
             "/orgs/{org}/schedules/{schedule}/run",
             post(schedules::run_now),
         )
+        .route("/orgs/{org}/backups", get(backups::list))
+        .route(
+            "/orgs/{org}/backups/{backup}/restore",
+            get(backups::restore_form).post(backups::restore),
+        )
+        .route("/orgs/{org}/jobs", get(jobs::list))
+        .route("/orgs/{org}/jobs/{job}", get(jobs::show))
         .route(assets::STYLESHEET_PATH, get(assets::stylesheet))
         .route("/.well-known/security.txt", get(assets::security_txt))
         .layer(axum::middleware::from_fn(forms::csrf_guard))

@@ -4,9 +4,11 @@
 
 pub mod account;
 pub mod agents;
+pub mod backups;
 pub mod databases;
 pub mod destinations;
 pub mod home;
+pub mod jobs;
 pub mod org;
 pub mod schedules;
 pub mod sign_in;

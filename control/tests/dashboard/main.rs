@@ -12,6 +12,7 @@
 mod common;
 
 mod agents;
+mod backups;
 mod databases;
 mod destinations;
 mod harness;
