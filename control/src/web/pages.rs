@@ -4,6 +4,7 @@
 
 pub mod account;
 pub mod agents;
+pub mod audit;
 pub mod backups;
 pub mod databases;
 pub mod destinations;

@@ -12,6 +12,7 @@
 mod common;
 
 mod agents;
+mod audit;
 mod backups;
 mod databases;
 mod destinations;

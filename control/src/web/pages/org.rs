@@ -20,13 +20,14 @@ use maud::{html, Markup};
 
 /// The areas of an organisation, in navigation order: path under `/orgs/{org}/`, label.
 /// Later flows (overview, databases, destinations, …) add theirs here.
-pub const ORG_NAV: [(&str, &str); 6] = [
+pub const ORG_NAV: [(&str, &str); 7] = [
     ("agents", "Agents"),
     ("databases", "Databases"),
     ("destinations", "Destinations"),
     ("schedules", "Schedules"),
     ("backups", "Backups"),
     ("jobs", "Jobs"),
+    ("audit", "Audit"),
 ];
 
 /// A signed-in person's standing in the organisation a page is about.
