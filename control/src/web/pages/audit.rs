@@ -184,9 +184,7 @@ pub async fn show(
         Ok(status) => status,
         Err(failed) => return failed,
     };
-    let filtered = q
-        .filter()
-        .map_err(|message| crate::error::Error::invalid(message));
+    let filtered = q.filter().map_err(crate::error::Error::invalid);
     let rows = match filtered {
         Ok(filter) => match filter.validate() {
             Ok(()) => query::page(&state.db, &member.org_id, &filter, DEFAULT_PAGE).await,
