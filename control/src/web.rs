@@ -37,7 +37,8 @@ pub use headers::CONTENT_SECURITY_POLICY;
 /// Every dashboard route (no fallback: [`app`] adds the API behind them).
 pub fn router(state: AppState) -> Router {
     use pages::{
-        account, agents, audit, backups, databases, destinations, home, jobs, schedules, sign_in,
+        account, agents, audit, backups, databases, destinations, home, jobs, recovery_key,
+        schedules, sign_in,
     };
     Router::new()
         .route("/", get(home::show))
@@ -94,6 +95,10 @@ pub fn router(state: AppState) -> Router {
         .route("/orgs/{org}/jobs", get(jobs::list))
         .route("/orgs/{org}/jobs/{job}", get(jobs::show))
         .route("/orgs/{org}/audit", get(audit::show))
+        .route(
+            "/orgs/{org}/recovery-key",
+            get(recovery_key::show).post(recovery_key::download),
+        )
         .route(assets::STYLESHEET_PATH, get(assets::stylesheet))
         .route("/.well-known/security.txt", get(assets::security_txt))
         .layer(axum::middleware::from_fn(forms::csrf_guard))

@@ -11,5 +11,6 @@ pub mod destinations;
 pub mod home;
 pub mod jobs;
 pub mod org;
+pub mod recovery_key;
 pub mod schedules;
 pub mod sign_in;

@@ -19,5 +19,6 @@ mod destinations;
 mod harness;
 mod headers;
 mod http;
+mod recovery_key;
 mod schedules;
 mod sign_in;

@@ -18,16 +18,18 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use maud::{html, Markup};
 
-/// The areas of an organisation, in navigation order: path under `/orgs/{org}/`, label.
-/// Later flows (overview, databases, destinations, …) add theirs here.
-pub const ORG_NAV: [(&str, &str); 7] = [
-    ("agents", "Agents"),
-    ("databases", "Databases"),
-    ("destinations", "Destinations"),
-    ("schedules", "Schedules"),
-    ("backups", "Backups"),
-    ("jobs", "Jobs"),
-    ("audit", "Audit"),
+/// The areas of an organisation, in navigation order: path under `/orgs/{org}/`, label,
+/// and the lowest role that may use the page (a link nobody below it sees). Later flows
+/// (overview, members, …) add theirs here.
+pub const ORG_NAV: [(&str, &str, Role); 8] = [
+    ("agents", "Agents", Role::Viewer),
+    ("databases", "Databases", Role::Viewer),
+    ("destinations", "Destinations", Role::Viewer),
+    ("schedules", "Schedules", Role::Viewer),
+    ("backups", "Backups", Role::Viewer),
+    ("jobs", "Jobs", Role::Viewer),
+    ("audit", "Audit", Role::Admin),
+    ("recovery-key", "Recovery key", Role::Owner),
 ];
 
 /// A signed-in person's standing in the organisation a page is about.
@@ -102,9 +104,9 @@ pub fn org_nav(member: &Member, current: &str) -> Markup {
         nav.org aria-label=(format!("{} (your role: {})", member.org_name, member.role)) {
             p.org-name { (member.org_name) " · " span.hint { "your role: " (member.role) } }
             ul {
-                @for (path, label) in ORG_NAV {
+                @for (path, label, _) in ORG_NAV.iter().filter(|(_, _, min)| member.role >= *min) {
                     li {
-                        @if path == current {
+                        @if *path == current {
                             a href=(member.path(path)) aria-current="page" { (label) }
                         } @else {
                             a href=(member.path(path)) { (label) }
