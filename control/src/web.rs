@@ -37,8 +37,8 @@ pub use headers::CONTENT_SECURITY_POLICY;
 /// Every dashboard route (no fallback: [`app`] adds the API behind them).
 pub fn router(state: AppState) -> Router {
     use pages::{
-        account, agents, audit, backups, databases, destinations, home, jobs, recovery_key,
-        schedules, sign_in,
+        account, agents, audit, backups, databases, destinations, home, jobs, members,
+        recovery_key, schedules, sign_in,
     };
     Router::new()
         .route("/", get(home::show))
@@ -98,6 +98,23 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/orgs/{org}/recovery-key",
             get(recovery_key::show).post(recovery_key::download),
+        )
+        .route(
+            "/orgs/{org}/members",
+            get(members::show).post(members::invite),
+        )
+        .route(
+            "/orgs/{org}/members/{user}/role",
+            post(members::change_role),
+        )
+        .route(
+            "/orgs/{org}/members/{user}/{action}",
+            get(members::confirm).post(members::act),
+        )
+        .route("/orgs/{org}/api-tokens", post(members::create_token))
+        .route(
+            "/orgs/{org}/api-tokens/{token}/revoke",
+            post(members::revoke_token),
         )
         .route(assets::STYLESHEET_PATH, get(assets::stylesheet))
         .route("/.well-known/security.txt", get(assets::security_txt))

@@ -10,6 +10,7 @@ pub mod databases;
 pub mod destinations;
 pub mod home;
 pub mod jobs;
+pub mod members;
 pub mod org;
 pub mod recovery_key;
 pub mod schedules;

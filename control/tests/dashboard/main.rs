@@ -19,6 +19,7 @@ mod destinations;
 mod harness;
 mod headers;
 mod http;
+mod members;
 mod recovery_key;
 mod schedules;
 mod sign_in;

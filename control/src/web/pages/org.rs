@@ -21,13 +21,14 @@ use maud::{html, Markup};
 /// The areas of an organisation, in navigation order: path under `/orgs/{org}/`, label,
 /// and the lowest role that may use the page (a link nobody below it sees). Later flows
 /// (overview, members, …) add theirs here.
-pub const ORG_NAV: [(&str, &str, Role); 8] = [
+pub const ORG_NAV: [(&str, &str, Role); 9] = [
     ("agents", "Agents", Role::Viewer),
     ("databases", "Databases", Role::Viewer),
     ("destinations", "Destinations", Role::Viewer),
     ("schedules", "Schedules", Role::Viewer),
     ("backups", "Backups", Role::Viewer),
     ("jobs", "Jobs", Role::Viewer),
+    ("members", "Members", Role::Admin),
     ("audit", "Audit", Role::Admin),
     ("recovery-key", "Recovery key", Role::Owner),
 ];
@@ -58,6 +59,15 @@ impl Member {
                 self.org_name, self.role
             ),
         ))
+    }
+
+    /// The member as the members and invitations modules want an actor.
+    pub fn as_actor<'a>(&'a self, user_id: &'a str) -> crate::accounts::roles::Actor<'a> {
+        crate::accounts::roles::Actor {
+            name: &self.actor,
+            user_id: Some(user_id),
+            role: self.role,
+        }
     }
 
     /// The path of one of the organisation's pages.
