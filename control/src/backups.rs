@@ -11,6 +11,7 @@ pub mod handout;
 pub mod history;
 pub mod jobs;
 mod objects;
+pub mod overview;
 pub mod restores;
 pub mod retention;
 pub mod scheduler;

@@ -19,6 +19,7 @@
 //! SVG), and `pages/` (one file per area). docs/dashboard.md describes the whole.
 
 mod assets;
+mod chart;
 mod forms;
 mod headers;
 mod layout;
@@ -37,7 +38,7 @@ pub use headers::CONTENT_SECURITY_POLICY;
 /// Every dashboard route (no fallback: [`app`] adds the API behind them).
 pub fn router(state: AppState) -> Router {
     use pages::{
-        account, agents, audit, backups, databases, destinations, home, jobs, members,
+        account, agents, audit, backups, databases, destinations, home, jobs, members, overview,
         recovery_key, schedules, sign_in,
     };
     Router::new()
@@ -56,6 +57,7 @@ pub fn router(state: AppState) -> Router {
             "/account/second-factor/confirm",
             post(account::confirm_second_factor),
         )
+        .route("/orgs/{org}", get(overview::show))
         .route("/orgs/{org}/agents", get(agents::list))
         .route(
             "/orgs/{org}/agents/enrolment-tokens",

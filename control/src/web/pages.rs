@@ -12,6 +12,7 @@ pub mod home;
 pub mod jobs;
 pub mod members;
 pub mod org;
+pub mod overview;
 pub mod recovery_key;
 pub mod schedules;
 pub mod sign_in;

@@ -222,12 +222,17 @@ fn flow_3_enrol_an_agent_from_the_page_see_it_online_and_revoke_it() {
     b.fill_in("#email", "admin@example.com").unwrap();
     b.fill_in("#password", &password).unwrap();
     b.submit("main button[type=submit]").unwrap();
-    // From the organisations page to the organisation's agents.
+    // From the organisations page to the organisation's overview, then its agents.
     let link = b
-        .find(&format!("a[href='/orgs/{}/agents']", d.org_id))
+        .find(&format!("main a[href='/orgs/{}']", d.org_id))
         .unwrap();
     assert_eq!(b.text(&link).unwrap(), ORG);
     b.click_through(&link).unwrap();
+    assert_eq!(b.title().unwrap(), format!("{ORG} · dbcrate"));
+    let agents = b
+        .find(&format!("nav.org a[href='/orgs/{}/agents']", d.org_id))
+        .unwrap();
+    b.click_through(&agents).unwrap();
     assert_eq!(b.title().unwrap(), "Agents · dbcrate");
     assert!(b
         .text_of("main")

@@ -20,6 +20,7 @@ mod harness;
 mod headers;
 mod http;
 mod members;
+mod overview;
 mod recovery_key;
 mod schedules;
 mod sign_in;

@@ -73,7 +73,7 @@ pub async fn show(State(state): State<AppState>, Person(visitor): Person) -> Res
                             @for org in &orgs {
                                 tr {
                                     th scope="row" {
-                                        a href=(format!("/orgs/{}/agents", org.org_id)) { (org.org_name) }
+                                        a href=(format!("/orgs/{}", org.org_id)) { (org.org_name) }
                                     }
                                     td data-label="Your role" { (org.role) }
                                     td data-label="The role may" { (role_meaning(org.role)) }

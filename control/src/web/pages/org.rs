@@ -21,7 +21,8 @@ use maud::{html, Markup};
 /// The areas of an organisation, in navigation order: path under `/orgs/{org}/`, label,
 /// and the lowest role that may use the page (a link nobody below it sees). Later flows
 /// (overview, members, …) add theirs here.
-pub const ORG_NAV: [(&str, &str, Role); 9] = [
+pub const ORG_NAV: [(&str, &str, Role); 10] = [
+    ("", "Overview", Role::Viewer),
     ("agents", "Agents", Role::Viewer),
     ("databases", "Databases", Role::Viewer),
     ("destinations", "Destinations", Role::Viewer),
@@ -70,8 +71,11 @@ impl Member {
         }
     }
 
-    /// The path of one of the organisation's pages.
+    /// The path of one of the organisation's pages (its overview for `""`).
     pub fn path(&self, rest: &str) -> String {
+        if rest.is_empty() {
+            return format!("/orgs/{}", self.org_id);
+        }
         format!("/orgs/{}/{rest}", self.org_id)
     }
 }
