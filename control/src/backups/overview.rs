@@ -216,7 +216,7 @@ mod tests {
             time_zone: "UTC".into(),
             created_at: 0,
         };
-        let last = 1_800_000_000 - 1_800_000_000 % 3600; // on the hour
+        let last = 1_800_003_600 / 3600 * 3600; // on the hour
         let due = last + 3600;
         assert_eq!(
             due_unmet(&hourly, last, due + GRACE_SECS),
