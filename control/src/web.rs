@@ -97,6 +97,7 @@ pub fn router(state: AppState) -> Router {
         .route("/orgs/{org}/jobs", get(jobs::list))
         .route("/orgs/{org}/jobs/{job}", get(jobs::show))
         .route("/orgs/{org}/audit", get(audit::show))
+        .route("/orgs/{org}/audit/chain", get(audit::chain))
         .route(
             "/orgs/{org}/recovery-key",
             get(recovery_key::show).post(recovery_key::download),

@@ -22,11 +22,17 @@ fn flow_8_read_filter_and_export_the_audit_log_and_see_a_broken_chain() {
     b.goto(&d.url(&format!("/orgs/{}/audit", d.org_id)))
         .unwrap();
     assert_eq!(b.title().unwrap(), "Audit log · dbcrate");
+    pages.check("audit");
+    b.click_through(&b.find("a[href$='/audit/chain']").unwrap())
+        .unwrap();
+    assert_eq!(b.title().unwrap(), "The audit chain · dbcrate");
     let status = b.text_of("[role=status]").unwrap();
     assert!(status.contains("The chain verifies"), "{status}");
     let head = b.text_of("pre.command").unwrap();
     assert!(head.starts_with(&d.org_id), "{head}");
-    pages.check("audit");
+    pages.check("audit-chain");
+    b.goto(&d.url(&format!("/orgs/{}/audit", d.org_id)))
+        .unwrap();
 
     // Only the members added.
     b.execute(
@@ -84,7 +90,7 @@ fn flow_8_read_filter_and_export_the_audit_log_and_see_a_broken_chain() {
             .await
             .unwrap();
     });
-    b.goto(&d.url(&format!("/orgs/{}/audit", d.org_id)))
+    b.goto(&d.url(&format!("/orgs/{}/audit/chain", d.org_id)))
         .unwrap();
     let alert = b.text_of("[role=alert]").unwrap();
     assert!(alert.contains("does not verify"), "{alert}");

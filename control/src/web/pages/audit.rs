@@ -1,7 +1,8 @@
 //! Flow 8, the audit log: the organisation's rows in chain order, filtered by actor,
 //! action and time, 100 a page; exports of every matching row as JSON lines and CSV
 //! (links to the API's own export, `GET /api/v1/orgs/{org}/audit?format=…`, which the
-//! session cookie authorises for reading); and the chain's verification status and head
+//! session cookie authorises for reading); and, on its own page (it reads every row, so
+//! a page of rows stays fast), the chain's verification status and head
 //! — the newest row's sequence number and hash, to keep somewhere else (a hash chain
 //! cut short still verifies; a head saved earlier catches that, see
 //! `dbcrate-control audit verify --heads`).
@@ -166,6 +167,34 @@ async fn chain_status(state: &AppState, member: &Member) -> Result<Markup, Respo
     })
 }
 
+/// `GET /orgs/{org}/audit/chain`: the whole chain verified, and its head.
+pub async fn chain(
+    State(state): State<AppState>,
+    Person(visitor): Person,
+    Path(org_id): Path<String>,
+) -> Response {
+    let member = match org::member(&state, &visitor, &org_id).await {
+        Ok(member) => member,
+        Err(refused) => return refused,
+    };
+    if let Some(refused) = member.refused_below(Role::Admin) {
+        return refused;
+    }
+    let status = match chain_status(&state, &member).await {
+        Ok(status) => status,
+        Err(failed) => return failed,
+    };
+    let body = html! {
+        (org::org_nav(&member, "audit"))
+        (status)
+        p { a href=(member.path("audit")) { "Back to the rows" } }
+    };
+    answer(
+        StatusCode::OK,
+        page("The audit chain", Some(org::nav(&visitor)), body),
+    )
+}
+
 /// `GET /orgs/{org}/audit`.
 pub async fn show(
     State(state): State<AppState>,
@@ -180,10 +209,6 @@ pub async fn show(
     if let Some(refused) = member.refused_below(Role::Admin) {
         return refused;
     }
-    let status = match chain_status(&state, &member).await {
-        Ok(status) => status,
-        Err(failed) => return failed,
-    };
     let filtered = q.filter().map_err(crate::error::Error::invalid);
     let rows = match filtered {
         Ok(filter) => match filter.validate() {
@@ -209,9 +234,11 @@ pub async fn show(
         .flatten();
     let body = html! {
         (org::org_nav(&member, "audit"))
-        h2 { "The chain" }
-        (status)
-        h2 { "Rows" }
+        p {
+            "Every row is chained to the one before by a keyed hash. "
+            a href=(member.path("audit/chain")) { "Verify the chain" }
+            " (reads every row, so it takes longer than a page)."
+        }
         (filters(&member, &q))
         @if let Some(message) = &refused { (error_message(message)) }
         p {
