@@ -221,7 +221,8 @@ fn backups_and_jobs_pages_follow_roles_filters_and_tenants() {
         let now = dbcrate_core::time::unix_now();
         for days_ago in 0..60 {
             let job = dbcrate_control::error::new_id("job").unwrap();
-            let at = now - days_ago * 86_400;
+            // An hour off the day boundaries, so that "the last week" holds exactly 7.
+            let at = now - days_ago * 86_400 - 3600;
             sqlx::query(
                 "INSERT INTO jobs (id, org_id, kind, schedule_id, database_id, destination_id, agent_id, \
                  state, attempt, max_attempts, created_at, finished_at, progress_bytes, phase) \

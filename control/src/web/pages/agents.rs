@@ -7,14 +7,14 @@
 //! and `…/agents/{agent}/revoke`: any member reads, operators and up create tokens,
 //! admins and owners revoke; every step is audited by those calls.
 
-use super::org::{self, Member};
+use super::org::{self, Member, OrgPage};
 use crate::accounts::roles::Role;
 use crate::agents::{self, presence, AgentInfo};
 use crate::error::Error;
 use crate::http::AppState;
 use crate::web::forms::{field, Field};
 use crate::web::layout::{self, answer, csrf_field, error_message, notice, page};
-use crate::web::session::{Person, Visitor};
+use crate::web::session::Visitor;
 use crate::web::when;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -184,14 +184,9 @@ async fn listed(state: &AppState, member: &Member) -> Result<Vec<AgentInfo>, Res
 /// `GET /orgs/{org}/agents`.
 pub async fn list(
     State(state): State<AppState>,
-    Person(visitor): Person,
-    Path(org_id): Path<String>,
+    OrgPage { visitor, member }: OrgPage,
     Query(query): Query<ListQuery>,
 ) -> Response {
-    let member = match org::member(&state, &visitor, &org_id).await {
-        Ok(member) => member,
-        Err(refused) => return refused,
-    };
     let list = match listed(&state, &member).await {
         Ok(list) => list,
         Err(failed) => return failed,
@@ -237,14 +232,9 @@ fn enrol_command(state: &AppState, member: &Member, name: &str, token: &str) -> 
 /// the token and the command, on this answer only.
 pub async fn create_token(
     State(state): State<AppState>,
-    Person(visitor): Person,
-    Path(org_id): Path<String>,
+    OrgPage { visitor, member }: OrgPage,
     Form(form): Form<TokenForm>,
 ) -> Response {
-    let member = match org::member(&state, &visitor, &org_id).await {
-        Ok(member) => member,
-        Err(refused) => return refused,
-    };
     if let Some(refused) = member.refused_below(Role::Operator) {
         return refused;
     }
@@ -329,13 +319,9 @@ async fn agent_of(
 /// names the agent.
 pub async fn confirm_revoke(
     State(state): State<AppState>,
-    Person(visitor): Person,
-    Path((org_id, agent_id)): Path<(String, String)>,
+    OrgPage { visitor, member }: OrgPage,
+    Path((_, agent_id)): Path<(String, String)>,
 ) -> Response {
-    let member = match org::member(&state, &visitor, &org_id).await {
-        Ok(member) => member,
-        Err(refused) => return refused,
-    };
     if let Some(refused) = member.refused_below(Role::Admin) {
         return refused;
     }
@@ -383,13 +369,9 @@ pub async fn confirm_revoke(
 /// listener's CRLs reloaded at once, back to the list.
 pub async fn revoke(
     State(state): State<AppState>,
-    Person(visitor): Person,
-    Path((org_id, agent_id)): Path<(String, String)>,
+    OrgPage { member, .. }: OrgPage,
+    Path((_, agent_id)): Path<(String, String)>,
 ) -> Response {
-    let member = match org::member(&state, &visitor, &org_id).await {
-        Ok(member) => member,
-        Err(refused) => return refused,
-    };
     if let Some(refused) = member.refused_below(Role::Admin) {
         return refused;
     }

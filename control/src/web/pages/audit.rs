@@ -9,15 +9,14 @@
 //!
 //! Admins and owners, as the API (`audit::query`, `audit::verify`).
 
-use super::org::{self, Member};
+use super::org::{self, Member, OrgPage};
 use crate::accounts::roles::Role;
 use crate::audit::heads::Head;
 use crate::audit::query::{self, Filter, DEFAULT_PAGE};
 use crate::audit::{self, AuditAction, AuditRow};
 use crate::http::AppState;
 use crate::web::layout::{self, answer, error_message, notice, page};
-use crate::web::session::Person;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use maud::{html, Markup};
@@ -170,13 +169,8 @@ async fn chain_status(state: &AppState, member: &Member) -> Result<Markup, Respo
 /// `GET /orgs/{org}/audit/chain`: the whole chain verified, and its head.
 pub async fn chain(
     State(state): State<AppState>,
-    Person(visitor): Person,
-    Path(org_id): Path<String>,
+    OrgPage { visitor, member }: OrgPage,
 ) -> Response {
-    let member = match org::member(&state, &visitor, &org_id).await {
-        Ok(member) => member,
-        Err(refused) => return refused,
-    };
     if let Some(refused) = member.refused_below(Role::Admin) {
         return refused;
     }
@@ -198,14 +192,9 @@ pub async fn chain(
 /// `GET /orgs/{org}/audit`.
 pub async fn show(
     State(state): State<AppState>,
-    Person(visitor): Person,
-    Path(org_id): Path<String>,
+    OrgPage { visitor, member }: OrgPage,
     Query(q): Query<AuditQuery>,
 ) -> Response {
-    let member = match org::member(&state, &visitor, &org_id).await {
-        Ok(member) => member,
-        Err(refused) => return refused,
-    };
     if let Some(refused) = member.refused_below(Role::Admin) {
         return refused;
     }

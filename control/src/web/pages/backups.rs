@@ -9,7 +9,7 @@
 //! audited; a customer-sealed organisation's passphrase is asked for on the form).
 
 use super::jobs::{bytes, database_names, name_of};
-use super::org::{self, Member};
+use super::org::{self, Member, OrgPage};
 use crate::accounts::roles::Role;
 use crate::backups::history::{self, After, BackupFilter, BackupRecord, PAGE_SIZE};
 use crate::backups::restores;
@@ -19,7 +19,7 @@ use crate::orgs::{self, KeyMode};
 use crate::secrets::customer_seal::Passphrase;
 use crate::web::forms::{field, Field};
 use crate::web::layout::{self, answer, csrf_field, error_message, page};
-use crate::web::session::{Person, Visitor};
+use crate::web::session::Visitor;
 use crate::web::when;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -130,14 +130,9 @@ fn backup_rows(
 /// `GET /orgs/{org}/backups`.
 pub async fn list(
     State(state): State<AppState>,
-    Person(visitor): Person,
-    Path(org_id): Path<String>,
+    OrgPage { visitor, member }: OrgPage,
     Query(query): Query<BackupQuery>,
 ) -> Response {
-    let member = match org::member(&state, &visitor, &org_id).await {
-        Ok(member) => member,
-        Err(refused) => return refused,
-    };
     let names = match database_names(&state, &member).await {
         Ok(names) => names,
         Err(failed) => return failed,
@@ -203,13 +198,7 @@ struct Restoring {
     sealed: bool,
 }
 
-async fn restoring(
-    state: &AppState,
-    visitor: &Visitor,
-    org_id: &str,
-    id: &str,
-) -> Result<Restoring, Response> {
-    let member = org::member(state, visitor, org_id).await?;
+async fn restoring(state: &AppState, member: Member, id: &str) -> Result<Restoring, Response> {
     if let Some(refused) = member.refused_below(Role::Admin) {
         return Err(refused);
     }
@@ -301,10 +290,10 @@ fn restore_page(
 /// `GET /orgs/{org}/backups/{backup}/restore`.
 pub async fn restore_form(
     State(state): State<AppState>,
-    Person(visitor): Person,
-    Path((org_id, id)): Path<(String, String)>,
+    OrgPage { visitor, member }: OrgPage,
+    Path((_, id)): Path<(String, String)>,
 ) -> Response {
-    let r = match restoring(&state, &visitor, &org_id, &id).await {
+    let r = match restoring(&state, member, &id).await {
         Ok(r) => r,
         Err(refused) => return refused,
     };
@@ -319,11 +308,11 @@ pub async fn restore_form(
 /// then the restore is queued and its job page shown.
 pub async fn restore(
     State(state): State<AppState>,
-    Person(visitor): Person,
-    Path((org_id, id)): Path<(String, String)>,
+    OrgPage { visitor, member }: OrgPage,
+    Path((_, id)): Path<(String, String)>,
     Form(mut form): Form<RestoreForm>,
 ) -> Response {
-    let r = match restoring(&state, &visitor, &org_id, &id).await {
+    let r = match restoring(&state, member, &id).await {
         Ok(r) => r,
         Err(refused) => return refused,
     };

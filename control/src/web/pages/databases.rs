@@ -7,7 +7,7 @@
 //! is empty, and leaving it empty keeps the stored one. A refused form comes back
 //! filled, the password excepted.
 
-use super::org::{self, Member};
+use super::org::{self, Member, OrgPage};
 use crate::accounts::roles::Role;
 use crate::agents::{self, AgentInfo};
 use crate::backups::databases::{
@@ -17,7 +17,7 @@ use crate::error::Error;
 use crate::http::AppState;
 use crate::web::forms::{field, Field};
 use crate::web::layout::{self, answer, csrf_field, error_message, notice, page};
-use crate::web::session::{Person, Visitor};
+use crate::web::session::Visitor;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -316,14 +316,9 @@ async fn lists(
 /// `GET /orgs/{org}/databases`.
 pub async fn list(
     State(state): State<AppState>,
-    Person(visitor): Person,
-    Path(org_id): Path<String>,
+    OrgPage { visitor, member }: OrgPage,
     Query(query): Query<ListQuery>,
 ) -> Response {
-    let member = match org::member(&state, &visitor, &org_id).await {
-        Ok(member) => member,
-        Err(refused) => return refused,
-    };
     let (list, agent_list) = match lists(&state, &member).await {
         Ok(lists) => lists,
         Err(failed) => return failed,
@@ -348,27 +343,15 @@ pub async fn list(
     answer(StatusCode::OK, body)
 }
 
-/// The member of the path's organisation if they may change databases, or the page
-/// that refuses them.
-async fn admin(state: &AppState, visitor: &Visitor, org_id: &str) -> Result<Member, Response> {
-    let member = org::member(state, visitor, org_id).await?;
-    match member.refused_below(Role::Admin) {
-        Some(refused) => Err(refused),
-        None => Ok(member),
-    }
-}
-
 /// `POST /orgs/{org}/databases`: `backups::databases::create`, then the list.
 pub async fn create(
     State(state): State<AppState>,
-    Person(visitor): Person,
-    Path(org_id): Path<String>,
+    OrgPage { visitor, member }: OrgPage,
     Form(form): Form<DatabaseForm>,
 ) -> Response {
-    let member = match admin(&state, &visitor, &org_id).await {
-        Ok(member) => member,
-        Err(refused) => return refused,
-    };
+    if let Some(refused) = member.refused_below(Role::Admin) {
+        return refused;
+    }
     let created = match form.port() {
         Ok(port) => {
             let new = NewDatabase {
@@ -450,13 +433,12 @@ async fn database_of(
 /// `GET /orgs/{org}/databases/{database}/edit`.
 pub async fn edit_form(
     State(state): State<AppState>,
-    Person(visitor): Person,
-    Path((org_id, id)): Path<(String, String)>,
+    OrgPage { visitor, member }: OrgPage,
+    Path((_, id)): Path<(String, String)>,
 ) -> Response {
-    let member = match admin(&state, &visitor, &org_id).await {
-        Ok(member) => member,
-        Err(refused) => return refused,
-    };
+    if let Some(refused) = member.refused_below(Role::Admin) {
+        return refused;
+    }
     let (database, agent_list) = match database_of(&state, &member, &id).await {
         Ok(found) => found,
         Err(missing) => return missing,
@@ -482,14 +464,13 @@ fn password_change(form: &DatabaseForm) -> Result<PasswordChange<'_>, Error> {
 /// the list.
 pub async fn edit(
     State(state): State<AppState>,
-    Person(visitor): Person,
-    Path((org_id, id)): Path<(String, String)>,
+    OrgPage { visitor, member }: OrgPage,
+    Path((_, id)): Path<(String, String)>,
     Form(form): Form<DatabaseForm>,
 ) -> Response {
-    let member = match admin(&state, &visitor, &org_id).await {
-        Ok(member) => member,
-        Err(refused) => return refused,
-    };
+    if let Some(refused) = member.refused_below(Role::Admin) {
+        return refused;
+    }
     let (database, agent_list) = match database_of(&state, &member, &id).await {
         Ok(found) => found,
         Err(missing) => return missing,

@@ -8,7 +8,7 @@
 //! comes back filled, its secrets (the S3 secret key, the SSH private key) excepted:
 //! they are never sent back to the browser.
 
-use super::org::{self, Member};
+use super::org::{self, Member, OrgPage};
 use crate::accounts::roles::Role;
 use crate::backups::destinations::{self, DestinationInfo, NewDestination};
 use crate::error::Error;
@@ -16,8 +16,8 @@ use crate::http::AppState;
 use crate::secrets::SecretJson;
 use crate::web::forms::{field, Field};
 use crate::web::layout::{self, answer, csrf_field, error_message, notice, page};
-use crate::web::session::{Person, Visitor};
-use axum::extract::{Path, Query, State};
+use crate::web::session::Visitor;
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
@@ -295,14 +295,9 @@ fn rows(list: &[DestinationInfo]) -> Markup {
 /// `GET /orgs/{org}/destinations`.
 pub async fn list(
     State(state): State<AppState>,
-    Person(visitor): Person,
-    Path(org_id): Path<String>,
+    OrgPage { visitor, member }: OrgPage,
     Query(query): Query<ListQuery>,
 ) -> Response {
-    let member = match org::member(&state, &visitor, &org_id).await {
-        Ok(member) => member,
-        Err(refused) => return refused,
-    };
     let list = match destinations::list(&state.db, &member.org_id).await {
         Ok(list) => list,
         Err(e) => return layout::failure(&e),
@@ -349,34 +344,24 @@ fn form_page(
     )
 }
 
-/// The member if they may add destinations and `kind` is one, or the refusing page.
-async fn adding(
-    state: &AppState,
-    visitor: &Visitor,
-    org_id: &str,
-    kind: &str,
-) -> Result<Member, Response> {
-    let member = org::member(state, visitor, org_id).await?;
+/// The page that refuses the member, unless they may add destinations (admins and
+/// owners) and `kind` is one.
+fn refused_adding(member: &Member, kind: &str) -> Option<Response> {
     if let Some(refused) = member.refused_below(Role::Admin) {
-        return Err(refused);
+        return Some(refused);
     }
-    if kind_label(kind).is_none() {
-        return Err(layout::not_found());
-    }
-    Ok(member)
+    kind_label(kind).is_none().then(layout::not_found)
 }
 
 /// `GET /orgs/{org}/destinations/new?kind=…`.
 pub async fn new_form(
-    State(state): State<AppState>,
-    Person(visitor): Person,
-    Path(org_id): Path<String>,
+    State(_state): State<AppState>,
+    OrgPage { visitor, member }: OrgPage,
     Query(query): Query<KindQuery>,
 ) -> Response {
-    let member = match adding(&state, &visitor, &org_id, &query.kind).await {
-        Ok(member) => member,
-        Err(refused) => return refused,
-    };
+    if let Some(refused) = refused_adding(&member, &query.kind) {
+        return refused;
+    }
     let form = DestinationForm::default();
     answer(
         StatusCode::OK,
@@ -388,16 +373,14 @@ pub async fn new_form(
 /// "Save" probes and saves only when every step passed, then goes to the list.
 pub async fn submit(
     State(state): State<AppState>,
-    Person(visitor): Person,
-    Path(org_id): Path<String>,
+    OrgPage { visitor, member }: OrgPage,
     Query(query): Query<KindQuery>,
     Form(form): Form<DestinationForm>,
 ) -> Response {
     let kind = query.kind.as_str();
-    let member = match adding(&state, &visitor, &org_id, kind).await {
-        Ok(member) => member,
-        Err(refused) => return refused,
-    };
+    if let Some(refused) = refused_adding(&member, kind) {
+        return refused;
+    }
     let settings = match form.settings(kind) {
         Ok(settings) => settings,
         Err(e) => return refused_form(&member, &visitor, kind, &form, &e),

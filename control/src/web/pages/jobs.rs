@@ -4,12 +4,11 @@
 //! failed. While a job is queued or running its page reloads itself every few seconds
 //! (a `<meta http-equiv="refresh">`, no script), so progress shows without JavaScript.
 
-use super::org::{self, Member};
+use super::org::{self, Member, OrgPage};
 use crate::backups::history::{self, After, JobFilter, JobRecord, PAGE_SIZE};
 use crate::backups::jobs::JobState;
 use crate::http::AppState;
 use crate::web::layout::{self, answer, error_message, notice, page};
-use crate::web::session::Person;
 use crate::web::when;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -104,14 +103,9 @@ pub fn name_of<'a>(names: &'a [(String, String)], id: &str) -> &'a str {
 /// `GET /orgs/{org}/jobs`.
 pub async fn list(
     State(state): State<AppState>,
-    Person(visitor): Person,
-    Path(org_id): Path<String>,
+    OrgPage { visitor, member }: OrgPage,
     Query(query): Query<JobQuery>,
 ) -> Response {
-    let member = match org::member(&state, &visitor, &org_id).await {
-        Ok(member) => member,
-        Err(refused) => return refused,
-    };
     let names = match database_names(&state, &member).await {
         Ok(names) => names,
         Err(failed) => return failed,
@@ -191,13 +185,9 @@ fn job_facts(job: &JobRecord, names: &[(String, String)], now: i64) -> Markup {
 /// `GET /orgs/{org}/jobs/{job}`.
 pub async fn show(
     State(state): State<AppState>,
-    Person(visitor): Person,
-    Path((org_id, id)): Path<(String, String)>,
+    OrgPage { visitor, member }: OrgPage,
+    Path((_, id)): Path<(String, String)>,
 ) -> Response {
-    let member = match org::member(&state, &visitor, &org_id).await {
-        Ok(member) => member,
-        Err(refused) => return refused,
-    };
     let job = match history::job(&state.db, &member.org_id, &id).await {
         Ok(Some(job)) => job,
         Ok(None) => return layout::not_found(),

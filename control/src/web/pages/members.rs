@@ -4,7 +4,7 @@
 //! the last owner stays, nobody acts above their own role); invitations — a new one's
 //! token shown once — and API tokens — a new one shown once, revocable.
 
-use super::org::{self, Member};
+use super::org::{self, Member, OrgPage};
 use crate::accounts::api_tokens::{self, NewToken, TokenInfo};
 use crate::accounts::invitations::{self, Invitation, NewInvitation};
 use crate::accounts::members::{self, Member as Person};
@@ -13,7 +13,7 @@ use crate::error::Error;
 use crate::http::AppState;
 use crate::web::forms::{field, Field};
 use crate::web::layout::{self, answer, csrf_field, error_message, notice, page};
-use crate::web::session::{Person as SignedIn, Visitor};
+use crate::web::session::Visitor;
 use crate::web::when;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -146,15 +146,6 @@ fn tokens_section(m: &Member, visitor: &Visitor, list: &[TokenInfo], now: i64) -
     }
 }
 
-/// The member if an admin or owner, or the refusing page.
-async fn admin(state: &AppState, visitor: &Visitor, org_id: &str) -> Result<Member, Response> {
-    let member = org::member(state, visitor, org_id).await?;
-    match member.refused_below(Role::Admin) {
-        Some(refused) => Err(refused),
-        None => Ok(member),
-    }
-}
-
 async fn members_page(
     state: &AppState,
     m: &Member,
@@ -196,14 +187,12 @@ fn done_message(done: &str) -> Option<Markup> {
 /// `GET /orgs/{org}/members`.
 pub async fn show(
     State(state): State<AppState>,
-    SignedIn(visitor): SignedIn,
-    Path(org_id): Path<String>,
+    OrgPage { visitor, member: m }: OrgPage,
     Query(done): Query<Done>,
 ) -> Response {
-    let m = match admin(&state, &visitor, &org_id).await {
-        Ok(m) => m,
-        Err(refused) => return refused,
-    };
+    if let Some(refused) = m.refused_below(Role::Admin) {
+        return refused;
+    }
     match members_page(&state, &m, &visitor, done_message(&done.done)).await {
         Ok(body) => answer(StatusCode::OK, body),
         Err(failed) => failed,
@@ -248,14 +237,12 @@ fn shown_once(
 /// token shown once.
 pub async fn invite(
     State(state): State<AppState>,
-    SignedIn(visitor): SignedIn,
-    Path(org_id): Path<String>,
+    OrgPage { visitor, member: m }: OrgPage,
     Form(form): Form<MemberForm>,
 ) -> Response {
-    let m = match admin(&state, &visitor, &org_id).await {
-        Ok(m) => m,
-        Err(refused) => return refused,
-    };
+    if let Some(refused) = m.refused_below(Role::Admin) {
+        return refused;
+    }
     let new = NewInvitation {
         email: &form.email,
         role: &form.role,
@@ -285,14 +272,13 @@ pub async fn invite(
 /// `POST /orgs/{org}/members/{user}/role`: `accounts::members::change_role`.
 pub async fn change_role(
     State(state): State<AppState>,
-    SignedIn(visitor): SignedIn,
-    Path((org_id, user_id)): Path<(String, String)>,
+    OrgPage { visitor, member: m }: OrgPage,
+    Path((_, user_id)): Path<(String, String)>,
     Form(form): Form<MemberForm>,
 ) -> Response {
-    let m = match admin(&state, &visitor, &org_id).await {
-        Ok(m) => m,
-        Err(refused) => return refused,
-    };
+    if let Some(refused) = m.refused_below(Role::Admin) {
+        return refused;
+    }
     let actor = m.as_actor(&visitor.session.user_id);
     let changed = members::change_role(
         &state.db,
@@ -319,13 +305,12 @@ const CONFIRMS: [(&str, &str, &str); 2] = [
 /// the person.
 pub async fn confirm(
     State(state): State<AppState>,
-    SignedIn(visitor): SignedIn,
-    Path((org_id, user_id, action)): Path<(String, String, String)>,
+    OrgPage { visitor, member: m }: OrgPage,
+    Path((_, user_id, action)): Path<(String, String, String)>,
 ) -> Response {
-    let m = match admin(&state, &visitor, &org_id).await {
-        Ok(m) => m,
-        Err(refused) => return refused,
-    };
+    if let Some(refused) = m.refused_below(Role::Admin) {
+        return refused;
+    }
     let Some((_, verb, meaning)) = CONFIRMS.iter().find(|(a, _, _)| *a == action) else {
         return layout::not_found();
     };
@@ -359,13 +344,12 @@ pub async fn confirm(
 /// `POST /orgs/{org}/members/{user}/{remove|password-reset}`.
 pub async fn act(
     State(state): State<AppState>,
-    SignedIn(visitor): SignedIn,
-    Path((org_id, user_id, action)): Path<(String, String, String)>,
+    OrgPage { visitor, member: m }: OrgPage,
+    Path((_, user_id, action)): Path<(String, String, String)>,
 ) -> Response {
-    let m = match admin(&state, &visitor, &org_id).await {
-        Ok(m) => m,
-        Err(refused) => return refused,
-    };
+    if let Some(refused) = m.refused_below(Role::Admin) {
+        return refused;
+    }
     let actor = m.as_actor(&visitor.session.user_id);
     let now = state.now_rfc3339();
     match action.as_str() {
@@ -393,14 +377,12 @@ pub async fn act(
 /// `POST /orgs/{org}/api-tokens`: `accounts::api_tokens::create`, the token shown once.
 pub async fn create_token(
     State(state): State<AppState>,
-    SignedIn(visitor): SignedIn,
-    Path(org_id): Path<String>,
+    OrgPage { visitor, member: m }: OrgPage,
     Form(form): Form<MemberForm>,
 ) -> Response {
-    let m = match admin(&state, &visitor, &org_id).await {
-        Ok(m) => m,
-        Err(refused) => return refused,
-    };
+    if let Some(refused) = m.refused_below(Role::Admin) {
+        return refused;
+    }
     let new = NewToken {
         name: &form.name,
         role: &form.role,
@@ -422,13 +404,12 @@ pub async fn create_token(
 /// `POST /orgs/{org}/api-tokens/{token}/revoke`: `accounts::api_tokens::revoke`.
 pub async fn revoke_token(
     State(state): State<AppState>,
-    SignedIn(visitor): SignedIn,
-    Path((org_id, token_id)): Path<(String, String)>,
+    OrgPage { visitor, member: m }: OrgPage,
+    Path((_, token_id)): Path<(String, String)>,
 ) -> Response {
-    let m = match admin(&state, &visitor, &org_id).await {
-        Ok(m) => m,
-        Err(refused) => return refused,
-    };
+    if let Some(refused) = m.refused_below(Role::Admin) {
+        return refused;
+    }
     match api_tokens::revoke(&state.db, &m.org_id, &token_id, &m.actor, state.now()).await {
         Ok(()) => Redirect::to(&m.path("members?done=revoked")).into_response(),
         Err(e) => refused_with(&state, &m, &visitor, &e).await,

@@ -13,9 +13,11 @@ use crate::accounts::roles::Role;
 use crate::error::is_id;
 use crate::http::AppState;
 use crate::web::layout::{self, Area, Nav};
-use crate::web::session::Visitor;
+use crate::web::session::{Person, Visitor};
+use axum::extract::{FromRequestParts, RawPathParams};
+use axum::http::request::Parts;
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use maud::{html, Markup};
 
 /// The areas of an organisation, in navigation order: path under `/orgs/{org}/`, label,
@@ -100,6 +102,35 @@ pub async fn member(state: &AppState, visitor: &Visitor, org_id: &str) -> Result
         role,
         actor: crate::http::auth::Caller::Person(visitor.session.clone()).actor(),
     })
+}
+
+/// A signed-in person on one of an organisation's pages (`/orgs/{org}/…`): who they
+/// are, and their membership of the path's organisation — or, as the rejection, the
+/// page that refuses them ([`member`]). Handlers then check only the role they need.
+#[derive(Debug, Clone)]
+pub struct OrgPage {
+    /// Who is signed in.
+    pub visitor: Visitor,
+    /// Their standing in the organisation of the path.
+    pub member: Member,
+}
+
+impl FromRequestParts<AppState> for OrgPage {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let Person(visitor) = Person::from_request_parts(parts, state).await?;
+        let params = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|e| e.into_response())?;
+        let org_id = params
+            .iter()
+            .find(|(name, _)| *name == "org")
+            .map(|(_, value)| value.to_string())
+            .ok_or_else(layout::not_found)?;
+        let member = member(state, &visitor, &org_id).await?;
+        Ok(Self { visitor, member })
+    }
 }
 
 /// The site header's navigation for an organisation's page.

@@ -7,15 +7,14 @@
 //! (`backups::overview`, `agents::list`.) Any member.
 
 use super::jobs::bytes;
-use super::org;
+use super::org::{self, OrgPage};
 use crate::agents::{self, presence};
 use crate::backups::overview::{self, DatabaseHealth};
 use crate::http::AppState;
 use crate::web::chart::sparkline;
 use crate::web::layout::{self, answer, notice, page};
-use crate::web::session::Person;
 use crate::web::when;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use maud::{html, Markup};
@@ -80,15 +79,7 @@ fn charts(d: &DatabaseHealth) -> Markup {
 }
 
 /// `GET /orgs/{org}`.
-pub async fn show(
-    State(state): State<AppState>,
-    Person(visitor): Person,
-    Path(org_id): Path<String>,
-) -> Response {
-    let member = match org::member(&state, &visitor, &org_id).await {
-        Ok(member) => member,
-        Err(refused) => return refused,
-    };
+pub async fn show(State(state): State<AppState>, OrgPage { visitor, member }: OrgPage) -> Response {
     let now = state.now();
     let loaded = async {
         Ok::<_, crate::error::Error>((

@@ -7,7 +7,7 @@
 //! `orgs::export_recovery_key_with`, as `POST /api/v1/orgs/{org}/recovery-key`, and is
 //! audited.
 
-use super::org::{self, Member};
+use super::org::{self, Member, OrgPage};
 use crate::accounts::roles::Role;
 use crate::accounts::{second_factor, sessions};
 use crate::error::Error;
@@ -16,8 +16,8 @@ use crate::orgs::{self, KeyMode};
 use crate::secrets::customer_seal::Passphrase;
 use crate::web::forms::{field, Field};
 use crate::web::layout::{self, answer, csrf_field, error_message, page};
-use crate::web::session::{Person, Visitor};
-use axum::extract::{Path, State};
+use crate::web::session::Visitor;
+use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Form;
@@ -42,8 +42,11 @@ struct Standing {
     sealed: bool,
 }
 
-async fn standing(state: &AppState, visitor: &Visitor, org_id: &str) -> Result<Standing, Response> {
-    let member = org::member(state, visitor, org_id).await?;
+async fn standing(
+    state: &AppState,
+    visitor: &Visitor,
+    member: Member,
+) -> Result<Standing, Response> {
     if let Some(refused) = member.refused_below(Role::Owner) {
         return Err(refused);
     }
@@ -135,12 +138,8 @@ fn key_page(s: &Standing, visitor: &Visitor, message: Option<Markup>) -> Markup 
 }
 
 /// `GET /orgs/{org}/recovery-key`.
-pub async fn show(
-    State(state): State<AppState>,
-    Person(visitor): Person,
-    Path(org_id): Path<String>,
-) -> Response {
-    match standing(&state, &visitor, &org_id).await {
+pub async fn show(State(state): State<AppState>, OrgPage { visitor, member }: OrgPage) -> Response {
+    match standing(&state, &visitor, member).await {
         Ok(s) => answer(StatusCode::OK, key_page(&s, &visitor, None)),
         Err(refused) => refused,
     }
@@ -150,11 +149,10 @@ pub async fn show(
 /// then the identity file as a download.
 pub async fn download(
     State(state): State<AppState>,
-    Person(visitor): Person,
-    Path(org_id): Path<String>,
+    OrgPage { visitor, member }: OrgPage,
     Form(form): Form<ExportForm>,
 ) -> Response {
-    let s = match standing(&state, &visitor, &org_id).await {
+    let s = match standing(&state, &visitor, member).await {
         Ok(s) => s,
         Err(refused) => return refused,
     };

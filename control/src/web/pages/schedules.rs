@@ -8,7 +8,7 @@
 //! operators and up add schedules and run them now (`backups::schedules::create`,
 //! `backups::scheduler::run_now`, both audited).
 
-use super::org::{self, Member};
+use super::org::{self, Member, OrgPage};
 use crate::accounts::roles::Role;
 use crate::backups::databases::{self, DatabaseInfo};
 use crate::backups::destinations::{self, DestinationInfo};
@@ -18,7 +18,7 @@ use crate::error::Error;
 use crate::http::AppState;
 use crate::web::forms::{field, Field};
 use crate::web::layout::{self, answer, csrf_field, error_message, notice, page};
-use crate::web::session::{Person, Visitor};
+use crate::web::session::Visitor;
 use crate::web::when;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -338,15 +338,7 @@ fn list_page(
 }
 
 /// `GET /orgs/{org}/schedules`.
-pub async fn list(
-    State(state): State<AppState>,
-    Person(visitor): Person,
-    Path(org_id): Path<String>,
-) -> Response {
-    let member = match org::member(&state, &visitor, &org_id).await {
-        Ok(member) => member,
-        Err(refused) => return refused,
-    };
+pub async fn list(State(state): State<AppState>, OrgPage { visitor, member }: OrgPage) -> Response {
     let now = state.now();
     let objects = match Objects::load(&state, &member).await {
         Ok(objects) => objects,
@@ -367,14 +359,9 @@ pub async fn list(
 /// (`backups::schedules::create`) and goes to its page.
 pub async fn create(
     State(state): State<AppState>,
-    Person(visitor): Person,
-    Path(org_id): Path<String>,
+    OrgPage { visitor, member }: OrgPage,
     Form(form): Form<ScheduleForm>,
 ) -> Response {
-    let member = match org::member(&state, &visitor, &org_id).await {
-        Ok(member) => member,
-        Err(refused) => return refused,
-    };
     if let Some(refused) = member.refused_below(Role::Operator) {
         return refused;
     }
@@ -479,15 +466,11 @@ fn plan_rows(plan: &dbcrate_core::retention::Plan, now: i64) -> Markup {
 /// (under its counts, or under counts given in the query to try them), "Run now".
 pub async fn show(
     State(state): State<AppState>,
-    Person(visitor): Person,
-    Path((org_id, id)): Path<(String, String)>,
+    OrgPage { visitor, member }: OrgPage,
+    Path((_, id)): Path<(String, String)>,
     Query(query): Query<ScheduleQuery>,
     Query(trial): Query<ScheduleForm>,
 ) -> Response {
-    let member = match org::member(&state, &visitor, &org_id).await {
-        Ok(member) => member,
-        Err(refused) => return refused,
-    };
     let now = state.now();
     let found = schedules::list(&state.db, &member.org_id, now).await;
     let schedule = match found.map(|list| list.into_iter().find(|s| s.id == id)) {
@@ -556,13 +539,9 @@ pub async fn show(
 /// (`backups::scheduler::run_now`, audited), back to the schedule's page.
 pub async fn run_now(
     State(state): State<AppState>,
-    Person(visitor): Person,
-    Path((org_id, id)): Path<(String, String)>,
+    OrgPage { member, .. }: OrgPage,
+    Path((_, id)): Path<(String, String)>,
 ) -> Response {
-    let member = match org::member(&state, &visitor, &org_id).await {
-        Ok(member) => member,
-        Err(refused) => return refused,
-    };
     if let Some(refused) = member.refused_below(Role::Operator) {
         return refused;
     }
