@@ -115,6 +115,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/common/0019_agent_presence.sql"),
         postgres: include_str!("../migrations/common/0019_agent_presence.sql"),
     },
+    Migration {
+        version: 20,
+        sqlite: include_str!("../migrations/common/0020_list_indexes.sql"),
+        postgres: include_str!("../migrations/common/0020_list_indexes.sql"),
+    },
 ];
 
 /// The schema version this binary expects.

@@ -21,6 +21,7 @@ mod headers;
 mod http;
 mod members;
 mod overview;
+mod page_times;
 mod recovery_key;
 mod schedules;
 mod sign_in;
