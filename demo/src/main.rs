@@ -6,6 +6,10 @@
 //! then restores the recorded object into a fresh server with stock `age` (and the
 //! exported recovery key), `zstd` and `pg_restore` only, checks that the contents
 //! match, and prints what it did.
+//!
+//! With `--serve` it then keeps the control plane running, with the dashboard at its
+//! URL, and prints the owner's e-mail and one-time password, so that a newcomer can sign
+//! in and look at what the demo did; Ctrl-C stops it and removes everything it made.
 
 use dbcrate_control::backups::{databases, destinations, scheduler, schedules};
 use dbcrate_control::config::AgentSettings;
@@ -44,7 +48,31 @@ SELECT (SELECT count(*) FROM customers) || ' customers, ' ||
        (SELECT md5(string_agg(o::text, '|' ORDER BY id)) FROM orders o);
 ";
 
+/// What the command line asks for: whether to keep serving after the demo.
+fn serve_flag() -> Result<bool, String> {
+    let mut serve = false;
+    for arg in std::env::args().skip(1) {
+        match arg.as_str() {
+            "--serve" => serve = true,
+            other => {
+                return Err(format!(
+                    "unknown argument {other:?}; usage: dbcrate-demo [--serve] (--serve keeps \
+                     the control plane and its dashboard running after the demo)"
+                ))
+            }
+        }
+    }
+    Ok(serve)
+}
+
 fn main() -> ExitCode {
+    let serve = match serve_flag() {
+        Ok(serve) => serve,
+        Err(e) => {
+            eprintln!("dbcrate-demo: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -55,7 +83,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run()) {
+    match runtime.block_on(run(serve)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("dbcrate-demo failed: {e}");
@@ -68,8 +96,9 @@ fn control(e: impl std::fmt::Display) -> KitError {
     KitError::new(format!("control plane: {e}"))
 }
 
-/// The steps the README promises, in order; each prints what it does.
-async fn run() -> Result<(), KitError> {
+/// The steps the README promises, in order; each prints what it does. With `serve`,
+/// the control plane then stays up until Ctrl-C.
+async fn run(serve: bool) -> Result<(), KitError> {
     let deps = Deps::from_env();
     let major = *PG_MAJORS.last().unwrap_or(&18);
     let started = Instant::now();
@@ -94,6 +123,28 @@ async fn run() -> Result<(), KitError> {
         started.elapsed().as_secs_f64(),
         chain.map_err(|b| KitError::new(format!("audit chain broken at {}", b.seq)))?
     ));
+    if serve {
+        serve_dashboard(&plane).await?;
+    }
+    Ok(())
+}
+
+/// Keeps the control plane up with its dashboard until Ctrl-C, saying how to sign in.
+async fn serve_dashboard(plane: &Plane) -> Result<(), KitError> {
+    step("serving the dashboard until Ctrl-C");
+    println!("    open {}/ in a browser", plane.local.api_url);
+    println!(
+        "    its certificate is self-signed: SHA-256 {}",
+        plane.local.fingerprint
+    );
+    println!(
+        "    sign in as {OWNER_EMAIL} with the one-time password {} (you choose your own next)",
+        plane.one_time_password.expose_secret()
+    );
+    tokio::signal::ctrl_c()
+        .await
+        .map_err(|e| KitError::io("waiting for Ctrl-C", e))?;
+    step("stopped; the demo's files are removed");
     Ok(())
 }
 
@@ -119,7 +170,12 @@ struct Plane {
     /// When the demo started (Unix seconds), and the same as RFC 3339.
     now: i64,
     stamp: String,
+    /// The owner's one-time password from `init`, for `--serve`.
+    one_time_password: dbcrate_core::secret::SecretString,
 }
+
+/// The demo organisation's owner.
+const OWNER_EMAIL: &str = "owner@example.com";
 
 /// A control plane on embedded defaults: SQLite in `work`, a random master key, the
 /// organisation Demo, self-signed TLS on loopback.
@@ -144,7 +200,7 @@ async fn start_control_plane(work: &TempDir) -> Result<Plane, KitError> {
     dbcrate_control::secrets::audit_key::load(&db, &keys, &stamp)
         .await
         .map_err(control)?;
-    let init = setup::init(&db, &keys, "Demo", "owner@example.com", &stamp)
+    let init = setup::init(&db, &keys, "Demo", OWNER_EMAIL, &stamp)
         .await
         .map_err(control)?;
     let settings = AgentSettings {
@@ -176,6 +232,7 @@ async fn start_control_plane(work: &TempDir) -> Result<Plane, KitError> {
         local,
         now,
         stamp,
+        one_time_password: init.one_time_password,
     })
 }
 
