@@ -5,7 +5,7 @@
 //! The agent's side is spoken over the real agent listener with the agent's own
 //! certificate (claim, heartbeat, completion), as `dbcrate-agent run` speaks it.
 
-use crate::harness::{Dashboard, Pages};
+use crate::harness::{Dashboard, Objects, Pages};
 use crate::http::{csrf_of, send, sign_in_as};
 use dbcrate_control::accounts::roles::Role;
 use dbcrate_testkit::TempDir;
@@ -13,69 +13,30 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 /// An agent (and a client speaking for it), a database `shop`, a directory destination
-/// and a daily schedule: (agent client, database, schedule).
-fn world(d: &Dashboard, dir: &TempDir) -> (reqwest::Client, String, String) {
-    d.rt.block_on(async {
-        let now = dbcrate_core::time::unix_now();
-        let (enrolled, key) = dbcrate_control::local::enrol_agent(&d.db, &d.keys, &d.org_id, now)
-            .await
-            .unwrap();
-        let identity = format!("{}{}", key.serialize_pem(), enrolled.chain_pem);
-        let agent = reqwest::Client::builder()
-            .add_root_certificate(reqwest::Certificate::from_pem(d.cert_pem.as_bytes()).unwrap())
-            .tls_built_in_root_certs(false)
-            .identity(reqwest::Identity::from_pem(identity.as_bytes()).unwrap())
-            .build()
-            .unwrap();
-        let database = dbcrate_control::backups::databases::create(
-            &d.db,
-            &d.keys,
-            &d.org_id,
-            &crate::common::remote_database("shop", &enrolled.agent_id),
-            "system:test",
-            now,
-        )
-        .await
-        .unwrap()
-        .id;
-        let settings = json!({ "path": dir.path() });
-        let new = dbcrate_control::backups::destinations::NewDestination {
-            name: "local",
-            kind: "directory",
-            settings: &settings,
-            credentials: None,
-        };
-        let reach = std::sync::Arc::new(
-            dbcrate_control::local::loopback_reach(&std::env::temp_dir()).unwrap(),
-        );
-        let destination = dbcrate_control::backups::destinations::create(
-            &d.db,
-            &d.keys,
-            &reach,
-            &d.org_id,
-            &new,
-            "system:test",
-            now,
-        )
-        .await
-        .unwrap()
-        .unwrap()
-        .0
-        .id;
+/// and a daily schedule: (agent client, the objects, schedule).
+fn world(d: &Dashboard, dir: &TempDir) -> (reqwest::Client, Objects, String) {
+    let o = d.objects("shop", dir);
+    let agent = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(d.cert_pem.as_bytes()).unwrap())
+        .tls_built_in_root_certs(false)
+        .identity(reqwest::Identity::from_pem(o.agent_identity.as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let schedule = d.rt.block_on(async {
         let new = dbcrate_control::backups::schedules::NewSchedule {
-            database_id: &database,
-            destination_id: &destination,
+            database_id: &o.database,
+            destination_id: &o.destination,
             cron: "@daily",
             time_zone: "UTC",
             retention: Default::default(),
         };
-        let schedule =
-            dbcrate_control::backups::schedules::create(&d.db, &d.org_id, &new, "system:test", now)
-                .await
-                .unwrap()
-                .id;
-        (agent, database, schedule)
-    })
+        let now = dbcrate_core::time::unix_now();
+        dbcrate_control::backups::schedules::create(&d.db, &d.org_id, &new, "system:test", now)
+            .await
+            .unwrap()
+            .id
+    });
+    (agent, o, schedule)
 }
 
 /// The agent's call to `path` on the agent listener, answered as JSON.
@@ -102,7 +63,7 @@ fn flow_7_run_now_watch_the_job_find_the_backup_and_restore_it() {
     let d = Dashboard::start();
     let password = d.add_person("admin@example.com", Role::Admin, &d.org_id);
     let dir = TempDir::new("flow7-destination").unwrap();
-    let (agent, _database, schedule) = world(&d, &dir);
+    let (agent, _, schedule) = world(&d, &dir);
     let b = d.browser();
     let mut pages = Pages::new(&b, "flow7");
     b.goto(&d.url("/sign-in")).unwrap();
@@ -216,44 +177,48 @@ fn backups_and_jobs_pages_follow_roles_filters_and_tenants() {
     let d = Dashboard::start();
     let viewer = d.add_person("viewer@example.com", Role::Viewer, &d.org_id);
     let dir = TempDir::new("backups-viewer").unwrap();
-    let (_agent, database, schedule) = world(&d, &dir);
+    let (_agent, o, schedule) = world(&d, &dir);
+    let now = dbcrate_core::time::unix_now();
+    for days_ago in 0..60 {
+        // An hour off the day boundaries, so that "the last week" holds exactly 7.
+        d.record_backup(
+            &o,
+            Some(&schedule),
+            now - days_ago * 86_400 - 3600,
+            10,
+            1000,
+        );
+    }
+    let database = o.database.clone();
     d.rt.block_on(async {
-        let now = dbcrate_core::time::unix_now();
-        for days_ago in 0..60 {
-            let job = dbcrate_control::error::new_id("job").unwrap();
-            // An hour off the day boundaries, so that "the last week" holds exactly 7.
-            let at = now - days_ago * 86_400 - 3600;
-            sqlx::query(
-                "INSERT INTO jobs (id, org_id, kind, schedule_id, database_id, destination_id, agent_id, \
-                 state, attempt, max_attempts, created_at, finished_at, progress_bytes, phase) \
-                 SELECT $1, org_id, 'backup', $2, id, (SELECT id FROM destinations), agent_id, \
-                 'succeeded', 1, 3, $3, $3, 0, 'done' FROM databases WHERE id = $4",
-            )
-            .bind(&job).bind(&schedule).bind(at).bind(&database)
-            .execute(d.db.pool()).await.unwrap();
-            sqlx::query(
-                "INSERT INTO backups (id, org_id, job_id, schedule_id, database_id, destination_id, object_key, \
-                 size, sha256, started_at, finished_at, pg_server_version, pg_dump_version, delete_attempts) \
-                 SELECT $1, org_id, $2, schedule_id, database_id, destination_id, $3, 10, $4, $5, $5, '17', '17', 0 \
-                 FROM jobs WHERE id = $2",
-            )
-            .bind(dbcrate_control::error::new_id("bkp").unwrap()).bind(&job)
-            .bind(format!("shop/{job}.pgdump.zst.age")).bind("00".repeat(32)).bind(at)
-            .execute(d.db.pool()).await.unwrap();
-        }
         let v = sign_in_as(&d, "viewer@example.com", &viewer).await;
         let list = format!("/orgs/{}/backups", d.org_id);
         // A page of 50, then the rest behind "Older backups"; a week's filter: 7.
         let page = send(&d, Method::GET, &list, Some(&v), None, &[]).await;
         assert_eq!(page.status, StatusCode::OK);
         assert_eq!(page.text.matches("<tr>").count() - 1, 50);
-        assert!(!page.text.contains("/restore"), "a viewer gets no restore links");
+        assert!(
+            !page.text.contains("/restore"),
+            "a viewer gets no restore links"
+        );
         let at = page.text.find("Older backups").expect("an older page");
         let href_at = page.text[..at].rfind("href=\"").unwrap() + 6;
-        let older = page.text[href_at..at].split('"').next().unwrap().replace("&amp;", "&");
+        let older = page.text[href_at..at]
+            .split('"')
+            .next()
+            .unwrap()
+            .replace("&amp;", "&");
         let rest = send(&d, Method::GET, &older, Some(&v), None, &[]).await;
         assert_eq!(rest.text.matches("<tr>").count() - 1, 10, "{older}");
-        let week = send(&d, Method::GET, &format!("{list}?days=7"), Some(&v), None, &[]).await;
+        let week = send(
+            &d,
+            Method::GET,
+            &format!("{list}?days=7"),
+            Some(&v),
+            None,
+            &[],
+        )
+        .await;
         assert_eq!(week.text.matches("<tr>").count() - 1, 7);
         let jobs = format!("/orgs/{}/jobs?state=failed", d.org_id);
         let none = send(&d, Method::GET, &jobs, Some(&v), None, &[]).await;
@@ -261,22 +226,45 @@ fn backups_and_jobs_pages_follow_roles_filters_and_tenants() {
 
         // A viewer's restore is refused; another organisation's job is no such page.
         let backup: String = sqlx::query_scalar("SELECT id FROM backups LIMIT 1")
-            .fetch_one(d.db.pool()).await.unwrap();
+            .fetch_one(d.db.pool())
+            .await
+            .unwrap();
         let restore = format!("/orgs/{}/backups/{backup}/restore", d.org_id);
         let csrf = csrf_of(&page.text);
-        let form = [("csrf", csrf.as_str()), ("target_database_id", database.as_str()), ("confirm_name", "shop")];
+        let form = [
+            ("csrf", csrf.as_str()),
+            ("target_database_id", database.as_str()),
+            ("confirm_name", "shop"),
+        ];
         for method in [Method::GET, Method::POST] {
             let refused = send(&d, method.clone(), &restore, Some(&v), None, &form).await;
             assert_eq!(refused.status, StatusCode::FORBIDDEN, "{method}");
         }
         let job: String = sqlx::query_scalar("SELECT id FROM jobs LIMIT 1")
-            .fetch_one(d.db.pool()).await.unwrap();
-        let other = dbcrate_control::orgs::create(&d.db, &d.keys, "Other Org", "system:test", "2026-11-29T05:00:00Z")
-            .await.unwrap().id;
+            .fetch_one(d.db.pool())
+            .await
+            .unwrap();
+        let other = dbcrate_control::orgs::create(
+            &d.db,
+            &d.keys,
+            "Other Org",
+            "system:test",
+            "2026-11-29T05:00:00Z",
+        )
+        .await
+        .unwrap()
+        .id;
         let foreign = format!("/orgs/{other}/jobs/{job}");
-        assert_eq!(send(&d, Method::GET, &foreign, Some(&v), None, &[]).await.status, StatusCode::NOT_FOUND);
+        assert_eq!(
+            send(&d, Method::GET, &foreign, Some(&v), None, &[])
+                .await
+                .status,
+            StatusCode::NOT_FOUND
+        );
         let restores: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE kind = 'restore'")
-            .fetch_one(d.db.pool()).await.unwrap();
+            .fetch_one(d.db.pool())
+            .await
+            .unwrap();
         assert_eq!(restores, 0);
     });
 }

@@ -133,6 +133,92 @@ impl Dashboard {
         })
     }
 
+    /// An enrolled agent, a database `database` it reaches and a directory destination
+    /// `local` in `dir` (probed): what every flow past enrolment starts from.
+    pub fn objects(&self, database: &str, dir: &TempDir) -> Objects {
+        self.rt.block_on(async {
+            let now = dbcrate_core::time::unix_now();
+            let (enrolled, key) =
+                dbcrate_control::local::enrol_agent(&self.db, &self.keys, &self.org_id, now)
+                    .await
+                    .unwrap();
+            let new = crate::common::remote_database(database, &enrolled.agent_id);
+            let database = dbcrate_control::backups::databases::create(
+                &self.db,
+                &self.keys,
+                &self.org_id,
+                &new,
+                "system:test",
+                now,
+            )
+            .await
+            .unwrap()
+            .id;
+            let settings = json!({ "path": dir.path() });
+            let new = dbcrate_control::backups::destinations::NewDestination {
+                name: "local",
+                kind: "directory",
+                settings: &settings,
+                credentials: None,
+            };
+            let reach = Arc::new(local::loopback_reach(&std::env::temp_dir()).unwrap());
+            let destination = dbcrate_control::backups::destinations::create(
+                &self.db,
+                &self.keys,
+                &reach,
+                &self.org_id,
+                &new,
+                "system:test",
+                now,
+            )
+            .await
+            .unwrap()
+            .unwrap()
+            .0
+            .id;
+            Objects {
+                agent: enrolled.agent_id,
+                agent_identity: format!("{}{}", key.serialize_pem(), enrolled.chain_pem),
+                database,
+                destination,
+            }
+        })
+    }
+
+    /// A succeeded backup job of `schedule` (if any) and its recorded backup, finished
+    /// at `at`, of `size` bytes taking `duration_ms`.
+    pub fn record_backup(
+        &self,
+        o: &Objects,
+        schedule: Option<&str>,
+        at: i64,
+        size: i64,
+        duration_ms: i64,
+    ) {
+        self.rt.block_on(async {
+            let job = dbcrate_control::error::new_id("job").unwrap();
+            sqlx::query(
+                "INSERT INTO jobs (id, org_id, kind, schedule_id, database_id, destination_id, \
+                 agent_id, state, attempt, max_attempts, created_at, finished_at, progress_bytes, \
+                 phase) VALUES ($1, $2, 'backup', $3, $4, $5, $6, 'succeeded', 1, 3, $7, $7, 0, 'done')",
+            )
+            .bind(&job).bind(&self.org_id).bind(schedule).bind(&o.database).bind(&o.destination)
+            .bind(&o.agent).bind(at)
+            .execute(self.db.pool()).await.unwrap();
+            sqlx::query(
+                "INSERT INTO backups (id, org_id, job_id, schedule_id, database_id, destination_id, \
+                 object_key, size, sha256, started_at, finished_at, pg_server_version, \
+                 pg_dump_version, delete_attempts, duration_ms) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, '17', '17', 0, $11)",
+            )
+            .bind(dbcrate_control::error::new_id("bkp").unwrap()).bind(&self.org_id).bind(&job)
+            .bind(schedule).bind(&o.database).bind(&o.destination)
+            .bind(format!("db/{job}.pgdump.zst.age")).bind(size).bind("00".repeat(32)).bind(at)
+            .bind(duration_ms)
+            .execute(self.db.pool()).await.unwrap();
+        });
+    }
+
     /// The actions audited so far, oldest first (every chain).
     pub fn audited_actions(&self) -> Vec<String> {
         self.rt.block_on(async {
@@ -142,6 +228,19 @@ impl Dashboard {
                 .unwrap()
         })
     }
+}
+
+/// What [`Dashboard::objects`] made.
+#[derive(Clone)]
+pub struct Objects {
+    /// `agt_…`.
+    pub agent: String,
+    /// The agent's key and certificate chain (PEM), for a client that speaks for it.
+    pub agent_identity: String,
+    /// `dbs_…`.
+    pub database: String,
+    /// `dst_…`.
+    pub destination: String,
 }
 
 /// Where screenshots go: `target/dashboard-screenshots/`.

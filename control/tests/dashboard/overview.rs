@@ -3,10 +3,9 @@
 //! durations; the week's failed jobs, the agents by presence, and what each destination
 //! holds.
 
-use crate::harness::{Dashboard, Pages, ORG};
+use crate::harness::{Dashboard, Objects, Pages, ORG};
 use dbcrate_control::accounts::roles::Role;
 use dbcrate_testkit::TempDir;
-use serde_json::json;
 
 const HOUR: i64 = 3600;
 
@@ -15,100 +14,77 @@ fn flow_2_the_overview_shows_late_and_healthy_databases_failures_agents_and_stor
     let d = Dashboard::start();
     let password = d.add_person("viewer@example.com", Role::Viewer, &d.org_id);
     let dir = TempDir::new("flow2-destination").unwrap();
-    d.rt.block_on(async {
-        let now = dbcrate_core::time::unix_now();
-        let agent = dbcrate_control::local::enrol_agent(&d.db, &d.keys, &d.org_id, now)
-            .await
-            .unwrap()
-            .0
-            .agent_id;
-        let settings = json!({ "path": dir.path() });
-        let new = dbcrate_control::backups::destinations::NewDestination {
-            name: "local",
-            kind: "directory",
-            settings: &settings,
-            credentials: None,
-        };
-        let reach = std::sync::Arc::new(
-            dbcrate_control::local::loopback_reach(&std::env::temp_dir()).unwrap(),
-        );
-        let destination = dbcrate_control::backups::destinations::create(
-            &d.db, &d.keys, &reach, &d.org_id, &new, "system:test", now,
-        )
-        .await
-        .unwrap()
-        .unwrap()
-        .0
-        .id;
-        for (name, cron) in [("shop", "0 * * * *"), ("crm", "*/5 * * * *")] {
-            let database = dbcrate_control::backups::databases::create(
+    let shop = d.objects("shop", &dir);
+    let now = dbcrate_core::time::unix_now();
+    let crm = Objects {
+        database: d.rt.block_on(async {
+            let new = crate::common::remote_database("crm", &shop.agent);
+            dbcrate_control::backups::databases::create(
                 &d.db,
                 &d.keys,
                 &d.org_id,
-                &crate::common::remote_database(name, &agent),
+                &new,
+                "system:test",
+                now,
+            )
+            .await
+            .unwrap()
+            .id
+        }),
+        ..shop.clone()
+    };
+    // Both schedules are three hours old; only crm has backed up since (every few
+    // minutes), and shop's last job failed.
+    let mut schedules = Vec::new();
+    for (o, cron) in [(&shop, "0 * * * *"), (&crm, "*/5 * * * *")] {
+        let schedule = d.rt.block_on(async {
+            let new = dbcrate_control::backups::schedules::NewSchedule {
+                database_id: &o.database,
+                destination_id: &o.destination,
+                cron,
+                time_zone: "UTC",
+                retention: Default::default(),
+            };
+            let id = dbcrate_control::backups::schedules::create(
+                &d.db,
+                &d.org_id,
+                &new,
                 "system:test",
                 now,
             )
             .await
             .unwrap()
             .id;
-            let new = dbcrate_control::backups::schedules::NewSchedule {
-                database_id: &database,
-                destination_id: &destination,
-                cron,
-                time_zone: "UTC",
-                retention: Default::default(),
-            };
-            let schedule = dbcrate_control::backups::schedules::create(
-                &d.db, &d.org_id, &new, "system:test", now,
-            )
-            .await
-            .unwrap()
-            .id;
-            // Both schedules are three hours old; only crm has backed up since.
             sqlx::query("UPDATE schedules SET created_at = $1 WHERE id = $2")
                 .bind(now - 3 * HOUR)
-                .bind(&schedule)
+                .bind(&id)
                 .execute(d.db.pool())
                 .await
                 .unwrap();
-            if name == "crm" {
-                for (i, minutes_ago) in [40, 30, 20, 10, 2].iter().enumerate() {
-                    let at = now - minutes_ago * 60;
-                    let job = dbcrate_control::error::new_id("job").unwrap();
-                    sqlx::query(
-                        "INSERT INTO jobs (id, org_id, kind, schedule_id, database_id, destination_id, agent_id, \
-                         state, attempt, max_attempts, created_at, finished_at, progress_bytes, phase) \
-                         VALUES ($1, $2, 'backup', $3, $4, $5, $6, 'succeeded', 1, 3, $7, $7, 0, 'done')",
-                    )
-                    .bind(&job).bind(&d.org_id).bind(&schedule).bind(&database).bind(&destination)
-                    .bind(&agent).bind(at)
-                    .execute(d.db.pool()).await.unwrap();
-                    sqlx::query(
-                        "INSERT INTO backups (id, org_id, job_id, schedule_id, database_id, destination_id, \
-                         object_key, size, sha256, started_at, finished_at, pg_server_version, \
-                         pg_dump_version, delete_attempts, duration_ms) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, '17', '17', 0, $11)",
-                    )
-                    .bind(dbcrate_control::error::new_id("bkp").unwrap()).bind(&d.org_id).bind(&job)
-                    .bind(&schedule).bind(&database).bind(&destination)
-                    .bind(format!("crm/{job}.pgdump.zst.age"))
-                    .bind(1024 * (10 + i as i64)).bind("00".repeat(32)).bind(at)
-                    .bind(1000 * (2 + i as i64))
-                    .execute(d.db.pool()).await.unwrap();
-                }
-            } else {
-                sqlx::query(
-                    "INSERT INTO jobs (id, org_id, kind, schedule_id, database_id, destination_id, agent_id, \
-                     state, attempt, max_attempts, created_at, finished_at, progress_bytes, phase, error) \
-                     VALUES ($1, $2, 'backup', $3, $4, $5, $6, 'failed', 3, 3, $7, $7, 0, 'failed', \
-                     'pg_dump: connection refused')",
-                )
-                .bind(dbcrate_control::error::new_id("job").unwrap()).bind(&d.org_id).bind(&schedule)
-                .bind(&database).bind(&destination).bind(&agent).bind(now - HOUR)
-                .execute(d.db.pool()).await.unwrap();
-            }
-        }
+            id
+        });
+        schedules.push(schedule);
+    }
+    for (i, minutes_ago) in [40, 30, 20, 10, 2].iter().enumerate() {
+        let i = i as i64;
+        d.record_backup(
+            &crm,
+            Some(&schedules[1]),
+            now - minutes_ago * 60,
+            1024 * (10 + i),
+            1000 * (2 + i),
+        );
+    }
+    d.rt.block_on(async {
+        sqlx::query(
+            "INSERT INTO jobs (id, org_id, kind, schedule_id, database_id, destination_id, agent_id, \
+             state, attempt, max_attempts, created_at, finished_at, progress_bytes, phase, error) \
+             VALUES ($1, $2, 'backup', $3, $4, $5, $6, 'failed', 3, 3, $7, $7, 0, 'failed', \
+             'pg_dump: connection refused')",
+        )
+        .bind(dbcrate_control::error::new_id("job").unwrap()).bind(&d.org_id).bind(&schedules[0])
+        .bind(&shop.database).bind(&shop.destination).bind(&shop.agent).bind(now - HOUR)
+        .execute(d.db.pool()).await.unwrap();
     });
 
     let b = d.browser();

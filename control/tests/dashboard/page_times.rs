@@ -19,42 +19,10 @@ const LIMIT: Duration = Duration::from_millis(500);
 
 /// Seeds the organisation; answers (database id, a cursor deep into the backups).
 fn seed(d: &Dashboard, dir: &TempDir) -> (String, String) {
+    let o = d.objects("shop", dir);
+    let (agent, database, destination) = (&o.agent, &o.database, &o.destination);
     d.rt.block_on(async {
         let now = dbcrate_core::time::unix_now();
-        let agent = dbcrate_control::local::enrol_agent(&d.db, &d.keys, &d.org_id, now)
-            .await
-            .unwrap()
-            .0
-            .agent_id;
-        let database = dbcrate_control::backups::databases::create(
-            &d.db,
-            &d.keys,
-            &d.org_id,
-            &crate::common::remote_database("shop", &agent),
-            "system:test",
-            now,
-        )
-        .await
-        .unwrap()
-        .id;
-        let settings = serde_json::json!({ "path": dir.path() });
-        let new = dbcrate_control::backups::destinations::NewDestination {
-            name: "local",
-            kind: "directory",
-            settings: &settings,
-            credentials: None,
-        };
-        let reach = std::sync::Arc::new(
-            dbcrate_control::local::loopback_reach(&std::env::temp_dir()).unwrap(),
-        );
-        let destination = dbcrate_control::backups::destinations::create(
-            &d.db, &d.keys, &reach, &d.org_id, &new, "system:test", now,
-        )
-        .await
-        .unwrap()
-        .unwrap()
-        .0
-        .id;
         let numbers = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $1)";
         sqlx::query(&format!(
             "{numbers} INSERT INTO jobs (id, org_id, kind, schedule_id, database_id, destination_id, \
@@ -62,7 +30,7 @@ fn seed(d: &Dashboard, dir: &TempDir) -> (String, String) {
              SELECT 'job_' || printf('%032x', i), $2, 'backup', NULL, $3, $4, $5, 'succeeded', 1, 3, \
              $6 - i * 600, $6 - i * 600, 0, 'done' FROM n"
         ))
-        .bind(BACKUPS).bind(&d.org_id).bind(&database).bind(&destination).bind(&agent).bind(now)
+        .bind(BACKUPS).bind(&d.org_id).bind(database).bind(destination).bind(agent).bind(now)
         .execute(d.db.pool()).await.unwrap();
         sqlx::query(&format!(
             "{numbers} INSERT INTO backups (id, org_id, job_id, schedule_id, database_id, \
@@ -72,7 +40,7 @@ fn seed(d: &Dashboard, dir: &TempDir) -> (String, String) {
              'shop/' || i || '.pgdump.zst.age', 1000000 + i, $5, $6 - i * 600, $6 - i * 600, '17', \
              '17', 0, 2000 FROM n"
         ))
-        .bind(BACKUPS).bind(&d.org_id).bind(&database).bind(&destination).bind("00".repeat(32))
+        .bind(BACKUPS).bind(&d.org_id).bind(database).bind(destination).bind("00".repeat(32))
         .bind(now)
         .execute(d.db.pool()).await.unwrap();
         let last: i64 = sqlx::query_scalar("SELECT max(seq) FROM audit_log WHERE org_id = $1")
@@ -88,7 +56,7 @@ fn seed(d: &Dashboard, dir: &TempDir) -> (String, String) {
         .bind(AUDIT_ROWS).bind(&d.org_id).bind(last)
         .execute(d.db.pool()).await.unwrap();
         let deep = (BACKUPS - 50, format!("bkp_{:032x}", BACKUPS - 50));
-        (database, format!("{}:{}", now - deep.0 * 600, deep.1))
+        (database.clone(), format!("{}:{}", now - deep.0 * 600, deep.1))
     })
 }
 

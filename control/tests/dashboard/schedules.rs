@@ -11,80 +11,6 @@ use reqwest::{Method, StatusCode};
 
 const DAY: i64 = 86_400;
 
-/// An agent, a database `shop` and a directory destination `local`: (database,
-/// destination) ids.
-fn objects(d: &Dashboard, dir: &TempDir) -> (String, String) {
-    d.rt.block_on(async {
-        let now = dbcrate_core::time::unix_now();
-        let agent = dbcrate_control::local::enrol_agent(&d.db, &d.keys, &d.org_id, now)
-            .await
-            .unwrap()
-            .0
-            .agent_id;
-        let database = dbcrate_control::backups::databases::create(
-            &d.db,
-            &d.keys,
-            &d.org_id,
-            &crate::common::remote_database("shop", &agent),
-            "system:test",
-            now,
-        )
-        .await
-        .unwrap()
-        .id;
-        let settings = serde_json::json!({ "path": dir.path() });
-        let new = dbcrate_control::backups::destinations::NewDestination {
-            name: "local",
-            kind: "directory",
-            settings: &settings,
-            credentials: None,
-        };
-        let reach = std::sync::Arc::new(
-            dbcrate_control::local::loopback_reach(&std::env::temp_dir()).unwrap(),
-        );
-        let destination = dbcrate_control::backups::destinations::create(
-            &d.db,
-            &d.keys,
-            &reach,
-            &d.org_id,
-            &new,
-            "system:test",
-            now,
-        )
-        .await
-        .unwrap()
-        .unwrap()
-        .0
-        .id;
-        (database, destination)
-    })
-}
-
-/// A recorded backup of `schedule` that finished `days_ago`.
-fn backup(d: &Dashboard, schedule: &str, database: &str, destination: &str, days_ago: i64) {
-    let at = dbcrate_core::time::unix_now() - days_ago * DAY;
-    d.rt.block_on(async {
-        let job = dbcrate_control::error::new_id("job").unwrap();
-        sqlx::query(
-            "INSERT INTO jobs (id, org_id, kind, schedule_id, database_id, destination_id, agent_id, \
-             state, attempt, max_attempts, created_at, finished_at, progress_bytes, phase) \
-             SELECT $1, org_id, 'backup', $2, id, $3, agent_id, 'succeeded', 1, 3, $4, $4, 0, 'done' \
-             FROM databases WHERE id = $5",
-        )
-        .bind(&job).bind(schedule).bind(destination).bind(at).bind(database)
-        .execute(d.db.pool()).await.unwrap();
-        sqlx::query(
-            "INSERT INTO backups (id, org_id, job_id, schedule_id, database_id, destination_id, object_key, \
-             size, sha256, started_at, finished_at, pg_server_version, pg_dump_version, delete_attempts) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 10, $8, $9, $9, '17', '17', 0)",
-        )
-        .bind(dbcrate_control::error::new_id("bkp").unwrap()).bind(&d.org_id).bind(&job)
-        .bind(schedule).bind(database).bind(destination).bind(format!("shop/{job}.pgdump.zst.age"))
-        .bind("00".repeat(32)).bind(at)
-        .execute(d.db.pool()).await.unwrap();
-    });
-}
-
 fn scalar(d: &Dashboard, sql: &str) -> i64 {
     d.rt.block_on(async {
         sqlx::query_scalar(sql)
@@ -99,7 +25,7 @@ fn flow_6_preview_and_save_a_schedule_see_retention_and_run_it_now() {
     let d = Dashboard::start();
     let password = d.add_person("operator@example.com", Role::Operator, &d.org_id);
     let dir = TempDir::new("flow6-destination").unwrap();
-    let (database, destination) = objects(&d, &dir);
+    let o = d.objects("shop", &dir);
     let b = d.browser();
     let mut pages = Pages::new(&b, "flow6");
     b.goto(&d.url("/sign-in")).unwrap();
@@ -144,8 +70,9 @@ fn flow_6_preview_and_save_a_schedule_see_retention_and_run_it_now() {
             .await
             .unwrap()
     });
+    let now = dbcrate_core::time::unix_now();
     for days_ago in 1..=10 {
-        backup(&d, &schedule, &database, &destination, days_ago);
+        d.record_backup(&o, Some(&schedule), now - days_ago * DAY, 10, 1000);
     }
     b.goto(&d.url(&format!("/orgs/{}/schedules/{schedule}", d.org_id)))
         .unwrap();
@@ -217,7 +144,8 @@ fn a_viewer_cannot_schedule_or_run_and_is_refused_anyway() {
     let d = Dashboard::start();
     let viewer = d.add_person("viewer@example.com", Role::Viewer, &d.org_id);
     let dir = TempDir::new("schedules-viewer").unwrap();
-    let (database, destination) = objects(&d, &dir);
+    let o = d.objects("shop", &dir);
+    let (database, destination) = (o.database, o.destination);
     let schedule = d.rt.block_on(async {
         let new = dbcrate_control::backups::schedules::NewSchedule {
             database_id: &database,
