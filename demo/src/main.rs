@@ -129,6 +129,16 @@ async fn run(serve: bool) -> Result<(), KitError> {
     Ok(())
 }
 
+/// How the person at the terminal signs in: the owner's one-time password, shown on
+/// purpose and once, as `dbcrate-control init` shows it (the dashboard makes them choose
+/// their own at once). Not a log line: it goes to this terminal only.
+fn sign_in_instructions(plane: &Plane) -> String {
+    format!(
+        "    sign in as {OWNER_EMAIL} with the one-time password {} (you choose your own next)",
+        plane.one_time_password.expose_secret()
+    )
+}
+
 /// Keeps the control plane up with its dashboard until Ctrl-C, saying how to sign in.
 async fn serve_dashboard(plane: &Plane) -> Result<(), KitError> {
     step("serving the dashboard until Ctrl-C");
@@ -137,10 +147,7 @@ async fn serve_dashboard(plane: &Plane) -> Result<(), KitError> {
         "    its certificate is self-signed: SHA-256 {}",
         plane.local.fingerprint
     );
-    println!(
-        "    sign in as {OWNER_EMAIL} with the one-time password {} (you choose your own next)",
-        plane.one_time_password.expose_secret()
-    );
+    println!("{}", sign_in_instructions(plane));
     tokio::signal::ctrl_c()
         .await
         .map_err(|e| KitError::io("waiting for Ctrl-C", e))?;
