@@ -185,10 +185,36 @@ pub fn agent_router(state: AppState) -> Router {
             post(agent_api::job_complete),
         )
         .fallback(no_such_route)
+        .layer(axum::middleware::from_fn(read_body_first))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(log_request))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(state)
+}
+
+/// Reads an agent request's whole body (at most [`MAX_BODY_BYTES`]) before any extractor
+/// decides. An answer given while the client is still sending its body — a refused
+/// certificate, say — makes the server close the connection with bytes unread, which
+/// resets it, and the reset can destroy the answer before the client reads it: the agent
+/// would see "connection reset" instead of the refusal it must act on. A body over the
+/// bound is answered as the JSON extractor answers one (413 `body_too_large`).
+async fn read_body_first(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(bytes) => {
+            let request = axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes));
+            next.run(request).await
+        }
+        Err(_) => error::ApiError::new(
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            error_doc::HttpCode::BodyTooLarge,
+            format!("the body is larger than {MAX_BODY_BYTES} bytes"),
+        )
+        .into_response(),
+    }
 }
 
 /// Every route of the API.
