@@ -94,6 +94,10 @@ crate::rows::from_row!(BackupRecord {
     deleted_at,
 });
 
+const BACKUP_COLUMNS: &str = "id, database_id, destination_id, schedule_id, object_key, size, \
+    sha256, started_at, finished_at, pg_server_version, pg_dump_version, dump_size, \
+    duration_ms, deleted_at";
+
 /// Which backups a page lists.
 #[derive(Debug, Clone, Default)]
 pub struct BackupFilter<'a> {
@@ -112,14 +116,12 @@ pub async fn backups(
     filter: &BackupFilter<'_>,
 ) -> Result<Vec<BackupRecord>> {
     let (at, id) = After::bounds(filter.after);
-    Ok(sqlx::query_as(
-        "SELECT id, database_id, destination_id, schedule_id, object_key, size, sha256, \
-         started_at, finished_at, pg_server_version, pg_dump_version, dump_size, duration_ms, \
-         deleted_at FROM backups WHERE org_id = $1 \
+    Ok(sqlx::query_as(&format!(
+        "SELECT {BACKUP_COLUMNS} FROM backups WHERE org_id = $1 \
          AND ($2 IS NULL OR database_id = $2) AND finished_at >= $3 \
          AND (finished_at < $4 OR (finished_at = $4 AND id > $5)) \
-         ORDER BY finished_at DESC, id LIMIT $6",
-    )
+         ORDER BY finished_at DESC, id LIMIT $6"
+    ))
     .bind(org_id)
     .bind(filter.database_id)
     .bind(filter.since.unwrap_or(i64::MIN))
@@ -130,13 +132,23 @@ pub async fn backups(
     .await?)
 }
 
+/// The organisation's newest `limit` backups, newest first (the API's list).
+pub async fn newest_backups(db: &Db, org_id: &str, limit: i64) -> Result<Vec<BackupRecord>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {BACKUP_COLUMNS} FROM backups WHERE org_id = $1 \
+         ORDER BY finished_at DESC, id LIMIT $2"
+    ))
+    .bind(org_id)
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await?)
+}
+
 /// One backup of the organisation.
 pub async fn backup(db: &Db, org_id: &str, id: &str) -> Result<Option<BackupRecord>> {
-    Ok(sqlx::query_as(
-        "SELECT id, database_id, destination_id, schedule_id, object_key, size, sha256, \
-         started_at, finished_at, pg_server_version, pg_dump_version, dump_size, duration_ms, \
-         deleted_at FROM backups WHERE org_id = $1 AND id = $2",
-    )
+    Ok(sqlx::query_as(&format!(
+        "SELECT {BACKUP_COLUMNS} FROM backups WHERE org_id = $1 AND id = $2"
+    ))
     .bind(org_id)
     .bind(id)
     .fetch_optional(db.pool())

@@ -10,6 +10,7 @@ use super::extract::{Body, Path};
 use super::AppState;
 use crate::accounts::roles::Role;
 use crate::backups::destinations::{self, DestinationInfo, NewDestination};
+use crate::backups::history::{self, BackupRecord};
 use crate::backups::schedules::{self, NewSchedule, ScheduleInfo};
 use crate::secrets::SecretJson;
 use axum::extract::State;
@@ -158,6 +159,27 @@ pub struct Backup {
     /// Bytes stored.
     size: i64,
     started_at: i64,
+}
+
+impl From<BackupRecord> for Backup {
+    fn from(b: BackupRecord) -> Self {
+        Self {
+            database_id: b.database_id,
+            deleted_at: b.deleted_at,
+            destination_id: b.destination_id,
+            dump_size: b.dump_size,
+            duration_ms: b.duration_ms,
+            finished_at: b.finished_at,
+            id: b.id,
+            object_key: b.object_key,
+            pg_dump_version: b.pg_dump_version,
+            pg_server_version: b.pg_server_version,
+            schedule_id: b.schedule_id,
+            sha256: b.sha256,
+            size: b.size,
+            started_at: b.started_at,
+        }
+    }
 }
 
 /// What `GET /api/v1/orgs/{org}/backups` answers.
@@ -426,39 +448,11 @@ pub async fn list_backups(
     Path(org_id): Path<String>,
 ) -> ApiResult<Json<BackupList>> {
     org_access(&state, caller, &org_id, Role::Viewer).await?;
-    let rows = sqlx::query(
-        "SELECT b.id, b.database_id, b.destination_id, b.schedule_id, b.object_key, b.size, b.sha256, \
-         b.finished_at, b.pg_server_version, b.deleted_at, b.started_at, b.pg_dump_version, \
-         b.dump_size, b.duration_ms FROM backups b WHERE b.org_id = $1 \
-         ORDER BY b.finished_at DESC, b.id LIMIT 1000",
-    )
-    .bind(&org_id)
-    .fetch_all(state.db.pool())
-    .await
-    .map_err(crate::error::Error::from)?;
-    use sqlx::Row;
-    let items = rows
-        .iter()
-        .map(|r| -> Result<Backup, sqlx::Error> {
-            Ok(Backup {
-                id: r.try_get::<String, _>("id")?,
-                database_id: r.try_get::<String, _>("database_id")?,
-                destination_id: r.try_get::<String, _>("destination_id")?,
-                schedule_id: r.try_get::<Option<String>, _>("schedule_id")?,
-                object_key: r.try_get::<String, _>("object_key")?,
-                size: r.try_get::<i64, _>("size")?,
-                sha256: r.try_get::<String, _>("sha256")?,
-                finished_at: r.try_get::<i64, _>("finished_at")?,
-                pg_server_version: r.try_get::<String, _>("pg_server_version")?,
-                deleted_at: r.try_get::<Option<i64>, _>("deleted_at")?,
-                started_at: r.try_get::<i64, _>("started_at")?,
-                pg_dump_version: r.try_get::<String, _>("pg_dump_version")?,
-                dump_size: r.try_get::<Option<i64>, _>("dump_size")?,
-                duration_ms: r.try_get::<Option<i64>, _>("duration_ms")?,
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(crate::error::Error::from)?;
+    let items = history::newest_backups(&state.db, &org_id, 1000)
+        .await?
+        .into_iter()
+        .map(Backup::from)
+        .collect();
     Ok(Json(BackupList { items }))
 }
 
