@@ -218,10 +218,7 @@ fn flow_3_enrol_an_agent_from_the_page_see_it_online_and_revoke_it() {
     let b = d.browser();
     let mut pages = Pages::new(&b, "flow3");
 
-    b.goto(&d.url("/sign-in")).unwrap();
-    b.fill_in("#email", "admin@example.com").unwrap();
-    b.fill_in("#password", &password).unwrap();
-    b.submit("main button[type=submit]").unwrap();
+    d.sign_in(&b, "admin@example.com", &password);
     // From the organisations page to the organisation's overview, then its agents.
     let link = b
         .find(&format!("main a[href='/orgs/{}']", d.org_id))

@@ -15,10 +15,7 @@ fn flow_8_read_filter_and_export_the_audit_log_and_see_a_broken_chain() {
     let operator = d.add_person("operator@example.com", Role::Operator, &d.org_id);
     let b = d.browser();
     let mut pages = Pages::new(&b, "flow8");
-    b.goto(&d.url("/sign-in")).unwrap();
-    b.fill_in("#email", "admin@example.com").unwrap();
-    b.fill_in("#password", &password).unwrap();
-    b.submit("main button[type=submit]").unwrap();
+    d.sign_in(&b, "admin@example.com", &password);
     b.goto(&d.url(&format!("/orgs/{}/audit", d.org_id)))
         .unwrap();
     assert_eq!(b.title().unwrap(), "Audit log · dbcrate");

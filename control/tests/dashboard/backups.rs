@@ -66,10 +66,7 @@ fn flow_7_run_now_watch_the_job_find_the_backup_and_restore_it() {
     let (agent, _, schedule) = world(&d, &dir);
     let b = d.browser();
     let mut pages = Pages::new(&b, "flow7");
-    b.goto(&d.url("/sign-in")).unwrap();
-    b.fill_in("#email", "admin@example.com").unwrap();
-    b.fill_in("#password", &password).unwrap();
-    b.submit("main button[type=submit]").unwrap();
+    d.sign_in(&b, "admin@example.com", &password);
 
     // Run now, then follow the job from the jobs list.
     b.goto(&d.url(&format!("/orgs/{}/schedules/{schedule}", d.org_id)))

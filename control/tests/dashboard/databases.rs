@@ -36,10 +36,7 @@ fn flow_4_add_and_edit_a_database_whose_password_never_comes_back() {
     let password = d.add_person("admin@example.com", Role::Admin, &d.org_id);
     let b = d.browser();
     let mut pages = Pages::new(&b, "flow4");
-    b.goto(&d.url("/sign-in")).unwrap();
-    b.fill_in("#email", "admin@example.com").unwrap();
-    b.fill_in("#password", &password).unwrap();
-    b.submit("main button[type=submit]").unwrap();
+    d.sign_in(&b, "admin@example.com", &password);
 
     // No agent yet: the page says to enrol one first.
     b.goto(&d.url(&format!("/orgs/{}/databases", d.org_id)))

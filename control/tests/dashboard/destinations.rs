@@ -27,10 +27,7 @@ fn flow_5_test_a_failing_and_a_passing_directory_then_save_it() {
     let dir = TempDir::new("flow5-destination").unwrap();
     let b = d.browser();
     let mut pages = Pages::new(&b, "flow5");
-    b.goto(&d.url("/sign-in")).unwrap();
-    b.fill_in("#email", "admin@example.com").unwrap();
-    b.fill_in("#password", &password).unwrap();
-    b.submit("main button[type=submit]").unwrap();
+    d.sign_in(&b, "admin@example.com", &password);
     b.goto(&d.url(&format!("/orgs/{}/destinations", d.org_id)))
         .unwrap();
     assert_eq!(b.title().unwrap(), "Destinations · dbcrate");

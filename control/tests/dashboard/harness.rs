@@ -219,6 +219,15 @@ impl Dashboard {
         });
     }
 
+    /// Signs `email` (an account without a second factor) in through the sign-in form
+    /// in `browser`.
+    pub fn sign_in(&self, browser: &Browser, email: &str, password: &str) {
+        browser.goto(&self.url("/sign-in")).unwrap();
+        browser.fill_in("#email", email).unwrap();
+        browser.fill_in("#password", password).unwrap();
+        browser.submit("main button[type=submit]").unwrap();
+    }
+
     /// The actions audited so far, oldest first (every chain).
     pub fn audited_actions(&self) -> Vec<String> {
         self.rt.block_on(async {

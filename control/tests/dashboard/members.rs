@@ -27,10 +27,7 @@ fn flow_10_invite_change_reset_remove_and_tokens() {
     d.add_person("leaver@example.com", Role::Viewer, &d.org_id);
     let b = d.browser();
     let mut pages = Pages::new(&b, "flow10");
-    b.goto(&d.url("/sign-in")).unwrap();
-    b.fill_in("#email", "admin@example.com").unwrap();
-    b.fill_in("#password", &password).unwrap();
-    b.submit("main button[type=submit]").unwrap();
+    d.sign_in(&b, "admin@example.com", &password);
     let members = d.url(&format!("/orgs/{}/members", d.org_id));
     b.goto(&members).unwrap();
     assert_eq!(b.title().unwrap(), "Members · dbcrate");

@@ -89,10 +89,7 @@ fn flow_2_the_overview_shows_late_and_healthy_databases_failures_agents_and_stor
 
     let b = d.browser();
     let mut pages = Pages::new(&b, "flow2");
-    b.goto(&d.url("/sign-in")).unwrap();
-    b.fill_in("#email", "viewer@example.com").unwrap();
-    b.fill_in("#password", &password).unwrap();
-    b.submit("main button[type=submit]").unwrap();
+    d.sign_in(&b, "viewer@example.com", &password);
     b.click_through(
         &b.find(&format!("main a[href='/orgs/{}']", d.org_id))
             .unwrap(),

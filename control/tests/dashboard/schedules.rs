@@ -28,10 +28,7 @@ fn flow_6_preview_and_save_a_schedule_see_retention_and_run_it_now() {
     let o = d.objects("shop", &dir);
     let b = d.browser();
     let mut pages = Pages::new(&b, "flow6");
-    b.goto(&d.url("/sign-in")).unwrap();
-    b.fill_in("#email", "operator@example.com").unwrap();
-    b.fill_in("#password", &password).unwrap();
-    b.submit("main button[type=submit]").unwrap();
+    d.sign_in(&b, "operator@example.com", &password);
     b.goto(&d.url(&format!("/orgs/{}/schedules", d.org_id)))
         .unwrap();
     assert_eq!(b.title().unwrap(), "Schedules · dbcrate");
