@@ -290,6 +290,38 @@ impl Browser {
             .to_string())
     }
 
+    /// Selects the option of the `<select>` matching `selector` whose visible text is
+    /// `text` (or starts with `text` and a space: `db-host (agt_…)`), as a person picking
+    /// it from the list would; an error names the options when none matches.
+    pub fn choose(&self, selector: &str, text: &str) -> Result<()> {
+        let found = self.execute(
+            "const select = document.querySelector(arguments[0]);\
+             if (!select) { return 'no element ' + arguments[0]; }\
+             const option = [...select.options].find(o => o.text.trim() === arguments[1]\
+               || o.text.trim().startsWith(arguments[1] + ' '));\
+             if (!option) { return 'no option ' + arguments[1] + ' among: '\
+               + [...select.options].map(o => o.text.trim()).join(', '); }\
+             select.value = option.value;\
+             select.dispatchEvent(new Event('change', { bubbles: true }));\
+             return null;",
+            json!([selector, text]),
+        )?;
+        match found.as_str() {
+            Some(problem) => Err(KitError::new(format!("choosing {text:?}: {problem}"))),
+            None => Ok(()),
+        }
+    }
+
+    /// Lets the page download files into `dir` (Chromium's headless default is to
+    /// refuse downloads).
+    pub fn download_into(&self, dir: &std::path::Path) -> Result<()> {
+        self.cdp(
+            "Browser.setDownloadBehavior",
+            json!({ "behavior": "allow", "downloadPath": dir.display().to_string() }),
+        )
+        .map(drop)
+    }
+
     /// The visible text of the element matching `selector`.
     pub fn text_of(&self, selector: &str) -> Result<String> {
         self.text(&self.find(selector)?)

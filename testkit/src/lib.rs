@@ -27,6 +27,7 @@ mod dir_names;
 mod error;
 pub mod log_lint;
 mod master_keys;
+pub mod page_checks;
 mod pg_install;
 mod ports;
 mod postgres;
