@@ -26,6 +26,7 @@ mod layout;
 mod pages;
 mod qr;
 mod session;
+mod units;
 mod when;
 
 use crate::http::{AppState, MAX_BODY_BYTES};

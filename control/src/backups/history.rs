@@ -155,6 +155,19 @@ pub async fn backup(db: &Db, org_id: &str, id: &str) -> Result<Option<BackupReco
     .await?)
 }
 
+/// The backup a job is about: the one a backup job made, or the one a restore job
+/// restores; `None` while a backup job has made none.
+pub async fn backup_of_job(db: &Db, org_id: &str, job_id: &str) -> Result<Option<BackupRecord>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {BACKUP_COLUMNS} FROM backups WHERE org_id = $1 AND (job_id = $2 \
+         OR id = (SELECT backup_id FROM jobs WHERE org_id = $1 AND id = $2)) LIMIT 1"
+    ))
+    .bind(org_id)
+    .bind(job_id)
+    .fetch_optional(db.pool())
+    .await?)
+}
+
 /// A job, as its page shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobRecord {

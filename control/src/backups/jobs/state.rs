@@ -38,6 +38,14 @@ impl JobState {
     }
 }
 
+impl JobState {
+    /// Whether the job has ended (succeeded, or failed with no attempt left): its page
+    /// stops reloading and its numbers no longer change.
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed)
+    }
+}
+
 impl fmt::Display for JobState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

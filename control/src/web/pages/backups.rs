@@ -8,7 +8,7 @@
 //! `POST /api/v1/orgs/{org}/restores` (`backups::restores::create_with_passphrase`,
 //! audited; a customer-sealed organisation's passphrase is asked for on the form).
 
-use super::jobs::{bytes, database_names, name_of};
+use super::jobs::{database_names, name_of};
 use super::org::{self, Member, OrgPage};
 use crate::accounts::roles::Role;
 use crate::backups::history::{self, After, BackupFilter, BackupRecord, PAGE_SIZE};
@@ -20,6 +20,7 @@ use crate::secrets::customer_seal::Passphrase;
 use crate::web::forms::{field, Field};
 use crate::web::layout::{self, answer, csrf_field, error_message, page};
 use crate::web::session::Visitor;
+use crate::web::units::{bytes, duration};
 use crate::web::when;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -71,15 +72,6 @@ fn filters(member: &Member, query: &BackupQuery, names: &[(String, String)]) -> 
             }
             div.actions { button type="submit" { "Show" } }
         }
-    }
-}
-
-fn duration(ms: Option<i64>) -> String {
-    match ms {
-        None => "unknown".into(),
-        Some(ms) if ms < 1000 => format!("{ms} ms"),
-        Some(ms) if ms < 120_000 => format!("{:.1} s", ms as f64 / 1000.0),
-        Some(ms) => format!("{} min {} s", ms / 60_000, ms % 60_000 / 1000),
     }
 }
 

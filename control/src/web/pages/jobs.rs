@@ -5,34 +5,21 @@
 //! (a `<meta http-equiv="refresh">`, no script), so progress shows without JavaScript.
 
 use super::org::{self, Member, OrgPage};
-use crate::backups::history::{self, After, JobFilter, JobRecord, PAGE_SIZE};
+use crate::backups::history::{self, After, BackupRecord, JobFilter, JobRecord, PAGE_SIZE};
 use crate::backups::jobs::JobState;
 use crate::http::AppState;
 use crate::web::layout::{self, answer, error_message, notice, page};
+use crate::web::units::{bytes, duration};
 use crate::web::when;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use dbcrate_core::wire::JobKind;
 use maud::{html, Markup};
 use serde::Deserialize;
 
 /// How often a running job's page reloads itself, in seconds.
 pub const REFRESH_SECS: u32 = 3;
-
-/// Bytes as people read them: `512 B`, `3.4 MiB`.
-pub fn bytes(n: i64) -> String {
-    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
-    if n < 1024 {
-        return format!("{n} B");
-    }
-    let mut value = n as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
-}
 
 /// A job's state in words (and a class that only repeats them in colour).
 pub fn state_text(state: JobState) -> (&'static str, &'static str) {
@@ -177,7 +164,31 @@ fn job_facts(job: &JobRecord, names: &[(String, String)], now: i64) -> Markup {
             @if let Some(at) = job.started_at { dt { "Started" } dd { (when::time(at, now)) } }
             @if let Some(at) = job.finished_at { dt { "Finished" } dd { (when::time(at, now)) } }
             dt { "Phase" } dd { (job.phase) }
-            dt { "Moved" } dd { (bytes(job.progress_bytes)) }
+            // A job too short for a heartbeat moved bytes all the same: no "0 B" then.
+            @if job.progress_bytes > 0 || !job.state.is_final() {
+                dt { "Moved" } dd { (bytes(job.progress_bytes)) }
+            }
+        }
+    }
+}
+
+/// The backup the job made (a backup job) or restores (a restore job), so its page
+/// names the object by size and SHA-256 — what a person compares with the storage.
+fn backup_facts(job: &JobRecord, backup: &BackupRecord, now: i64) -> Markup {
+    let heading = if JobKind::from_name(&job.kind) == JobKind::Restore {
+        "The backup it restores"
+    } else {
+        "The backup it made"
+    };
+    html! {
+        h2 { (heading) }
+        dl.facts {
+            dt { "Backup" } dd { code { (backup.id) } }
+            dt { "Finished" } dd { (when::time(backup.finished_at, now)) }
+            dt { "Size" } dd { (bytes(backup.size)) }
+            dt { "Took" } dd { (duration(backup.duration_ms)) }
+            dt { "PostgreSQL" } dd { (backup.pg_server_version) }
+            dt { "SHA-256" } dd { code.hash { (backup.sha256) } }
         }
     }
 }
@@ -197,13 +208,18 @@ pub async fn show(
         Ok(names) => names,
         Err(failed) => return failed,
     };
-    let live = matches!(job.state, JobState::Queued | JobState::Running);
+    let backup = match history::backup_of_job(&state.db, &member.org_id, &job.id).await {
+        Ok(backup) => backup,
+        Err(e) => return layout::failure(&e),
+    };
+    let live = !job.state.is_final();
     let body = html! {
         (org::org_nav(&member, "jobs"))
         @if live {
             (notice(&format!("This page reloads every {REFRESH_SECS} seconds while the job runs.")))
         }
         (job_facts(&job, &names, state.now()))
+        @if let Some(backup) = &backup { (backup_facts(&job, backup, state.now())) }
         @if let Some(error) = &job.error {
             (error_message(error))
         }
@@ -220,17 +236,4 @@ pub async fn show(
         }
     }
     response
-}
-
-#[cfg(test)]
-mod tests {
-    use super::bytes;
-
-    #[test]
-    fn bytes_read_in_binary_units() {
-        assert_eq!(bytes(0), "0 B");
-        assert_eq!(bytes(1023), "1023 B");
-        assert_eq!(bytes(1536), "1.5 KiB");
-        assert_eq!(bytes(3 * 1024 * 1024 + 400 * 1024), "3.4 MiB");
-    }
 }

@@ -6,13 +6,13 @@
 //! connected, and certificates near their end; what each destination holds.
 //! (`backups::overview`, `agents::list`.) Any member.
 
-use super::jobs::bytes;
 use super::org::{self, OrgPage};
 use crate::agents::{self, presence};
 use crate::backups::overview::{self, DatabaseHealth};
 use crate::http::AppState;
 use crate::web::chart::sparkline;
 use crate::web::layout::{self, answer, notice, page};
+use crate::web::units::bytes;
 use crate::web::when;
 use axum::extract::State;
 use axum::http::StatusCode;
