@@ -39,8 +39,8 @@ pub use headers::CONTENT_SECURITY_POLICY;
 /// Every dashboard route (no fallback: [`app`] adds the API behind them).
 pub fn router(state: AppState) -> Router {
     use pages::{
-        account, agents, audit, backups, databases, destinations, home, jobs, members, overview,
-        recovery_key, schedules, sign_in,
+        account, agents, audit, backups, databases, destinations, home, invitations, jobs, members,
+        overview, recovery_key, schedules, sign_in,
     };
     Router::new()
         .route("/", get(home::show))
@@ -57,6 +57,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/account/second-factor/confirm",
             post(account::confirm_second_factor),
+        )
+        .route(
+            invitations::ACCEPT_PATH,
+            get(invitations::show).post(invitations::submit),
         )
         .route("/orgs/{org}", get(overview::show))
         .route("/orgs/{org}/agents", get(agents::list))

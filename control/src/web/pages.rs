@@ -9,6 +9,7 @@ pub mod backups;
 pub mod databases;
 pub mod destinations;
 pub mod home;
+pub mod invitations;
 pub mod jobs;
 pub mod members;
 pub mod org;

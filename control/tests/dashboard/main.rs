@@ -19,6 +19,7 @@ mod destinations;
 mod harness;
 mod headers;
 mod http;
+mod invitations;
 mod members;
 mod overview;
 mod page_times;

@@ -83,6 +83,7 @@ pub async fn show(State(state): State<AppState>, Person(visitor): Person) -> Res
                         }
                     }
                 }
+                p { a href=(super::invitations::ACCEPT_PATH) { "Accept an invitation" } }
             },
         ),
     )

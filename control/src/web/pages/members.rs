@@ -258,10 +258,11 @@ pub async fn invite(
             token.expose_secret(),
             html! {
                 p {
-                    "Give it to " (invitation.email) " by a channel you trust. With an account for \
-                     that address they accept it (POST /api/v1/invitations/accept); without one \
-                     they set their password with it (POST /api/v1/invitations/create-account). \
-                     It expires " (when::time(invitation.expires_at, state.now())) "."
+                    "Give it to " (invitation.email) " by a channel you trust. They open "
+                    code { (super::invitations::ACCEPT_PATH) } " on this dashboard and paste it: \
+                     signed in, if they have an account for that address; otherwise they choose \
+                     their password there. (API clients: POST /api/v1/invitations/accept or \
+                     …/create-account.) It expires " (when::time(invitation.expires_at, state.now())) "."
                 }
             },
         ),
