@@ -6,6 +6,7 @@
 
 mod common;
 
+use dbcrate_control::audit::query::{self, Filter, Order};
 use dbcrate_control::audit::{self, AuditAction, AuditEvent, INSTANCE_CHAIN};
 use dbcrate_control::db::{binary_schema_version, Db, Engine};
 use dbcrate_control::envelope::MasterKeys;
@@ -343,4 +344,56 @@ crate::sqlite_and_postgres!(
     sqlite_unkeyed_chains_are_sealed,
     postgres_unkeyed_chains_are_sealed,
     unkeyed_chains_are_sealed
+);
+
+/// Pages of the log read newest first (the dashboard's order) and in chain order (the
+/// API's): the same rows, each page continuing where the last ended, filters applied.
+async fn pages_in_either_order(db: Db) {
+    db.migrate().await.unwrap();
+    open_key(&db).await;
+    write_five(&db, "org-a").await;
+    write_five(&db, "org-b").await;
+    let seqs = |rows: Vec<audit::AuditRow>| rows.iter().map(|r| r.seq).collect::<Vec<_>>();
+    let newest = |before| Filter {
+        order: Order::NewestFirst,
+        before,
+        ..Filter::default()
+    };
+    let first = query::page(&db, "org-a", &newest(None), 2).await.unwrap();
+    assert_eq!(seqs(first), [5, 4]);
+    let next = query::page(&db, "org-a", &newest(Some(4)), 2)
+        .await
+        .unwrap();
+    assert_eq!(seqs(next), [3, 2]);
+    let last = query::page(&db, "org-a", &newest(Some(2)), 2)
+        .await
+        .unwrap();
+    assert_eq!(seqs(last), [1]);
+    let chain = Filter {
+        after: Some(2),
+        ..Filter::default()
+    };
+    assert_eq!(
+        seqs(query::page(&db, "org-a", &chain, 10).await.unwrap()),
+        [3, 4, 5]
+    );
+    let filtered = Filter {
+        to: Some("2026-11-29T05:00:04Z".into()),
+        ..newest(None)
+    };
+    assert_eq!(
+        seqs(query::page(&db, "org-a", &filtered, 10).await.unwrap()),
+        [3, 2, 1]
+    );
+    let bad = Filter {
+        before: Some(-1),
+        ..Filter::default()
+    };
+    assert!(bad.validate().is_err());
+}
+
+crate::sqlite_and_postgres!(
+    sqlite_audit_pages,
+    postgres_audit_pages,
+    pages_in_either_order
 );

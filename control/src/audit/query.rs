@@ -13,6 +13,16 @@ pub const MAX_PAGE: i64 = 1000;
 /// Rows per page when the caller does not say.
 pub const DEFAULT_PAGE: i64 = 100;
 
+/// Which end of the log a page starts from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Order {
+    /// Oldest first, as the chain runs (the API and the exports; `after` continues).
+    #[default]
+    Chain,
+    /// Newest first, as people read a log (the dashboard; `before` continues).
+    NewestFirst,
+}
+
 /// Which rows.
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
@@ -26,6 +36,11 @@ pub struct Filter {
     pub actor: Option<String>,
     /// Only rows after this sequence number (the cursor of the previous page).
     pub after: Option<i64>,
+    /// Only rows before this sequence number (the cursor of the previous newest-first
+    /// page).
+    pub before: Option<i64>,
+    /// The order of the page.
+    pub order: Order,
 }
 
 fn is_utc_second(text: &str) -> bool {
@@ -58,16 +73,18 @@ impl Filter {
                 return Err(Error::invalid(format!("{name} must be 1-200 characters")));
             }
         }
-        if self.after.is_some_and(|a| a < 0) {
-            return Err(Error::invalid(
-                "after must be a sequence number (0 or more)",
-            ));
+        for (name, value) in [("after", self.after), ("before", self.before)] {
+            if value.is_some_and(|a| a < 0) {
+                return Err(Error::invalid(format!(
+                    "{name} must be a sequence number (0 or more)"
+                )));
+            }
         }
         Ok(())
     }
 }
 
-/// Up to `limit` matching rows of `org_id` in chain order.
+/// Up to `limit` matching rows of `org_id`, in the filter's order.
 pub async fn page(db: &Db, org_id: &str, filter: &Filter, limit: i64) -> Result<Vec<AuditRow>> {
     filter.validate()?;
     if !(1..=MAX_PAGE).contains(&limit) {
@@ -75,7 +92,8 @@ pub async fn page(db: &Db, org_id: &str, filter: &Filter, limit: i64) -> Result<
     }
     // Only the filters given go into the statement: a `($n = '' OR column = $n)` form
     // would keep the database from using the (org, action) index for the action filter.
-    let mut sql = format!("SELECT {ROW_COLUMNS} FROM audit_log WHERE org_id = $1 AND seq > $2");
+    let mut sql =
+        format!("SELECT {ROW_COLUMNS} FROM audit_log WHERE org_id = $1 AND seq > $2 AND seq < $3");
     let mut values: Vec<&str> = Vec::new();
     for (condition, value) in [
         ("at >=", &filter.from),
@@ -85,13 +103,21 @@ pub async fn page(db: &Db, org_id: &str, filter: &Filter, limit: i64) -> Result<
     ] {
         if let Some(value) = value.as_deref() {
             values.push(value);
-            sql.push_str(&format!(" AND {condition} ${}", values.len() + 2));
+            sql.push_str(&format!(" AND {condition} ${}", values.len() + 3));
         }
     }
-    sql.push_str(&format!(" ORDER BY seq LIMIT ${}", values.len() + 3));
+    let direction = match filter.order {
+        Order::Chain => "",
+        Order::NewestFirst => " DESC",
+    };
+    sql.push_str(&format!(
+        " ORDER BY seq{direction} LIMIT ${}",
+        values.len() + 4
+    ));
     let mut query = sqlx::query_as(&sql)
         .bind(org_id)
-        .bind(filter.after.unwrap_or(0));
+        .bind(filter.after.unwrap_or(0))
+        .bind(filter.before.unwrap_or(i64::MAX));
     for value in values {
         query = query.bind(value);
     }

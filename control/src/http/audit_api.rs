@@ -128,6 +128,7 @@ pub async fn query(
         action: q.action,
         actor: q.actor,
         after: q.after,
+        ..Filter::default()
     };
     filter.validate()?;
     if format == Format::Json {

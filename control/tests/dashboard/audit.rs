@@ -19,6 +19,25 @@ fn flow_8_read_filter_and_export_the_audit_log_and_see_a_broken_chain() {
     b.goto(&d.url(&format!("/orgs/{}/audit", d.org_id)))
         .unwrap();
     assert_eq!(b.title().unwrap(), "Audit log · dbcrate");
+    // Newest first: the first row is the organisation's newest.
+    let newest: String = d.rt.block_on(async {
+        sqlx::query_scalar(
+            "SELECT action FROM audit_log WHERE org_id = $1 ORDER BY seq DESC LIMIT 1",
+        )
+        .bind(&d.org_id)
+        .fetch_one(d.db.pool())
+        .await
+        .unwrap()
+    });
+    let times: Vec<String> = b
+        .find_all("td[data-label='When (UTC)']")
+        .unwrap()
+        .iter()
+        .map(|cell| b.text(cell).unwrap())
+        .collect();
+    assert!(times.len() >= 2, "{times:?}");
+    assert!(times.windows(2).all(|w| w[0] >= w[1]), "{times:?}");
+    assert_eq!(b.text_of("td[data-label=Action]").unwrap(), newest);
     pages.check("audit");
     b.click_through(&b.find("a[href$='/audit/chain']").unwrap())
         .unwrap();

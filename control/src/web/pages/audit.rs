@@ -1,4 +1,4 @@
-//! Flow 8, the audit log: the organisation's rows in chain order, filtered by actor,
+//! Flow 8, the audit log: the organisation's rows newest first, filtered by actor,
 //! action and time, 100 a page; exports of every matching row as JSON lines and CSV
 //! (links to the API's own export, `GET /api/v1/orgs/{org}/audit?format=…`, which the
 //! session cookie authorises for reading); and, on its own page (it reads every row, so
@@ -12,7 +12,7 @@
 use super::org::{self, Member, OrgPage};
 use crate::accounts::roles::Role;
 use crate::audit::heads::Head;
-use crate::audit::query::{self, Filter, DEFAULT_PAGE};
+use crate::audit::query::{self, Filter, Order, DEFAULT_PAGE};
 use crate::audit::{self, AuditAction, AuditRow};
 use crate::http::AppState;
 use crate::web::layout::{self, answer, error_message, notice, page};
@@ -34,7 +34,7 @@ pub struct AuditQuery {
     #[serde(default)]
     to: String,
     #[serde(default)]
-    after: String,
+    before: String,
 }
 
 /// `YYYY-MM-DD` as the start of that UTC day, `days_later` days on.
@@ -60,7 +60,9 @@ impl AuditQuery {
             to: day(&self.to, 1, "to")?,
             action: text(&self.action),
             actor: text(&self.actor),
-            after: self.after.parse().ok(),
+            before: self.before.parse().ok(),
+            order: Order::NewestFirst,
+            ..Filter::default()
         })
     }
 
@@ -119,7 +121,7 @@ fn filters(member: &Member, q: &AuditQuery) -> Markup {
 fn rows_table(rows: &[AuditRow]) -> Markup {
     html! {
         table.stack {
-            caption.hint { "Audit rows in chain order, oldest first." }
+            caption.hint { "Audit rows, newest first." }
             thead { tr {
                 th scope="col" { "#" } th scope="col" { "When (UTC)" } th scope="col" { "Actor" }
                 th scope="col" { "Action" } th scope="col" { "Target" } th scope="col" { "Details" }
@@ -215,10 +217,10 @@ pub async fn show(
     };
     let params = q.params();
     let api = format!("/api/v1/orgs/{}/audit", member.org_id);
-    let next = (rows.len() as i64 == DEFAULT_PAGE)
+    let older = (rows.len() as i64 == DEFAULT_PAGE)
         .then(|| {
             rows.last()
-                .map(|r| member.path(&format!("audit?{params}&after={}", r.seq)))
+                .map(|r| member.path(&format!("audit?{params}&before={}", r.seq)))
         })
         .flatten();
     let body = html! {
@@ -238,7 +240,7 @@ pub async fn show(
         }
         @if rows.is_empty() && refused.is_none() { p { "No rows match." } }
         @else if !rows.is_empty() { (rows_table(&rows)) }
-        @if let Some(next) = next { p { a href=(next) { "Later rows" } } }
+        @if let Some(older) = older { p { a href=(older) { "Older rows" } } }
     };
     answer(code, page("Audit log", Some(org::nav(&visitor)), body))
 }
