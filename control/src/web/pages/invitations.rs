@@ -96,22 +96,31 @@ fn signed_out_page(message: Option<Markup>) -> Markup {
     )
 }
 
-/// Who is asking: a signed-in person, nobody, or an answer to give instead (a session
-/// that must change its one-time password first, or has ended).
-fn who(headers: &HeaderMap, person: Result<Person, Response>) -> Result<Option<Visitor>, Response> {
+/// Who is asking.
+enum Asker {
+    /// A signed-in person with a password of their own.
+    SignedIn(Visitor),
+    /// Nobody signed in.
+    SignedOut,
+    /// An answer to give instead: a session that must change its one-time password
+    /// first, or one that has ended.
+    Sent(Response),
+}
+
+fn who(headers: &HeaderMap, person: Result<Person, Response>) -> Asker {
     match person {
-        Ok(Person(visitor)) => Ok(Some(visitor)),
-        Err(_) if session_token(headers).is_none() => Ok(None),
-        Err(elsewhere) => Err(elsewhere),
+        Ok(Person(visitor)) => Asker::SignedIn(visitor),
+        Err(_) if session_token(headers).is_none() => Asker::SignedOut,
+        Err(elsewhere) => Asker::Sent(elsewhere),
     }
 }
 
 /// `GET /invitations/accept`.
 pub async fn show(headers: HeaderMap, person: Result<Person, Response>) -> Response {
     match who(&headers, person) {
-        Ok(Some(visitor)) => answer(StatusCode::OK, signed_in_page(&visitor, None)),
-        Ok(None) => answer(StatusCode::OK, signed_out_page(None)),
-        Err(elsewhere) => elsewhere,
+        Asker::SignedIn(visitor) => answer(StatusCode::OK, signed_in_page(&visitor, None)),
+        Asker::SignedOut => answer(StatusCode::OK, signed_out_page(None)),
+        Asker::Sent(elsewhere) => elsewhere,
     }
 }
 
@@ -156,13 +165,11 @@ pub async fn submit(
     person: Result<Person, Response>,
     Form(form): Form<AcceptForm>,
 ) -> Response {
-    let visitor = match who(&headers, person) {
-        Ok(visitor) => visitor,
-        Err(elsewhere) => return elsewhere,
-    };
     let now = state.now();
-    let Some(visitor) = visitor else {
-        return create_account(&state, form, now).await;
+    let visitor = match who(&headers, person) {
+        Asker::SignedIn(visitor) => visitor,
+        Asker::SignedOut => return create_account(&state, form, now).await,
+        Asker::Sent(elsewhere) => return elsewhere,
     };
     match invitations::accept(&state.db, &form.token, &visitor.session.user_id, now).await {
         Ok(accepted) => {
