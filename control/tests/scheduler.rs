@@ -148,3 +148,126 @@ async fn postgres_schedules_fire_once_across_two_replicas() {
     )
     .await;
 }
+
+/// The schedule `setup` made, and its organisation.
+async fn the_schedule(db: &Db) -> (String, String) {
+    sqlx::query_as("SELECT id, org_id FROM schedules LIMIT 1")
+        .fetch_one(db.pool())
+        .await
+        .unwrap()
+}
+
+fn change(cron: &str, keep_daily: u32, enabled: bool) -> schedules::ScheduleChange<'_> {
+    schedules::ScheduleChange {
+        cron,
+        time_zone: "Europe/Berlin",
+        retention: Rules {
+            keep_daily,
+            ..Rules::default()
+        },
+        enabled,
+    }
+}
+
+/// A changed schedule fires on its new timing from the moment of the change — never for
+/// slots before it (as a new schedule does not) — a paused one not at all, and a resumed
+/// one from the moment it resumed; bad settings change nothing; each change is audited
+/// with what it was before.
+async fn changes_take_effect_from_the_change(db: Db) {
+    setup(&db, 1).await;
+    let (id, org) = the_schedule(&db).await;
+    // Two days later, never fired (the scheduler was down): now hourly.
+    let t1 = T0 + 2 * 86_400 + 600;
+    let changed = schedules::update(&db, &org, &id, &change("0 * * * *", 3, true), "user:u", t1)
+        .await
+        .unwrap()
+        .expect("the schedule");
+    assert_eq!(
+        (
+            changed.cron.as_str(),
+            changed.time_zone.as_str(),
+            changed.keep_daily
+        ),
+        ("0 * * * *", "Europe/Berlin", 3)
+    );
+    assert!(
+        scheduler::fire_due(&db, t1).await.unwrap().is_empty(),
+        "no catch-up"
+    );
+    assert_eq!(scheduler::fire_due(&db, t1 + 3600).await.unwrap().len(), 1);
+
+    // Paused: nothing fires for days; resumed: nothing for the paused time either.
+    let t2 = t1 + 2 * 3600;
+    let paused = schedules::update(&db, &org, &id, &change("0 * * * *", 3, false), "user:u", t2)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!paused.enabled && paused.next_run_at.is_none());
+    assert!(scheduler::fire_due(&db, t2 + 3 * 86_400)
+        .await
+        .unwrap()
+        .is_empty());
+    let t3 = t2 + 3 * 86_400 + 600;
+    schedules::update(&db, &org, &id, &change("0 * * * *", 3, true), "user:u", t3)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        scheduler::fire_due(&db, t3).await.unwrap().is_empty(),
+        "no catch-up"
+    );
+    assert_eq!(scheduler::fire_due(&db, t3 + 3600).await.unwrap().len(), 1);
+
+    // Refused settings change nothing; another organisation's schedule is not found.
+    for (bad, why) in [
+        (change("61 * * * *", 3, true), "minute"),
+        (
+            change("0 * * * *", schedules::MAX_KEEP + 1, true),
+            "keep_daily",
+        ),
+    ] {
+        let err = schedules::update(&db, &org, &id, &bad, "user:u", t3)
+            .await
+            .unwrap_err();
+        assert!(err.message.contains(why), "{err:?}");
+    }
+    let other = orgs::create(
+        &db,
+        &common::keys_with_audit_key(&db, "2026-01-01T00:00:00Z").await,
+        "Other",
+        "system:test",
+        "2026-01-01T00:00:00Z",
+    )
+    .await
+    .unwrap();
+    let hourly = change("0 * * * *", 1, true);
+    let elsewhere = schedules::update(&db, &other.id, &id, &hourly, "u", t3).await;
+    assert!(elsewhere.unwrap().is_none());
+    let (cron, keep_daily): (String, i64) =
+        sqlx::query_as("SELECT cron, keep_daily FROM schedules WHERE id = $1")
+            .bind(&id)
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+    assert_eq!((cron.as_str(), keep_daily), ("0 * * * *", 3));
+
+    let details: Vec<String> = sqlx::query_scalar(
+        "SELECT details FROM audit_log WHERE action = 'schedule.update' ORDER BY seq",
+    )
+    .fetch_all(db.pool())
+    .await
+    .unwrap();
+    assert_eq!(details.len(), 3, "{details:?}");
+    let first: serde_json::Value = serde_json::from_str(&details[0]).unwrap();
+    assert_eq!(first["before"]["cron"], "0 3 * * *");
+    assert_eq!(first["after"]["cron"], "0 * * * *");
+    assert_eq!(first["after"]["retention"]["keep_daily"], 3);
+    let second: serde_json::Value = serde_json::from_str(&details[1]).unwrap();
+    assert_eq!(second["after"]["enabled"], false);
+}
+
+crate::sqlite_and_postgres!(
+    sqlite_schedule_changes,
+    postgres_schedule_changes,
+    changes_take_effect_from_the_change
+);

@@ -98,6 +98,8 @@ pub enum AuditAction {
     RestoreSucceeded,
     /// `schedule.create`: A schedule was added.
     ScheduleCreate,
+    /// `schedule.update`: A schedule's timing, retention or state was changed.
+    ScheduleUpdate,
     /// `secret.unwrap`: A sealed secret was unwrapped, with the reason.
     SecretUnwrap,
     /// `user.create`: An account was made.
@@ -114,7 +116,7 @@ pub enum AuditAction {
 
 impl AuditAction {
     /// Every action, in the order of their text.
-    pub const ALL: [AuditAction; 49] = [
+    pub const ALL: [AuditAction; 50] = [
         Self::AgentCertificateRenew,
         Self::AgentEnrol,
         Self::AgentEnrolRefused,
@@ -158,6 +160,7 @@ impl AuditAction {
         Self::RestoreCreate,
         Self::RestoreSucceeded,
         Self::ScheduleCreate,
+        Self::ScheduleUpdate,
         Self::SecretUnwrap,
         Self::UserCreate,
         Self::UserPasswordChange,
@@ -212,6 +215,7 @@ impl AuditAction {
             Self::RestoreCreate => "restore.create",
             Self::RestoreSucceeded => "restore.succeeded",
             Self::ScheduleCreate => "schedule.create",
+            Self::ScheduleUpdate => "schedule.update",
             Self::SecretUnwrap => "secret.unwrap",
             Self::UserCreate => "user.create",
             Self::UserPasswordChange => "user.password_change",
@@ -250,7 +254,7 @@ mod tests {
 
     /// The stored text of every action. Changing a line here changes what the audit log
     /// says and breaks filters and alerts on it: add actions, never rename them.
-    const TEXT: [(AuditAction, &str); 49] = [
+    const TEXT: [(AuditAction, &str); 50] = [
         (AgentCertificateRenew, "agent.certificate.renew"),
         (AgentEnrol, "agent.enrol"),
         (AgentEnrolRefused, "agent.enrol.refused"),
@@ -297,6 +301,7 @@ mod tests {
         (RestoreCreate, "restore.create"),
         (RestoreSucceeded, "restore.succeeded"),
         (ScheduleCreate, "schedule.create"),
+        (ScheduleUpdate, "schedule.update"),
         (SecretUnwrap, "secret.unwrap"),
         (UserCreate, "user.create"),
         (UserPasswordChange, "user.password_change"),

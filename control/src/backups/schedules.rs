@@ -60,18 +60,23 @@ pub struct ScheduleInfo {
     pub next_run_at: Option<i64>,
 }
 
-/// Creates a schedule after checking the expression, the zone, the counts, and that the
-/// database and destination belong to the organisation.
-pub async fn create(
-    db: &Db,
-    org_id: &str,
-    new: &NewSchedule<'_>,
-    actor: &str,
-    now: i64,
-) -> Result<ScheduleInfo> {
-    let schedule =
-        Schedule::parse(new.cron, new.time_zone).map_err(|e| Error::invalid(e.to_string()))?;
-    let r = &new.retention;
+/// A schedule's new timing, retention and state. Its database and destination stay:
+/// backing up something else, or elsewhere, is another schedule.
+#[derive(Debug)]
+pub struct ScheduleChange<'a> {
+    /// Five-field cron expression (or @daily etc.).
+    pub cron: &'a str,
+    /// IANA time zone.
+    pub time_zone: &'a str,
+    /// Retention.
+    pub retention: Rules,
+    /// Whether it fires (and its retention runs); `false` pauses it.
+    pub enabled: bool,
+}
+
+/// The expression in its zone, after checking it and the counts.
+fn checked(cron: &str, time_zone: &str, r: &Rules) -> Result<Schedule> {
+    let schedule = Schedule::parse(cron, time_zone).map_err(|e| Error::invalid(e.to_string()))?;
     for (name, value) in [
         ("keep_last", r.keep_last),
         ("keep_daily", r.keep_daily),
@@ -83,6 +88,27 @@ pub async fn create(
             return Err(Error::invalid(format!("{name} must be 0-{MAX_KEEP}")));
         }
     }
+    Ok(schedule)
+}
+
+fn retention_json(r: &Rules) -> serde_json::Value {
+    serde_json::json!({
+        "keep_last": r.keep_last, "keep_daily": r.keep_daily, "keep_weekly": r.keep_weekly,
+        "keep_monthly": r.keep_monthly, "keep_yearly": r.keep_yearly,
+    })
+}
+
+/// Creates a schedule after checking the expression, the zone, the counts, and that the
+/// database and destination belong to the organisation.
+pub async fn create(
+    db: &Db,
+    org_id: &str,
+    new: &NewSchedule<'_>,
+    actor: &str,
+    now: i64,
+) -> Result<ScheduleInfo> {
+    let schedule = checked(new.cron, new.time_zone, &new.retention)?;
+    let r = &new.retention;
     if !is_id(new.database_id, "dbs") || !is_id(new.destination_id, "dst") {
         return Err(Error::invalid(
             "database_id and destination_id must be ids of this organisation's objects",
@@ -128,10 +154,7 @@ pub async fn create(
         let details = serde_json::json!({
             "database": new.database_id, "destination": new.destination_id,
             "cron": schedule.cron(), "time_zone": schedule.zone(),
-            "retention": {
-                "keep_last": r.keep_last, "keep_daily": r.keep_daily, "keep_weekly": r.keep_weekly,
-                "keep_monthly": r.keep_monthly, "keep_yearly": r.keep_yearly,
-            },
+            "retention": retention_json(r),
         });
         let (target, action) = (format!("schedule:{id}"), AuditAction::ScheduleCreate);
         audit::record_in(&mut tx, org_id, actor, action, &target, details, now).await
@@ -145,6 +168,92 @@ pub async fn create(
         .ok_or_else(|| Error::internal("the new schedule vanished"))
 }
 
+/// Changes schedule `id` of `org_id` (`None`: no such schedule there), audited as
+/// `schedule.update` with its settings before and after.
+///
+/// A new expression or zone, and a resumed schedule, count from `now`: the scheduler
+/// does not fire for slots before the change (or during the pause), as a new schedule
+/// does not fire for slots before it existed. A paused schedule neither fires nor has
+/// its retention applied, so nothing is deleted while it is paused.
+pub async fn update(
+    db: &Db,
+    org_id: &str,
+    id: &str,
+    change: &ScheduleChange<'_>,
+    actor: &str,
+    now: i64,
+) -> Result<Option<ScheduleInfo>> {
+    let schedule = checked(change.cron, change.time_zone, &change.retention)?;
+    let mut tx = db.begin().await?;
+    let updated: Result<bool> = async {
+        let found: Option<StoredSchedule> = sqlx::query_as(
+            "SELECT id, database_id, destination_id, cron, time_zone, enabled, keep_last, \
+             keep_daily, keep_weekly, keep_monthly, keep_yearly FROM schedules \
+             WHERE id = $1 AND org_id = $2",
+        )
+        .bind(id)
+        .bind(org_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(before) = found.map(|stored| stored.info(now)) else {
+            return Ok(false);
+        };
+        let last_fired_at: i64 =
+            sqlx::query_scalar("SELECT last_fired_at FROM schedules WHERE id = $1")
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?;
+        let was_enabled = before.enabled;
+        let retimed = before.cron != schedule.cron() || before.time_zone != schedule.zone();
+        let resumed = change.enabled && !was_enabled;
+        let last_fired_at = if retimed || resumed {
+            last_fired_at.max(now)
+        } else {
+            last_fired_at
+        };
+        let r = &change.retention;
+        sqlx::query(
+            "UPDATE schedules SET cron = $1, time_zone = $2, enabled = $3, keep_last = $4, \
+             keep_daily = $5, keep_weekly = $6, keep_monthly = $7, keep_yearly = $8, \
+             last_fired_at = $9 WHERE id = $10 AND org_id = $11",
+        )
+        .bind(schedule.cron())
+        .bind(schedule.zone())
+        .bind(i64::from(change.enabled))
+        .bind(i64::from(r.keep_last))
+        .bind(i64::from(r.keep_daily))
+        .bind(i64::from(r.keep_weekly))
+        .bind(i64::from(r.keep_monthly))
+        .bind(i64::from(r.keep_yearly))
+        .bind(last_fired_at)
+        .bind(id)
+        .bind(org_id)
+        .execute(&mut *tx)
+        .await?;
+        let details = serde_json::json!({
+            "before": {
+                "cron": before.cron, "time_zone": before.time_zone, "enabled": was_enabled,
+                "retention": retention_json(&before.rules()),
+            },
+            "after": {
+                "cron": schedule.cron(), "time_zone": schedule.zone(), "enabled": change.enabled,
+                "retention": retention_json(r),
+            },
+        });
+        let (target, action) = (format!("schedule:{id}"), AuditAction::ScheduleUpdate);
+        audit::record_in(&mut tx, org_id, actor, action, &target, details, now).await?;
+        Ok(true)
+    }
+    .await;
+    if !end_write(tx, updated).await? {
+        return Ok(None);
+    }
+    Ok(list(db, org_id, now)
+        .await?
+        .into_iter()
+        .find(|s| s.id == id))
+}
+
 /// The organisation's schedules with their next fire time after `now`.
 pub async fn list(db: &Db, org_id: &str, now: i64) -> Result<Vec<ScheduleInfo>> {
     let stored: Vec<StoredSchedule> = sqlx::query_as(
@@ -156,6 +265,20 @@ pub async fn list(db: &Db, org_id: &str, now: i64) -> Result<Vec<ScheduleInfo>> 
     .fetch_all(db.pool())
     .await?;
     Ok(stored.into_iter().map(|s| s.info(now)).collect())
+}
+
+impl ScheduleInfo {
+    /// Its retention counts as the planner takes them.
+    pub fn rules(&self) -> Rules {
+        let count = |n: i64| u32::try_from(n).unwrap_or(0);
+        Rules {
+            keep_last: count(self.keep_last),
+            keep_daily: count(self.keep_daily),
+            keep_weekly: count(self.keep_weekly),
+            keep_monthly: count(self.keep_monthly),
+            keep_yearly: count(self.keep_yearly),
+        }
+    }
 }
 
 /// The ids of every organisation's enabled schedules, in order: what the scheduler fires

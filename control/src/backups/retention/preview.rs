@@ -11,18 +11,6 @@ use crate::error::{Error, Result};
 use dbcrate_core::retention::{self as plan, Reason, Rules};
 use dbcrate_core::schedule::Schedule;
 
-/// The rules a schedule has now.
-pub fn rules_of(schedule: &ScheduleInfo) -> Rules {
-    let count = |n: i64| u32::try_from(n).unwrap_or(0);
-    Rules {
-        keep_last: count(schedule.keep_last),
-        keep_daily: count(schedule.keep_daily),
-        keep_weekly: count(schedule.keep_weekly),
-        keep_monthly: count(schedule.keep_monthly),
-        keep_yearly: count(schedule.keep_yearly),
-    }
-}
-
 /// The plan for `schedule`'s backups under `rules`, in the schedule's time zone, at `now`.
 pub async fn preview(
     db: &Db,

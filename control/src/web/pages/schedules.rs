@@ -484,8 +484,8 @@ pub async fn show(
     };
     let (rules, trying, refused) = match trial.rules() {
         Ok(rules) if trial.has_counts() => (rules, true, None),
-        Ok(_) => (preview::rules_of(&schedule), false, None),
-        Err(e) => (preview::rules_of(&schedule), false, Some(e.message)),
+        Ok(_) => (schedule.rules(), false, None),
+        Err(e) => (schedule.rules(), false, Some(e.message)),
     };
     let plan = match preview::preview(&state.db, &schedule, &rules, now).await {
         Ok(plan) => plan,
