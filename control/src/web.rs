@@ -89,7 +89,10 @@ pub fn router(state: AppState) -> Router {
             "/orgs/{org}/schedules",
             get(schedules::list).post(schedules::create),
         )
-        .route("/orgs/{org}/schedules/{schedule}", get(schedules::show))
+        .route(
+            "/orgs/{org}/schedules/{schedule}",
+            get(schedules::show).post(schedules::change),
+        )
         .route(
             "/orgs/{org}/schedules/{schedule}/run",
             post(schedules::run_now),

@@ -1,7 +1,8 @@
 //! Flow 6, schedules and retention: a schedule previewed (its next runs, nothing saved)
 //! and saved; its page shows what retention keeps of its backups and why, previews other
-//! counts without changing anything, and runs it now. A viewer sees neither the form nor
-//! "Run now" and is refused anyway.
+//! counts without changing anything, saves them (a bad expression refused with the form
+//! kept), pauses and resumes it, and runs it now. A viewer sees no form that changes
+//! anything, nor "Run now", and is refused anyway.
 
 use crate::harness::{Dashboard, Pages};
 use crate::http::{csrf_of, send, sign_in_as};
@@ -99,8 +100,7 @@ fn flow_6_preview_and_save_a_schedule_see_retention_and_run_it_now() {
 
     // Other counts, previewed: three kept; nothing changes.
     b.fill_in("#keep_daily", "3").unwrap();
-    b.submit("main form[method=get] button[type=submit]")
-        .unwrap();
+    b.submit("button[value=preview]").unwrap();
     let seen = verdicts(&b);
     assert_eq!(seen.iter().filter(|v| *v == "kept").count(), 3, "{seen:?}");
     assert!(b.text_of("main").unwrap().contains("nothing is changed"));
@@ -113,6 +113,44 @@ fn flow_6_preview_and_save_a_schedule_see_retention_and_run_it_now() {
         0
     );
     pages.check("schedule-retention-preview");
+
+    // A bad expression is refused with the form kept; then the counts are saved.
+    b.fill_in("#cron", "30 25 * * *").unwrap();
+    b.submit("button[value=save]").unwrap();
+    assert!(b.text_of("[role=alert]").unwrap().contains("hour"));
+    assert_eq!(
+        b.execute(
+            "return document.querySelector('#keep_daily').value;",
+            serde_json::json!([])
+        )
+        .unwrap(),
+        "3"
+    );
+    assert_eq!(scalar(&d, "SELECT keep_daily FROM schedules"), 7);
+    b.fill_in("#cron", "30 2 * * *").unwrap();
+    b.submit("button[value=save]").unwrap();
+    assert!(b
+        .text_of("[role=status]")
+        .unwrap()
+        .contains("The schedule is changed"));
+    assert!(b.text_of("dl.facts").unwrap().contains("keep 3 daily"));
+    assert_eq!(scalar(&d, "SELECT keep_daily FROM schedules"), 3);
+    pages.check("schedule-changed");
+
+    // Paused: no next runs, and the page says what pausing means.
+    b.click(&b.find("#enabled").unwrap()).unwrap();
+    b.submit("button[value=save]").unwrap();
+    let facts = b.text_of("dl.facts").unwrap();
+    assert!(facts.contains("Paused"), "{facts}");
+    assert!(b
+        .text_of("main")
+        .unwrap()
+        .contains("None while it is paused"));
+    assert_eq!(scalar(&d, "SELECT enabled FROM schedules"), 0);
+    pages.check("schedule-paused");
+    b.click(&b.find("#enabled").unwrap()).unwrap();
+    b.submit("button[value=save]").unwrap();
+    assert!(b.text_of("dl.facts").unwrap().contains("Runs on schedule"));
 
     // Run now: a job is queued, and the page says which.
     b.goto(&d.url(&format!("/orgs/{}/schedules/{schedule}", d.org_id)))
@@ -128,6 +166,14 @@ fn flow_6_preview_and_save_a_schedule_see_retention_and_run_it_now() {
     );
     pages.check("schedule-queued");
     let actions = d.audited_actions();
+    assert_eq!(
+        d.audited_actions()
+            .iter()
+            .filter(|a| *a == "schedule.update")
+            .count(),
+        3,
+        "counts saved, paused, resumed"
+    );
     for action in ["schedule.create", "job.create"] {
         assert!(
             actions.iter().any(|a| a == action),
@@ -168,6 +214,8 @@ fn a_viewer_cannot_schedule_or_run_and_is_refused_anyway() {
         let page = send(&d, Method::GET, &show, Some(&v), None, &[]).await;
         assert!(page.text.contains("Next runs"), "{}", page.text);
         assert!(!page.text.contains("Run now"), "{}", page.text);
+        assert!(!page.text.contains("Change this schedule"), "{}", page.text);
+        assert!(page.text.contains("Try other counts"), "{}", page.text);
         let csrf = csrf_of(&send(&d, Method::GET, "/", Some(&v), None, &[]).await.text);
         let form = [
             ("csrf", csrf.as_str()),
@@ -177,7 +225,7 @@ fn a_viewer_cannot_schedule_or_run_and_is_refused_anyway() {
             ("action", "save"),
         ];
         let run = format!("{show}/run");
-        for path in [&list, &run] {
+        for path in [&list, &run, &show] {
             let refused = send(&d, Method::POST, path, Some(&v), None, &form).await;
             assert_eq!(refused.status, StatusCode::FORBIDDEN, "{path}");
         }
