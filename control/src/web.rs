@@ -40,7 +40,7 @@ pub use headers::CONTENT_SECURITY_POLICY;
 pub fn router(state: AppState) -> Router {
     use pages::{
         account, agents, audit, backups, databases, destinations, home, invitations, jobs, members,
-        overview, recovery_key, schedules, sign_in,
+        overview, recovery_key, schedule, schedules, sign_in,
     };
     Router::new()
         .route("/", get(home::show))
@@ -91,11 +91,11 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/orgs/{org}/schedules/{schedule}",
-            get(schedules::show).post(schedules::change),
+            get(schedule::show).post(schedule::change),
         )
         .route(
             "/orgs/{org}/schedules/{schedule}/run",
-            post(schedules::run_now),
+            post(schedule::run_now),
         )
         .route("/orgs/{org}/backups", get(backups::list))
         .route(

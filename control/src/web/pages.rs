@@ -15,5 +15,6 @@ pub mod members;
 pub mod org;
 pub mod overview;
 pub mod recovery_key;
+pub mod schedule;
 pub mod schedules;
 pub mod sign_in;
