@@ -24,6 +24,7 @@ mod invitation_api;
 mod member_api;
 pub mod openapi;
 mod org_api;
+mod schedule_api;
 mod session_api;
 mod token_api;
 mod wire_doc;
@@ -33,7 +34,7 @@ use crate::envelope::MasterKeys;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::Router;
 use std::sync::Arc;
 
@@ -330,6 +331,7 @@ fn backup_routes() -> Router<AppState> {
     use agent_admin_api as agent_admin;
     use backup_api as backup;
     use database_api as database;
+    use schedule_api as schedule;
     Router::new()
         .route(
             "/api/v1/orgs/{org}/enrolment-tokens",
@@ -350,7 +352,11 @@ fn backup_routes() -> Router<AppState> {
         )
         .route(
             "/api/v1/orgs/{org}/schedules",
-            get(backup::list_schedules).post(backup::create_schedule),
+            get(schedule::list_schedules).post(schedule::create_schedule),
+        )
+        .route(
+            "/api/v1/orgs/{org}/schedules/{schedule}",
+            put(schedule::update_schedule),
         )
         .route(
             "/api/v1/orgs/{org}/destinations",
@@ -358,7 +364,7 @@ fn backup_routes() -> Router<AppState> {
         )
         .route(
             "/api/v1/orgs/{org}/schedules/{schedule}/run",
-            post(backup::run_schedule_now),
+            post(schedule::run_schedule_now),
         )
         .route("/api/v1/orgs/{org}/backups", get(backup::list_backups))
         .route("/api/v1/orgs/{org}/restores", post(backup::create_restore))

@@ -10,7 +10,7 @@
 use super::error_doc::ErrorBody;
 use super::{
     account_api, agent_admin_api, agent_api, audit_api, backup_api, database_api, invitation_api,
-    member_api, org_api, session_api, token_api,
+    member_api, org_api, schedule_api, session_api, token_api,
 };
 use std::sync::LazyLock;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
@@ -101,11 +101,12 @@ impl utoipa::Modify for SecuritySchemes {
         database_api::create_database,
         database_api::show_database,
         database_api::update_database,
-        backup_api::list_schedules,
-        backup_api::create_schedule,
+        schedule_api::list_schedules,
+        schedule_api::create_schedule,
+        schedule_api::update_schedule,
         backup_api::list_destinations,
         backup_api::create_destination,
-        backup_api::run_schedule_now,
+        schedule_api::run_schedule_now,
         backup_api::list_backups,
         backup_api::create_restore,
         agent_api::enroll,

@@ -202,6 +202,17 @@ fn routes() -> Vec<Route> {
             }),
         ),
         r(
+            Method::PUT,
+            "/api/v1/orgs/{org}/schedules/{schedule}",
+            "operator",
+            false,
+            Some(|n| {
+                json!({ "cron": format!("{} 4 * * *", n % 60), "time_zone": "Europe/Berlin",
+                        "keep_last": 0, "keep_daily": 7, "keep_weekly": 4, "keep_monthly": 0,
+                        "keep_yearly": 0, "enabled": n % 2 == 0 })
+            }),
+        ),
+        r(
             Method::POST,
             "/api/v1/orgs/{org}/agents/{agent}/revoke",
             "admin",
@@ -304,6 +315,22 @@ async fn roles_matrix(db: Db) {
     .unwrap()
     .id;
     let destination = crate::backups::fixture_destination(&api.db, &org).await;
+    let schedule = dbcrate_control::backups::schedules::create(
+        &api.db,
+        &org,
+        &dbcrate_control::backups::schedules::NewSchedule {
+            database_id: &database,
+            destination_id: &destination,
+            cron: "0 3 * * *",
+            time_zone: "UTC",
+            retention: Default::default(),
+        },
+        "system:test",
+        0,
+    )
+    .await
+    .unwrap()
+    .id;
     let directory = dbcrate_testkit::TempDir::new("matrix-destination").unwrap();
     let mut n = 0;
     let mut checked = 0;
@@ -324,6 +351,9 @@ async fn roles_matrix(db: Db) {
             }
             if path.contains("{database}") {
                 path = path.replace("{database}", &database);
+            }
+            if path.contains("{schedule}") {
+                path = path.replace("{schedule}", &schedule);
             }
             if path.contains("{agent}") {
                 path = path.replace("{agent}", &api.enrol_agent(&org).await);

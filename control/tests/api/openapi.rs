@@ -1125,6 +1125,22 @@ async fn every_documented_answer_matches_a_real_one(db: Db) {
         .await;
     live.expect(200, M::GET, schedules, &o, &owner, Empty).await;
     let s = [("org", org.as_str()), ("schedule", text(&schedule, "id"))];
+    let changed = live
+        .expect(
+            200,
+            M::PUT,
+            "/api/v1/orgs/{org}/schedules/{schedule}",
+            &s,
+            &owner,
+            J(json!({
+                "cron": "30 2 * * *", "time_zone": "Europe/Berlin", "keep_last": 0,
+                "keep_daily": 7, "keep_weekly": 4, "keep_monthly": 0, "keep_yearly": 0,
+                "enabled": true,
+            })),
+        )
+        .await;
+    assert_eq!(changed["keep_weekly"], 4);
+    assert_eq!(changed["time_zone"], "Europe/Berlin");
     live.expect(
         202,
         M::POST,
