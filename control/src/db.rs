@@ -120,6 +120,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/common/0020_list_indexes.sql"),
         postgres: include_str!("../migrations/common/0020_list_indexes.sql"),
     },
+    Migration {
+        version: 21,
+        sqlite: include_str!("../migrations/common/0021_schedule_timing.sql"),
+        postgres: include_str!("../migrations/common/0021_schedule_timing.sql"),
+    },
 ];
 
 /// The schema version this binary expects.

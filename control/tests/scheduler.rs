@@ -216,6 +216,14 @@ async fn changes_take_effect_from_the_change(db: Db) {
         scheduler::fire_due(&db, t3).await.unwrap().is_empty(),
         "no catch-up"
     );
+    // Nor is the database late for the paused days: its recovery point counts from the
+    // resumption, and is late only once a run after it produced nothing in time.
+    let health = |at| dbcrate_control::backups::overview::databases(&db, &org, at);
+    let late = |h: Vec<dbcrate_control::backups::overview::DatabaseHealth>| h[0].late_since;
+    assert_eq!(late(health(t3 + 60).await.unwrap()), None);
+    let due = t3 - 1200 + 3600;
+    let grace = dbcrate_control::backups::overview::GRACE_SECS;
+    assert_eq!(late(health(due + grace + 60).await.unwrap()), Some(due));
     assert_eq!(scheduler::fire_due(&db, t3 + 3600).await.unwrap().len(), 1);
 
     // Refused settings change nothing; another organisation's schedule is not found.

@@ -50,14 +50,16 @@ struct ScheduleRow {
     database_id: String,
     cron: String,
     time_zone: String,
-    created_at: i64,
+    /// When its timing took effect (creation, a change, a resumption): runs due before
+    /// it were never asked for.
+    timing_since: i64,
 }
 
 crate::rows::from_row!(ScheduleRow {
     database_id,
     cron,
     time_zone,
-    created_at
+    timing_since
 });
 
 struct Point {
@@ -91,7 +93,7 @@ pub async fn databases(db: &Db, org_id: &str, now: i64) -> Result<Vec<DatabaseHe
     .fetch_all(db.pool())
     .await?;
     let schedules: Vec<ScheduleRow> = sqlx::query_as(
-        "SELECT database_id, cron, time_zone, created_at FROM schedules \
+        "SELECT database_id, cron, time_zone, timing_since FROM schedules \
          WHERE org_id = $1 AND enabled = 1",
     )
     .bind(org_id)
@@ -108,7 +110,9 @@ pub async fn databases(db: &Db, org_id: &str, now: i64) -> Result<Vec<DatabaseHe
             .filter_map(|s| {
                 due_unmet(
                     s,
-                    row.last_success.unwrap_or(s.created_at).max(s.created_at),
+                    row.last_success
+                        .unwrap_or(s.timing_since)
+                        .max(s.timing_since),
                     now,
                 )
             })
@@ -214,7 +218,7 @@ mod tests {
             database_id: "dbs_1".into(),
             cron: "0 * * * *".into(),
             time_zone: "UTC".into(),
-            created_at: 0,
+            timing_since: 0,
         };
         let last = 1_800_003_600 / 3600 * 3600; // on the hour
         let due = last + 3600;

@@ -134,8 +134,8 @@ pub async fn create(
         sqlx::query(
             "INSERT INTO schedules (id, org_id, database_id, destination_id, cron, time_zone, \
              enabled, keep_last, keep_daily, keep_weekly, keep_monthly, keep_yearly, \
-             last_fired_at, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8, $9, $10, $11, $12, $12)",
+             last_fired_at, created_at, timing_since) \
+             VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8, $9, $10, $11, $12, $12, $12)",
         )
         .bind(&id)
         .bind(org_id)
@@ -173,7 +173,8 @@ pub async fn create(
 ///
 /// A new expression or zone, and a resumed schedule, count from `now`: the scheduler
 /// does not fire for slots before the change (or during the pause), as a new schedule
-/// does not fire for slots before it existed. A paused schedule neither fires nor has
+/// does not fire for slots before it existed, and the database is not late for them
+/// (`timing_since`). A paused schedule neither fires nor has
 /// its retention applied, so nothing is deleted while it is paused.
 pub async fn update(
     db: &Db,
@@ -206,7 +207,8 @@ pub async fn update(
         let was_enabled = before.enabled;
         let retimed = before.cron != schedule.cron() || before.time_zone != schedule.zone();
         let resumed = change.enabled && !was_enabled;
-        let last_fired_at = if retimed || resumed {
+        let restarts = retimed || resumed;
+        let last_fired_at = if restarts {
             last_fired_at.max(now)
         } else {
             last_fired_at
@@ -215,7 +217,8 @@ pub async fn update(
         sqlx::query(
             "UPDATE schedules SET cron = $1, time_zone = $2, enabled = $3, keep_last = $4, \
              keep_daily = $5, keep_weekly = $6, keep_monthly = $7, keep_yearly = $8, \
-             last_fired_at = $9 WHERE id = $10 AND org_id = $11",
+             last_fired_at = $9, timing_since = CASE WHEN $10 = 1 THEN $11 ELSE timing_since END \
+             WHERE id = $12 AND org_id = $13",
         )
         .bind(schedule.cron())
         .bind(schedule.zone())
@@ -226,6 +229,8 @@ pub async fn update(
         .bind(i64::from(r.keep_monthly))
         .bind(i64::from(r.keep_yearly))
         .bind(last_fired_at)
+        .bind(i64::from(restarts))
+        .bind(now)
         .bind(id)
         .bind(org_id)
         .execute(&mut *tx)

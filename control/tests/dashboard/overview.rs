@@ -55,7 +55,7 @@ fn flow_2_the_overview_shows_late_and_healthy_databases_failures_agents_and_stor
             .await
             .unwrap()
             .id;
-            sqlx::query("UPDATE schedules SET created_at = $1 WHERE id = $2")
+            sqlx::query("UPDATE schedules SET created_at = $1, timing_since = $1 WHERE id = $2")
                 .bind(now - 3 * HOUR)
                 .bind(&id)
                 .execute(d.db.pool())
