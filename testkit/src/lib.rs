@@ -32,6 +32,7 @@ mod pg_install;
 mod ports;
 mod postgres;
 mod process;
+mod prometheus;
 mod random;
 mod s3;
 mod sftp;
@@ -51,6 +52,9 @@ pub use master_keys::{TEST_MASTER_KEY, TEST_MASTER_KEY_2};
 pub use pg_install::PgClientInstall;
 pub use postgres::PgServer;
 pub use process::{assert_failed_saying, assert_succeeded, output_ok};
+pub use prometheus::{
+    promtool_check_metrics, promtool_check_rules, PrometheusServer, ScrapeTarget,
+};
 pub use s3::S3Server;
 pub use sftp::SftpServer;
 pub use sqlite::sqlite_url;

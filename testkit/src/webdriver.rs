@@ -1,6 +1,7 @@
 //! The smallest WebDriver client the browser tests need: JSON over HTTP/1.1 to a
 //! chromedriver on loopback, one connection per command (`Connection: close`). A few
-//! dozen lines instead of a client crate with its own HTTP and TLS stacks.
+//! dozen lines instead of a client crate with its own HTTP and TLS stacks; the
+//! Prometheus server's API uses the same [`exchange`].
 
 use crate::{KitError, Result};
 use serde_json::Value;
@@ -15,32 +16,9 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 /// the driver's error as a [`KitError`] naming the command.
 pub(crate) fn command(port: u16, method: &str, path: &str, body: Option<&Value>) -> Result<Value> {
     let what = format!("WebDriver {method} {path}");
-    let io = |e: std::io::Error| KitError::io(what.clone(), e);
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).map_err(io)?;
-    stream.set_read_timeout(Some(COMMAND_TIMEOUT)).map_err(io)?;
     let payload = body.map(Value::to_string).unwrap_or_default();
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\
-         Content-Type: application/json; charset=utf-8\r\nContent-Length: {}\r\n\r\n{payload}",
-        payload.len()
-    );
-    stream.write_all(request.as_bytes()).map_err(io)?;
-    // The driver may keep the connection open: read until the answer is complete.
-    let mut raw = Vec::new();
-    let mut chunk = [0u8; 16 * 1024];
-    while !complete(&raw) {
-        let n = stream.read(&mut chunk).map_err(io)?;
-        if n == 0 {
-            break;
-        }
-        raw.extend_from_slice(&chunk[..n]);
-    }
-    let (status, body) = parse_response(&raw).ok_or_else(|| {
-        KitError::new(format!(
-            "{what}: the driver's answer is not HTTP ({} bytes)",
-            raw.len()
-        ))
-    })?;
+    let (status, body) = exchange(port, method, path, payload.as_bytes(), COMMAND_TIMEOUT)
+        .map_err(|e| KitError::new(format!("{what}: {e}")))?;
     let json: Value = serde_json::from_slice(&body).map_err(|e| {
         KitError::new(format!(
             "{what}: answer {status} is not JSON ({e}): {}",
@@ -56,6 +34,45 @@ pub(crate) fn command(port: u16, method: &str, path: &str, body: Option<&Value>)
         )));
     }
     Ok(value)
+}
+
+/// One HTTP/1.1 request to `127.0.0.1:port` on a connection of its own (a JSON body
+/// when `payload` is not empty); answers the status and body. For the kit's loopback
+/// servers (chromedriver, Prometheus), not for anything across a network.
+pub(crate) fn exchange(
+    port: u16,
+    method: &str,
+    path: &str,
+    payload: &[u8],
+    timeout: Duration,
+) -> Result<(u16, Vec<u8>)> {
+    let what = format!("{method} http://127.0.0.1:{port}{path}");
+    let io = |e: std::io::Error| KitError::io(what.clone(), e);
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).map_err(io)?;
+    stream.set_read_timeout(Some(timeout)).map_err(io)?;
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\
+         Content-Type: application/json; charset=utf-8\r\nContent-Length: {}\r\n\r\n",
+        payload.len()
+    );
+    stream.write_all(head.as_bytes()).map_err(io)?;
+    stream.write_all(payload).map_err(io)?;
+    // The server may keep the connection open: read until the answer is complete.
+    let mut raw = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    while !complete(&raw) {
+        let n = stream.read(&mut chunk).map_err(io)?;
+        if n == 0 {
+            break;
+        }
+        raw.extend_from_slice(&chunk[..n]);
+    }
+    parse_response(&raw).ok_or_else(|| {
+        KitError::new(format!(
+            "{what}: the answer is not HTTP ({} bytes)",
+            raw.len()
+        ))
+    })
 }
 
 /// Whether `raw` holds a whole answer: its head, and a body of its Content-Length or
