@@ -33,6 +33,13 @@ impl SecretString {
     }
 }
 
+/// Whether two byte strings are equal, in time that depends only on their lengths: for
+/// comparing a presented token or code with the expected one without leaking, through
+/// timing, how much of it was right.
+pub fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 impl fmt::Debug for SecretString {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("SecretString(<redacted>)")
@@ -224,6 +231,14 @@ impl fmt::Debug for SecretJson {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn byte_strings_compare_whole() {
+        assert!(super::same_bytes(b"abc", b"abc"));
+        assert!(!super::same_bytes(b"abc", b"abd"));
+        assert!(!super::same_bytes(b"abc", b"ab"));
+        assert!(!super::same_bytes(b"", b"a"));
+    }
+
     use super::*;
 
     #[test]

@@ -22,7 +22,7 @@ use crate::error::{is_id, Code, Error};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, Method};
-use dbcrate_core::secret::SecretString;
+use dbcrate_core::secret::{same_bytes, SecretString};
 
 /// The session cookie's name. `__Host-` makes browsers insist on Secure, Path=/ and no
 /// Domain, so no other host can plant or read it.
@@ -82,11 +82,6 @@ pub fn session_token(headers: &HeaderMap) -> Option<SecretString> {
         .map(|(_, value)| SecretString::new(value.to_string()))
 }
 
-/// Constant-time comparison, so the CSRF check does not leak the token by timing.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 fn check_csrf(parts: &Parts, token: &SecretString) -> ApiResult<()> {
     if matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
         return Ok(());
@@ -97,7 +92,7 @@ fn check_csrf(parts: &Parts, token: &SecretString) -> ApiResult<()> {
         .get(CSRF_HEADER)
         .map(|v| v.as_bytes())
         .unwrap_or_default();
-    if same(given, expected.as_bytes()) {
+    if same_bytes(given, expected.as_bytes()) {
         return Ok(());
     }
     Err(Error::new(
