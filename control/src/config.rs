@@ -6,7 +6,9 @@
 //! `/var/lib/dbcrate-control`) and is created with mode 0700.
 
 mod agent_settings;
+mod metrics_settings;
 pub use agent_settings::AgentSettings;
+pub use metrics_settings::{MetricsSettings, DEFAULT_METRICS_LISTEN};
 
 use crate::error::{Error, Result};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -112,6 +114,15 @@ fn env_secs(name: &str, default: i64, range: std::ops::RangeInclusive<i64>) -> R
 }
 
 impl Config {
+    /// The metrics listener (`DBCRATE_METRICS_LISTEN`, `DBCRATE_METRICS_TOKEN_FILE`).
+    pub fn metrics_settings(&self) -> Result<MetricsSettings> {
+        let listen = std::env::var("DBCRATE_METRICS_LISTEN").ok();
+        let token_file = std::env::var_os("DBCRATE_METRICS_TOKEN_FILE")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from);
+        metrics_settings::metrics_settings(listen.as_deref(), token_file.as_deref())
+    }
+
     /// The agent listener's address (`DBCRATE_AGENT_LISTEN`).
     pub fn agent_listen_addr(&self) -> Result<std::net::SocketAddr> {
         env_addr("DBCRATE_AGENT_LISTEN", DEFAULT_AGENT_LISTEN)

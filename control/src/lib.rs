@@ -18,6 +18,7 @@
 //! | [`agents`] | enrolment tokens, enrolment, renewal, revocation |
 //! | [`backups`] | databases, destinations, schedules, the job queue, credential hand-out, restores, retention |
 //! | [`housekeeping`] | the minute loop: due schedules, lease expiry, retention, throttle pruning |
+//! | [`metrics`] | `/metrics` for Prometheus, read from the database at each scrape |
 //! | [`server`] | listeners, TLS (operator and agent mTLS), connection bounds, transport types |
 //! | [`config`] | the environment the binary reads, and the settings handed to agents |
 //! | [`http`] | the HTTPS API: router, authentication, handlers |
@@ -36,6 +37,7 @@ pub mod error;
 pub mod housekeeping;
 pub mod http;
 pub mod local;
+pub mod metrics;
 pub mod names;
 pub mod orgs;
 pub mod pki;

@@ -144,6 +144,11 @@ async fn serve(config: &Config) -> Result<String> {
     let agent_tls = AgentTls::new(db.clone(), keys.clone(), &tls_source).await?;
     let listener = bind(addr, "DBCRATE_LISTEN").await?;
     let agent_listener = bind(agent_addr, "DBCRATE_AGENT_LISTEN").await?;
+    let metrics = config.metrics_settings()?;
+    let metrics_listener = match metrics.listen {
+        Some(addr) => Some(bind(addr, "DBCRATE_METRICS_LISTEN").await?),
+        None => None,
+    };
     let local = |l: &tokio::net::TcpListener| {
         l.local_addr()
             .map_err(|e| Error::internal(format!("the listening socket: {e}")))
@@ -161,7 +166,20 @@ async fn serve(config: &Config) -> Result<String> {
     ));
     let stopped = install_shutdown_signals()?;
     say(&format!("agents connect to https://{agent_bound}"));
+    if let Some(listener) = &metrics_listener {
+        say(&format!("metrics on http://{}/metrics", local(listener)?));
+    }
     say(&format!("listening on https://{bound}"));
+    if let Some(listener) = metrics_listener {
+        let access = dbcrate_control::metrics::MetricsAccess {
+            token: metrics.token.map(std::sync::Arc::new),
+        };
+        tokio::spawn(dbcrate_control::server::serve_plain(
+            listener,
+            dbcrate_control::metrics::router(db.clone(), access),
+            shutdown_signal(stopped.clone()),
+        ));
+    }
     // What the dashboard's enrolment command names.
     let public_url =
         (agent_settings.public_url.clone()).unwrap_or_else(|| format!("https://{agent_bound}"));
@@ -241,6 +259,7 @@ async fn check(config: &Config) -> Result<String> {
     open_checked(config).await?;
     config.listen_addr()?;
     config.agent_listen_addr()?;
+    config.metrics_settings()?;
     config.agent_settings()?;
     config.reach_policy()?;
     let tls_source = config.tls_source()?;

@@ -22,7 +22,10 @@ use tokio::net::TcpListener;
 use tower_service::Service;
 
 pub mod agent_tls;
+mod plain;
 pub mod tls;
+
+pub use plain::serve_plain;
 
 /// The client's address, put on each request by the server loop (sign-in throttling
 /// keys on it).

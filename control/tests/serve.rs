@@ -25,12 +25,15 @@ fn command(dir: &TempDir, env: &[(&str, &str)], args: &[&str]) -> Command {
         "DBCRATE_REGISTRY_ROOT_KEYS",
         "DBCRATE_AGENT_MAX_CONNECTION_AGE_SECS",
         "DBCRATE_AGENT_PUBLIC_URL",
+        "DBCRATE_METRICS_LISTEN",
+        "DBCRATE_METRICS_TOKEN_FILE",
     ] {
         cmd.env_remove(var);
     }
     cmd.env("DBCRATE_MASTER_KEY", K1)
         .env("DBCRATE_LISTEN", "127.0.0.1:0")
-        .env("DBCRATE_AGENT_LISTEN", "127.0.0.1:0");
+        .env("DBCRATE_AGENT_LISTEN", "127.0.0.1:0")
+        .env("DBCRATE_METRICS_LISTEN", "127.0.0.1:0");
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -115,6 +118,16 @@ fn serve_refuses_bad_configuration_before_binding() {
         &run(&dir, &[("DBCRATE_LISTEN", "everywhere")], &["serve"]),
         "DBCRATE_LISTEN",
     );
+    // Metrics on the network without a bearer token: refused, by check too.
+    let open_metrics = [("DBCRATE_METRICS_LISTEN", "0.0.0.0:0")];
+    fails_with(
+        &run(&dir, &open_metrics, &["serve"]),
+        "set DBCRATE_METRICS_TOKEN_FILE",
+    );
+    fails_with(
+        &run(&dir, &open_metrics, &["check"]),
+        "set DBCRATE_METRICS_TOKEN_FILE",
+    );
     fails_with(
         &run(
             &dir,
@@ -174,7 +187,7 @@ fn serve_refuses_bad_configuration_before_binding() {
 }
 
 /// Reads the server's stdout until it says where it listens; returns (fingerprint,
-/// generated?, port, agent listener port).
+/// generated?, port, agent listener port). The metrics port goes to `METRICS_PORT`.
 fn wait_for_listening(child: &mut Child) -> (String, bool, u16, u16) {
     let stdout = child.stdout.take().unwrap();
     let mut lines = BufReader::new(stdout).lines();
@@ -193,6 +206,10 @@ fn wait_for_listening(child: &mut Child) -> (String, bool, u16, u16) {
         if let Some(addr) = line.strip_prefix("agents connect to https://") {
             agent_port = addr.rsplit(':').next().unwrap().parse().unwrap();
         }
+        if let Some(url) = line.strip_prefix("metrics on http://") {
+            let port = url.trim_end_matches("/metrics").rsplit(':').next().unwrap();
+            METRICS_PORT.store(port.parse().unwrap(), std::sync::atomic::Ordering::SeqCst);
+        }
         if let Some(addr) = line.strip_prefix("listening on https://") {
             let port = addr.rsplit(':').next().unwrap().parse().unwrap();
             return (fingerprint, generated, port, agent_port);
@@ -200,6 +217,9 @@ fn wait_for_listening(child: &mut Child) -> (String, bool, u16, u16) {
     }
     panic!("serve did not start listening");
 }
+
+/// The metrics port the last server started here printed (tests run one per process).
+static METRICS_PORT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
 
 fn stop(mut child: Child) {
     let pid = child.id() as i32;
@@ -255,6 +275,18 @@ async fn serve_on_embedded_defaults_generates_a_certificate_and_prints_its_finge
         .build()
         .unwrap();
     assert!(unpinned.get(&url).send().await.is_err());
+    // Metrics on loopback, plain HTTP, no token needed there.
+    let metrics_port = METRICS_PORT.load(std::sync::atomic::Ordering::SeqCst);
+    assert_ne!(metrics_port, 0, "serve printed no metrics address");
+    let metrics = reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+        .await
+        .unwrap();
+    assert_eq!(metrics.status(), 200);
+    assert!(metrics
+        .text()
+        .await
+        .unwrap()
+        .contains("dbcrate_control_info{version="));
     stop(child);
 
     // The next start reuses the certificate.

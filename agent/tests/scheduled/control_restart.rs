@@ -50,6 +50,7 @@ impl Served {
             .env("DBCRATE_LISTEN", format!("127.0.0.1:{api_port}"))
             .env("DBCRATE_AGENT_LISTEN", format!("127.0.0.1:{agent_port}"))
             .env("DBCRATE_AGENT_POLL_INTERVAL_SECS", "1")
+            .env("DBCRATE_METRICS_LISTEN", "off")
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()

@@ -77,10 +77,78 @@ crate::rows::from_row!(Point {
 /// When a schedule's run after `since` was due, if that is more than [`GRACE_SECS`]
 /// before `now` (so its backup is missing).
 fn due_unmet(schedule: &ScheduleRow, since: i64, now: i64) -> Option<i64> {
-    let parsed = Schedule::parse(&schedule.cron, &schedule.time_zone).ok()?;
-    parsed
-        .next_after(since)
-        .filter(|due| due + GRACE_SECS < now)
+    next_run(&schedule.cron, &schedule.time_zone, since).filter(|due| due + GRACE_SECS < now)
+}
+
+/// The run of a schedule after `since`, if it ever runs again.
+fn next_run(cron: &str, time_zone: &str, since: i64) -> Option<i64> {
+    Schedule::parse(cron, time_zone).ok()?.next_after(since)
+}
+
+/// A scheduled database's next deadline: a backup must have finished by `due_by` (its
+/// next run after its last backup, or after its schedule's timing took effect, plus
+/// [`GRACE_SECS`]); later, it is late.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deadline {
+    /// `org_…`.
+    pub org_id: String,
+    /// `dbs_…`.
+    pub database_id: String,
+    /// Unix seconds.
+    pub due_by: i64,
+}
+
+struct DeadlineRow {
+    org_id: String,
+    database_id: String,
+    cron: String,
+    time_zone: String,
+    timing_since: i64,
+    last_success: Option<i64>,
+}
+
+crate::rows::from_row!(DeadlineRow {
+    org_id,
+    database_id,
+    cron,
+    time_zone,
+    timing_since,
+    last_success
+});
+
+/// Every scheduled database's deadline, in every organisation (the metrics' overdue
+/// signal: the same rule as the overview's "Late"). A database with several schedules
+/// has the earliest.
+pub async fn deadlines(db: &Db) -> Result<Vec<Deadline>> {
+    let rows: Vec<DeadlineRow> = sqlx::query_as(
+        "SELECT s.org_id, s.database_id, s.cron, s.time_zone, s.timing_since, \
+         (SELECT max(b.finished_at) FROM backups b WHERE b.database_id = s.database_id) \
+         AS last_success FROM schedules s WHERE s.enabled = 1 ORDER BY s.org_id, s.database_id",
+    )
+    .fetch_all(db.pool())
+    .await?;
+    let mut out: Vec<Deadline> = Vec::new();
+    for row in rows {
+        let since = row
+            .last_success
+            .unwrap_or(row.timing_since)
+            .max(row.timing_since);
+        let Some(due) = next_run(&row.cron, &row.time_zone, since) else {
+            continue;
+        };
+        let due_by = due + GRACE_SECS;
+        match out.last_mut() {
+            Some(last) if last.database_id == row.database_id => {
+                last.due_by = last.due_by.min(due_by);
+            }
+            _ => out.push(Deadline {
+                org_id: row.org_id,
+                database_id: row.database_id,
+                due_by,
+            }),
+        }
+    }
+    Ok(out)
 }
 
 /// Every database of the organisation with its recovery point, by name.
