@@ -125,6 +125,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/common/0021_schedule_timing.sql"),
         postgres: include_str!("../migrations/common/0021_schedule_timing.sql"),
     },
+    Migration {
+        version: 22,
+        sqlite: include_str!("../migrations/common/0022_alerts.sql"),
+        postgres: include_str!("../migrations/common/0022_alerts.sql"),
+    },
 ];
 
 /// The schema version this binary expects.

@@ -1,10 +1,12 @@
 //! Housekeeping: the work the control plane does by itself, on a clock, with nobody
 //! asking — firing due schedules, expiring the leases of jobs whose agent went silent,
 //! applying retention (deleting in customers' storage what the rules no longer keep),
-//! and pruning old sign-in failures. Each step is its own module's; this is only the
+//! opening, repeating and clearing alerts and delivering them, and pruning old sign-in
+//! failures. Each step is its own module's; this is only the
 //! loop that runs them, so what happens every minute is visible in one place.
 
 use crate::accounts::throttle;
+use crate::alerts;
 use crate::backups::{jobs, retention, scheduler};
 use crate::db::Db;
 
@@ -43,6 +45,12 @@ pub fn spawn_loop(
             }
             if let Err(e) = jobs::expire_leases(&db, now).await {
                 tracing::error!("expiring job leases failed: {}", e.message);
+            }
+            if let Err(e) = alerts::engine::tick(&db, now).await {
+                tracing::error!("evaluating alerts failed: {}", e.message);
+            }
+            if let Err(e) = alerts::delivery::deliver_due(&db, &keys, &reach, now).await {
+                tracing::error!("delivering alerts failed: {}", e.message);
             }
         }
     })

@@ -17,6 +17,7 @@
 //! | [`pki`] | the per-organisation agent CA, certificates, CRLs, the agent identity in a certificate |
 //! | [`agents`] | enrolment tokens, enrolment, renewal, revocation |
 //! | [`backups`] | databases, destinations, schedules, the job queue, credential hand-out, restores, retention |
+//! | [`alerts`] | conditions (overdue backups, silent agents, failed jobs) turned into alerts, delivered to webhooks and Slack with retries |
 //! | [`housekeeping`] | the minute loop: due schedules, lease expiry, retention, throttle pruning |
 //! | [`metrics`] | `/metrics` for Prometheus, read from the database at each scrape |
 //! | [`server`] | listeners, TLS (operator and agent mTLS), connection bounds, transport types |
@@ -28,6 +29,7 @@
 
 pub mod accounts;
 pub mod agents;
+pub mod alerts;
 pub mod audit;
 pub mod backups;
 pub mod config;

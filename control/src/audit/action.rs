@@ -22,6 +22,10 @@ pub enum AuditAction {
     AgentEnrolmentTokenCreate,
     /// `agent.revoke`: An agent was revoked.
     AgentRevoke,
+    /// `alert_channel.create`: An alert channel was added.
+    AlertChannelCreate,
+    /// `alert_channel.delete`: An alert channel was removed.
+    AlertChannelDelete,
     /// `api_token.create`: An API token was made.
     ApiTokenCreate,
     /// `api_token.revoke`: An API token was revoked (by hand, or because its creator's membership changed).
@@ -116,7 +120,9 @@ pub enum AuditAction {
 
 impl AuditAction {
     /// Every action, in the order of their text.
-    pub const ALL: [AuditAction; 50] = [
+    pub const ALL: [AuditAction; 52] = [
+        Self::AlertChannelCreate,
+        Self::AlertChannelDelete,
         Self::AgentCertificateRenew,
         Self::AgentEnrol,
         Self::AgentEnrolRefused,
@@ -177,6 +183,8 @@ impl AuditAction {
             Self::AgentEnrolRefused => "agent.enrol.refused",
             Self::AgentEnrolmentTokenCreate => "agent.enrolment_token.create",
             Self::AgentRevoke => "agent.revoke",
+            Self::AlertChannelCreate => "alert_channel.create",
+            Self::AlertChannelDelete => "alert_channel.delete",
             Self::ApiTokenCreate => "api_token.create",
             Self::ApiTokenRevoke => "api_token.revoke",
             Self::AuditChainKeyed => "audit.chain.keyed",
@@ -254,7 +262,9 @@ mod tests {
 
     /// The stored text of every action. Changing a line here changes what the audit log
     /// says and breaks filters and alerts on it: add actions, never rename them.
-    const TEXT: [(AuditAction, &str); 50] = [
+    const TEXT: [(AuditAction, &str); 52] = [
+        (AlertChannelCreate, "alert_channel.create"),
+        (AlertChannelDelete, "alert_channel.delete"),
         (AgentCertificateRenew, "agent.certificate.renew"),
         (AgentEnrol, "agent.enrol"),
         (AgentEnrolRefused, "agent.enrol.refused"),

@@ -1,0 +1,580 @@
+//! Alerts end to end against a real HTTP receiver on loopback that checks each webhook
+//! delivery's signature the way a customer's receiver would: an overdue backup, a silent
+//! agent and a failed job each produce exactly one alert per channel (webhook and
+//! Slack); nothing more on the next ticks; the open ones are told again after the
+//! back-off, never the failed job; a backup and a call from the agent clear theirs with
+//! one recovery notice each; a receiver answering 500 is retried on the back-off until
+//! the delivery fails, with the error in the log; a removed channel's pending deliveries
+//! are dropped; a test notification arrives; a URL the reach policy forbids is not
+//! called; the channels' secrets are sealed and unwrapped only to deliver (audited).
+
+mod common;
+
+use axum::body::Bytes;
+use dbcrate_control::alerts::channels::{self, ChannelKind, NewChannel};
+use dbcrate_control::alerts::signing;
+use dbcrate_control::alerts::{delivery, engine};
+use dbcrate_control::backups::{databases, schedules};
+use dbcrate_control::db::Db;
+use dbcrate_control::envelope::MasterKeys;
+use dbcrate_core::retention::Rules;
+use dbcrate_core::secret::SecretString;
+use dbcrate_storage::reach::ReachPolicy;
+use dbcrate_testkit::TempDir;
+use serde_json::Value;
+use std::sync::{Arc, Mutex};
+
+const STAMP: &str = "2026-11-29T05:00:00Z";
+const DESTINATION: &str = "dst_0123456789abcdef0123456789abcdef";
+
+/// What the receiver got: path, headers (lower-case names) and body.
+type Received = Arc<Mutex<Vec<(String, Vec<(String, String)>, Vec<u8>)>>>;
+
+/// A real HTTP/1.1 receiver on loopback: records every request; `/fail…` answers 500,
+/// anything else 204. Answers its port.
+async fn receiver(received: Received) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let app = axum::Router::new().fallback(move |request: axum::extract::Request| {
+        let received = received.clone();
+        async move {
+            let (parts, body) = request.into_parts();
+            let body: Bytes = axum::body::to_bytes(body, 1 << 20).await.unwrap();
+            let headers = parts
+                .headers
+                .iter()
+                .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap().to_string()))
+                .collect();
+            let path = parts.uri.path().to_string();
+            let fail = path.starts_with("/fail");
+            received
+                .lock()
+                .unwrap()
+                .push((path, headers, body.to_vec()));
+            if fail {
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR
+            } else {
+                axum::http::StatusCode::NO_CONTENT
+            }
+        }
+    });
+    tokio::spawn(dbcrate_control::server::serve_plain(
+        listener,
+        app,
+        std::future::pending(),
+    ));
+    port
+}
+
+struct World {
+    db: Db,
+    keys: Arc<MasterKeys>,
+    reach: ReachPolicy,
+    org: String,
+    agent: String,
+    late: String,
+    now: i64,
+    _dir: TempDir,
+}
+
+async fn world() -> World {
+    let dir = TempDir::new("control-alerts").unwrap();
+    let db = common::sqlite_db(&dir).await;
+    db.migrate().await.unwrap();
+    let keys = Arc::new(common::keys_with_audit_key(&db, STAMP).await);
+    let org = dbcrate_control::orgs::create(&db, &keys, "Acme", "system:test", STAMP)
+        .await
+        .unwrap()
+        .id;
+    let now = dbcrate_core::time::unix_now();
+    let agent = dbcrate_control::local::enrol_agent(&db, &keys, &org, now)
+        .await
+        .unwrap()
+        .0
+        .agent_id;
+    // Last seen half an hour ago: offline.
+    sqlx::query("UPDATE agents SET last_seen_at = $1 WHERE id = $2")
+        .bind(now - 1800)
+        .bind(&agent)
+        .execute(db.pool())
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO destinations (id, org_id, name, kind, settings, created_at) \
+         VALUES ($1, $2, 'dir', 'directory', '{}', 0)",
+    )
+    .bind(DESTINATION)
+    .bind(&org)
+    .execute(db.pool())
+    .await
+    .unwrap();
+    let late = databases::create(
+        &db,
+        &keys,
+        &org,
+        &common::remote_database("shop", &agent),
+        "system:test",
+        now,
+    )
+    .await
+    .unwrap()
+    .id;
+    // Hourly for three hours, never a backup: overdue.
+    let hourly = schedules::NewSchedule {
+        database_id: &late,
+        destination_id: DESTINATION,
+        cron: "0 * * * *",
+        time_zone: "UTC",
+        retention: Rules::default(),
+    };
+    schedules::create(&db, &org, &hourly, "system:test", now - 3 * 3600)
+        .await
+        .unwrap();
+    // A backup job that failed for good ten minutes ago.
+    sqlx::query(
+        "INSERT INTO jobs (id, org_id, kind, database_id, destination_id, agent_id, state, \
+         attempt, max_attempts, created_at, finished_at, progress_bytes, phase, error) \
+         VALUES ('job_failed0', $1, 'backup', $2, $3, $4, 'failed', 3, 3, $5, $5, 0, 'failed', \
+         'pg_dump: connection refused')",
+    )
+    .bind(&org)
+    .bind(&late)
+    .bind(DESTINATION)
+    .bind(&agent)
+    .bind(now - 600)
+    .execute(db.pool())
+    .await
+    .unwrap();
+    World {
+        db,
+        keys,
+        reach: dbcrate_control::local::loopback_reach(&std::env::temp_dir()).unwrap(),
+        org,
+        agent,
+        late,
+        now,
+        _dir: dir,
+    }
+}
+
+async fn add_channel(
+    w: &World,
+    name: &str,
+    kind: ChannelKind,
+    url: String,
+) -> (String, Option<SecretString>) {
+    let url = SecretString::new(url);
+    let new = NewChannel {
+        name,
+        kind,
+        url: &url,
+    };
+    let (info, key) = channels::create(&w.db, &w.keys, &w.org, &new, "user:admin", w.now)
+        .await
+        .unwrap();
+    (info.id, key)
+}
+
+async fn deliveries(db: &Db) -> Vec<(String, String, String, i64, Option<String>)> {
+    sqlx::query_as(
+        "SELECT channel_name, event, state, attempts, last_error FROM alert_deliveries \
+         ORDER BY created_at, channel_name, id",
+    )
+    .fetch_all(db.pool())
+    .await
+    .unwrap()
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> &'a str {
+    headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+        .unwrap_or_else(|| panic!("no {name} header in {headers:?}"))
+}
+
+/// The webhook deliveries received so far, each checked against the signing key (and
+/// signed no earlier than `now`, the test's first clock reading).
+fn webhook_bodies(received: &Received, key: &SecretString, now: i64) -> Vec<Value> {
+    received
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(path, _, _)| path == "/hook")
+        .map(|(_, headers, body)| {
+            let timestamp: i64 = header(headers, signing::TIMESTAMP_HEADER).parse().unwrap();
+            let signature = header(headers, signing::SIGNATURE_HEADER);
+            let key = key.expose_secret().as_bytes();
+            // Signed when sent: at one of the test's clock readings, never before `now`.
+            assert!(timestamp >= now, "signed at {timestamp}, before {now}");
+            assert!(
+                signing::verify(key, timestamp, body, signature, timestamp),
+                "a bad signature"
+            );
+            assert!(!signing::verify(
+                b"another key",
+                timestamp,
+                body,
+                signature,
+                timestamp
+            ));
+            assert!(header(headers, signing::DELIVERY_HEADER).starts_with("adl_"));
+            serde_json::from_slice(body).unwrap()
+        })
+        .collect()
+}
+
+fn slack_texts(received: &Received) -> Vec<String> {
+    received
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(path, _, _)| path == "/slack")
+        .map(|(_, _, body)| {
+            let json: Value = serde_json::from_slice(body).unwrap();
+            json["text"].as_str().unwrap().to_string()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_condition_is_told_once_repeated_on_a_back_off_and_cleared_once() {
+    let w = world().await;
+    let received: Received = Arc::default();
+    let port = receiver(received.clone()).await;
+    let (_, key) = add_channel(
+        &w,
+        "ops webhook",
+        ChannelKind::Webhook,
+        format!("http://127.0.0.1:{port}/hook"),
+    )
+    .await;
+    let key = key.expect("a webhook has a signing key, shown once");
+    assert!(key.expose_secret().starts_with("dbcwh_"));
+    let (_, none) = add_channel(
+        &w,
+        "ops slack",
+        ChannelKind::Slack,
+        format!("http://127.0.0.1:{port}/slack"),
+    )
+    .await;
+    assert!(none.is_none());
+    let now = w.now;
+
+    // Three conditions, two channels: six deliveries, all delivered, all signed.
+    let ticked = engine::tick(&w.db, now).await.unwrap();
+    assert_eq!((ticked.opened, ticked.repeated, ticked.cleared), (3, 0, 0));
+    assert_eq!(
+        delivery::deliver_due(&w.db, &w.keys, &w.reach, now)
+            .await
+            .unwrap(),
+        6
+    );
+    let bodies = webhook_bodies(&received, &key, now);
+    let mut kinds: Vec<(&str, &str)> = bodies
+        .iter()
+        .map(|b| {
+            (
+                b["alert"]["kind"].as_str().unwrap(),
+                b["event"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        [
+            ("agent_offline", "open"),
+            ("backup_overdue", "open"),
+            ("job_failed", "open")
+        ]
+    );
+    let overdue = bodies
+        .iter()
+        .find(|b| b["alert"]["kind"] == "backup_overdue")
+        .unwrap();
+    assert_eq!(overdue["alert"]["subject"], w.late.as_str());
+    assert_eq!(overdue["org"]["name"], "Acme");
+    let failed = bodies
+        .iter()
+        .find(|b| b["alert"]["kind"] == "job_failed")
+        .unwrap();
+    assert!(failed["alert"]["summary"]
+        .as_str()
+        .unwrap()
+        .contains("connection refused"));
+    let texts = slack_texts(&received);
+    assert_eq!(texts.len(), 3, "{texts:?}");
+    assert!(
+        texts.iter().all(|t| t.starts_with("[dbcrate] Alert: ")),
+        "{texts:?}"
+    );
+
+    // No storm: the next ticks send nothing while nothing changed.
+    for later in [now + 10, now + 600, now + 3000] {
+        assert_eq!(
+            engine::tick(&w.db, later).await.unwrap(),
+            engine::Tick::default()
+        );
+        assert_eq!(
+            delivery::deliver_due(&w.db, &w.keys, &w.reach, later)
+                .await
+                .unwrap(),
+            0
+        );
+    }
+    // After an hour the two open ones are told again; the failed job is not.
+    let hour = now + 3600;
+    let ticked = engine::tick(&w.db, hour).await.unwrap();
+    assert_eq!((ticked.opened, ticked.repeated, ticked.cleared), (0, 2, 0));
+    assert_eq!(
+        delivery::deliver_due(&w.db, &w.keys, &w.reach, hour)
+            .await
+            .unwrap(),
+        4
+    );
+    // The next repeat waits two hours.
+    assert_eq!(engine::tick(&w.db, hour + 3600).await.unwrap().repeated, 0);
+
+    // A backup arrives and the agent calls: both clear, one recovery notice each.
+    sqlx::query(
+        "INSERT INTO backups (id, org_id, job_id, database_id, destination_id, object_key, size, \
+         sha256, started_at, finished_at, pg_server_version, pg_dump_version, delete_attempts) \
+         VALUES ('bkp_1', $1, 'job_failed0', $2, $3, 'k', 1, 'ab', $4, $4, '17', '17', 0)",
+    )
+    .bind(&w.org)
+    .bind(&w.late)
+    .bind(DESTINATION)
+    .bind(hour + 3700)
+    .execute(w.db.pool())
+    .await
+    .unwrap();
+    sqlx::query("UPDATE agents SET last_seen_at = $1 WHERE id = $2")
+        .bind(hour + 3700)
+        .bind(&w.agent)
+        .execute(w.db.pool())
+        .await
+        .unwrap();
+    let clear_at = hour + 3720;
+    let ticked = engine::tick(&w.db, clear_at).await.unwrap();
+    assert_eq!((ticked.opened, ticked.repeated, ticked.cleared), (0, 0, 2));
+    assert_eq!(
+        delivery::deliver_due(&w.db, &w.keys, &w.reach, clear_at)
+            .await
+            .unwrap(),
+        4
+    );
+    let cleared: Vec<Value> = webhook_bodies(&received, &key, now)
+        .into_iter()
+        .filter(|b| b["event"] == "clear")
+        .collect();
+    assert_eq!(cleared.len(), 2);
+    assert!(cleared.iter().all(|b| b["alert"]["cleared_at"].is_string()));
+    assert_eq!(
+        slack_texts(&received)
+            .iter()
+            .filter(|t| t.starts_with("[dbcrate] Resolved: "))
+            .count(),
+        2
+    );
+    assert_eq!(
+        engine::tick(&w.db, clear_at + 60).await.unwrap(),
+        engine::Tick::default()
+    );
+
+    // Every delivery is in the log, delivered on its first attempt.
+    let log = deliveries(&w.db).await;
+    assert_eq!(log.len(), 14);
+    assert!(log
+        .iter()
+        .all(|(_, _, state, attempts, _)| state == "delivered" && *attempts == 1));
+    // The URLs and key were unsealed only to deliver, each time audited.
+    let unwraps: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_log WHERE action = 'secret.unwrap' \
+         AND details LIKE '%alert delivery%'",
+    )
+    .fetch_one(w.db.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        unwraps,
+        14 + 7,
+        "a URL per delivery, a key per webhook delivery"
+    );
+    dbcrate_testkit::assert_audited(
+        w.db.pool(),
+        &w.org,
+        &["alert_channel.create", "alert_channel.create"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_receivers_are_retried_on_a_back_off_and_forbidden_addresses_never_called() {
+    let w = world().await;
+    let received: Received = Arc::default();
+    let port = receiver(received.clone()).await;
+    add_channel(
+        &w,
+        "broken",
+        ChannelKind::Slack,
+        format!("http://127.0.0.1:{port}/fail"),
+    )
+    .await;
+    let now = w.now;
+    engine::tick(&w.db, now).await.unwrap();
+    assert_eq!(
+        delivery::deliver_due(&w.db, &w.keys, &w.reach, now)
+            .await
+            .unwrap(),
+        0
+    );
+    let log = deliveries(&w.db).await;
+    assert_eq!(log.len(), 3);
+    assert!(log.iter().all(|(_, _, state, attempts, error)| {
+        state == "pending"
+            && *attempts == 1
+            && error.as_deref() == Some("the receiver answered 500")
+    }));
+    // Not before the back-off; then again, doubling, until it gives up.
+    assert_eq!(
+        delivery::deliver_due(&w.db, &w.keys, &w.reach, now + 29)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(received.lock().unwrap().len(), 3);
+    let mut at = now;
+    for attempt in 1..delivery::MAX_ATTEMPTS {
+        at += delivery::retry_after(attempt);
+        delivery::deliver_due(&w.db, &w.keys, &w.reach, at)
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        received.lock().unwrap().len(),
+        3 * delivery::MAX_ATTEMPTS as usize
+    );
+    let log = deliveries(&w.db).await;
+    assert!(
+        log.iter()
+            .all(|(_, _, state, attempts, _)| state == "failed"
+                && *attempts == delivery::MAX_ATTEMPTS)
+    );
+    assert_eq!(
+        delivery::deliver_due(&w.db, &w.keys, &w.reach, at + 86_400)
+            .await
+            .unwrap(),
+        0
+    );
+
+    // A test notification to a working channel arrives; a removed channel's pending
+    // deliveries are dropped.
+    let (good, _) = add_channel(
+        &w,
+        "good",
+        ChannelKind::Slack,
+        format!("http://127.0.0.1:{port}/slack"),
+    )
+    .await;
+    let test = delivery::queue_test(&w.db, &w.org, &good, at)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(test.starts_with("adl_"));
+    assert!(delivery::queue_test(&w.db, "org_other", &good, at)
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        delivery::deliver_due(&w.db, &w.keys, &w.reach, at)
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(slack_texts(&received)
+        .iter()
+        .any(|t| t.starts_with("[dbcrate] Test: ")));
+    let (gone, _) = add_channel(
+        &w,
+        "gone",
+        ChannelKind::Slack,
+        format!("http://127.0.0.1:{port}/fail"),
+    )
+    .await;
+    delivery::queue_test(&w.db, &w.org, &gone, at)
+        .await
+        .unwrap();
+    assert!(channels::delete(&w.db, &w.org, &gone, "user:admin", at)
+        .await
+        .unwrap());
+    assert!(!channels::delete(&w.db, &w.org, &gone, "user:admin", at)
+        .await
+        .unwrap());
+    let dropped: (String, Option<String>) =
+        sqlx::query_as("SELECT state, last_error FROM alert_deliveries WHERE channel_id = $1")
+            .bind(&gone)
+            .fetch_one(w.db.pool())
+            .await
+            .unwrap();
+    assert_eq!(
+        dropped,
+        ("failed".into(), Some("the channel was removed".into()))
+    );
+
+    // A reach policy that allows no private address: the loopback receiver is never
+    // called, and the log says why without the URL's path.
+    let strict = ReachPolicy::new(Vec::new(), &[]).unwrap();
+    let before = received.lock().unwrap().len();
+    delivery::queue_test(&w.db, &w.org, &good, at)
+        .await
+        .unwrap();
+    assert_eq!(
+        delivery::deliver_due(&w.db, &w.keys, &strict, at)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(received.lock().unwrap().len(), before);
+    let refused: Option<String> = sqlx::query_scalar(
+        "SELECT last_error FROM alert_deliveries WHERE channel_id = $1 AND state = 'pending'",
+    )
+    .bind(&good)
+    .fetch_one(w.db.pool())
+    .await
+    .unwrap();
+    let refused = refused.unwrap();
+    assert!(refused.starts_with("127.0.0.1: "), "{refused}");
+    assert!(!refused.contains("/slack"), "{refused}");
+
+    // Channels: names are unique, URLs must be https (or http to loopback), secrets
+    // never listed.
+    let url = SecretString::new("https://hooks.example.com/services/T0/B0/secret".into());
+    let dup = NewChannel {
+        name: "good",
+        kind: ChannelKind::Slack,
+        url: &url,
+    };
+    let err = channels::create(&w.db, &w.keys, &w.org, &dup, "user:admin", at)
+        .await
+        .unwrap_err();
+    assert!(err.message.contains("exists"), "{err:?}");
+    let plain = SecretString::new("http://hooks.example.com/x".into());
+    let bad = NewChannel {
+        name: "plain",
+        kind: ChannelKind::Webhook,
+        url: &plain,
+    };
+    let err = channels::create(&w.db, &w.keys, &w.org, &bad, "user:admin", at)
+        .await
+        .unwrap_err();
+    assert!(err.message.contains("https://"), "{err:?}");
+    let listed = channels::list(&w.db, &w.org).await.unwrap();
+    assert!(listed.iter().all(|c| c.host == "127.0.0.1"), "{listed:?}");
+    assert!(format!("{listed:?}").contains("good") && !format!("{listed:?}").contains("/slack"));
+    let stored = dbcrate_testkit::every_text_in_database(w.db.pool()).await;
+    assert!(
+        !stored.contains("/slack") && !stored.contains("/fail") && !stored.contains("T0/B0"),
+        "a URL stored in the clear"
+    );
+}
