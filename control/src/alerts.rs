@@ -12,6 +12,7 @@ pub mod channels;
 pub mod conditions;
 pub mod delivery;
 pub mod engine;
+pub mod log;
 pub mod message;
 mod post;
 pub mod signing;

@@ -13,6 +13,7 @@
 mod account_api;
 mod agent_admin_api;
 pub mod agent_api;
+mod alert_api;
 mod audit_api;
 pub mod auth;
 mod backup_api;
@@ -34,7 +35,7 @@ use crate::envelope::MasterKeys;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::Router;
 use std::sync::Arc;
 
@@ -227,6 +228,7 @@ pub fn router(state: AppState) -> Router {
         .merge(account_routes())
         .merge(organisation_routes())
         .merge(backup_routes())
+        .merge(alert_routes())
         .fallback(no_such_route)
         .method_not_allowed_fallback(|| async {
             error::ApiError::new(
@@ -323,6 +325,29 @@ fn organisation_routes() -> Router<AppState> {
             axum::routing::delete(token::revoke),
         )
         .route("/api/v1/orgs/{org}/audit", get(audit::query))
+}
+
+/// Where an organisation's alerts go, what they were and what was sent.
+fn alert_routes() -> Router<AppState> {
+    use alert_api as alert;
+    Router::new()
+        .route(
+            "/api/v1/orgs/{org}/alert-channels",
+            get(alert::list_channels).post(alert::create_channel),
+        )
+        .route(
+            "/api/v1/orgs/{org}/alert-channels/{channel}",
+            delete(alert::delete_channel),
+        )
+        .route(
+            "/api/v1/orgs/{org}/alert-channels/{channel}/test",
+            post(alert::test_channel),
+        )
+        .route("/api/v1/orgs/{org}/alerts", get(alert::list_alerts))
+        .route(
+            "/api/v1/orgs/{org}/alert-deliveries",
+            get(alert::list_deliveries),
+        )
 }
 
 /// What an organisation backs up and with which agents: agents, databases, schedules,

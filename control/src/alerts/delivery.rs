@@ -64,25 +64,60 @@ pub async fn deliver_due(
     .await?;
     let mut delivered = 0;
     for d in due {
-        // Claimed for the length of one attempt: another replica skips it meanwhile.
-        let claimed = sqlx::query(
-            "UPDATE alert_deliveries SET next_attempt_at = $1 \
-             WHERE id = $2 AND state = 'pending' AND next_attempt_at = $3",
-        )
-        .bind(now + 2 * POST_TIMEOUT.as_secs() as i64)
-        .bind(&d.id)
-        .bind(d.next_attempt_at)
-        .execute(db.pool())
-        .await?;
-        if claimed.rows_affected() != 1 {
-            continue;
-        }
-        let outcome = attempt(db, keys, reach, &d, now).await;
-        if record(db, &d, outcome, now).await? {
+        if send(db, keys, reach, &d, now).await? == Some(true) {
             delivered += 1;
         }
     }
     Ok(delivered)
+}
+
+/// Claims `d` for the length of one attempt (another replica skips it meanwhile) and
+/// makes the attempt: `None` when someone else had claimed it, else whether it delivered.
+async fn send(
+    db: &Db,
+    keys: &MasterKeys,
+    reach: &ReachPolicy,
+    d: &Due,
+    now: i64,
+) -> Result<Option<bool>> {
+    let claimed = sqlx::query(
+        "UPDATE alert_deliveries SET next_attempt_at = $1 \
+         WHERE id = $2 AND state = 'pending' AND next_attempt_at = $3",
+    )
+    .bind(now + 2 * POST_TIMEOUT.as_secs() as i64)
+    .bind(&d.id)
+    .bind(d.next_attempt_at)
+    .execute(db.pool())
+    .await?;
+    if claimed.rows_affected() != 1 {
+        return Ok(None);
+    }
+    let outcome = attempt(db, keys, reach, d, now).await;
+    Ok(Some(record(db, d, outcome, now).await?))
+}
+
+/// Sends the pending delivery `id` of `org_id` now, whatever its schedule (a test
+/// notification a person is waiting for); `false` when there is no such pending one.
+pub async fn send_now(
+    db: &Db,
+    keys: &MasterKeys,
+    reach: &ReachPolicy,
+    org_id: &str,
+    id: &str,
+    now: i64,
+) -> Result<bool> {
+    let found: Option<Due> = sqlx::query_as(
+        "SELECT id, org_id, channel_id, body, attempts, next_attempt_at FROM alert_deliveries \
+         WHERE id = $1 AND org_id = $2 AND state = 'pending'",
+    )
+    .bind(id)
+    .bind(org_id)
+    .fetch_optional(db.pool())
+    .await?;
+    match found {
+        Some(d) => Ok(send(db, keys, reach, &d, now).await?.is_some()),
+        None => Ok(false),
+    }
 }
 
 /// One attempt: `Ok(())` when the receiver answered 2xx.

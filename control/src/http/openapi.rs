@@ -9,8 +9,8 @@
 
 use super::error_doc::ErrorBody;
 use super::{
-    account_api, agent_admin_api, agent_api, audit_api, backup_api, database_api, invitation_api,
-    member_api, org_api, schedule_api, session_api, token_api,
+    account_api, agent_admin_api, agent_api, alert_api, audit_api, backup_api, database_api,
+    invitation_api, member_api, org_api, schedule_api, session_api, token_api,
 };
 use std::sync::LazyLock;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
@@ -109,6 +109,12 @@ impl utoipa::Modify for SecuritySchemes {
         schedule_api::run_schedule_now,
         backup_api::list_backups,
         backup_api::create_restore,
+        alert_api::create_channel,
+        alert_api::list_channels,
+        alert_api::delete_channel,
+        alert_api::test_channel,
+        alert_api::list_alerts,
+        alert_api::list_deliveries,
         agent_api::enroll,
         agent_api::renew,
         agent_api::config,

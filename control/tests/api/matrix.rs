@@ -214,6 +214,51 @@ fn routes() -> Vec<Route> {
         ),
         r(
             Method::POST,
+            "/api/v1/orgs/{org}/alert-channels",
+            "admin",
+            false,
+            Some(|n| {
+                json!({ "name": format!("hook{n}"), "kind": "slack",
+                        "url": "https://127.0.0.1:9/hook" })
+            }),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/orgs/{org}/alert-channels",
+            "viewer",
+            false,
+            None,
+        ),
+        r(
+            Method::POST,
+            "/api/v1/orgs/{org}/alert-channels/{channel}/test",
+            "admin",
+            false,
+            None,
+        ),
+        r(
+            Method::DELETE,
+            "/api/v1/orgs/{org}/alert-channels/{channel}",
+            "admin",
+            false,
+            None,
+        ),
+        r(
+            Method::GET,
+            "/api/v1/orgs/{org}/alerts",
+            "viewer",
+            false,
+            None,
+        ),
+        r(
+            Method::GET,
+            "/api/v1/orgs/{org}/alert-deliveries",
+            "viewer",
+            false,
+            None,
+        ),
+        r(
+            Method::POST,
             "/api/v1/orgs/{org}/agents/{agent}/revoke",
             "admin",
             false,
@@ -351,6 +396,25 @@ async fn roles_matrix(db: Db) {
             }
             if path.contains("{database}") {
                 path = path.replace("{database}", &database);
+            }
+            if path.contains("{channel}") {
+                let url = dbcrate_core::secret::SecretString::new("https://127.0.0.1:9/x".into());
+                let new = dbcrate_control::alerts::channels::NewChannel {
+                    name: &format!("target{n}"),
+                    kind: dbcrate_control::alerts::channels::ChannelKind::Slack,
+                    url: &url,
+                };
+                let made = dbcrate_control::alerts::channels::create(
+                    &api.db,
+                    &api.keys,
+                    &org,
+                    &new,
+                    "system:test",
+                    0,
+                )
+                .await
+                .unwrap();
+                path = path.replace("{channel}", &made.0.id);
             }
             if path.contains("{schedule}") {
                 path = path.replace("{schedule}", &schedule);

@@ -1245,6 +1245,58 @@ async fn every_documented_answer_matches_a_real_one(db: Db) {
     live.expect(202, M::POST, restores, &o, &owner, J(restore))
         .await;
 
+    // Alert channels, alerts and the delivery log. (The test notification goes to a
+    // closed loopback port: answered 200 with the failed attempt in the record.)
+    let channels = "/api/v1/orgs/{org}/alert-channels";
+    let channel = json!({ "name": "ops", "kind": "webhook", "url": "https://127.0.0.1:9/hook" });
+    let created = live
+        .expect(201, M::POST, channels, &o, &owner, J(channel.clone()))
+        .await;
+    assert!(text(&created, "signing_key").starts_with("dbcwh_"));
+    assert!(
+        !created.to_string().contains("/hook"),
+        "the URL is never answered"
+    );
+    live.expect(409, M::POST, channels, &o, &owner, J(channel))
+        .await;
+    live.expect(200, M::GET, channels, &o, &owner, Empty).await;
+    let c = [
+        ("org", org.as_str()),
+        ("channel", text(&created["channel"], "id")),
+    ];
+    let tested = live
+        .expect(
+            200,
+            M::POST,
+            "/api/v1/orgs/{org}/alert-channels/{channel}/test",
+            &c,
+            &owner,
+            Empty,
+        )
+        .await;
+    assert_eq!(tested["event"], "test");
+    assert_eq!(tested["attempts"], 1);
+    live.expect(200, M::GET, "/api/v1/orgs/{org}/alerts", &o, &owner, Empty)
+        .await;
+    live.expect(
+        200,
+        M::GET,
+        "/api/v1/orgs/{org}/alert-deliveries",
+        &o,
+        &owner,
+        Empty,
+    )
+    .await;
+    live.expect(
+        204,
+        M::DELETE,
+        "/api/v1/orgs/{org}/alert-channels/{channel}",
+        &c,
+        &owner,
+        Empty,
+    )
+    .await;
+
     // The audit log, in each form.
     let audit = "/api/v1/orgs/{org}/audit";
     for query in ["", "?format=jsonl", "?format=csv&action=member.add"] {
@@ -1289,6 +1341,7 @@ async fn every_documented_answer_matches_a_real_one(db: Db) {
             ("database", "dbs_00000000000000000000000000000000"),
             ("schedule", "sch_00000000000000000000000000000000"),
             ("job", "job_00000000000000000000000000000000"),
+            ("channel", "ach_00000000000000000000000000000000"),
         ];
         let schemas = Schemas { doc: &live.doc };
         let body = op["requestBody"]["content"]["application/json"]["schema"].clone();
