@@ -92,6 +92,13 @@ async fn world() -> World {
         .unwrap()
         .0
         .agent_id;
+    // A certificate with most of its life ahead (enrol_agent issues one for an hour).
+    sqlx::query("UPDATE agent_certificates SET not_after = $1 WHERE agent_id = $2")
+        .bind(now + 100 * 3600)
+        .bind(&agent)
+        .execute(db.pool())
+        .await
+        .unwrap();
     // Last seen half an hour ago: offline.
     sqlx::query("UPDATE agents SET last_seen_at = $1 WHERE id = $2")
         .bind(now - 1800)
@@ -576,5 +583,79 @@ async fn failing_receivers_are_retried_on_a_back_off_and_forbidden_addresses_nev
     assert!(
         !stored.contains("/slack") && !stored.contains("/fail") && !stored.contains("T0/B0"),
         "a URL stored in the clear"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_that_is_not_renewing_and_a_deletion_that_keeps_failing_are_conditions() {
+    use dbcrate_control::alerts::conditions::{current, AlertKind};
+    let w = world().await;
+    let now = w.now;
+    // The agent's certificate is 95% through its life (renewal is due at 80%).
+    sqlx::query(
+        "UPDATE agent_certificates SET not_before = $1, not_after = $2 WHERE agent_id = $3",
+    )
+    .bind(now - 95 * 3600)
+    .bind(now + 5 * 3600)
+    .bind(&w.agent)
+    .execute(w.db.pool())
+    .await
+    .unwrap();
+    // Retention failed to delete an old backup twice.
+    sqlx::query(
+        "INSERT INTO backups (id, org_id, job_id, database_id, destination_id, object_key, size, \
+         sha256, started_at, finished_at, pg_server_version, pg_dump_version, delete_attempts, \
+         last_delete_at) VALUES ('bkp_old', $1, 'job_failed0', $2, $3, 'old', 1, 'ab', 1, 1, \
+         '17', '17', 2, $4)",
+    )
+    .bind(&w.org)
+    .bind(&w.late)
+    .bind(DESTINATION)
+    .bind(now - 60)
+    .execute(w.db.pool())
+    .await
+    .unwrap();
+    let found = |kind: AlertKind, conditions: &[dbcrate_control::alerts::conditions::Condition]| {
+        conditions
+            .iter()
+            .filter(|c| c.kind == kind)
+            .map(|c| (c.subject.clone(), c.summary.clone()))
+            .collect::<Vec<_>>()
+    };
+    let now_holding = current(&w.db, now).await.unwrap();
+    let expiring = found(AlertKind::CertificateNotRenewing, &now_holding);
+    assert_eq!(expiring.len(), 1, "{now_holding:#?}");
+    assert_eq!(expiring[0].0, w.agent);
+    assert!(expiring[0].1.contains("expires"), "{}", expiring[0].1);
+    let stuck = found(AlertKind::RetentionDeleteFailed, &now_holding);
+    assert_eq!(stuck.len(), 1, "{now_holding:#?}");
+    assert_eq!(stuck[0].0, "bkp_old");
+    assert!(stuck[0].1.contains("2 attempts"), "{}", stuck[0].1);
+
+    // Renewed, and deleted at last: both clear.
+    sqlx::query(
+        "INSERT INTO agent_certificates (serial, agent_id, org_id, not_before, not_after) \
+         VALUES ('renewed', $1, $2, $3, $4)",
+    )
+    .bind(&w.agent)
+    .bind(&w.org)
+    .bind(now)
+    .bind(now + 100 * 3600)
+    .execute(w.db.pool())
+    .await
+    .unwrap();
+    sqlx::query("UPDATE backups SET deleted_at = $1 WHERE id = 'bkp_old'")
+        .bind(now)
+        .execute(w.db.pool())
+        .await
+        .unwrap();
+    let later = current(&w.db, now + 60).await.unwrap();
+    assert!(
+        found(AlertKind::CertificateNotRenewing, &later).is_empty(),
+        "{later:#?}"
+    );
+    assert!(
+        found(AlertKind::RetentionDeleteFailed, &later).is_empty(),
+        "{later:#?}"
     );
 }

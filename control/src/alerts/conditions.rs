@@ -9,6 +9,11 @@
 //!   calls again. Revoked agents and agents never seen are left out.
 //! - `job_failed` (a job): a backup or restore job failed after its last attempt, in
 //!   the last [`EVENT_WINDOW_SECS`]. An event: told once, nothing to clear.
+//! - `certificate_not_renewing` (an agent): its newest certificate is more than
+//!   [`NOT_RENEWING_FRACTION`] through its life — agents renew at 80% — so it will expire
+//!   and the agent stop; clears when a newer certificate is issued.
+//! - `retention_delete_failed` (a backup): retention tried to delete it and failed (it
+//!   retries with a back-off); clears when it is deleted.
 
 use crate::backups::overview;
 use crate::db::Db;
@@ -22,6 +27,10 @@ pub const AGENT_OFFLINE_SECS: i64 = 600;
 /// again: each job is told once, ever).
 pub const EVENT_WINDOW_SECS: i64 = 86_400;
 
+/// How far through its life an agent's newest certificate may be before it counts as
+/// not renewing (agents renew at `wire::DEFAULT_RENEW_AT_FRACTION`, 0.8).
+pub const NOT_RENEWING_FRACTION: f64 = 0.9;
+
 /// What an alert is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AlertKind {
@@ -31,11 +40,21 @@ pub enum AlertKind {
     AgentOffline,
     /// A job failed for good.
     JobFailed,
+    /// An agent's certificate nears its end without a renewal.
+    CertificateNotRenewing,
+    /// Retention cannot delete a backup.
+    RetentionDeleteFailed,
 }
 
 impl AlertKind {
     /// Every kind.
-    pub const ALL: [AlertKind; 3] = [Self::BackupOverdue, Self::AgentOffline, Self::JobFailed];
+    pub const ALL: [AlertKind; 5] = [
+        Self::BackupOverdue,
+        Self::AgentOffline,
+        Self::JobFailed,
+        Self::CertificateNotRenewing,
+        Self::RetentionDeleteFailed,
+    ];
 
     /// The kind as stored and sent.
     pub fn as_str(self) -> &'static str {
@@ -43,6 +62,8 @@ impl AlertKind {
             Self::BackupOverdue => "backup_overdue",
             Self::AgentOffline => "agent_offline",
             Self::JobFailed => "job_failed",
+            Self::CertificateNotRenewing => "certificate_not_renewing",
+            Self::RetentionDeleteFailed => "retention_delete_failed",
         }
     }
 
@@ -133,5 +154,65 @@ pub async fn current(db: &Db, now: i64) -> Result<Vec<Condition>> {
             subject: id,
         });
     }
+    certificates(db, now, &mut out).await?;
+    deletions(db, &name_of, &mut out).await?;
     Ok(out)
+}
+
+/// Unrevoked agents whose newest certificate is past [`NOT_RENEWING_FRACTION`] of its
+/// life (and not yet expired long ago: an agent gone for good is `agent_offline`).
+async fn certificates(db: &Db, now: i64, out: &mut Vec<Condition>) -> Result<()> {
+    let newest: Vec<(String, String, String, i64, i64)> = sqlx::query_as(
+        "SELECT a.org_id, a.id, a.name, c.not_before, c.not_after FROM agents a \
+         JOIN agent_certificates c ON c.agent_id = a.id \
+         WHERE a.revoked_at IS NULL AND c.revoked_at IS NULL AND c.not_after = \
+         (SELECT max(c2.not_after) FROM agent_certificates c2 WHERE c2.agent_id = a.id) \
+         ORDER BY a.org_id, a.id",
+    )
+    .fetch_all(db.pool())
+    .await?;
+    for (org_id, id, name, not_before, not_after) in newest {
+        let life = (not_after - not_before).max(1) as f64;
+        let through = (now - not_before) as f64 / life;
+        if through > NOT_RENEWING_FRACTION && now < not_after + EVENT_WINDOW_SECS {
+            out.push(Condition {
+                org_id,
+                kind: AlertKind::CertificateNotRenewing,
+                summary: format!(
+                    "The certificate of agent {name} expires at {} and has not been renewed \
+                     (agents renew at 80% of its life); when it expires the agent stops.",
+                    rfc3339(not_after)
+                ),
+                subject: id,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Backups retention failed to delete and has not deleted since.
+async fn deletions(
+    db: &Db,
+    name_of: &impl Fn(&str) -> String,
+    out: &mut Vec<Condition>,
+) -> Result<()> {
+    let stuck: Vec<(String, String, String, i64)> = sqlx::query_as(
+        "SELECT org_id, id, database_id, delete_attempts FROM backups \
+         WHERE deleted_at IS NULL AND delete_attempts > 0 ORDER BY org_id, id",
+    )
+    .fetch_all(db.pool())
+    .await?;
+    for (org_id, id, database, attempts) in stuck {
+        out.push(Condition {
+            org_id,
+            kind: AlertKind::RetentionDeleteFailed,
+            summary: format!(
+                "Retention cannot delete backup {id} of {} ({attempts} attempts failed; it \
+                 keeps trying): check that the destination's credentials may delete.",
+                name_of(&database)
+            ),
+            subject: id,
+        });
+    }
+    Ok(())
 }
