@@ -1,5 +1,6 @@
 -- Alerts: where an organisation is told (a channel: a webhook or a Slack-compatible
--- incoming webhook, its URL sealed like every credential, a webhook's signing key too),
+-- incoming webhook, its URL sealed like every credential, a webhook's signing key too;
+-- or e-mail over SMTP, its settings in the clear and its password sealed),
 -- what it is told about (one open alert per kind and subject; an event kind, such as a
 -- failed job, is opened and closed at once and never repeats), and every delivery with
 -- its attempts (the delivery log).
@@ -7,9 +8,10 @@ CREATE TABLE alert_channels (
     id TEXT PRIMARY KEY,
     org_id TEXT NOT NULL REFERENCES orgs (id),
     name TEXT NOT NULL,
-    kind TEXT NOT NULL CHECK (kind IN ('webhook', 'slack')),
+    kind TEXT NOT NULL CHECK (kind IN ('webhook', 'slack', 'email')),
     host TEXT NOT NULL,
-    url_secret_id TEXT NOT NULL,
+    settings TEXT NOT NULL DEFAULT '{}',
+    url_secret_id TEXT,
     signing_secret_id TEXT,
     created_at BIGINT NOT NULL,
     UNIQUE (org_id, name)

@@ -213,7 +213,7 @@ pub async fn list(db: &Db, org_id: &str) -> Result<Vec<ChannelInfo>> {
 pub async fn delete(db: &Db, org_id: &str, id: &str, actor: &str, now: i64) -> Result<bool> {
     let mut tx = db.begin().await?;
     let deleted: Result<bool> = async {
-        let found: Option<(String, String, Option<String>)> = sqlx::query_as(
+        let found: Option<(String, Option<String>, Option<String>)> = sqlx::query_as(
             "SELECT name, url_secret_id, signing_secret_id FROM alert_channels \
              WHERE id = $1 AND org_id = $2",
         )
@@ -236,9 +236,8 @@ pub async fn delete(db: &Db, org_id: &str, id: &str, actor: &str, now: i64) -> R
         .bind(id)
         .execute(&mut *tx)
         .await?;
-        secrets::delete_in(&mut tx, org_id, &url_secret).await?;
-        if let Some(signing) = signing_secret {
-            secrets::delete_in(&mut tx, org_id, &signing).await?;
+        for secret in url_secret.iter().chain(signing_secret.iter()) {
+            secrets::delete_in(&mut tx, org_id, secret).await?;
         }
         let target = format!("alert_channel:{id}");
         let details = serde_json::json!({ "name": name });

@@ -128,7 +128,7 @@ async fn attempt(
     d: &Due,
     now: i64,
 ) -> std::result::Result<(), String> {
-    let channel: Option<(String, String, Option<String>)> = sqlx::query_as(
+    let channel: Option<(String, Option<String>, Option<String>)> = sqlx::query_as(
         "SELECT kind, url_secret_id, signing_secret_id FROM alert_channels \
          WHERE id = $1 AND org_id = $2",
     )
@@ -155,6 +155,7 @@ async fn attempt(
                 .map_err(|e| format!("unsealing the channel's {purpose}: {}", e.message))
         }
     };
+    let url_secret = url_secret.ok_or("the channel has no URL")?;
     let url = open(&url_secret, URL_PURPOSE).await?;
     let url = std::str::from_utf8(&url).map_err(|_| "the stored URL is not text".to_string())?;
     let mut headers = vec![(DELIVERY_HEADER, d.id.clone())];
