@@ -16,3 +16,4 @@ pub mod log;
 pub mod message;
 mod post;
 pub mod signing;
+pub mod smtp;

@@ -36,6 +36,7 @@ mod prometheus;
 mod random;
 mod s3;
 mod sftp;
+mod smtp;
 mod sqlite;
 mod tempdir;
 mod test_ca;
@@ -57,6 +58,7 @@ pub use prometheus::{
 };
 pub use s3::S3Server;
 pub use sftp::SftpServer;
+pub use smtp::{SmtpServer, SmtpTls, SMTP_PASSWORD, SMTP_USER};
 pub use sqlite::sqlite_url;
 pub use tempdir::TempDir;
 pub use test_ca::{ServerCert, TestCa};
