@@ -11,7 +11,7 @@
 mod common;
 
 use axum::body::Bytes;
-use dbcrate_control::alerts::channels::{self, ChannelKind, NewChannel};
+use dbcrate_control::alerts::channels::{self, ChannelKind, NewChannel, Target};
 use dbcrate_control::alerts::signing;
 use dbcrate_control::alerts::{delivery, engine};
 use dbcrate_control::backups::{databases, schedules};
@@ -171,11 +171,11 @@ async fn add_channel(
     url: String,
 ) -> (String, Option<SecretString>) {
     let url = SecretString::new(url);
-    let new = NewChannel {
-        name,
-        kind,
-        url: &url,
+    let target = match kind {
+        ChannelKind::Webhook => Target::Webhook(&url),
+        _ => Target::Slack(&url),
     };
+    let new = NewChannel { name, target };
     let (info, key) = channels::create(&w.db, &w.keys, &w.org, &new, "user:admin", w.now)
         .await
         .unwrap();
@@ -559,8 +559,7 @@ async fn failing_receivers_are_retried_on_a_back_off_and_forbidden_addresses_nev
     let url = SecretString::new("https://hooks.example.com/services/T0/B0/secret".into());
     let dup = NewChannel {
         name: "good",
-        kind: ChannelKind::Slack,
-        url: &url,
+        target: Target::Slack(&url),
     };
     let err = channels::create(&w.db, &w.keys, &w.org, &dup, "user:admin", at)
         .await
@@ -569,8 +568,7 @@ async fn failing_receivers_are_retried_on_a_back_off_and_forbidden_addresses_nev
     let plain = SecretString::new("http://hooks.example.com/x".into());
     let bad = NewChannel {
         name: "plain",
-        kind: ChannelKind::Webhook,
-        url: &plain,
+        target: Target::Webhook(&plain),
     };
     let err = channels::create(&w.db, &w.keys, &w.org, &bad, "user:admin", at)
         .await
@@ -657,5 +655,127 @@ async fn a_certificate_that_is_not_renewing_and_a_deletion_that_keeps_failing_ar
     assert!(
         found(AlertKind::RetentionDeleteFailed, &later).is_empty(),
         "{later:#?}"
+    );
+}
+
+#[test]
+fn alerts_are_mailed_through_a_real_smtp_server() {
+    use dbcrate_control::alerts::channels::EmailSettings;
+    use dbcrate_testkit::{SmtpServer, SmtpTls, SMTP_PASSWORD, SMTP_USER};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let w = rt.block_on(world());
+    let server = SmtpServer::start(SmtpTls::StartTls).unwrap_or_else(|e| panic!("{e}"));
+    let email = EmailSettings {
+        host: "localhost".into(),
+        port: server.port(),
+        security: "starttls".into(),
+        username: Some(SMTP_USER.into()),
+        from: "dbcrate@example.com".into(),
+        to: vec!["ops@example.com".into()],
+        ca_pem: Some(server.ca_pem().into()),
+    };
+    let password = SecretString::new(SMTP_PASSWORD.into());
+    let now = w.now;
+    rt.block_on(async {
+        // Settings that cannot work are refused before anything is stored.
+        for (bad, why) in [
+            (
+                EmailSettings {
+                    to: vec![],
+                    ..email.clone()
+                },
+                "to must list",
+            ),
+            (
+                EmailSettings {
+                    from: "ops\r\nBcc: x@y".into(),
+                    ..email.clone()
+                },
+                "from must be",
+            ),
+            (
+                EmailSettings {
+                    security: "none".into(),
+                    ..email.clone()
+                },
+                "starttls or implicit",
+            ),
+            (
+                EmailSettings {
+                    ca_pem: Some("not pem".into()),
+                    ..email.clone()
+                },
+                "ca_pem",
+            ),
+        ] {
+            let new = NewChannel {
+                name: "bad",
+                target: Target::Email(bad, Some(&password)),
+            };
+            let err = channels::create(&w.db, &w.keys, &w.org, &new, "user:admin", now)
+                .await
+                .unwrap_err();
+            assert!(err.message.contains(why), "{why}: {err:?}");
+        }
+        let no_password = NewChannel {
+            name: "bad",
+            target: Target::Email(email.clone(), None),
+        };
+        let err = channels::create(&w.db, &w.keys, &w.org, &no_password, "user:admin", now)
+            .await
+            .unwrap_err();
+        assert!(err.message.contains("go together"), "{err:?}");
+        assert!(channels::list(&w.db, &w.org).await.unwrap().is_empty());
+
+        let new = NewChannel {
+            name: "mail",
+            target: Target::Email(email.clone(), Some(&password)),
+        };
+        let (info, key) = channels::create(&w.db, &w.keys, &w.org, &new, "user:admin", now)
+            .await
+            .unwrap();
+        assert!(key.is_none());
+        assert_eq!(
+            (info.kind.as_str(), info.host.as_str()),
+            ("email", "localhost")
+        );
+        assert_eq!(engine::tick(&w.db, now).await.unwrap().opened, 3);
+        assert_eq!(
+            delivery::deliver_due(&w.db, &w.keys, &w.reach, now)
+                .await
+                .unwrap(),
+            3
+        );
+    });
+    let mails = server
+        .wait_for(3, std::time::Duration::from_secs(10))
+        .unwrap();
+    assert_eq!(mails.len(), 3);
+    for m in &mails {
+        assert_eq!(m["tls"], true);
+        assert_eq!(m["authenticated"], true);
+        assert_eq!(m["rcpt_tos"], serde_json::json!(["ops@example.com"]));
+        let data = m["data"].as_str().unwrap();
+        assert!(data.contains("Subject: [dbcrate] Alert: "), "{data}");
+    }
+    let subjects: Vec<&str> = mails
+        .iter()
+        .filter_map(|m| {
+            m["data"]
+                .as_str()?
+                .lines()
+                .find(|l| l.starts_with("Subject: "))
+        })
+        .collect();
+    for kind in ["backup_overdue", "agent_offline", "job_failed"] {
+        assert!(
+            subjects.iter().any(|s| s.contains(kind)),
+            "{kind} not in {subjects:?}"
+        );
+    }
+    let stored = rt.block_on(dbcrate_testkit::every_text_in_database(w.db.pool()));
+    assert!(
+        !stored.contains(SMTP_PASSWORD),
+        "the SMTP password is stored sealed"
     );
 }

@@ -11,7 +11,7 @@ CREATE TABLE alert_channels (
     kind TEXT NOT NULL CHECK (kind IN ('webhook', 'slack', 'email')),
     host TEXT NOT NULL,
     settings TEXT NOT NULL DEFAULT '{}',
-    url_secret_id TEXT,
+    secret_id TEXT,
     signing_secret_id TEXT,
     created_at BIGINT NOT NULL,
     UNIQUE (org_id, name)

@@ -1,17 +1,20 @@
 //! Sending queued deliveries, with retries: each attempt claims its delivery first (so
 //! two replicas never send one twice), unwraps the channel's URL (and a webhook's
-//! signing key) for that send — audited like every unwrap — and POSTs. A 2xx answer
-//! delivers it; anything else is retried after 30 s, 1, 2, 4 … minutes, up to
+//! signing key, or an e-mail channel's SMTP password) for that send — audited like
+//! every unwrap — and POSTs (or mails). A 2xx answer (an accepted message) delivers it;
+//! anything else is retried after 30 s, 1, 2, 4 … minutes, up to
 //! [`MAX_ATTEMPTS`], then it is failed, with the last error in the delivery log.
 
-use super::channels::{SIGNING_PURPOSE, URL_PURPOSE};
+use super::channels::{EmailSettings, SIGNING_PURPOSE, SMTP_PASSWORD_PURPOSE, URL_PURPOSE};
 use super::message::{self, AlertFacts, Event, OrgFacts};
 use super::post::{post, POST_TIMEOUT};
 use super::signing::{sign, DELIVERY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use super::smtp::{self, Mail, SmtpSettings};
 use crate::db::Db;
 use crate::envelope::MasterKeys;
 use crate::error::{new_id, Error, Result};
 use crate::secrets::{self, Owner, SecretRef};
+use dbcrate_core::secret::SecretString;
 use dbcrate_core::time::rfc3339;
 use dbcrate_storage::reach::ReachPolicy;
 
@@ -128,8 +131,8 @@ async fn attempt(
     d: &Due,
     now: i64,
 ) -> std::result::Result<(), String> {
-    let channel: Option<(String, Option<String>, Option<String>)> = sqlx::query_as(
-        "SELECT kind, url_secret_id, signing_secret_id FROM alert_channels \
+    let channel: Option<(String, String, Option<String>, Option<String>)> = sqlx::query_as(
+        "SELECT kind, settings, secret_id, signing_secret_id FROM alert_channels \
          WHERE id = $1 AND org_id = $2",
     )
     .bind(&d.channel_id)
@@ -137,7 +140,7 @@ async fn attempt(
     .fetch_optional(db.pool())
     .await
     .map_err(|e| format!("reading the channel: {e}"))?;
-    let Some((_, url_secret, signing_secret)) = channel else {
+    let Some((kind, settings, secret, signing_secret)) = channel else {
         return Err("the channel was removed".into());
     };
     let stamp = rfc3339(now);
@@ -155,8 +158,39 @@ async fn attempt(
                 .map_err(|e| format!("unsealing the channel's {purpose}: {}", e.message))
         }
     };
-    let url_secret = url_secret.ok_or("the channel has no URL")?;
-    let url = open(&url_secret, URL_PURPOSE).await?;
+    if kind == "email" {
+        let email: EmailSettings = serde_json::from_str(&settings)
+            .map_err(|e| format!("the channel's settings do not read: {e}"))?;
+        let password = match &secret {
+            Some(id) => {
+                let bytes = open(id, SMTP_PASSWORD_PURPOSE).await?;
+                let text = String::from_utf8(bytes.to_vec())
+                    .map_err(|_| "the stored password is not text".to_string())?;
+                Some(SecretString::new(text))
+            }
+            None => None,
+        };
+        let message: serde_json::Value = serde_json::from_str(&d.body)
+            .map_err(|e| format!("the queued message does not read: {e}"))?;
+        let smtp = SmtpSettings {
+            security: email.security().map_err(|e| e.message)?,
+            host: email.host,
+            port: email.port,
+            username: email.username,
+            from: email.from,
+            to: email.to,
+            ca_pem: email.ca_pem,
+        };
+        let mail = Mail {
+            subject: message["subject"].as_str().unwrap_or("dbcrate alert"),
+            text: message["text"].as_str().unwrap_or_default(),
+            id: &d.id,
+            at: now,
+        };
+        return smtp::send(reach, &smtp, password.as_ref(), &mail).await;
+    }
+    let secret = secret.ok_or("the channel has no URL")?;
+    let url = open(&secret, URL_PURPOSE).await?;
     let url = std::str::from_utf8(&url).map_err(|_| "the stored URL is not text".to_string())?;
     let mut headers = vec![(DELIVERY_HEADER, d.id.clone())];
     if let Some(signing) = signing_secret {

@@ -1,5 +1,6 @@
 //! What a delivery says, fixed when it is queued (a retry sends the same bytes): for a
-//! webhook a JSON document, for a Slack-compatible channel `{"text": …}`.
+//! webhook a JSON document, for a Slack-compatible channel `{"text": …}`, for e-mail
+//! `{"subject": …, "text": …}` (the message is made from it at each attempt).
 
 use dbcrate_core::time::rfc3339;
 use serde_json::json;
@@ -66,6 +67,31 @@ pub struct OrgFacts<'a> {
 
 /// The body for a channel of `channel_kind` (`webhook` or `slack`).
 pub fn body(channel_kind: &str, event: Event, alert: &AlertFacts<'_>, org: OrgFacts<'_>) -> String {
+    if channel_kind == "email" {
+        let subject = format!(
+            "[dbcrate] {}: {} in {}",
+            event.heading(),
+            alert.kind,
+            org.name
+        );
+        let mut text = format!(
+            "{}\n\n{}\n\nOrganisation: {} ({})\nKind: {}\nAbout: {}\nOpened: {}\n",
+            event.heading(),
+            alert.summary,
+            org.name,
+            org.id,
+            alert.kind,
+            alert.subject,
+            rfc3339(alert.opened_at)
+        );
+        if let Some(cleared) = alert.cleared_at {
+            text.push_str(&format!("Cleared: {}\n", rfc3339(cleared)));
+        }
+        if !alert.id.is_empty() {
+            text.push_str(&format!("Alert: {}\n", alert.id));
+        }
+        return json!({ "subject": subject, "text": text }).to_string();
+    }
     if channel_kind == "slack" {
         let text = format!(
             "[dbcrate] {}: {} ({}, {} {})",

@@ -11,9 +11,10 @@ use super::error_doc::{BodyErrors, ErrorBody, OrgErrors};
 use super::extract::{Body, Path, SecretField};
 use super::AppState;
 use crate::accounts::roles::Role;
-use crate::alerts::channels::{self, ChannelInfo, ChannelKind, NewChannel};
+use crate::alerts::channels::{self, ChannelInfo, ChannelKind, EmailSettings, NewChannel, Target};
 use crate::alerts::delivery;
 use crate::alerts::log::{self, AlertRecord, DeliveryRecord};
+use crate::error::Error;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -29,11 +30,44 @@ const LIST_LIMIT: i64 = 200;
 pub struct AlertChannelRequest {
     /// Unique in the organisation.
     name: String,
-    /// `webhook` (a signed JSON body) or `slack` (a Slack-compatible incoming webhook).
+    /// `webhook` (a signed JSON body), `slack` (a Slack-compatible incoming webhook) or
+    /// `email` (SMTP).
     kind: String,
-    /// `https://…` (or `http://` to a loopback address); sealed at once, never answered.
-    #[schema(value_type = String, format = Password)]
-    url: SecretField,
+    /// For `webhook` and `slack`: `https://…` (or `http://` to a loopback address);
+    /// sealed at once, never answered.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = Password)]
+    url: Option<SecretField>,
+    /// For `email`: the server and the message's addresses.
+    #[serde(default)]
+    smtp: Option<SmtpRequest>,
+}
+
+/// An e-mail channel's server and addresses.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpRequest {
+    /// The SMTP server's host name (its certificate must name it).
+    host: String,
+    /// 587 for `starttls`, 465 for `implicit`.
+    port: u16,
+    /// `starttls` (required on the plain connection) or `implicit` (TLS from the first
+    /// byte).
+    security: String,
+    /// The account, if the server wants AUTH (with `password`).
+    #[serde(default)]
+    username: Option<String>,
+    /// Sealed at once; never answered.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = Password)]
+    password: Option<SecretField>,
+    /// The sender address.
+    from: String,
+    /// 1 to 20 recipients.
+    to: Vec<String>,
+    /// A CA certificate (PEM) to trust besides the system's, for a private relay.
+    #[serde(default)]
+    ca_pem: Option<String>,
 }
 
 /// A channel as the API shows it (never its URL).
@@ -166,9 +200,9 @@ pub struct AlertDeliveryList {
     path = "/api/v1/orgs/{org}/alert-channels",
     operation_id = "create_alert_channel",
     tag = "alerts",
-    summary = "Add where alerts go: a signed webhook or a Slack-compatible webhook",
-    description = "Who: admin or higher (a person or an API token). The URL is sealed and \
-        never answered; a webhook's signing key is answered here only.",
+    summary = "Add where alerts go: a signed webhook, a Slack-compatible webhook or e-mail",
+    description = "Who: admin or higher (a person or an API token). A URL or SMTP password \
+        is sealed and never answered; a webhook's signing key is answered here only.",
     params(("org" = String, Path, description = "The organisation, org_…")),
     request_body = AlertChannelRequest,
     responses(
@@ -185,10 +219,35 @@ pub async fn create_channel(
     Body(request): Body<AlertChannelRequest>,
 ) -> ApiResult<(StatusCode, Json<CreatedAlertChannel>)> {
     let access = org_access(&state, caller, &org_id, Role::Admin).await?;
+    let target = match (
+        ChannelKind::parse(&request.kind)?,
+        &request.url,
+        &request.smtp,
+    ) {
+        (ChannelKind::Webhook, Some(url), None) => Target::Webhook(&url.0),
+        (ChannelKind::Slack, Some(url), None) => Target::Slack(&url.0),
+        (ChannelKind::Email, None, Some(smtp)) => Target::Email(
+            EmailSettings {
+                host: smtp.host.clone(),
+                port: smtp.port,
+                security: smtp.security.clone(),
+                username: smtp.username.clone(),
+                from: smtp.from.clone(),
+                to: smtp.to.clone(),
+                ca_pem: smtp.ca_pem.clone(),
+            },
+            smtp.password.as_ref().map(|p| &p.0),
+        ),
+        (ChannelKind::Email, _, _) => {
+            return Err(Error::invalid("an email channel takes smtp, and no url").into())
+        }
+        _ => {
+            return Err(Error::invalid("a webhook or slack channel takes url, and no smtp").into())
+        }
+    };
     let new = NewChannel {
         name: &request.name,
-        kind: ChannelKind::parse(&request.kind)?,
-        url: &request.url.0,
+        target,
     };
     let (channel, key) = channels::create(
         &state.db,

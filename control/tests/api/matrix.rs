@@ -401,8 +401,7 @@ async fn roles_matrix(db: Db) {
                 let url = dbcrate_core::secret::SecretString::new("https://127.0.0.1:9/x".into());
                 let new = dbcrate_control::alerts::channels::NewChannel {
                     name: &format!("target{n}"),
-                    kind: dbcrate_control::alerts::channels::ChannelKind::Slack,
-                    url: &url,
+                    target: dbcrate_control::alerts::channels::Target::Slack(&url),
                 };
                 let made = dbcrate_control::alerts::channels::create(
                     &api.db,
