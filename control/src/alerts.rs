@@ -8,6 +8,7 @@
 //! reach policy), signing webhook bodies (`signing`); `channels` are where they go;
 //! `message` is what they say. docs/alerts.md has the receiver's side.
 
+pub mod chain_checks;
 pub mod channels;
 pub mod conditions;
 pub mod delivery;

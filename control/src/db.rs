@@ -130,6 +130,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/common/0022_alerts.sql"),
         postgres: include_str!("../migrations/common/0022_alerts.sql"),
     },
+    Migration {
+        version: 23,
+        sqlite: include_str!("../migrations/common/0023_audit_checks.sql"),
+        postgres: include_str!("../migrations/common/0023_audit_checks.sql"),
+    },
 ];
 
 /// The schema version this binary expects.

@@ -39,6 +39,9 @@ pub fn spawn_loop(
                 if let Err(e) = throttle::prune(&db, now).await {
                     tracing::error!("pruning old sign-in failures failed: {}", e.message);
                 }
+                if let Err(e) = alerts::chain_checks::run_due(&db, now).await {
+                    tracing::error!("verifying the audit chains failed: {}", e.message);
+                }
             }
             if let Err(e) = scheduler::fire_due(&db, now).await {
                 tracing::error!("firing schedules failed: {}", e.message);

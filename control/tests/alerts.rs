@@ -779,3 +779,55 @@ fn alerts_are_mailed_through_a_real_smtp_server() {
         "the SMTP password is stored sealed"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_audit_chain_changed_behind_the_control_planes_back_is_a_condition() {
+    use dbcrate_control::alerts::chain_checks;
+    use dbcrate_control::alerts::conditions::{current, AlertKind};
+    let w = world().await;
+    let now = w.now;
+    let chains = |at| chain_checks::run_due(&w.db, at);
+    let broken = |c: Vec<dbcrate_control::alerts::conditions::Condition>| {
+        c.into_iter()
+            .filter(|c| c.kind == AlertKind::AuditChainBroken)
+            .map(|c| (c.subject, c.summary))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        chains(now).await.unwrap(),
+        1,
+        "the one organisation, never checked"
+    );
+    assert_eq!(
+        chains(now + 60).await.unwrap(),
+        0,
+        "checked within the hour"
+    );
+    assert!(broken(current(&w.db, now).await.unwrap()).is_empty());
+    // A row changed by someone who can switch the append-only trigger off.
+    sqlx::raw_sql("DROP TRIGGER IF EXISTS audit_log_no_update")
+        .execute(w.db.pool())
+        .await
+        .unwrap();
+    sqlx::query("UPDATE audit_log SET actor = 'user:mallory' WHERE org_id = $1 AND seq = 1")
+        .bind(&w.org)
+        .execute(w.db.pool())
+        .await
+        .unwrap();
+    assert!(
+        broken(current(&w.db, now + 120).await.unwrap()).is_empty(),
+        "not told before the next hourly check"
+    );
+    assert_eq!(
+        chains(now + chain_checks::CHECK_EVERY_SECS).await.unwrap(),
+        1
+    );
+    let told = broken(
+        current(&w.db, now + chain_checks::CHECK_EVERY_SECS)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert_eq!(told[0].0, w.org);
+    assert!(told[0].1.contains("at row 1"), "{}", told[0].1);
+}

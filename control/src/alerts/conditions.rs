@@ -14,6 +14,9 @@
 //!   and the agent stop; clears when a newer certificate is issued.
 //! - `retention_delete_failed` (a backup): retention tried to delete it and failed (it
 //!   retries with a back-off); clears when it is deleted.
+//! - `audit_chain_broken` (an organisation): its audit chain did not verify at the last
+//!   hourly check (`chain_checks`): rows were changed or removed behind the control
+//!   plane's back.
 
 use crate::backups::overview;
 use crate::db::Db;
@@ -44,16 +47,19 @@ pub enum AlertKind {
     CertificateNotRenewing,
     /// Retention cannot delete a backup.
     RetentionDeleteFailed,
+    /// The organisation's audit chain does not verify.
+    AuditChainBroken,
 }
 
 impl AlertKind {
     /// Every kind.
-    pub const ALL: [AlertKind; 5] = [
+    pub const ALL: [AlertKind; 6] = [
         Self::BackupOverdue,
         Self::AgentOffline,
         Self::JobFailed,
         Self::CertificateNotRenewing,
         Self::RetentionDeleteFailed,
+        Self::AuditChainBroken,
     ];
 
     /// The kind as stored and sent.
@@ -64,6 +70,7 @@ impl AlertKind {
             Self::JobFailed => "job_failed",
             Self::CertificateNotRenewing => "certificate_not_renewing",
             Self::RetentionDeleteFailed => "retention_delete_failed",
+            Self::AuditChainBroken => "audit_chain_broken",
         }
     }
 
@@ -156,6 +163,25 @@ pub async fn current(db: &Db, now: i64) -> Result<Vec<Condition>> {
     }
     certificates(db, now, &mut out).await?;
     deletions(db, &name_of, &mut out).await?;
+    let broken: Vec<(String, i64, Option<String>)> = sqlx::query_as(
+        "SELECT org_id, broken_seq, reason FROM audit_checks WHERE broken_seq IS NOT NULL \
+         ORDER BY org_id",
+    )
+    .fetch_all(db.pool())
+    .await?;
+    for (org_id, seq, reason) in broken {
+        out.push(Condition {
+            summary: format!(
+                "The audit log no longer verifies at row {seq}: {}. Rows may have been changed \
+                 or removed behind the control plane's back; compare with a saved chain head \
+                 (dbcrate-control audit verify --heads).",
+                reason.as_deref().unwrap_or("unknown")
+            ),
+            subject: org_id.clone(),
+            org_id,
+            kind: AlertKind::AuditChainBroken,
+        });
+    }
     Ok(out)
 }
 
