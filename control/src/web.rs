@@ -39,8 +39,8 @@ pub use headers::CONTENT_SECURITY_POLICY;
 /// Every dashboard route (no fallback: [`app`] adds the API behind them).
 pub fn router(state: AppState) -> Router {
     use pages::{
-        account, agents, audit, backups, databases, destinations, home, invitations, jobs, members,
-        overview, recovery_key, schedule, schedules, sign_in,
+        account, agents, alert_channels, alerts, audit, backups, databases, destinations, home,
+        invitations, jobs, members, overview, recovery_key, schedule, schedules, sign_in,
     };
     Router::new()
         .route("/", get(home::show))
@@ -104,6 +104,19 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/orgs/{org}/jobs", get(jobs::list))
         .route("/orgs/{org}/jobs/{job}", get(jobs::show))
+        .route("/orgs/{org}/alerts", get(alerts::show))
+        .route(
+            "/orgs/{org}/alerts/channels/new",
+            get(alert_channels::new_form).post(alert_channels::create),
+        )
+        .route(
+            "/orgs/{org}/alerts/channels/{channel}/test",
+            post(alerts::test),
+        )
+        .route(
+            "/orgs/{org}/alerts/channels/{channel}/remove",
+            get(alerts::confirm_remove).post(alerts::remove),
+        )
         .route("/orgs/{org}/audit", get(audit::show))
         .route("/orgs/{org}/audit/chain", get(audit::chain))
         .route(

@@ -89,6 +89,16 @@ pub async fn csrf_guard(request: Request, next: Next) -> Response {
         .await
 }
 
+/// `text` percent-encoded for a query string (all but unreserved characters).
+pub fn percent(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// One labelled input.
 #[derive(Debug, Clone, Copy)]
 pub struct Field<'a> {

@@ -4,6 +4,8 @@
 
 pub mod account;
 pub mod agents;
+pub mod alert_channels;
+pub mod alerts;
 pub mod audit;
 pub mod backups;
 pub mod databases;

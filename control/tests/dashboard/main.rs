@@ -12,6 +12,7 @@
 mod common;
 
 mod agents;
+mod alerts;
 mod audit;
 mod backups;
 mod databases;

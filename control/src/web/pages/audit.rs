@@ -15,6 +15,7 @@ use crate::audit::heads::Head;
 use crate::audit::query::{self, Filter, Order, DEFAULT_PAGE};
 use crate::audit::{self, AuditAction, AuditRow};
 use crate::http::AppState;
+use crate::web::forms::percent;
 use crate::web::layout::{self, answer, error_message, notice, page};
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -76,16 +77,6 @@ impl AuditQuery {
             percent(&self.to)
         )
     }
-}
-
-/// `text` percent-encoded for a query string (all but unreserved characters).
-fn percent(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 fn filters(member: &Member, q: &AuditQuery) -> Markup {

@@ -23,7 +23,7 @@ use maud::{html, Markup};
 /// The areas of an organisation, in navigation order: path under `/orgs/{org}/`, label,
 /// and the lowest role that may use the page (a link nobody below it sees). Later flows
 /// (overview, members, …) add theirs here.
-pub const ORG_NAV: [(&str, &str, Role); 10] = [
+pub const ORG_NAV: [(&str, &str, Role); 11] = [
     ("", "Overview", Role::Viewer),
     ("agents", "Agents", Role::Viewer),
     ("databases", "Databases", Role::Viewer),
@@ -31,6 +31,7 @@ pub const ORG_NAV: [(&str, &str, Role); 10] = [
     ("schedules", "Schedules", Role::Viewer),
     ("backups", "Backups", Role::Viewer),
     ("jobs", "Jobs", Role::Viewer),
+    ("alerts", "Alerts", Role::Viewer),
     ("members", "Members", Role::Admin),
     ("audit", "Audit", Role::Admin),
     ("recovery-key", "Recovery key", Role::Owner),
