@@ -135,6 +135,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/common/0023_audit_checks.sql"),
         postgres: include_str!("../migrations/common/0023_audit_checks.sql"),
     },
+    Migration {
+        version: 24,
+        sqlite: include_str!("../migrations/common/0024_destination_probes.sql"),
+        postgres: include_str!("../migrations/common/0024_destination_probes.sql"),
+    },
 ];
 
 /// The schema version this binary expects.

@@ -7,7 +7,7 @@
 
 use crate::accounts::throttle;
 use crate::alerts;
-use crate::backups::{jobs, retention, scheduler};
+use crate::backups::{destinations, jobs, retention, scheduler};
 use crate::db::Db;
 
 /// How often the loop applies retention and prunes sign-in failures.
@@ -41,6 +41,9 @@ pub fn spawn_loop(
                 }
                 if let Err(e) = alerts::chain_checks::run_due(&db, now).await {
                     tracing::error!("verifying the audit chains failed: {}", e.message);
+                }
+                if let Err(e) = destinations::reprobe_due(&db, &keys, &reach, now).await {
+                    tracing::error!("re-probing destinations failed: {}", e.message);
                 }
             }
             if let Err(e) = scheduler::fire_due(&db, now).await {

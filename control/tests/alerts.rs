@@ -831,3 +831,74 @@ async fn an_audit_chain_changed_behind_the_control_planes_back_is_a_condition() 
     assert_eq!(told[0].0, w.org);
     assert!(told[0].1.contains("at row 1"), "{}", told[0].1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_destination_that_fails_its_daily_probe_is_a_condition_until_one_passes() {
+    use dbcrate_control::alerts::conditions::{current, AlertKind};
+    use dbcrate_control::backups::destinations::{self, NewDestination, REPROBE_EVERY_SECS};
+    let w = world().await;
+    let now = w.now;
+    let dir = TempDir::new("alerts-reprobe").unwrap();
+    let target = dir.path().join("backups");
+    std::fs::create_dir(&target).unwrap();
+    let reach = Arc::new(dbcrate_control::local::loopback_reach(&std::env::temp_dir()).unwrap());
+    let settings = serde_json::json!({ "path": target });
+    let new = NewDestination {
+        name: "local",
+        kind: "directory",
+        settings: &settings,
+        credentials: None,
+    };
+    let (saved, _) = destinations::create(&w.db, &w.keys, &reach, &w.org, &new, "user:admin", now)
+        .await
+        .unwrap()
+        .unwrap();
+    let probe_failures = |c: Vec<dbcrate_control::alerts::conditions::Condition>| {
+        c.into_iter()
+            .filter(|c| c.kind == AlertKind::DestinationProbeFailed)
+            .map(|c| (c.subject, c.summary))
+            .collect::<Vec<_>>()
+    };
+    let reprobe = |at| destinations::reprobe_due(&w.db, &w.keys, &reach, at);
+    let probed_at = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT probed_at FROM destination_probes WHERE destination_id = $1",
+        )
+        .bind(&saved.id)
+        .fetch_optional(w.db.pool())
+        .await
+        .unwrap()
+    };
+    reprobe(now + 60).await.unwrap();
+    assert_eq!(
+        probed_at().await,
+        None,
+        "probed when saved: not due for a day"
+    );
+    let day = now + REPROBE_EVERY_SECS;
+    reprobe(day).await.unwrap();
+    assert_eq!(probed_at().await, Some(day));
+    let fine = probe_failures(current(&w.db, day).await.unwrap());
+    assert!(!fine.iter().any(|(id, _)| *id == saved.id), "{fine:?}");
+
+    // The directory is gone: the next daily probe fails, and says where.
+    std::fs::remove_dir_all(&target).unwrap();
+    reprobe(day + 60).await.unwrap();
+    assert_eq!(probed_at().await, Some(day), "once a day");
+    let next = day + REPROBE_EVERY_SECS;
+    reprobe(next).await.unwrap();
+    let failing = probe_failures(current(&w.db, next).await.unwrap());
+    let mine: Vec<_> = failing.iter().filter(|(id, _)| *id == saved.id).collect();
+    assert_eq!(mine.len(), 1, "{failing:?}");
+    assert!(
+        mine[0].1.contains("local") && mine[0].1.contains("failed ("),
+        "{}",
+        mine[0].1
+    );
+
+    // Back: the next probe passes and the condition is gone.
+    std::fs::create_dir(&target).unwrap();
+    reprobe(next + REPROBE_EVERY_SECS).await.unwrap();
+    let later = probe_failures(current(&w.db, next + REPROBE_EVERY_SECS).await.unwrap());
+    assert!(!later.iter().any(|(id, _)| *id == saved.id), "{later:?}");
+}

@@ -14,6 +14,8 @@
 //!   and the agent stop; clears when a newer certificate is issued.
 //! - `retention_delete_failed` (a backup): retention tried to delete it and failed (it
 //!   retries with a back-off); clears when it is deleted.
+//! - `destination_probe_failed` (a destination): the daily re-probe
+//!   (`backups::destinations::reprobe_due`) failed a step; clears when one passes.
 //! - `audit_chain_broken` (an organisation): its audit chain did not verify at the last
 //!   hourly check (`chain_checks`): rows were changed or removed behind the control
 //!   plane's back.
@@ -49,17 +51,20 @@ pub enum AlertKind {
     RetentionDeleteFailed,
     /// The organisation's audit chain does not verify.
     AuditChainBroken,
+    /// A destination's daily re-probe failed.
+    DestinationProbeFailed,
 }
 
 impl AlertKind {
     /// Every kind.
-    pub const ALL: [AlertKind; 6] = [
+    pub const ALL: [AlertKind; 7] = [
         Self::BackupOverdue,
         Self::AgentOffline,
         Self::JobFailed,
         Self::CertificateNotRenewing,
         Self::RetentionDeleteFailed,
         Self::AuditChainBroken,
+        Self::DestinationProbeFailed,
     ];
 
     /// The kind as stored and sent.
@@ -71,6 +76,7 @@ impl AlertKind {
             Self::CertificateNotRenewing => "certificate_not_renewing",
             Self::RetentionDeleteFailed => "retention_delete_failed",
             Self::AuditChainBroken => "audit_chain_broken",
+            Self::DestinationProbeFailed => "destination_probe_failed",
         }
     }
 
@@ -163,6 +169,25 @@ pub async fn current(db: &Db, now: i64) -> Result<Vec<Condition>> {
     }
     certificates(db, now, &mut out).await?;
     deletions(db, &name_of, &mut out).await?;
+    let failing: Vec<(String, String, String, Option<String>)> = sqlx::query_as(
+        "SELECT p.org_id, p.destination_id, d.name, p.failure FROM destination_probes p \
+         JOIN destinations d ON d.id = p.destination_id WHERE p.passed = 0 \
+         ORDER BY p.org_id, p.destination_id",
+    )
+    .fetch_all(db.pool())
+    .await?;
+    for (org_id, id, name, failure) in failing {
+        out.push(Condition {
+            org_id,
+            kind: AlertKind::DestinationProbeFailed,
+            summary: format!(
+                "The daily probe of destination {name} failed ({}): backups to it will fail \
+                 too. Check its credentials and that it still exists.",
+                failure.as_deref().unwrap_or("no reason recorded")
+            ),
+            subject: id,
+        });
+    }
     let broken: Vec<(String, i64, Option<String>)> = sqlx::query_as(
         "SELECT org_id, broken_seq, reason FROM audit_checks WHERE broken_seq IS NOT NULL \
          ORDER BY org_id",

@@ -9,10 +9,12 @@
 //! JSON; credentials are one sealed secret and never shown again.
 
 mod connect;
+mod reprobe;
 
 pub use connect::{
     connect, connect_with, unwrap_credentials, Access, StoredDestination, Unwrapping,
 };
+pub use reprobe::{reprobe_due, REPROBE_EVERY_SECS};
 
 use super::objects::Objects;
 use crate::audit::{self, AuditAction, AuditEvent};

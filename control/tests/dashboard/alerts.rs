@@ -121,7 +121,10 @@ fn alerts_page_channels_tests_and_the_delivery_log() {
     b.fill_in("#from", "dbcrate@example.com").unwrap();
     b.fill_in("#to", "the on-call team").unwrap();
     b.submit("main form button[type=submit]").unwrap();
-    assert!(b.text_of("[role=alert]").unwrap().contains("to must be an e-mail address"));
+    assert!(b
+        .text_of("[role=alert]")
+        .unwrap()
+        .contains("to must be an e-mail address"));
     let value = |id: &str| {
         b.execute(
             &format!("return document.querySelector('#{id}').value;"),

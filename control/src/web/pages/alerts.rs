@@ -42,6 +42,7 @@ pub fn kind_text(kind: &str) -> &'static str {
         "certificate_not_renewing" => "Certificate not renewing",
         "retention_delete_failed" => "Retention cannot delete",
         "audit_chain_broken" => "Audit chain broken",
+        "destination_probe_failed" => "Destination probe failed",
         _ => "Alert",
     }
 }
