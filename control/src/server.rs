@@ -89,6 +89,20 @@ pub async fn serve(
     serve_with_limits(listener, tls, app, ConnectionLimits::default(), shutdown).await;
 }
 
+/// The next connection on `listener`. Out of file descriptors and the like: wait a
+/// moment and keep serving (cancel-safe: a shutdown may drop it at any await).
+async fn accept(listener: &TcpListener) -> (tokio::net::TcpStream, std::net::SocketAddr) {
+    loop {
+        match listener.accept().await {
+            Ok(pair) => return pair,
+            Err(e) => {
+                tracing::warn!("accepting a connection failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
 /// Serves `app` over TLS on `listener` until `shutdown` completes, each connection
 /// bounded by `limits`.
 pub async fn serve_with_limits(
@@ -103,15 +117,7 @@ pub async fn serve_with_limits(
     loop {
         let (tcp, peer) = tokio::select! {
             () = &mut shutdown => return,
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(e) => {
-                    // Out of file descriptors and the like: wait a moment, keep serving.
-                    tracing::warn!("accepting a connection failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
+            pair = accept(&listener) => pair,
         };
         let acceptor = tokio_rustls::TlsAcceptor::from(tls.current());
         let app = app.clone();

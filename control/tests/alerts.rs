@@ -10,7 +10,6 @@
 
 mod common;
 
-use axum::body::Bytes;
 use dbcrate_control::alerts::channels::{self, ChannelKind, NewChannel, Target};
 use dbcrate_control::alerts::signing;
 use dbcrate_control::alerts::{delivery, engine};
@@ -22,49 +21,12 @@ use dbcrate_core::secret::SecretString;
 use dbcrate_storage::reach::ReachPolicy;
 use dbcrate_testkit::TempDir;
 use serde_json::Value;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 const STAMP: &str = "2026-11-29T05:00:00Z";
 const DESTINATION: &str = "dst_0123456789abcdef0123456789abcdef";
 
-/// What the receiver got: path, headers (lower-case names) and body.
-type Received = Arc<Mutex<Vec<(String, Vec<(String, String)>, Vec<u8>)>>>;
-
-/// A real HTTP/1.1 receiver on loopback: records every request; `/fail…` answers 500,
-/// anything else 204. Answers its port.
-async fn receiver(received: Received) -> u16 {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let app = axum::Router::new().fallback(move |request: axum::extract::Request| {
-        let received = received.clone();
-        async move {
-            let (parts, body) = request.into_parts();
-            let body: Bytes = axum::body::to_bytes(body, 1 << 20).await.unwrap();
-            let headers = parts
-                .headers
-                .iter()
-                .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap().to_string()))
-                .collect();
-            let path = parts.uri.path().to_string();
-            let fail = path.starts_with("/fail");
-            received
-                .lock()
-                .unwrap()
-                .push((path, headers, body.to_vec()));
-            if fail {
-                axum::http::StatusCode::INTERNAL_SERVER_ERROR
-            } else {
-                axum::http::StatusCode::NO_CONTENT
-            }
-        }
-    });
-    tokio::spawn(dbcrate_control::server::serve_plain(
-        listener,
-        app,
-        std::future::pending(),
-    ));
-    port
-}
+use common::receiver::{receiver, Received};
 
 struct World {
     db: Db,

@@ -163,6 +163,11 @@ pub fn promtool_check_metrics(deps: &Deps, exposition: &str) -> Result<String> {
     let out = child
         .wait_with_output()
         .map_err(|e| KitError::io("waiting for promtool", e))?;
+    promtool_outcome("promtool check metrics", &out)
+}
+
+/// What promtool said, or an error with its complaints when it failed.
+fn promtool_outcome(what: &str, out: &std::process::Output) -> Result<String> {
     let said = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -172,7 +177,7 @@ pub fn promtool_check_metrics(deps: &Deps, exposition: &str) -> Result<String> {
         Ok(said)
     } else {
         Err(KitError::new(format!(
-            "promtool check metrics failed ({}): {said}",
+            "{what} failed ({}): {said}",
             out.status
         )))
     }
@@ -186,17 +191,5 @@ pub fn promtool_check_rules(deps: &Deps, files: &[&Path]) -> Result<String> {
         .args(files)
         .output()
         .map_err(|e| KitError::io("running promtool check rules", e))?;
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    if out.status.success() {
-        Ok(said)
-    } else {
-        Err(KitError::new(format!(
-            "promtool check rules failed ({}): {said}",
-            out.status
-        )))
-    }
+    promtool_outcome("promtool check rules", &out)
 }

@@ -41,6 +41,8 @@ struct Due {
     next_attempt_at: i64,
 }
 
+const DUE_COLUMNS: &str = "id, org_id, channel_id, body, attempts, next_attempt_at";
+
 crate::rows::from_row!(Due {
     id,
     org_id,
@@ -57,10 +59,10 @@ pub async fn deliver_due(
     reach: &ReachPolicy,
     now: i64,
 ) -> Result<usize> {
-    let due: Vec<Due> = sqlx::query_as(
-        "SELECT id, org_id, channel_id, body, attempts, next_attempt_at FROM alert_deliveries \
-         WHERE state = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $2",
-    )
+    let due: Vec<Due> = sqlx::query_as(&format!(
+        "SELECT {DUE_COLUMNS} FROM alert_deliveries \
+         WHERE state = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $2"
+    ))
     .bind(now)
     .bind(BATCH)
     .fetch_all(db.pool())
@@ -109,10 +111,10 @@ pub async fn send_now(
     id: &str,
     now: i64,
 ) -> Result<bool> {
-    let found: Option<Due> = sqlx::query_as(
-        "SELECT id, org_id, channel_id, body, attempts, next_attempt_at FROM alert_deliveries \
-         WHERE id = $1 AND org_id = $2 AND state = 'pending'",
-    )
+    let found: Option<Due> = sqlx::query_as(&format!(
+        "SELECT {DUE_COLUMNS} FROM alert_deliveries \
+         WHERE id = $1 AND org_id = $2 AND state = 'pending'"
+    ))
     .bind(id)
     .bind(org_id)
     .fetch_optional(db.pool())

@@ -7,7 +7,6 @@ use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use std::future::Future;
-use std::time::Duration;
 use tokio::net::TcpListener;
 use tower_service::Service;
 
@@ -17,14 +16,7 @@ pub async fn serve_plain(listener: TcpListener, app: Router, shutdown: impl Futu
     loop {
         let (tcp, peer) = tokio::select! {
             () = &mut shutdown => return,
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(e) => {
-                    tracing::warn!("accepting a metrics connection failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
+            pair = super::accept(&listener) => pair,
         };
         let app = app.clone();
         tokio::spawn(async move {

@@ -7,6 +7,8 @@
 //! (the test master keys, the SQLite URL, the audit-log and secret scans) is in the kit.
 #![allow(dead_code)] // Each test binary uses a part.
 
+pub mod receiver;
+
 use dbcrate_control::accounts::roles::Role;
 use dbcrate_control::accounts::users;
 use dbcrate_control::backups::databases::NewDatabase;

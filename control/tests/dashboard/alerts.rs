@@ -9,43 +9,15 @@ use crate::harness::{Dashboard, Pages};
 use crate::http::{csrf_of, send, sign_in_as};
 use dbcrate_control::accounts::roles::Role;
 use reqwest::{Method, StatusCode};
-use std::sync::{Arc, Mutex};
-
-/// A real HTTP receiver on loopback, served by the dashboard's runtime; answers its
-/// port. Records each request's path and body.
-fn receiver(d: &Dashboard, got: Arc<Mutex<Vec<(String, String)>>>) -> u16 {
-    d.rt.block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let app = axum::Router::new().fallback(move |request: axum::extract::Request| {
-            let got = got.clone();
-            async move {
-                let path = request.uri().path().to_string();
-                let body = axum::body::to_bytes(request.into_body(), 1 << 16)
-                    .await
-                    .unwrap();
-                got.lock()
-                    .unwrap()
-                    .push((path, String::from_utf8_lossy(&body).into_owned()));
-                axum::http::StatusCode::NO_CONTENT
-            }
-        });
-        tokio::spawn(dbcrate_control::server::serve_plain(
-            listener,
-            app,
-            std::future::pending(),
-        ));
-        port
-    })
-}
 
 #[test]
 fn alerts_page_channels_tests_and_the_delivery_log() {
     let d = Dashboard::start();
     let admin = d.add_person("admin@example.com", Role::Admin, &d.org_id);
     let viewer = d.add_person("viewer@example.com", Role::Viewer, &d.org_id);
-    let got = Arc::new(Mutex::new(Vec::new()));
-    let port = receiver(&d, got.clone());
+    let got = crate::common::receiver::Received::default();
+    let port =
+        d.rt.block_on(crate::common::receiver::receiver(got.clone()));
     let b = d.browser();
     let mut pages = Pages::new(&b, "alerts");
     d.sign_in(&b, "admin@example.com", &admin);
@@ -102,7 +74,10 @@ fn alerts_page_channels_tests_and_the_delivery_log() {
     assert!(status.contains("was delivered to ops"), "{status}");
     let received = got.lock().unwrap().clone();
     assert_eq!(received.len(), 1, "{received:?}");
-    assert!(received[0].1.contains("Test"), "{received:?}");
+    assert!(
+        String::from_utf8_lossy(&received[0].2).contains("Test"),
+        "{received:?}"
+    );
     assert!(b.text_of("main").unwrap().contains("Delivered"));
     pages.check("alerts-tested");
 
