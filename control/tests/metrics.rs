@@ -294,6 +294,28 @@ fn metrics_pass_promtool_and_prometheus_fires_the_overdue_rule() {
         1.0
     );
 
+    // An open alert, counted by kind.
+    rt.block_on(async {
+        sqlx::query(
+            "INSERT INTO alerts (id, org_id, kind, subject, summary, opened_at, last_sent_at, \
+             repeats) VALUES ('alr_1', $1, 'backup_overdue', $2, 's', 1, 1, 0)",
+        )
+        .bind(org)
+        .bind(late)
+        .execute(db.pool())
+        .await
+        .unwrap();
+    });
+    let again = rt.block_on(metrics::render(&db, *now)).unwrap();
+    promtool_check_metrics(&deps, &again).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        sample(
+            &again,
+            &format!("dbcrate_alerts_open{{org=\"{org}\",kind=\"backup_overdue\"}}")
+        ),
+        1.0
+    );
+
     // The shipped rules are valid, and a real Prometheus scraping with the token fires
     // the overdue alert for the late database only.
     let rules = rules_file();

@@ -20,6 +20,7 @@ pub async fn render(db: &Db, now: i64) -> Result<String> {
     families.extend(jobs(db, now).await?);
     families.extend(retention_and_restores(db).await?);
     families.push(unwraps(db).await?);
+    families.extend(alerts(db).await?);
     let mut info = Family::new(
         "dbcrate_control_info",
         Kind::Gauge,
@@ -305,6 +306,39 @@ async fn retention_and_restores(db: &Db) -> Result<Vec<Family>> {
         restores.push(&[("org", org), ("outcome", state)], *count as f64);
     }
     Ok(vec![deletions, failures, restores])
+}
+
+/// Open alerts by kind, and deliveries that failed for good (`alerts`).
+async fn alerts(db: &Db) -> Result<Vec<Family>> {
+    let open: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT org_id, kind, count(*) FROM alerts WHERE cleared_at IS NULL \
+         GROUP BY org_id, kind ORDER BY org_id, kind",
+    )
+    .fetch_all(db.pool())
+    .await?;
+    let mut alerts = Family::new(
+        "dbcrate_alerts_open",
+        Kind::Gauge,
+        "Alerts open now, by kind (docs/alerts.md).",
+    );
+    for (org, kind, count) in &open {
+        alerts.push(&[("org", org), ("kind", kind)], *count as f64);
+    }
+    let failed: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT org_id, count(*) FROM alert_deliveries WHERE state = 'failed' \
+         GROUP BY org_id ORDER BY org_id",
+    )
+    .fetch_all(db.pool())
+    .await?;
+    let mut undelivered = Family::new(
+        "dbcrate_alert_deliveries_failed_total",
+        Kind::Counter,
+        "Alert deliveries given up after their last attempt: nobody was told.",
+    );
+    for (org, count) in &failed {
+        undelivered.push(&[("org", org)], *count as f64);
+    }
+    Ok(vec![alerts, undelivered])
 }
 
 /// Secrets the master key unwrapped, by what they are and why (from the audit log).
