@@ -242,8 +242,16 @@ pub async fn test(
     Redirect::to(&member.path(&format!("alerts?tested={id}"))).into_response()
 }
 
-/// The channel `id` of the member's organisation, or the page that says why not.
-async fn channel_of(state: &AppState, member: &Member, id: &str) -> Result<ChannelInfo, Response> {
+/// The channel `id` of the member's organisation for an admin or owner to change, or the
+/// page that says why not (a lower role, no such channel).
+async fn channel_to_change(
+    state: &AppState,
+    member: &Member,
+    id: &str,
+) -> Result<ChannelInfo, Response> {
+    if let Some(refused) = member.refused_below(Role::Admin) {
+        return Err(refused);
+    }
     match channels::list(&state.db, &member.org_id).await {
         Ok(list) => list
             .into_iter()
@@ -259,10 +267,7 @@ pub async fn confirm_remove(
     OrgPage { visitor, member }: OrgPage,
     Path((_, id)): Path<(String, String)>,
 ) -> Response {
-    if let Some(refused) = member.refused_below(Role::Admin) {
-        return refused;
-    }
-    let channel = match channel_of(&state, &member, &id).await {
+    let channel = match channel_to_change(&state, &member, &id).await {
         Ok(channel) => channel,
         Err(answer) => return answer,
     };
@@ -293,10 +298,7 @@ pub async fn remove(
     OrgPage { member, .. }: OrgPage,
     Path((_, id)): Path<(String, String)>,
 ) -> Response {
-    if let Some(refused) = member.refused_below(Role::Admin) {
-        return refused;
-    }
-    let channel = match channel_of(&state, &member, &id).await {
+    let channel = match channel_to_change(&state, &member, &id).await {
         Ok(channel) => channel,
         Err(answer) => return answer,
     };
