@@ -864,3 +864,135 @@ async fn a_destination_that_fails_its_daily_probe_is_a_condition_until_one_passe
     let later = probe_failures(current(&w.db, next + REPROBE_EVERY_SECS).await.unwrap());
     assert!(!later.iter().any(|(id, _)| *id == saved.id), "{later:?}");
 }
+
+/// Every kind of condition there is, at once, reaches every kind of channel exactly
+/// once: a webhook (signature checked), a Slack-compatible webhook and e-mail through
+/// a real SMTP server.
+#[test]
+fn every_kind_of_alert_reaches_every_kind_of_channel_once() {
+    use dbcrate_control::alerts::chain_checks;
+    use dbcrate_control::alerts::channels::EmailSettings;
+    use dbcrate_control::alerts::conditions::AlertKind;
+    use dbcrate_testkit::{SmtpServer, SmtpTls, SMTP_PASSWORD, SMTP_USER};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let w = rt.block_on(world());
+    let now = w.now;
+    let smtp = SmtpServer::start(SmtpTls::Implicit).unwrap_or_else(|e| panic!("{e}"));
+    let received = Received::default();
+    let key = rt.block_on(async {
+        let port = receiver(received.clone()).await;
+        // Beyond the world's overdue backup, silent agent and failed job: a certificate
+        // near its end, a deletion that keeps failing, a tampered audit chain, and a
+        // destination (the fixture, whose settings cannot work) failing its probe.
+        sqlx::query("UPDATE agent_certificates SET not_before = $1, not_after = $2")
+            .bind(now - 95 * 3600)
+            .bind(now + 5 * 3600)
+            .execute(w.db.pool())
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO backups (id, org_id, job_id, database_id, destination_id, object_key, \
+             size, sha256, started_at, finished_at, pg_server_version, pg_dump_version, \
+             delete_attempts) VALUES ('bkp_old', $1, 'job_failed0', $2, $3, 'old', 1, 'ab', 1, \
+             1, '17', '17', 3)",
+        )
+        .bind(&w.org)
+        .bind(&w.late)
+        .bind(DESTINATION)
+        .execute(w.db.pool())
+        .await
+        .unwrap();
+        sqlx::raw_sql("DROP TRIGGER IF EXISTS audit_log_no_update")
+            .execute(w.db.pool())
+            .await
+            .unwrap();
+        sqlx::query("UPDATE audit_log SET actor = 'user:mallory' WHERE org_id = $1 AND seq = 1")
+            .bind(&w.org)
+            .execute(w.db.pool())
+            .await
+            .unwrap();
+        chain_checks::run_due(&w.db, now).await.unwrap();
+        let reach =
+            Arc::new(dbcrate_control::local::loopback_reach(&std::env::temp_dir()).unwrap());
+        dbcrate_control::backups::destinations::reprobe_due(&w.db, &w.keys, &reach, now)
+            .await
+            .unwrap();
+
+        let (_, key) = add_channel(
+            &w,
+            "hook",
+            ChannelKind::Webhook,
+            format!("http://127.0.0.1:{port}/hook"),
+        )
+        .await;
+        add_channel(
+            &w,
+            "chat",
+            ChannelKind::Slack,
+            format!("http://127.0.0.1:{port}/slack"),
+        )
+        .await;
+        let email = EmailSettings {
+            host: "localhost".into(),
+            port: smtp.port(),
+            security: "implicit".into(),
+            username: Some(SMTP_USER.into()),
+            from: "dbcrate@example.com".into(),
+            to: vec!["ops@example.com".into()],
+            ca_pem: Some(smtp.ca_pem().into()),
+        };
+        let password = SecretString::new(SMTP_PASSWORD.into());
+        let mail = NewChannel {
+            name: "mail",
+            target: Target::Email(email, Some(&password)),
+        };
+        channels::create(&w.db, &w.keys, &w.org, &mail, "user:admin", now)
+            .await
+            .unwrap();
+
+        let kinds = AlertKind::ALL.len();
+        assert_eq!(engine::tick(&w.db, now).await.unwrap().opened, kinds);
+        let sent = delivery::deliver_due(&w.db, &w.keys, &w.reach, now)
+            .await
+            .unwrap();
+        assert_eq!(sent, 3 * kinds, "{:#?}", deliveries(&w.db).await);
+        assert_eq!(
+            engine::tick(&w.db, now + 60).await.unwrap(),
+            engine::Tick::default()
+        );
+        key.unwrap()
+    });
+    let mut hooked: Vec<String> = webhook_bodies(&received, &key, now)
+        .iter()
+        .map(|b| b["alert"]["kind"].as_str().unwrap().to_string())
+        .collect();
+    hooked.sort();
+    let mut every: Vec<String> = AlertKind::ALL
+        .iter()
+        .map(|k| k.as_str().to_string())
+        .collect();
+    every.sort();
+    assert_eq!(hooked, every, "one webhook delivery per kind");
+    let chat = slack_texts(&received);
+    let mails = smtp
+        .wait_for(every.len(), std::time::Duration::from_secs(10))
+        .unwrap();
+    assert_eq!(mails.len(), every.len());
+    for kind in &every {
+        assert_eq!(
+            chat.iter().filter(|t| t.contains(kind.as_str())).count(),
+            1,
+            "{kind}: {chat:?}"
+        );
+        let subjects = mails
+            .iter()
+            .filter(|m| {
+                m["data"]
+                    .as_str()
+                    .unwrap()
+                    .contains(&format!(": {kind} in Acme"))
+            })
+            .count();
+        assert_eq!(subjects, 1, "{kind}");
+    }
+}
