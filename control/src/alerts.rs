@@ -18,3 +18,4 @@ pub mod message;
 mod post;
 pub mod signing;
 pub mod smtp;
+mod tls;

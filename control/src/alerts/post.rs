@@ -9,33 +9,11 @@
 use axum::body::Body;
 use dbcrate_storage::reach::ReachPolicy;
 use hyper_util::rt::TokioIo;
-use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 /// How long one delivery may take, connection and answer included.
 pub const POST_TIMEOUT: Duration = Duration::from_secs(15);
-
-fn tls_config() -> Arc<rustls::ClientConfig> {
-    static CONFIG: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
-    CONFIG
-        .get_or_init(|| {
-            let mut roots = rustls::RootCertStore::empty();
-            for cert in rustls_native_certs::load_native_certs().certs {
-                let _ = roots.add(cert);
-            }
-            let provider = Arc::new(rustls::crypto::ring::default_provider());
-            let config = rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .map(|b| b.with_root_certificates(roots).with_no_client_auth())
-                .unwrap_or_else(|_| {
-                    // The ring provider supports the default versions; unreachable.
-                    unreachable!("ring supports TLS 1.2 and 1.3")
-                });
-            Arc::new(config)
-        })
-        .clone()
-}
 
 /// POSTs `body` (JSON) with `headers` to `url`; answers the status, or why it failed
 /// (naming the host only).
@@ -90,7 +68,7 @@ async fn send(
     if https {
         let name = rustls::pki_types::ServerName::try_from(host.clone())
             .map_err(|_| format!("{host} is not a valid TLS server name"))?;
-        let tls = tokio_rustls::TlsConnector::from(tls_config())
+        let tls = tokio_rustls::TlsConnector::from(super::tls::client_config(None)?)
             .connect(name, tcp)
             .await
             .map_err(|e| format!("{host}: TLS handshake failed ({e})"))?;

@@ -10,7 +10,6 @@ use base64::Engine as _;
 use dbcrate_core::secret::SecretString;
 use dbcrate_core::time::UtcDateTime;
 use dbcrate_storage::reach::ReachPolicy;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -77,29 +76,6 @@ pub async fn send(
     }
 }
 
-fn tls_config(extra_ca: Option<&str>) -> Result<Arc<rustls::ClientConfig>, String> {
-    use rustls::pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_native_certs::load_native_certs().certs {
-        let _ = roots.add(cert);
-    }
-    if let Some(pem) = extra_ca {
-        for cert in rustls::pki_types::CertificateDer::pem_slice_iter(pem.as_bytes()) {
-            let cert = cert.map_err(|_| "the CA certificate is not PEM".to_string())?;
-            roots
-                .add(cert)
-                .map_err(|e| format!("the CA certificate cannot be used: {e}"))?;
-        }
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS: {e}"))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(config))
-}
-
 async fn converse(
     reach: &ReachPolicy,
     s: &SmtpSettings,
@@ -116,7 +92,8 @@ async fn converse(
         .map_err(|e| format!("{host}:{}: cannot connect ({e})", s.port))?;
     let name = rustls::pki_types::ServerName::try_from(host.to_string())
         .map_err(|_| format!("{host} is not a valid TLS server name"))?;
-    let connector = tokio_rustls::TlsConnector::from(tls_config(s.ca_pem.as_deref())?);
+    let connector =
+        tokio_rustls::TlsConnector::from(super::tls::client_config(s.ca_pem.as_deref())?);
     let handshake = |e: std::io::Error| format!("{host}: TLS handshake failed ({e})");
     let tls = match s.security {
         Security::Implicit => connector.connect(name, tcp).await.map_err(handshake)?,
