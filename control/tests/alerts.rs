@@ -126,6 +126,69 @@ async fn world() -> World {
     }
 }
 
+/// Makes the world's agent certificate 95% through its life (renewal is due at 80%).
+async fn age_the_certificate(w: &World) {
+    sqlx::query(
+        "UPDATE agent_certificates SET not_before = $1, not_after = $2 WHERE agent_id = $3",
+    )
+    .bind(w.now - 95 * 3600)
+    .bind(w.now + 5 * 3600)
+    .bind(&w.agent)
+    .execute(w.db.pool())
+    .await
+    .unwrap();
+}
+
+/// An old backup `bkp_old` retention failed to delete `attempts` times, last at
+/// `last_delete_at`.
+async fn failing_deletion(w: &World, attempts: i64, last_delete_at: Option<i64>) {
+    sqlx::query(
+        "INSERT INTO backups (id, org_id, job_id, database_id, destination_id, object_key, size, \
+         sha256, started_at, finished_at, pg_server_version, pg_dump_version, delete_attempts, \
+         last_delete_at) VALUES ('bkp_old', $1, 'job_failed0', $2, $3, 'old', 1, 'ab', 1, 1, \
+         '17', '17', $4, $5)",
+    )
+    .bind(&w.org)
+    .bind(&w.late)
+    .bind(DESTINATION)
+    .bind(attempts)
+    .bind(last_delete_at)
+    .execute(w.db.pool())
+    .await
+    .unwrap();
+}
+
+/// Changes the first row of the organisation's audit chain, as someone who can switch
+/// the append-only trigger off would.
+async fn tamper_with_the_audit_chain(w: &World) {
+    sqlx::raw_sql("DROP TRIGGER IF EXISTS audit_log_no_update")
+        .execute(w.db.pool())
+        .await
+        .unwrap();
+    sqlx::query("UPDATE audit_log SET actor = 'user:mallory' WHERE org_id = $1 AND seq = 1")
+        .bind(&w.org)
+        .execute(w.db.pool())
+        .await
+        .unwrap();
+}
+
+/// E-mail through `server` (`security`: `starttls` or `implicit`) to ops@example.com,
+/// trusting its test CA, with the account it accepts.
+fn smtp_settings(
+    server: &dbcrate_testkit::SmtpServer,
+    security: &str,
+) -> dbcrate_control::alerts::channels::EmailSettings {
+    dbcrate_control::alerts::channels::EmailSettings {
+        host: "localhost".into(),
+        port: server.port(),
+        security: security.into(),
+        username: Some(dbcrate_testkit::SMTP_USER.into()),
+        from: "dbcrate@example.com".into(),
+        to: vec!["ops@example.com".into()],
+        ca_pem: Some(server.ca_pem().into()),
+    }
+}
+
 async fn add_channel(
     w: &World,
     name: &str,
@@ -551,30 +614,9 @@ async fn a_certificate_that_is_not_renewing_and_a_deletion_that_keeps_failing_ar
     use dbcrate_control::alerts::conditions::{current, AlertKind};
     let w = world().await;
     let now = w.now;
-    // The agent's certificate is 95% through its life (renewal is due at 80%).
-    sqlx::query(
-        "UPDATE agent_certificates SET not_before = $1, not_after = $2 WHERE agent_id = $3",
-    )
-    .bind(now - 95 * 3600)
-    .bind(now + 5 * 3600)
-    .bind(&w.agent)
-    .execute(w.db.pool())
-    .await
-    .unwrap();
+    age_the_certificate(&w).await;
     // Retention failed to delete an old backup twice.
-    sqlx::query(
-        "INSERT INTO backups (id, org_id, job_id, database_id, destination_id, object_key, size, \
-         sha256, started_at, finished_at, pg_server_version, pg_dump_version, delete_attempts, \
-         last_delete_at) VALUES ('bkp_old', $1, 'job_failed0', $2, $3, 'old', 1, 'ab', 1, 1, \
-         '17', '17', 2, $4)",
-    )
-    .bind(&w.org)
-    .bind(&w.late)
-    .bind(DESTINATION)
-    .bind(now - 60)
-    .execute(w.db.pool())
-    .await
-    .unwrap();
+    failing_deletion(&w, 2, Some(now - 60)).await;
     let found = |kind: AlertKind, conditions: &[dbcrate_control::alerts::conditions::Condition]| {
         conditions
             .iter()
@@ -623,19 +665,11 @@ async fn a_certificate_that_is_not_renewing_and_a_deletion_that_keeps_failing_ar
 #[test]
 fn alerts_are_mailed_through_a_real_smtp_server() {
     use dbcrate_control::alerts::channels::EmailSettings;
-    use dbcrate_testkit::{SmtpServer, SmtpTls, SMTP_PASSWORD, SMTP_USER};
+    use dbcrate_testkit::{SmtpServer, SmtpTls, SMTP_PASSWORD};
     let rt = tokio::runtime::Runtime::new().unwrap();
     let w = rt.block_on(world());
     let server = SmtpServer::start(SmtpTls::StartTls).unwrap_or_else(|e| panic!("{e}"));
-    let email = EmailSettings {
-        host: "localhost".into(),
-        port: server.port(),
-        security: "starttls".into(),
-        username: Some(SMTP_USER.into()),
-        from: "dbcrate@example.com".into(),
-        to: vec!["ops@example.com".into()],
-        ca_pem: Some(server.ca_pem().into()),
-    };
+    let email = smtp_settings(&server, "starttls");
     let password = SecretString::new(SMTP_PASSWORD.into());
     let now = w.now;
     rt.block_on(async {
@@ -766,16 +800,7 @@ async fn an_audit_chain_changed_behind_the_control_planes_back_is_a_condition() 
         "checked within the hour"
     );
     assert!(broken(current(&w.db, now).await.unwrap()).is_empty());
-    // A row changed by someone who can switch the append-only trigger off.
-    sqlx::raw_sql("DROP TRIGGER IF EXISTS audit_log_no_update")
-        .execute(w.db.pool())
-        .await
-        .unwrap();
-    sqlx::query("UPDATE audit_log SET actor = 'user:mallory' WHERE org_id = $1 AND seq = 1")
-        .bind(&w.org)
-        .execute(w.db.pool())
-        .await
-        .unwrap();
+    tamper_with_the_audit_chain(&w).await;
     assert!(
         broken(current(&w.db, now + 120).await.unwrap()).is_empty(),
         "not told before the next hourly check"
@@ -871,9 +896,8 @@ async fn a_destination_that_fails_its_daily_probe_is_a_condition_until_one_passe
 #[test]
 fn every_kind_of_alert_reaches_every_kind_of_channel_once() {
     use dbcrate_control::alerts::chain_checks;
-    use dbcrate_control::alerts::channels::EmailSettings;
     use dbcrate_control::alerts::conditions::AlertKind;
-    use dbcrate_testkit::{SmtpServer, SmtpTls, SMTP_PASSWORD, SMTP_USER};
+    use dbcrate_testkit::{SmtpServer, SmtpTls, SMTP_PASSWORD};
     let rt = tokio::runtime::Runtime::new().unwrap();
     let w = rt.block_on(world());
     let now = w.now;
@@ -884,33 +908,9 @@ fn every_kind_of_alert_reaches_every_kind_of_channel_once() {
         // Beyond the world's overdue backup, silent agent and failed job: a certificate
         // near its end, a deletion that keeps failing, a tampered audit chain, and a
         // destination (the fixture, whose settings cannot work) failing its probe.
-        sqlx::query("UPDATE agent_certificates SET not_before = $1, not_after = $2")
-            .bind(now - 95 * 3600)
-            .bind(now + 5 * 3600)
-            .execute(w.db.pool())
-            .await
-            .unwrap();
-        sqlx::query(
-            "INSERT INTO backups (id, org_id, job_id, database_id, destination_id, object_key, \
-             size, sha256, started_at, finished_at, pg_server_version, pg_dump_version, \
-             delete_attempts) VALUES ('bkp_old', $1, 'job_failed0', $2, $3, 'old', 1, 'ab', 1, \
-             1, '17', '17', 3)",
-        )
-        .bind(&w.org)
-        .bind(&w.late)
-        .bind(DESTINATION)
-        .execute(w.db.pool())
-        .await
-        .unwrap();
-        sqlx::raw_sql("DROP TRIGGER IF EXISTS audit_log_no_update")
-            .execute(w.db.pool())
-            .await
-            .unwrap();
-        sqlx::query("UPDATE audit_log SET actor = 'user:mallory' WHERE org_id = $1 AND seq = 1")
-            .bind(&w.org)
-            .execute(w.db.pool())
-            .await
-            .unwrap();
+        age_the_certificate(&w).await;
+        failing_deletion(&w, 3, None).await;
+        tamper_with_the_audit_chain(&w).await;
         chain_checks::run_due(&w.db, now).await.unwrap();
         let reach =
             Arc::new(dbcrate_control::local::loopback_reach(&std::env::temp_dir()).unwrap());
@@ -932,15 +932,7 @@ fn every_kind_of_alert_reaches_every_kind_of_channel_once() {
             format!("http://127.0.0.1:{port}/slack"),
         )
         .await;
-        let email = EmailSettings {
-            host: "localhost".into(),
-            port: smtp.port(),
-            security: "implicit".into(),
-            username: Some(SMTP_USER.into()),
-            from: "dbcrate@example.com".into(),
-            to: vec!["ops@example.com".into()],
-            ca_pem: Some(smtp.ca_pem().into()),
-        };
+        let email = smtp_settings(&smtp, "implicit");
         let password = SecretString::new(SMTP_PASSWORD.into());
         let mail = NewChannel {
             name: "mail",
