@@ -121,7 +121,7 @@
               ''
                 ${lib.concatStrings (lib.mapAttrsToList (major: pg: ''
                   mkdir -p input/${major}-${arch}/bin
-                  ln -s ${lib.getBin pg}/bin/pg_dump ${lib.getBin pg}/bin/pg_restore input/${major}-${arch}/bin/
+                  ln -s ${lib.getBin pg}/bin/{pg_dump,pg_dumpall,pg_restore,psql} input/${major}-${arch}/bin/
                 '') postgresql)}
                 dbcrate-registry build --input input --out "$out" --manifest-version 1
               '';

@@ -5,6 +5,7 @@ use crate::crypto::{parse_recipients, Decryption};
 use crate::error::{Error, Result};
 use crate::interrupt::Interrupt;
 use crate::pg::DatabaseUrl;
+use crate::pipeline::GlobalsSource;
 use crate::pipeline::{BackupRequest, RestoreRequest};
 use crate::registry::RegistryConfig;
 use crate::storage::{Location, StorageOptions};
@@ -175,6 +176,11 @@ pub struct RestoreArgs {
     /// Refuse the backup unless its SHA-256 (as reported by backup) matches.
     #[arg(long, value_name = "HEX")]
     pub expect_sha256: Option<String>,
+    /// The roles and other globals saved with the backup (its `….globals.sql.zst.age`
+    /// object), applied with psql first; roles that exist are kept as they are. Needs
+    /// --identity (a file key opens one object only).
+    #[arg(long, value_name = "OBJECT_URL", requires = "identity")]
+    pub globals: Option<String>,
     #[allow(missing_docs)] // flattened: documented on StorageArgs
     #[command(flatten)]
     pub storage: StorageArgs,
@@ -306,6 +312,19 @@ impl RestoreArgs {
             .as_deref()
             .map(parse_sha256)
             .transpose()?;
+        let globals = match (&self.globals, &self.identity) {
+            (Some(object), Some(identity)) => Some(GlobalsSource {
+                source: Location::parse(object, "--globals")?,
+                decryption: Decryption::from_identity_file(identity)?,
+                expect_sha256: None,
+            }),
+            (Some(_), None) => {
+                return Err(Error::invalid_input(
+                    "--globals needs --identity: a file key opens one object only",
+                ))
+            }
+            (None, _) => None,
+        };
         Ok(RestoreRequest {
             source: Location::parse(&self.source, "--source")?,
             storage: self.storage.options(),
@@ -316,6 +335,7 @@ impl RestoreArgs {
             expect_sha256,
             interrupt,
             progress: crate::pipeline::Progress::default(),
+            globals,
         })
     }
 }

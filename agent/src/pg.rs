@@ -1,7 +1,8 @@
-//! PostgreSQL: the connection URL, the server's version and size, and the matching
-//! `pg_dump`/`pg_restore`.
+//! PostgreSQL: the connection URL, the server's version and size, the matching
+//! `pg_dump`/`pg_restore`, and the roles a restore finds already there.
 
 pub mod conninfo;
+pub mod roles;
 pub mod server;
 pub mod tools;
 

@@ -6,14 +6,17 @@
 //! channel of 1 MiB chunks, which is the back-pressure: when storage is slow the channel
 //! fills, the encoder blocks, and pg_dump blocks on its pipe.
 
+mod apply_globals;
 pub mod backup;
 mod chunks;
 mod decode;
 mod encode;
+mod globals;
 mod progress;
 pub mod restore;
 mod stderr;
 
+pub use apply_globals::{GlobalsApplied, GlobalsSource};
 pub use backup::{run_backup, BackupReport, BackupRequest};
 pub use decode::classify as classify_read_error;
 pub use progress::Progress;
@@ -24,6 +27,24 @@ pub const CHUNK_SIZE: usize = 1 << 20;
 /// Chunks the channel holds before the encoder waits.
 pub const CHANNEL_CHUNKS: usize = 8;
 
+/// The server a job works on and where its client tools are.
+pub(crate) struct ServerTools {
+    /// The server (a supported major).
+    pub server: crate::pg::ServerInfo,
+    /// The job's main tool (pg_dump or pg_restore).
+    pub tool: crate::pg::PgTool,
+    /// Where the tools were taken from (`None`: PATH), for the tools that go with it
+    /// (pg_dumpall, psql).
+    pub bin_dir: Option<std::path::PathBuf>,
+}
+
+impl ServerTools {
+    /// The companion `tool` from the same place as the main one.
+    pub fn companion(&self, tool: &str) -> crate::error::Result<crate::pg::PgTool> {
+        crate::pg::PgTool::locate(tool, self.server.major(), self.bin_dir.as_deref())
+    }
+}
+
 /// The server behind `database` (a supported major) and the client `tool` to run
 /// against it: from `pg_bin_dir` if given, else the signed registry if configured, else
 /// PATH. Logs which one, so an operator can see what ran.
@@ -32,7 +53,7 @@ pub(crate) async fn server_and_tool(
     tool: &str,
     pg_bin_dir: Option<std::path::PathBuf>,
     registry: Option<&crate::registry::RegistryConfig>,
-) -> crate::error::Result<(crate::pg::ServerInfo, crate::pg::PgTool)> {
+) -> crate::error::Result<ServerTools> {
     let server = crate::pg::ServerInfo::query(database).await?;
     server.ensure_supported()?;
     let bin_dir = crate::registry::bin_dir_for(pg_bin_dir, registry, server.major()).await?;
@@ -43,5 +64,9 @@ pub(crate) async fn server_and_tool(
         database_bytes = server.database_size,
         "starting {tool}"
     );
-    Ok((server, found))
+    Ok(ServerTools {
+        server,
+        tool: found,
+        bin_dir,
+    })
 }

@@ -140,6 +140,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/common/0024_destination_probes.sql"),
         postgres: include_str!("../migrations/common/0024_destination_probes.sql"),
     },
+    Migration {
+        version: 25,
+        sqlite: include_str!("../migrations/common/0025_backup_globals.sql"),
+        postgres: include_str!("../migrations/common/0025_backup_globals.sql"),
+    },
 ];
 
 /// The schema version this binary expects.

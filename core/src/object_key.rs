@@ -10,6 +10,19 @@ use crate::time::UtcDateTime;
 /// The suffix every backup object carries.
 pub const BACKUP_SUFFIX: &str = ".pgdump.zst.age";
 
+/// The suffix of the object saved next to a backup with the cluster's roles and other
+/// globals (`pg_dumpall --globals-only`, plain SQL for `psql`).
+pub const GLOBALS_SUFFIX: &str = ".globals.sql.zst.age";
+
+/// The key of the globals object that belongs to the backup at `backup_key`: the same
+/// name with [`GLOBALS_SUFFIX`], so the two sort together in any listing and a person
+/// browsing the bucket sees which roles go with which dump. `None` for a key that is
+/// not a backup's.
+pub fn globals_key(backup_key: &str) -> Option<String> {
+    let stem = backup_key.strip_suffix(BACKUP_SUFFIX)?;
+    Some(format!("{stem}{GLOBALS_SUFFIX}"))
+}
+
 /// Why a name cannot be part of an object key.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid {part}: {reason}")]
@@ -74,6 +87,15 @@ pub fn check_segment(part: &'static str, s: &str) -> Result<(), InvalidKeyPart> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn globals_sit_next_to_their_backup() {
+        assert_eq!(
+            globals_key("acme/shop/2026/12/04/20261204T010203Z-job_1.pgdump.zst.age").as_deref(),
+            Some("acme/shop/2026/12/04/20261204T010203Z-job_1.globals.sql.zst.age")
+        );
+        assert_eq!(globals_key("acme/shop/notes.txt"), None);
+    }
 
     #[test]
     fn layout_matches_the_design() {

@@ -38,13 +38,15 @@ mod jobs;
 mod tests;
 
 pub use credentials::{
-    DatabaseConnection, Destination, DestinationCredentials, JobCredentials, RestorePart,
+    DatabaseConnection, Destination, DestinationCredentials, GlobalsPart, JobCredentials,
+    RestorePart,
 };
 pub use enrol::{
     ConfigAnswer, EnrolAnswer, EnrolRequest, RegistrySettings, RenewAnswer, RenewRequest,
 };
 pub use jobs::{
     Completion, CompletionAnswer, Job, JobKind, NextJobAnswer, ProgressAnswer, ProgressReport,
+    StoredObject,
 };
 
 use serde::{Deserialize, Serialize};

@@ -1,11 +1,11 @@
-//! `dbcrate-registry build`: self-contained pg_dump/pg_restore artifacts and an
-//! unsigned manifest.json.
+//! `dbcrate-registry build`: self-contained artifacts of a major's client tools
+//! (pg_dump, pg_dumpall, pg_restore, psql) and an unsigned manifest.json.
 //!
 //! An artifact is a deterministic `tar` (regular files only, owner 0, mtime 0) in zstd:
 //!
 //! ```text
-//! bin/pg_dump, bin/pg_restore        sh wrappers: LD_LIBRARY_PATH=../lib, exec ../libexec/…
-//! libexec/pg_dump, libexec/pg_restore  the real binaries
+//! bin/<tool>        sh wrappers: LD_LIBRARY_PATH=../lib, exec ../libexec/<tool>
+//! libexec/<tool>    the real binaries
 //! lib/<soname>…                      every non-glibc library they load (see `libs`)
 //! ```
 //!
@@ -25,8 +25,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The two tools an artifact carries.
-pub const TOOLS: [&str; 2] = ["pg_dump", "pg_restore"];
+/// The tools an artifact carries: the dump and its restore, and for the cluster's roles
+/// saved next to each backup, pg_dumpall (to save them) and psql (to apply them).
+pub const TOOLS: [&str; 4] = ["pg_dump", "pg_dumpall", "pg_restore", "psql"];
 
 /// One PostgreSQL client installation to package.
 #[derive(Debug, Clone)]
@@ -35,7 +36,7 @@ pub struct Installation {
     pub major: u32,
     /// Its CPU architecture (`x86_64`, `aarch64`).
     pub arch: String,
-    /// Directory holding `pg_dump` and `pg_restore` (ELF files or symlinks to them).
+    /// Directory holding the [`TOOLS`] (ELF files or symlinks to them).
     pub bin_dir: PathBuf,
     /// Directories searched first for their libraries.
     pub lib_dirs: Vec<PathBuf>,
@@ -202,6 +203,16 @@ fn probe(
         .unwrap_or_default()
         .to_string();
     let major = version.split('.').next().unwrap_or_default();
+    if let Some(other) = versions
+        .iter()
+        .find(|v| !v.contains(&format!(") {version}")))
+    {
+        return Err(Error::new(format!(
+            "{}: the tools' versions differ ({:?} and {other:?}); give one installation",
+            inst.bin_dir.display(),
+            versions[0]
+        )));
+    }
     if major != inst.major.to_string() {
         return Err(Error::new(format!(
             "{} holds {:?}, not PostgreSQL {}",

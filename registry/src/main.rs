@@ -27,7 +27,7 @@ struct Cli {
 enum Command {
     /// Package <input>/<major>-<arch>/{bin,lib} into artifacts and an unsigned manifest.
     Build {
-        /// Directory of installations: <major>-<arch>/bin/{pg_dump,pg_restore}, optional
+        /// Directory of installations: <major>-<arch>/bin/{pg_dump,pg_dumpall,pg_restore,psql}, optional
         /// lib/, and for an architecture other than this host's a sysroot/ of that
         /// architecture (its loader and C library; needs qemu-user in binfmt_misc).
         #[arg(long, value_name = "DIR")]

@@ -66,15 +66,22 @@ fn build_makes_self_contained_artifacts_that_stock_tar_and_zstd_read() {
         .status()
         .unwrap();
     assert!(status.success());
-    let version = Command::new(unpacked.join("bin/pg_restore"))
-        .arg("--version")
-        .env_clear()
-        .env("PATH", "/usr/bin:/bin")
-        .current_dir("/")
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&version.stdout);
-    assert!(text.starts_with("pg_restore (PostgreSQL) 16."), "{text}");
+    // Every tool the agent runs: the dump and its restore, pg_dumpall and psql for the
+    // cluster's roles.
+    for tool in ["pg_dump", "pg_dumpall", "pg_restore", "psql"] {
+        let version = Command::new(unpacked.join("bin").join(tool))
+            .arg("--version")
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .current_dir("/")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&version.stdout);
+        assert!(
+            text.starts_with(&format!("{tool} (PostgreSQL) 16.")),
+            "{tool}: {text}"
+        );
+    }
 
     // A second build raises the manifest version by itself.
     let out = output_ok("second build", &mut build(&input, &tree));

@@ -17,6 +17,7 @@ use crate::interrupt::Interrupt;
 use crate::pg::conninfo::DatabaseUrl;
 use crate::pipeline::backup::{run_backup, BackupRequest};
 use crate::pipeline::restore::{run_restore, RestoreRequest};
+use crate::pipeline::GlobalsSource;
 use crate::pipeline::Progress;
 use crate::registry::RegistryConfig;
 use dbcrate_core::secret::SecretJson;
@@ -160,10 +161,21 @@ fn restore_request(
             "the job's credentials lack restore (the backup to read)",
         )
     })?;
-    let sha256 = dbcrate_core::hex::decode_array::<32>(&restore.sha256)
-        .ok_or_else(|| Error::new(ErrorKind::Control, "restore.sha256 is not 32 hex bytes"))?;
+    let sha256 = parse_sha256("restore.sha256", &restore.sha256)?;
     let source = dbcrate_storage::spec::object_location(&prefix, &restore.object_key);
     settings.directory_roots.check(&prefix, &source)?;
+    let globals = match restore.globals {
+        Some(globals) => {
+            let source = dbcrate_storage::spec::object_location(&prefix, &globals.object_key);
+            settings.directory_roots.check(&prefix, &source)?;
+            Some(GlobalsSource {
+                source,
+                expect_sha256: Some(parse_sha256("restore.globals.sha256", &globals.sha256)?),
+                decryption: Decryption::FileKey(FileKeyIdentity::new(globals.file_key)),
+            })
+        }
+        None => None,
+    };
     Ok((
         RestoreRequest {
             source,
@@ -175,9 +187,16 @@ fn restore_request(
             expect_sha256: Some(sha256),
             interrupt,
             progress,
+            globals,
         },
         restore.object_key,
     ))
+}
+
+/// A SHA-256 the control plane sent as hex (`what` names the field).
+fn parse_sha256(what: &str, hex: &str) -> Result<[u8; 32]> {
+    dbcrate_core::hex::decode_array::<32>(hex)
+        .ok_or_else(|| Error::new(ErrorKind::Control, format!("{what} is not 32 hex bytes")))
 }
 
 /// The job's credentials from the control plane's answer, which is wiped once parsed. A
@@ -348,6 +367,11 @@ pub async fn run(
     let report = match &outcome {
         Ok(r) => Completion {
             succeeded: true,
+            globals: r.globals.as_ref().map(|g| wire::StoredObject {
+                object_key: g.key.clone(),
+                size: signed(g.ciphertext_bytes),
+                sha256: g.sha256.clone(),
+            }),
             object_key: Some(r.key.clone()),
             size: signed(r.ciphertext_bytes),
             dump_size: Some(signed(r.plaintext_bytes)),

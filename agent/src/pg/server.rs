@@ -50,19 +50,8 @@ impl ServerInfo {
 
     /// Connects to `url` and reads the version and the database's size.
     pub async fn query(url: &DatabaseUrl) -> Result<Self> {
-        let fail = |what: &str, e: sqlx::Error| {
-            Error::new(
-                ErrorKind::Database,
-                url.redact(&format!("{what} {} failed: {e}", url.host())),
-            )
-        };
-        let mut options = PgConnectOptions::from_str(url.without_password())
-            .map_err(|e| Error::invalid_input(url.redact(&format!("--database-url: {e}"))))?
-            .application_name("dbcrate-agent")
-            .disable_statement_logging();
-        if let Some(p) = url.password() {
-            options = options.password(p.expose_secret());
-        }
+        let fail = |what: &str, e: sqlx::Error| failure(url, what, e);
+        let options = connect_options(url)?;
         let work = async {
             let mut conn = options
                 .connect()
@@ -91,18 +80,46 @@ impl ServerInfo {
                 database_size: u64::try_from(size).unwrap_or(0),
             })
         };
-        tokio::time::timeout(QUERY_TIMEOUT, work)
-            .await
-            .map_err(|_| {
-                Error::new(
-                    ErrorKind::Database,
-                    format!(
-                        "the database at {} did not answer within {QUERY_TIMEOUT:?}",
-                        url.host()
-                    ),
-                )
-            })?
+        within_timeout(url, work).await
     }
+}
+
+/// How the agent connects to `url` for its own queries (the password from memory).
+pub(crate) fn connect_options(url: &DatabaseUrl) -> Result<PgConnectOptions> {
+    let mut options = PgConnectOptions::from_str(url.without_password())
+        .map_err(|e| Error::invalid_input(url.redact(&format!("--database-url: {e}"))))?
+        .application_name("dbcrate-agent")
+        .disable_statement_logging();
+    if let Some(p) = url.password() {
+        options = options.password(p.expose_secret());
+    }
+    Ok(options)
+}
+
+/// A failed step of a query to `url`, with its secrets redacted.
+pub(crate) fn failure(url: &DatabaseUrl, what: &str, e: sqlx::Error) -> Error {
+    Error::new(
+        ErrorKind::Database,
+        url.redact(&format!("{what} {} failed: {e}", url.host())),
+    )
+}
+
+/// `work` (connecting and querying `url`), bounded by [`QUERY_TIMEOUT`].
+pub(crate) async fn within_timeout<T>(
+    url: &DatabaseUrl,
+    work: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    tokio::time::timeout(QUERY_TIMEOUT, work)
+        .await
+        .map_err(|_| {
+            Error::new(
+                ErrorKind::Database,
+                format!(
+                    "the database at {} did not answer within {QUERY_TIMEOUT:?}",
+                    url.host()
+                ),
+            )
+        })?
 }
 
 #[cfg(test)]

@@ -68,9 +68,16 @@ pub struct BackupReport {
     pub key: String,
     /// Wall time.
     pub seconds: f64,
+    /// The cluster's roles and other globals, saved next to the backup.
+    pub globals: Option<super::globals::GlobalsReport>,
+    /// Why they were not saved, when they were not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub globals_not_saved: Option<String>,
 }
 
-/// Runs one backup. On any failure nothing remains under the final name.
+/// Runs one backup. On any failure nothing remains under the final name. The cluster's
+/// globals are saved next to it afterwards when they can be; a backup stands without
+/// them (the report says why).
 pub async fn run_backup(request: BackupRequest) -> Result<BackupReport> {
     let started = Instant::now();
     let BackupRequest {
@@ -88,54 +95,43 @@ pub async fn run_backup(request: BackupRequest) -> Result<BackupReport> {
         progress,
     } = request;
     let database = Arc::new(database);
-    let (server, pg_dump) =
-        super::server_and_tool(&database, "pg_dump", pg_bin_dir, registry.as_ref()).await?;
+    let tools = super::server_and_tool(&database, "pg_dump", pg_bin_dir, registry.as_ref()).await?;
     let name = name.unwrap_or_else(|| database.database().to_string());
     let key = object_key(given_key, &name, &job)?;
-    storage.expected_size = server.database_size;
+    storage.expected_size = tools.server.database_size;
     let sink = Sink::open(&destination, &key, &storage).await?;
-    if interrupt.is_raised() {
-        sink.abort().await;
-        return Err(Error::interrupted(
-            "interrupted before the dump started; nothing was stored",
-        ));
-    }
-    let dump = match start_pg_dump(&pg_dump.path, &database) {
-        Ok(dump) => dump,
-        Err(e) => {
-            sink.abort().await;
-            return Err(e);
-        }
+    let output = Encoding {
+        database: &database,
+        zstd_level,
+        recipients: &recipients,
     };
-    let (stages, chunks) = Stages::start(dump, Arc::clone(&database), zstd_level, recipients);
-    let (sink, stored) = store(sink, chunks, &mut interrupt, &progress).await;
-    if let Err(e) = stored {
-        // Storage failed or a signal came: there is no point in letting pg_dump go on,
-        // nor in waiting for the stages, which may be blocked on a silent pg_dump.
-        if !stages.reaped.load(Ordering::SeqCst) {
-            terminate(stages.pid);
-        }
-        sink.abort().await;
-        return Err(e.context("backup failed, nothing was stored"));
-    }
-    // Storage saw the end of the stream: the stages say whether it is complete.
-    let (plaintext_bytes, ciphertext_bytes, sha256) = match stages.finish().await {
-        Ok(sizes) => sizes,
-        Err(e) => {
-            sink.abort().await;
-            return Err(e.context("backup failed, nothing was stored"));
-        }
+    let dump = ToolRun {
+        label: "pg_dump",
+        path: &tools.tool.path,
+        args: &["--format=custom", "--compress=0", "--no-password"],
     };
-    let object = sink.commit(ciphertext_bytes).await?;
+    let stored = output
+        .store(dump, sink, &mut interrupt, &progress)
+        .await
+        .map_err(|e| e.context("backup failed, nothing was stored"))?;
+    let object = stored.sink.commit(stored.ciphertext_bytes).await?;
+    let target = super::globals::Target {
+        destination: &destination,
+        storage: &mut storage,
+        backup_key: &key,
+    };
+    let globals = super::globals::save(&tools, &output, target, &mut interrupt, &progress).await;
     Ok(BackupReport {
         object,
-        plaintext_bytes,
-        ciphertext_bytes,
-        sha256: dbcrate_core::hex::encode(&sha256),
-        pg_server_version: server.version,
-        pg_dump_version: pg_dump.version,
+        plaintext_bytes: stored.plaintext_bytes,
+        ciphertext_bytes: stored.ciphertext_bytes,
+        sha256: dbcrate_core::hex::encode(&stored.sha256),
+        pg_server_version: tools.server.version,
+        pg_dump_version: tools.tool.version,
         key,
         seconds: started.elapsed().as_secs_f64(),
+        globals: globals.as_ref().ok().cloned(),
+        globals_not_saved: globals.err().map(|e| e.to_string()),
     })
 }
 
@@ -155,19 +151,108 @@ fn object_key(given: Option<String>, name: &str, job: &str) -> Result<String> {
     }
 }
 
-/// A started pg_dump and its two pipes.
-struct Dump {
+/// A client tool to run against the database, whose stdout is what gets stored.
+pub(super) struct ToolRun<'a> {
+    /// Its name in messages (`pg_dump`, `pg_dumpall`).
+    pub label: &'static str,
+    /// The binary.
+    pub path: &'a Path,
+    /// Its arguments besides the connection (which [`DatabaseUrl::configure`] adds).
+    pub args: &'a [&'a str],
+}
+
+/// How a tool's output is encoded on its way to storage: compressed at `zstd_level`,
+/// encrypted to `recipients`; the tool's stderr is kept with `database`'s secrets
+/// redacted.
+pub(super) struct Encoding<'a> {
+    pub database: &'a Arc<DatabaseUrl>,
+    pub zstd_level: i32,
+    pub recipients: &'a [age::x25519::Recipient],
+}
+
+/// A tool's output, complete in storage but not yet under its final name.
+pub(super) struct Stored {
+    /// The sink to commit.
+    pub sink: Sink,
+    /// Bytes the tool produced.
+    pub plaintext_bytes: u64,
+    /// Bytes stored.
+    pub ciphertext_bytes: u64,
+    /// SHA-256 of the stored bytes.
+    pub sha256: [u8; 32],
+}
+
+impl Encoding<'_> {
+    /// Runs `tool` and streams its output through zstd and age into `sink`. On any
+    /// failure (the tool's, storage's, a signal) the sink is aborted, so nothing
+    /// appears under the final name, and the tool is stopped.
+    pub async fn store(
+        &self,
+        tool: ToolRun<'_>,
+        sink: Sink,
+        interrupt: &mut Interrupt,
+        progress: &super::Progress,
+    ) -> Result<Stored> {
+        if interrupt.is_raised() {
+            sink.abort().await;
+            return Err(Error::interrupted(format!(
+                "interrupted before {} started",
+                tool.label
+            )));
+        }
+        let run = match start_tool(&tool, self.database) {
+            Ok(run) => run,
+            Err(e) => {
+                sink.abort().await;
+                return Err(e);
+            }
+        };
+        let (stages, chunks) = Stages::start(
+            run,
+            Arc::clone(self.database),
+            self.zstd_level,
+            self.recipients.to_vec(),
+        );
+        let (sink, stored) = store(sink, chunks, interrupt, progress).await;
+        if let Err(e) = stored {
+            // Storage failed or a signal came: there is no point in letting the tool go
+            // on, nor in waiting for the stages, which may be blocked on a silent tool.
+            if !stages.reaped.load(Ordering::SeqCst) {
+                terminate(stages.pid);
+            }
+            sink.abort().await;
+            return Err(e);
+        }
+        // Storage saw the end of the stream: the stages say whether it is complete.
+        match stages.finish().await {
+            Ok((plaintext_bytes, ciphertext_bytes, sha256)) => Ok(Stored {
+                sink,
+                plaintext_bytes,
+                ciphertext_bytes,
+                sha256,
+            }),
+            Err(e) => {
+                sink.abort().await;
+                Err(e)
+            }
+        }
+    }
+}
+
+/// A started tool and its two pipes.
+struct Running {
+    label: &'static str,
     child: Child,
     stdout: ChildStdout,
     stderr: ChildStderr,
 }
 
-/// Starts pg_dump as a plain blocking child: its stdout is read by the compressor
+/// Starts the tool as a plain blocking child: its stdout is read by the compressor
 /// thread directly, which is measurably faster than bridging an async pipe.
-fn start_pg_dump(pg_dump: &Path, database: &DatabaseUrl) -> Result<Dump> {
-    let mut command = Command::new(pg_dump);
+fn start_tool(tool: &ToolRun<'_>, database: &DatabaseUrl) -> Result<Running> {
+    let mut command = Command::new(tool.path);
     command
-        .args(["--format=custom", "--compress=0", "--no-password"])
+        .args(tool.args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -175,27 +260,30 @@ fn start_pg_dump(pg_dump: &Path, database: &DatabaseUrl) -> Result<Dump> {
     let mut child = command.spawn().map_err(|e| {
         Error::new(
             ErrorKind::PgTool,
-            format!("cannot start {}: {e}", pg_dump.display()),
+            format!("cannot start {}: {e}", tool.path.display()),
         )
     })?;
     let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
         return Err(Error::new(
             ErrorKind::PgTool,
-            "pg_dump's pipes were not set up",
+            format!("{}'s pipes were not set up", tool.label),
         ));
     };
-    Ok(Dump {
+    Ok(Running {
+        label: tool.label,
         child,
         stdout,
         stderr,
     })
 }
 
-/// The running stages: pg_dump → compressor → (pieces) → encryptor → (chunks) →
+/// The running stages: the tool → compressor → (pieces) → encryptor → (chunks) →
 /// storage. Any stage that fails drops its end of a channel, which stops the stages
-/// before it; pg_dump then gets EPIPE and exits.
+/// before it; the tool then gets EPIPE and exits.
 struct Stages {
-    /// pg_dump's pid, to stop it when storage fails.
+    /// Which tool runs (for messages).
+    label: &'static str,
+    /// The tool's pid, to stop it when storage fails.
     pid: u32,
     /// Set once the waiter reaped pg_dump: after that its pid may belong to another
     /// process and must not be signalled.
@@ -210,17 +298,18 @@ impl Stages {
     /// Starts the stages on `dump`, whose stderr is kept with `database`'s secrets
     /// redacted; the encrypted chunks come out of the receiver, for storage.
     fn start(
-        dump: Dump,
+        run: Running,
         database: Arc<DatabaseUrl>,
         zstd_level: i32,
         recipients: Vec<age::x25519::Recipient>,
     ) -> (Self, Receiver<Bytes>) {
-        let Dump {
+        let Running {
+            label,
             mut child,
             stdout,
             stderr,
-        } = dump;
-        let dump_errors = stderr::collect("pg_dump", stderr, move |l| database.redact(l));
+        } = run;
+        let dump_errors = stderr::collect(label, stderr, move |l| database.redact(l));
         let (pieces_tx, pieces_rx) = std::sync::mpsc::sync_channel(CHANNEL_CHUNKS / 2);
         let (tx, chunks) = tokio::sync::mpsc::channel(CHANNEL_CHUNKS);
         let (status_tx, status_rx) = std::sync::mpsc::channel::<bool>();
@@ -242,6 +331,7 @@ impl Stages {
             status
         });
         let stages = Self {
+            label,
             pid,
             reaped,
             waiter,
@@ -261,18 +351,19 @@ impl Stages {
         let thread = |e: tokio::task::JoinError| {
             Error::new(ErrorKind::PgTool, format!("a pipeline thread failed: {e}"))
         };
+        let label = self.label;
         match status.map_err(thread)? {
             Ok(s) if s.success() => {}
             Ok(s) => {
                 return Err(Error::new(
                     ErrorKind::PgTool,
-                    format!("pg_dump failed ({s}): {dump_errors}"),
+                    format!("{label} failed ({s}): {dump_errors}"),
                 ))
             }
             Err(e) => {
                 return Err(Error::new(
                     ErrorKind::PgTool,
-                    format!("waiting for pg_dump: {e}"),
+                    format!("waiting for {label}: {e}"),
                 ))
             }
         }

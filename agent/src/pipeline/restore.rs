@@ -1,5 +1,6 @@
 //! One restore, from an object in storage into a database, in a single transaction.
 
+use super::apply_globals::{self, GlobalsApplied, GlobalsSource};
 use super::decode::decode;
 use super::stderr;
 use crate::crypto::Decryption;
@@ -35,6 +36,8 @@ pub struct RestoreRequest {
     pub interrupt: Interrupt,
     /// Counts the bytes read from storage so far (for heartbeats).
     pub progress: super::Progress,
+    /// The roles and other globals saved with the backup, applied first.
+    pub globals: Option<GlobalsSource>,
 }
 
 /// The result, printed as JSON by `dbcrate-agent restore`.
@@ -54,6 +57,9 @@ pub struct RestoreReport {
     pub pg_restore_version: String,
     /// Wall time.
     pub seconds: f64,
+    /// What applying the backup's globals did, when it had them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub globals: Option<GlobalsApplied>,
 }
 
 /// Runs one restore. On any failure pg_restore is stopped before its transaction
@@ -70,10 +76,16 @@ pub async fn run_restore(request: RestoreRequest, object_url: &str) -> Result<Re
         expect_sha256,
         mut interrupt,
         progress,
+        globals,
     } = request;
     let database = Arc::new(database);
-    let (server, pg_restore) =
+    let tools =
         super::server_and_tool(&database, "pg_restore", pg_bin_dir, registry.as_ref()).await?;
+    let globals = match globals {
+        Some(globals) => Some(apply_globals::apply(&tools, &database, &storage, globals).await?),
+        None => None,
+    };
+    let (server, pg_restore) = (tools.server, tools.tool);
     let reader = open_source(&source, &storage).await?;
     let Restoring {
         mut child,
@@ -112,11 +124,18 @@ pub async fn run_restore(request: RestoreRequest, object_url: &str) -> Result<Re
         .map_err(|e| Error::new(ErrorKind::PgTool, format!("waiting for pg_restore: {e}")))?;
     let restore_errors = restore_errors.await.unwrap_or_default();
     if !status.success() {
+        let globals_failed = match globals.as_ref().and_then(|g| g.errors.first()) {
+            Some(first) => format!(
+                " (applying the backup's roles and globals first reported errors; the first: \
+                 {first})"
+            ),
+            None => String::new(),
+        };
         return Err(Error::new(
             ErrorKind::PgTool,
             format!(
                 "pg_restore failed ({status}); its single transaction rolled back, the \
-                 target database is unchanged: {restore_errors}"
+                 target database is unchanged: {restore_errors}{globals_failed}"
             ),
         ));
     }
@@ -128,6 +147,7 @@ pub async fn run_restore(request: RestoreRequest, object_url: &str) -> Result<Re
         pg_server_version: server.version,
         pg_restore_version: pg_restore.version,
         seconds: started.elapsed().as_secs_f64(),
+        globals,
     })
 }
 

@@ -63,6 +63,70 @@ SELECT lo_from_bytea(0, convert_to('large object ' || g, 'UTF8')) FROM generate_
     )
 }
 
+/// Roles that own and may use parts of [`varied_schema`]: restoring its dump into a
+/// server without them fails on ownership and grants unless the cluster's globals are
+/// applied first. A quoted name, a membership, a connection limit and a role setting.
+pub const CUSTOM_ROLES: &str = r#"
+CREATE ROLE shop_owner NOLOGIN;
+CREATE ROLE shop_reader NOLOGIN;
+CREATE ROLE "Shop ""Clerk""" LOGIN CONNECTION LIMIT 3 IN ROLE shop_reader;
+ALTER ROLE shop_reader SET statement_timeout = '5min';
+ALTER SCHEMA sales OWNER TO shop_owner;
+ALTER TABLE sales.orders OWNER TO shop_owner;
+ALTER TABLE sales.audit OWNER TO shop_owner;
+GRANT USAGE ON SCHEMA sales TO shop_reader;
+GRANT SELECT ON ALL TABLES IN SCHEMA sales TO shop_reader;
+GRANT INSERT ON sales.orders TO "Shop ""Clerk""";
+"#;
+
+/// The roles [`CUSTOM_ROLES`] made, as the server has them (attributes, memberships,
+/// settings), one line each.
+pub fn custom_role_facts(server: &PgServer) -> String {
+    server
+        .psql(
+            "postgres",
+            "SELECT r.rolname || ' login=' || r.rolcanlogin || ' limit=' || r.rolconnlimit \
+             || ' in=' || coalesce((SELECT string_agg(g.rolname, ',' ORDER BY g.rolname) \
+                FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid \
+                WHERE m.member = r.oid), '') \
+             || ' set=' || coalesce((SELECT array_to_string(s.setconfig, ',') \
+                FROM pg_db_role_setting s WHERE s.setrole = r.oid AND s.setdatabase = 0), '') \
+             FROM pg_roles r WHERE r.rolname IN ('shop_owner', 'shop_reader', 'Shop \"Clerk\"') \
+             ORDER BY 1",
+        )
+        .unwrap()
+}
+
+/// Applies the globals object `file` (age ciphertext) to `target` with stock `age -d |
+/// zstd -d | psql`, as the destination's README says; psql's errors (the roles that
+/// exist already) do not stop it.
+pub fn stock_apply_globals(target: &PgServer, identity: &Path, file: &Path) {
+    let deps = Deps::from_env();
+    let mut age = Command::new(deps.tool("age").unwrap())
+        .arg("-d")
+        .arg("-i")
+        .arg(identity)
+        .arg(file)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut zstd = Command::new(deps.tool("zstd").unwrap())
+        .args(["-d", "-c", "-q"])
+        .stdin(age.stdout.take().unwrap())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let psql = target
+        .client_command("psql")
+        .args(["-X", "-q", "--dbname", "postgres", "-f", "-"])
+        .stdin(zstd.stdout.take().unwrap())
+        .output()
+        .unwrap();
+    assert!(age.wait().unwrap().success(), "stock age -d failed");
+    assert!(zstd.wait().unwrap().success(), "stock zstd -d failed");
+    assert_succeeded("stock psql", &psql);
+}
+
 /// Row count and an order-independent checksum of every table, one line per table.
 pub fn table_checksums(server: &PgServer, db: &str) -> String {
     let tables = server

@@ -9,6 +9,8 @@ use crate::common;
 use crate::scene::{self, Scene};
 use dbcrate_control::backups::restores;
 use dbcrate_control::orgs;
+use dbcrate_testkit::PgServer;
+use sha2::Digest;
 use std::time::Duration;
 
 async fn scheduled_backup_restores_with_stock_tools(major: u32) {
@@ -33,6 +35,9 @@ async fn scheduled_backup_restores_with_stock_tools(major: u32) {
         target,
         ..
     } = &enrolled;
+    // Objects owned by and granted to roles of their own: a restore into a fresh server
+    // needs the cluster's globals, saved next to the backup.
+    server.psql("shop", common::CUSTOM_ROLES).unwrap();
     let _scheduler = control.run_scheduler(Duration::from_millis(500));
 
     // The agent runs with this major's client tools on PATH and no database password in
@@ -64,6 +69,41 @@ async fn scheduled_backup_restores_with_stock_tools(major: u32) {
         .await
         .unwrap();
     scene::wait_for_success(db, &restore_job, Duration::from_secs(60)).await;
+
+    // A managed restore into a fresh server applies the globals first; a role that
+    // exists there is kept as it is.
+    let fresh = PgServer::start(major).unwrap();
+    fresh
+        .psql(
+            "postgres",
+            "CREATE ROLE shop_reader LOGIN CONNECTION LIMIT 7",
+        )
+        .unwrap();
+    fresh.create_database("fresh_shop").unwrap();
+    let fresh_target = basis
+        .tenant()
+        .register_database(&fresh, "fresh_shop", agent_id)
+        .await;
+    let restore_job = restores::create(
+        db,
+        &org.id,
+        &backup_id,
+        &fresh_target.id,
+        "user:owner",
+        *now,
+    )
+    .await
+    .unwrap();
+    scene::wait_for_success(db, &restore_job, Duration::from_secs(60)).await;
+    common::assert_same_database(server, "shop", &fresh, "fresh_shop");
+    assert_eq!(
+        common::custom_role_facts(&fresh),
+        "Shop \"Clerk\" login=true limit=3 in=shop_reader set=\n\
+         shop_owner login=false limit=-1 in= set=\n\
+         shop_reader login=true limit=7 in= set=",
+        "the backed-up roles were not created, or the existing one was changed"
+    );
+
     let _ = agent.start_kill();
     let out = agent.wait_with_output().await.unwrap();
     let log = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -77,7 +117,6 @@ async fn scheduled_backup_restores_with_stock_tools(major: u32) {
     let file = target.join(&key);
     let bytes = std::fs::read(&file).unwrap();
     assert_eq!(bytes.len() as i64, size);
-    use sha2::Digest;
     assert_eq!(
         dbcrate_core::hex::encode(&sha2::Sha256::digest(&bytes)),
         sha256
@@ -92,6 +131,31 @@ async fn scheduled_backup_restores_with_stock_tools(major: u32) {
     std::fs::write(&key_file, recovery.expose_secret()).unwrap();
     common::stock_restore(server, &key_file, &file, "restored");
     common::assert_same_database(server, "shop", server, "restored");
+
+    // The globals object sits next to the backup, recorded with it; with it, stock
+    // psql, age, zstd and pg_restore restore into a fresh server with the same owners,
+    // grants and roles.
+    let (globals_size, globals_sha256): (Option<i64>, Option<String>) =
+        sqlx::query_as("SELECT globals_size, globals_sha256 FROM backups WHERE id = $1")
+            .bind(&backup_id)
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+    let globals_file = target.join(dbcrate_core::object_key::globals_key(&key).unwrap());
+    let globals_bytes = std::fs::read(&globals_file).unwrap();
+    assert_eq!(globals_size, Some(globals_bytes.len() as i64));
+    assert_eq!(
+        globals_sha256.as_deref(),
+        Some(dbcrate_core::hex::encode(&sha2::Sha256::digest(&globals_bytes)).as_str())
+    );
+    let stock = PgServer::start(major).unwrap();
+    common::stock_apply_globals(&stock, &key_file, &globals_file);
+    common::stock_restore(&stock, &key_file, &file, "restored");
+    common::assert_same_database(server, "shop", &stock, "restored");
+    assert_eq!(
+        common::custom_role_facts(&stock),
+        common::custom_role_facts(server)
+    );
 
     // The file key handed to the agent is in no row and no log line.
     let identity: age::x25519::Identity = recovery

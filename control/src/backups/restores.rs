@@ -27,7 +27,7 @@ use crate::secrets::customer_seal::Passphrase;
 use crate::secrets::{self, Owner};
 use dbcrate_core::secret::SecretBytes;
 use dbcrate_core::time::rfc3339;
-use dbcrate_core::wire::RestorePart;
+use dbcrate_core::wire::{GlobalsPart, RestorePart};
 use dbcrate_storage::admin::Destination;
 use sqlx::{FromRow, Row};
 
@@ -88,7 +88,7 @@ pub async fn create_with_passphrase(
         ));
     };
     let row = sqlx::query(
-        "SELECT b.object_key, b.size, b.deleted_at, t.kind, t.settings, \
+        "SELECT b.object_key, b.size, b.deleted_at, b.globals_size, t.kind, t.settings, \
          t.credentials_secret_id FROM backups b JOIN destinations t ON t.id = b.destination_id \
          WHERE b.id = $1 AND b.org_id = $2",
     )
@@ -126,11 +126,9 @@ pub async fn create_with_passphrase(
     let destination = destinations::connect(db, with, &stored, &by)
         .await?
         .map_err(|e| Error::invalid(format!("reaching the backup's destination: {e}")))?;
-    let header = read_header(&destination, &backup.object_key, backup.size).await;
+    let file_keys = backup.file_keys(&destination, &identity).await;
     destination.close().await;
-    let file_key = dbcrate_core::file_key::unwrap_file_key(&header?, &identity)
-        .map_err(|e| Error::invalid(format!("the backup's header: {e}")))?;
-    let hex = file_key.to_hex();
+    let hex = file_keys?.to_hex();
     create_job(
         db,
         org_id,
@@ -143,18 +141,93 @@ pub async fn create_with_passphrase(
     .await
 }
 
-/// A backup's object: its key, size and whether retention deleted it.
+/// A backup's object: its key, size and whether retention deleted it; the size of the
+/// globals object saved with it, if any.
 struct BackupObject {
     object_key: String,
     size: i64,
     deleted_at: Option<i64>,
+    globals_size: Option<i64>,
 }
 
 crate::rows::from_row!(BackupObject {
     object_key,
     size,
-    deleted_at
+    deleted_at,
+    globals_size
 });
+
+impl BackupObject {
+    /// The key of its globals object, if it has one.
+    fn globals_key(&self) -> Option<String> {
+        self.globals_size?;
+        dbcrate_core::object_key::globals_key(&self.object_key)
+    }
+
+    /// The file keys of the backup and of its globals, read from their age headers
+    /// with the organisation's identity.
+    async fn file_keys(
+        &self,
+        destination: &Destination,
+        identity: &age::x25519::Identity,
+    ) -> Result<FileKeys> {
+        let backup = header_file_key(destination, &self.object_key, self.size, identity).await?;
+        let globals = match (self.globals_key(), self.globals_size) {
+            (Some(key), Some(size)) => {
+                Some(header_file_key(destination, &key, size, identity).await?)
+            }
+            _ => None,
+        };
+        Ok(FileKeys { backup, globals })
+    }
+}
+
+/// The file keys a restore hands the agent: the backup's and its globals'.
+struct FileKeys {
+    backup: SecretBytes<16>,
+    globals: Option<SecretBytes<16>>,
+}
+
+impl FileKeys {
+    /// Both as one hex string (the backup's first), as a customer-sealed
+    /// organisation's queued restore keeps them.
+    fn to_hex(&self) -> zeroize::Zeroizing<String> {
+        let mut hex = self.backup.to_hex();
+        if let Some(globals) = &self.globals {
+            hex.push_str(&globals.to_hex());
+        }
+        hex
+    }
+
+    /// The inverse of [`FileKeys::to_hex`].
+    fn from_hex(hex: &str) -> Result<Self> {
+        let bad = || Error::internal("a stored file key is not 16 or 32 hex bytes");
+        let (backup, globals) = match hex.len() {
+            32 => (hex, None),
+            64 => (&hex[..32], Some(&hex[32..])),
+            _ => return Err(bad()),
+        };
+        Ok(Self {
+            backup: SecretBytes::from_hex(backup).ok_or_else(bad)?,
+            globals: match globals {
+                Some(g) => Some(SecretBytes::from_hex(g).ok_or_else(bad)?),
+                None => None,
+            },
+        })
+    }
+}
+
+/// The file key in the age header of the object at `key`.
+async fn header_file_key(
+    destination: &Destination,
+    key: &str,
+    size: i64,
+    identity: &age::x25519::Identity,
+) -> Result<SecretBytes<16>> {
+    let start = read_header(destination, key, size).await?;
+    dbcrate_core::file_key::unwrap_file_key(&start, identity)
+        .map_err(|e| Error::invalid(format!("the age header of {key}: {e}")))
+}
 
 /// The backup a restore job is queued for: where it is stored, and whether retention
 /// deleted it.
@@ -286,23 +359,21 @@ pub async fn restore_part(
         backup_id,
     } = of;
     let row = sqlx::query(
-        "SELECT object_key, size, sha256, deleted_at FROM backups WHERE id = $1 AND org_id = $2",
+        "SELECT object_key, size, sha256, deleted_at, globals_size, globals_sha256 FROM backups \
+         WHERE id = $1 AND org_id = $2",
     )
     .bind(backup_id)
     .bind(org_id)
     .fetch_one(db.pool())
     .await?;
-    let BackupObject {
-        object_key: key,
-        size,
-        deleted_at,
-    } = BackupObject::from_row(&row)?;
-    if deleted_at.is_some() {
+    let backup = BackupObject::from_row(&row)?;
+    if backup.deleted_at.is_some() {
         return Err(Error::invalid(
             "that backup was deleted by retention before the restore started",
         ));
     }
     let sha256: String = row.try_get("sha256")?;
+    let globals_sha256: Option<String> = row.try_get("globals_sha256")?;
     let stamp = rfc3339(now);
     let reason = format!("managed restore (job {job_id}, backup {backup_id})");
     let by = Unwrapping {
@@ -311,23 +382,31 @@ pub async fn restore_part(
         reason: &reason,
         at: &stamp,
     };
-    let file_key = match take_file_key(db, keys, job_id, &by).await? {
-        Some(hex) => SecretBytes::from_hex(&hex)
-            .ok_or_else(|| Error::internal("a stored file key is not 16 hex bytes"))?,
+    let file_keys = match take_file_key(db, keys, job_id, &by).await? {
+        Some(hex) => FileKeys::from_hex(&hex)?,
         None => {
-            let start = read_header(destination, &key, size).await?;
             let org_key =
                 orgs::unlock_private_key(db, keys, org_id, None, actor, &reason, &stamp).await?;
-            let identity = parse_identity(&org_key)?;
-            dbcrate_core::file_key::unwrap_file_key(&start, &identity)
-                .map_err(|e| Error::invalid(format!("the backup's header: {e}")))?
+            backup
+                .file_keys(destination, &parse_identity(&org_key)?)
+                .await?
         }
     };
+    let globals = match (backup.globals_key(), backup.globals_size, file_keys.globals) {
+        (Some(object_key), Some(size), Some(file_key)) => Some(GlobalsPart {
+            object_key,
+            size,
+            sha256: globals_sha256.unwrap_or_default(),
+            file_key,
+        }),
+        _ => None,
+    };
     Ok(RestorePart {
-        object_key: key,
-        size,
+        object_key: backup.object_key,
+        size: backup.size,
         sha256,
-        file_key,
+        file_key: file_keys.backup,
+        globals,
     })
 }
 

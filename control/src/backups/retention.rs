@@ -64,6 +64,22 @@ async fn deleted_or_why(
     }
 }
 
+/// Deletes the backup's object, then the globals object saved with it: both or, for a
+/// retry, what is left (an object already gone counts as deleted, with the README
+/// check above). The backup is marked deleted only when both are gone.
+async fn deleted_with_globals(
+    store: &Destination,
+    doomed: &Due,
+) -> std::result::Result<DeleteOutcome, String> {
+    let outcome = deleted_or_why(store, &doomed.object_key).await?;
+    if let Some(globals) = &doomed.globals_key {
+        deleted_or_why(store, globals)
+            .await
+            .map_err(|e| format!("the globals object saved with it: {e}"))?;
+    }
+    Ok(outcome)
+}
+
 /// How long retention waits before trying a failed deletion again, after `attempts`
 /// failures: 2 minutes, doubling, at most a day (each try is audited).
 pub fn delete_retry_delay(attempts: i64) -> i64 {
@@ -137,6 +153,7 @@ crate::rows::from_row!(Attempt { id, finished_at });
 /// of it are queued or running.
 struct DeletionState {
     object_key: String,
+    globals_size: Option<i64>,
     delete_attempts: i64,
     last_delete_at: Option<i64>,
     restoring: i64,
@@ -144,6 +161,7 @@ struct DeletionState {
 
 crate::rows::from_row!(DeletionState {
     object_key,
+    globals_size,
     delete_attempts,
     last_delete_at,
     restoring,
@@ -153,6 +171,8 @@ crate::rows::from_row!(DeletionState {
 struct Due {
     backup_id: String,
     object_key: String,
+    /// The globals object saved with it, deleted with it.
+    globals_key: Option<String>,
     /// Why the planner kept it (its stored texts; empty for a deletion).
     kept_by: Vec<String>,
 }
@@ -193,7 +213,7 @@ pub async fn apply(
     let store = destinations::connect(db, with, &destination, &by).await?;
     for doomed in due {
         let outcome = match &store {
-            Ok(store) => deleted_or_why(store, &doomed.object_key).await,
+            Ok(store) => deleted_with_globals(store, &doomed).await,
             Err(e) => Err(format!(
                 "cannot reach the destination: {}",
                 destinations::tenant_failure("connect", e.class(), e.message())
@@ -258,7 +278,7 @@ async fn due_now(db: &Db, planned: &plan::Plan, now: i64) -> Result<Vec<Due>> {
     let mut due = Vec::new();
     for decision in planned.decisions.iter().filter(|d| !d.keep) {
         let state: DeletionState = sqlx::query_as(
-            "SELECT b.object_key, b.delete_attempts, b.last_delete_at, \
+            "SELECT b.object_key, b.globals_size, b.delete_attempts, b.last_delete_at, \
                  (SELECT count(*) FROM jobs j WHERE j.backup_id = b.id AND j.kind = 'restore' \
                   AND j.state IN ($2, $3)) AS restoring \
                  FROM backups b WHERE b.id = $1",
@@ -272,9 +292,13 @@ async fn due_now(db: &Db, planned: &plan::Plan, now: i64) -> Result<Vec<Due>> {
             .last_delete_at
             .is_some_and(|at| now < at + delete_retry_delay(state.delete_attempts));
         if state.restoring == 0 && !backing_off {
+            let globals_key = state
+                .globals_size
+                .and_then(|_| dbcrate_core::object_key::globals_key(&state.object_key));
             due.push(Due {
                 backup_id: decision.id.clone(),
                 object_key: state.object_key,
+                globals_key,
                 kept_by: decision.reasons.iter().map(reasons::text).collect(),
             });
         }
@@ -307,7 +331,8 @@ async fn record(
                     DeleteOutcome::Absent => "absent already",
                 };
                 let details = serde_json::json!({
-                    "object_key": doomed.object_key, "storage": storage,
+                    "object_key": doomed.object_key, "globals_object_key": doomed.globals_key,
+                    "storage": storage,
                     "reason": "kept by no retention rule", "kept_by": doomed.kept_by,
                 });
                 (AuditAction::BackupDelete, details)

@@ -199,6 +199,25 @@ pub struct RestorePart {
     /// The backup's 16-byte age file key, hex.
     #[schema(format = Password)]
     file_key: String,
+    /// The roles and other globals saved with the backup, to apply first; `null` when
+    /// none were saved.
+    #[schema(required = true)]
+    globals: Option<GlobalsPart>,
+}
+
+/// The globals object saved with a backup, with its own file key.
+#[derive(ToSchema)]
+#[schema(as = wire::GlobalsPart)]
+pub struct GlobalsPart {
+    /// The object's key, relative to the destination's prefix.
+    object_key: String,
+    /// Its ciphertext size.
+    size: i64,
+    /// Its ciphertext SHA-256 (hex).
+    sha256: String,
+    /// Its 16-byte age file key, hex.
+    #[schema(format = Password)]
+    file_key: String,
 }
 
 /// `POST /agent/v1/jobs/{job}/progress`: a heartbeat, which renews the job's lease.
@@ -250,6 +269,22 @@ pub struct Completion {
     /// The attempt the agent claimed.
     #[serde(skip_serializing_if = "Option::is_none")]
     attempt: Option<i64>,
+    /// The cluster's roles and other globals, saved next to a successful backup (absent
+    /// when they could not be read).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    globals: Option<StoredObject>,
+}
+
+/// An object an agent stored.
+#[derive(ToSchema)]
+#[schema(as = wire::StoredObject)]
+pub struct StoredObject {
+    /// Its key, relative to the destination's prefix.
+    object_key: String,
+    /// Ciphertext size.
+    size: i64,
+    /// Ciphertext SHA-256 (hex).
+    sha256: String,
 }
 
 /// What the final report answers.

@@ -1477,6 +1477,12 @@ fn the_wire_schemas_mirror_the_wire_types() {
             size: 10,
             sha256: "ab".repeat(32),
             file_key: SecretBytes::new([7; 16]),
+            globals: Some(wire::GlobalsPart {
+                object_key: "shop/x.globals".into(),
+                size: 3,
+                sha256: "cd".repeat(32),
+                file_key: SecretBytes::new([8; 16]),
+            }),
         }),
         database: wire::DatabaseConnection {
             host: "db".into(),
@@ -1578,6 +1584,11 @@ fn the_wire_schemas_mirror_the_wire_types() {
                 pg_dump_version: "17".into(),
                 error: Some("e".into()),
                 attempt: Some(1),
+                globals: Some(wire::StoredObject {
+                    object_key: "k.globals".into(),
+                    size: 4,
+                    sha256: "cd".repeat(32),
+                }),
             })
             .unwrap(),
         ),

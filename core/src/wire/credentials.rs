@@ -111,4 +111,24 @@ pub struct RestorePart {
     /// The backup's 16-byte file key (hex on the wire).
     #[serde(serialize_with = "expose::hex")]
     pub file_key: SecretBytes<16>,
+    /// The roles and other globals saved with the backup, to apply before it. `None`
+    /// when none were saved.
+    #[serde(default)]
+    pub globals: Option<GlobalsPart>,
+}
+
+/// The globals object saved with a backup: its key, size, digest and its own file key
+/// (each age file has its own).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct GlobalsPart {
+    /// The object's key, relative to the destination's prefix.
+    pub object_key: String,
+    /// Its ciphertext size.
+    #[serde(default)]
+    pub size: i64,
+    /// Its ciphertext SHA-256 (hex), checked while it is read.
+    pub sha256: String,
+    /// Its 16-byte file key (hex on the wire).
+    #[serde(serialize_with = "expose::hex")]
+    pub file_key: SecretBytes<16>,
 }

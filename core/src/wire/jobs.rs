@@ -109,6 +109,23 @@ pub struct Completion {
     /// before this field named none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attempt: Option<i64>,
+    /// The cluster's roles and other globals, saved as a second object next to a
+    /// successful backup; absent when they could not be read (the backup stands without
+    /// them) or the agent predates them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub globals: Option<StoredObject>,
+}
+
+/// An object an agent stored: its key (relative to the destination's prefix), its
+/// ciphertext size and SHA-256 (hex).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredObject {
+    /// The object's key.
+    pub object_key: String,
+    /// Ciphertext size.
+    pub size: i64,
+    /// Ciphertext SHA-256 (hex).
+    pub sha256: String,
 }
 
 impl Completion {

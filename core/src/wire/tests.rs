@@ -39,15 +39,27 @@ fn same_credentials(a: &JobCredentials, b: &JobCredentials) -> bool {
             }
             _ => false,
         };
-    let restore = match (&a.restore, &b.restore) {
+    let restore = same_restore(a.restore.as_ref(), b.restore.as_ref());
+    database && destination && restore && a.recipients == b.recipients
+}
+
+fn same_restore(a: Option<&RestorePart>, b: Option<&RestorePart>) -> bool {
+    match (a, b) {
         (None, None) => true,
         (Some(x), Some(y)) => {
             (&x.object_key, x.size, &x.sha256) == (&y.object_key, y.size, &y.sha256)
                 && x.file_key.expose_secret() == y.file_key.expose_secret()
+                && match (&x.globals, &y.globals) {
+                    (None, None) => true,
+                    (Some(g), Some(h)) => {
+                        (&g.object_key, g.size, &g.sha256) == (&h.object_key, h.size, &h.sha256)
+                            && g.file_key.expose_secret() == h.file_key.expose_secret()
+                    }
+                    _ => false,
+                }
         }
         _ => false,
-    };
-    database && destination && restore && a.recipients == b.recipients
+    }
 }
 
 #[test]
@@ -293,6 +305,12 @@ fn every_message_survives_a_round_trip() {
             size: 10,
             sha256: "cd".repeat(32),
             file_key: SecretBytes::new([0xa5; 16]),
+            globals: Some(GlobalsPart {
+                object_key: "shop/g".into(),
+                size: 3,
+                sha256: "ef".repeat(32),
+                file_key: SecretBytes::new([0x5a; 16]),
+            }),
         }),
         database: DatabaseConnection {
             password: None,
@@ -312,6 +330,10 @@ fn every_message_survives_a_round_trip() {
     let mut other: JobCredentials = parse(&text);
     other.restore.as_mut().unwrap().file_key = SecretBytes::new([0xa4; 16]);
     assert!(!same_credentials(&other, &restore));
+    assert!(
+        text.contains(&"5a".repeat(16)),
+        "the globals' file key: {text}"
+    );
 
     let beat = ProgressReport {
         bytes: 5,
@@ -331,6 +353,11 @@ fn every_message_survives_a_round_trip() {
         pg_dump_version: "17.3".into(),
         error: None,
         attempt: Some(4),
+        globals: Some(StoredObject {
+            object_key: "shop/g".into(),
+            size: 5,
+            sha256: "ef".repeat(32),
+        }),
     };
     assert_eq!(again(&done), done);
     let failed = Completion::failed("boom".into());

@@ -7,7 +7,8 @@ use crate::audit::AuditAction;
 use crate::db::{end_write, Db};
 use crate::error::{new_id, Error, Result};
 use crate::pki::identity::AgentIdentity;
-use dbcrate_core::wire::{Completion, JobKind};
+use dbcrate_core::object_key::globals_key;
+use dbcrate_core::wire::{Completion, JobKind, StoredObject};
 
 /// The job a report is about, as the report found it: every change is guarded by the
 /// attempt and state read.
@@ -171,16 +172,22 @@ async fn record_backup(
             "the reported object key is not the one this job was given",
         ));
     }
-    if report.sha256.len() != 64 || !report.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !is_sha256_hex(&report.sha256) {
         return Err(Error::invalid("sha256 must be 64 hex digits"));
     }
+    let globals = report
+        .globals
+        .as_ref()
+        .map(|g| checked_globals(object_key, g))
+        .transpose()?;
     guard.succeed(conn, now).await?;
     let backup_id = new_id("bkp")?;
     sqlx::query(
         "INSERT INTO backups (id, org_id, job_id, schedule_id, database_id, destination_id, \
          object_key, size, sha256, started_at, finished_at, pg_server_version, \
-         pg_dump_version, delete_attempts, dump_size, duration_ms) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 0, $14, $15)",
+         pg_dump_version, delete_attempts, dump_size, duration_ms, globals_size, \
+         globals_sha256) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 0, $14, $15, $16, $17)",
     )
     .bind(&backup_id)
     .bind(&row.org_id)
@@ -203,11 +210,34 @@ async fn record_backup(
     .bind(report.pg_dump_version.chars().take(100).collect::<String>())
     .bind(report.dump_size.filter(|n| *n >= 0))
     .bind(report.duration_ms.filter(|n| *n >= 0))
+    .bind(globals.map(|g| g.size))
+    .bind(globals.map(|g| g.sha256.to_ascii_lowercase()))
     .execute(&mut *conn)
     .await?;
     Ok(serde_json::json!({
         "backup": backup_id, "object_key": object_key, "size": report.size, "sha256": report.sha256,
+        "globals": globals.map(|g| serde_json::json!({ "size": g.size, "sha256": g.sha256 })),
     }))
+}
+
+fn is_sha256_hex(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The reported globals object, if it is the one that belongs to `object_key` (its key
+/// is derived, never chosen by the agent: retention deletes it with the backup).
+fn checked_globals<'a>(object_key: &str, globals: &'a StoredObject) -> Result<&'a StoredObject> {
+    if globals_key(object_key).as_deref() != Some(globals.object_key.as_str()) {
+        return Err(Error::invalid(
+            "the reported globals object is not the one that belongs to this backup",
+        ));
+    }
+    if !is_sha256_hex(&globals.sha256) || globals.size <= 0 {
+        return Err(Error::invalid(
+            "the globals object needs a positive size and a 64-hex-digit sha256",
+        ));
+    }
+    Ok(globals)
 }
 
 /// A failed attempt: queued again after a delay while attempts remain, else failed. The
