@@ -105,6 +105,12 @@ async fn world(db: Db) -> World {
     }
 }
 
+/// The globals object saved next to the backup at `path`.
+fn globals_of(path: &std::path::Path) -> std::path::PathBuf {
+    let name = path.to_str().unwrap();
+    dbcrate_core::object_key::globals_key(name).unwrap().into()
+}
+
 impl World {
     /// A finished backup `days_ago`, with its object in the directory.
     async fn backup(&self, days_ago: i64) -> (String, std::path::PathBuf) {
@@ -122,11 +128,13 @@ impl World {
         let path = self.dir.path().join(&key);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, b"ciphertext").unwrap();
+        std::fs::write(globals_of(&path), b"globals").unwrap();
         let id = dbcrate_control::error::new_id("bkp").unwrap();
         sqlx::query(
             "INSERT INTO backups (id, org_id, job_id, schedule_id, database_id, destination_id, object_key, \
-             size, sha256, started_at, finished_at, pg_server_version, pg_dump_version, delete_attempts) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 10, $8, $9, $9, '17', '17', 0)",
+             size, sha256, started_at, finished_at, pg_server_version, pg_dump_version, delete_attempts, \
+             globals_size, globals_sha256) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 10, $8, $9, $9, '17', '17', 0, 7, $8)",
         )
         .bind(&id).bind(&self.org).bind(&job).bind(&self.schedule).bind(&self.database)
         .bind(&self.destination).bind(&key).bind("00".repeat(32)).bind(at)
@@ -198,7 +206,12 @@ async fn retention_deletes_what_rules_drop(db: Db) {
     );
     for (id, path) in &made[2..4] {
         assert!(w.deleted(id).await && !path.exists());
+        assert!(!globals_of(path).exists(), "its globals object stayed");
     }
+    assert!(
+        globals_of(stuck_path).exists() && globals_of(restoring_path).exists(),
+        "the globals of a backup that stays were deleted"
+    );
     // The restore ends: the backup goes with the next run (below).
     sqlx::query("UPDATE jobs SET state = 'succeeded' WHERE id = $1")
         .bind(&restore)
@@ -241,10 +254,11 @@ async fn retention_deletes_what_rules_drop(db: Db) {
         .unwrap();
     assert_eq!((again.deleted, again.failed), (1, 0));
     assert!(w.deleted(stuck_id).await && !stuck_path.exists());
+    assert!(!globals_of(stuck_path).exists());
 
     // Storage that vanished (a directory destination whose mount dropped: the object and
     // the README are both gone) is not taken as "already deleted": nothing is marked.
-    let _newer = w.backup(-2).await;
+    let newer = w.backup(-2).await;
     let (gone_id, gone_path) = &made[4];
     let readme = w.dir.path().join("README-dbcrate.txt");
     let readme_text = std::fs::read(&readme).unwrap();
@@ -281,6 +295,29 @@ async fn retention_deletes_what_rules_drop(db: Db) {
         .iter()
         .any(|r| r.action == "backup.delete" && r.details.contains("\"storage\":\"deleted\"")));
     assert!(audit::verify(&w.db, &w.org).await.unwrap().is_ok());
+
+    // A globals object that cannot be deleted keeps its backup recorded, and the
+    // deletion is retried: the backup's own object, gone by then, counts as deleted.
+    let _ = w.backup(-3).await;
+    let _ = w.backup(-4).await;
+    let (newest_id, newest_path) = &newest;
+    let (newer_id, newer_path) = &newer;
+    let stuck_globals = globals_of(newest_path);
+    std::fs::remove_file(&stuck_globals).unwrap();
+    std::fs::create_dir(&stuck_globals).unwrap();
+    std::fs::write(stuck_globals.join("x"), b"x").unwrap();
+    let run = retention::apply(&w.db, &w.keys, &w.reach, &w.schedule, T0 + 6 * DAY)
+        .await
+        .unwrap();
+    assert_eq!((run.deleted, run.failed), (1, 1), "{run:?}");
+    assert!(w.deleted(newer_id).await && !globals_of(newer_path).exists());
+    assert!(!w.deleted(newest_id).await && !newest_path.exists());
+    std::fs::remove_dir_all(&stuck_globals).unwrap();
+    let run = retention::apply(&w.db, &w.keys, &w.reach, &w.schedule, T0 + 7 * DAY)
+        .await
+        .unwrap();
+    assert_eq!((run.deleted, run.failed), (1, 0), "{run:?}");
+    assert!(w.deleted(newest_id).await);
 }
 
 crate::sqlite_and_postgres!(

@@ -48,12 +48,23 @@ pub fn readme(org_recipient: &str) -> String {
          (https://age-encryption.org) to this recipient:\n\
          \x20 {org_recipient}\n\
          \n\
+         Next to it, with the same name ending in .globals.sql.zst.age, are the\n\
+         cluster's roles and other globals at that time (pg_dumpall --globals-only\n\
+         --no-role-passwords: plain SQL for psql, encrypted the same way; absent when\n\
+         the agent's role could not read them).\n\
+         \n\
          To restore one without dbcrate you need the organisation's recovery key (an\n\
          AGE-SECRET-KEY-1... identity file, exported by the organisation owner) and the\n\
-         stock tools age, zstd and pg_restore:\n\
+         stock tools age, zstd, psql and pg_restore. Into a server that lacks the\n\
+         roles, apply the globals first (psql reports roles that exist already, and\n\
+         goes on; it sets the attributes of existing roles to the saved ones, so skip\n\
+         this step on a server whose roles you want to keep as they are):\n\
          \n\
+         \x20 age -d -i recovery.key BACKUP.globals.sql.zst.age | zstd -d | psql -d postgres\n\
          \x20 createdb restored\n\
          \x20 age -d -i recovery.key BACKUP.pgdump.zst.age | zstd -d | pg_restore -d restored\n\
+         \n\
+         Roles are saved without passwords: set them again (ALTER ROLE ... PASSWORD).\n\
          \n\
          Files whose names start with a dot are unfinished uploads, never backups.\n"
     )

@@ -75,6 +75,8 @@ pub struct BackupRecord {
     pub duration_ms: Option<i64>,
     /// When retention deleted it, if it did.
     pub deleted_at: Option<i64>,
+    /// The size of the roles and other globals saved next to it, if they were.
+    pub globals_size: Option<i64>,
 }
 
 crate::rows::from_row!(BackupRecord {
@@ -92,11 +94,12 @@ crate::rows::from_row!(BackupRecord {
     dump_size,
     duration_ms,
     deleted_at,
+    globals_size,
 });
 
 const BACKUP_COLUMNS: &str = "id, database_id, destination_id, schedule_id, object_key, size, \
     sha256, started_at, finished_at, pg_server_version, pg_dump_version, dump_size, \
-    duration_ms, deleted_at";
+    duration_ms, deleted_at, globals_size";
 
 /// Which backups a page lists.
 #[derive(Debug, Clone, Default)]

@@ -92,6 +92,11 @@ pub struct Backup {
     #[schema(required = true)]
     duration_ms: Option<i64>,
     finished_at: i64,
+    /// The cluster's roles and other globals saved next to it (the object at its key
+    /// with `.globals.sql.zst.age` for `.pgdump.zst.age`): their size, or `null` when
+    /// none were saved.
+    #[schema(required = true)]
+    globals_size: Option<i64>,
     /// `bkp_…`.
     id: String,
     /// Its object key, relative to the destination's prefix.
@@ -117,6 +122,7 @@ impl From<BackupRecord> for Backup {
             dump_size: b.dump_size,
             duration_ms: b.duration_ms,
             finished_at: b.finished_at,
+            globals_size: b.globals_size,
             id: b.id,
             object_key: b.object_key,
             pg_dump_version: b.pg_dump_version,

@@ -98,6 +98,10 @@ fn backup_rows(
                         td data-label="Size" {
                             (bytes(b.size))
                             @if let Some(dump) = b.dump_size { br; span.hint { "dump " (bytes(dump)) } }
+                            br; span.hint { @match b.globals_size {
+                                Some(_) => "with roles",
+                                None => "without roles",
+                            } }
                         }
                         td data-label="Took" { (duration(b.duration_ms)) }
                         td data-label="Versions" { "server " (b.pg_server_version) br; (b.pg_dump_version) }
