@@ -350,7 +350,7 @@ fn every_flow_from_first_sign_in_to_a_backup_decrypted_with_the_exported_key() {
     pages.check("backup-succeeded");
     let objects: Vec<String> = common::files_under(&backups)
         .into_iter()
-        .filter(|f| f.ends_with(".age"))
+        .filter(|f| f.ends_with(dbcrate_core::object_key::BACKUP_SUFFIX))
         .collect();
     assert_eq!(objects.len(), 1, "{objects:?}");
     // The job page names what it made: the object's SHA-256, not "0 B moved".

@@ -38,13 +38,24 @@ fn sftp_backup_is_renamed_into_place_and_restores() {
         path.starts_with(&format!("{}/nightly/app/", sftp.root().display())),
         "{path}"
     );
-    // Only the final file remains: no temp name left in its directory.
+    // Only the final files remain, the backup and the globals saved next to it: no
+    // temp name left in their directory.
     let parent = Path::new(path).parent().unwrap();
-    let names: Vec<_> = std::fs::read_dir(parent)
+    let mut names: Vec<_> = std::fs::read_dir(parent)
         .unwrap()
-        .map(|e| e.unwrap().file_name())
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
-    assert_eq!(names.len(), 1, "{names:?}");
+    names.sort();
+    let file_name = |p: &str| {
+        Path::new(p)
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string()
+    };
+    let globals = dbcrate_core::object_key::globals_key(path).unwrap();
+    assert_eq!(names, [file_name(&globals), file_name(path)], "{names:?}");
 
     stock_restore(&target, &identity, Path::new(path), "restored_stock");
     assert_same_database(&source, "app", &target, "restored_stock");
@@ -72,6 +83,64 @@ fn file_backup_restores_with_stock_tools_and_the_agent() {
     assert_same_database(&source, "app", &target, "restored_stock");
     agent_restore(&target, object, &identity, "restored_agent", |_| {});
     assert_same_database(&source, "app", &target, "restored_agent");
+}
+
+/// The roles saved next to a backup restore it into a fresh server with `restore
+/// --globals`, keeping a role the server has; a backup whose pg_dumpall is missing
+/// stands without them and says why.
+#[test]
+fn globals_restore_roles_into_a_fresh_server() {
+    let (source, dir, identity, recipient) = start("globals", MAJOR);
+    source.psql("app", &varied_schema(50)).unwrap();
+    source.psql("app", CUSTOM_ROLES).unwrap();
+    let bucket = dir.path().join("bucket");
+    let report = backup(&source, "app", &recipient, &file_url(&bucket), |_| {});
+    let globals = report["globals"]["object"].as_str().unwrap();
+    assert!(globals.ends_with(".globals.sql.zst.age"), "{report}");
+
+    let target = PgServer::start(MAJOR).unwrap();
+    target
+        .psql(
+            "postgres",
+            "CREATE ROLE shop_owner LOGIN CONNECTION LIMIT 9",
+        )
+        .unwrap();
+    let object = report["object"].as_str().unwrap();
+    let mut cmd = restore_cmd(&target, object, "restored");
+    cmd.arg("--identity")
+        .arg(&identity)
+        .args(["--globals", globals]);
+    let out = output_ok("agent restore --globals", &mut cmd);
+    let restored: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        restored["globals"]["kept"],
+        serde_json::json!(["postgres", "shop_owner"]),
+        "{restored}"
+    );
+    assert_same_database(&source, "app", &target, "restored");
+    assert!(
+        custom_role_facts(&target).contains("shop_owner login=true limit=9"),
+        "the existing role was changed: {}",
+        custom_role_facts(&target)
+    );
+
+    // No pg_dumpall next to pg_dump: the backup is made, without globals.
+    let only_dump = dir.path().join("only-pg_dump");
+    std::fs::create_dir(&only_dump).unwrap();
+    std::os::unix::fs::symlink(source.pg_dump(), only_dump.join("pg_dump")).unwrap();
+    let mut cmd = agent();
+    cmd.arg("backup")
+        .args(["--database-url", &source.url("app")])
+        .args(["--recipient", &recipient])
+        .args(["--destination", &file_url(&bucket)])
+        .arg("--pg-bin-dir")
+        .arg(&only_dump);
+    let out = output_ok("backup without pg_dumpall", &mut cmd);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(report["object"].is_string(), "{report}");
+    assert!(report["globals"].is_null(), "{report}");
+    let why = report["globals_not_saved"].as_str().unwrap();
+    assert!(why.contains("pg_dumpall"), "{why}");
 }
 
 #[test]

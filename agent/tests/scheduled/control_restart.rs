@@ -154,7 +154,11 @@ async fn a_control_plane_restarted_mid_job_gets_the_report_and_records_the_backu
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    assert_eq!(scene::final_objects(&enrolled.target).len(), 1);
+    let finals = scene::final_objects(&enrolled.target);
+    let backups = finals
+        .iter()
+        .filter(|f| f.ends_with(dbcrate_core::object_key::BACKUP_SUFFIX));
+    assert_eq!(backups.count(), 1, "{finals:?}");
     assert!(
         agent.try_wait().unwrap().is_none(),
         "the agent stopped while the control plane was down"

@@ -124,8 +124,13 @@ async fn storage_stopped_mid_upload_stores_nothing_and_the_later_retry_succeeds(
         .fetch_one(db.pool())
         .await
         .unwrap();
+    // The backup and the globals saved next to it, nothing else.
     let mut expected = before.clone();
     expected.push(format!("acme/{key}"));
+    expected.push(format!(
+        "acme/{}",
+        dbcrate_core::object_key::globals_key(&key).unwrap()
+    ));
     expected.sort();
     let mut listed = common::curl_list(&s3);
     listed.sort();
