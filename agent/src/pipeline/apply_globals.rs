@@ -12,7 +12,8 @@
 //! transaction).
 
 use super::decode::decode;
-use super::{stderr, ServerTools};
+use super::restore::{spawn_fed, Restoring};
+use super::ServerTools;
 use crate::crypto::Decryption;
 use crate::error::{Error, ErrorKind, Result};
 use crate::pg::roles::{self, Kept};
@@ -21,7 +22,6 @@ use crate::storage::{open_source, Location, StorageOptions};
 use serde::Serialize;
 use std::collections::BTreeSet;
 use std::io::Write;
-use std::process::Stdio;
 use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
 use zeroize::Zeroizing;
@@ -57,7 +57,19 @@ pub async fn apply(
     storage: &StorageOptions,
     globals: GlobalsSource,
 ) -> Result<GlobalsApplied> {
-    let psql = tools.companion("psql")?;
+    // Without psql (a registry built before its artifacts carried it) the restore goes
+    // on: pg_restore says clearly if a role it needs is missing.
+    let psql = match tools.companion("psql") {
+        Ok(psql) => psql,
+        Err(e) => {
+            let skipped = format!("the saved roles and globals were not applied: {e}");
+            tracing::warn!("{skipped}");
+            return Ok(GlobalsApplied {
+                errors: vec![skipped],
+                ..GlobalsApplied::default()
+            });
+        }
+    };
     let script = read(storage, globals)
         .await
         .map_err(|e| e.context("reading the globals saved with the backup"))?;
@@ -131,39 +143,20 @@ async fn run_psql(
     script: Vec<u8>,
 ) -> Result<Vec<String>> {
     let mut command = tokio::process::Command::new(psql);
-    command
-        .args([
-            "-X",
-            "-q",
-            "--no-password",
-            "-v",
-            "ON_ERROR_STOP=0",
-            "-f",
-            "-",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    database.configure(command.as_std_mut());
-    let mut child = command.spawn().map_err(|e| {
-        Error::new(
-            ErrorKind::PgTool,
-            format!("cannot start {}: {e}", psql.display()),
-        )
-    })?;
-    let (Some(mut stdin), Some(stderr_pipe)) = (child.stdin.take(), child.stderr.take()) else {
-        return Err(Error::new(
-            ErrorKind::PgTool,
-            "psql's pipes were not set up",
-        ));
-    };
-    let redactor = Arc::clone(database);
-    let said = stderr::collect(
-        "psql",
-        tokio_util::io::SyncIoBridge::new(stderr_pipe),
-        move |l| redactor.redact(l),
-    );
+    command.args([
+        "-X",
+        "-q",
+        "--no-password",
+        "-v",
+        "ON_ERROR_STOP=0",
+        "-f",
+        "-",
+    ]);
+    let Restoring {
+        mut child,
+        mut stdin,
+        restore_errors: said,
+    } = spawn_fed("psql", command, database)?;
     // psql reads as it runs; a failed write means it exited, and its status says why.
     let written = stdin.write_all(&script).await;
     drop(stdin);

@@ -151,20 +151,31 @@ pub async fn run_restore(request: RestoreRequest, object_url: &str) -> Result<Re
     })
 }
 
-/// A started pg_restore: the child, its stdin, and its stderr as it is being collected
-/// (with the database's secrets redacted).
-struct Restoring {
-    child: Child,
-    stdin: ChildStdin,
-    restore_errors: JoinHandle<String>,
+/// A started pg_restore (or psql): the child, its stdin, and its stderr as it is being
+/// collected (with the database's secrets redacted).
+pub(super) struct Restoring {
+    pub child: Child,
+    pub stdin: ChildStdin,
+    pub restore_errors: JoinHandle<String>,
 }
 
 /// Starts pg_restore in one transaction that stops at the first error; killed when
 /// dropped, so no failure path leaves it running.
 fn start_pg_restore(pg_restore: &Path, database: &Arc<DatabaseUrl>) -> Result<Restoring> {
     let mut command = Command::new(pg_restore);
+    command.args(["--exit-on-error", "--single-transaction", "--no-password"]);
+    spawn_fed("pg_restore", command, database)
+}
+
+/// Starts `command` (the tool `label`, connected to `database`) reading its stdin from
+/// us, its stdout discarded and its stderr collected with the database's secrets
+/// redacted; killed when dropped.
+pub(super) fn spawn_fed(
+    label: &'static str,
+    mut command: Command,
+    database: &Arc<DatabaseUrl>,
+) -> Result<Restoring> {
     command
-        .args(["--exit-on-error", "--single-transaction", "--no-password"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -173,18 +184,21 @@ fn start_pg_restore(pg_restore: &Path, database: &Arc<DatabaseUrl>) -> Result<Re
     let mut child = command.spawn().map_err(|e| {
         Error::new(
             ErrorKind::PgTool,
-            format!("cannot start {}: {e}", pg_restore.display()),
+            format!(
+                "cannot start {}: {e}",
+                command.as_std().get_program().to_string_lossy()
+            ),
         )
     })?;
     let (Some(stdin), Some(stderr_pipe)) = (child.stdin.take(), child.stderr.take()) else {
         return Err(Error::new(
             ErrorKind::PgTool,
-            "pg_restore's pipes were not set up",
+            format!("{label}'s pipes were not set up"),
         ));
     };
     let redactor = Arc::clone(database);
     let restore_errors = stderr::collect(
-        "pg_restore",
+        label,
         tokio_util::io::SyncIoBridge::new(stderr_pipe),
         move |l| redactor.redact(l),
     );

@@ -101,6 +101,15 @@ pub fn custom_role_facts(server: &PgServer) -> String {
 /// zstd -d | psql`, as the destination's README says; psql's errors (the roles that
 /// exist already) do not stop it.
 pub fn stock_apply_globals(target: &PgServer, identity: &Path, file: &Path) {
+    let mut psql = target.client_command("psql");
+    psql.args(["-X", "-q", "--dbname", "postgres", "-f", "-"]);
+    let applied = stock_decrypt_into(identity, file, psql);
+    assert_succeeded("stock psql", &applied);
+}
+
+/// Runs `consumer` on `file` (age ciphertext) decrypted and decompressed by stock `age
+/// -d -i identity` and `zstd -d`; its output, once age and zstd succeeded.
+fn stock_decrypt_into(identity: &Path, file: &Path, mut consumer: Command) -> Output {
     let deps = Deps::from_env();
     let mut age = Command::new(deps.tool("age").unwrap())
         .arg("-d")
@@ -116,15 +125,13 @@ pub fn stock_apply_globals(target: &PgServer, identity: &Path, file: &Path) {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let psql = target
-        .client_command("psql")
-        .args(["-X", "-q", "--dbname", "postgres", "-f", "-"])
+    let out = consumer
         .stdin(zstd.stdout.take().unwrap())
         .output()
         .unwrap();
     assert!(age.wait().unwrap().success(), "stock age -d failed");
     assert!(zstd.wait().unwrap().success(), "stock zstd -d failed");
-    assert_succeeded("stock psql", &psql);
+    out
 }
 
 /// Row count and an order-independent checksum of every table, one line per table.
@@ -276,30 +283,10 @@ pub fn backup(
 /// Restores `file` (age ciphertext) with stock `age -d | zstd -d | pg_restore` into a
 /// new database `db` on `target`.
 pub fn stock_restore(target: &PgServer, identity: &Path, file: &Path, db: &str) {
-    let deps = Deps::from_env();
     target.create_database(db).unwrap();
-    let mut age = Command::new(deps.tool("age").unwrap())
-        .arg("-d")
-        .arg("-i")
-        .arg(identity)
-        .arg(file)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut zstd = Command::new(deps.tool("zstd").unwrap())
-        .args(["-d", "-c", "-q"])
-        .stdin(age.stdout.take().unwrap())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let restore = target
-        .client_command("pg_restore")
-        .args(["--exit-on-error", "--single-transaction", "--dbname", db])
-        .stdin(zstd.stdout.take().unwrap())
-        .output()
-        .unwrap();
-    assert!(age.wait().unwrap().success(), "stock age -d failed");
-    assert!(zstd.wait().unwrap().success(), "stock zstd -d failed");
+    let mut pg_restore = target.client_command("pg_restore");
+    pg_restore.args(["--exit-on-error", "--single-transaction", "--dbname", db]);
+    let restore = stock_decrypt_into(identity, file, pg_restore);
     assert_succeeded("stock pg_restore", &restore);
 }
 
