@@ -142,6 +142,10 @@ pub struct BackupArgs {
     /// zstd compression level.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=19))]
     pub zstd_level: i32,
+    /// Also count every table's rows in the dump's own snapshot (reported as
+    /// `row_counts`; a restore drill compares them). Reads every table once more.
+    #[arg(long)]
+    pub count_rows: bool,
     #[allow(missing_docs)] // flattened: documented on StorageArgs
     #[command(flatten)]
     pub storage: StorageArgs,
@@ -291,6 +295,7 @@ impl BackupArgs {
             progress: crate::pipeline::Progress::default(),
             zstd_level: self.zstd_level,
             interrupt,
+            count_rows: self.count_rows,
         })
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod conninfo;
 pub mod roles;
+pub mod row_counts;
 pub mod server;
 pub mod tools;
 

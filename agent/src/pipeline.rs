@@ -10,6 +10,7 @@ mod apply_globals;
 pub mod backup;
 mod chunks;
 mod decode;
+pub mod drill;
 mod encode;
 mod globals;
 mod progress;

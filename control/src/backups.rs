@@ -7,6 +7,7 @@
 
 pub mod databases;
 pub mod destinations;
+pub mod drills;
 pub mod handout;
 pub mod history;
 pub mod jobs;

@@ -145,6 +145,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/common/0025_backup_globals.sql"),
         postgres: include_str!("../migrations/common/0025_backup_globals.sql"),
     },
+    Migration {
+        version: 26,
+        sqlite: include_str!("../migrations/common/0026_restore_drills.sql"),
+        postgres: include_str!("../migrations/common/0026_restore_drills.sql"),
+    },
 ];
 
 /// The schema version this binary expects.

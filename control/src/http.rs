@@ -18,6 +18,7 @@ mod audit_api;
 pub mod auth;
 mod backup_api;
 mod database_api;
+mod drill_api;
 pub mod error;
 pub mod error_doc;
 mod extract;
@@ -391,6 +392,11 @@ fn backup_routes() -> Router<AppState> {
             "/api/v1/orgs/{org}/schedules/{schedule}/run",
             post(schedule::run_schedule_now),
         )
+        .route(
+            "/api/v1/orgs/{org}/schedules/{schedule}/drills",
+            put(drill_api::set_schedule_drills).delete(drill_api::stop_schedule_drills),
+        )
+        .route("/api/v1/orgs/{org}/drills", get(drill_api::list_drills))
         .route("/api/v1/orgs/{org}/backups", get(backup::list_backups))
         .route("/api/v1/orgs/{org}/restores", post(backup::create_restore))
 }

@@ -158,6 +158,34 @@ async fn failing_deletion(w: &World, attempts: i64, last_delete_at: Option<i64>)
     .unwrap();
 }
 
+/// A restore drill of the backup `bkp_old` ([`failing_deletion`] makes it) that failed:
+/// its job (a restore with `drill = 1`) and its result.
+async fn failed_drill(w: &World) {
+    sqlx::query(
+        "INSERT INTO jobs (id, org_id, kind, database_id, destination_id, agent_id, state, \
+         attempt, max_attempts, created_at, finished_at, progress_bytes, phase, error, \
+         backup_id, drill) SELECT 'job_drill0', org_id, 'restore', id, $1, agent_id, 'failed', \
+         1, 1, $2, $2, 0, 'failed', 'rows differ', 'bkp_old', 1 FROM databases WHERE id = $3",
+    )
+    .bind(DESTINATION)
+    .bind(w.now)
+    .bind(&w.late)
+    .execute(w.db.pool())
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO drill_results (job_id, org_id, backup_id, database_id, passed, \
+         tables_checked, error, finished_at) \
+         VALUES ('job_drill0', $1, 'bkp_old', $2, 0, 3, 'rows differ', $3)",
+    )
+    .bind(&w.org)
+    .bind(&w.late)
+    .bind(w.now)
+    .execute(w.db.pool())
+    .await
+    .unwrap();
+}
+
 /// Changes the first row of the organisation's audit chain, as someone who can switch
 /// the append-only trigger off would.
 async fn tamper_with_the_audit_chain(w: &World) {
@@ -906,10 +934,12 @@ fn every_kind_of_alert_reaches_every_kind_of_channel_once() {
     let key = rt.block_on(async {
         let port = receiver(received.clone()).await;
         // Beyond the world's overdue backup, silent agent and failed job: a certificate
-        // near its end, a deletion that keeps failing, a tampered audit chain, and a
-        // destination (the fixture, whose settings cannot work) failing its probe.
+        // near its end, a deletion that keeps failing, a failed restore drill, a tampered
+        // audit chain, and a destination (the fixture, whose settings cannot work)
+        // failing its probe.
         age_the_certificate(&w).await;
         failing_deletion(&w, 3, None).await;
+        failed_drill(&w).await;
         tamper_with_the_audit_chain(&w).await;
         chain_checks::run_due(&w.db, now).await.unwrap();
         let reach =

@@ -38,15 +38,15 @@ mod jobs;
 mod tests;
 
 pub use credentials::{
-    DatabaseConnection, Destination, DestinationCredentials, GlobalsPart, JobCredentials,
-    RestorePart,
+    DatabaseConnection, Destination, DestinationCredentials, DrillPart, GlobalsPart,
+    JobCredentials, RestorePart,
 };
 pub use enrol::{
     ConfigAnswer, EnrolAnswer, EnrolRequest, RegistrySettings, RenewAnswer, RenewRequest,
 };
 pub use jobs::{
-    Completion, CompletionAnswer, Job, JobKind, NextJobAnswer, ProgressAnswer, ProgressReport,
-    StoredObject,
+    Completion, CompletionAnswer, DrillReport, Job, JobKind, NextJobAnswer, ProgressAnswer,
+    ProgressReport, RowCounts, StoredObject,
 };
 
 use serde::{Deserialize, Serialize};

@@ -16,6 +16,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::interrupt::Interrupt;
 use crate::pg::conninfo::DatabaseUrl;
 use crate::pipeline::backup::{run_backup, BackupRequest};
+use crate::pipeline::drill::{run_drill, DrillRequest};
 use crate::pipeline::restore::{run_restore, RestoreRequest};
 use crate::pipeline::GlobalsSource;
 use crate::pipeline::Progress;
@@ -135,6 +136,7 @@ fn backup_request(
         zstd_level: 3,
         interrupt,
         progress,
+        count_rows: job.count_rows,
     })
 }
 
@@ -318,7 +320,7 @@ pub async fn run(
             ErrorKind::Control,
             "the control plane sent a kind of job this agent does not know; upgrade the agent",
         )),
-        JobKind::Backup | JobKind::Restore => Ok(()),
+        JobKind::Backup | JobKind::Restore | JobKind::Drill => Ok(()),
     });
     if let Err(e) = runnable {
         let state = report_completion(links, job, Completion::failed(e.to_string())).await?;
@@ -329,6 +331,9 @@ pub async fn run(
         .get_bytes(&wire::paths::credentials(id))
         .await?;
     let credentials = parse_credentials(answer);
+    if job.kind == JobKind::Drill {
+        return run_drill_job(links, settings, job, credentials, interrupt).await;
+    }
     if job.kind == JobKind::Restore {
         let progress = Progress::default();
         let request =
@@ -372,6 +377,7 @@ pub async fn run(
                 size: signed(g.ciphertext_bytes),
                 sha256: g.sha256.clone(),
             }),
+            row_counts: r.row_counts.clone(),
             object_key: Some(r.key.clone()),
             size: signed(r.ciphertext_bytes),
             dump_size: Some(signed(r.plaintext_bytes)),
@@ -387,6 +393,51 @@ pub async fn run(
     match outcome {
         Ok(r) => tracing::info!(job.id = %id, state, bytes = r.ciphertext_bytes, "job succeeded"),
         Err(e) => tracing::warn!(job.id = %id, state, "job failed: {e}"),
+    }
+    Ok(())
+}
+
+/// A restore drill: the restore into a throwaway database, its checks, and the report
+/// of what it measured.
+async fn run_drill_job(
+    links: &LinkWatch,
+    settings: &JobSettings,
+    job: &Job,
+    credentials: Result<JobCredentials>,
+    interrupt: Interrupt,
+) -> Result<()> {
+    let id = &job.id;
+    let progress = Progress::default();
+    let request = credentials.and_then(|mut c| {
+        let checks = c.drill.take().unwrap_or_default();
+        let (restore, key) = restore_request(settings, c, interrupt, progress.clone())?;
+        let drill = DrillRequest {
+            restore,
+            job_id: id.clone(),
+            checks,
+        };
+        Ok((drill, key))
+    });
+    let (report, outcome) = match request {
+        Err(e) => (None, Err(e)),
+        Ok((request, key)) => {
+            let work = run_drill(request, &key);
+            let (report, outcome) =
+                with_heartbeats(links, settings.heartbeat, id, "drilling", &progress, work).await;
+            (Some(report), outcome)
+        }
+    };
+    let completion = Completion {
+        succeeded: outcome.is_ok(),
+        duration_ms: report.as_ref().and_then(|r| r.restore_ms),
+        error: outcome.as_ref().err().map(ToString::to_string),
+        drill: report,
+        ..Completion::default()
+    };
+    let state = report_completion(links, job, completion).await?;
+    match outcome {
+        Ok(()) => tracing::info!(job.id = %id, state, "restore drill passed"),
+        Err(e) => tracing::warn!(job.id = %id, state, "restore drill failed: {e}"),
     }
     Ok(())
 }

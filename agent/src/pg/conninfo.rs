@@ -111,6 +111,34 @@ impl DatabaseUrl {
         Ok(parsed)
     }
 
+    /// The same server, user, password and settings, another database: the throwaway
+    /// database of a restore drill.
+    pub fn with_database(&self, name: &str) -> Result<Self> {
+        let rest = self
+            .without_password
+            .strip_prefix("postgresql://")
+            .unwrap_or(&self.without_password);
+        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+        let (authority, tail) = rest.split_at(authority_end);
+        let query: Vec<&str> = tail
+            .split_once('?')
+            .map_or("", |(_, q)| q)
+            .split('&')
+            .filter(|pair| !pair.is_empty() && !pair.starts_with("dbname="))
+            .collect();
+        let mut url = format!("postgresql://{authority}/{}", percent_encode(name));
+        if !query.is_empty() {
+            url.push('?');
+            url.push_str(&query.join("&"));
+        }
+        let mut other = Self::parse(&url, None)?;
+        other.password = self
+            .password
+            .as_ref()
+            .map(|p| SecretString::new(p.expose_secret().to_owned()));
+        Ok(other)
+    }
+
     /// The URL without the password: safe for a command line and a log line.
     pub fn without_password(&self) -> &str {
         &self.without_password
@@ -194,6 +222,22 @@ fn percent_decode(s: &str, what: &str) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn another_database_on_the_same_server_keeps_the_rest() {
+        let u = DatabaseUrl::parse(
+            "postgresql://app:pw@[::1]:5433/shop?sslmode=require&dbname=other",
+            None,
+        )
+        .unwrap();
+        let drill = u.with_database("dbcrate_drill_1").unwrap();
+        assert_eq!(
+            drill.without_password(),
+            "postgresql://app@[::1]:5433/dbcrate_drill_1?sslmode=require"
+        );
+        assert_eq!(drill.database(), "dbcrate_drill_1");
+        assert_eq!(drill.password().unwrap().expose_secret(), "pw");
+    }
 
     #[test]
     fn password_is_taken_out_of_the_url() {

@@ -5,6 +5,7 @@ use super::encode::{compress, encrypt};
 use super::{stderr, CHANNEL_CHUNKS, CHUNK_SIZE};
 use crate::error::{Error, ErrorKind, Result};
 use crate::interrupt::{terminate, Interrupt};
+use crate::pg::row_counts::SnapshotCount;
 use crate::pg::DatabaseUrl;
 use crate::storage::{Location, Sink, StorageOptions};
 use bytes::Bytes;
@@ -47,6 +48,8 @@ pub struct BackupRequest {
     pub interrupt: Interrupt,
     /// Counts the bytes stored so far (for heartbeats).
     pub progress: super::Progress,
+    /// Also count every table's rows in the dump's snapshot (for restore drills).
+    pub count_rows: bool,
 }
 
 /// The result, printed as JSON by `dbcrate-agent backup`.
@@ -73,6 +76,9 @@ pub struct BackupReport {
     /// Why they were not saved, when they were not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub globals_not_saved: Option<String>,
+    /// Rows per table in the dump's snapshot, when asked and counted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub row_counts: Option<dbcrate_core::wire::RowCounts>,
 }
 
 /// Runs one backup. On any failure nothing remains under the final name. The cluster's
@@ -93,6 +99,7 @@ pub async fn run_backup(request: BackupRequest) -> Result<BackupReport> {
         zstd_level,
         mut interrupt,
         progress,
+        count_rows,
     } = request;
     let database = Arc::new(database);
     let tools = super::server_and_tool(&database, "pg_dump", pg_bin_dir, registry.as_ref()).await?;
@@ -105,15 +112,31 @@ pub async fn run_backup(request: BackupRequest) -> Result<BackupReport> {
         zstd_level,
         recipients: &recipients,
     };
+    let counting = match count_rows {
+        true => start_counting(&database).await,
+        false => None,
+    };
+    let snapshot = counting
+        .as_ref()
+        .map(|c| format!("--snapshot={}", c.snapshot()));
+    let mut args = vec!["--format=custom", "--compress=0", "--no-password"];
+    args.extend(snapshot.as_deref());
     let dump = ToolRun {
         label: "pg_dump",
         path: &tools.tool.path,
-        args: &["--format=custom", "--compress=0", "--no-password"],
+        args: &args,
     };
     let stored = output
         .store(dump, sink, &mut interrupt, &progress)
         .await
         .map_err(|e| e.context("backup failed, nothing was stored"))?;
+    let row_counts = match counting {
+        Some(counting) => counting.finish().await.unwrap_or_else(|e| {
+            tracing::warn!("the backup is stored without its row counts: {e}");
+            None
+        }),
+        None => None,
+    };
     let object = stored.sink.commit(stored.ciphertext_bytes).await?;
     let target = super::globals::Target {
         destination: &destination,
@@ -132,7 +155,17 @@ pub async fn run_backup(request: BackupRequest) -> Result<BackupReport> {
         seconds: started.elapsed().as_secs_f64(),
         globals: globals.as_ref().ok().cloned(),
         globals_not_saved: globals.err().map(|e| e.to_string()),
+        row_counts,
     })
+}
+
+/// Starts counting rows in a snapshot for pg_dump to use; `None` (and a warning) when
+/// that cannot be done: the backup goes on without counts.
+async fn start_counting(database: &DatabaseUrl) -> Option<SnapshotCount> {
+    SnapshotCount::start(database)
+        .await
+        .inspect_err(|e| tracing::warn!("rows will not be counted for drills: {e}"))
+        .ok()
 }
 
 /// The object key: the one the control plane chose (each segment checked), or one made

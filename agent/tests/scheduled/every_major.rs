@@ -7,7 +7,7 @@
 
 use crate::common;
 use crate::scene::{self, Scene};
-use dbcrate_control::backups::restores;
+use dbcrate_control::backups::{drills, restores};
 use dbcrate_control::orgs;
 use dbcrate_testkit::PgServer;
 use sha2::Digest;
@@ -38,6 +38,23 @@ async fn scheduled_backup_restores_with_stock_tools(major: u32) {
     // Objects owned by and granted to roles of their own: a restore into a fresh server
     // needs the cluster's globals, saved next to the backup.
     server.psql("shop", common::CUSTOM_ROLES).unwrap();
+    // A restore drill after every backup, next to the database itself, with a check.
+    let drill_settings = drills::DrillSettings {
+        every: 1,
+        database_id: database.id.clone(),
+        check_query: Some("SELECT count(*) = 300 FROM sales.orders".into()),
+    };
+    let schedule = &enrolled.schedule_id;
+    assert!(drills::set(
+        db,
+        &org.id,
+        schedule,
+        Some(&drill_settings),
+        "user:owner",
+        *now
+    )
+    .await
+    .unwrap());
     let _scheduler = control.run_scheduler(Duration::from_millis(500));
 
     // The agent runs with this major's client tools on PATH and no database password in
@@ -60,6 +77,44 @@ async fn scheduled_backup_restores_with_stock_tools(major: u32) {
             .unwrap();
     assert!(dump_size.is_some_and(|n| n > 0), "no dump size recorded");
     assert!(duration_ms.is_some_and(|n| n > 0), "no duration recorded");
+
+    // The drill the backup queued passes: every table's rows, as counted in the dump's
+    // snapshot, are there after the restore; the check holds; its database is gone.
+    let row_counts: Option<String> =
+        sqlx::query_scalar("SELECT row_counts FROM backups WHERE id = $1")
+            .bind(&backup_id)
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+    let row_counts: serde_json::Value = serde_json::from_str(&row_counts.unwrap()).unwrap();
+    assert_eq!(row_counts["sales.orders"], 300, "{row_counts}");
+    assert_eq!(
+        row_counts["\"Ünïcode schéma\".\"tâble ✓\""], 100,
+        "{row_counts}"
+    );
+    let drill = scene::wait_for_drill_of(db, &backup_id).await;
+    scene::wait_for_success(db, &drill, Duration::from_secs(60)).await;
+    let drilled = drills::results(db, &org.id, Some(&database.id), 10)
+        .await
+        .unwrap();
+    assert_eq!(drilled.len(), 1, "{drilled:?}");
+    let d = &drilled[0];
+    assert_eq!((d.passed, d.check_query_passed), (1, Some(1)), "{d:?}");
+    assert_eq!(
+        d.tables_checked,
+        row_counts.as_object().unwrap().len() as i64
+    );
+    assert!(
+        d.tables_checked >= 5 && d.restore_ms.is_some_and(|ms| ms > 0),
+        "{d:?}"
+    );
+    let left = server
+        .psql(
+            "postgres",
+            "SELECT count(*) FROM pg_database WHERE datname LIKE 'dbcrate_drill%'",
+        )
+        .unwrap();
+    assert_eq!(left, "0", "the drill's database was not dropped");
 
     // A managed restore of that backup into another database on the same server, by the
     // same agent: it gets only the backup's file key.

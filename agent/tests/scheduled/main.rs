@@ -8,6 +8,7 @@ mod common;
 mod agent_faults;
 mod control_restart;
 mod directory_roots;
+mod drills;
 mod every_major;
 mod registry_tools;
 mod scene;

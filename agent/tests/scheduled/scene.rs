@@ -345,6 +345,29 @@ pub async fn wait_for_backup_job(db: &Db) -> String {
     .await
 }
 
+/// Waits until job `job` ends, and returns its state and error.
+pub async fn wait_for_end(db: &Db, job: &str, limit: Duration) -> (String, Option<String>) {
+    wait_for("the job to end", limit, || async {
+        match job_state(db, job).await {
+            (state, _, error) if state == "succeeded" || state == "failed" => Some((state, error)),
+            _ => None,
+        }
+    })
+    .await
+}
+
+/// Waits until a drill of backup `backup_id` was queued, and returns its job's id.
+pub async fn wait_for_drill_of(db: &Db, backup_id: &str) -> String {
+    wait_for("a drill of the backup", Duration::from_secs(30), || async {
+        sqlx::query_scalar("SELECT id FROM jobs WHERE drill = 1 AND backup_id = $1")
+            .bind(backup_id)
+            .fetch_optional(db.pool())
+            .await
+            .unwrap()
+    })
+    .await
+}
+
 /// Waits until some job is running with its credentials fetched, and returns its id.
 pub async fn wait_for_running_job(db: &Db) -> String {
     wait_for("a job to start", Duration::from_secs(30), || async {

@@ -19,6 +19,9 @@
 //! - `audit_chain_broken` (an organisation): its audit chain did not verify at the last
 //!   hourly check (`chain_checks`): rows were changed or removed behind the control
 //!   plane's back.
+//! - `drill_failed` (a drill's job): a restore drill (`backups::drills`) found that a
+//!   backup does not restore or fails its checks, in the last [`EVENT_WINDOW_SECS`]. An
+//!   event, like `job_failed` (which leaves drills to this one).
 
 use crate::backups::overview;
 use crate::db::Db;
@@ -53,11 +56,13 @@ pub enum AlertKind {
     AuditChainBroken,
     /// A destination's daily re-probe failed.
     DestinationProbeFailed,
+    /// A restore drill failed.
+    DrillFailed,
 }
 
 impl AlertKind {
     /// Every kind.
-    pub const ALL: [AlertKind; 7] = [
+    pub const ALL: [AlertKind; 8] = [
         Self::BackupOverdue,
         Self::AgentOffline,
         Self::JobFailed,
@@ -65,6 +70,7 @@ impl AlertKind {
         Self::RetentionDeleteFailed,
         Self::AuditChainBroken,
         Self::DestinationProbeFailed,
+        Self::DrillFailed,
     ];
 
     /// The kind as stored and sent.
@@ -77,6 +83,7 @@ impl AlertKind {
             Self::RetentionDeleteFailed => "retention_delete_failed",
             Self::AuditChainBroken => "audit_chain_broken",
             Self::DestinationProbeFailed => "destination_probe_failed",
+            Self::DrillFailed => "drill_failed",
         }
     }
 
@@ -88,7 +95,7 @@ impl AlertKind {
     /// Whether the condition can end (and a recovery notice follow), or is an event
     /// told once.
     pub fn recovers(self) -> bool {
-        !matches!(self, Self::JobFailed)
+        !matches!(self, Self::JobFailed | Self::DrillFailed)
     }
 }
 
@@ -150,7 +157,7 @@ pub async fn current(db: &Db, now: i64) -> Result<Vec<Condition>> {
     }
     let failed: Vec<(String, String, String, String, Option<String>)> = sqlx::query_as(
         "SELECT org_id, id, kind, database_id, error FROM jobs WHERE state = 'failed' \
-         AND finished_at >= $1 ORDER BY org_id, finished_at, id",
+         AND drill = 0 AND finished_at >= $1 ORDER BY org_id, finished_at, id",
     )
     .bind(now - EVENT_WINDOW_SECS)
     .fetch_all(db.pool())
@@ -165,6 +172,26 @@ pub async fn current(db: &Db, now: i64) -> Result<Vec<Condition>> {
                 error.as_deref().unwrap_or("no reason was recorded")
             ),
             subject: id,
+        });
+    }
+    let drills: Vec<(String, String, String, String, Option<String>)> = sqlx::query_as(
+        "SELECT org_id, job_id, backup_id, database_id, error FROM drill_results \
+         WHERE passed = 0 AND finished_at >= $1 ORDER BY org_id, finished_at, job_id",
+    )
+    .bind(now - EVENT_WINDOW_SECS)
+    .fetch_all(db.pool())
+    .await?;
+    for (org_id, job, backup, database, error) in drills {
+        out.push(Condition {
+            org_id,
+            kind: AlertKind::DrillFailed,
+            summary: format!(
+                "The restore drill {job} of backup {backup} of {} failed: that backup may not \
+                 restore. {}",
+                name_of(&database),
+                error.as_deref().unwrap_or("No reason was recorded.")
+            ),
+            subject: job,
         });
     }
     certificates(db, now, &mut out).await?;

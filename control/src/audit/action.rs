@@ -54,6 +54,12 @@ pub enum AuditAction {
     DatabaseUpdate,
     /// `destination.create`: A destination was added.
     DestinationCreate,
+    /// `drill.create`: A restore drill was queued after a backup.
+    DrillCreate,
+    /// `drill.failed`: A restore drill failed: the backup did not restore, or its checks failed.
+    DrillFailed,
+    /// `drill.passed`: A restore drill passed: the backup restored and its checks held.
+    DrillPassed,
     /// `invitation.accept`: An invitation was accepted.
     InvitationAccept,
     /// `invitation.create`: An invitation was made.
@@ -102,6 +108,8 @@ pub enum AuditAction {
     RestoreSucceeded,
     /// `schedule.create`: A schedule was added.
     ScheduleCreate,
+    /// `schedule.drill`: A schedule's restore drills were set or turned off.
+    ScheduleDrill,
     /// `schedule.update`: A schedule's timing, retention or state was changed.
     ScheduleUpdate,
     /// `secret.unwrap`: A sealed secret was unwrapped, with the reason.
@@ -120,7 +128,7 @@ pub enum AuditAction {
 
 impl AuditAction {
     /// Every action, in the order of their text.
-    pub const ALL: [AuditAction; 52] = [
+    pub const ALL: [AuditAction; 56] = [
         Self::AlertChannelCreate,
         Self::AlertChannelDelete,
         Self::AgentCertificateRenew,
@@ -142,6 +150,9 @@ impl AuditAction {
         Self::DatabaseCreate,
         Self::DatabaseUpdate,
         Self::DestinationCreate,
+        Self::DrillCreate,
+        Self::DrillFailed,
+        Self::DrillPassed,
         Self::InvitationAccept,
         Self::InvitationCreate,
         Self::InvitationRefused,
@@ -166,6 +177,7 @@ impl AuditAction {
         Self::RestoreCreate,
         Self::RestoreSucceeded,
         Self::ScheduleCreate,
+        Self::ScheduleDrill,
         Self::ScheduleUpdate,
         Self::SecretUnwrap,
         Self::UserCreate,
@@ -199,6 +211,9 @@ impl AuditAction {
             Self::DatabaseCreate => "database.create",
             Self::DatabaseUpdate => "database.update",
             Self::DestinationCreate => "destination.create",
+            Self::DrillCreate => "drill.create",
+            Self::DrillFailed => "drill.failed",
+            Self::DrillPassed => "drill.passed",
             Self::InvitationAccept => "invitation.accept",
             Self::InvitationCreate => "invitation.create",
             Self::InvitationRefused => "invitation.refused",
@@ -223,6 +238,7 @@ impl AuditAction {
             Self::RestoreCreate => "restore.create",
             Self::RestoreSucceeded => "restore.succeeded",
             Self::ScheduleCreate => "schedule.create",
+            Self::ScheduleDrill => "schedule.drill",
             Self::ScheduleUpdate => "schedule.update",
             Self::SecretUnwrap => "secret.unwrap",
             Self::UserCreate => "user.create",
@@ -262,7 +278,7 @@ mod tests {
 
     /// The stored text of every action. Changing a line here changes what the audit log
     /// says and breaks filters and alerts on it: add actions, never rename them.
-    const TEXT: [(AuditAction, &str); 52] = [
+    const TEXT: [(AuditAction, &str); 56] = [
         (AlertChannelCreate, "alert_channel.create"),
         (AlertChannelDelete, "alert_channel.delete"),
         (AgentCertificateRenew, "agent.certificate.renew"),
@@ -284,6 +300,9 @@ mod tests {
         (DatabaseCreate, "database.create"),
         (DatabaseUpdate, "database.update"),
         (DestinationCreate, "destination.create"),
+        (DrillCreate, "drill.create"),
+        (DrillFailed, "drill.failed"),
+        (DrillPassed, "drill.passed"),
         (InvitationAccept, "invitation.accept"),
         (InvitationCreate, "invitation.create"),
         (InvitationRefused, "invitation.refused"),
@@ -311,6 +330,7 @@ mod tests {
         (RestoreCreate, "restore.create"),
         (RestoreSucceeded, "restore.succeeded"),
         (ScheduleCreate, "schedule.create"),
+        (ScheduleDrill, "schedule.drill"),
         (ScheduleUpdate, "schedule.update"),
         (SecretUnwrap, "secret.unwrap"),
         (UserCreate, "user.create"),

@@ -26,6 +26,7 @@ struct JobTarget {
     password_secret_id: Option<String>,
     recipient: String,
     job_kind: String,
+    drill: i64,
     backup_id: Option<String>,
 }
 
@@ -38,6 +39,7 @@ crate::rows::from_row!(JobTarget {
     password_secret_id,
     recipient,
     job_kind,
+    drill,
     backup_id,
 });
 
@@ -73,11 +75,12 @@ pub async fn credentials(
         destinations::unwrap_credentials(db, keys, stored.credentials_secret_id.as_deref(), &by)
             .await?;
     let settings = stored.settings_json()?;
-    let restore = if JobKind::from_name(&target.job_kind) == JobKind::Restore {
+    let kind = super::jobs::kind_of(&target.job_kind, target.drill);
+    let restore = if matches!(kind, JobKind::Restore | JobKind::Drill) {
         let backup_id = target
             .backup_id
             .as_deref()
-            .ok_or_else(|| Error::internal("a restore job without its backup"))?;
+            .ok_or_else(|| Error::internal("a restore or drill job without its backup"))?;
         let of = crate::backups::restores::RestoreOf {
             org_id: &agent.org_id,
             job_id,
@@ -88,8 +91,13 @@ pub async fn credentials(
     } else {
         None
     };
+    let drill = match (kind, target.backup_id.as_deref()) {
+        (JobKind::Drill, Some(backup_id)) => Some(super::drills::part(db, backup_id).await?),
+        _ => None,
+    };
     Ok(JobCredentials {
         restore,
+        drill,
         database: DatabaseConnection {
             host: target.host,
             port: u16::try_from(target.port)
@@ -171,7 +179,7 @@ async fn mark_handed_out(
 async fn load(db: &Db, job_id: &str) -> Result<(JobTarget, StoredDestination)> {
     let sql = "SELECT d.host, d.port, d.dbname, d.username, d.tls_mode, d.password_secret_id, \
                t.kind, t.settings, t.credentials_secret_id, o.recipient, j.kind AS job_kind, \
-               j.backup_id FROM jobs j JOIN databases d ON d.id = j.database_id \
+               j.drill, j.backup_id FROM jobs j JOIN databases d ON d.id = j.database_id \
                JOIN destinations t ON t.id = j.destination_id JOIN orgs o ON o.id = j.org_id \
                WHERE j.id = $1";
     StoredDestination::fetch_with(db, sql, job_id).await

@@ -8,19 +8,19 @@
 //! credentials never are, only the fact that they were handed out.
 
 mod completion;
+pub(crate) mod drill;
 mod enqueue;
 mod state;
 
 pub use completion::complete;
 pub use dbcrate_core::wire::{Completion, Job as ClaimedJob};
-pub use enqueue::{enqueue, Because, NewJob};
+pub use enqueue::{enqueue, kind_of, Because, NewJob};
 pub use state::JobState;
 
 use crate::audit::{self, AuditAction};
 use crate::db::{end_write, Db, Engine};
 use crate::error::{Error, Result};
 use crate::pki::identity::AgentIdentity;
-use dbcrate_core::wire::JobKind;
 use sqlx::AnyConnection;
 
 /// How long a claimed job may go without a heartbeat.
@@ -54,6 +54,7 @@ pub(crate) async fn record_in(
 struct Queued {
     id: String,
     kind: String,
+    drill: i64,
     attempt: i64,
     database_id: String,
 }
@@ -61,6 +62,7 @@ struct Queued {
 crate::rows::from_row!(Queued {
     id,
     kind,
+    drill,
     attempt,
     database_id
 });
@@ -95,7 +97,7 @@ pub async fn claim_next(db: &Db, agent: &AgentIdentity, now: i64) -> Result<Opti
     let mut tx = db.begin().await?;
     let claimed: Result<Option<ClaimedJob>> = async {
         let Some(queued) = sqlx::query_as::<_, Queued>(&format!(
-            "SELECT id, kind, attempt, database_id FROM jobs \
+            "SELECT id, kind, drill, attempt, database_id FROM jobs \
              WHERE agent_id = $1 AND org_id = $2 AND state = $3 \
              AND (retry_at IS NULL OR retry_at <= $4) \
              ORDER BY created_at, id LIMIT 1{lock}"
@@ -112,6 +114,7 @@ pub async fn claim_next(db: &Db, agent: &AgentIdentity, now: i64) -> Result<Opti
         let Queued {
             id,
             kind,
+            drill,
             attempt,
             database_id,
         } = queued;
@@ -140,6 +143,7 @@ pub async fn claim_next(db: &Db, agent: &AgentIdentity, now: i64) -> Result<Opti
         .bind(&id)
         .execute(&mut *tx)
         .await?;
+        let count_rows = drill::counts_rows(&mut tx, &id).await?;
         let agent_name = format!("agent:{}", agent.agent_id);
         let details = serde_json::json!({ "attempt": attempt, "object_key": object_key });
         record_in(
@@ -154,10 +158,11 @@ pub async fn claim_next(db: &Db, agent: &AgentIdentity, now: i64) -> Result<Opti
         .await?;
         Ok(Some(ClaimedJob {
             id,
-            kind: JobKind::from_name(&kind),
+            kind: kind_of(&kind, drill),
             attempt,
             database_name,
             object_key,
+            count_rows,
         }))
     }
     .await;

@@ -10,7 +10,7 @@
 use super::error_doc::ErrorBody;
 use super::{
     account_api, agent_admin_api, agent_api, alert_api, audit_api, backup_api, database_api,
-    invitation_api, member_api, org_api, schedule_api, session_api, token_api,
+    drill_api, invitation_api, member_api, org_api, schedule_api, session_api, token_api,
 };
 use std::sync::LazyLock;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
@@ -107,6 +107,9 @@ impl utoipa::Modify for SecuritySchemes {
         backup_api::list_destinations,
         backup_api::create_destination,
         schedule_api::run_schedule_now,
+        drill_api::set_schedule_drills,
+        drill_api::stop_schedule_drills,
+        drill_api::list_drills,
         backup_api::list_backups,
         backup_api::create_restore,
         alert_api::create_channel,

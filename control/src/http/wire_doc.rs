@@ -113,6 +113,10 @@ pub struct Job {
     database_name: String,
     /// Where the backup goes, relative to the destination's prefix (fixed at claim).
     object_key: String,
+    /// A backup whose schedule has restore drills: count every table's rows in the
+    /// dump's snapshot too. Absent means false.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    count_rows: bool,
 }
 
 /// What a job does.
@@ -124,6 +128,9 @@ pub enum JobKind {
     Backup,
     /// Restore a backup into the database.
     Restore,
+    /// Restore a backup into a throwaway database on the database's server, check it,
+    /// drop it.
+    Drill,
 }
 
 /// `GET /agent/v1/jobs/{job}/credentials`: a running job's secrets, once per attempt.
@@ -137,6 +144,22 @@ pub struct JobCredentials {
     destination: Destination,
     /// The age recipients a backup is encrypted to.
     recipients: Vec<String>,
+    /// For a drill: what to check (absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    drill: Option<DrillPart>,
+}
+
+/// What a restore drill checks besides pg_restore succeeding.
+#[derive(ToSchema)]
+#[schema(as = wire::DrillPart)]
+pub struct DrillPart {
+    /// Rows per table (`schema.table`, quoted as identifiers) recorded at backup time:
+    /// an object of integers.
+    #[schema(required = true, value_type = Option<Object>)]
+    row_counts: Option<std::collections::BTreeMap<String, i64>>,
+    /// A query that must return one row whose first column is true.
+    #[schema(required = true)]
+    check_query: Option<String>,
 }
 
 /// How to reach a database.
@@ -273,6 +296,28 @@ pub struct Completion {
     /// when they could not be read).
     #[serde(skip_serializing_if = "Option::is_none")]
     globals: Option<StoredObject>,
+    /// A backup asked to count rows: rows per table in the dump's snapshot (an object
+    /// of integers by `schema.table`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    row_counts: Option<std::collections::BTreeMap<String, i64>>,
+    /// A drill: what it measured and checked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    drill: Option<DrillReport>,
+}
+
+/// What a restore drill measured and checked.
+#[derive(ToSchema)]
+#[schema(as = wire::DrillReport)]
+pub struct DrillReport {
+    /// How long the restore took, when it finished.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    restore_ms: Option<i64>,
+    /// Tables whose row counts were compared.
+    tables_checked: i64,
+    /// Whether the check query returned true.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    check_query_passed: Option<bool>,
 }
 
 /// An object an agent stored.

@@ -292,7 +292,7 @@ async fn retention_and_restores(db: &Db) -> Result<Vec<Family>> {
         failures.push(&[("org", org)], *count as f64);
     }
     let ended: Vec<(String, String, i64)> = sqlx::query_as(
-        "SELECT org_id, state, count(*) FROM jobs WHERE kind = 'restore' \
+        "SELECT org_id, state, count(*) FROM jobs WHERE kind = 'restore' AND drill = 0 \
          AND state IN ('succeeded', 'failed') GROUP BY org_id, state ORDER BY org_id, state",
     )
     .fetch_all(db.pool())

@@ -1141,6 +1141,34 @@ async fn every_documented_answer_matches_a_real_one(db: Db) {
         .await;
     assert_eq!(changed["keep_weekly"], 4);
     assert_eq!(changed["time_zone"], "Europe/Berlin");
+    let schedule_drills = "/api/v1/orgs/{org}/schedules/{schedule}/drills";
+    let drilled = live
+        .expect(
+            200,
+            M::PUT,
+            schedule_drills,
+            &s,
+            &owner,
+            J(json!({
+                "every": 7, "database_id": text(&shop, "id"),
+                "check_query": "SELECT count(*) > 0 FROM orders",
+            })),
+        )
+        .await;
+    assert_eq!(drilled["every"], 7);
+    live.expect(
+        422,
+        M::PUT,
+        schedule_drills,
+        &s,
+        &owner,
+        J(json!({ "every": 0, "database_id": text(&shop, "id") })),
+    )
+    .await;
+    live.expect(200, M::GET, "/api/v1/orgs/{org}/drills", &o, &owner, Empty)
+        .await;
+    live.expect(204, M::DELETE, schedule_drills, &s, &owner, Empty)
+        .await;
     live.expect(
         202,
         M::POST,
@@ -1470,6 +1498,7 @@ fn the_wire_schemas_mirror_the_wire_types() {
         attempt: 1,
         database_name: "shop".into(),
         object_key: "shop/2026/11/29/x.pgdump.zst.age".into(),
+        count_rows: true,
     };
     let credentials = wire::JobCredentials {
         restore: Some(wire::RestorePart {
@@ -1502,6 +1531,10 @@ fn the_wire_schemas_mirror_the_wire_types() {
             }),
         },
         recipients: vec!["age1…".into()],
+        drill: Some(wire::DrillPart {
+            row_counts: Some([("sales.orders".to_string(), 7)].into()),
+            check_query: Some("SELECT true".into()),
+        }),
     };
     let values: Vec<(&str, Value)> = vec![
         (
@@ -1588,6 +1621,12 @@ fn the_wire_schemas_mirror_the_wire_types() {
                     object_key: "k.globals".into(),
                     size: 4,
                     sha256: "cd".repeat(32),
+                }),
+                row_counts: Some([("sales.orders".to_string(), 7)].into()),
+                drill: Some(wire::DrillReport {
+                    restore_ms: Some(5),
+                    tables_checked: 1,
+                    check_query_passed: Some(true),
                 }),
             })
             .unwrap(),

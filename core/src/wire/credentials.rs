@@ -18,6 +18,20 @@ pub struct JobCredentials {
     pub destination: Destination,
     /// The age recipients a backup is encrypted to (the organisation's).
     pub recipients: Vec<String>,
+    /// For a drill (with `restore`, the backup to restore): what to check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drill: Option<DrillPart>,
+}
+
+/// What a restore drill checks besides pg_restore succeeding.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct DrillPart {
+    /// Rows per table recorded at backup time (`None`: the backup has none).
+    #[serde(default)]
+    pub row_counts: Option<super::RowCounts>,
+    /// The operator's query, which must return one row whose one column is true.
+    #[serde(default)]
+    pub check_query: Option<String>,
 }
 
 /// How to reach a database.

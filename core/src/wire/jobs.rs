@@ -24,6 +24,10 @@ pub struct Job {
     pub database_name: String,
     /// Where the backup goes, relative to the destination's prefix (fixed at claim).
     pub object_key: String,
+    /// A backup: also count every table's rows in the dump's snapshot, for the restore
+    /// drills that check them (its schedule has drills).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub count_rows: bool,
 }
 
 /// What a job does.
@@ -34,6 +38,9 @@ pub enum JobKind {
     Backup,
     /// Restore a backup into the database (a managed restore).
     Restore,
+    /// Restore a backup into a throwaway database on the database's server, check it
+    /// and drop it (a restore drill).
+    Drill,
     /// A kind a newer control plane knows and this build does not: the agent reports
     /// it failed rather than guess.
     #[serde(other)]
@@ -46,6 +53,7 @@ impl JobKind {
         match name {
             "backup" => Self::Backup,
             "restore" => Self::Restore,
+            "drill" => Self::Drill,
             _ => Self::Unknown,
         }
     }
@@ -55,6 +63,7 @@ impl JobKind {
         match self {
             Self::Backup => "backup",
             Self::Restore => "restore",
+            Self::Drill => "drill",
             Self::Unknown => "unknown",
         }
     }
@@ -114,6 +123,32 @@ pub struct Completion {
     /// them) or the agent predates them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub globals: Option<StoredObject>,
+    /// A backup asked to count rows: every table's rows in the dump's snapshot, by
+    /// qualified name (`schema.table`, quoted as SQL identifiers where needed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub row_counts: Option<RowCounts>,
+    /// A drill: what it measured and checked (also when it failed, as far as it got).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drill: Option<DrillReport>,
+}
+
+/// Rows per table, by qualified name.
+pub type RowCounts = std::collections::BTreeMap<String, i64>;
+
+/// What a restore drill measured and checked.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrillReport {
+    /// How long the restore took (applying the globals, pg_restore), when it finished:
+    /// the database's measured time to restore.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_ms: Option<i64>,
+    /// Tables whose row counts were compared with those recorded at backup time.
+    #[serde(default)]
+    pub tables_checked: i64,
+    /// Whether the operator's check query returned true (`None`: there is none, or the
+    /// drill did not get that far).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check_query_passed: Option<bool>,
 }
 
 /// An object an agent stored: its key (relative to the destination's prefix), its

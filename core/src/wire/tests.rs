@@ -262,13 +262,14 @@ fn every_message_survives_a_round_trip() {
         assert_eq!(again(&config), config);
     }
 
-    for kind in [JobKind::Backup, JobKind::Restore] {
+    for kind in [JobKind::Backup, JobKind::Restore, JobKind::Drill] {
         let job = Job {
             id: "job_1".into(),
             kind,
             attempt: 3,
             database_name: "shop".into(),
             object_key: "shop/k".into(),
+            count_rows: kind == JobKind::Backup,
         };
         assert_eq!(JobKind::from_name(kind.as_str()), kind);
         let next = NextJobAnswer { job: Some(job) };
@@ -297,6 +298,7 @@ fn every_message_survives_a_round_trip() {
             }),
         },
         recipients: vec!["age1a".into(), "age1b".into()],
+        drill: None,
     };
     assert!(same_credentials(&again(&backup), &backup));
     let restore = JobCredentials {
@@ -322,6 +324,10 @@ fn every_message_survives_a_round_trip() {
             credentials: None,
         },
         recipients: vec![],
+        drill: Some(DrillPart {
+            row_counts: Some([("a.b".to_string(), 2)].into()),
+            check_query: Some("SELECT true".into()),
+        }),
     };
     let text = serde_json::to_string(&restore).unwrap();
     assert!(text.contains(&"a5".repeat(16)), "{text}");
@@ -357,6 +363,12 @@ fn every_message_survives_a_round_trip() {
             object_key: "shop/g".into(),
             size: 5,
             sha256: "ef".repeat(32),
+        }),
+        row_counts: Some([("sales.orders".to_string(), 3)].into()),
+        drill: Some(DrillReport {
+            restore_ms: Some(9),
+            tables_checked: 1,
+            check_query_passed: Some(false),
         }),
     };
     assert_eq!(again(&done), done);

@@ -27,6 +27,7 @@ struct Reported {
     attempt: i64,
     max_attempts: i64,
     kind: String,
+    drill: i64,
     state: JobState,
     object_key: Option<String>,
 }
@@ -40,6 +41,7 @@ crate::rows::from_row!(Reported {
     attempt,
     max_attempts,
     kind,
+    drill,
     state,
     object_key,
 });
@@ -87,9 +89,20 @@ pub async fn complete(
         // Every change below is guarded by the attempt and state just read: a claim that
         // committed in between (PostgreSQL, read committed) makes the report stale.
         let guard = Guard { job_id, row };
-        let (state, action, details) = if !report.succeeded {
+        let kind = super::kind_of(&guard.row.kind, guard.row.drill);
+        let (state, action, details) = if kind == JobKind::Drill {
+            let state = if report.succeeded {
+                guard.succeed(&mut tx, now).await?;
+                JobState::Succeeded
+            } else {
+                record_failure(&mut tx, &guard, report, now).await?.0
+            };
+            let (action, details) =
+                super::drill::record(&mut tx, &guard.row.org_id, job_id, report, now).await?;
+            (state, action, details)
+        } else if !report.succeeded {
             record_failure(&mut tx, &guard, report, now).await?
-        } else if JobKind::from_name(&guard.row.kind) == JobKind::Restore {
+        } else if kind == JobKind::Restore {
             guard.succeed(&mut tx, now).await?;
             (
                 JobState::Succeeded,
@@ -133,7 +146,7 @@ async fn reported_job(
     };
     let sql = format!(
         "SELECT org_id, schedule_id, database_id, destination_id, started_at, attempt, \
-         max_attempts, kind, state, object_key FROM jobs WHERE id = $1 AND agent_id = $2 AND org_id = $3 \
+         max_attempts, kind, drill, state, object_key FROM jobs WHERE id = $1 AND agent_id = $2 AND org_id = $3 \
          AND (state = $4 OR (state IN ($5, $6) AND phase = 'lease expired')){same_attempt}",
     );
     let mut select = sqlx::query_as(&sql)
@@ -180,14 +193,20 @@ async fn record_backup(
         .as_ref()
         .map(|g| checked_globals(object_key, g))
         .transpose()?;
+    let row_counts = report
+        .row_counts
+        .as_ref()
+        .map(checked_row_counts)
+        .transpose()?;
     guard.succeed(conn, now).await?;
     let backup_id = new_id("bkp")?;
     sqlx::query(
         "INSERT INTO backups (id, org_id, job_id, schedule_id, database_id, destination_id, \
          object_key, size, sha256, started_at, finished_at, pg_server_version, \
          pg_dump_version, delete_attempts, dump_size, duration_ms, globals_size, \
-         globals_sha256) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 0, $14, $15, $16, $17)",
+         globals_sha256, row_counts) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 0, $14, $15, $16, $17, \
+         $18)",
     )
     .bind(&backup_id)
     .bind(&row.org_id)
@@ -212,12 +231,38 @@ async fn record_backup(
     .bind(report.duration_ms.filter(|n| *n >= 0))
     .bind(globals.map(|g| g.size))
     .bind(globals.map(|g| g.sha256.to_ascii_lowercase()))
+    .bind(row_counts)
     .execute(&mut *conn)
+    .await?;
+    let drill = super::drill::after_backup(
+        conn,
+        &row.org_id,
+        row.schedule_id.as_deref(),
+        &backup_id,
+        &row.destination_id,
+        now,
+    )
     .await?;
     Ok(serde_json::json!({
         "backup": backup_id, "object_key": object_key, "size": report.size, "sha256": report.sha256,
         "globals": globals.map(|g| serde_json::json!({ "size": g.size, "sha256": g.sha256 })),
+        "drill": drill,
     }))
+}
+
+/// The reported row counts as stored (JSON), if they are plausible: at most
+/// `MAX_TABLES` tables, names of at most 300 bytes, no negative count.
+fn checked_row_counts(counts: &dbcrate_core::wire::RowCounts) -> Result<String> {
+    const MAX_TABLES: usize = 10_000;
+    let plausible =
+        counts.len() <= MAX_TABLES && counts.iter().all(|(t, n)| t.len() <= 300 && *n >= 0);
+    if !plausible {
+        return Err(Error::invalid(format!(
+            "row_counts must name at most {MAX_TABLES} tables (names up to 300 bytes) with \
+             counts of 0 or more"
+        )));
+    }
+    serde_json::to_string(counts).map_err(|e| Error::internal(e.to_string()))
 }
 
 fn is_sha256_hex(text: &str) -> bool {

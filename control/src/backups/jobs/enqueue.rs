@@ -4,6 +4,7 @@
 use super::state::JobState;
 use crate::audit::{self, AuditAction};
 use crate::error::{new_id, Result};
+use dbcrate_core::wire::JobKind;
 use sqlx::AnyConnection;
 
 /// A job to queue.
@@ -48,12 +49,12 @@ pub async fn enqueue(
     let id = new_id("job")?;
     sqlx::query(
         "INSERT INTO jobs (id, org_id, kind, schedule_id, database_id, destination_id, agent_id, \
-         backup_id, state, attempt, max_attempts, created_at, progress_bytes, phase) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $10, $11, 0, 'queued')",
+         backup_id, state, attempt, max_attempts, created_at, progress_bytes, phase, drill) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $10, $11, 0, 'queued', $12)",
     )
     .bind(&id)
     .bind(job.org_id)
-    .bind(job.kind.as_str())
+    .bind(stored_kind(job.kind))
     .bind(job.schedule_id)
     .bind(job.database_id)
     .bind(job.destination_id)
@@ -62,12 +63,29 @@ pub async fn enqueue(
     .bind(JobState::Queued)
     .bind(job.max_attempts)
     .bind(now)
+    .bind(i64::from(job.kind == JobKind::Drill))
     .execute(&mut *conn)
     .await?;
     let target = format!("job:{id}");
     let (actor, action, details) = (because.actor, because.action, because.details.clone());
     audit::record_in(conn, job.org_id, actor, action, &target, details, now).await?;
     Ok(id)
+}
+
+/// The kind as the `kind` column holds it: a drill is a restore (with `drill = 1`).
+fn stored_kind(kind: JobKind) -> &'static str {
+    match kind {
+        JobKind::Drill => JobKind::Restore.as_str(),
+        other => other.as_str(),
+    }
+}
+
+/// The kind of a stored job: its `kind` column and its `drill` flag.
+pub fn kind_of(kind: &str, drill: i64) -> JobKind {
+    match JobKind::from_name(kind) {
+        JobKind::Restore if drill != 0 => JobKind::Drill,
+        other => other,
+    }
 }
 
 #[cfg(test)]
