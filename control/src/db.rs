@@ -150,6 +150,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/common/0026_restore_drills.sql"),
         postgres: include_str!("../migrations/common/0026_restore_drills.sql"),
     },
+    Migration {
+        version: 27,
+        sqlite: include_str!("../migrations/common/0027_schedule_grace.sql"),
+        postgres: include_str!("../migrations/common/0027_schedule_grace.sql"),
+    },
 ];
 
 /// The schema version this binary expects.

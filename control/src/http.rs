@@ -393,6 +393,10 @@ fn backup_routes() -> Router<AppState> {
             post(schedule::run_schedule_now),
         )
         .route(
+            "/api/v1/orgs/{org}/schedules/{schedule}/grace",
+            put(schedule::set_schedule_grace),
+        )
+        .route(
             "/api/v1/orgs/{org}/schedules/{schedule}/drills",
             put(drill_api::set_schedule_drills).delete(drill_api::stop_schedule_drills),
         )

@@ -805,6 +805,43 @@ fn alerts_are_mailed_through_a_real_smtp_server() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schedule_missed_by_more_than_its_own_grace_is_overdue() {
+    use dbcrate_control::alerts::conditions::{current, AlertKind};
+    use dbcrate_control::backups::schedules;
+    let w = world().await;
+    let overdue = |c: Vec<dbcrate_control::alerts::conditions::Condition>| {
+        c.into_iter()
+            .filter(|c| c.kind == AlertKind::BackupOverdue)
+            .map(|c| c.subject)
+            .collect::<Vec<_>>()
+    };
+    // The hourly schedule made three hours ago, no backup: late with the default hour.
+    assert_eq!(
+        overdue(current(&w.db, w.now).await.unwrap()),
+        std::slice::from_ref(&w.late)
+    );
+    let schedule: String = sqlx::query_scalar("SELECT id FROM schedules WHERE database_id = $1")
+        .bind(&w.late)
+        .fetch_one(w.db.pool())
+        .await
+        .unwrap();
+    // Given four hours to finish, it is not late yet; then it is.
+    assert!(
+        schedules::set_grace(&w.db, &w.org, &schedule, 240, "user:admin", w.now)
+            .await
+            .unwrap()
+    );
+    assert!(overdue(current(&w.db, w.now).await.unwrap()).is_empty());
+    let later = w.now + 3 * 3600;
+    assert_eq!(
+        overdue(current(&w.db, later).await.unwrap()),
+        std::slice::from_ref(&w.late)
+    );
+    let refused = schedules::set_grace(&w.db, &w.org, &schedule, 1, "user:admin", w.now).await;
+    assert!(refused.unwrap_err().to_string().contains("between 5 and"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_audit_chain_changed_behind_the_control_planes_back_is_a_condition() {
     use dbcrate_control::alerts::chain_checks;
     use dbcrate_control::alerts::conditions::{current, AlertKind};

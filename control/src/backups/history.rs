@@ -224,7 +224,9 @@ crate::rows::from_row!(JobRecord {
     error,
 });
 
-const JOB_COLUMNS: &str = "id, kind, state, database_id, destination_id, agent_id, schedule_id, \
+/// A drill is stored as a restore with `drill = 1` (migration 26); it is listed as one.
+const JOB_COLUMNS: &str = "id, CASE WHEN drill = 1 THEN 'drill' ELSE kind END AS kind, state, \
+    database_id, destination_id, agent_id, schedule_id, \
     attempt, max_attempts, created_at, started_at, finished_at, progress_bytes, phase, error";
 
 /// Which jobs a page lists.

@@ -10,8 +10,12 @@ use crate::error::Result;
 use dbcrate_core::schedule::Schedule;
 
 /// How long after a scheduled run its backup may take before the database counts as
-/// late (a dump of a large database takes a while).
+/// late (a dump of a large database takes a while), unless its schedule sets another
+/// (`schedules.grace_secs`).
 pub const GRACE_SECS: i64 = 3600;
+
+/// A schedule's grace as SQL: its own, else [`GRACE_SECS`].
+const GRACE_SQL: &str = "coalesce(s.grace_secs, 3600) AS grace_secs";
 /// How many recent backups a database's chart shows.
 pub const CHART_POINTS: i64 = 30;
 /// How far back "recent failures" reach.
@@ -53,13 +57,16 @@ struct ScheduleRow {
     /// When its timing took effect (creation, a change, a resumption): runs due before
     /// it were never asked for.
     timing_since: i64,
+    /// How long a run's backup may take before it is late.
+    grace_secs: i64,
 }
 
 crate::rows::from_row!(ScheduleRow {
     database_id,
     cron,
     time_zone,
-    timing_since
+    timing_since,
+    grace_secs
 });
 
 struct Point {
@@ -74,10 +81,11 @@ crate::rows::from_row!(Point {
     duration_ms
 });
 
-/// When a schedule's run after `since` was due, if that is more than [`GRACE_SECS`]
-/// before `now` (so its backup is missing).
+/// When a schedule's run after `since` was due, if that is more than its grace before
+/// `now` (so its backup is missing).
 fn due_unmet(schedule: &ScheduleRow, since: i64, now: i64) -> Option<i64> {
-    next_run(&schedule.cron, &schedule.time_zone, since).filter(|due| due + GRACE_SECS < now)
+    next_run(&schedule.cron, &schedule.time_zone, since)
+        .filter(|due| due + schedule.grace_secs < now)
 }
 
 /// The run of a schedule after `since`, if it ever runs again.
@@ -104,6 +112,7 @@ struct DeadlineRow {
     cron: String,
     time_zone: String,
     timing_since: i64,
+    grace_secs: i64,
     last_success: Option<i64>,
 }
 
@@ -113,6 +122,7 @@ crate::rows::from_row!(DeadlineRow {
     cron,
     time_zone,
     timing_since,
+    grace_secs,
     last_success
 });
 
@@ -120,13 +130,12 @@ crate::rows::from_row!(DeadlineRow {
 /// signal: the same rule as the overview's "Late"). A database with several schedules
 /// has the earliest.
 pub async fn deadlines(db: &Db) -> Result<Vec<Deadline>> {
-    let rows: Vec<DeadlineRow> = sqlx::query_as(
-        "SELECT s.org_id, s.database_id, s.cron, s.time_zone, s.timing_since, \
+    let sql = format!(
+        "SELECT s.org_id, s.database_id, s.cron, s.time_zone, s.timing_since, {GRACE_SQL}, \
          (SELECT max(b.finished_at) FROM backups b WHERE b.database_id = s.database_id) \
-         AS last_success FROM schedules s WHERE s.enabled = 1 ORDER BY s.org_id, s.database_id",
-    )
-    .fetch_all(db.pool())
-    .await?;
+         AS last_success FROM schedules s WHERE s.enabled = 1 ORDER BY s.org_id, s.database_id"
+    );
+    let rows: Vec<DeadlineRow> = sqlx::query_as(&sql).fetch_all(db.pool()).await?;
     let mut out: Vec<Deadline> = Vec::new();
     for row in rows {
         let since = row
@@ -136,7 +145,7 @@ pub async fn deadlines(db: &Db) -> Result<Vec<Deadline>> {
         let Some(due) = next_run(&row.cron, &row.time_zone, since) else {
             continue;
         };
-        let due_by = due + GRACE_SECS;
+        let due_by = due + row.grace_secs;
         match out.last_mut() {
             Some(last) if last.database_id == row.database_id => {
                 last.due_by = last.due_by.min(due_by);
@@ -160,13 +169,14 @@ pub async fn databases(db: &Db, org_id: &str, now: i64) -> Result<Vec<DatabaseHe
     .bind(org_id)
     .fetch_all(db.pool())
     .await?;
-    let schedules: Vec<ScheduleRow> = sqlx::query_as(
-        "SELECT database_id, cron, time_zone, timing_since FROM schedules \
-         WHERE org_id = $1 AND enabled = 1",
-    )
-    .bind(org_id)
-    .fetch_all(db.pool())
-    .await?;
+    let sql = format!(
+        "SELECT s.database_id, s.cron, s.time_zone, s.timing_since, {GRACE_SQL} \
+         FROM schedules s WHERE s.org_id = $1 AND s.enabled = 1"
+    );
+    let schedules: Vec<ScheduleRow> = sqlx::query_as(&sql)
+        .bind(org_id)
+        .fetch_all(db.pool())
+        .await?;
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
         let mine: Vec<&ScheduleRow> = schedules
@@ -287,6 +297,7 @@ mod tests {
             cron: "0 * * * *".into(),
             time_zone: "UTC".into(),
             timing_since: 0,
+            grace_secs: GRACE_SECS,
         };
         let last = 1_800_003_600 / 3600 * 3600; // on the hour
         let due = last + 3600;
@@ -296,5 +307,12 @@ mod tests {
             "within the grace"
         );
         assert_eq!(due_unmet(&hourly, last, due + GRACE_SECS + 1), Some(due));
+        // A schedule's own grace replaces the default.
+        let patient = ScheduleRow {
+            grace_secs: 4 * 3600,
+            ..hourly
+        };
+        assert_eq!(due_unmet(&patient, last, due + GRACE_SECS + 1), None);
+        assert_eq!(due_unmet(&patient, last, due + 4 * 3600 + 1), Some(due));
     }
 }

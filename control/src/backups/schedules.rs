@@ -6,11 +6,13 @@
 //! `last_fired_at` starts at the creation time, so a new schedule never "catches up" on
 //! fire times from before it existed.
 
+mod grace;
 use crate::audit::{self, AuditAction};
 use crate::db::{end_write, Db};
 use crate::error::{is_id, new_id, Error, Result};
 use dbcrate_core::retention::Rules;
 use dbcrate_core::schedule::Schedule;
+pub use grace::{set_grace, MAX_GRACE_MINUTES, MIN_GRACE_MINUTES};
 use serde::Serialize;
 
 /// The largest count a retention rule may hold (a decade of dailies).
@@ -58,6 +60,9 @@ pub struct ScheduleInfo {
     pub keep_yearly: i64,
     /// The next time it fires (Unix seconds), if ever.
     pub next_run_at: Option<i64>,
+    /// How long a run's backup may take before the database is late (and an alert
+    /// goes out), in minutes.
+    pub grace_minutes: i64,
 }
 
 /// A schedule's new timing, retention and state. Its database and destination stay:
@@ -189,7 +194,7 @@ pub async fn update(
     let updated: Result<bool> = async {
         let found: Option<StoredSchedule> = sqlx::query_as(
             "SELECT id, database_id, destination_id, cron, time_zone, enabled, keep_last, \
-             keep_daily, keep_weekly, keep_monthly, keep_yearly FROM schedules \
+             keep_daily, keep_weekly, keep_monthly, keep_yearly, grace_secs FROM schedules \
              WHERE id = $1 AND org_id = $2",
         )
         .bind(id)
@@ -263,7 +268,7 @@ pub async fn update(
 pub async fn list(db: &Db, org_id: &str, now: i64) -> Result<Vec<ScheduleInfo>> {
     let stored: Vec<StoredSchedule> = sqlx::query_as(
         "SELECT id, database_id, destination_id, cron, time_zone, enabled, keep_last, \
-         keep_daily, keep_weekly, keep_monthly, keep_yearly FROM schedules \
+         keep_daily, keep_weekly, keep_monthly, keep_yearly, grace_secs FROM schedules \
          WHERE org_id = $1 ORDER BY created_at, id",
     )
     .bind(org_id)
@@ -309,6 +314,7 @@ struct StoredSchedule {
     keep_weekly: i64,
     keep_monthly: i64,
     keep_yearly: i64,
+    grace_secs: Option<i64>,
 }
 
 crate::rows::from_row!(StoredSchedule {
@@ -323,6 +329,7 @@ crate::rows::from_row!(StoredSchedule {
     keep_weekly,
     keep_monthly,
     keep_yearly,
+    grace_secs,
 });
 
 impl StoredSchedule {
@@ -346,6 +353,7 @@ impl StoredSchedule {
             keep_monthly: self.keep_monthly,
             keep_yearly: self.keep_yearly,
             next_run_at,
+            grace_minutes: self.grace_secs.unwrap_or(super::overview::GRACE_SECS) / 60,
         }
     }
 }

@@ -107,6 +107,7 @@ impl utoipa::Modify for SecuritySchemes {
         backup_api::list_destinations,
         backup_api::create_destination,
         schedule_api::run_schedule_now,
+        schedule_api::set_schedule_grace,
         drill_api::set_schedule_drills,
         drill_api::stop_schedule_drills,
         drill_api::list_drills,

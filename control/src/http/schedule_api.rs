@@ -26,6 +26,9 @@ pub struct Schedule {
     destination_id: String,
     /// Whether it fires.
     enabled: bool,
+    /// How long after a run its backup may take before the database is late (the
+    /// `backup_overdue` alert), in minutes; 60 unless set.
+    grace_minutes: i64,
     /// `sch_…`.
     id: String,
     /// Daily buckets kept.
@@ -58,6 +61,7 @@ impl From<ScheduleInfo> for Schedule {
             keep_yearly: s.keep_yearly,
             next_run_at: s.next_run_at,
             time_zone: s.time_zone,
+            grace_minutes: s.grace_minutes,
         }
     }
 }
@@ -265,4 +269,51 @@ pub async fn run_schedule_now(
     )
     .await?;
     Ok((StatusCode::ACCEPTED, Json(JobQueued { job })))
+}
+
+/// `PUT /api/v1/orgs/{org}/schedules/{schedule}/grace`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GraceRequest {
+    /// Minutes a run's backup may take before the database is late (5 to 10080).
+    minutes: i64,
+}
+
+/// Sets how late a schedule's backup may be before it is overdue.
+#[utoipa::path(
+    put,
+    path = "/api/v1/orgs/{org}/schedules/{schedule}/grace",
+    operation_id = "set_schedule_grace",
+    tag = "backups",
+    summary = "Set how long a run's backup may take before the database counts as late",
+    description = "Who: operator or higher (a person or an API token). The recovery point \
+        objective: a database is late — the overview's Late, the backup_overdue alert, the \
+        metrics' deadline — when its schedule's next run after its newest backup plus this \
+        grace has passed. Audited as schedule.update with the grace before and after.",
+    params(
+        ("org" = String, Path, description = "The organisation, org_…"),
+        ("schedule" = String, Path, description = "The schedule, sch_…"),
+    ),
+    request_body = GraceRequest,
+    responses(
+        (status = 200, description = "Set", body = Schedule),
+        OrgErrors,
+        BodyErrors,
+    )
+)]
+pub async fn set_schedule_grace(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((org_id, schedule_id)): Path<(String, String)>,
+    Body(request): Body<GraceRequest>,
+) -> ApiResult<Json<Schedule>> {
+    let access = org_access(&state, caller, &org_id, Role::Operator).await?;
+    let now = state.now();
+    let (db, actor) = (&state.db, &access.actor);
+    if !schedules::set_grace(db, &org_id, &schedule_id, request.minutes, actor, now).await? {
+        return Err(ApiError::not_found());
+    }
+    let found = schedules::list(db, &org_id, now).await?;
+    let schedule = found.into_iter().find(|s| s.id == schedule_id);
+    Ok(Json(schedule.ok_or_else(ApiError::not_found)?.into()))
 }

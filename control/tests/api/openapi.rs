@@ -1141,6 +1141,13 @@ async fn every_documented_answer_matches_a_real_one(db: Db) {
         .await;
     assert_eq!(changed["keep_weekly"], 4);
     assert_eq!(changed["time_zone"], "Europe/Berlin");
+    let grace = "/api/v1/orgs/{org}/schedules/{schedule}/grace";
+    let patient = live
+        .expect(200, M::PUT, grace, &s, &owner, J(json!({ "minutes": 240 })))
+        .await;
+    assert_eq!(patient["grace_minutes"], 240);
+    live.expect(422, M::PUT, grace, &s, &owner, J(json!({ "minutes": 1 })))
+        .await;
     let schedule_drills = "/api/v1/orgs/{org}/schedules/{schedule}/drills";
     let drilled = live
         .expect(

@@ -175,10 +175,10 @@ fn job_facts(job: &JobRecord, names: &[(String, String)], now: i64) -> Markup {
 /// The backup the job made (a backup job) or restores (a restore job), so its page
 /// names the object by size and SHA-256 — what a person compares with the storage.
 fn backup_facts(job: &JobRecord, backup: &BackupRecord, now: i64) -> Markup {
-    let heading = if JobKind::from_name(&job.kind) == JobKind::Restore {
-        "The backup it restores"
-    } else {
-        "The backup it made"
+    let heading = match JobKind::from_name(&job.kind) {
+        JobKind::Restore => "The backup it restores",
+        JobKind::Drill => "The backup it restores into a throwaway database (a drill)",
+        _ => "The backup it made",
     };
     html! {
         h2 { (heading) }
