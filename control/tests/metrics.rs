@@ -132,6 +132,40 @@ async fn seed(db: &Db) -> Seeded {
     insert_job(db, &org, &fresh, "restore", "succeeded", now - 900).await;
     insert_backup(db, &org, &fresh, now - 7200, true).await;
     insert_backup(db, &org, &fresh, now - 60, false).await;
+    // Two drills of fresh's newest backup: an older failure, then a pass in 1.5 s.
+    for (job, passed, ms, at) in [
+        ("job_drill_a", 0, None, now - 50),
+        ("job_drill_b", 1, Some(1500), now - 40),
+    ] {
+        sqlx::query(
+            "INSERT INTO jobs (id, org_id, kind, database_id, destination_id, agent_id, state, \
+             attempt, max_attempts, created_at, progress_bytes, phase, drill) \
+             SELECT $1, $2, 'restore', $3, (SELECT id FROM destinations LIMIT 1), \
+             (SELECT id FROM agents LIMIT 1), 'succeeded', 1, 1, $4, 0, 'done', 1",
+        )
+        .bind(job)
+        .bind(&org)
+        .bind(&fresh)
+        .bind(at)
+        .execute(db.pool())
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO drill_results (job_id, org_id, backup_id, database_id, passed, \
+             restore_ms, tables_checked, finished_at) \
+             SELECT $1, $2, (SELECT id FROM backups WHERE finished_at = $3), $4, $5, $6, 3, $7",
+        )
+        .bind(job)
+        .bind(&org)
+        .bind(now - 60)
+        .bind(&fresh)
+        .bind(passed)
+        .bind(ms)
+        .bind(at)
+        .execute(db.pool())
+        .await
+        .unwrap();
+    }
     let event = AuditEvent {
         org_id: &org,
         actor: "agent:test",
@@ -241,6 +275,22 @@ fn metrics_pass_promtool_and_prometheus_fires_the_overdue_rule() {
         ),
         2.5
     );
+    // The newest drill: passed, restored in 1.5 s (the measured recovery time).
+    assert_eq!(
+        at("dbcrate_database_last_drill_passed", &db_labels(fresh)),
+        1.0
+    );
+    assert_eq!(
+        at(
+            "dbcrate_database_last_drill_restore_seconds",
+            &db_labels(fresh)
+        ),
+        1.5
+    );
+    assert!(!text.contains(&format!(
+        "dbcrate_database_last_drill_passed{{{}",
+        db_labels(late)
+    )));
     assert!(!text.contains(&format!(
         "dbcrate_database_last_success_timestamp_seconds{{{}",
         db_labels(late)

@@ -36,7 +36,26 @@ pub struct DatabaseHealth {
     pub late_since: Option<i64>,
     /// Its recent backups, oldest first: (finished, bytes stored, milliseconds taken).
     pub recent: Vec<(i64, i64, Option<i64>)>,
+    /// Its newest restore drill, if one ran: its recovery time measured.
+    pub last_drill: Option<LastDrill>,
 }
+
+/// A database's newest restore drill.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastDrill {
+    /// Whether the backup restored and its checks held (1) or not (0).
+    pub passed: i64,
+    /// How long the restore took, when it finished.
+    pub restore_ms: Option<i64>,
+    /// When the drill ended.
+    pub finished_at: i64,
+}
+
+crate::rows::from_row!(LastDrill {
+    passed,
+    restore_ms,
+    finished_at
+});
 
 struct Row {
     id: String,
@@ -204,6 +223,13 @@ pub async fn databases(db: &Db, org_id: &str, now: i64) -> Result<Vec<DatabaseHe
         .fetch_all(db.pool())
         .await?;
         recent.reverse();
+        let last_drill: Option<LastDrill> = sqlx::query_as(
+            "SELECT passed, restore_ms, finished_at FROM drill_results WHERE database_id = $1 \
+             ORDER BY finished_at DESC, job_id DESC LIMIT 1",
+        )
+        .bind(&row.id)
+        .fetch_optional(db.pool())
+        .await?;
         out.push(DatabaseHealth {
             id: row.id,
             name: row.name,
@@ -214,6 +240,7 @@ pub async fn databases(db: &Db, org_id: &str, now: i64) -> Result<Vec<DatabaseHe
                 .into_iter()
                 .map(|p| (p.finished_at, p.size, p.duration_ms))
                 .collect(),
+            last_drill,
         });
     }
     Ok(out)

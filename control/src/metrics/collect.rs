@@ -21,6 +21,7 @@ pub async fn render(db: &Db, now: i64) -> Result<String> {
     families.extend(retention_and_restores(db).await?);
     families.push(unwraps(db).await?);
     families.extend(alerts(db).await?);
+    families.extend(drills(db).await?);
     let mut info = Family::new(
         "dbcrate_control_info",
         Kind::Gauge,
@@ -106,6 +107,43 @@ async fn databases(db: &Db) -> Result<Vec<Family>> {
         failures.push(&[("org", org), ("database", database)], *count as f64);
     }
     Ok(vec![when, size, took, failures])
+}
+
+/// Per database, its newest restore drill: whether it passed, how long the restore took
+/// (the measured recovery time), when it ended.
+async fn drills(db: &Db) -> Result<Vec<Family>> {
+    let newest: Vec<(String, String, i64, Option<i64>, i64)> = sqlx::query_as(
+        "SELECT r.org_id, r.database_id, r.passed, r.restore_ms, r.finished_at \
+         FROM drill_results r WHERE r.job_id = (SELECT r2.job_id FROM drill_results r2 \
+         WHERE r2.database_id = r.database_id ORDER BY r2.finished_at DESC, r2.job_id DESC \
+         LIMIT 1) ORDER BY r.org_id, r.database_id",
+    )
+    .fetch_all(db.pool())
+    .await?;
+    let mut passed = Family::new(
+        "dbcrate_database_last_drill_passed",
+        Kind::Gauge,
+        "1 if the database's newest restore drill restored its backup and its checks held.",
+    );
+    let mut restore = Family::new(
+        "dbcrate_database_last_drill_restore_seconds",
+        Kind::Gauge,
+        "How long the newest drill's restore took: the database's measured recovery time.",
+    );
+    let mut when = Family::new(
+        "dbcrate_database_last_drill_timestamp_seconds",
+        Kind::Gauge,
+        "When the database's newest restore drill ended (Unix seconds).",
+    );
+    for (org, database, ok, ms, at) in &newest {
+        let labels = [("org", org.as_str()), ("database", database.as_str())];
+        passed.push(&labels, *ok as f64);
+        if let Some(ms) = ms {
+            restore.push(&labels, *ms as f64 / 1000.0);
+        }
+        when.push(&labels, *at as f64);
+    }
+    Ok(vec![passed, restore, when])
 }
 
 /// Per scheduled database: the time by which its next backup must have finished.

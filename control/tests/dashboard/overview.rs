@@ -85,6 +85,27 @@ fn flow_2_the_overview_shows_late_and_healthy_databases_failures_agents_and_stor
         .bind(dbcrate_control::error::new_id("job").unwrap()).bind(&d.org_id).bind(&schedules[0])
         .bind(&shop.database).bind(&shop.destination).bind(&shop.agent).bind(now - HOUR)
         .execute(d.db.pool()).await.unwrap();
+        // crm's newest backup was drilled: restored in 2.1 s.
+        let backup: String = sqlx::query_scalar(
+            "SELECT id FROM backups WHERE database_id = $1 ORDER BY finished_at DESC LIMIT 1",
+        )
+        .bind(&crm.database).fetch_one(d.db.pool()).await.unwrap();
+        sqlx::query(
+            "INSERT INTO jobs (id, org_id, kind, database_id, destination_id, agent_id, state, \
+             attempt, max_attempts, created_at, finished_at, progress_bytes, phase, backup_id, \
+             drill) VALUES ('job_drill1', $1, 'restore', $2, $3, $4, 'succeeded', 1, 1, $5, $5, \
+             0, 'done', $6, 1)",
+        )
+        .bind(&d.org_id).bind(&crm.database).bind(&crm.destination).bind(&crm.agent)
+        .bind(now - 60).bind(&backup)
+        .execute(d.db.pool()).await.unwrap();
+        sqlx::query(
+            "INSERT INTO drill_results (job_id, org_id, backup_id, database_id, passed, \
+             restore_ms, tables_checked, finished_at) \
+             VALUES ('job_drill1', $1, $2, $3, 1, 2100, 4, $4)",
+        )
+        .bind(&d.org_id).bind(&backup).bind(&crm.database).bind(now - 60)
+        .execute(d.db.pool()).await.unwrap();
     });
 
     let b = d.browser();
@@ -114,6 +135,12 @@ fn flow_2_the_overview_shows_late_and_healthy_databases_failures_agents_and_stor
         row("shop")
     );
     assert!(row("crm").contains("On schedule"), "{}", row("crm"));
+    assert!(
+        row("crm").contains("Last restore drill: restored in 2.1 s"),
+        "{}",
+        row("crm")
+    );
+    assert!(!row("shop").contains("restore drill"), "{}", row("shop"));
     assert!(
         row("crm").contains("Size of the last 5 backups: from 10.0 KiB to 14.0 KiB"),
         "{}",

@@ -12,7 +12,7 @@ use crate::backups::overview::{self, DatabaseHealth};
 use crate::http::AppState;
 use crate::web::chart::sparkline;
 use crate::web::layout::{self, answer, notice, page};
-use crate::web::units::bytes;
+use crate::web::units::{bytes, duration};
 use crate::web::when;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -33,6 +33,16 @@ fn recovery_point(d: &DatabaseHealth, now: i64) -> Markup {
         br;
         "Last backup: "
         @match d.last_success { Some(at) => (when::time(at, now)), None => "never" }
+        @if let Some(drill) = &d.last_drill {
+            br;
+            "Last restore drill: "
+            @if drill.passed != 0 {
+                span.status-ok { "restored" } " in " (duration(drill.restore_ms))
+            } @else {
+                span.status-bad { "failed" }
+            }
+            " (" (when::time(drill.finished_at, now)) ")"
+        }
     }
 }
 
@@ -123,7 +133,7 @@ pub async fn show(State(state): State<AppState>, OrgPage { visitor, member }: Or
             p { "No database yet. " a href=(member.path("databases")) { "Add one" } "." }
         } @else {
             table.stack {
-                caption.hint { "Each database's recovery point and its recent backups." }
+                caption.hint { "Each database's recovery point, its measured time to restore (its newest drill) and its recent backups." }
                 thead { tr { th scope="col" { "Database" } th scope="col" { "Recovery point" } th scope="col" { "Recent backups" } } }
                 tbody {
                     @for d in &databases {
