@@ -13,19 +13,15 @@
 //! fails.
 
 use super::conninfo::DatabaseUrl;
-use super::server::{connect_options, failure, within_timeout};
+use super::server::{connect, failure, within_timeout};
 use crate::error::Result;
-use sqlx::{ConnectOptions, Connection};
+use sqlx::Connection;
 use std::collections::BTreeSet;
 
 /// The names of the roles on `url`'s server.
 pub async fn existing(url: &DatabaseUrl) -> Result<BTreeSet<String>> {
-    let options = connect_options(url)?;
+    let mut conn = connect(url).await?;
     within_timeout(url, async {
-        let mut conn = options
-            .connect()
-            .await
-            .map_err(|e| failure(url, "connecting to", e))?;
         let names: Vec<String> = sqlx::query_scalar("SELECT rolname::text FROM pg_roles")
             .fetch_all(&mut conn)
             .await

@@ -13,10 +13,10 @@
 //! not temporary ones, not the catalogs, not tables that belong to an extension.
 
 use super::conninfo::DatabaseUrl;
-use super::server::{connect_options, failure, within_timeout};
+use super::server::{connect, failure, within_timeout};
 use crate::error::{Error, ErrorKind, Result};
 use dbcrate_core::wire::RowCounts;
-use sqlx::{ConnectOptions, Connection, PgConnection};
+use sqlx::{Connection, PgConnection};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -44,12 +44,8 @@ pub struct SnapshotCount {
 impl SnapshotCount {
     /// Opens the transaction on `url`, exports its snapshot and starts counting.
     pub async fn start(url: &DatabaseUrl) -> Result<Self> {
-        let options = connect_options(url)?;
-        let (mut conn, snapshot) = within_timeout(url, async {
-            let mut conn = options
-                .connect()
-                .await
-                .map_err(|e| failure(url, "connecting to", e))?;
+        let mut conn = connect(url).await?;
+        let snapshot = within_timeout(url, async {
             sqlx::query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
                 .execute(&mut conn)
                 .await
@@ -58,7 +54,7 @@ impl SnapshotCount {
                 .fetch_one(&mut conn)
                 .await
                 .map_err(|e| failure(url, "exporting a snapshot of", e))?;
-            Ok((conn, snapshot))
+            Ok(snapshot)
         })
         .await?;
         let (dump_ended, ended) = oneshot::channel();
@@ -128,14 +124,7 @@ async fn count_all(conn: &mut PgConnection) -> Result<Option<RowCounts>> {
 
 /// Counts the rows of `tables` (names as recorded) in `url`'s database, as it is now.
 pub async fn count_now(url: &DatabaseUrl, tables: &[&str]) -> Result<RowCounts> {
-    let options = connect_options(url)?;
-    let mut conn = within_timeout(url, async {
-        options
-            .connect()
-            .await
-            .map_err(|e| failure(url, "connecting to", e))
-    })
-    .await?;
+    let mut conn = connect(url).await?;
     let mut counts = RowCounts::new();
     for table in tables {
         let quoted_again: Option<String> = sqlx::query_scalar(

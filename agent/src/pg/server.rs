@@ -96,6 +96,18 @@ pub(crate) fn connect_options(url: &DatabaseUrl) -> Result<PgConnectOptions> {
     Ok(options)
 }
 
+/// A connection to `url` for the agent's own queries, made within [`QUERY_TIMEOUT`].
+pub(crate) async fn connect(url: &DatabaseUrl) -> Result<sqlx::PgConnection> {
+    let options = connect_options(url)?;
+    within_timeout(url, async {
+        options
+            .connect()
+            .await
+            .map_err(|e| failure(url, "connecting to", e))
+    })
+    .await
+}
+
 /// A failed step of a query to `url`, with its secrets redacted.
 pub(crate) fn failure(url: &DatabaseUrl, what: &str, e: sqlx::Error) -> Error {
     Error::new(

@@ -13,10 +13,10 @@
 use super::restore::{run_restore, RestoreRequest};
 use crate::error::{Error, ErrorKind, Result};
 use crate::pg::row_counts::count_now;
-use crate::pg::server::{connect_options, failure, within_timeout};
+use crate::pg::server::{connect, failure, within_timeout};
 use crate::pg::DatabaseUrl;
 use dbcrate_core::wire::{DrillPart, DrillReport, RowCounts};
-use sqlx::{ConnectOptions, Connection, Row};
+use sqlx::{Connection, Row};
 use std::time::Instant;
 
 /// How long the operator's check query may run.
@@ -117,12 +117,8 @@ async fn drop_database(way_in: &DatabaseUrl, name: &str) -> Result<()> {
 
 /// Runs one statement on its own connection to `url`.
 async fn execute(url: &DatabaseUrl, statement: &str) -> Result<()> {
-    let options = connect_options(url)?;
+    let mut conn = connect(url).await?;
     within_timeout(url, async {
-        let mut conn = options
-            .connect()
-            .await
-            .map_err(|e| failure(url, "connecting to", e))?;
         sqlx::raw_sql(statement)
             .execute(&mut conn)
             .await
@@ -183,14 +179,7 @@ fn differences(recorded: &RowCounts, restored: &RowCounts) -> Vec<String> {
 /// Runs the operator's query in a read-only transaction with a time limit; whether it
 /// returned one row whose first column is true.
 async fn check_query(url: &DatabaseUrl, query: &str) -> Result<bool> {
-    let options = connect_options(url)?;
-    let mut conn = within_timeout(url, async {
-        options
-            .connect()
-            .await
-            .map_err(|e| failure(url, "connecting to", e))
-    })
-    .await?;
+    let mut conn = connect(url).await?;
     let fail = |e: sqlx::Error| {
         Error::new(
             ErrorKind::Database,
