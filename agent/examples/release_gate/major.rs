@@ -365,6 +365,18 @@ impl Stage {
             .fetch_one(self.db.pool())
             .await
             .map_err(|e| format!("the backup row: {e}"))?;
+        // The cluster's roles were saved next to it with the registry's pg_dumpall.
+        let globals: Option<i64> =
+            sqlx::query_scalar("SELECT globals_size FROM backups WHERE id = $1")
+                .bind(&backup_id)
+                .fetch_one(self.db.pool())
+                .await
+                .map_err(|e| format!("the backup row: {e}"))?;
+        if globals.is_none() {
+            return Err("the backup was recorded without the cluster's roles (pg_dumpall from \
+                        the registry did not run; see the agent's log)"
+                .into());
+        }
 
         // Fetched with a client that is not dbcrate.
         let file = self.dir.path().join(format!("{}.age", storage.name()));
