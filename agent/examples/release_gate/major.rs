@@ -373,9 +373,11 @@ impl Stage {
                 .await
                 .map_err(|e| format!("the backup row: {e}"))?;
         if globals.is_none() {
-            return Err("the backup was recorded without the cluster's roles (pg_dumpall from \
+            return Err(
+                "the backup was recorded without the cluster's roles (pg_dumpall from \
                         the registry did not run; see the agent's log)"
-                .into());
+                    .into(),
+            );
         }
 
         // Fetched with a client that is not dbcrate.
