@@ -40,7 +40,8 @@ pub use headers::CONTENT_SECURITY_POLICY;
 pub fn router(state: AppState) -> Router {
     use pages::{
         account, agents, alert_channels, alerts, audit, backups, databases, destinations, home,
-        invitations, jobs, members, overview, recovery_key, schedule, schedules, sign_in,
+        invitations, jobs, members, overview, recovery_key, schedule, schedule_checks, schedules,
+        sign_in,
     };
     Router::new()
         .route("/", get(home::show))
@@ -96,6 +97,14 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/orgs/{org}/schedules/{schedule}/run",
             post(schedule::run_now),
+        )
+        .route(
+            "/orgs/{org}/schedules/{schedule}/grace",
+            post(schedule_checks::set_grace),
+        )
+        .route(
+            "/orgs/{org}/schedules/{schedule}/drills",
+            post(schedule_checks::set_drills),
         )
         .route("/orgs/{org}/backups", get(backups::list))
         .route(

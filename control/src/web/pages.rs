@@ -18,5 +18,6 @@ pub mod org;
 pub mod overview;
 pub mod recovery_key;
 pub mod schedule;
+pub mod schedule_checks;
 pub mod schedules;
 pub mod sign_in;

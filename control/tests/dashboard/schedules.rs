@@ -180,6 +180,39 @@ fn flow_6_preview_and_save_a_schedule_see_retention_and_run_it_now() {
             "{action} not in {actions:?}"
         );
     }
+
+    // Its checks: how late a backup may be, and restore drills, set on its page.
+    b.fill_in("#grace_minutes", "240").unwrap();
+    b.submit("form[action$='/grace'] button").unwrap();
+    assert_eq!(scalar(&d, "SELECT grace_secs FROM schedules"), 240 * 60);
+    b.fill_in("#drill_every", "3").unwrap();
+    b.fill_in("#drill_check", "SELECT count(*) >= 0 FROM pg_class")
+        .unwrap();
+    b.submit("form[action$='/drills'] button").unwrap();
+    let main = b.text_of("main").unwrap();
+    assert!(main.contains("After every 3 backup(s)"), "{main}");
+    assert!(
+        main.contains("SELECT count(*) >= 0 FROM pg_class"),
+        "{main}"
+    );
+    assert_eq!(scalar(&d, "SELECT drill_every FROM schedules"), 3);
+    pages.check("schedule-drills");
+    b.fill_in("#drill_every", "").unwrap();
+    b.submit("form[action$='/drills'] button").unwrap();
+    assert!(b
+        .text_of("main")
+        .unwrap()
+        .contains("None: backups of this schedule are not restored"));
+    assert_eq!(
+        scalar(
+            &d,
+            "SELECT count(*) FROM schedules WHERE drill_every IS NULL"
+        ),
+        1
+    );
+    let actions = d.audited_actions();
+    let count = |name: &str| actions.iter().filter(|a| *a == name).count();
+    assert_eq!((count("schedule.update"), count("schedule.drill")), (4, 2));
 }
 
 #[test]
@@ -225,7 +258,8 @@ fn a_viewer_cannot_schedule_or_run_and_is_refused_anyway() {
             ("action", "save"),
         ];
         let run = format!("{show}/run");
-        for path in [&list, &run, &show] {
+        let (grace, drills) = (format!("{show}/grace"), format!("{show}/drills"));
+        for path in [&list, &run, &show, &grace, &drills] {
             let refused = send(&d, Method::POST, path, Some(&v), None, &form).await;
             assert_eq!(refused.status, StatusCode::FORBIDDEN, "{path}");
         }

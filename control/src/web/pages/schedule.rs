@@ -5,6 +5,7 @@
 //! counts. The list and the add form are in `schedules`.
 
 use super::org::{self, Member, OrgPage};
+use super::schedule_checks;
 use super::schedules::{count_fields, next_runs, retention_summary, Objects, ScheduleForm};
 use crate::accounts::roles::Role;
 use crate::backups::retention::preview;
@@ -154,6 +155,11 @@ async fn schedule_page(
         Some(trial) => (trial, true),
         None => (form_of(schedule), false),
     };
+    let drills =
+        match crate::backups::drills::settings(&state.db, &member.org_id, &schedule.id).await {
+            Ok(drills) => drills,
+            Err(e) => return layout::failure(&e),
+        };
     let rules = form.rules().unwrap_or_else(|_| schedule.rules());
     let plan = match preview::preview(&state.db, schedule, &rules, now).await {
         Ok(plan) => plan,
@@ -200,6 +206,7 @@ async fn schedule_page(
                 div.actions { button type="submit" { "Preview" } }
             }
         }
+        (schedule_checks::section((member, visitor), schedule, drills.as_ref(), &objects.databases))
     };
     answer(shown.status, page(&title, Some(org::nav(visitor)), body))
 }
