@@ -5,6 +5,7 @@ pub mod conninfo;
 pub mod roles;
 pub mod row_counts;
 pub mod server;
+pub mod statements;
 pub mod tools;
 
 pub use conninfo::DatabaseUrl;

@@ -124,6 +124,51 @@ fn globals_restore_roles_into_a_fresh_server() {
         custom_role_facts(&target)
     );
 
+    // A globals object someone else wrote, with psql meta-commands: they are refused,
+    // never run on this host; its SQL still reaches the server.
+    let marker = dir.path().join("meta-command-ran");
+    let evil = format!(
+        "CREATE ROLE evil_globals;\n\\! touch {m}\n\\copy (SELECT 1) TO PROGRAM 'touch {m}'\n",
+        m = marker.display()
+    );
+    let evil_plain = dir.path().join("evil.sql");
+    std::fs::write(&evil_plain, evil).unwrap();
+    let evil_object = dir.path().join("evil.globals.sql.zst.age");
+    let deps = dbcrate_testkit::Deps::from_env();
+    let sealed = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "{zstd:?} -q -c {plain:?} | {age:?} -r {recipient} -o {out:?}",
+            zstd = deps.tool("zstd").unwrap(),
+            age = deps.tool("age").unwrap(),
+            plain = evil_plain,
+            out = evil_object,
+        ))
+        .status()
+        .unwrap();
+    assert!(sealed.success());
+    let mut cmd = restore_cmd(&target, object, "restored_evil");
+    cmd.arg("--identity")
+        .arg(&identity)
+        .args(["--globals", &format!("file://{}", evil_object.display())]);
+    let out = output_ok("agent restore --globals (meta-commands)", &mut cmd);
+    let restored: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let errors = restored["globals"]["errors"].to_string();
+    assert!(errors.contains("refused (never run)"), "{restored}");
+    assert!(
+        !marker.exists(),
+        "a meta-command in a globals object ran on the agent's host"
+    );
+    assert_eq!(
+        target
+            .psql(
+                "postgres",
+                "SELECT count(*) FROM pg_roles WHERE rolname = 'evil_globals'"
+            )
+            .unwrap(),
+        "1"
+    );
+
     // No pg_dumpall next to pg_dump: the backup is made, without globals.
     let only_dump = dir.path().join("only-pg_dump");
     std::fs::create_dir(&only_dump).unwrap();

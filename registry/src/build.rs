@@ -25,8 +25,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The tools an artifact carries: the dump and its restore, and for the cluster's roles
-/// saved next to each backup, pg_dumpall (to save them) and psql (to apply them).
+/// The tools an artifact carries: the dump and its restore; pg_dumpall, which saves the
+/// cluster's roles next to each backup; and psql, for the stock restore steps
+/// (applying those roles) on a host with no client tools of its own — the agent itself
+/// never runs psql (its meta-commands would run on the agent's host).
 pub const TOOLS: [&str; 4] = ["pg_dump", "pg_dumpall", "pg_restore", "psql"];
 
 /// One PostgreSQL client installation to package.

@@ -1,29 +1,30 @@
 //! Applying a backup's globals before restoring it: storage → age → zstd → (existing
-//! roles left out) → psql.
+//! roles left out) → statements run one by one over the agent's own connection.
 //!
 //! The globals object is small (roles, memberships, settings), so it is read whole into
 //! memory (capped at [`MAX_GLOBALS`]) and verified — size, SHA-256, age's
-//! authentication, zstd's frame — before psql sees a byte. psql runs the script without
-//! stopping at errors, as PostgreSQL's docs advise for `pg_dumpall` output (a tablespace
-//! whose directory this server lacks should not stop the roles after it); the errors
-//! are returned, logged and, if the restore then fails, named in its error. Existing
-//! roles are kept as they are ([`crate::pg::roles`]). Roles created here stay even if
-//! the restore that follows fails (roles are not part of the target database's
-//! transaction).
+//! authentication, zstd's frame — before any of it runs. It is never given to psql,
+//! which would also run meta-commands such as `\!` on this host
+//! ([`crate::pg::statements`]); its statements go to the server, each on its own, and
+//! one that fails does not stop the rest, as PostgreSQL's docs advise for
+//! `pg_dumpall` output (a tablespace whose directory this server lacks should not stop
+//! the roles after it). The failures are returned, logged and, if the restore then
+//! fails, named in its error. Existing roles are kept as they are
+//! ([`crate::pg::roles`]). Roles created here stay even if the restore that follows
+//! fails (roles are not part of the target database's transaction).
 
 use super::decode::decode;
-use super::restore::{spawn_fed, Restoring};
-use super::ServerTools;
 use crate::crypto::Decryption;
 use crate::error::{Error, ErrorKind, Result};
 use crate::pg::roles::{self, Kept};
+use crate::pg::server::connect;
+use crate::pg::statements::{self, Split};
 use crate::pg::DatabaseUrl;
 use crate::storage::{open_source, Location, StorageOptions};
 use serde::Serialize;
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::sync::Arc;
-use tokio::io::AsyncWriteExt;
 use zeroize::Zeroizing;
 
 /// The largest globals script accepted (tens of thousands of roles fit in a few MiB).
@@ -52,24 +53,10 @@ pub struct GlobalsApplied {
 
 /// Reads, verifies and applies the globals to `database`'s server.
 pub async fn apply(
-    tools: &ServerTools,
     database: &Arc<DatabaseUrl>,
     storage: &StorageOptions,
     globals: GlobalsSource,
 ) -> Result<GlobalsApplied> {
-    // Without psql (a registry built before its artifacts carried it) the restore goes
-    // on: pg_restore says clearly if a role it needs is missing.
-    let psql = match tools.companion("psql") {
-        Ok(psql) => psql,
-        Err(e) => {
-            let skipped = format!("the saved roles and globals were not applied: {e}");
-            tracing::warn!("{skipped}");
-            return Ok(GlobalsApplied {
-                errors: vec![skipped],
-                ..GlobalsApplied::default()
-            });
-        }
-    };
     let script = read(storage, globals)
         .await
         .map_err(|e| e.context("reading the globals saved with the backup"))?;
@@ -79,7 +66,16 @@ pub async fn apply(
         kept,
         created,
     } = roles::keep_existing(&script, &existing);
-    let errors = run_psql(&psql.path, database, script).await?;
+    let script = String::from_utf8_lossy(&script);
+    let Split {
+        statements,
+        refused,
+    } = statements::split(&script);
+    let mut errors: Vec<String> = refused
+        .iter()
+        .map(|line| format!("a psql meta-command, refused (never run): {line}"))
+        .collect();
+    errors.extend(run_statements(database, &statements).await?);
     for error in &errors {
         tracing::warn!("applying the globals: {error}");
     }
@@ -135,45 +131,18 @@ impl Write for Capped {
     }
 }
 
-/// Runs `script` through psql on `database`'s server; the lines psql reported errors
-/// on. Fails only when psql itself fails (cannot connect, killed).
-async fn run_psql(
-    psql: &std::path::Path,
-    database: &Arc<DatabaseUrl>,
-    script: Vec<u8>,
-) -> Result<Vec<String>> {
-    let mut command = tokio::process::Command::new(psql);
-    command.args([
-        "-X",
-        "-q",
-        "--no-password",
-        "-v",
-        "ON_ERROR_STOP=0",
-        "-f",
-        "-",
-    ]);
-    let Restoring {
-        mut child,
-        mut stdin,
-        restore_errors: said,
-    } = spawn_fed("psql", command, database)?;
-    // psql reads as it runs; a failed write means it exited, and its status says why.
-    let written = stdin.write_all(&script).await;
-    drop(stdin);
-    let status = child
-        .wait()
-        .await
-        .map_err(|e| Error::new(ErrorKind::PgTool, format!("waiting for psql: {e}")))?;
-    let said = said.await.unwrap_or_default();
-    if !status.success() || written.is_err() {
-        return Err(Error::new(
-            ErrorKind::PgTool,
-            format!("psql could not apply the globals saved with the backup ({status}): {said}"),
-        ));
+/// Runs each statement on one connection to `database`'s server, in autocommit; the
+/// failures (statement and error, secrets redacted). Fails only when the server cannot
+/// be reached.
+async fn run_statements(database: &DatabaseUrl, statements: &[String]) -> Result<Vec<String>> {
+    let mut conn = connect(database).await?;
+    let mut failures = Vec::new();
+    for statement in statements {
+        if let Err(e) = sqlx::raw_sql(statement).execute(&mut conn).await {
+            let shown: String = statement.chars().take(200).collect();
+            failures.push(database.redact(&format!("{shown}: {e}")));
+        }
     }
-    Ok(said
-        .lines()
-        .filter(|l| l.contains("ERROR:"))
-        .map(str::to_string)
-        .collect())
+    let _ = sqlx::Connection::close(conn).await;
+    Ok(failures)
 }

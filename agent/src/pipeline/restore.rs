@@ -82,7 +82,7 @@ pub async fn run_restore(request: RestoreRequest, object_url: &str) -> Result<Re
     let tools =
         super::server_and_tool(&database, "pg_restore", pg_bin_dir, registry.as_ref()).await?;
     let globals = match globals {
-        Some(globals) => Some(apply_globals::apply(&tools, &database, &storage, globals).await?),
+        Some(globals) => Some(apply_globals::apply(&database, &storage, globals).await?),
         None => None,
     };
     let (server, pg_restore) = (tools.server, tools.tool);
@@ -151,12 +151,12 @@ pub async fn run_restore(request: RestoreRequest, object_url: &str) -> Result<Re
     })
 }
 
-/// A started pg_restore (or psql): the child, its stdin, and its stderr as it is being
-/// collected (with the database's secrets redacted).
-pub(super) struct Restoring {
-    pub child: Child,
-    pub stdin: ChildStdin,
-    pub restore_errors: JoinHandle<String>,
+/// A started pg_restore: the child, its stdin, and its stderr as it is being collected
+/// (with the database's secrets redacted).
+struct Restoring {
+    child: Child,
+    stdin: ChildStdin,
+    restore_errors: JoinHandle<String>,
 }
 
 /// Starts pg_restore in one transaction that stops at the first error; killed when
@@ -170,7 +170,7 @@ fn start_pg_restore(pg_restore: &Path, database: &Arc<DatabaseUrl>) -> Result<Re
 /// Starts `command` (the tool `label`, connected to `database`) reading its stdin from
 /// us, its stdout discarded and its stderr collected with the database's secrets
 /// redacted; killed when dropped.
-pub(super) fn spawn_fed(
+fn spawn_fed(
     label: &'static str,
     mut command: Command,
     database: &Arc<DatabaseUrl>,

@@ -567,7 +567,7 @@ async fn an_expired_certificate_is_refused_on_a_kept_alive_connection(db: Db) {
     );
     let refused = |reply: reqwest::Result<(StatusCode, Vec<u8>)>, what: &str| {
         let (status, body) =
-            reply.unwrap_or_else(|e| panic!("{what}: the kept-alive connection failed: {e}"));
+            reply.unwrap_or_else(|e| panic!("{what}: the kept-alive connection failed: {e:?}"));
         let body: Value = serde_json::from_slice(&body)
             .unwrap_or_else(|_| panic!("{what}: {status} {}", String::from_utf8_lossy(&body)));
         assert_eq!(status, 401, "{what} was served after expiry: {body}");
