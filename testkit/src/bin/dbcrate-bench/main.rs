@@ -157,7 +157,10 @@ fn run() -> Result<(), KitError> {
 fn measure(bench: &Bench, deps: &Deps, work: &TempDir, size: u64) -> Result<(), KitError> {
     let server = PgServer::start_with(deps, bench.settings.major)?;
     let s3 = S3Server::start_with(deps)?;
-    eprintln!("generating ~{size} MiB of the {} dataset …", bench.settings.dataset.name());
+    eprintln!(
+        "generating ~{size} MiB of the {} dataset …",
+        bench.settings.dataset.name()
+    );
     server.create_database("bench")?;
     bench.settings.dataset.generate(&server, size)?;
     let db_bytes: u64 = server
