@@ -46,7 +46,7 @@ pub use enrol::{
 };
 pub use jobs::{
     Completion, CompletionAnswer, DrillReport, Job, JobKind, NextJobAnswer, ProgressAnswer,
-    ProgressReport, RowCounts, StoredObject,
+    ProgressReport, RowCounts, StoredObject, MAX_COUNTED_TABLES,
 };
 
 use serde::{Deserialize, Serialize};

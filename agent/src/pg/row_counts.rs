@@ -22,7 +22,7 @@ use tokio::task::JoinHandle;
 
 /// More tables than this are not counted (the report would outgrow its purpose; the
 /// drill then checks pg_restore and the check query only).
-pub const MAX_TABLES: usize = 10_000;
+pub use dbcrate_core::wire::MAX_COUNTED_TABLES as MAX_TABLES;
 
 /// The tables whose rows are counted, as quoted qualified names.
 const TABLES: &str = "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c \

@@ -163,19 +163,8 @@ struct Restoring {
 /// dropped, so no failure path leaves it running.
 fn start_pg_restore(pg_restore: &Path, database: &Arc<DatabaseUrl>) -> Result<Restoring> {
     let mut command = Command::new(pg_restore);
-    command.args(["--exit-on-error", "--single-transaction", "--no-password"]);
-    spawn_fed("pg_restore", command, database)
-}
-
-/// Starts `command` (the tool `label`, connected to `database`) reading its stdin from
-/// us, its stdout discarded and its stderr collected with the database's secrets
-/// redacted; killed when dropped.
-fn spawn_fed(
-    label: &'static str,
-    mut command: Command,
-    database: &Arc<DatabaseUrl>,
-) -> Result<Restoring> {
     command
+        .args(["--exit-on-error", "--single-transaction", "--no-password"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -184,21 +173,18 @@ fn spawn_fed(
     let mut child = command.spawn().map_err(|e| {
         Error::new(
             ErrorKind::PgTool,
-            format!(
-                "cannot start {}: {e}",
-                command.as_std().get_program().to_string_lossy()
-            ),
+            format!("cannot start {}: {e}", pg_restore.display()),
         )
     })?;
     let (Some(stdin), Some(stderr_pipe)) = (child.stdin.take(), child.stderr.take()) else {
         return Err(Error::new(
             ErrorKind::PgTool,
-            format!("{label}'s pipes were not set up"),
+            "pg_restore's pipes were not set up",
         ));
     };
     let redactor = Arc::clone(database);
     let restore_errors = stderr::collect(
-        label,
+        "pg_restore",
         tokio_util::io::SyncIoBridge::new(stderr_pipe),
         move |l| redactor.redact(l),
     );

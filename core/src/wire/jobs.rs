@@ -135,6 +135,10 @@ pub struct Completion {
 /// Rows per table, by qualified name.
 pub type RowCounts = std::collections::BTreeMap<String, i64>;
 
+/// The most tables a backup's row counts name: an agent counts none beyond it (the
+/// drill then checks pg_restore and the query only), the control plane refuses more.
+pub const MAX_COUNTED_TABLES: usize = 10_000;
+
 /// What a restore drill measured and checked.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DrillReport {

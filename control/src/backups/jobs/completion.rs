@@ -253,7 +253,7 @@ async fn record_backup(
 /// The reported row counts as stored (JSON), if they are plausible: at most
 /// `MAX_TABLES` tables, names of at most 300 bytes, no negative count.
 fn checked_row_counts(counts: &dbcrate_core::wire::RowCounts) -> Result<String> {
-    const MAX_TABLES: usize = 10_000;
+    const MAX_TABLES: usize = dbcrate_core::wire::MAX_COUNTED_TABLES;
     let plausible =
         counts.len() <= MAX_TABLES && counts.iter().all(|(t, n)| t.len() <= 300 && *n >= 0);
     if !plausible {
@@ -266,7 +266,7 @@ fn checked_row_counts(counts: &dbcrate_core::wire::RowCounts) -> Result<String> 
 }
 
 fn is_sha256_hex(text: &str) -> bool {
-    text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit())
+    text.trim() == text && dbcrate_core::hex::decode_array::<32>(text).is_some()
 }
 
 /// The reported globals object, if it is the one that belongs to `object_key` (its key
