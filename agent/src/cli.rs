@@ -106,6 +106,16 @@ pub struct RunArgs {
         value_delimiter = ','
     )]
     pub directory_roots: Vec<PathBuf>,
+    /// libzstd worker threads that compress (0: compress on the thread that reads
+    /// pg_dump; default: one per available core, at most 4). Each worker costs memory
+    /// (docs/benchmarks.md).
+    #[arg(
+        long,
+        value_name = "N",
+        env = "DBCRATE_AGENT_ZSTD_THREADS",
+        value_parser = clap::value_parser!(u32).range(0..=crate::pipeline::compression::MAX_THREADS as i64)
+    )]
+    pub zstd_threads: Option<u32>,
 }
 
 impl RunArgs {
@@ -117,6 +127,7 @@ impl RunArgs {
             no_registry: self.no_registry,
             registry_ca: self.registry_ca,
             directory_roots: self.directory_roots,
+            zstd_threads: self.zstd_threads,
         }
     }
 }
@@ -142,6 +153,16 @@ pub struct BackupArgs {
     /// zstd compression level.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=19))]
     pub zstd_level: i32,
+    /// libzstd worker threads that compress (0: compress on the thread that reads
+    /// pg_dump; default: one per available core, at most 4). Each worker costs memory
+    /// (docs/benchmarks.md).
+    #[arg(
+        long,
+        value_name = "N",
+        env = "DBCRATE_AGENT_ZSTD_THREADS",
+        value_parser = clap::value_parser!(u32).range(0..=crate::pipeline::compression::MAX_THREADS as i64)
+    )]
+    pub zstd_threads: Option<u32>,
     /// Also count every table's rows in the dump's own snapshot (reported as
     /// `row_counts`; a restore drill compares them). Reads every table once more.
     #[arg(long)]
@@ -293,7 +314,7 @@ impl BackupArgs {
             registry: self.registry.config()?,
             pg_bin_dir: self.pg_bin_dir,
             progress: crate::pipeline::Progress::default(),
-            zstd_level: self.zstd_level,
+            compression: crate::pipeline::Compression::new(self.zstd_level, self.zstd_threads),
             interrupt,
             count_rows: self.count_rows,
         })

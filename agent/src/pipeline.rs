@@ -9,16 +9,19 @@
 mod apply_globals;
 pub mod backup;
 mod chunks;
+pub mod compression;
 mod decode;
 pub mod drill;
 mod encode;
 mod globals;
 mod progress;
+mod read_ahead;
 pub mod restore;
 mod stderr;
 
 pub use apply_globals::{GlobalsApplied, GlobalsSource};
 pub use backup::{run_backup, BackupReport, BackupRequest};
+pub use compression::Compression;
 pub use decode::classify as classify_read_error;
 pub use progress::Progress;
 pub use restore::{run_restore, RestoreReport, RestoreRequest};

@@ -85,6 +85,55 @@ fn file_backup_restores_with_stock_tools_and_the_agent() {
     assert_same_database(&source, "app", &target, "restored_agent");
 }
 
+/// A dump of several zstd jobs (24 MiB of noise beside the usual tables) compressed at
+/// level 9 with no workers, one and three of libzstd's workers: each object is one
+/// zstd frame stock `zstd -d` reads, and each restores to the same database.
+#[test]
+fn backups_with_and_without_zstd_workers_restore_with_stock_tools() {
+    let (source, dir, identity, recipient) = start("zstd-workers", MAJOR);
+    let target = PgServer::start(MAJOR).unwrap();
+    source.psql("app", &varied_schema(500)).unwrap();
+    noise_table(&source, "app", 24);
+    for threads in ["0", "1", "3"] {
+        let bucket = dir.path().join(format!("threads-{threads}"));
+        let report = backup(&source, "app", &recipient, &file_url(&bucket), |c| {
+            c.args(["--zstd-level", "9", "--zstd-threads", threads]);
+        });
+        let object = report["object"].as_str().unwrap();
+        let restored = format!("restored_{threads}");
+        stock_restore(
+            &target,
+            &identity,
+            Path::new(object.strip_prefix("file://").unwrap()),
+            &restored,
+        );
+        assert_same_database(&source, "app", &target, &restored);
+    }
+    let mut refused = agent();
+    refused.args([
+        "backup",
+        "--zstd-threads",
+        "9",
+        "--database-url",
+        &source.url("app"),
+    ]);
+    let out = refused
+        .args([
+            "--recipient",
+            &recipient,
+            "--destination",
+            &file_url(dir.path()),
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr_of(&out).contains("--zstd-threads"),
+        "{}",
+        stderr_of(&out)
+    );
+}
+
 /// The roles saved next to a backup restore it into a fresh server with `restore
 /// --globals`, keeping a role the server has; a backup whose pg_dumpall is missing
 /// stands without them and says why.

@@ -18,8 +18,7 @@ use crate::pg::conninfo::DatabaseUrl;
 use crate::pipeline::backup::{run_backup, BackupRequest};
 use crate::pipeline::drill::{run_drill, DrillRequest};
 use crate::pipeline::restore::{run_restore, RestoreRequest};
-use crate::pipeline::GlobalsSource;
-use crate::pipeline::Progress;
+use crate::pipeline::{Compression, GlobalsSource, Progress};
 use crate::registry::RegistryConfig;
 use dbcrate_core::secret::SecretJson;
 use dbcrate_core::wire::{self, Completion, Job, JobCredentials, JobKind};
@@ -36,6 +35,9 @@ pub type LinkWatch = tokio::sync::watch::Receiver<Link>;
 fn current(links: &LinkWatch) -> Link {
     links.borrow().clone()
 }
+
+/// The zstd level of control-plane backups.
+pub const JOB_ZSTD_LEVEL: i32 = 3;
 
 /// Where jobs get pg_dump and pg_restore, and how often they report progress: from the
 /// agent's flags and the control plane's config.
@@ -55,6 +57,8 @@ pub struct JobSettings {
     /// Where directory destinations may be (`run --directory-root`): a job to a
     /// directory elsewhere fails before anything is read or written.
     pub directory_roots: DirectoryRoots,
+    /// How backups are compressed (the level is fixed; workers from `--zstd-threads`).
+    pub compression: Compression,
 }
 
 impl JobSettings {
@@ -74,6 +78,7 @@ impl Default for JobSettings {
             registry_problem: None,
             heartbeat: Duration::from_secs(wire::DEFAULT_HEARTBEAT_SECS),
             directory_roots: DirectoryRoots::default(),
+            compression: Compression::new(JOB_ZSTD_LEVEL, None),
         }
     }
 }
@@ -133,7 +138,7 @@ fn backup_request(
         key: Some(job.object_key.clone()),
         pg_bin_dir: settings.pg_bin_dir.clone(),
         registry: settings.registry.clone(),
-        zstd_level: 3,
+        compression: settings.compression,
         interrupt,
         progress,
         count_rows: job.count_rows,

@@ -10,13 +10,14 @@
 //! it long-polls for jobs and runs each (see `jobs`). It never opens a listening socket.
 
 use super::identity::{self, Identity};
-use super::jobs::JobSettings;
+use super::jobs::{JobSettings, JOB_ZSTD_LEVEL};
 use super::link::{long_poll_timeout, Link};
 use super::revocation::{self, Verdict};
 use super::roots::DirectoryRoots;
 use super::{keys, tls};
 use crate::error::{Error, ErrorKind, Reason, Result};
 use crate::interrupt::Interrupt;
+use crate::pipeline::Compression;
 use crate::registry::RegistryConfig;
 use dbcrate_core::registry::minisign::PublicKey;
 use dbcrate_core::wire;
@@ -38,6 +39,8 @@ pub struct RunOptions {
     /// The directories under which jobs may read and write directory destinations
     /// (`--directory-root`); none: directory destinations are refused.
     pub directory_roots: Vec<PathBuf>,
+    /// libzstd worker threads for backups (`--zstd-threads`); `None`: one per core.
+    pub zstd_threads: Option<u32>,
 }
 
 /// Unix seconds now.
@@ -82,6 +85,7 @@ impl Agent {
             jobs: JobSettings {
                 pg_bin_dir: options.pg_bin_dir.clone(),
                 directory_roots,
+                compression: Compression::new(JOB_ZSTD_LEVEL, options.zstd_threads),
                 ..JobSettings::default()
             },
             options,
@@ -154,6 +158,7 @@ impl Agent {
             registry = self.jobs.registry.as_ref().map_or("none", |r| r.url.as_str()),
             pg_bin_dir = ?self.jobs.pg_bin_dir,
             directory_roots = ?self.jobs.directory_roots.roots(),
+            zstd_threads = self.jobs.compression.threads,
             "connected to the control plane"
         );
         Ok(())

@@ -2,6 +2,7 @@
 
 use super::chunks::to_async;
 use super::encode::{compress, encrypt};
+use super::read_ahead::{enlarge_pipe, ReadAhead};
 use super::{stderr, CHANNEL_CHUNKS, CHUNK_SIZE};
 use crate::error::{Error, ErrorKind, Result};
 use crate::interrupt::{terminate, Interrupt};
@@ -42,8 +43,8 @@ pub struct BackupRequest {
     pub pg_bin_dir: Option<PathBuf>,
     /// The signed registry to fetch the tool from when `pg_bin_dir` is not given.
     pub registry: Option<crate::registry::RegistryConfig>,
-    /// zstd level.
-    pub zstd_level: i32,
+    /// zstd level and worker threads.
+    pub compression: super::Compression,
     /// Raised by SIGINT/SIGTERM: abort cleanly.
     pub interrupt: Interrupt,
     /// Counts the bytes stored so far (for heartbeats).
@@ -96,7 +97,7 @@ pub async fn run_backup(request: BackupRequest) -> Result<BackupReport> {
         key: given_key,
         pg_bin_dir,
         registry,
-        zstd_level,
+        compression,
         mut interrupt,
         progress,
         count_rows,
@@ -109,7 +110,7 @@ pub async fn run_backup(request: BackupRequest) -> Result<BackupReport> {
     let sink = Sink::open(&destination, &key, &storage).await?;
     let output = Encoding {
         database: &database,
-        zstd_level,
+        compression,
         recipients: &recipients,
     };
     let counting = match count_rows {
@@ -194,12 +195,12 @@ pub(super) struct ToolRun<'a> {
     pub args: &'a [&'a str],
 }
 
-/// How a tool's output is encoded on its way to storage: compressed at `zstd_level`,
-/// encrypted to `recipients`; the tool's stderr is kept with `database`'s secrets
+/// How a tool's output is encoded on its way to storage: compressed as `compression`
+/// says, encrypted to `recipients`; the tool's stderr is kept with `database`'s secrets
 /// redacted.
 pub(super) struct Encoding<'a> {
     pub database: &'a Arc<DatabaseUrl>,
-    pub zstd_level: i32,
+    pub compression: super::Compression,
     pub recipients: &'a [age::x25519::Recipient],
 }
 
@@ -240,12 +241,19 @@ impl Encoding<'_> {
                 return Err(e);
             }
         };
-        let (stages, chunks) = Stages::start(
+        let started = Stages::start(
             run,
             Arc::clone(self.database),
-            self.zstd_level,
+            self.compression,
             self.recipients.to_vec(),
         );
+        let (stages, chunks) = match started {
+            Ok(started) => started,
+            Err(e) => {
+                sink.abort().await;
+                return Err(e);
+            }
+        };
         let (sink, stored) = store(sink, chunks, interrupt, progress).await;
         if let Err(e) = stored {
             // Storage failed or a signal came: there is no point in letting the tool go
@@ -333,28 +341,40 @@ impl Stages {
     fn start(
         run: Running,
         database: Arc<DatabaseUrl>,
-        zstd_level: i32,
+        compression: super::Compression,
         recipients: Vec<age::x25519::Recipient>,
-    ) -> (Self, Receiver<Bytes>) {
+    ) -> Result<(Self, Receiver<Bytes>)> {
         let Running {
             label,
             mut child,
             stdout,
             stderr,
         } = run;
+        enlarge_pipe(&stdout);
+        let pid = child.id();
+        let stdout = match ReadAhead::start(&format!("{label} reader"), stdout) {
+            Ok(stdout) => stdout,
+            Err(e) => {
+                terminate(pid);
+                let _ = child.wait();
+                return Err(Error::new(
+                    ErrorKind::PgTool,
+                    format!("cannot start the thread that reads {label}: {e}"),
+                ));
+            }
+        };
         let dump_errors = stderr::collect(label, stderr, move |l| database.redact(l));
         let (pieces_tx, pieces_rx) = std::sync::mpsc::sync_channel(CHANNEL_CHUNKS / 2);
         let (tx, chunks) = tokio::sync::mpsc::channel(CHANNEL_CHUNKS);
         let (status_tx, status_rx) = std::sync::mpsc::channel::<bool>();
         let compressor = tokio::task::spawn_blocking(move || {
-            compress(stdout, zstd_level, pieces_tx, move || {
+            compress(stdout, compression, pieces_tx, move || {
                 status_rx.recv().unwrap_or(false)
             })
         });
         let encryptor = tokio::task::spawn_blocking(move || {
             encrypt(pieces_rx, &recipients, to_async(tx, CHUNK_SIZE))
         });
-        let pid = child.id();
         let reaped = Arc::new(AtomicBool::new(false));
         let reaped_by_waiter = Arc::clone(&reaped);
         let waiter = tokio::task::spawn_blocking(move || {
@@ -372,7 +392,7 @@ impl Stages {
             encryptor,
             dump_errors,
         };
-        (stages, chunks)
+        Ok((stages, chunks))
     }
 
     /// Waits for every stage; the plaintext and ciphertext sizes and the ciphertext's

@@ -1,14 +1,13 @@
-//! The backup's CPU side, on two threads so that compression and encryption overlap
-//! (as `zstd | age` do in a shell): pg_dump's bytes → zstd → [channel] → age → SHA-256
-//! → chunks for storage.
+//! The backup's CPU side, on threads of its own so that reading, compression and
+//! encryption overlap (as `zstd | age` do in a shell): pg_dump's bytes → [read-ahead
+//! buffers] → zstd (and its workers) → [channel] → age → SHA-256 → chunks for storage.
 
 use super::chunks::{ChunkSender, HashingWriter};
+use super::compression::Compression;
+use super::read_ahead::ReadAhead;
 use bytes::Bytes;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::sync::mpsc::{Receiver, SyncSender};
-
-/// Bytes read from pg_dump per call.
-const READ_SIZE: usize = 256 << 10;
 
 /// What the compressor hands the encryptor.
 pub enum Piece {
@@ -18,12 +17,13 @@ pub enum Piece {
     End,
 }
 
-/// Compresses `input` (pg_dump's stdout) into pieces for [`encrypt`]; returns the bytes
-/// read. The zstd frame is ended, and [`Piece::End`] sent, only when `input_succeeded`
-/// (which waits for pg_dump's exit status) says the input was complete.
+/// Compresses `input` (pg_dump's stdout, read ahead) into pieces for [`encrypt`];
+/// returns the bytes read. The zstd frame is ended, and [`Piece::End`] sent, only when
+/// `input_succeeded` (which waits for pg_dump's exit status) says the input was
+/// complete.
 pub fn compress(
-    mut input: impl Read,
-    zstd_level: i32,
+    mut input: ReadAhead,
+    compression: Compression,
     out: SyncSender<Piece>,
     input_succeeded: impl FnOnce() -> bool,
 ) -> io::Result<u64> {
@@ -34,18 +34,15 @@ pub fn compress(
             .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "encryption stopped"))
     });
     // Never `auto_finish`: that would end the frame on an error path too.
-    let mut compressor = zstd::stream::write::Encoder::new(pieces, zstd_level)?;
-    let mut buffer = vec![0u8; READ_SIZE];
+    let mut compressor = zstd::stream::write::Encoder::new(pieces, compression.level)?;
+    compression.configure(&mut compressor)?;
     let mut total = 0u64;
-    loop {
-        let n = match input.read(&mut buffer) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(io::Error::other(format!("reading pg_dump's output: {e}"))),
-        };
-        compressor.write_all(&buffer[..n])?;
-        total += n as u64;
+    while let Some(read) = input.next_buffer() {
+        let buffer =
+            read.map_err(|e| io::Error::other(format!("reading pg_dump's output: {e}")))?;
+        compressor.write_all(&buffer)?;
+        total += buffer.len() as u64;
+        input.recycle(buffer);
     }
     if !input_succeeded() {
         return Err(io::Error::other("pg_dump did not finish successfully"));

@@ -4,19 +4,23 @@
 //! For each database size it generates a database of the `--dataset` (`mixed`, the
 //! default; `text`; `pgbench`: see `datasets`), then measures, side by side on the
 //! same server and in the same run, the wall time of:
-//! - `pg_dump -Fc -Z0 > /dev/null` (the floor),
+//! - `pg_dump -Fc -Z0 | cat > /dev/null` (the floor for any streaming consumer: a pipe,
+//!   so pg_dump cannot seek),
 //! - the shell pipeline `pg_dump -Fc -Z0 | zstd -L | age -r R > file` (`--level L`,
 //!   default 3; the agent backs up at the same level),
-//! - `dbcrate-agent backup` to `file://` and to the local S3 store (Garage),
+//! - `dbcrate-agent backup` to `file://` (its default workers, and each of
+//!   `--zstd-threads 0,1,…` if given) and to the local S3 store (Garage; `--no-s3`
+//!   leaves it out),
 //! - `age -d | zstd -d | pg_restore` vs `dbcrate-agent restore` (each into a fresh
 //!   database),
 //!
 //! plus the agent's peak RSS (VmHWM of the agent process alone, pg_dump excluded).
-//! Each case runs `--runs` times (default 3) and reports the median. The agent binary
-//! is taken from `DBCRATE_AGENT_BIN` (a release build). `--vs-agent PATH` also backs up
-//! with a second agent binary (e.g. the static musl release against the glibc build),
-//! alternating the two run by run so that drift on the machine hits both alike.
+//! Each case runs `--runs` times (default 3) and reports the median; the backup cases
+//! alternate, one of each per round. The agent binary is taken from `DBCRATE_AGENT_BIN`
+//! (a release build). `--vs-agent PATH` also backs up with a second agent binary (e.g.
+//! the static musl release against the glibc build).
 
+mod backup_cases;
 mod datasets;
 
 use datasets::Dataset;
@@ -45,6 +49,10 @@ struct Settings {
     dataset: Dataset,
     /// The zstd level of the shell pipeline and the agent alike.
     level: i32,
+    /// Also back up with these `--zstd-threads` (the agent's default always runs).
+    zstd_threads: Vec<u32>,
+    /// Also back up to S3.
+    s3: bool,
 }
 
 fn settings() -> Result<Settings, KitError> {
@@ -56,6 +64,8 @@ fn settings() -> Result<Settings, KitError> {
         vs_agent: None,
         dataset: Dataset::Mixed,
         level: 3,
+        zstd_threads: Vec::new(),
+        s3: true,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -73,6 +83,13 @@ fn settings() -> Result<Settings, KitError> {
             "--runs" => s.runs = value()?.parse().map_err(|_| KitError::new("bad --runs"))?,
             "--major" => s.major = value()?.parse().map_err(|_| KitError::new("bad --major"))?,
             "--no-restore" => s.restore = false,
+            "--no-s3" => s.s3 = false,
+            "--zstd-threads" => {
+                s.zstd_threads = value()?
+                    .split(',')
+                    .map(|v| v.parse().map_err(|_| KitError::new("bad --zstd-threads")))
+                    .collect::<Result<_, _>>()?
+            }
             "--vs-agent" => s.vs_agent = Some(PathBuf::from(value()?)),
             "--dataset" => s.dataset = Dataset::parse(&value()?)?,
             "--level" => {
@@ -93,6 +110,8 @@ fn settings() -> Result<Settings, KitError> {
 struct Sample {
     seconds: f64,
     peak_rss_kib: Option<u64>,
+    /// What the run stored, when the case says where.
+    output_bytes: Option<u64>,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -111,7 +130,7 @@ struct Bench {
 }
 
 /// Measured cases by name, in the order they ran.
-type Cases = Vec<(&'static str, Vec<Sample>)>;
+type Cases = Vec<(String, Vec<Sample>)>;
 
 fn run() -> Result<(), KitError> {
     let settings = settings()?;
@@ -172,114 +191,24 @@ fn measure(bench: &Bench, deps: &Deps, work: &TempDir, size: u64) -> Result<(), 
     std::fs::create_dir_all(&out_dir).map_err(|e| KitError::io("mkdir", e))?;
     let shell_file = out_dir.join("shell.age");
 
-    let mut cases = shell_cases(bench, &server, &shell_file)?;
-    // Numbers the agents' destinations and the uploads across the cases.
-    let mut n = 0;
-    cases.extend(agent_backup_cases(bench, &server, &s3, &out_dir, &mut n)?);
-    cases.push((
-        "curl PUT of the shell's ciphertext to S3 (reference)",
-        put_case(bench, &s3, &shell_file, &mut n)?,
-    ));
+    let mut cases = backup_cases::backup_cases(bench, &server, &s3, &out_dir, &shell_file)?;
+    if bench.settings.s3 {
+        cases.push((
+            "curl PUT of the shell's ciphertext to S3 (reference)".into(),
+            put_case(bench, &s3, &shell_file)?,
+        ));
+    }
     if bench.settings.restore {
         cases.extend(restore_cases(bench, &server, &shell_file)?);
     }
     report(bench, &server, db_bytes, &shell_file, &cases)
 }
 
-/// The floor (`pg_dump` alone) and the shell pipeline, which writes `shell_file`.
-fn shell_cases(bench: &Bench, server: &PgServer, shell_file: &Path) -> Result<Cases, KitError> {
-    let runs = bench.settings.runs;
-    let pg_dump = server.pg_dump();
-    let shell_env = |cmd: &mut Command| server.client_env(cmd);
-    let floor = repeat(runs, || {
-        let mut c = Command::new("sh");
-        c.arg("-c").arg(format!(
-            "{:?} -Fc -Z0 -d bench > /dev/null",
-            pg_dump.display().to_string()
-        ));
-        shell_env(&mut c);
-        timed(c, false)
-    })?;
-    let shell = repeat(runs, || {
-        let mut c = Command::new("sh");
-        c.arg("-c").arg(format!(
-            "set -e; {pg:?} -Fc -Z0 -d bench | {zstd:?} -{level} -q -c | {age:?} -r {recipient} > {file:?}",
-            level = bench.settings.level,
-            pg = pg_dump.display().to_string(),
-            zstd = bench.zstd.display().to_string(),
-            age = bench.age.display().to_string(),
-            recipient = bench.recipient,
-            file = shell_file.display().to_string(),
-        ));
-        shell_env(&mut c);
-        timed(c, false)
-    })?;
-    Ok(vec![
-        ("pg_dump -Fc -Z0 > /dev/null (floor)", floor),
-        ("pg_dump | zstd -L | age > file (shell)", shell),
-    ])
-}
-
-/// `dbcrate-agent backup` to `file://` (and alternating with `--vs-agent`) and to S3;
-/// `n` numbers the destinations.
-fn agent_backup_cases(
-    bench: &Bench,
-    server: &PgServer,
-    s3: &S3Server,
-    out_dir: &Path,
-    n: &mut u32,
-) -> Result<Cases, KitError> {
-    let runs = bench.settings.runs;
-    let mut file_backup = |binary: &Path| {
-        *n += 1;
-        let dest = out_dir.join(format!("agent-{n}"));
-        let mut c = agent_backup(
-            binary,
-            server,
-            (&bench.recipient, bench.settings.level),
-            &format!("file://{}", dest.display()),
-        );
-        c.env("DBCRATE_LOG", "warn");
-        timed(c, true)
-    };
-    let mut cases: Cases = vec![(
-        "dbcrate-agent backup → file://",
-        repeat(runs, || file_backup(&bench.agent))?,
-    )];
-    if let Some(other) = &bench.settings.vs_agent {
-        let (mut mine, mut theirs) = (Vec::new(), Vec::new());
-        for _ in 0..runs {
-            mine.push(file_backup(&bench.agent)?);
-            theirs.push(file_backup(other)?);
-        }
-        cases.push(("vs: DBCRATE_AGENT_BIN backup → file://, alternating", mine));
-        cases.push(("vs: --vs-agent backup → file://, alternating", theirs));
-    }
-    let agent_s3 = repeat(runs, || {
-        *n += 1;
-        let mut c = agent_backup(
-            &bench.agent,
-            server,
-            (&bench.recipient, bench.settings.level),
-            &format!("s3://{}/run-{n}", s3.bucket()),
-        );
-        s3.agent_flags(&mut c);
-        c.env("DBCRATE_LOG", "warn");
-        timed(c, true)
-    })?;
-    cases.push(("dbcrate-agent backup → S3 (Garage)", agent_s3));
-    Ok(cases)
-}
-
 /// The store's own cost on this machine: one PUT of the shell's ciphertext per run.
-fn put_case(
-    bench: &Bench,
-    s3: &S3Server,
-    shell_file: &Path,
-    n: &mut u32,
-) -> Result<Vec<Sample>, KitError> {
+fn put_case(bench: &Bench, s3: &S3Server, shell_file: &Path) -> Result<Vec<Sample>, KitError> {
+    let mut n = 0;
     repeat(bench.settings.runs, || {
-        *n += 1;
+        n += 1;
         let mut c = Command::new("sh");
         c.arg("-c").arg(format!(
             "curl -sS --fail -K - -T {file:?} --aws-sigv4 'aws:amz:{region}:s3' \
@@ -338,8 +267,8 @@ fn restore_cases(bench: &Bench, server: &PgServer, object: &Path) -> Result<Case
         Ok(s)
     })?;
     Ok(vec![
-        ("age -d | zstd -d | pg_restore (stock)", stock),
-        ("dbcrate-agent restore ← file://", agent_restore),
+        ("age -d | zstd -d | pg_restore (stock)".into(), stock),
+        ("dbcrate-agent restore ← file://".into(), agent_restore),
     ])
 }
 
@@ -360,16 +289,23 @@ fn report(
         std::fs::metadata(shell_file).map(|m| m.len()).unwrap_or(0) as f64 / 1048576.0
     );
     println!();
-    println!("| case | median s | runs (s) | agent peak RSS (MiB, median) |");
-    println!("|---|---|---|---|");
+    println!("| case | median s | runs (s) | agent peak RSS (MiB, median) | stored (MiB) |");
+    println!("|---|---|---|---|---|");
     for (name, samples) in cases {
         let secs: Vec<f64> = samples.iter().map(|s| s.seconds).collect();
         let rss: Vec<f64> = samples
             .iter()
             .filter_map(|s| s.peak_rss_kib.map(|k| k as f64 / 1024.0))
             .collect();
+        let stored = samples
+            .iter()
+            .rev()
+            .find_map(|s| s.output_bytes)
+            .map_or("–".to_string(), |b| {
+                format!("{:.2}", b as f64 / 1048576.0)
+            });
         println!(
-            "| {} | {:.2} | {} | {} |",
+            "| {} | {:.2} | {} | {} | {stored} |",
             name.replace('|', "\\|"),
             median(secs.clone()),
             secs.iter()
@@ -408,7 +344,7 @@ fn report(
         println!(
             "--vs-agent / DBCRATE_AGENT_BIN = {:.3} (alternating runs; the static agent's \
              target is ≤ 1.05)",
-            m("vs: --vs-agent") / m("vs: DBCRATE_AGENT_BIN")
+            m("vs: --vs-agent") / m("dbcrate-agent backup → file")
         );
     }
     if bench.settings.restore {
@@ -418,23 +354,6 @@ fn report(
         );
     }
     Ok(())
-}
-
-fn agent_backup(
-    agent: &Path,
-    server: &PgServer,
-    (recipient, level): (&str, i32),
-    dest: &str,
-) -> Command {
-    let mut c = Command::new(agent);
-    c.arg("backup")
-        .args(["--zstd-level", &level.to_string()])
-        .args(["--database-url", &server.url("bench")])
-        .args(["--recipient", recipient])
-        .args(["--destination", dest])
-        .arg("--pg-bin-dir")
-        .arg(server.bin_dir());
-    c
 }
 
 fn repeat(
@@ -481,6 +400,7 @@ fn timed(mut cmd: Command, sample_rss: bool) -> Result<Sample, KitError> {
     Ok(Sample {
         seconds,
         peak_rss_kib: sample_rss.then_some(peak),
+        output_bytes: None,
     })
 }
 
