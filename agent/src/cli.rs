@@ -116,6 +116,26 @@ pub struct RunArgs {
         value_parser = clap::value_parser!(u32).range(0..=crate::pipeline::compression::MAX_THREADS as i64)
     )]
     pub zstd_threads: Option<u32>,
+    /// Managed restores run with N parallel pg_restore jobs from a staged copy of the
+    /// dump in --restore-staging-dir (see `restore --jobs`); default: one stream in one
+    /// transaction.
+    #[arg(
+        long,
+        value_name = "N",
+        env = "DBCRATE_AGENT_RESTORE_JOBS",
+        requires = "restore_staging_dir",
+        value_parser = clap::value_parser!(u32).range(2..=crate::pipeline::MAX_RESTORE_JOBS as i64)
+    )]
+    pub restore_jobs: Option<u32>,
+    /// Where managed restores with --restore-jobs stage the decrypted dump (an existing
+    /// directory with room for it).
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "DBCRATE_AGENT_RESTORE_STAGING_DIR",
+        requires = "restore_jobs"
+    )]
+    pub restore_staging_dir: Option<PathBuf>,
 }
 
 impl RunArgs {
@@ -128,6 +148,10 @@ impl RunArgs {
             registry_ca: self.registry_ca,
             directory_roots: self.directory_roots,
             zstd_threads: self.zstd_threads,
+            parallel_restore: self
+                .restore_jobs
+                .zip(self.restore_staging_dir)
+                .map(|(jobs, staging_dir)| crate::pipeline::ParallelRestore { jobs, staging_dir }),
         }
     }
 }
@@ -202,10 +226,25 @@ pub struct RestoreArgs {
     #[arg(long, value_name = "HEX")]
     pub expect_sha256: Option<String>,
     /// The roles and other globals saved with the backup (its `….globals.sql.zst.age`
-    /// object), applied with psql first; roles that exist are kept as they are. Needs
-    /// --identity (a file key opens one object only).
+    /// object), applied first over the agent's own connection (never through psql);
+    /// roles that exist are kept as they are. Needs --identity (a file key opens one
+    /// object only).
     #[arg(long, value_name = "OBJECT_URL", requires = "identity")]
     pub globals: Option<String>,
+    /// Restore with N parallel pg_restore jobs from a staged copy of the dump (needs
+    /// --staging-dir). Faster on a server with cores to spare, but not one transaction:
+    /// only into an empty database, and a failure leaves part of the backup restored.
+    #[arg(
+        long,
+        value_name = "N",
+        requires = "staging_dir",
+        value_parser = clap::value_parser!(u32).range(2..=crate::pipeline::MAX_RESTORE_JOBS as i64)
+    )]
+    pub jobs: Option<u32>,
+    /// An existing directory with room for the uncompressed dump, where --jobs stages
+    /// it decrypted (in a private subdirectory, removed when the restore ends).
+    #[arg(long, value_name = "DIR", requires = "jobs")]
+    pub staging_dir: Option<PathBuf>,
     #[allow(missing_docs)] // flattened: documented on StorageArgs
     #[command(flatten)]
     pub storage: StorageArgs,
@@ -362,6 +401,10 @@ impl RestoreArgs {
             interrupt,
             progress: crate::pipeline::Progress::default(),
             globals,
+            parallel: self
+                .jobs
+                .zip(self.staging_dir)
+                .map(|(jobs, staging_dir)| crate::pipeline::ParallelRestore { jobs, staging_dir }),
         })
     }
 }

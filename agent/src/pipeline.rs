@@ -17,6 +17,8 @@ mod globals;
 mod progress;
 mod read_ahead;
 pub mod restore;
+mod staged;
+mod staging;
 mod stderr;
 
 pub use apply_globals::{GlobalsApplied, GlobalsSource};
@@ -25,6 +27,7 @@ pub use compression::Compression;
 pub use decode::classify as classify_read_error;
 pub use progress::Progress;
 pub use restore::{run_restore, RestoreReport, RestoreRequest};
+pub use staged::{ParallelRestore, StagedTimes, MAX_JOBS as MAX_RESTORE_JOBS};
 
 /// Bytes per chunk on the channel between the encoder and storage.
 pub const CHUNK_SIZE: usize = 1 << 20;

@@ -18,7 +18,7 @@ use crate::pg::conninfo::DatabaseUrl;
 use crate::pipeline::backup::{run_backup, BackupRequest};
 use crate::pipeline::drill::{run_drill, DrillRequest};
 use crate::pipeline::restore::{run_restore, RestoreRequest};
-use crate::pipeline::{Compression, GlobalsSource, Progress};
+use crate::pipeline::{Compression, GlobalsSource, ParallelRestore, Progress};
 use crate::registry::RegistryConfig;
 use dbcrate_core::secret::SecretJson;
 use dbcrate_core::wire::{self, Completion, Job, JobCredentials, JobKind};
@@ -59,6 +59,8 @@ pub struct JobSettings {
     pub directory_roots: DirectoryRoots,
     /// How backups are compressed (the level is fixed; workers from `--zstd-threads`).
     pub compression: Compression,
+    /// Managed restores in parallel from a staged dump (`run --restore-jobs`).
+    pub parallel_restore: Option<ParallelRestore>,
 }
 
 impl JobSettings {
@@ -79,6 +81,7 @@ impl Default for JobSettings {
             heartbeat: Duration::from_secs(wire::DEFAULT_HEARTBEAT_SECS),
             directory_roots: DirectoryRoots::default(),
             compression: Compression::new(JOB_ZSTD_LEVEL, None),
+            parallel_restore: None,
         }
     }
 }
@@ -195,6 +198,7 @@ fn restore_request(
             interrupt,
             progress,
             globals,
+            parallel: settings.parallel_restore.clone(),
         },
         restore.object_key,
     ))

@@ -41,6 +41,9 @@ pub struct RunOptions {
     pub directory_roots: Vec<PathBuf>,
     /// libzstd worker threads for backups (`--zstd-threads`); `None`: one per core.
     pub zstd_threads: Option<u32>,
+    /// Managed restores in parallel from a staged dump (`--restore-jobs`); `None`: one
+    /// stream in one transaction.
+    pub parallel_restore: Option<crate::pipeline::ParallelRestore>,
 }
 
 /// Unix seconds now.
@@ -86,6 +89,7 @@ impl Agent {
                 pg_bin_dir: options.pg_bin_dir.clone(),
                 directory_roots,
                 compression: Compression::new(JOB_ZSTD_LEVEL, options.zstd_threads),
+                parallel_restore: options.parallel_restore.clone(),
                 ..JobSettings::default()
             },
             options,
@@ -159,6 +163,7 @@ impl Agent {
             pg_bin_dir = ?self.jobs.pg_bin_dir,
             directory_roots = ?self.jobs.directory_roots.roots(),
             zstd_threads = self.jobs.compression.threads,
+            restore_jobs = self.jobs.parallel_restore.as_ref().map_or(1, |p| p.jobs),
             "connected to the control plane"
         );
         Ok(())

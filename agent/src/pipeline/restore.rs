@@ -1,7 +1,7 @@
 //! One restore, from an object in storage into a database, in a single transaction.
 
 use super::apply_globals::{self, GlobalsApplied, GlobalsSource};
-use super::decode::decode;
+use super::decode::{decode, DecodeReport};
 use super::stderr;
 use crate::crypto::Decryption;
 use crate::error::{Error, ErrorKind, Result};
@@ -38,6 +38,9 @@ pub struct RestoreRequest {
     pub progress: super::Progress,
     /// The roles and other globals saved with the backup, applied first.
     pub globals: Option<GlobalsSource>,
+    /// Restore with several pg_restore jobs from a staged copy (opt-in); `None`: one
+    /// stream in one transaction.
+    pub parallel: Option<super::staged::ParallelRestore>,
 }
 
 /// The result, printed as JSON by `dbcrate-agent restore`.
@@ -60,6 +63,9 @@ pub struct RestoreReport {
     /// What applying the backup's globals did, when it had them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub globals: Option<GlobalsApplied>,
+    /// Where a parallel restore's time went, when it was one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub staged: Option<super::staged::StagedTimes>,
 }
 
 /// Runs one restore. On any failure pg_restore is stopped before its transaction
@@ -77,6 +83,7 @@ pub async fn run_restore(request: RestoreRequest, object_url: &str) -> Result<Re
         mut interrupt,
         progress,
         globals,
+        parallel,
     } = request;
     let database = Arc::new(database);
     let tools =
@@ -86,22 +93,85 @@ pub async fn run_restore(request: RestoreRequest, object_url: &str) -> Result<Re
         None => None,
     };
     let (server, pg_restore) = (tools.server, tools.tool);
-    let reader = open_source(&source, &storage).await?;
+    let decoding = Decoding {
+        reader: open_source(&source, &storage).await?,
+        decryption,
+        expect_sha256,
+        progress,
+    };
+    let restored = match parallel {
+        None => stream_into(decoding, &pg_restore.path, &database, &mut interrupt)
+            .await
+            .map(|report| (report, None)),
+        Some(parallel) => {
+            let into = super::staged::Target {
+                pg_restore: &pg_restore.path,
+                database: &database,
+            };
+            super::staged::restore(decoding, &parallel, into, &mut interrupt)
+                .await
+                .map(|(report, times)| (report, Some(times)))
+        }
+    };
+    let (report, staged) =
+        restored.map_err(|e| match globals.as_ref().and_then(|g| g.errors.first()) {
+            Some(first) if e.kind() == ErrorKind::PgTool => e.note(&format!(
+                "applying the backup's roles and globals first reported errors; the first: {first}"
+            )),
+            _ => e,
+        })?;
+    Ok(RestoreReport {
+        object: object_url.to_string(),
+        ciphertext_bytes: report.ciphertext_bytes,
+        plaintext_bytes: report.plaintext_bytes,
+        sha256: dbcrate_core::hex::encode(&report.sha256),
+        pg_server_version: server.version,
+        pg_restore_version: pg_restore.version,
+        seconds: started.elapsed().as_secs_f64(),
+        globals,
+        staged,
+    })
+}
+
+/// What the decoder reads, and how it checks it.
+pub(super) struct Decoding {
+    pub reader: Box<dyn tokio::io::AsyncRead + Send + Unpin>,
+    pub decryption: Decryption,
+    pub expect_sha256: Option<[u8; 32]>,
+    pub progress: super::Progress,
+}
+
+impl Decoding {
+    /// Decodes into `output` on a blocking thread (see [`decode`]).
+    pub fn spawn(
+        self,
+        output: impl std::io::Write + Send + 'static,
+    ) -> JoinHandle<Result<DecodeReport>> {
+        tokio::task::spawn_blocking(move || {
+            let input = super::progress::Counted {
+                inner: tokio_util::io::SyncIoBridge::new(self.reader),
+                progress: self.progress,
+            };
+            decode(input, &self.decryption, self.expect_sha256, output)
+        })
+    }
+}
+
+/// The single-stream restore: the decoder writes into pg_restore's stdin, which
+/// restores in one transaction that commits only once the whole archive is verified.
+async fn stream_into(
+    decoding: Decoding,
+    pg_restore: &Path,
+    database: &Arc<DatabaseUrl>,
+    interrupt: &mut Interrupt,
+) -> Result<DecodeReport> {
     let Restoring {
         mut child,
         stdin,
         restore_errors,
-    } = start_pg_restore(&pg_restore.path, &database)?;
-
-    let mut decoder = tokio::task::spawn_blocking(move || {
-        let input = super::progress::Counted {
-            inner: tokio_util::io::SyncIoBridge::new(reader),
-            progress,
-        };
-        let output = tokio_util::io::SyncIoBridge::new(stdin);
-        // `output` is dropped on return, which closes pg_restore's stdin.
-        decode(input, &decryption, expect_sha256, output)
-    });
+    } = start_pg_restore(pg_restore, database)?;
+    // The bridge is dropped when the decoder returns, which closes pg_restore's stdin.
+    let mut decoder = decoding.spawn(tokio_util::io::SyncIoBridge::new(stdin));
     let decoded = tokio::select! {
         joined = &mut decoder => joined
             .map_err(|e| Error::new(ErrorKind::PgTool, format!("decoder thread failed: {e}")))?,
@@ -124,31 +194,15 @@ pub async fn run_restore(request: RestoreRequest, object_url: &str) -> Result<Re
         .map_err(|e| Error::new(ErrorKind::PgTool, format!("waiting for pg_restore: {e}")))?;
     let restore_errors = restore_errors.await.unwrap_or_default();
     if !status.success() {
-        let globals_failed = match globals.as_ref().and_then(|g| g.errors.first()) {
-            Some(first) => format!(
-                " (applying the backup's roles and globals first reported errors; the first: \
-                 {first})"
-            ),
-            None => String::new(),
-        };
         return Err(Error::new(
             ErrorKind::PgTool,
             format!(
                 "pg_restore failed ({status}); its single transaction rolled back, the \
-                 target database is unchanged: {restore_errors}{globals_failed}"
+                 target database is unchanged: {restore_errors}"
             ),
         ));
     }
-    Ok(RestoreReport {
-        object: object_url.to_string(),
-        ciphertext_bytes: report.ciphertext_bytes,
-        plaintext_bytes: report.plaintext_bytes,
-        sha256: dbcrate_core::hex::encode(&report.sha256),
-        pg_server_version: server.version,
-        pg_restore_version: pg_restore.version,
-        seconds: started.elapsed().as_secs_f64(),
-        globals,
-    })
+    Ok(report)
 }
 
 /// A started pg_restore: the child, its stdin, and its stderr as it is being collected
