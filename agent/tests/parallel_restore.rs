@@ -21,7 +21,7 @@ fn parallel_restore(
     db: &str,
     staging: &Path,
 ) -> Command {
-    parallel_restore_with(target, &target.bin_dir(), (object, identity), db, staging)
+    parallel_restore_with(target, target.bin_dir(), (object, identity), db, staging)
 }
 
 /// The same with the pg_restore in `bin`.
@@ -202,7 +202,7 @@ fn a_signal_while_staging_leaves_nothing_and_a_killed_runs_leftovers_go_next_tim
     let object = report["object"].as_str().unwrap().to_string();
     let staging = staging_dir(dir.path());
 
-    let mut child = parallel_restore(&target, &object, &identity, "signalled", &staging)
+    let child = parallel_restore(&target, &object, &identity, "signalled", &staging)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
