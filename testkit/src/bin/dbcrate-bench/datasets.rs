@@ -5,6 +5,9 @@
 //! - `mixed`: text, numbers and jsonb — compressible like real data, not trivially.
 //! - `text`: a table of text that compresses very well (hashes and repeated words), where
 //!   zstd's work per dumped byte is highest.
+//! - `tables`: the `mixed` rows spread over eight tables, each with two secondary
+//!   indexes — what a parallel restore (`--jobs`) can load and index side by side, where
+//!   one big table gives it nothing to share out.
 //! - `pgbench`: pgbench's four tables (`pgbench -i` at the scale that gives the size:
 //!   about 15 MiB per scale unit; scale 30 ≈ 450 MiB), generated with the same SQL
 //!   pgbench's own initialisation runs, so no pgbench binary is needed.
@@ -15,6 +18,7 @@ use dbcrate_testkit::{KitError, PgServer};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dataset {
     Mixed,
+    Tables,
     Text,
     Pgbench,
 }
@@ -24,10 +28,11 @@ impl Dataset {
     pub fn parse(name: &str) -> Result<Self, KitError> {
         match name {
             "mixed" => Ok(Self::Mixed),
+            "tables" => Ok(Self::Tables),
             "text" => Ok(Self::Text),
             "pgbench" => Ok(Self::Pgbench),
             other => Err(KitError::new(format!(
-                "--dataset {other}: use mixed, text or pgbench"
+                "--dataset {other}: use mixed, tables, text or pgbench"
             ))),
         }
     }
@@ -36,6 +41,7 @@ impl Dataset {
     pub fn name(self) -> &'static str {
         match self {
             Self::Mixed => "mixed",
+            Self::Tables => "tables",
             Self::Text => "text",
             Self::Pgbench => "pgbench",
         }
@@ -45,6 +51,7 @@ impl Dataset {
     pub fn generate(self, server: &PgServer, mib: u64) -> Result<(), KitError> {
         match self {
             Self::Mixed => batches(server, mib, MIXED_TABLE, MIXED_ROWS, "items"),
+            Self::Tables => tables(server, mib),
             Self::Text => batches(server, mib, TEXT_TABLE, TEXT_ROWS, "notes"),
             Self::Pgbench => pgbench(server, mib),
         }
@@ -89,6 +96,40 @@ fn batches(
     server
         .psql("bench", &format!("VACUUM ANALYZE {table}"))
         .map(|_| ())
+}
+
+/// Tables of the `tables` dataset.
+const TABLES: u64 = 8;
+
+/// The mixed rows in [`TABLES`] tables, a batch each in turn, then indexed on `name` and
+/// `created` besides the primary key.
+fn tables(server: &PgServer, mib: u64) -> Result<(), KitError> {
+    for t in 0..TABLES {
+        server.psql(
+            "bench",
+            &MIXED_TABLE.replace("items", &format!("items_{t}")),
+        )?;
+    }
+    let per_batch = 100_000u64;
+    let mut batch = 0u64;
+    while size(server)? < mib << 20 {
+        let lo = batch * per_batch + 1;
+        let insert = MIXED_ROWS
+            .replace("items", &format!("items_{}", batch % TABLES))
+            .replace("{lo}", &lo.to_string())
+            .replace("{hi}", &(lo + per_batch - 1).to_string());
+        server.psql("bench", &insert)?;
+        batch += 1;
+    }
+    for t in 0..TABLES {
+        server.psql(
+            "bench",
+            &format!(
+                "CREATE INDEX ON items_{t} (name); CREATE INDEX ON items_{t} (created);                  VACUUM ANALYZE items_{t}"
+            ),
+        )?;
+    }
+    Ok(())
 }
 
 /// pgbench's tables at the scale that gives about `mib` MiB (at least scale 1), made as

@@ -22,6 +22,7 @@
 
 mod backup_cases;
 mod datasets;
+mod restore_cases;
 
 use datasets::Dataset;
 use dbcrate_testkit::{Deps, KitError, PgServer, S3Server, TempDir};
@@ -53,6 +54,8 @@ struct Settings {
     zstd_threads: Vec<u32>,
     /// Also back up to S3.
     s3: bool,
+    /// Also restore in parallel with these `--jobs`.
+    restore_jobs: Vec<u32>,
 }
 
 fn settings() -> Result<Settings, KitError> {
@@ -66,6 +69,7 @@ fn settings() -> Result<Settings, KitError> {
         level: 3,
         zstd_threads: Vec::new(),
         s3: true,
+        restore_jobs: vec![2],
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -84,6 +88,12 @@ fn settings() -> Result<Settings, KitError> {
             "--major" => s.major = value()?.parse().map_err(|_| KitError::new("bad --major"))?,
             "--no-restore" => s.restore = false,
             "--no-s3" => s.s3 = false,
+            "--restore-jobs" => {
+                s.restore_jobs = value()?
+                    .split(',')
+                    .map(|v| v.parse().map_err(|_| KitError::new("bad --restore-jobs")))
+                    .collect::<Result<_, _>>()?
+            }
             "--zstd-threads" => {
                 s.zstd_threads = value()?
                     .split(',')
@@ -199,7 +209,12 @@ fn measure(bench: &Bench, deps: &Deps, work: &TempDir, size: u64) -> Result<(), 
         ));
     }
     if bench.settings.restore {
-        cases.extend(restore_cases(bench, &server, &shell_file)?);
+        cases.extend(restore_cases::restore_cases(
+            bench,
+            &server,
+            &shell_file,
+            &out_dir,
+        )?);
     }
     report(bench, &server, db_bytes, &shell_file, &cases)
 }
@@ -223,53 +238,6 @@ fn put_case(bench: &Bench, s3: &S3Server, shell_file: &Path) -> Result<Vec<Sampl
         ));
         timed(c, false)
     })
-}
-
-/// The stock restore pipeline and `dbcrate-agent restore` of `object`, each into a
-/// fresh database dropped after its run.
-fn restore_cases(bench: &Bench, server: &PgServer, object: &Path) -> Result<Cases, KitError> {
-    let runs = bench.settings.runs;
-    let mut r = 0;
-    let stock = repeat(runs, || {
-        r += 1;
-        let db = format!("stock_{r}");
-        server.create_database(&db)?;
-        let mut c = Command::new("sh");
-        c.arg("-c").arg(format!(
-            "set -e; {age:?} -d -i {key:?} {obj:?} | {zstd:?} -d -q -c | {restore:?} --single-transaction --exit-on-error -d {db}",
-            age = bench.age.display().to_string(),
-            key = bench.key.display().to_string(),
-            obj = object.display().to_string(),
-            zstd = bench.zstd.display().to_string(),
-            restore = server.pg_restore().display().to_string(),
-        ));
-        server.client_env(&mut c);
-        let s = timed(c, false)?;
-        server.psql("postgres", &format!("DROP DATABASE {db}"))?;
-        Ok(s)
-    })?;
-    let agent_restore = repeat(runs, || {
-        r += 1;
-        let db = format!("agent_{r}");
-        server.create_database(&db)?;
-        let mut c = Command::new(&bench.agent);
-        c.arg("restore")
-            .arg("--source")
-            .arg(format!("file://{}", object.display()))
-            .arg("--identity")
-            .arg(&bench.key)
-            .args(["--database-url", &server.url(&db)])
-            .arg("--pg-bin-dir")
-            .arg(server.bin_dir())
-            .env("DBCRATE_LOG", "warn");
-        let s = timed(c, true)?;
-        server.psql("postgres", &format!("DROP DATABASE {db}"))?;
-        Ok(s)
-    })?;
-    Ok(vec![
-        ("age -d | zstd -d | pg_restore (stock)".into(), stock),
-        ("dbcrate-agent restore ← file://".into(), agent_restore),
-    ])
 }
 
 /// Prints one size's table (median, runs, agent peak RSS) and the ratios against the
@@ -348,10 +316,18 @@ fn report(
         );
     }
     if bench.settings.restore {
+        let single = m("dbcrate-agent restore ←");
         println!(
-            "restore: agent / stock = {:.2} (target ≤ 1.05)",
-            m("dbcrate-agent restore") / m("age -d")
+            "restore: agent / stock = {:.2} (target ≤ 1.05); agent restore / agent backup = {:.2}",
+            single / m("age -d | zstd -d | pg_restore"),
+            single / file,
         );
+        for jobs in &bench.settings.restore_jobs {
+            println!(
+                "restore --jobs {jobs} (staged) / single stream = {:.2}",
+                m(&format!("dbcrate-agent restore --jobs {jobs} ")) / single
+            );
+        }
     }
     Ok(())
 }
