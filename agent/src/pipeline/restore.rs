@@ -69,7 +69,8 @@ pub struct RestoreReport {
 }
 
 /// Runs one restore. On any failure pg_restore is stopped before its transaction
-/// commits, so the target database is unchanged.
+/// commits, so the target database is unchanged — except in a parallel restore, which
+/// is not one transaction (see [`super::staged`]).
 pub async fn run_restore(request: RestoreRequest, object_url: &str) -> Result<RestoreReport> {
     let started = Instant::now();
     let RestoreRequest {
@@ -88,6 +89,9 @@ pub async fn run_restore(request: RestoreRequest, object_url: &str) -> Result<Re
     let database = Arc::new(database);
     let tools =
         super::server_and_tool(&database, "pg_restore", pg_bin_dir, registry.as_ref()).await?;
+    if parallel.is_some() {
+        super::staged::ensure_empty(&database).await?;
+    }
     let globals = match globals {
         Some(globals) => Some(apply_globals::apply(&database, &storage, globals).await?),
         None => None,

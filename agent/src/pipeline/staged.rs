@@ -54,23 +54,14 @@ pub struct Target<'a> {
     pub database: &'a Arc<DatabaseUrl>,
 }
 
-/// Runs one parallel restore; the staging directory is gone when this returns.
+/// Runs one parallel restore into a database [`ensure_empty`] passed; the staging
+/// directory is gone when this returns.
 pub async fn restore(
     decoding: Decoding,
     parallel: &ParallelRestore,
     into: Target<'_>,
     interrupt: &mut Interrupt,
 ) -> Result<(DecodeReport, StagedTimes)> {
-    let objects = crate::pg::target::user_objects(into.database).await?;
-    if objects > 0 {
-        return Err(Error::invalid_input(format!(
-            "a parallel restore goes only into an empty database, and {} has {objects} \
-             user schemas and relations: a parallel restore is not one transaction, so a \
-             failure would leave them mixed with part of the backup. Restore into a new \
-             database, or leave out --jobs to restore in one transaction",
-            into.database.database()
-        )));
-    }
     let staging = StagingDir::create(&parallel.staging_dir)?;
     let (path, file) = staging.create_dump_file()?;
     let started = Instant::now();
@@ -97,6 +88,22 @@ pub async fn restore(
     };
     drop(staging);
     Ok((report, times))
+}
+
+/// Refuses a target database that holds any user schema or relation: a parallel
+/// restore is not one transaction, so a failure would mix part of the backup with it.
+pub async fn ensure_empty(database: &DatabaseUrl) -> Result<()> {
+    let objects = crate::pg::target::user_objects(database).await?;
+    if objects > 0 {
+        return Err(Error::invalid_input(format!(
+            "a parallel restore goes only into an empty database, and {} has {objects} \
+             user schemas and relations: a parallel restore is not one transaction, so a \
+             failure would leave them mixed with part of the backup. Restore into a new \
+             database, or leave out --jobs to restore in one transaction",
+            database.database()
+        )));
+    }
+    Ok(())
 }
 
 /// What a failure part-way through leaves, and what to do about it.
