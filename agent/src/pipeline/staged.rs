@@ -64,6 +64,11 @@ pub async fn restore(
 ) -> Result<(DecodeReport, StagedTimes)> {
     let staging = StagingDir::create(&parallel.staging_dir)?;
     let (path, file) = staging.create_dump_file()?;
+    tracing::info!(
+        staging = %staging.path().display(),
+        jobs = parallel.jobs,
+        "staging the verified dump for a parallel restore (pg_restore --jobs)"
+    );
     let started = Instant::now();
     let writer = std::io::BufWriter::with_capacity(1 << 20, file);
     let decoder = decoding.spawn(writer);
@@ -87,6 +92,12 @@ pub async fn restore(
         seconds_pg_restore: started.elapsed().as_secs_f64(),
     };
     drop(staging);
+    tracing::info!(
+        jobs = times.jobs,
+        seconds_staging = times.seconds_staging,
+        seconds_pg_restore = times.seconds_pg_restore,
+        "parallel restore done; its staged dump is removed"
+    );
     Ok((report, times))
 }
 

@@ -58,8 +58,16 @@ async fn scheduled_backup_restores_with_stock_tools(major: u32) {
     let _scheduler = control.run_scheduler(Duration::from_millis(500));
 
     // The agent runs with this major's client tools on PATH and no database password in
-    // its environment: everything comes from the job.
-    let mut agent = scene::run_agent(server, data, None);
+    // its environment: everything comes from the job. Its operator opted in to parallel
+    // managed restores (the single stream is covered by registry_tools.rs).
+    let staging = dir.path().join("restore-staging");
+    std::fs::create_dir_all(&staging).unwrap();
+    let mut agent = scene::agent_run(data)
+        .env("PATH", scene::path_with_tools(server))
+        .args(["--restore-jobs", "2", "--restore-staging-dir"])
+        .arg(&staging)
+        .spawn()
+        .unwrap();
     let job = scene::wait_for_backup_job(db).await;
     scene::wait_for_success(db, &job, Duration::from_secs(60)).await;
     let (backup_id, key, size, sha256): (String, String, i64, String) =
@@ -159,12 +167,23 @@ async fn scheduled_backup_restores_with_stock_tools(major: u32) {
         "the backed-up roles were not created, or the existing one was changed"
     );
 
+    assert_eq!(
+        std::fs::read_dir(&staging).unwrap().count(),
+        0,
+        "a managed restore left its staged dump"
+    );
+
     let _ = agent.start_kill();
     let out = agent.wait_with_output().await.unwrap();
     let log = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(
         !log.contains(server.password()),
         "the database password reached the agent's log"
+    );
+    assert_eq!(
+        log.matches("parallel restore done").count(),
+        3,
+        "the drill and both managed restores ran in parallel: {log}"
     );
     common::assert_same_database(server, "shop", server, "managed");
 
