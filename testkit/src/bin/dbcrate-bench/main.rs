@@ -21,6 +21,7 @@
 //! the static musl release against the glibc build).
 
 mod backup_cases;
+mod cpu;
 mod datasets;
 mod restore_cases;
 
@@ -122,6 +123,8 @@ struct Sample {
     peak_rss_kib: Option<u64>,
     /// What the run stored, when the case says where.
     output_bytes: Option<u64>,
+    /// The machine's CPUs during the run: busy share of our time, stolen share.
+    cpu: Option<(f64, f64)>,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -257,8 +260,11 @@ fn report(
         std::fs::metadata(shell_file).map(|m| m.len()).unwrap_or(0) as f64 / 1048576.0
     );
     println!();
-    println!("| case | median s | runs (s) | agent peak RSS (MiB, median) | stored (MiB) |");
-    println!("|---|---|---|---|---|");
+    println!(
+        "| case | median s | runs (s) | agent peak RSS (MiB, median) | stored (MiB) | \
+         CPU busy / stolen (%, medians) |"
+    );
+    println!("|---|---|---|---|---|---|");
     for (name, samples) in cases {
         let secs: Vec<f64> = samples.iter().map(|s| s.seconds).collect();
         let rss: Vec<f64> = samples
@@ -272,8 +278,17 @@ fn report(
             .map_or("–".to_string(), |b| {
                 format!("{:.2}", b as f64 / 1048576.0)
             });
+        let shares: Vec<(f64, f64)> = samples.iter().filter_map(|s| s.cpu).collect();
+        let cpu = match shares.is_empty() {
+            true => "–".to_string(),
+            false => format!(
+                "{:.0} / {:.0}",
+                100.0 * median(shares.iter().map(|c| c.0).collect()),
+                100.0 * median(shares.iter().map(|c| c.1).collect())
+            ),
+        };
         println!(
-            "| {} | {:.2} | {} | {} | {stored} |",
+            "| {} | {:.2} | {} | {} | {stored} | {cpu} |",
             name.replace('|', "\\|"),
             median(secs.clone()),
             secs.iter()
@@ -303,11 +318,16 @@ fn report(
     println!();
     println!(
         "ratios: agent file / shell = {:.2} (target ≤ 0.90); agent file / floor = {:.2} \
-         (target ≤ 1.10); agent S3 / agent file = {:.2} (target ≤ 1.10)",
+         (target ≤ 1.10)",
         file / shell,
         file / floor,
-        m("dbcrate-agent backup → S3") / file,
     );
+    if bench.settings.s3 {
+        println!(
+            "agent S3 / agent file = {:.2} (target ≤ 1.10)",
+            m("dbcrate-agent backup → S3") / file
+        );
+    }
     if bench.settings.vs_agent.is_some() {
         println!(
             "--vs-agent / DBCRATE_AGENT_BIN = {:.3} (alternating runs; the static agent's \
@@ -341,6 +361,7 @@ fn repeat(
 
 /// Runs `cmd` to completion; with `sample_rss`, polls its VmHWM every 20 ms.
 fn timed(mut cmd: Command, sample_rss: bool) -> Result<Sample, KitError> {
+    let ticks = cpu::Ticks::now();
     let start = Instant::now();
     let mut child = cmd
         .stdout(Stdio::null())
@@ -368,6 +389,7 @@ fn timed(mut cmd: Command, sample_rss: bool) -> Result<Sample, KitError> {
         std::thread::sleep(Duration::from_millis(20));
     };
     let seconds = start.elapsed().as_secs_f64();
+    let cpu = cpu::Ticks::now().since(ticks);
     if !status.success() {
         return Err(KitError::new(format!(
             "a benchmark case failed ({status}): {cmd:?}"
@@ -377,6 +399,7 @@ fn timed(mut cmd: Command, sample_rss: bool) -> Result<Sample, KitError> {
         seconds,
         peak_rss_kib: sample_rss.then_some(peak),
         output_bytes: None,
+        cpu,
     })
 }
 
