@@ -46,6 +46,15 @@ const ALLOWED: &[(&str, &str)] = &[
         "the registry client's own unpack staging directory",
     ),
     (
+        "std::fs::remove_dir_all(&self.private_dir)",
+        "a parallel restore's own private staging directory on the agent's host, removed \
+         when the restore ends",
+    ),
+    (
+        "std::fs::remove_dir_all(leftover.path())",
+        "a staging directory that a killed agent's parallel restore left on this host",
+    ),
+    (
         "tokio::fs::remove_dir_all(&final_dir)",
         "the registry client's own tool cache: tools an older agent unpacked without \
          keeping their archive, fetched again",

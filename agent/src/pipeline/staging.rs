@@ -21,7 +21,7 @@ const PREFIX: &str = "dbcrate-restore-";
 /// A staging directory, removed with everything in it when dropped.
 #[derive(Debug)]
 pub struct StagingDir {
-    path: PathBuf,
+    private_dir: PathBuf,
 }
 
 impl StagingDir {
@@ -53,21 +53,21 @@ impl StagingDir {
             .mode(0o700)
             .create(&path)
             .map_err(|e| named(format!("cannot create {}: {e}", path.display())))?;
-        let staging = Self { path };
+        let staging = Self { private_dir: path };
         // The umask can only take bits away; set the mode outright all the same.
-        std::fs::set_permissions(&staging.path, std::fs::Permissions::from_mode(0o700))
+        std::fs::set_permissions(&staging.private_dir, std::fs::Permissions::from_mode(0o700))
             .map_err(|e| named(format!("cannot make it private: {e}")))?;
         Ok(staging)
     }
 
     /// The directory.
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.private_dir
     }
 
     /// Creates the file the dump is staged in (new, 0600).
     pub fn create_dump_file(&self) -> Result<(PathBuf, File)> {
-        let path = self.path.join("dump");
+        let path = self.private_dir.join("dump");
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -80,11 +80,11 @@ impl StagingDir {
 
 impl Drop for StagingDir {
     fn drop(&mut self) {
-        if let Err(e) = std::fs::remove_dir_all(&self.path) {
+        if let Err(e) = std::fs::remove_dir_all(&self.private_dir) {
             tracing::error!(
                 "could not remove the staged dump at {}: {e}; remove it by hand, it holds \
                  the database in plaintext",
-                self.path.display()
+                self.private_dir.display()
             );
         }
     }
@@ -98,8 +98,8 @@ fn remove_leftovers(parent: &Path) {
     };
     // Our own uid: the owner of /proc/self.
     let me = std::fs::metadata("/proc/self").map(|m| m.uid()).ok();
-    for entry in entries.flatten() {
-        let name = entry.file_name();
+    for leftover in entries.flatten() {
+        let name = leftover.file_name();
         let Some(pid) = name
             .to_str()
             .and_then(|n| n.strip_prefix(PREFIX))
@@ -108,16 +108,16 @@ fn remove_leftovers(parent: &Path) {
         else {
             continue;
         };
-        let ours = entry.metadata().ok().map(|m| m.uid()) == me;
+        let ours = leftover.metadata().ok().map(|m| m.uid()) == me;
         if !ours || Path::new(&format!("/proc/{pid}")).exists() {
             continue;
         }
         tracing::warn!(
             "removing {}, a staged dump left by an agent that was killed mid-restore",
-            entry.path().display()
+            leftover.path().display()
         );
-        if let Err(e) = std::fs::remove_dir_all(entry.path()) {
-            tracing::error!("could not remove {}: {e}", entry.path().display());
+        if let Err(e) = std::fs::remove_dir_all(leftover.path()) {
+            tracing::error!("could not remove {}: {e}", leftover.path().display());
         }
     }
 }
