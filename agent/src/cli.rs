@@ -106,16 +106,9 @@ pub struct RunArgs {
         value_delimiter = ','
     )]
     pub directory_roots: Vec<PathBuf>,
-    /// libzstd worker threads that compress (0: compress on the thread that reads
-    /// pg_dump; default: one per available core, at most 4). Each worker costs memory
-    /// (docs/benchmarks.md).
-    #[arg(
-        long,
-        value_name = "N",
-        env = "DBCRATE_AGENT_ZSTD_THREADS",
-        value_parser = clap::value_parser!(u32).range(0..=crate::pipeline::compression::MAX_THREADS as i64)
-    )]
-    pub zstd_threads: Option<u32>,
+    #[allow(missing_docs)] // flattened: documented on ZstdThreadsArg
+    #[command(flatten)]
+    pub zstd_threads: ZstdThreadsArg,
     /// Managed restores run with N parallel pg_restore jobs from a staged copy of the
     /// dump in --restore-staging-dir (see `restore --jobs`); default: one stream in one
     /// transaction.
@@ -147,7 +140,7 @@ impl RunArgs {
             no_registry: self.no_registry,
             registry_ca: self.registry_ca,
             directory_roots: self.directory_roots,
-            zstd_threads: self.zstd_threads,
+            zstd_threads: self.zstd_threads.zstd_threads,
             parallel_restore: self
                 .restore_jobs
                 .zip(self.restore_staging_dir)
@@ -177,16 +170,9 @@ pub struct BackupArgs {
     /// zstd compression level.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=19))]
     pub zstd_level: i32,
-    /// libzstd worker threads that compress (0: compress on the thread that reads
-    /// pg_dump; default: one per available core, at most 4). Each worker costs memory
-    /// (docs/benchmarks.md).
-    #[arg(
-        long,
-        value_name = "N",
-        env = "DBCRATE_AGENT_ZSTD_THREADS",
-        value_parser = clap::value_parser!(u32).range(0..=crate::pipeline::compression::MAX_THREADS as i64)
-    )]
-    pub zstd_threads: Option<u32>,
+    #[allow(missing_docs)] // flattened: documented on ZstdThreadsArg
+    #[command(flatten)]
+    pub zstd_threads: ZstdThreadsArg,
     /// Also count every table's rows in the dump's own snapshot (reported as
     /// `row_counts`; a restore drill compares them). Reads every table once more.
     #[arg(long)]
@@ -251,6 +237,21 @@ pub struct RestoreArgs {
     #[allow(missing_docs)] // flattened: documented on RegistryArgs
     #[command(flatten)]
     pub registry: RegistryArgs,
+}
+
+/// How many of libzstd's workers compress a backup (`backup` and `run`).
+#[derive(Args, Debug)]
+pub struct ZstdThreadsArg {
+    /// libzstd worker threads that compress (0: compress on the thread that reads
+    /// pg_dump; default: one per available core, at most 4). Each worker costs memory
+    /// (docs/benchmarks.md).
+    #[arg(
+        long,
+        value_name = "N",
+        env = "DBCRATE_AGENT_ZSTD_THREADS",
+        value_parser = clap::value_parser!(u32).range(0..=crate::pipeline::compression::MAX_THREADS as i64)
+    )]
+    pub zstd_threads: Option<u32>,
 }
 
 /// Where to get pg_dump/pg_restore when --pg-bin-dir is not given.
@@ -353,7 +354,10 @@ impl BackupArgs {
             registry: self.registry.config()?,
             pg_bin_dir: self.pg_bin_dir,
             progress: crate::pipeline::Progress::default(),
-            compression: crate::pipeline::Compression::new(self.zstd_level, self.zstd_threads),
+            compression: crate::pipeline::Compression::new(
+                self.zstd_level,
+                self.zstd_threads.zstd_threads,
+            ),
             interrupt,
             count_rows: self.count_rows,
         })
