@@ -21,6 +21,7 @@ use crate::pg::DatabaseUrl;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::process::Command;
@@ -70,14 +71,23 @@ pub async fn restore(
         "staging the verified dump for a parallel restore (pg_restore --jobs)"
     );
     let started = Instant::now();
-    let writer = std::io::BufWriter::with_capacity(1 << 20, file);
+    let abandoned = Arc::new(AtomicBool::new(false));
+    let writer = Abandonable {
+        inner: std::io::BufWriter::with_capacity(1 << 20, file),
+        abandoned: Arc::clone(&abandoned),
+    };
     let decoder = decoding.spawn(writer);
     let decoded = tokio::select! {
         joined = decoder => joined
             .map_err(|e| Error::new(ErrorKind::PgTool, format!("decoder thread failed: {e}")))?,
-        () = interrupt.raised() => return Err(Error::interrupted(
-            "restore interrupted by a signal while staging the dump; nothing was restored",
-        )),
+        () = interrupt.raised() => {
+            // The decoder thread cannot be joined in time; its next write fails, so it
+            // stops reading storage instead of filling a file that is being removed.
+            abandoned.store(true, Ordering::SeqCst);
+            return Err(Error::interrupted(
+                "restore interrupted by a signal while staging the dump; nothing was restored",
+            ));
+        }
     };
     let report = decoded.map_err(|e| {
         e.context(format!("staging the dump in {}", staging.path().display()))
@@ -115,6 +125,26 @@ pub async fn ensure_empty(database: &DatabaseUrl) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// The staging file's writer, which fails every write once the restore was abandoned.
+struct Abandonable<W> {
+    inner: W,
+    abandoned: Arc<AtomicBool>,
+}
+
+impl<W: std::io::Write> std::io::Write for Abandonable<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.abandoned.load(Ordering::SeqCst) {
+            // Not `ErrorKind::Interrupted`: `write_all` retries that forever.
+            return Err(std::io::Error::other("the restore was interrupted"));
+        }
+        self.inner.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// What a failure part-way through leaves, and what to do about it.
@@ -172,4 +202,25 @@ async fn run_pg_restore(
         .note(PARTIAL));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn an_abandoned_staging_file_refuses_writes_at_once() {
+        let abandoned = Arc::new(AtomicBool::new(false));
+        let mut writer = Abandonable {
+            inner: Vec::new(),
+            abandoned: Arc::clone(&abandoned),
+        };
+        writer.write_all(b"before").unwrap();
+        abandoned.store(true, Ordering::SeqCst);
+        // write_all would spin forever on ErrorKind::Interrupted; it must fail instead.
+        let e = writer.write_all(b"after").unwrap_err();
+        assert_ne!(e.kind(), std::io::ErrorKind::Interrupted);
+        assert_eq!(writer.inner, b"before");
+    }
 }
