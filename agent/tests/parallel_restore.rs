@@ -32,14 +32,8 @@ fn parallel_restore_with(
     db: &str,
     staging: &Path,
 ) -> Command {
-    target.create_database(db).unwrap();
-    let mut cmd = agent();
-    cmd.arg("restore")
-        .args(["--source", object])
-        .args(["--database-url", &target.url(db)])
-        .arg("--pg-bin-dir")
-        .arg(bin)
-        .arg("--identity")
+    let mut cmd = restore_cmd_with(target, bin, object, db);
+    cmd.arg("--identity")
         .arg(identity)
         .args(["--jobs", "2"])
         .arg("--staging-dir")

@@ -244,13 +244,18 @@ pub fn with_sftp(cmd: &mut Command, sftp: &SftpServer) {
 /// A `dbcrate-agent restore` of `object` into a new database `db` on `target` (created
 /// here); the caller adds the key flag (`--identity`/`--file-key-file`) and any other.
 pub fn restore_cmd(target: &PgServer, object: &str, db: &str) -> Command {
+    restore_cmd_with(target, target.bin_dir(), object, db)
+}
+
+/// The same with the pg_restore in `bin`.
+pub fn restore_cmd_with(target: &PgServer, bin: &Path, object: &str, db: &str) -> Command {
     target.create_database(db).unwrap();
     let mut cmd = agent();
     cmd.arg("restore")
         .args(["--source", object])
         .args(["--database-url", &target.url(db)])
         .arg("--pg-bin-dir")
-        .arg(target.bin_dir());
+        .arg(bin);
     cmd
 }
 
