@@ -1,8 +1,9 @@
 //! The streaming pipelines: backup (pg_dump → zstd → age → storage) and restore
 //! (storage → age → zstd → pg_restore).
 //!
-//! The CPU work (compression, encryption, hashing) runs on one blocking thread with
-//! synchronous adapters; storage I/O runs on the async runtime; they meet in a bounded
+//! The CPU work runs on blocking threads with synchronous adapters — in a backup, a
+//! reader drains pg_dump's pipe, libzstd's workers compress, and another thread
+//! encrypts and hashes; storage I/O runs on the async runtime; they meet in a bounded
 //! channel of 1 MiB chunks, which is the back-pressure: when storage is slow the channel
 //! fills, the encoder blocks, and pg_dump blocks on its pipe.
 

@@ -288,8 +288,8 @@ struct Running {
     stderr: ChildStderr,
 }
 
-/// Starts the tool as a plain blocking child: its stdout is read by the compressor
-/// thread directly, which is measurably faster than bridging an async pipe.
+/// Starts the tool as a plain blocking child: its stdout is read by a plain thread
+/// ([`ReadAhead`]), which is measurably faster than bridging an async pipe.
 fn start_tool(tool: &ToolRun<'_>, database: &DatabaseUrl) -> Result<Running> {
     let mut command = Command::new(tool.path);
     command
