@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Instant;
-use tokio::process::{Child, ChildStdin, Command};
+use tokio::process::{Child, Command};
 use tokio::task::JoinHandle;
 
 /// What to restore, and into which database.
@@ -171,9 +171,19 @@ async fn stream_into(
 ) -> Result<DecodeReport> {
     let Restoring {
         mut child,
-        stdin,
         restore_errors,
-    } = start_pg_restore(pg_restore, database)?;
+    } = start_pg_restore(
+        pg_restore,
+        database,
+        &["--single-transaction"],
+        Archive::Stdin,
+    )?;
+    let Some(stdin) = child.stdin.take() else {
+        return Err(Error::new(
+            ErrorKind::PgTool,
+            "pg_restore's stdin was not set up",
+        ));
+    };
     // The bridge is dropped when the decoder returns, which closes pg_restore's stdin.
     let mut decoder = decoding.spawn(tokio_util::io::SyncIoBridge::new(stdin));
     let decoded = tokio::select! {
@@ -209,35 +219,56 @@ async fn stream_into(
     Ok(report)
 }
 
-/// A started pg_restore: the child, its stdin, and its stderr as it is being collected
-/// (with the database's secrets redacted).
-struct Restoring {
-    child: Child,
-    stdin: ChildStdin,
-    restore_errors: JoinHandle<String>,
+/// A started pg_restore: the child (its stdin piped when it reads the archive from
+/// there) and its stderr as it is being collected (with the database's secrets
+/// redacted).
+pub(super) struct Restoring {
+    pub child: Child,
+    pub restore_errors: JoinHandle<String>,
 }
 
-/// Starts pg_restore in one transaction that stops at the first error; killed when
-/// dropped, so no failure path leaves it running.
-fn start_pg_restore(pg_restore: &Path, database: &Arc<DatabaseUrl>) -> Result<Restoring> {
+/// What pg_restore reads its archive from.
+pub(super) enum Archive<'a> {
+    /// Its stdin, which the caller takes from the child and writes.
+    Stdin,
+    /// A file, which it may seek in (needed for `--jobs`).
+    File(&'a Path),
+}
+
+/// Starts pg_restore with `args` (the connection is added) and `--exit-on-error
+/// --no-password`, reading `archive`; killed when dropped, so no failure path leaves it
+/// running.
+pub(super) fn start_pg_restore(
+    pg_restore: &Path,
+    database: &Arc<DatabaseUrl>,
+    args: &[&str],
+    archive: Archive<'_>,
+) -> Result<Restoring> {
     let mut command = Command::new(pg_restore);
     command
-        .args(["--exit-on-error", "--single-transaction", "--no-password"])
-        .stdin(Stdio::piped())
+        .args(["--exit-on-error", "--no-password"])
+        .args(args)
+        .stdin(match archive {
+            Archive::Stdin => Stdio::piped(),
+            Archive::File(_) => Stdio::null(),
+        })
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
     database.configure(command.as_std_mut());
+    if let Archive::File(file) = archive {
+        command.arg(file);
+    }
     let mut child = command.spawn().map_err(|e| {
         Error::new(
             ErrorKind::PgTool,
             format!("cannot start {}: {e}", pg_restore.display()),
         )
     })?;
-    let (Some(stdin), Some(stderr_pipe)) = (child.stdin.take(), child.stderr.take()) else {
+    let Some(stderr_pipe) = child.stderr.take() else {
         return Err(Error::new(
             ErrorKind::PgTool,
-            "pg_restore's pipes were not set up",
+            "pg_restore's stderr was not set up",
         ));
     };
     let redactor = Arc::clone(database);
@@ -248,7 +279,6 @@ fn start_pg_restore(pg_restore: &Path, database: &Arc<DatabaseUrl>) -> Result<Re
     );
     Ok(Restoring {
         child,
-        stdin,
         restore_errors,
     })
 }

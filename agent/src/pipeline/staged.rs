@@ -12,19 +12,16 @@
 //! it goes.
 
 use super::decode::DecodeReport;
-use super::restore::Decoding;
+use super::restore::{start_pg_restore, Archive, Decoding, Restoring};
 use super::staging::StagingDir;
-use super::stderr;
 use crate::error::{Error, ErrorKind, Result};
 use crate::interrupt::Interrupt;
 use crate::pg::DatabaseUrl;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
-use tokio::process::Command;
 
 /// Most pg_restore jobs allowed: each is a connection and a backend on the server.
 pub const MAX_JOBS: u32 = 64;
@@ -158,32 +155,16 @@ async fn run_pg_restore(
     into: &Target<'_>,
     interrupt: &mut Interrupt,
 ) -> Result<()> {
-    let mut command = Command::new(into.pg_restore);
-    command
-        .args(["--exit-on-error", "--no-password"])
-        .arg(format!("--jobs={jobs}"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    into.database.configure(command.as_std_mut());
-    command.arg(dump);
-    let mut child = command.spawn().map_err(|e| {
-        Error::new(
-            ErrorKind::PgTool,
-            format!("cannot start {}: {e}", into.pg_restore.display()),
-        )
-    })?;
-    let stderr_pipe = child
-        .stderr
-        .take()
-        .ok_or_else(|| Error::new(ErrorKind::PgTool, "pg_restore's stderr was not set up"))?;
-    let redactor = Arc::clone(into.database);
-    let restore_errors = stderr::collect(
-        "pg_restore",
-        tokio_util::io::SyncIoBridge::new(stderr_pipe),
-        move |l| redactor.redact(l),
-    );
+    let jobs = format!("--jobs={jobs}");
+    let Restoring {
+        mut child,
+        restore_errors,
+    } = start_pg_restore(
+        into.pg_restore,
+        into.database,
+        &[&jobs],
+        Archive::File(dump),
+    )?;
     let status = tokio::select! {
         status = child.wait() => status
             .map_err(|e| Error::new(ErrorKind::PgTool, format!("waiting for pg_restore: {e}")))?,

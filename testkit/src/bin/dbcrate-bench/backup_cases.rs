@@ -39,15 +39,11 @@ pub fn backup_cases(
         server.client_env(&mut c);
         c
     };
-    let to_file = |binary: &'static str, threads: Option<u32>| {
+    let to_file = |agent: PathBuf, threads: Option<u32>| {
         let (out_dir, next) = (out_dir, &next);
         move || {
-            let agent = match binary {
-                "vs" => bench.settings.vs_agent.as_deref().unwrap_or(&bench.agent),
-                _ => bench.agent.as_path(),
-            };
             let dest = out_dir.join(format!("agent-{}", next()));
-            let mut c = agent_backup(agent, server, bench, &format!("file://{}", dest.display()));
+            let mut c = agent_backup(&agent, server, bench, &format!("file://{}", dest.display()));
             c.args(threads.map(|t| format!("--zstd-threads={t}")));
             (c, Some(dest))
         }
@@ -79,21 +75,21 @@ pub fn backup_cases(
         Case {
             name: "dbcrate-agent backup → file://".into(),
             agent: true,
-            command: Box::new(to_file("agent", None)),
+            command: Box::new(to_file(bench.agent.clone(), None)),
         },
     ];
     for &threads in &bench.settings.zstd_threads {
         cases.push(Case {
             name: format!("dbcrate-agent backup --zstd-threads {threads} → file://"),
             agent: true,
-            command: Box::new(to_file("agent", Some(threads))),
+            command: Box::new(to_file(bench.agent.clone(), Some(threads))),
         });
     }
-    if bench.settings.vs_agent.is_some() {
+    if let Some(other) = &bench.settings.vs_agent {
         cases.push(Case {
             name: "vs: --vs-agent backup → file://".into(),
             agent: true,
-            command: Box::new(to_file("vs", None)),
+            command: Box::new(to_file(other.clone(), None)),
         });
     }
     if bench.settings.s3 {
