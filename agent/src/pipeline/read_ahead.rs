@@ -8,7 +8,8 @@
 //! allocated per read. The pipe itself is also enlarged (see [`enlarge_pipe`]).
 
 use std::io::{self, Read};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
+use std::time::Duration;
 
 /// Bytes per buffer: one `read` of the pipe fills at most this much.
 pub const BUFFER_SIZE: usize = 256 << 10;
@@ -17,6 +18,16 @@ pub const BUFFERS: usize = 16;
 /// The pipe size asked for: Linux's default ceiling for unprivileged processes
 /// (`/proc/sys/fs/pipe-max-size`).
 const PIPE_SIZE: libc::c_int = 1 << 20;
+
+/// What [`ReadAhead::next_buffer_within`] found.
+pub enum Waited {
+    /// The next bytes read (or the read error).
+    Read(io::Result<Vec<u8>>),
+    /// Nothing was read in the time given; the input is still open.
+    Silent,
+    /// The input ended.
+    End,
+}
 
 /// The consuming end: full buffers in the order they were read.
 pub struct ReadAhead {
@@ -45,6 +56,16 @@ impl ReadAhead {
     /// [`ReadAhead::recycle`] once its bytes are used.
     pub fn next_buffer(&mut self) -> Option<io::Result<Vec<u8>>> {
         self.full.recv().ok()
+    }
+
+    /// Like [`ReadAhead::next_buffer`], but gives up after `wait` with
+    /// [`Waited::Silent`] when nothing more was read in that time.
+    pub fn next_buffer_within(&mut self, wait: Duration) -> Waited {
+        match self.full.recv_timeout(wait) {
+            Ok(read) => Waited::Read(read),
+            Err(RecvTimeoutError::Timeout) => Waited::Silent,
+            Err(RecvTimeoutError::Disconnected) => Waited::End,
+        }
     }
 
     /// Returns a used buffer to the reader.
