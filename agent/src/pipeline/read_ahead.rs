@@ -52,14 +52,9 @@ impl ReadAhead {
         Ok(Self { full, empty })
     }
 
-    /// The next bytes read, `None` at end of input. Give the buffer back with
-    /// [`ReadAhead::recycle`] once its bytes are used.
-    pub fn next_buffer(&mut self) -> Option<io::Result<Vec<u8>>> {
-        self.full.recv().ok()
-    }
-
-    /// Like [`ReadAhead::next_buffer`], but gives up after `wait` with
-    /// [`Waited::Silent`] when nothing more was read in that time.
+    /// The next bytes read, or [`Waited::Silent`] when nothing more was read within
+    /// `wait`, or [`Waited::End`]. Give a buffer back with [`ReadAhead::recycle`] once
+    /// its bytes are used.
     pub fn next_buffer_within(&mut self, wait: Duration) -> Waited {
         match self.full.recv_timeout(wait) {
             Ok(read) => Waited::Read(read),
@@ -153,9 +148,20 @@ mod tests {
         }
     }
 
+    /// The next buffer, waiting as long as it takes (these sources never stall).
+    fn next_buffer(r: &mut ReadAhead) -> Option<io::Result<Vec<u8>>> {
+        loop {
+            match r.next_buffer_within(Duration::from_secs(1)) {
+                Waited::Read(read) => return Some(read),
+                Waited::Silent => continue,
+                Waited::End => return None,
+            }
+        }
+    }
+
     fn drain(mut r: ReadAhead) -> (Vec<u8>, Option<io::Error>) {
         let mut out = Vec::new();
-        while let Some(next) = r.next_buffer() {
+        while let Some(next) = next_buffer(&mut r) {
             match next {
                 Ok(b) => {
                     out.extend_from_slice(&b);
@@ -200,7 +206,7 @@ mod tests {
             }
         }
         let mut r = ReadAhead::start("test", Endless(tx)).unwrap();
-        assert!(r.next_buffer().unwrap().is_ok());
+        assert!(next_buffer(&mut r).unwrap().is_ok());
         drop(r);
         rx.recv_timeout(std::time::Duration::from_secs(5))
             .expect("the reader dropped its input");

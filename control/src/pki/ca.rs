@@ -66,6 +66,14 @@ impl std::fmt::Debug for SigningCa {
 }
 
 impl SigningCa {
+    /// Organisation `org_id`'s CA from its certificate and its unwrapped key (PEM).
+    pub fn from_pem(org_id: &str, cert_pem: String, key_pem: &[u8]) -> Result<Self> {
+        Ok(Self {
+            cert_pem,
+            issuer: Issuer::new(org_ca_params(org_id), key_from_secret(key_pem)?),
+        })
+    }
+
     /// The issuer, for rcgen's `signed_by`.
     pub fn issuer(&self) -> &Issuer<'static, KeyPair> {
         &self.issuer
@@ -289,8 +297,5 @@ pub async fn org_signing_ca(
         purpose: ORG_CA_KEY_PURPOSE,
     };
     let key = secrets::unwrap(db, keys, secret, actor, reason, &stamp).await?;
-    Ok(SigningCa {
-        cert_pem,
-        issuer: Issuer::new(org_ca_params(org_id), key_from_secret(&key)?),
-    })
+    SigningCa::from_pem(org_id, cert_pem, &key)
 }
