@@ -63,6 +63,9 @@ pub struct AppState {
     pub agent_tls: Option<Arc<crate::server::agent_tls::AgentTls>>,
     /// Where the control plane may reach for tenants (see [`dbcrate_storage::reach`]).
     pub reach: Arc<dbcrate_storage::reach::ReachPolicy>,
+    /// The agents' waiting long polls, woken when a job is queued for them (its
+    /// watcher runs beside the listener, see [`crate::backups::jobs::wakeups`]).
+    pub job_wakeups: Arc<crate::backups::jobs::wakeups::JobWakeups>,
 }
 
 impl std::fmt::Debug for AppState {

@@ -2,6 +2,7 @@
 //! self-signed certificate: what integration tests (here and in the agent) and demos
 //! start, through exactly the code `serve` runs.
 
+use crate::backups::jobs::wakeups::JobWakeups;
 use crate::config::AgentSettings;
 use crate::db::Db;
 use crate::envelope::MasterKeys;
@@ -82,7 +83,9 @@ pub async fn start(
         },
         agent_tls: Some(agent_tls.clone()),
         reach: Arc::new(reach),
+        job_wakeups: JobWakeups::new(),
     };
+    state.job_wakeups.spawn_watcher(state.db.clone());
     let (stop, stopped) = tokio::sync::watch::channel(());
     let until_stopped = |mut rx: tokio::sync::watch::Receiver<()>| async move {
         let _ = rx.changed().await;

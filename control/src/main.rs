@@ -194,8 +194,10 @@ async fn serve(config: &Config) -> Result<String> {
         agents,
         agent_tls: Some(agent_tls.clone()),
         reach,
+        job_wakeups: dbcrate_control::backups::jobs::wakeups::JobWakeups::new(),
     };
     agent_tls.spawn_refresher();
+    state.job_wakeups.spawn_watcher(state.db.clone());
     dbcrate_control::housekeeping::spawn_loop(
         state.db.clone(),
         state.keys.clone(),

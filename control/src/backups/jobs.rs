@@ -11,6 +11,7 @@ mod completion;
 pub(crate) mod drill;
 mod enqueue;
 mod state;
+pub mod wakeups;
 
 pub use completion::complete;
 pub use dbcrate_core::wire::{Completion, Job as ClaimedJob};
@@ -91,8 +92,27 @@ pub(crate) fn skip_locked(db: &Db) -> &'static str {
     }
 }
 
+/// Whether the agent has a claimable job: a plain read, so that looking (the common
+/// case: nothing there) never takes SQLite's write lock or a PostgreSQL row lock.
+async fn has_claimable(db: &Db, agent: &AgentIdentity, now: i64) -> Result<bool> {
+    let found: Option<String> = sqlx::query_scalar(
+        "SELECT id FROM jobs WHERE agent_id = $1 AND org_id = $2 AND state = $3 \
+         AND (retry_at IS NULL OR retry_at <= $4) LIMIT 1",
+    )
+    .bind(&agent.agent_id)
+    .bind(&agent.org_id)
+    .bind(JobState::Queued)
+    .bind(now)
+    .fetch_optional(db.pool())
+    .await?;
+    Ok(found.is_some())
+}
+
 /// Claims the agent's oldest queued job, if any.
 pub async fn claim_next(db: &Db, agent: &AgentIdentity, now: i64) -> Result<Option<ClaimedJob>> {
+    if !has_claimable(db, agent, now).await? {
+        return Ok(None);
+    }
     let lock = skip_locked(db);
     let mut tx = db.begin().await?;
     let claimed: Result<Option<ClaimedJob>> = async {

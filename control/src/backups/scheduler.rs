@@ -8,7 +8,6 @@
 
 use crate::audit::AuditAction;
 use crate::backups::jobs::{enqueue, skip_locked, Because, NewJob};
-use crate::backups::schedules;
 use crate::db::{end_write, Db};
 use crate::error::Result;
 use dbcrate_core::schedule::{due, Schedule};
@@ -51,12 +50,44 @@ crate::rows::from_row!(Firing {
 /// How many times a failed backup job is tried in all.
 pub const MAX_ATTEMPTS: i64 = 3;
 
-/// Fires every due schedule; returns the ids of the jobs made.
+/// An enabled schedule's timing, read without a transaction to tell whether it may be
+/// due; the transaction that fires it reads it again under its lock.
+struct Timing {
+    id: String,
+    cron: String,
+    time_zone: String,
+    last_fired_at: i64,
+}
+
+crate::rows::from_row!(Timing {
+    id,
+    cron,
+    time_zone,
+    last_fired_at
+});
+
+impl Timing {
+    /// Due now, or unreadable (then [`fire_one`] says so in the log).
+    fn may_be_due(&self, now: i64) -> bool {
+        match Schedule::parse(&self.cron, &self.time_zone) {
+            Ok(schedule) => due(&schedule, self.last_fired_at, now).is_some(),
+            Err(_) => true,
+        }
+    }
+}
+
+/// Fires every due schedule; returns the ids of the jobs made. One read finds the due
+/// ones: a writing transaction per enabled schedule on every tick cost 10,000 of them
+/// each ten seconds at 10,000 schedules, each taking SQLite's write lock.
 pub async fn fire_due(db: &Db, now: i64) -> Result<Vec<String>> {
-    let ids = schedules::enabled_ids(db).await?;
+    let timings: Vec<Timing> = sqlx::query_as(
+        "SELECT id, cron, time_zone, last_fired_at FROM schedules WHERE enabled = 1 ORDER BY id",
+    )
+    .fetch_all(db.pool())
+    .await?;
     let mut made = Vec::new();
-    for id in ids {
-        if let Some(job) = fire_one(db, &id, now).await? {
+    for timing in timings.iter().filter(|t| t.may_be_due(now)) {
+        if let Some(job) = fire_one(db, &timing.id, now).await? {
             made.push(job);
         }
     }

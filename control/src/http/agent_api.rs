@@ -269,6 +269,8 @@ pub async fn next_job(
     let valid_for = (agent.not_after - state.now()).max(0) as u64;
     let wait = secs(state.agents.poll_interval_secs).min(valid_for);
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(wait);
+    // Registered before the first look, so a job queued meanwhile wakes this poll.
+    let waiter = state.job_wakeups.wait_for(&agent.agent_id);
     loop {
         if let Some(job) = jobs::claim_next(&state.db, &agent, state.now()).await? {
             return Ok(Json(wire::NextJobAnswer { job: Some(job) }));
@@ -276,7 +278,9 @@ pub async fn next_job(
         if tokio::time::Instant::now() >= deadline {
             return Ok(Json(wire::NextJobAnswer { job: None }));
         }
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        // Woken by the watcher when a job is queued for this agent (see
+        // `jobs::wakeups`), else at the deadline.
+        let _ = tokio::time::timeout_at(deadline, waiter.notify().notified()).await;
     }
 }
 

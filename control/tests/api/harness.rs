@@ -174,17 +174,27 @@ impl Api {
 
     /// A control plane with the reach policy `reach`.
     pub async fn start_with_reach(db: Db, reach: dbcrate_storage::reach::ReachPolicy) -> Self {
+        let agents = AgentSettings {
+            // Long polls answer within a second in tests.
+            poll_interval_secs: 1,
+            ..AgentSettings::default()
+        };
+        Self::start_with(db, reach, agents).await
+    }
+
+    /// A control plane with the reach policy `reach` and agent settings `agents`.
+    pub async fn start_with(
+        db: Db,
+        reach: dbcrate_storage::reach::ReachPolicy,
+        agents: AgentSettings,
+    ) -> Self {
         let dir = TempDir::new("control-api").unwrap();
         let keys = Arc::new(crate::common::keys_with_audit_key(&db, NOW).await);
         let local = local::start(
             db.clone(),
             keys.clone(),
             &dir.path().join("tls"),
-            AgentSettings {
-                // Long polls answer within a second in tests.
-                poll_interval_secs: 1,
-                ..AgentSettings::default()
-            },
+            agents,
             reach,
         )
         .await
