@@ -21,6 +21,8 @@ use std::time::Duration;
 const MAX_ANSWER: usize = 1024 * 1024;
 /// How long a request may take.
 const TIMEOUT: Duration = Duration::from_secs(60);
+/// How long an unused connection is kept for the next call.
+const IDLE_CONNECTION: Duration = Duration::from_secs(20);
 /// Who calls: the control plane shows the version in its agent list
 /// ([`dbcrate_core::wire::AGENT_USER_AGENT_PREFIX`] then this build's version).
 const USER_AGENT: &str = concat!("dbcrate-agent/", env!("CARGO_PKG_VERSION"));
@@ -117,9 +119,16 @@ impl Link {
             .build();
         Ok(Self {
             client: Client::builder(TokioExecutor::new())
-                // Every request a fresh connection: each is a full handshake, so a
-                // revocation takes effect on the very next call.
-                .pool_max_idle_per_host(0)
+                // One connection kept alive between calls: a handshake per call cost the
+                // control plane a signature and a chain check every few seconds per
+                // agent. Revocation still takes effect on the very next call: the
+                // control plane checks the certificate against its records on every
+                // request (answering `agent_revoked`), and ends connections at their
+                // maximum age. Idle connections are dropped before the control plane's
+                // 30 s idle limit, so a call never starts on one it is closing.
+                .pool_max_idle_per_host(1)
+                .pool_idle_timeout(IDLE_CONNECTION)
+                .pool_timer(hyper_util::rt::TokioTimer::new())
                 .build(connector),
             base: base.trim_end_matches('/').to_string(),
         })
