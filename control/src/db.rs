@@ -155,6 +155,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/common/0027_schedule_grace.sql"),
         postgres: include_str!("../migrations/common/0027_schedule_grace.sql"),
     },
+    Migration {
+        version: 28,
+        sqlite: include_str!("../migrations/common/0028_agent_certificate_lookup.sql"),
+        postgres: include_str!("../migrations/common/0028_agent_certificate_lookup.sql"),
+    },
 ];
 
 /// The schema version this binary expects.

@@ -166,10 +166,8 @@ pub async fn create(
     }
     .await;
     end_write(tx, created).await?;
-    list(db, org_id, now)
+    get(db, org_id, &id, now)
         .await?
-        .into_iter()
-        .find(|s| s.id == id)
         .ok_or_else(|| Error::internal("the new schedule vanished"))
 }
 
@@ -258,19 +256,32 @@ pub async fn update(
     if !end_write(tx, updated).await? {
         return Ok(None);
     }
-    Ok(list(db, org_id, now)
-        .await?
-        .into_iter()
-        .find(|s| s.id == id))
+    get(db, org_id, id, now).await
 }
+
+/// Schedule `id` of `org_id` with its next fire time after `now` (`None`: not there).
+/// One row: answering a create or an update with the whole list cost a read of every
+/// schedule, which at 10,000 schedules made each create take half a second.
+pub async fn get(db: &Db, org_id: &str, id: &str, now: i64) -> Result<Option<ScheduleInfo>> {
+    let stored: Option<StoredSchedule> = sqlx::query_as(&format!(
+        "SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE id = $1 AND org_id = $2"
+    ))
+    .bind(id)
+    .bind(org_id)
+    .fetch_optional(db.pool())
+    .await?;
+    Ok(stored.map(|s| s.info(now)))
+}
+
+/// What [`StoredSchedule`] is read from.
+const SCHEDULE_COLUMNS: &str = "id, database_id, destination_id, cron, time_zone, enabled, \
+     keep_last, keep_daily, keep_weekly, keep_monthly, keep_yearly, grace_secs";
 
 /// The organisation's schedules with their next fire time after `now`.
 pub async fn list(db: &Db, org_id: &str, now: i64) -> Result<Vec<ScheduleInfo>> {
-    let stored: Vec<StoredSchedule> = sqlx::query_as(
-        "SELECT id, database_id, destination_id, cron, time_zone, enabled, keep_last, \
-         keep_daily, keep_weekly, keep_monthly, keep_yearly, grace_secs FROM schedules \
-         WHERE org_id = $1 ORDER BY created_at, id",
-    )
+    let stored: Vec<StoredSchedule> = sqlx::query_as(&format!(
+        "SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE org_id = $1 ORDER BY created_at, id"
+    ))
     .bind(org_id)
     .fetch_all(db.pool())
     .await?;

@@ -9,7 +9,7 @@ use super::extract::{Body, Path};
 use super::wire_doc;
 use super::AppState;
 use crate::agents::{self, EnrolRequest};
-use crate::backups::jobs;
+use crate::backups::jobs::{self, wakeups};
 use crate::error::{Code, Error};
 use crate::pki::crl;
 use crate::pki::identity::{self, AgentIdentity};
@@ -266,9 +266,11 @@ pub async fn next_job(
     State(state): State<AppState>,
     Agent(agent): Agent,
 ) -> ApiResult<Json<wire::NextJobAnswer>> {
-    let valid_for = (agent.not_after - state.now()).max(0) as u64;
-    let wait = secs(state.agents.poll_interval_secs).min(valid_for);
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(wait);
+    let valid_for = std::time::Duration::from_secs((agent.not_after - state.now()).max(0) as u64);
+    let interval = std::time::Duration::from_secs(secs(state.agents.poll_interval_secs));
+    let random = crate::error::random_bytes::<2>().map_or(u16::MAX, |b| u16::from_le_bytes(*b));
+    let wait = wakeups::hold(interval, random).min(valid_for);
+    let deadline = tokio::time::Instant::now() + wait;
     // Registered before the first look, so a job queued meanwhile wakes this poll.
     let waiter = state.job_wakeups.wait_for(&agent.agent_id);
     loop {
@@ -279,7 +281,7 @@ pub async fn next_job(
             return Ok(Json(wire::NextJobAnswer { job: None }));
         }
         // Woken by the watcher when a job is queued for this agent (see
-        // `jobs::wakeups`), else at the deadline.
+        // `wakeups`), else at the deadline.
         let _ = tokio::time::timeout_at(deadline, waiter.notify().notified()).await;
     }
 }

@@ -313,7 +313,6 @@ pub async fn set_schedule_grace(
     if !schedules::set_grace(db, &org_id, &schedule_id, request.minutes, actor, now).await? {
         return Err(ApiError::not_found());
     }
-    let found = schedules::list(db, &org_id, now).await?;
-    let schedule = found.into_iter().find(|s| s.id == schedule_id);
+    let schedule = schedules::get(db, &org_id, &schedule_id, now).await?;
     Ok(Json(schedule.ok_or_else(ApiError::not_found)?.into()))
 }

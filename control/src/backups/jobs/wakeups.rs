@@ -20,6 +20,15 @@ use tokio::sync::Notify;
 /// the poll of its (waiting) agent tries to claim it.
 pub const WATCH_EVERY: Duration = Duration::from_millis(100);
 
+/// How long a poll waits for a job when none comes: between three quarters of the poll
+/// interval and all of it, by `random`. Agents that connected together — all of them,
+/// after a control-plane restart — would otherwise come back together every interval,
+/// thousands of requests within a few seconds; spread, they arrive evenly.
+pub fn hold(interval: Duration, random: u16) -> Duration {
+    let fraction = 0.75 + 0.25 * f64::from(random) / f64::from(u16::MAX);
+    interval.mul_f64(fraction)
+}
+
 /// The long polls waiting in this process, by agent.
 #[derive(Debug, Default)]
 pub struct JobWakeups {
@@ -140,6 +149,15 @@ async fn claimable_agents(db: &Db, now: i64) -> Result<HashSet<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn holds_spread_over_the_last_quarter_of_the_interval() {
+        let interval = Duration::from_secs(30);
+        assert_eq!(hold(interval, 0), Duration::from_millis(22_500));
+        assert_eq!(hold(interval, u16::MAX), interval);
+        let middle = hold(interval, u16::MAX / 2);
+        assert!(middle > Duration::from_millis(26_000) && middle < Duration::from_millis(26_500));
+    }
 
     #[tokio::test]
     async fn only_the_named_agents_waiting_polls_wake_and_a_wake_before_the_wait_counts() {

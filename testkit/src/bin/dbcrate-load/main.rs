@@ -42,11 +42,13 @@ struct Settings {
     drain: Duration,
     concurrency: usize,
     control_bin: PathBuf,
+    /// Where to copy the control planes' logs at the end.
+    keep_logs: Option<PathBuf>,
 }
 
 const USAGE: &str = "usage: dbcrate-load [--agents N] [--engine sqlite|postgres] [--minutes M] \
 [--jobs-per-minute R] [--replicas 1|2] [--kill-replica-after SECS] [--poll-secs S] \
-[--crl-secs S] [--drain-secs S] [--concurrency C] [--control-bin PATH]";
+[--crl-secs S] [--drain-secs S] [--concurrency C] [--control-bin PATH] [--keep-logs DIR]";
 
 fn parse() -> Result<Settings, String> {
     let mut s = Settings {
@@ -63,6 +65,7 @@ fn parse() -> Result<Settings, String> {
         control_bin: std::env::var_os("DBCRATE_CONTROL_BIN")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("target/release/dbcrate-control")),
+        keep_logs: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -91,6 +94,7 @@ fn parse() -> Result<Settings, String> {
             "--drain-secs" => s.drain = Duration::from_secs_f64(number(value()?)?),
             "--concurrency" => s.concurrency = number(value()?)?.max(1.0) as usize,
             "--control-bin" => s.control_bin = PathBuf::from(value()?),
+            "--keep-logs" => s.keep_logs = Some(PathBuf::from(value()?)),
             _ => return Err(format!("unknown argument {flag}; {USAGE}")),
         }
     }
@@ -402,12 +406,20 @@ async fn run(s: Settings) -> Result<bool, String> {
         None => dbcrate_testkit::sqlite_url(&dir.path().join("control").join("control.db")),
     };
     let verdict = verify::verify(&url).await?;
+    if let Some(keep) = &s.keep_logs {
+        std::fs::create_dir_all(keep).map_err(|e| e.to_string())?;
+        for replica in 0..s.replicas {
+            let name = format!("control-{replica}.log");
+            std::fs::copy(dir.path().join(&name), keep.join(&name)).map_err(|e| e.to_string())?;
+        }
+    }
     let report = Report {
         settings: &s,
         enrolled_in,
         set_up_in,
         queued,
         queue_errors,
+        started,
         shared: &shared,
         samples: &samples,
         verdict: &verdict,
@@ -422,6 +434,8 @@ struct Report<'a> {
     set_up_in: Duration,
     queued: usize,
     queue_errors: usize,
+    /// When the load began (sample times and slow claims count from it).
+    started: Instant,
     shared: &'a Shared,
     samples: &'a [(Duration, Vec<Usage>)],
     verdict: &'a verify::Verdict,
@@ -436,11 +450,19 @@ impl Report<'_> {
         let received = self.shared.received();
         let mut per_job: std::collections::HashMap<&str, usize> = Default::default();
         let mut latencies = Vec::new();
+        // Slow claims by the second of the run they were asked for, to line them up
+        // with the control plane's periodic work.
+        let mut slow_at: std::collections::BTreeMap<u64, usize> = Default::default();
         for r in &received {
             *per_job.entry(&r.job).or_default() += 1;
             if r.attempt == 1 {
                 if let Some(asked) = queued_at.get(&r.job) {
-                    latencies.push(r.received.saturating_duration_since(*asked));
+                    let latency = r.received.saturating_duration_since(*asked);
+                    latencies.push(latency);
+                    if latency > Duration::from_millis(250) {
+                        let second = asked.saturating_duration_since(self.started).as_secs();
+                        *slow_at.entry(second).or_default() += 1;
+                    }
                 }
             }
         }
@@ -485,6 +507,13 @@ impl Report<'_> {
             ms(quantile(&mut latencies, 1.0)),
             if p99.is_some_and(|p| p <= Duration::from_millis(250)) { "met" } else { "MISSED" }
         );
+        if !slow_at.is_empty() {
+            let seconds: Vec<String> = slow_at.iter().map(|(s, n)| format!("{s}s×{n}")).collect();
+            println!(
+                "  - claims over 250 ms, by the second of the run they were queued: {}",
+                seconds.join(" ")
+            );
+        }
         println!(
             "- calls: {} polls, {} CRL pulls, {} renewals, {} completions, {} errors",
             counts.polls.load(Ordering::Relaxed),
