@@ -39,6 +39,8 @@ impl PlaneConfig {
             .env("DBCRATE_MASTER_KEY", dbcrate_testkit::TEST_MASTER_KEY)
             .env("DBCRATE_LISTEN", "127.0.0.1:0")
             .env("DBCRATE_AGENT_LISTEN", "127.0.0.1:0")
+            // Two replicas on one host cannot share the metrics port; not measured here.
+            .env("DBCRATE_METRICS_LISTEN", "off")
             .env("DBCRATE_DIRECTORY_ROOTS", &self.directory_root)
             .env(
                 "DBCRATE_AGENT_POLL_INTERVAL_SECS",
