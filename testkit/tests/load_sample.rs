@@ -38,10 +38,23 @@ fn two_hundred_agents_get_every_job_exactly_once() {
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{report}\n{log}");
     assert!(report.contains("exactly once: yes"), "{report}");
-    assert!(
-        report.contains(
-            "120 queued (0 failed to queue), 120 received by agents, 0 received twice, 0 never"
-        ),
+    // "- jobs: N queued (0 failed to queue), N received by agents, 0 received twice, 0 never"
+    let jobs = report
+        .lines()
+        .find_map(|l| l.strip_prefix("- jobs: "))
+        .unwrap_or_else(|| panic!("no jobs line in {report}"));
+    let numbers: Vec<u64> = jobs
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    let [queued, failed, received, twice, never] = numbers[..] else {
+        panic!("unexpected jobs line: {jobs}");
+    };
+    // 240 a minute for 30 s, give or take the last one on a busy machine.
+    assert!(queued >= 100, "{report}");
+    assert_eq!(
+        (failed, received, twice, never),
+        (0, queued, 0, 0),
         "{report}"
     );
 }
