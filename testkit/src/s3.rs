@@ -196,15 +196,16 @@ api_bind_addr = "127.0.0.1:{admin}"
     /// Adds to a `dbcrate-agent backup|restore` command the flags and environment that
     /// reach this store (endpoint, region, path-style, and the key in `AWS_*`).
     pub fn agent_flags(&self, cmd: &mut Command) {
-        cmd.args([
-            "--s3-endpoint",
-            &self.endpoint,
-            "--s3-region",
-            GARAGE_REGION,
-        ])
-        .arg("--s3-path-style")
-        .env("AWS_ACCESS_KEY_ID", &self.access_key_id)
-        .env("AWS_SECRET_ACCESS_KEY", &self.secret_access_key);
+        self.agent_flags_through(cmd, &self.endpoint);
+    }
+
+    /// [`S3Server::agent_flags`] with the requests sent to `endpoint` instead (a proxy in
+    /// front of this store, such as [`crate::FaultyHttp`]).
+    pub fn agent_flags_through(&self, cmd: &mut Command, endpoint: &str) {
+        cmd.args(["--s3-endpoint", endpoint, "--s3-region", GARAGE_REGION])
+            .arg("--s3-path-style")
+            .env("AWS_ACCESS_KEY_ID", &self.access_key_id)
+            .env("AWS_SECRET_ACCESS_KEY", &self.secret_access_key);
     }
 
     /// Runs stock `curl` against `path` under the bucket (`key`, `?list-type=2`, …),

@@ -390,7 +390,10 @@ async fn run(s: Settings) -> Result<bool, String> {
             .map(|r| r.job.clone())
             .collect::<std::collections::HashSet<_>>()
             .len();
-        if got >= asked || Instant::now() >= drain_until {
+        // Every job handed out and its completion reported (not only received: a job
+        // cut off between the two would show as unfinished).
+        let completed = shared.counts.completions.load(Ordering::Relaxed) as usize;
+        if (got >= asked && completed >= got) || Instant::now() >= drain_until {
             break;
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
