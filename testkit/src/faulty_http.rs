@@ -70,7 +70,7 @@ impl Proxy {
     /// Whether request number `n` gets the error planned `every` requests: a first try
     /// only, unless every request is to fail.
     fn fails(&self, every: Option<u64>, n: u64, request: &Request<Incoming>) -> bool {
-        let Some(every) = every.filter(|e| *e > 0 && n % e == 0) else {
+        let Some(every) = every.filter(|e| *e > 0 && n.is_multiple_of(*e)) else {
             return false;
         };
         if every == 1 {
