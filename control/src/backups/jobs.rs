@@ -92,19 +92,22 @@ pub(crate) fn skip_locked(db: &Db) -> &'static str {
     }
 }
 
+/// An agent's claimable jobs ($1 agent, $2 organisation, $3 the queued state, $4 now):
+/// queued, and any retry time come.
+const CLAIMABLE: &str = "agent_id = $1 AND org_id = $2 AND state = $3 \
+     AND (retry_at IS NULL OR retry_at <= $4)";
+
 /// Whether the agent has a claimable job: a plain read, so that looking (the common
 /// case: nothing there) never takes SQLite's write lock or a PostgreSQL row lock.
 async fn has_claimable(db: &Db, agent: &AgentIdentity, now: i64) -> Result<bool> {
-    let found: Option<String> = sqlx::query_scalar(
-        "SELECT id FROM jobs WHERE agent_id = $1 AND org_id = $2 AND state = $3 \
-         AND (retry_at IS NULL OR retry_at <= $4) LIMIT 1",
-    )
-    .bind(&agent.agent_id)
-    .bind(&agent.org_id)
-    .bind(JobState::Queued)
-    .bind(now)
-    .fetch_optional(db.pool())
-    .await?;
+    let found: Option<String> =
+        sqlx::query_scalar(&format!("SELECT id FROM jobs WHERE {CLAIMABLE} LIMIT 1"))
+            .bind(&agent.agent_id)
+            .bind(&agent.org_id)
+            .bind(JobState::Queued)
+            .bind(now)
+            .fetch_optional(db.pool())
+            .await?;
     Ok(found.is_some())
 }
 
@@ -117,9 +120,7 @@ pub async fn claim_next(db: &Db, agent: &AgentIdentity, now: i64) -> Result<Opti
     let mut tx = db.begin().await?;
     let claimed: Result<Option<ClaimedJob>> = async {
         let Some(queued) = sqlx::query_as::<_, Queued>(&format!(
-            "SELECT id, kind, drill, attempt, database_id FROM jobs \
-             WHERE agent_id = $1 AND org_id = $2 AND state = $3 \
-             AND (retry_at IS NULL OR retry_at <= $4) \
+            "SELECT id, kind, drill, attempt, database_id FROM jobs WHERE {CLAIMABLE} \
              ORDER BY created_at, id LIMIT 1{lock}"
         ))
         .bind(&agent.agent_id)
