@@ -5,6 +5,7 @@
 //! an audit row where an organisation is known).
 
 use crate::harness::{csr, csr_with, Api, Auth, NOW};
+use crate::one_connection::OneConnection;
 use dbcrate_control::db::Db;
 use dbcrate_control::{audit, setup};
 use rcgen::{CertificateParams, KeyPair};
@@ -543,9 +544,19 @@ async fn an_expired_certificate_is_refused_on_a_kept_alive_connection(db: Db) {
     api._local_reload().await;
     let agent = enrolled.agent_id.clone();
 
-    // One client, one connection: the first answer opens it, the later ones reuse it.
-    let client = agent_client(&api, &enrolled.chain_pem, &key);
-    let (status, _) = get(&client, api.url("/agent/v1/config")).await.unwrap();
+    // One connection, opened while the certificate is valid; every answer below comes
+    // over it (a pooled client could open a second one and fail its handshake instead).
+    let mut connection = OneConnection::open(
+        &api.agent_base,
+        &api.cert_pem,
+        &enrolled.chain_pem,
+        &key.serialize_der(),
+    )
+    .await;
+    let (status, _) = connection
+        .send("GET", "/agent/v1/config", None)
+        .await
+        .unwrap();
     assert_eq!(
         status, 200,
         "the certificate is valid for a few seconds yet"
@@ -554,8 +565,7 @@ async fn an_expired_certificate_is_refused_on_a_kept_alive_connection(db: Db) {
     while dbcrate_core::time::unix_now() <= enrolled.not_after {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
-    // A new connection fails the handshake now, so each answer below came over the
-    // connection opened while the certificate was valid.
+    // A new connection fails the handshake now.
     assert!(
         get(
             &agent_client(&api, &enrolled.chain_pem, &key),
@@ -565,7 +575,7 @@ async fn an_expired_certificate_is_refused_on_a_kept_alive_connection(db: Db) {
         .is_err(),
         "a new connection with an expired certificate was accepted"
     );
-    let refused = |reply: reqwest::Result<(StatusCode, Vec<u8>)>, what: &str| {
+    let refused = |reply: Result<(StatusCode, Vec<u8>), hyper::Error>, what: &str| {
         let (status, body) =
             reply.unwrap_or_else(|e| panic!("{what}: the kept-alive connection failed: {e:?}"));
         let body: Value = serde_json::from_slice(&body)
@@ -578,17 +588,28 @@ async fn an_expired_certificate_is_refused_on_a_kept_alive_connection(db: Db) {
         let message = body["error"]["message"].as_str().unwrap();
         assert!(message.contains("expired"), "{message}");
     };
-    refused(get(&client, api.url("/agent/v1/config")).await, "config");
     refused(
-        get(&client, api.url("/agent/v1/jobs/next")).await,
+        connection.send("GET", "/agent/v1/config", None).await,
+        "config",
+    );
+    refused(
+        connection.send("GET", "/agent/v1/jobs/next", None).await,
         "the job poll",
     );
-    refused(get(&client, api.url("/agent/v1/crl")).await, "the CRL");
-    let renew = async {
-        let response = renewal(&api, &client).send().await?;
-        Ok((response.status(), response.bytes().await?.to_vec()))
-    };
-    refused(renew.await, "renewal");
+    refused(
+        connection.send("GET", "/agent/v1/crl", None).await,
+        "the CRL",
+    );
+    refused(
+        connection
+            .send(
+                "POST",
+                "/agent/v1/certificate/renew",
+                Some(json!({ "csr": csr().1 })),
+            )
+            .await,
+        "renewal",
+    );
     assert_eq!(certificates_of(&api.db, &agent).await, 1, "renewed anyway");
 
     // The renewal itself refuses an expired certificate too, whoever calls it.

@@ -17,6 +17,7 @@ mod invitations;
 mod jobs;
 mod matrix;
 mod names;
+mod one_connection;
 mod openapi;
 mod presence;
 mod reach;
