@@ -160,6 +160,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/common/0028_agent_certificate_lookup.sql"),
         postgres: include_str!("../migrations/common/0028_agent_certificate_lookup.sql"),
     },
+    Migration {
+        version: 29,
+        sqlite: include_str!("../migrations/common/0029_abandoned_objects.sql"),
+        postgres: include_str!("../migrations/common/0029_abandoned_objects.sql"),
+    },
 ];
 
 /// The schema version this binary expects.

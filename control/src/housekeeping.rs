@@ -1,5 +1,6 @@
 //! Housekeeping: the work the control plane does by itself, on a clock, with nobody
-//! asking — firing due schedules, expiring the leases of jobs whose agent went silent,
+//! asking — firing due schedules, expiring the leases of jobs whose agent went silent
+//! (and removing what their attempts stored and never reported),
 //! applying retention (deleting in customers' storage what the rules no longer keep),
 //! opening, repeating and clearing alerts and delivering them, and pruning old sign-in
 //! failures. Each step is its own module's; this is only the
@@ -35,6 +36,12 @@ pub fn spawn_loop(
                 last_retention = Some(now);
                 if let Err(e) = retention::apply_all(&db, &keys, &reach, now).await {
                     tracing::error!("applying retention failed: {}", e.message);
+                }
+                if let Err(e) = jobs::abandoned::sweep(&db, &keys, &reach, now).await {
+                    tracing::error!(
+                        "removing what abandoned attempts left failed: {}",
+                        e.message
+                    );
                 }
                 if let Err(e) = throttle::prune(&db, now).await {
                     tracing::error!("pruning old sign-in failures failed: {}", e.message);

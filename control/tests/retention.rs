@@ -22,6 +22,7 @@ struct World {
     keys: MasterKeys,
     reach: std::sync::Arc<dbcrate_storage::reach::ReachPolicy>,
     org: String,
+    agent: String,
     schedule: String,
     database: String,
     destination: String,
@@ -98,6 +99,7 @@ async fn world(db: Db) -> World {
         keys,
         reach,
         org: org.id,
+        agent,
         schedule,
         database,
         destination: destination.id,
@@ -324,4 +326,120 @@ crate::sqlite_and_postgres!(
     sqlite_retention_deletes_what_rules_drop,
     postgres_retention_deletes_what_rules_drop,
     retention_deletes_what_rules_drop
+);
+
+/// An agent killed after storing a backup (or while saving the globals next to it) and
+/// before its report leaves objects under final names that no backup records. When the
+/// attempt's lease lapses the control plane deletes them, and looks again an hour and
+/// a day later (an agent cut off from it may still be finishing); a key a running
+/// attempt holds, or a backup records, is never touched.
+async fn what_a_lapsed_attempt_stored_is_deleted(db: Db) {
+    use dbcrate_control::backups::jobs::{self, abandoned};
+    let w = world(db).await;
+    let agent = dbcrate_control::pki::identity::AgentIdentity {
+        org_id: w.org.clone(),
+        agent_id: w.agent.clone(),
+        serial: String::new(),
+        not_before: 0,
+        not_after: i64::MAX,
+    };
+    let job =
+        dbcrate_control::backups::scheduler::run_now(&w.db, &w.org, &w.schedule, "user:o", T0)
+            .await
+            .unwrap();
+    let claimed = jobs::claim_next(&w.db, &agent, T0).await.unwrap().unwrap();
+    assert_eq!(claimed.id, job);
+    let object = w.dir.path().join(&claimed.object_key);
+    let store = |path: &std::path::Path| {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, b"a complete backup nobody recorded").unwrap();
+    };
+    store(&object);
+    store(&globals_of(&object));
+    let sweep = |at: i64| abandoned::sweep(&w.db, &w.keys, &w.reach, at);
+
+    // Within the lease nothing is abandoned.
+    assert_eq!(
+        sweep(T0 + 60).await.unwrap(),
+        abandoned::SweepReport::default()
+    );
+    assert!(object.exists());
+    let lapsed = T0 + jobs::LEASE_SECS + jobs::LEASE_GRACE_SECS + 1;
+    assert_eq!(jobs::expire_leases(&w.db, lapsed).await.unwrap(), 1);
+    let run = sweep(lapsed).await.unwrap();
+    assert_eq!((run.looked, run.deleted, run.failed), (1, 2, 0), "{run:?}");
+    assert!(!object.exists() && !globals_of(&object).exists());
+    let audited: Vec<String> = audit::rows(&w.db, &w.org)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.action == "job.abandoned_object_delete")
+        .map(|r| {
+            assert_eq!(r.target, format!("job:{job}"));
+            r.details
+        })
+        .collect();
+    assert_eq!(audited.len(), 2, "{audited:?}");
+    assert!(audited[0].contains(&claimed.object_key), "{audited:?}");
+
+    // An agent that was cut off finishes late: the next look, an hour on, deletes it.
+    store(&object);
+    assert_eq!(sweep(lapsed + 60).await.unwrap().looked, 0);
+    assert!(object.exists());
+    let run = sweep(lapsed + 3600).await.unwrap();
+    assert_eq!((run.looked, run.deleted), (1, 1), "{run:?}");
+    assert!(!object.exists());
+    assert_eq!(sweep(lapsed + 86_400).await.unwrap().looked, 1);
+    assert_eq!(
+        sweep(lapsed + 10 * 86_400).await.unwrap().looked,
+        0,
+        "forgotten after a day"
+    );
+
+    // Attempts 2 and 3, claimed within the same second as attempt 1, get its key: attempt
+    // 2 lapses too, and what is there is left alone while attempt 3 runs; once a backup
+    // records the key it is never deleted.
+    let second = jobs::claim_next(&w.db, &agent, T0).await.unwrap().unwrap();
+    assert_eq!((second.id.as_str(), second.attempt), (job.as_str(), 2));
+    assert_eq!(jobs::expire_leases(&w.db, lapsed).await.unwrap(), 1);
+    let third = jobs::claim_next(&w.db, &agent, T0).await.unwrap().unwrap();
+    assert_eq!(third.attempt, 3);
+    assert_eq!(third.object_key, claimed.object_key);
+    let object = w.dir.path().join(&third.object_key);
+    store(&object);
+    let run = sweep(lapsed).await.unwrap();
+    assert_eq!((run.looked, run.deleted), (1, 0), "{run:?}");
+    assert!(object.exists(), "a running attempt's object was deleted");
+    sqlx::query(
+        "INSERT INTO backups (id, org_id, job_id, schedule_id, database_id, destination_id, \
+         object_key, size, sha256, started_at, finished_at, pg_server_version, pg_dump_version, \
+         delete_attempts) VALUES ('bkp_recorded', $1, $2, $3, $4, $5, $6, 1, $7, $8, $8, '17', \
+         '17', 0)",
+    )
+    .bind(&w.org)
+    .bind(&job)
+    .bind(&w.schedule)
+    .bind(&w.database)
+    .bind(&w.destination)
+    .bind(&third.object_key)
+    .bind("00".repeat(32))
+    .bind(T0)
+    .execute(w.db.pool())
+    .await
+    .unwrap();
+    sqlx::query("UPDATE jobs SET state = 'succeeded' WHERE id = $1")
+        .bind(&job)
+        .execute(w.db.pool())
+        .await
+        .unwrap();
+    let run = sweep(lapsed + 86_400).await.unwrap();
+    assert_eq!((run.looked, run.deleted), (1, 0), "{run:?}");
+    assert!(object.exists(), "a recorded backup's object was deleted");
+    assert_eq!(sweep(lapsed + 10 * 86_400).await.unwrap().looked, 0);
+}
+
+crate::sqlite_and_postgres!(
+    sqlite_what_a_lapsed_attempt_stored_is_deleted,
+    postgres_what_a_lapsed_attempt_stored_is_deleted,
+    what_a_lapsed_attempt_stored_is_deleted
 );

@@ -68,6 +68,8 @@ pub enum AuditAction {
     InvitationRefused,
     /// `invitation.revoke`: An invitation was revoked or withdrawn.
     InvitationRevoke,
+    /// `job.abandoned_object_delete`: An object a lapsed backup attempt stored and never reported was deleted.
+    JobAbandonedObjectDelete,
     /// `job.create`: A backup job was queued (by the scheduler or "run now").
     JobCreate,
     /// `job.credentials`: A running job's credentials were handed to its agent.
@@ -128,7 +130,7 @@ pub enum AuditAction {
 
 impl AuditAction {
     /// Every action, in the order of their text.
-    pub const ALL: [AuditAction; 56] = [
+    pub const ALL: [AuditAction; 57] = [
         Self::AlertChannelCreate,
         Self::AlertChannelDelete,
         Self::AgentCertificateRenew,
@@ -157,6 +159,7 @@ impl AuditAction {
         Self::InvitationCreate,
         Self::InvitationRefused,
         Self::InvitationRevoke,
+        Self::JobAbandonedObjectDelete,
         Self::JobCreate,
         Self::JobCredentials,
         Self::JobFailed,
@@ -218,6 +221,7 @@ impl AuditAction {
             Self::InvitationCreate => "invitation.create",
             Self::InvitationRefused => "invitation.refused",
             Self::InvitationRevoke => "invitation.revoke",
+            Self::JobAbandonedObjectDelete => "job.abandoned_object_delete",
             Self::JobCreate => "job.create",
             Self::JobCredentials => "job.credentials",
             Self::JobFailed => "job.failed",
@@ -278,7 +282,7 @@ mod tests {
 
     /// The stored text of every action. Changing a line here changes what the audit log
     /// says and breaks filters and alerts on it: add actions, never rename them.
-    const TEXT: [(AuditAction, &str); 56] = [
+    const TEXT: [(AuditAction, &str); 57] = [
         (AlertChannelCreate, "alert_channel.create"),
         (AlertChannelDelete, "alert_channel.delete"),
         (AgentCertificateRenew, "agent.certificate.renew"),
@@ -307,6 +311,7 @@ mod tests {
         (InvitationCreate, "invitation.create"),
         (InvitationRefused, "invitation.refused"),
         (InvitationRevoke, "invitation.revoke"),
+        (JobAbandonedObjectDelete, "job.abandoned_object_delete"),
         (JobCreate, "job.create"),
         (JobCredentials, "job.credentials"),
         (JobFailed, "job.failed"),

@@ -7,6 +7,7 @@
 //! attempts are used up, then fails. Every step is audited in the organisation's chain;
 //! credentials never are, only the fact that they were handed out.
 
+pub mod abandoned;
 mod completion;
 pub(crate) mod drill;
 mod enqueue;
@@ -74,13 +75,19 @@ struct Lapsed {
     org_id: String,
     attempt: i64,
     max_attempts: i64,
+    kind: String,
+    destination_id: String,
+    object_key: Option<String>,
 }
 
 crate::rows::from_row!(Lapsed {
     id,
     org_id,
     attempt,
-    max_attempts
+    max_attempts,
+    kind,
+    destination_id,
+    object_key
 });
 
 /// What a row-taking select ends with so that two replicas never take one row: PostgreSQL
@@ -226,7 +233,8 @@ pub async fn heartbeat(
 /// queue while attempts remain, else failed. Returns how many were touched.
 pub async fn expire_leases(db: &Db, now: i64) -> Result<usize> {
     let expired: Vec<Lapsed> = sqlx::query_as(
-        "SELECT id, org_id, attempt, max_attempts FROM jobs WHERE state = $1 AND lease_until < $2",
+        "SELECT id, org_id, attempt, max_attempts, kind, destination_id, object_key \
+         FROM jobs WHERE state = $1 AND lease_until < $2",
     )
     .bind(JobState::Running)
     .bind(now - LEASE_GRACE_SECS)
@@ -238,6 +246,9 @@ pub async fn expire_leases(db: &Db, now: i64) -> Result<usize> {
         org_id,
         attempt,
         max_attempts,
+        kind,
+        destination_id,
+        object_key,
     } in expired
     {
         let retry = attempt < max_attempts;
@@ -260,6 +271,17 @@ pub async fn expire_leases(db: &Db, now: i64) -> Result<usize> {
             .execute(&mut *tx)
             .await?;
             if updated.rows_affected() == 1 {
+                // A backup attempt may have stored its object and died before reporting.
+                if let (Some(object_key), "backup") = (&object_key, kind.as_str()) {
+                    let lapsed = abandoned::LapsedAttempt {
+                        job_id: &id,
+                        attempt,
+                        org_id: &org_id,
+                        destination_id: &destination_id,
+                        object_key,
+                    };
+                    abandoned::remember(&mut tx, &lapsed, now).await?;
+                }
                 let details = serde_json::json!({ "retry": retry });
                 record_in(
                     &mut tx,
