@@ -131,6 +131,7 @@ impl Config {
     /// Agent certificate lifetime and intervals: `DBCRATE_AGENT_CERT_LIFETIME_SECS`
     /// (default a day), `DBCRATE_AGENT_CRL_INTERVAL_SECS` (default 5 minutes),
     /// `DBCRATE_AGENT_POLL_INTERVAL_SECS` (default 30 s),
+    /// `DBCRATE_AGENT_HEARTBEAT_SECS` (default 20 s; at most 60, half the job lease),
     /// `DBCRATE_AGENT_MAX_CONNECTION_AGE_SECS` (default 10 minutes).
     pub fn agent_settings(&self) -> Result<AgentSettings> {
         let defaults = AgentSettings::default();
@@ -177,6 +178,11 @@ impl Config {
                 "DBCRATE_AGENT_POLL_INTERVAL_SECS",
                 defaults.poll_interval_secs,
                 1..=3600,
+            )?,
+            heartbeat_secs: env_secs(
+                "DBCRATE_AGENT_HEARTBEAT_SECS",
+                defaults.heartbeat_secs,
+                1..=crate::backups::jobs::LEASE_SECS / 2,
             )?,
             max_connection_age_secs: env_secs(
                 "DBCRATE_AGENT_MAX_CONNECTION_AGE_SECS",

@@ -144,6 +144,11 @@ fn serve_refuses_bad_configuration_before_binding() {
         ),
         "DBCRATE_AGENT_MAX_CONNECTION_AGE_SECS",
     );
+    // A heartbeat slower than half the job lease would let running jobs lapse.
+    fails_with(
+        &run(&dir, &[("DBCRATE_AGENT_HEARTBEAT_SECS", "61")], &["serve"]),
+        "DBCRATE_AGENT_HEARTBEAT_SECS=\"61\" must be a number of seconds from 1 to 60",
+    );
     for url in [
         "http://control.example:8444",
         "https://",

@@ -6,10 +6,14 @@
 mod common;
 
 mod agent_faults;
+mod control_kills;
 mod control_restart;
 mod directory_roots;
 mod drills;
 mod every_major;
+mod kill_checks;
+mod kill_points;
 mod registry_tools;
 mod scene;
+mod served;
 mod storage_faults;

@@ -9,7 +9,7 @@ use dbcrate_control::config::AgentSettings;
 use dbcrate_control::db::Db;
 use dbcrate_control::envelope::MasterKeys;
 use dbcrate_control::{local, orgs};
-use dbcrate_testkit::{PgServer, S3Server, TempDir};
+use dbcrate_testkit::{PgServer, S3Server, SftpServer, TempDir};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -25,6 +25,9 @@ pub enum Storage<'a> {
     Directory,
     /// The bucket of a running Garage.
     S3(&'a S3Server),
+    /// A directory of a running OpenSSH SFTP server (`Enrolled::target` is where its
+    /// files are on this host).
+    Sftp(&'a SftpServer),
 }
 
 /// The server, the control plane's database and keys, and one organisation.
@@ -84,7 +87,8 @@ pub struct Enrolled {
     pub agent_id: String,
     pub database: databases::DatabaseInfo,
     pub schedule_id: String,
-    /// The directory destination's path (exists but unused with S3).
+    /// The directory destination's path, or the SFTP server's directory on this host
+    /// (exists but unused with S3).
     pub target: PathBuf,
 }
 
@@ -119,10 +123,27 @@ pub async fn enrol_and_schedule(
         .await;
 
     let database = register_database(basis, "shop", &agent_id).await;
-    let target = dir.path().join("backups");
+    let mut target = dir.path().join("backups");
     std::fs::create_dir(&target).unwrap();
     let (kind, settings, credentials) = match storage {
         Storage::Directory => ("directory", json!({ "path": target }), None),
+        Storage::Sftp(sftp) => {
+            target = sftp.root().join("backups");
+            std::fs::create_dir(&target).unwrap();
+            // The server's user owns its root, and must own this directory too.
+            let owner = std::fs::metadata(sftp.root()).unwrap();
+            use std::os::unix::fs::MetadataExt;
+            std::os::unix::fs::chown(&target, Some(owner.uid()), Some(owner.gid())).unwrap();
+            let key = std::fs::read_to_string(sftp.client_key()).unwrap();
+            (
+                "sftp",
+                json!({
+                    "host": "127.0.0.1", "port": sftp.port(), "user": sftp.user(),
+                    "path": target, "host_key": sftp.known_hosts_line(),
+                }),
+                Some(json!({ "private_key": key })),
+            )
+        }
         Storage::S3(s3) => (
             "s3",
             json!({
