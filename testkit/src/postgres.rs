@@ -28,6 +28,8 @@ pub struct PgServer {
     port: u16,
     password: String,
     bin_dir: PathBuf,
+    /// The `postgres` binary, to start the server again after [`Self::stop`].
+    postgres: PathBuf,
 }
 
 impl fmt::Debug for PgServer {
@@ -79,28 +81,8 @@ impl PgServer {
         let mut last_error = None;
         for _ in 0..START_ATTEMPTS {
             let port = free_port()?;
-            let mut cmd = Command::new(&postgres);
-            cmd.arg("-D").arg(&data).arg("-p").arg(port.to_string());
-            for setting in [
-                "listen_addresses=127.0.0.1",
-                "unix_socket_directories=",
-                // A test server trades durability for speed; dumps are unaffected.
-                "fsync=off",
-                "synchronous_commit=off",
-                "full_page_writes=off",
-                "shared_buffers=32MB",
-                "max_connections=30",
-            ] {
-                cmd.arg("-c").arg(setting);
-            }
-            cmd.current_dir(dir.path());
-            user.apply(&mut cmd);
-            let log = dir.path().join(format!("postgres-{port}.log"));
-            let mut process =
-                ServerProcess::spawn(&format!("PostgreSQL {major}"), cmd, &log, libc::SIGINT)?;
-            let pid_file = data.join("postmaster.pid");
-            match process.wait_until(Duration::from_secs(60), || is_ready(&pid_file)) {
-                Ok(()) => {
+            match spawn_postgres(&postgres, &dir, port, major, &user) {
+                Ok(process) => {
                     return Ok(Self {
                         process,
                         dir,
@@ -108,13 +90,28 @@ impl PgServer {
                         port,
                         password,
                         bin_dir,
+                        postgres,
                     })
                 }
-                Err(e) if process.log_text().contains("already in use") => last_error = Some(e),
-                Err(e) => return Err(e),
+                Err((e, log)) if log.contains("already in use") => last_error = Some(e),
+                Err((e, _)) => return Err(e),
             }
         }
         Err(last_error.unwrap_or_else(|| KitError::new("PostgreSQL did not start")))
+    }
+
+    /// Stops the server (a fast shutdown: connections are cut, as when a control plane's
+    /// database restarts); [`Self::start_again`] brings it back.
+    pub fn stop(&mut self) {
+        self.process.stop();
+    }
+
+    /// Starts the server again on its data directory and port after [`Self::stop`].
+    pub fn start_again(&mut self) -> Result<()> {
+        let user = ServiceUser::for_servers()?;
+        self.process = spawn_postgres(&self.postgres, &self.dir, self.port, self.major, &user)
+            .map_err(|(e, _)| e)?;
+        Ok(())
     }
 
     /// The major version this server runs.
@@ -209,6 +206,43 @@ impl PgServer {
     /// The server's log so far (for diagnosing a failed test).
     pub fn log(&self) -> String {
         self.process.log_text()
+    }
+}
+
+/// Starts `postgres` on the data directory under `dir` at `port` and waits until it
+/// accepts connections; a failure comes with the server's log (to tell a port taken
+/// meanwhile from other failures).
+fn spawn_postgres(
+    postgres: &std::path::Path,
+    dir: &TempDir,
+    port: u16,
+    major: u32,
+    user: &ServiceUser,
+) -> std::result::Result<ServerProcess, (KitError, String)> {
+    let data = dir.path().join("data");
+    let mut cmd = Command::new(postgres);
+    cmd.arg("-D").arg(&data).arg("-p").arg(port.to_string());
+    for setting in [
+        "listen_addresses=127.0.0.1",
+        "unix_socket_directories=",
+        // A test server trades durability for speed; dumps are unaffected.
+        "fsync=off",
+        "synchronous_commit=off",
+        "full_page_writes=off",
+        "shared_buffers=32MB",
+        "max_connections=30",
+    ] {
+        cmd.arg("-c").arg(setting);
+    }
+    cmd.current_dir(dir.path());
+    user.apply(&mut cmd);
+    let log = dir.path().join(format!("postgres-{port}.log"));
+    let mut process = ServerProcess::spawn(&format!("PostgreSQL {major}"), cmd, &log, libc::SIGINT)
+        .map_err(|e| (e, String::new()))?;
+    let pid_file = data.join("postmaster.pid");
+    match process.wait_until(Duration::from_secs(60), || is_ready(&pid_file)) {
+        Ok(()) => Ok(process),
+        Err(e) => Err((e, process.log_text())),
     }
 }
 

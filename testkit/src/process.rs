@@ -74,6 +74,11 @@ impl ServerProcess {
         let _ = self.child.wait();
     }
 
+    /// The process id.
+    pub(crate) fn id(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The log's text (for "address in use" checks and error messages).
     pub(crate) fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
@@ -93,8 +98,9 @@ impl ServerProcess {
     }
 }
 
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
+impl ServerProcess {
+    /// Stops the process with its stop signal (a clean shutdown), SIGKILL after 10 s.
+    pub(crate) fn stop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
             send_signal(self.child.id(), self.stop_signal);
             let start = Instant::now();
@@ -107,6 +113,12 @@ impl Drop for ServerProcess {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
@@ -161,4 +173,25 @@ pub fn assert_failed_saying(out: &Output, needles: &[&str]) -> String {
         assert!(err.contains(needle), "no {needle:?} in: {err}");
     }
     err
+}
+
+/// The processes whose parent is `pid`, read from /proc.
+pub(crate) fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|child| {
+            // The field after the command (which is in parentheses and may hold spaces).
+            std::fs::read_to_string(format!("/proc/{child}/stat"))
+                .ok()
+                .and_then(|stat| {
+                    let after = stat.rsplit_once(')')?.1;
+                    after.split_whitespace().nth(1)?.parse::<u32>().ok()
+                })
+                == Some(pid)
+        })
+        .collect()
 }

@@ -172,6 +172,24 @@ impl SftpServer {
         )
     }
 
+    /// Cuts every open SFTP connection (SIGKILL to sshd's per-connection processes; the
+    /// server itself keeps accepting new ones), as a server or network that drops
+    /// connections mid-transfer does. Returns how many connections were cut.
+    pub fn drop_connections(&self) -> usize {
+        let sessions = crate::process::children_of(self.process.id());
+        // Each connection's processes: the privileged monitor, the network child, sftp.
+        let mut doomed = sessions.clone();
+        let mut i = 0;
+        while i < doomed.len() {
+            doomed.extend(crate::process::children_of(doomed[i]));
+            i += 1;
+        }
+        for pid in doomed.iter().rev() {
+            crate::user::send_signal(*pid, libc::SIGKILL);
+        }
+        sessions.len()
+    }
+
     /// The server's log so far.
     pub fn log(&self) -> String {
         self.process.log_text()

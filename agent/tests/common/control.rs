@@ -31,7 +31,11 @@ pub struct ControlDb {
 /// (the audit chain key loaded at `stamp`, RFC 3339) and the organisation `org_name`
 /// made by `actor` at `stamp`.
 pub async fn control_db(file: &Path, org_name: &str, actor: &str, stamp: &str) -> ControlDb {
-    let url = sqlite_url(file);
+    control_db_at(sqlite_url(file), org_name, actor, stamp).await
+}
+
+/// [`control_db`] at `url` (a PostgreSQL database, say).
+pub async fn control_db_at(url: String, org_name: &str, actor: &str, stamp: &str) -> ControlDb {
     let db = Db::connect(&url).await.unwrap();
     db.migrate().await.unwrap();
     let keys = Arc::new(MasterKeys::parse(TEST_MASTER_KEY).unwrap());

@@ -8,6 +8,7 @@ mod common;
 mod agent_faults;
 mod control_kills;
 mod control_restart;
+mod dependency_outages;
 mod directory_roots;
 mod drills;
 mod every_major;

@@ -44,17 +44,19 @@ pub struct Basis {
 /// A PostgreSQL `major` with the database `shop`, a migrated SQLite control-plane
 /// database and the organisation Acme.
 pub async fn basis(major: u32) -> Basis {
+    basis_with_control_db(major, None).await
+}
+
+/// [`basis`], with the control plane's database at `control_url` (PostgreSQL) instead
+/// of SQLite.
+pub async fn basis_with_control_db(major: u32, control_url: Option<String>) -> Basis {
     let server = PgServer::start(major).unwrap();
     server.create_database("shop").unwrap();
     server.psql("shop", &common::varied_schema(300)).unwrap();
     let dir = TempDir::new("agent-scheduled").unwrap();
-    let control = common::control::control_db(
-        &dir.path().join("c.db"),
-        "Acme",
-        "system:test",
-        "2026-11-29T05:00:00Z",
-    )
-    .await;
+    let url = control_url.unwrap_or_else(|| dbcrate_testkit::sqlite_url(&dir.path().join("c.db")));
+    let (org, actor, stamp) = ("Acme", "system:test", "2026-11-29T05:00:00Z");
+    let control = common::control::control_db_at(url, org, actor, stamp).await;
     let now = dbcrate_core::time::unix_now();
     Basis {
         server,
@@ -371,6 +373,26 @@ pub async fn wait_for_end(db: &Db, job: &str, limit: Duration) -> (String, Optio
     wait_for("the job to end", limit, || async {
         match job_state(db, job).await {
             (state, _, error) if state == "succeeded" || state == "failed" => Some((state, error)),
+            _ => None,
+        }
+    })
+    .await
+}
+
+/// Waits until attempt `attempt` of job `job` is over: the job ended, or that attempt
+/// failed and the job waits for its retry; returns its state and error.
+pub async fn wait_for_attempt(
+    db: &Db,
+    job: &str,
+    attempt: i64,
+    limit: Duration,
+) -> (String, Option<String>) {
+    wait_for("the attempt to end", limit, || async {
+        match job_state(db, job).await {
+            (state, _, error) if state == "succeeded" || state == "failed" => Some((state, error)),
+            (state, n, Some(error)) if state == "queued" && n >= attempt => {
+                Some((state, Some(error)))
+            }
             _ => None,
         }
     })

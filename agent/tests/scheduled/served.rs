@@ -97,6 +97,11 @@ impl Served {
         assert!(!self.fingerprint.is_empty(), "serve printed no fingerprint");
     }
 
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
