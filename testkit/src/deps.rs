@@ -53,6 +53,14 @@ impl Deps {
         self.existing(self.root.join("bin").join(name))
     }
 
+    /// libfaketime, to preload into one process whose wall clock a test moves.
+    pub fn libfaketime(&self) -> Result<PathBuf> {
+        self.existing(
+            self.root
+                .join("opt/faketime/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"),
+        )
+    }
+
     /// The directory holding PostgreSQL `major`'s server and client binaries.
     pub fn pg_bin_dir(&self, major: u32) -> Result<PathBuf> {
         if !PG_MAJORS.contains(&major) {

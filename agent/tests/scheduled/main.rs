@@ -6,6 +6,7 @@
 mod common;
 
 mod agent_faults;
+mod clock_jump;
 mod control_kills;
 mod control_restart;
 mod dependency_outages;
