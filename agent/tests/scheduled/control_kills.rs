@@ -10,7 +10,7 @@
 //! CI runs a short sample; `scripts/kill-points` runs the full count
 //! (`DBCRATE_KILL_POINTS_CONTROL`).
 
-use crate::kill_checks::{self, Rng, Stored, Tally};
+use crate::kill_checks::{self, Rng, Stored, Tally, NO_HEARTBEAT_FOR};
 use crate::scene::{self, Storage};
 use crate::served::{two_free_ports, Served};
 use dbcrate_control::backups::jobs;
@@ -93,7 +93,7 @@ async fn settle(
         let stale: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM jobs WHERE state = 'running' AND lease_until < $1",
         )
-        .bind(now() + jobs::LEASE_SECS - 5)
+        .bind(now() + jobs::LEASE_SECS - NO_HEARTBEAT_FOR)
         .fetch_one(db.pool())
         .await
         .unwrap();

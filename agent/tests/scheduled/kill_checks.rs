@@ -133,6 +133,11 @@ pub async fn violations(
     wrong
 }
 
+/// How long a running job may go without a heartbeat (agents here send one a second)
+/// before a harness takes it for a claim no agent received: long enough that a loaded
+/// machine's late heartbeat is not mistaken for one.
+pub const NO_HEARTBEAT_FOR: i64 = 20;
+
 /// A small seeded generator (SplitMix64): a run is repeated with the seed it printed.
 pub struct Rng(u64);
 

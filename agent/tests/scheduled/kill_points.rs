@@ -8,7 +8,7 @@
 //! (`DBCRATE_KILL_POINTS_AGENT` rounds per destination kind, split over the sizes).
 
 use crate::common;
-use crate::kill_checks::{self, Rng, Stored, Tally};
+use crate::kill_checks::{self, Rng, Stored, Tally, NO_HEARTBEAT_FOR};
 use crate::scene::{self, Scene, Storage};
 use dbcrate_control::backups::{jobs, restores, retention, scheduler};
 use dbcrate_testkit::{S3Server, SftpServer};
@@ -124,7 +124,9 @@ impl Run<'_> {
                     .unwrap();
             match (state.as_str(), lease_until) {
                 ("succeeded" | "failed", _) => return state,
-                ("running", Some(until)) if until < Self::now() + jobs::LEASE_SECS - 5 => {
+                ("running", Some(until))
+                    if until < Self::now() + jobs::LEASE_SECS - NO_HEARTBEAT_FOR =>
+                {
                     let lapsed = Self::now() + jobs::LEASE_SECS + jobs::LEASE_GRACE_SECS + 1;
                     assert_eq!(jobs::expire_leases(&db, lapsed).await.unwrap(), 1);
                     self.tally.unanswered_claims += 1;
