@@ -61,7 +61,12 @@ impl Run<'_> {
     fn start_agent(&mut self) {
         if self.agent.is_none() {
             let s = &self.scene;
-            self.agent = Some(scene::run_agent(&s.basis.server, &s.enrolled.data, None));
+            let log = s.basis.dir.path().join("agent.log");
+            self.agent = Some(scene::run_agent_logging_to(
+                &s.basis.server,
+                &s.enrolled.data,
+                &log,
+            ));
         }
     }
 

@@ -285,6 +285,21 @@ pub fn run_agent(
     agent_run(data).env("PATH", path).spawn().unwrap()
 }
 
+/// [`run_agent`] with its log appended to `log` instead of a pipe: an agent that runs
+/// for long and is never read from would fill the pipe and stall on its next log line.
+pub fn run_agent_logging_to(server: &PgServer, data: &Path, log: &Path) -> tokio::process::Child {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    agent_run(data)
+        .env("PATH", path_with_tools(server))
+        .stderr(file)
+        .spawn()
+        .unwrap()
+}
+
 /// This process's PATH with `server`'s client tools (pg_dump, pg_restore) ahead.
 pub fn path_with_tools(server: &PgServer) -> String {
     format!(
