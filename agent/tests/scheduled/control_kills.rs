@@ -117,6 +117,19 @@ async fn settle(
     }
 }
 
+/// Watches `target` (every 2 ms, for up to 10 s) until it holds fewer than `before`
+/// objects: retention's delete reached storage. Whether it did.
+async fn deleted_from(target: &std::path::Path, before: usize) -> bool {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(10) {
+        if scene::final_objects(target).len() < before {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    false
+}
+
 /// Waits (closely) until a job is claimed, or one more has ended.
 async fn claimed_or_ended(db: &Db, ended_before: i64) {
     let started = Instant::now();
@@ -190,24 +203,35 @@ async fn control_plane_killed_at_random_moments() {
 
     for round in 0..kills {
         let ended_before = job_counts(db).await.3;
+        let objects_before = scene::final_objects(&enrolled.target).len();
         make_due(db, &enrolled.schedule_id).await;
         let started = Instant::now();
         let mut control = Served::spawn(&basis, api_port, agent_port, &log(2 + 2 * round));
-        // A third of the kills anywhere from the start (start-up, retention, firing the
-        // schedule); the others from the claim on (hand-out, credentials, progress,
-        // the report), where the moments that matter are closer together.
-        if round % 3 == 0 {
-            let wait = rng
-                .below(usual.mul_f64(1.1))
-                .saturating_sub(started.elapsed());
-            tokio::time::sleep(wait).await;
-        } else {
-            claimed_or_ended(db, ended_before).await;
-            tokio::time::sleep(rng.below(job_time.mul_f64(1.2))).await;
+        // A quarter of the kills anywhere from the start (start-up, retention, firing the
+        // schedule); a quarter the moment retention's delete has reached storage (before
+        // or while the backup is marked deleted); the others from the claim on (hand-out,
+        // credentials, progress, the report), where the moments that matter are close.
+        let mut at_retention = false;
+        match round % 4 {
+            0 => {
+                let wait = rng
+                    .below(usual.mul_f64(1.1))
+                    .saturating_sub(started.elapsed());
+                tokio::time::sleep(wait).await;
+            }
+            1 => at_retention = deleted_from(&enrolled.target, objects_before).await,
+            _ => {
+                claimed_or_ended(db, ended_before).await;
+                tokio::time::sleep(rng.below(job_time.mul_f64(1.2))).await;
+            }
         }
         let counts = job_counts(db).await;
         control.kill();
-        tally.landed(landed(ended_before, counts, started.elapsed()));
+        tally.landed(if at_retention {
+            "retention: an object deleted from storage, its record maybe not yet".into()
+        } else {
+            landed(ended_before, counts, started.elapsed())
+        });
 
         // Started again, it finishes what the killed one left; then all must hold.
         let control = Served::start(&basis, api_port, agent_port, &log(3 + 2 * round));
@@ -239,6 +263,19 @@ async fn control_plane_killed_at_random_moments() {
             .await
             .unwrap();
     tally.retention_deleted = retained as usize;
+    // Deletions a restarted control plane found done in storage already: the kill fell
+    // between retention's delete and its record.
+    let finished_after_kill: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_log WHERE action = 'backup.delete' \
+         AND details LIKE '%absent already%'",
+    )
+    .fetch_one(db.pool())
+    .await
+    .unwrap();
+    eprintln!(
+        "retention deletions a restarted control plane found done in storage already \
+         (the kill fell between the delete and its record): {finished_after_kill}"
+    );
     let outcomes: Vec<(String, i64)> =
         sqlx::query_as("SELECT state, count(*) FROM jobs GROUP BY state ORDER BY state")
             .fetch_all(db.pool())
