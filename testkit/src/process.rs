@@ -96,9 +96,7 @@ impl ServerProcess {
             tail.join("\n")
         ))
     }
-}
 
-impl ServerProcess {
     /// Stops the process with its stop signal (a clean shutdown), SIGKILL after 10 s.
     pub(crate) fn stop(&mut self) {
         if let Ok(None) = self.child.try_wait() {

@@ -98,12 +98,7 @@ async fn settle(
         .await
         .unwrap();
         if stale > 0 {
-            let lapsed = now() + jobs::LEASE_SECS + jobs::LEASE_GRACE_SECS + 1;
-            tally.unanswered_claims += jobs::expire_leases(db, lapsed).await.unwrap();
-            let swept = jobs::abandoned::sweep(db, keys, reach, lapsed)
-                .await
-                .unwrap();
-            tally.abandoned_deleted += swept.deleted;
+            tally.unanswered_claims += kill_checks::lapse_leases_now(db, keys, reach, tally).await;
         }
         let (queued, claimed, running, _) = job_counts(db).await;
         if queued + claimed + running == 0 {
@@ -282,9 +277,7 @@ async fn control_plane_killed_at_random_moments() {
             .await
             .unwrap();
     for (state, n) in outcomes {
-        for _ in 0..n {
-            tally.ended(format!("backup: {state}"));
-        }
+        tally.ended(format!("backup: {state}"), n as usize);
     }
     let _ = agent.start_kill();
     let _ = agent.wait().await;

@@ -139,6 +139,26 @@ pub async fn violations(
 /// control plane was away, with room for a loaded machine.
 pub const NO_HEARTBEAT_FOR: i64 = 90;
 
+/// What seven minutes would do, now: the lease and grace of every running job lapse,
+/// and the control plane's sweep deletes what those attempts stored and never reported
+/// (added to `tally`). Returns how many jobs were taken back.
+pub async fn lapse_leases_now(
+    db: &Db,
+    keys: &dbcrate_control::envelope::MasterKeys,
+    reach: &std::sync::Arc<dbcrate_storage::reach::ReachPolicy>,
+    tally: &mut Tally,
+) -> usize {
+    use dbcrate_control::backups::jobs;
+    let lapsed = dbcrate_core::time::unix_now() + jobs::LEASE_SECS + jobs::LEASE_GRACE_SECS + 1;
+    let expired = jobs::expire_leases(db, lapsed).await.unwrap();
+    let swept = jobs::abandoned::sweep(db, keys, reach, lapsed)
+        .await
+        .unwrap();
+    assert_eq!(swept.failed, 0, "{swept:?}");
+    tally.abandoned_deleted += swept.deleted;
+    expired
+}
+
 /// A small seeded generator (SplitMix64): a run is repeated with the seed it printed.
 pub struct Rng(u64);
 
@@ -199,8 +219,8 @@ impl Tally {
         self.last = at;
     }
 
-    pub fn ended(&mut self, what: String) {
-        *self.ended.entry(what).or_default() += 1;
+    pub fn ended(&mut self, what: String, jobs: usize) {
+        *self.ended.entry(what).or_default() += jobs;
     }
 
     /// The report printed at the end of a run.

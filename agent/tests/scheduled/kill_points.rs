@@ -132,8 +132,12 @@ impl Run<'_> {
                 ("running", Some(until))
                     if until < Self::now() + jobs::LEASE_SECS - NO_HEARTBEAT_FOR =>
                 {
-                    let lapsed = Self::now() + jobs::LEASE_SECS + jobs::LEASE_GRACE_SECS + 1;
-                    assert_eq!(jobs::expire_leases(&db, lapsed).await.unwrap(), 1);
+                    let b = &self.scene.basis;
+                    let tally = &mut self.tally;
+                    assert_eq!(
+                        kill_checks::lapse_leases_now(&b.db, &b.keys, &self.reach, tally).await,
+                        1
+                    );
                     self.tally.unanswered_claims += 1;
                 }
                 _ => {}
@@ -191,22 +195,13 @@ impl Run<'_> {
 
         // The agent is dead: what seven minutes would do, now — its lease lapses, and
         // what its attempt stored and never reported is deleted.
-        let db = self.scene.basis.db.clone();
-        let db = &db;
-        let lapsed = Self::now() + jobs::LEASE_SECS + jobs::LEASE_GRACE_SECS + 1;
-        jobs::expire_leases(db, lapsed).await.unwrap();
-        let swept = jobs::abandoned::sweep(db, &self.scene.basis.keys, &self.reach, lapsed)
-            .await
-            .unwrap();
-        assert_eq!(swept.failed, 0, "{swept:?}");
-        self.tally.abandoned_deleted += swept.deleted;
+        let b = &self.scene.basis;
+        kill_checks::lapse_leases_now(&b.db, &b.keys, &self.reach, &mut self.tally).await;
         self.start_agent();
         let end = self.ended(&job).await;
-        let (_, attempts, _) = scene::job_state(db, &job).await;
-        self.tally.ended(format!(
-            "{}: {end} after {attempts} attempt(s)",
-            kind.name()
-        ));
+        let (_, attempts, _) = scene::job_state(&self.scene.basis.db, &job).await;
+        let what = format!("{}: {end} after {attempts} attempt(s)", kind.name());
+        self.tally.ended(what, 1);
         self.after_round(kind).await;
     }
 

@@ -246,17 +246,17 @@ async fn delete_both(db: &Db, store: &Destination, key: &Due, now: i64) -> Resul
 
 /// Counts a look; schedules the next or forgets the key after the last.
 async fn looked_at(db: &Db, key: &Due) -> Result<()> {
-    let looks = key.looks + 1;
-    match usize::try_from(looks - 1)
+    // The looks made before this one pick the wait before the next.
+    match usize::try_from(key.looks)
         .ok()
-        .and_then(|i| LOOK_AGAIN_AFTER.get(i))
+        .and_then(|made| LOOK_AGAIN_AFTER.get(made))
     {
         Some(after) => {
             sqlx::query(
                 "UPDATE abandoned_objects SET looks = $1, look_at = $2 \
                  WHERE job_id = $3 AND attempt = $4",
             )
-            .bind(looks)
+            .bind(key.looks + 1)
             .bind(key.abandoned_at + after)
             .bind(&key.job_id)
             .bind(key.attempt)
