@@ -17,6 +17,7 @@ mod s3;
 mod sftp;
 
 use crate::error::{Error, Result};
+use crate::temp_name::random_hex;
 use crate::{Location, StorageOptions};
 
 /// The most bytes [`Destination::get_range`] returns in one call: enough for an age
@@ -444,14 +445,6 @@ fn join(base: &str, key: &str) -> String {
     } else {
         format!("{base}/{key}")
     }
-}
-
-/// `n` random bytes from the OS, as hex.
-fn random_hex(n: usize) -> Result<String> {
-    let mut bytes = vec![0u8; n];
-    getrandom::getrandom(&mut bytes)
-        .map_err(|e| Error::storage(format!("the OS random source failed: {e}")))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 #[cfg(test)]

@@ -34,7 +34,7 @@ impl FileSink {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let temp = parent.join(format!(".{name}.partial-{}", std::process::id()));
+        let temp = parent.join(crate::temp_name::partial(&name)?);
         let file = tokio::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -54,14 +54,23 @@ impl FileSink {
         })
     }
 
-    /// fsync, link to the final name, remove the temp name, fsync the directory.
+    /// fsync, link to the final name, remove the temp name, fsync the directory. The
+    /// temp file is removed on every failure: a write refused for want of space often
+    /// shows only here, when the buffered bytes are flushed.
     pub async fn commit(mut self, expected_len: u64) -> Result<String> {
-        let fail =
-            |doing: &str, e: std::io::Error| Error::storage(format!("{doing}: {e}")).with_source(e);
+        let published = self.publish(expected_len).await;
+        let _ = tokio::fs::remove_file(&self.temp).await;
+        published?;
+        self.sync_directory().await?;
+        Ok(format!("file://{}", self.target.display()))
+    }
+
+    /// Everything up to the final name existing: fsync, size check, link.
+    async fn publish(&mut self, expected_len: u64) -> Result<()> {
         self.file
             .flush()
             .await
-            .map_err(|e| fail("flushing the backup file", e))?;
+            .map_err(|e| fail("flushing the backup file", e).note("nothing was stored"))?;
         self.file
             .sync_all()
             .await
@@ -73,20 +82,21 @@ impl FileSink {
             .map_err(|e| fail("reading the backup file's size", e))?
             .len();
         if len != expected_len {
-            let _ = tokio::fs::remove_file(&self.temp).await;
             return Err(Error::storage(format!(
                 "the backup file has {len} bytes, expected {expected_len}; nothing was stored"
             )));
         }
         // link() refuses an existing name, unlike rename(): never clobber a backup.
-        if let Err(e) = tokio::fs::hard_link(&self.temp, &self.target).await {
-            let _ = tokio::fs::remove_file(&self.temp).await;
-            return Err(
+        tokio::fs::hard_link(&self.temp, &self.target)
+            .await
+            .map_err(|e| {
                 fail(&format!("cannot publish {}", self.target.display()), e)
-                    .note("nothing was stored"),
-            );
-        }
-        let _ = tokio::fs::remove_file(&self.temp).await;
+                    .note("nothing was stored")
+            })
+    }
+
+    /// fsync of the directory, so that the new name survives a crash.
+    async fn sync_directory(&self) -> Result<()> {
         if let Some(dir) = self.target.parent() {
             let dir = tokio::fs::File::open(dir)
                 .await
@@ -95,7 +105,7 @@ impl FileSink {
                 .await
                 .map_err(|e| fail("fsync of the backup directory", e))?;
         }
-        Ok(format!("file://{}", self.target.display()))
+        Ok(())
     }
 
     /// Removes the temp file.
@@ -103,6 +113,11 @@ impl FileSink {
         drop(self.file);
         let _ = tokio::fs::remove_file(&self.temp).await;
     }
+}
+
+/// A failed file operation, naming what was being done.
+fn fail(doing: &str, e: std::io::Error) -> Error {
+    Error::storage(format!("{doing}: {e}")).with_source(e)
 }
 
 /// Opens a backup file for reading.

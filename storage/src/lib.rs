@@ -21,6 +21,7 @@ pub mod reach;
 pub mod s3;
 pub mod sftp;
 pub mod spec;
+mod temp_name;
 
 pub use error::{Error, ErrorKind, FailureClass};
 

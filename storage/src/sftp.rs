@@ -339,8 +339,9 @@ pub struct SftpSink {
 impl SftpSink {
     /// Connects and creates the temp file for `path`.
     pub async fn create(options: &StorageOptions, target: &SftpTarget, path: &str) -> Result<Self> {
-        let connection = Connection::open(options, target).await?;
         let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
+        let temp = format!("{dir}/{}", crate::temp_name::partial(name)?);
+        let connection = Connection::open(options, target).await?;
         connection.create_dirs(dir).await?;
         if connection.sftp.try_exists(path).await.unwrap_or(false) {
             connection.close().await;
@@ -348,7 +349,6 @@ impl SftpSink {
                 "{path} already exists on the SFTP host; dbcrate never overwrites a backup"
             )));
         }
-        let temp = format!("{dir}/.{name}.partial-{}", std::process::id());
         let file = connection
             .sftp
             .open_with_flags(
@@ -442,7 +442,7 @@ impl SftpSink {
 
     /// Closes the temp file and empties it. It is not removed: the agent calls no
     /// delete or remove operation on storage at all (deleting is the control plane's
-    /// alone), so an empty hidden `.NAME.partial-PID` file remains; it is never a
+    /// alone), so an empty hidden `.NAME.partial-PID-RANDOM` file remains; it is never a
     /// backup and may be removed by anyone who can.
     pub async fn abort(mut self) {
         if let Some(mut file) = self.file.take() {
