@@ -398,7 +398,7 @@ pub async fn list(db: &Db, org_id: &str) -> Result<Vec<AgentInfo>> {
          (SELECT max(c.not_after) FROM agent_certificates c WHERE c.agent_id = a.id) \
          AS certificate_not_after, a.last_seen_at, a.version, \
          (SELECT b.pg_dump_version FROM jobs j JOIN backups b ON b.job_id = j.id \
-          WHERE j.agent_id = a.id AND j.state = 'succeeded' \
+          WHERE j.agent_id = a.id AND j.org_id = a.org_id AND j.state = 'succeeded' \
           ORDER BY j.created_at DESC, j.id DESC LIMIT 1) \
          AS pg_dump_version \
          FROM agents a WHERE a.org_id = $1 ORDER BY a.created_at, a.id",

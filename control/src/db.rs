@@ -165,6 +165,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/common/0029_abandoned_objects.sql"),
         postgres: include_str!("../migrations/common/0029_abandoned_objects.sql"),
     },
+    Migration {
+        version: 30,
+        sqlite: include_str!("../migrations/common/0030_hot_path_indexes.sql"),
+        postgres: include_str!("../migrations/common/0030_hot_path_indexes.sql"),
+    },
 ];
 
 /// The schema version this binary expects.

@@ -241,11 +241,13 @@ pub async fn current(db: &Db, now: i64) -> Result<Vec<Condition>> {
 /// life (and not yet expired long ago: an agent gone for good is `agent_offline`).
 async fn certificates(db: &Db, now: i64, out: &mut Vec<Condition>) -> Result<()> {
     let newest: Vec<(String, String, String, i64, i64)> = sqlx::query_as(
+        // From each agent to its newest certificate (by the agent's index), rather
+        // than through every certificate ever issued.
         "SELECT a.org_id, a.id, a.name, c.not_before, c.not_after FROM agents a \
-         JOIN agent_certificates c ON c.agent_id = a.id \
-         WHERE a.revoked_at IS NULL AND c.revoked_at IS NULL AND c.not_after = \
-         (SELECT max(c2.not_after) FROM agent_certificates c2 WHERE c2.agent_id = a.id) \
-         ORDER BY a.org_id, a.id",
+         JOIN agent_certificates c ON c.serial = \
+         (SELECT c2.serial FROM agent_certificates c2 WHERE c2.agent_id = a.id \
+          ORDER BY c2.not_after DESC LIMIT 1) \
+         WHERE a.revoked_at IS NULL AND c.revoked_at IS NULL ORDER BY a.org_id, a.id",
     )
     .fetch_all(db.pool())
     .await?;

@@ -10,12 +10,12 @@ use dbcrate_control::pki::identity::AgentIdentity;
 use dbcrate_control::secrets::{self, Owner};
 use serde_json::{json, Value};
 
-struct Agent {
+pub(crate) struct Agent {
     client: reqwest::Client,
     identity: AgentIdentity,
 }
 
-async fn enrolled_agent(api: &Api, org: &str) -> Agent {
+pub(crate) async fn enrolled_agent(api: &Api, org: &str) -> Agent {
     let now = dbcrate_core::time::unix_now();
     let (enrolled, key) = dbcrate_control::local::enrol_agent(&api.db, &api.keys, org, now)
         .await
@@ -37,13 +37,13 @@ async fn enrolled_agent(api: &Api, org: &str) -> Agent {
 }
 
 impl Agent {
-    async fn get(&self, api: &Api, path: &str) -> (u16, Value) {
+    pub(crate) async fn get(&self, api: &Api, path: &str) -> (u16, Value) {
         let r = self.client.get(api.url(path)).send().await.unwrap();
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
-    async fn post(&self, api: &Api, path: &str, body: Value) -> (u16, Value) {
+    pub(crate) async fn post(&self, api: &Api, path: &str, body: Value) -> (u16, Value) {
         let r = self
             .client
             .post(api.url(path))
@@ -59,7 +59,7 @@ impl Agent {
 /// A database `shop` on `agent` with a schedule due every minute (made two minutes
 /// ago, so due now) into a destination whose sealed credentials have no storage behind
 /// them; returns the schedule's id.
-async fn shop_with_schedule(api: &Api, org: &str, agent: &Agent, now: i64) -> String {
+pub(crate) async fn shop_with_schedule(api: &Api, org: &str, agent: &Agent, now: i64) -> String {
     let database = dbcrate_control::backups::databases::create(
         &api.db,
         &api.keys,

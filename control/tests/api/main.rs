@@ -20,4 +20,5 @@ mod names;
 mod one_connection;
 mod openapi;
 mod presence;
+mod query_plans;
 mod reach;
