@@ -5,36 +5,7 @@
 use bytes::Bytes;
 use dbcrate_core::secret::SecretString;
 use dbcrate_storage::{Location, Sink, StorageOptions};
-use dbcrate_testkit::{names_in, SftpServer, TempDir};
-use std::path::Path;
-
-/// A small tmpfs mounted over a directory (the tests run as root), unmounted on drop.
-struct Tmpfs(std::path::PathBuf);
-
-impl Tmpfs {
-    fn mount(at: &Path, size: &str) -> Self {
-        let out = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(at)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "mounting a tmpfs (the tests run as root): {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Self(at.to_path_buf())
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(&self.0)
-            .status();
-    }
-}
+use dbcrate_testkit::{names_in, SftpServer, TempDir, Tmpfs};
 
 const KEY: &str = "app/2026/12/05/app-20261205T094732Z-job_1.pgdump.zst.age";
 

@@ -41,6 +41,7 @@ mod smtp;
 mod sqlite;
 mod tempdir;
 mod test_ca;
+mod tmpfs;
 mod user;
 mod webdriver;
 
@@ -64,6 +65,7 @@ pub use smtp::{SmtpServer, SmtpTls, SMTP_PASSWORD, SMTP_USER};
 pub use sqlite::sqlite_url;
 pub use tempdir::TempDir;
 pub use test_ca::{ServerCert, TestCa};
+pub use tmpfs::Tmpfs;
 
 /// Results of the kit: every error says what failed and how to fix it.
 pub type Result<T> = std::result::Result<T, KitError>;

@@ -8,7 +8,7 @@ use crate::common;
 use crate::kill_checks::{self, Stored};
 use crate::scene::{self, Storage};
 use crate::served::{two_free_ports, Served};
-use dbcrate_testkit::{PgServer, SftpServer};
+use dbcrate_testkit::{PgServer, SftpServer, Tmpfs};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -28,30 +28,6 @@ fn pausing_pg_dump(basis: &scene::Basis, first_bytes: u64, pause_secs: u64) -> s
             next = first_bytes + 1
         ),
     )
-}
-
-/// A small tmpfs mounted over a directory (the tests run as root), unmounted on drop.
-struct Tmpfs(std::path::PathBuf);
-
-impl Tmpfs {
-    fn mount(at: &std::path::Path, size: &str) -> Self {
-        let out = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(at)
-            .output()
-            .unwrap();
-        common::assert_succeeded("mounting a tmpfs (the tests run as root)", &out);
-        Self(at.to_path_buf())
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(&self.0)
-            .status();
-    }
 }
 
 /// Writes `path` until its file system is full.

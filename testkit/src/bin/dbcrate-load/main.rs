@@ -525,8 +525,8 @@ impl Report<'_> {
             counts.completions.load(Ordering::Relaxed),
             counts.errors.load(Ordering::Relaxed)
         );
-        for (error, n) in self.shared.errors() {
-            println!("  - {n}× {error}");
+        for (n, first) in self.shared.errors().into_values() {
+            println!("  - {n}× {first}");
         }
         let v = self.verdict;
         println!(

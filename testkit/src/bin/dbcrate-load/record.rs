@@ -35,8 +35,8 @@ pub struct Shared {
     /// When the generator asked for each job (run now).
     queued: Mutex<HashMap<String, Instant>>,
     received: Mutex<Vec<Record>>,
-    /// Errors by their first words, with how often each came.
-    errors: Mutex<BTreeMap<String, u64>>,
+    /// Errors by their first words, with how often each came and the first whole one.
+    errors: Mutex<BTreeMap<String, (u64, String)>>,
 }
 
 /// Locks `m`, even after a panic elsewhere (the data are counters and lists).
@@ -74,12 +74,16 @@ impl Shared {
     }
 
     pub fn note_error(&self, error: &str) {
-        // Job ids and ports differ per call; the first words tell the kind.
+        // Job ids and ports differ per call; the first words tell the kind, and the
+        // first whole message of each kind says why.
         let kind: String = error.chars().take(90).collect();
-        *lock(&self.errors).entry(kind).or_default() += 1;
+        let mut errors = lock(&self.errors);
+        let seen = errors.entry(kind).or_insert_with(|| (0, error.to_string()));
+        seen.0 += 1;
     }
 
-    pub fn errors(&self) -> BTreeMap<String, u64> {
+    /// Errors by kind: how often, and the first whole message.
+    pub fn errors(&self) -> BTreeMap<String, (u64, String)> {
         lock(&self.errors).clone()
     }
 
