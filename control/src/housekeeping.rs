@@ -2,9 +2,10 @@
 //! asking — firing due schedules, expiring the leases of jobs whose agent went silent
 //! (and removing what their attempts stored and never reported),
 //! applying retention (deleting in customers' storage what the rules no longer keep),
-//! opening, repeating and clearing alerts and delivering them, and pruning old sign-in
-//! failures. Each step is its own module's; this is only the
-//! loop that runs them, so what happens every minute is visible in one place.
+//! opening, repeating and clearing alerts and delivering them, pruning old sign-in
+//! failures, and handing freed memory back to the system. Each step is its own
+//! module's; this is only the loop that runs them, so what happens every minute is
+//! visible in one place.
 
 use crate::accounts::throttle;
 use crate::alerts;
@@ -52,6 +53,8 @@ pub fn spawn_loop(
                 if let Err(e) = destinations::reprobe_due(&db, &keys, &reach, now).await {
                     tracing::error!("re-probing destinations failed: {}", e.message);
                 }
+                // What the allocator kept of freed memory goes back to the system.
+                crate::memory::release_free_memory();
             }
             if let Err(e) = scheduler::fire_due(&db, now).await {
                 tracing::error!("firing schedules failed: {}", e.message);

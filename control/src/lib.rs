@@ -39,6 +39,7 @@ pub mod error;
 pub mod housekeeping;
 pub mod http;
 pub mod local;
+pub mod memory;
 pub mod metrics;
 pub mod names;
 pub mod orgs;
