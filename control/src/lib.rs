@@ -8,6 +8,7 @@
 //! | --- | --- |
 //! | [`envelope`] | encryption of each secret under its own key, wrapped by the master key from the environment |
 //! | [`error`], [`names`], [`tokens`] | the error type and ids; checks on names people type; bearer tokens and their hashes |
+//! | [`memory`] | handing the allocator's freed memory back to the system |
 //! | [`db`] | the embedded SQLite or a PostgreSQL database, schema kept in step with the binary |
 //! | [`rows`] | rows read into structs by column name; enums stored as their text |
 //! | [`audit`] | the one way to write the append-only, hash-chained audit log; its chain key, heads and queries |
@@ -18,7 +19,7 @@
 //! | [`agents`] | enrolment tokens, enrolment, renewal, revocation |
 //! | [`backups`] | databases, destinations, schedules, the job queue, credential hand-out, restores, retention |
 //! | [`alerts`] | conditions (overdue backups, silent agents, failed jobs) turned into alerts, delivered to webhooks and Slack with retries |
-//! | [`housekeeping`] | the minute loop: due schedules, lease expiry, retention, throttle pruning |
+//! | [`housekeeping`] | the minute loop: due schedules, lease expiry, retention, throttle pruning, freed memory |
 //! | [`metrics`] | `/metrics` for Prometheus, read from the database at each scrape |
 //! | [`server`] | listeners, TLS (operator and agent mTLS), connection bounds, transport types |
 //! | [`config`] | the environment the binary reads, and the settings handed to agents |
