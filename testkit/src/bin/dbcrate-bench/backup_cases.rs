@@ -48,6 +48,11 @@ pub fn backup_cases(
             (c, Some(dest))
         }
     };
+    let dump_file = out_dir.join("dump.custom");
+    let mut dump = server.client_command("pg_dump");
+    dump.args(["-Fc", "-Z0", "-d", "bench", "-f"])
+        .arg(&dump_file);
+    timed(dump, false)?;
     let mut cases = vec![
         Case {
             name: "pg_dump -Fc -Z0 | cat > /dev/null (floor)".into(),
@@ -70,6 +75,17 @@ pub fn backup_cases(
                     file = shell_file.display().to_string(),
                 );
                 (shell(script), Some(shell_file.to_path_buf()))
+            }),
+        },
+        Case {
+            name: "zstd -L --single-thread < dump file > /dev/null (one core compressing)".into(),
+            agent: false,
+            command: Box::new(|| {
+                let mut c = Command::new(&bench.zstd);
+                c.args(["-q", "-c", "--single-thread"])
+                    .arg(format!("-{}", bench.settings.level))
+                    .arg(&dump_file);
+                (c, None)
             }),
         },
         Case {

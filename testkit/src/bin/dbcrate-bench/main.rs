@@ -8,13 +8,16 @@
 //!   so pg_dump cannot seek),
 //! - the shell pipeline `pg_dump -Fc -Z0 | zstd -L | age -r R > file` (`--level L`,
 //!   default 3; the agent backs up at the same level),
+//! - `zstd -L --single-thread` of the same dump from a file (how long one core takes to
+//!   compress it, i.e. how many workers keep pace with pg_dump),
 //! - `dbcrate-agent backup` to `file://` (its default workers, and each of
 //!   `--zstd-threads 0,1,…` if given) and to the local S3 store (Garage; `--no-s3`
 //!   leaves it out),
 //! - `age -d | zstd -d | pg_restore` vs `dbcrate-agent restore` (each into a fresh
 //!   database),
 //!
-//! plus the agent's peak RSS (VmHWM of the agent process alone, pg_dump excluded).
+//! plus the agent's peak RSS (VmHWM of the agent process alone, pg_dump excluded) and
+//! each case's CPU time over the whole machine (see `cpu`).
 //! Each case runs `--runs` times (default 3) and reports the median; the backup cases
 //! alternate, one of each per round. The agent binary is taken from `DBCRATE_AGENT_BIN`
 //! (a release build). `--vs-agent PATH` also backs up with a second agent binary (e.g.
@@ -123,8 +126,8 @@ struct Sample {
     peak_rss_kib: Option<u64>,
     /// What the run stored, when the case says where.
     output_bytes: Option<u64>,
-    /// The machine's CPUs during the run: busy share of our time, stolen share.
-    cpu: Option<(f64, f64)>,
+    /// The machine's CPUs during the run.
+    cpu: Option<cpu::CpuUse>,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -262,9 +265,9 @@ fn report(
     println!();
     println!(
         "| case | median s | runs (s) | agent peak RSS (MiB, median) | stored (MiB) | \
-         CPU busy / stolen (%, medians) |"
+         CPU busy / stolen (%, medians) | CPU core-s (median) |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|");
     for (name, samples) in cases {
         let secs: Vec<f64> = samples.iter().map(|s| s.seconds).collect();
         let rss: Vec<f64> = samples
@@ -278,17 +281,23 @@ fn report(
             .map_or("–".to_string(), |b| {
                 format!("{:.2}", b as f64 / 1048576.0)
             });
-        let shares: Vec<(f64, f64)> = samples.iter().filter_map(|s| s.cpu).collect();
-        let cpu = match shares.is_empty() {
-            true => "–".to_string(),
-            false => format!(
-                "{:.0} / {:.0}",
-                100.0 * median(shares.iter().map(|c| c.0).collect()),
-                100.0 * median(shares.iter().map(|c| c.1).collect())
+        let uses: Vec<cpu::CpuUse> = samples.iter().filter_map(|s| s.cpu).collect();
+        let (cpu, core_seconds) = match uses.is_empty() {
+            true => ("–".to_string(), "–".to_string()),
+            false => (
+                format!(
+                    "{:.0} / {:.0}",
+                    100.0 * median(uses.iter().map(|c| c.busy_share).collect()),
+                    100.0 * median(uses.iter().map(|c| c.stolen_share).collect())
+                ),
+                format!(
+                    "{:.2}",
+                    median(uses.iter().map(|c| c.busy_core_seconds).collect())
+                ),
             ),
         };
         println!(
-            "| {} | {:.2} | {} | {} | {stored} | {cpu} |",
+            "| {} | {:.2} | {} | {} | {stored} | {cpu} | {core_seconds} |",
             name.replace('|', "\\|"),
             median(secs.clone()),
             secs.iter()
@@ -322,6 +331,35 @@ fn report(
         file / shell,
         file / floor,
     );
+    let one_core = m("zstd -");
+    println!(
+        "compression alone, one thread, from a file: {one_core:.2} s = {:.2} × the floor — \
+         keeping pace with pg_dump takes about that many zstd workers, each with a core \
+         of its own",
+        one_core / floor,
+    );
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let work = cases
+        .iter()
+        .find(|(name, _)| name.starts_with("dbcrate-agent backup → file"))
+        .map(|(_, samples)| {
+            median(
+                samples
+                    .iter()
+                    .filter_map(|s| s.cpu)
+                    .map(|c| c.busy_core_seconds)
+                    .collect(),
+            )
+        });
+    if let Some(work) = work {
+        println!(
+            "the agent's backup kept the CPUs busy for {work:.2} core-s (PostgreSQL and \
+             pg_dump included): on {cores} cores no run of it can take under {:.2} s = \
+             {:.2} × the floor",
+            work / cores,
+            work / cores / floor,
+        );
+    }
     if bench.settings.s3 {
         println!(
             "agent S3 / agent file = {:.2} (target ≤ 1.10)",
