@@ -134,6 +134,39 @@ fn backups_with_and_without_zstd_workers_restore_with_stock_tools() {
     );
 }
 
+/// The globals are saved while the dump runs, not after it: pg_dumpall's start,
+/// connection and catalog reads would otherwise add to every backup's time.
+#[test]
+fn globals_are_saved_while_the_dump_runs() {
+    let (source, dir, _identity, recipient) = start("globals-alongside", MAJOR);
+    source.psql("app", &varied_schema(50)).unwrap();
+    let dump_ended = dir.path().join("dump-ended");
+    let bin = wrapped_pg_dump(
+        dir.path(),
+        &source,
+        &format!("\"$REAL\" \"$@\" | {{ head -c 1000; sleep 3; cat; }}\ntouch {dump_ended:?}"),
+    );
+    let when = dir.path().join("pg_dumpall-started");
+    wrapped_pg_dumpall(
+        &bin,
+        &source,
+        &format!(
+            "if [ -e {dump_ended:?} ]; then echo after > {when:?}; else echo during > {when:?}; fi"
+        ),
+    );
+    let mut cmd = agent();
+    cmd.arg("backup")
+        .args(["--database-url", &source.url("app")])
+        .args(["--recipient", &recipient])
+        .args(["--destination", &file_url(&dir.path().join("bucket"))])
+        .arg("--pg-bin-dir")
+        .arg(&bin);
+    let out = output_ok("backup", &mut cmd);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(report["globals"]["object"].is_string(), "{report}");
+    assert_eq!(std::fs::read_to_string(&when).unwrap().trim(), "during");
+}
+
 /// The roles saved next to a backup restore it into a fresh server with `restore
 /// --globals`, keeping a role the server has; a backup whose pg_dumpall is missing
 /// stands without them and says why.

@@ -36,6 +36,8 @@ fn pg_dump_failing_midway_stores_nothing() {
         &source,
         "\"$REAL\" \"$@\" | head -c 300000\necho 'pg_dump: error: simulated failure midway' >&2\nexit 1",
     );
+    // pg_dumpall works: the globals, saved while the dump runs, must not be left either.
+    wrapped_pg_dumpall(&bin, &source, "");
     let bucket = dir.path().join("bucket");
     for destination in [file_url(&bucket), format!("s3://{}/x", s3.bucket())] {
         let mut cmd = backup_cmd(&source, &recipient, &destination, &bin);

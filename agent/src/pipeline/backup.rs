@@ -83,8 +83,8 @@ pub struct BackupReport {
 }
 
 /// Runs one backup. On any failure nothing remains under the final name. The cluster's
-/// globals are saved next to it afterwards when they can be; a backup stands without
-/// them (the report says why).
+/// globals are saved next to it (stored alongside the dump, published after it) when
+/// they can be; a backup stands without them (the report says why).
 pub async fn run_backup(request: BackupRequest) -> Result<BackupReport> {
     let started = Instant::now();
     let BackupRequest {
@@ -108,6 +108,8 @@ pub async fn run_backup(request: BackupRequest) -> Result<BackupReport> {
     let key = object_key(given_key, &name, &job)?;
     storage.expected_size = tools.server.database_size;
     let sink = Sink::open(&destination, &key, &storage).await?;
+    // The globals are a few kilobytes to a few megabytes: one part.
+    storage.expected_size = 0;
     let output = Encoding {
         database: &database,
         compression,
@@ -127,10 +129,29 @@ pub async fn run_backup(request: BackupRequest) -> Result<BackupReport> {
         path: &tools.tool.path,
         args: &args,
     };
-    let stored = output
-        .store(dump, sink, &mut interrupt, &progress)
-        .await
-        .map_err(|e| e.context("backup failed, nothing was stored"))?;
+    let globals_target = super::globals::Target {
+        destination: &destination,
+        storage: &storage,
+        backup_key: &key,
+    };
+    let globals_interrupt = interrupt.clone();
+    let (stored, globals) = tokio::join!(
+        output.store(dump, sink, &mut interrupt, &progress),
+        super::globals::store(
+            &tools,
+            &output,
+            globals_target,
+            globals_interrupt,
+            &progress
+        ),
+    );
+    let stored = match stored {
+        Ok(stored) => stored,
+        Err(e) => {
+            super::globals::discard(globals).await;
+            return Err(e.context("backup failed, nothing was stored"));
+        }
+    };
     let row_counts = match counting {
         Some(counting) => counting.finish().await.unwrap_or_else(|e| {
             tracing::warn!("the backup is stored without its row counts: {e}");
@@ -138,13 +159,14 @@ pub async fn run_backup(request: BackupRequest) -> Result<BackupReport> {
         }),
         None => None,
     };
-    let object = stored.sink.commit(stored.ciphertext_bytes).await?;
-    let target = super::globals::Target {
-        destination: &destination,
-        storage: &mut storage,
-        backup_key: &key,
+    let object = match stored.sink.commit(stored.ciphertext_bytes).await {
+        Ok(object) => object,
+        Err(e) => {
+            super::globals::discard(globals).await;
+            return Err(e.into());
+        }
     };
-    let globals = super::globals::save(&tools, &output, target, &mut interrupt, &progress).await;
+    let globals = super::globals::publish(globals).await;
     Ok(BackupReport {
         object,
         plaintext_bytes: stored.plaintext_bytes,

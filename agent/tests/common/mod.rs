@@ -402,6 +402,20 @@ pub fn wrapped_pg_dump(dir: &Path, server: &PgServer, body: &str) -> PathBuf {
     bin
 }
 
+/// Adds to a wrapped `bin` (see [`wrapped_pg_dump`]) a pg_dumpall that runs `before`, a
+/// bash snippet, then the real one of `server`, so the globals can be saved too.
+pub fn wrapped_pg_dumpall(bin: &Path, server: &PgServer, before: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let real = server.bin_dir().join("pg_dumpall");
+    let script = format!(
+        "#!/bin/bash\nif [ \"$1\" != --version ]; then\n:\n{before}\nfi\nexec {real:?} \"$@\"\n",
+        real = real.display().to_string()
+    );
+    let path = bin.join("pg_dumpall");
+    std::fs::write(&path, script).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
 /// The total size of the files under `dir` (recursively): how much a server has stored.
 pub fn bytes_under(dir: &Path) -> u64 {
     let mut total = 0;
