@@ -6,6 +6,11 @@
 //! bytes while the compressor works, as the zstd command line's input thread does. The
 //! buffers go round between the two threads, so memory stays bounded and nothing is
 //! allocated per read. The pipe itself is also enlarged (see [`enlarge_pipe`]).
+//!
+//! A read returns what is in the pipe, which for pg_dump (writing through stdio) is
+//! often a few kilobytes; a buffer therefore travels with the length read instead of
+//! being cut to it, so that giving it back costs nothing (growing it back zeroed its
+//! whole tail on every read: measured, 8% of a backup's CPU time at zstd level 1).
 
 use std::io::{self, Read};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
@@ -22,7 +27,7 @@ const PIPE_SIZE: libc::c_int = 1 << 20;
 /// What [`ReadAhead::next_buffer_within`] found.
 pub enum Waited {
     /// The next bytes read (or the read error).
-    Read(io::Result<Vec<u8>>),
+    Read(io::Result<Filled>),
     /// Nothing was read in the time given; the input is still open.
     Silent,
     /// The input ended.
@@ -31,7 +36,7 @@ pub enum Waited {
 
 /// The consuming end: full buffers in the order they were read.
 pub struct ReadAhead {
-    full: Receiver<io::Result<Vec<u8>>>,
+    full: Receiver<io::Result<Filled>>,
     empty: SyncSender<Vec<u8>>,
 }
 
@@ -64,21 +69,35 @@ impl ReadAhead {
     }
 
     /// Returns a used buffer to the reader.
-    pub fn recycle(&self, mut buffer: Vec<u8>) {
-        buffer.resize(BUFFER_SIZE, 0);
+    pub fn recycle(&self, filled: Filled) {
         // The reader may have stopped; then the buffer is simply dropped.
-        let _ = self.empty.try_send(buffer);
+        let _ = self.empty.try_send(filled.buffer);
     }
 }
 
-/// The reader thread: fills empty buffers from `input` and passes them on, trimmed to
-/// what was read.
+/// One of the reader's buffers, holding `len` bytes read; derefs to them.
+pub struct Filled {
+    buffer: Vec<u8>,
+    len: usize,
+}
+
+impl std::ops::Deref for Filled {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.buffer[..self.len]
+    }
+}
+
+/// The reader thread: fills empty buffers from `input` and passes them on with the
+/// length read.
 fn read_into(
     mut input: impl Read,
     empty: &Receiver<Vec<u8>>,
-    full: &SyncSender<io::Result<Vec<u8>>>,
+    full: &SyncSender<io::Result<Filled>>,
 ) {
     while let Ok(mut buffer) = empty.recv() {
+        // Every buffer is BUFFER_SIZE long: made so, and never cut.
         let n = loop {
             match input.read(&mut buffer) {
                 Ok(n) => break n,
@@ -92,8 +111,7 @@ fn read_into(
         if n == 0 {
             return;
         }
-        buffer.truncate(n);
-        if full.send(Ok(buffer)).is_err() {
+        if full.send(Ok(Filled { buffer, len: n })).is_err() {
             return;
         }
     }
@@ -149,7 +167,7 @@ mod tests {
     }
 
     /// The next buffer, waiting as long as it takes (these sources never stall).
-    fn next_buffer(r: &mut ReadAhead) -> Option<io::Result<Vec<u8>>> {
+    fn next_buffer(r: &mut ReadAhead) -> Option<io::Result<Filled>> {
         loop {
             match r.next_buffer_within(Duration::from_secs(1)) {
                 Waited::Read(read) => return Some(read),
@@ -180,6 +198,42 @@ mod tests {
         let (out, error) = drain(ReadAhead::start("test", input).unwrap());
         assert!(error.is_none());
         assert_eq!(out, expected);
+    }
+
+    /// Reads of `sizes` bytes, in turn, then the end.
+    struct Steps {
+        sizes: Vec<usize>,
+    }
+
+    impl Read for Steps {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.sizes.is_empty() {
+                return Ok(0);
+            }
+            let n = self.sizes.remove(0).min(buf.len());
+            buf[..n].fill(7);
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_buffer_given_back_after_a_short_read_holds_a_whole_read_again() {
+        let mut sizes = vec![10; BUFFERS];
+        sizes.extend([BUFFER_SIZE; BUFFERS]);
+        let mut r = ReadAhead::start(
+            "test",
+            Steps {
+                sizes: sizes.clone(),
+            },
+        )
+        .unwrap();
+        let mut got = Vec::new();
+        while let Some(next) = next_buffer(&mut r) {
+            let filled = next.unwrap();
+            got.push(filled.len());
+            r.recycle(filled);
+        }
+        assert_eq!(got, sizes);
     }
 
     #[test]
