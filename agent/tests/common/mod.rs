@@ -388,32 +388,37 @@ pub fn noise_table(server: &PgServer, db: &str, mib: u32) {
 /// A `--pg-bin-dir` whose pg_dump wraps the real one of `server` with `body`, a bash
 /// snippet that receives the real pg_dump's output on stdin (`$REAL` runs it).
 pub fn wrapped_pg_dump(dir: &Path, server: &PgServer, body: &str) -> PathBuf {
-    use std::os::unix::fs::PermissionsExt;
     let bin = dir.join("wrapped-bin");
     std::fs::create_dir_all(&bin).unwrap();
     let real = server.pg_dump();
-    let script = format!(
-        "#!/bin/bash\nREAL={real:?}\nif [ \"$1\" = --version ]; then exec \"$REAL\" --version; fi\n{body}\n",
-        real = real.display().to_string()
+    write_script(
+        &bin.join("pg_dump"),
+        &format!(
+            "REAL={real:?}\nif [ \"$1\" = --version ]; then exec \"$REAL\" --version; fi\n{body}",
+            real = real.display().to_string()
+        ),
     );
-    let path = bin.join("pg_dump");
-    std::fs::write(&path, script).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
     bin
 }
 
 /// Adds to a wrapped `bin` (see [`wrapped_pg_dump`]) a pg_dumpall that runs `before`, a
 /// bash snippet, then the real one of `server`, so the globals can be saved too.
 pub fn wrapped_pg_dumpall(bin: &Path, server: &PgServer, before: &str) {
-    use std::os::unix::fs::PermissionsExt;
     let real = server.bin_dir().join("pg_dumpall");
-    let script = format!(
-        "#!/bin/bash\nif [ \"$1\" != --version ]; then\n:\n{before}\nfi\nexec {real:?} \"$@\"\n",
-        real = real.display().to_string()
+    write_script(
+        &bin.join("pg_dumpall"),
+        &format!(
+            "if [ \"$1\" != --version ]; then\n:\n{before}\nfi\nexec {real:?} \"$@\"",
+            real = real.display().to_string()
+        ),
     );
-    let path = bin.join("pg_dumpall");
-    std::fs::write(&path, script).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// Writes an executable bash script of `lines` at `path`.
+fn write_script(path: &Path, lines: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, format!("#!/bin/bash\n{lines}\n")).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
 /// The total size of the files under `dir` (recursively): how much a server has stored.
