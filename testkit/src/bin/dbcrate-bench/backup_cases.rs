@@ -48,11 +48,18 @@ pub fn backup_cases(
             (c, Some(dest))
         }
     };
-    let dump_file = out_dir.join("dump.custom");
-    let mut dump = server.client_command("pg_dump");
-    dump.args(["-Fc", "-Z0", "-d", "bench", "-f"])
-        .arg(&dump_file);
-    timed(dump, false)?;
+    let dump_file = dump_file(out_dir);
+    let dumped = server
+        .client_command("pg_dump")
+        .args(["-Fc", "-Z0", "-d", "bench", "-f"])
+        .arg(&dump_file)
+        .status()
+        .map_err(|e| KitError::io("pg_dump into a file", e))?;
+    if !dumped.success() {
+        return Err(KitError::new(format!(
+            "pg_dump into a file failed ({dumped})"
+        )));
+    }
     let mut cases = vec![
         Case {
             name: "pg_dump -Fc -Z0 | cat > /dev/null (floor)".into(),
@@ -130,6 +137,12 @@ pub fn backup_cases(
         }
     }
     Ok(cases.into_iter().map(|c| c.name).zip(samples).collect())
+}
+
+/// Where the backup cases keep the uncompressed dump (compressed alone by one case; its
+/// size is the dump's size in the report).
+pub fn dump_file(out_dir: &Path) -> PathBuf {
+    out_dir.join("dump.custom")
 }
 
 /// `dbcrate-agent backup` of the bench database to `dest` at the bench's level.

@@ -222,7 +222,10 @@ fn measure(bench: &Bench, deps: &Deps, work: &TempDir, size: u64) -> Result<(), 
             &out_dir,
         )?);
     }
-    report(bench, &server, db_bytes, &shell_file, &cases)
+    let dump_bytes = std::fs::metadata(backup_cases::dump_file(&out_dir))
+        .map_err(|e| KitError::io("reading the dump's size", e))?
+        .len();
+    report(bench, db_bytes, dump_bytes, &shell_file, &cases)
 }
 
 /// The store's own cost on this machine: one PUT of the shell's ciphertext per run.
@@ -250,8 +253,8 @@ fn put_case(bench: &Bench, s3: &S3Server, shell_file: &Path) -> Result<Vec<Sampl
 /// targets.
 fn report(
     bench: &Bench,
-    server: &PgServer,
     db_bytes: u64,
+    dump_bytes: u64,
     shell_file: &Path,
     cases: &Cases,
 ) -> Result<(), KitError> {
@@ -259,7 +262,7 @@ fn report(
     println!(
         "## database of {:.0} MiB (pg_database_size), dump {:.0} MiB, ciphertext {:.0} MiB",
         db_bytes as f64 / 1048576.0,
-        dump_size(server)? as f64 / 1048576.0,
+        dump_bytes as f64 / 1048576.0,
         std::fs::metadata(shell_file).map(|m| m.len()).unwrap_or(0) as f64 / 1048576.0
     );
     println!();
@@ -439,17 +442,6 @@ fn timed(mut cmd: Command, sample_rss: bool) -> Result<Sample, KitError> {
         output_bytes: None,
         cpu,
     })
-}
-
-fn dump_size(server: &PgServer) -> Result<u64, KitError> {
-    let mut c = server.client_command("pg_dump");
-    let out = c
-        .args(["-Fc", "-Z0", "-d", "bench"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .map_err(|e| KitError::io("pg_dump", e))?;
-    let mut stdout = out.stdout.ok_or_else(|| KitError::new("no stdout"))?;
-    std::io::copy(&mut stdout, &mut std::io::sink()).map_err(|e| KitError::io("counting", e))
 }
 
 fn mem_total() -> String {
