@@ -112,11 +112,12 @@ pub struct BackupFilter<'a> {
     pub after: Option<&'a After>,
 }
 
-/// A page of the organisation's backups, newest first.
+/// A page of up to `limit` of the organisation's backups, newest first.
 pub async fn backups(
     db: &Db,
     org_id: &str,
     filter: &BackupFilter<'_>,
+    limit: usize,
 ) -> Result<Vec<BackupRecord>> {
     let (at, id) = After::bounds(filter.after);
     Ok(sqlx::query_as(&format!(
@@ -130,19 +131,7 @@ pub async fn backups(
     .bind(filter.since.unwrap_or(i64::MIN))
     .bind(at)
     .bind(id)
-    .bind(PAGE_SIZE as i64)
-    .fetch_all(db.pool())
-    .await?)
-}
-
-/// The organisation's newest `limit` backups, newest first (the API's list).
-pub async fn newest_backups(db: &Db, org_id: &str, limit: i64) -> Result<Vec<BackupRecord>> {
-    Ok(sqlx::query_as(&format!(
-        "SELECT {BACKUP_COLUMNS} FROM backups WHERE org_id = $1 \
-         ORDER BY finished_at DESC, id LIMIT $2"
-    ))
-    .bind(org_id)
-    .bind(limit)
+    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
     .fetch_all(db.pool())
     .await?)
 }

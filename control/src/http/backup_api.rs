@@ -6,7 +6,7 @@
 use super::auth::{org_access, Caller};
 use super::error::{ApiError, ApiResult};
 use super::error_doc::{BodyErrors, ErrorBody, HttpCode, OrgErrors, ProbeStep};
-use super::extract::{Body, Path};
+use super::extract::{Body, Path, Query};
 use super::AppState;
 use crate::accounts::roles::Role;
 use crate::backups::destinations::{self, DestinationInfo, NewDestination};
@@ -17,7 +17,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 /// A destination as the API shows it (its settings, never its credentials).
 #[derive(Debug, Serialize, ToSchema)]
@@ -135,11 +135,28 @@ impl From<BackupRecord> for Backup {
     }
 }
 
-/// What `GET /api/v1/orgs/{org}/backups` answers.
+/// What `GET /api/v1/orgs/{org}/backups` answers: one page.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct BackupList {
     items: Vec<Backup>,
+    /// The `after` of the next page; none when this page is the last.
+    #[schema(required = true)]
+    next_after: Option<String>,
 }
+
+/// The query string of `GET /api/v1/orgs/{org}/backups`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct BackupsQuery {
+    /// Backups after this one in the list (`next_after` of the previous page).
+    after: Option<String>,
+    /// Backups per page, 1 to 1000 (1000 unless given).
+    limit: Option<usize>,
+}
+
+/// The most backups one page holds.
+const MAX_BACKUPS_PAGE: usize = 1000;
 
 /// `POST /api/v1/orgs/{org}/destinations`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -254,32 +271,61 @@ pub async fn list_destinations(
     }))
 }
 
-/// The organisation's recorded backups, newest first (up to 1,000).
+/// The organisation's recorded backups, newest first, a page at a time.
 #[utoipa::path(
     get,
     path = "/api/v1/orgs/{org}/backups",
     operation_id = "list_backups",
     tag = "backups",
-    summary = "The organisation's recorded backups, newest first (up to 1000)",
-    description = "Who: viewer or higher. deleted_at is set once retention removed one.",
-    params(("org" = String, Path, description = "The organisation, org_…")),
+    summary = "The organisation's recorded backups, newest first, in pages with a next_after cursor",
+    description = "Who: viewer or higher. deleted_at is set once retention removed one. \
+        Pages hold up to 1000 backups; pass next_after as after for the next one.",
+    params(("org" = String, Path, description = "The organisation, org_…"), BackupsQuery),
     responses(
         (status = 200, description = "Backups", body = BackupList),
         OrgErrors,
+        (status = 400, description = "invalid_query: an unknown parameter or a wrong type", body = ErrorBody),
+        (status = 422, description = "invalid_input: limit outside 1-1000, or an after that no page gave", body = ErrorBody),
     )
 )]
 pub async fn list_backups(
     State(state): State<AppState>,
     caller: Caller,
     Path(org_id): Path<String>,
+    Query(q): Query<BackupsQuery>,
 ) -> ApiResult<Json<BackupList>> {
     org_access(&state, caller, &org_id, Role::Viewer).await?;
-    let items = history::newest_backups(&state.db, &org_id, 1000)
-        .await?
-        .into_iter()
-        .map(Backup::from)
-        .collect();
-    Ok(Json(BackupList { items }))
+    let limit = q.limit.unwrap_or(MAX_BACKUPS_PAGE);
+    if !(1..=MAX_BACKUPS_PAGE).contains(&limit) {
+        return Err(
+            crate::error::Error::invalid(format!("limit must be 1 to {MAX_BACKUPS_PAGE}")).into(),
+        );
+    }
+    let after = match q.after.as_deref() {
+        None => None,
+        Some(token) => Some(history::After::parse(token).ok_or_else(|| {
+            crate::error::Error::invalid(
+                "after must be the next_after of a previous page (leave it out for the first)",
+            )
+        })?),
+    };
+    let filter = history::BackupFilter {
+        after: after.as_ref(),
+        ..Default::default()
+    };
+    let records = history::backups(&state.db, &org_id, &filter, limit).await?;
+    let next_after = match records.len() == limit {
+        true => records.last().map(|last| {
+            history::After {
+                at: last.finished_at,
+                id: last.id.clone(),
+            }
+            .token()
+        }),
+        false => None,
+    };
+    let items = records.into_iter().map(Backup::from).collect();
+    Ok(Json(BackupList { items, next_after }))
 }
 
 /// `POST /api/v1/orgs/{org}/restores`.

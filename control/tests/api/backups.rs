@@ -110,3 +110,131 @@ crate::both_engines!(
     postgres_databases_and_schedules,
     databases_and_schedules
 );
+
+/// Where a recorded backup came from: organisation, agent, database, destination.
+struct Origin<'a>(&'a str, &'a str, &'a str, &'a str);
+
+/// A succeeded backup job and its recorded backup, finished at `at`; its id.
+async fn recorded_backup(db: &Db, origin: &Origin<'_>, at: i64) -> String {
+    let Origin(org, agent, database, destination) = *origin;
+    let job = dbcrate_control::error::new_id("job").unwrap();
+    sqlx::query(
+        "INSERT INTO jobs (id, org_id, kind, database_id, destination_id, agent_id, state, \
+         attempt, max_attempts, created_at, finished_at, progress_bytes, phase) \
+         VALUES ($1, $2, 'backup', $3, $4, $5, 'succeeded', 1, 3, $6, $6, 0, 'done')",
+    )
+    .bind(&job)
+    .bind(org)
+    .bind(database)
+    .bind(destination)
+    .bind(agent)
+    .bind(at)
+    .execute(db.pool())
+    .await
+    .unwrap();
+    let id = dbcrate_control::error::new_id("bkp").unwrap();
+    sqlx::query(
+        "INSERT INTO backups (id, org_id, job_id, database_id, destination_id, object_key, size, \
+         sha256, started_at, finished_at, pg_server_version, pg_dump_version, delete_attempts) \
+         VALUES ($1, $2, $3, $4, $5, $6, 10, $7, $8, $8, '17', '17', 0)",
+    )
+    .bind(&id)
+    .bind(org)
+    .bind(&job)
+    .bind(database)
+    .bind(destination)
+    .bind(format!("shop/{job}.pgdump.zst.age"))
+    .bind("00".repeat(32))
+    .bind(at)
+    .execute(db.pool())
+    .await
+    .unwrap();
+    id
+}
+
+/// `GET …/backups` reaches every backup, however many: pages newest first with a
+/// `next_after` cursor, rows finished in the same second neither lost nor repeated
+/// between pages; a bad cursor or page size is refused saying so.
+async fn backups_are_listed_page_by_page(db: Db) {
+    let api = Api::start(db).await;
+    let (a, owner) = api.init_owner().await;
+    let org = a.org.id.clone();
+    let agent = api.enrol_agent(&org).await;
+    let database = api
+        .post(
+            &format!("/api/v1/orgs/{org}/databases"),
+            &owner,
+            json!({ "name": "shop", "host": "db1.internal", "dbname": "shop",
+                    "username": "backup", "agent_id": agent }),
+        )
+        .await
+        .ok()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let destination = fixture_destination(&api.db, &org).await;
+    let origin = Origin(&org, &agent, &database, &destination);
+    let mut recorded = Vec::new();
+    for at in [100, 200, 200, 300, 300] {
+        recorded.push(recorded_backup(&api.db, &origin, at).await);
+    }
+
+    let path = format!("/api/v1/orgs/{org}/backups");
+    let mut paged: Vec<(i64, String)> = Vec::new();
+    let mut after: Option<String> = None;
+    for _ in 0..recorded.len() + 1 {
+        let query = match &after {
+            None => "?limit=2".to_string(),
+            Some(token) => format!("?limit=2&after={token}"),
+        };
+        let page = api.get(&format!("{path}{query}"), &owner).await.ok();
+        for item in page["items"].as_array().unwrap() {
+            let at = item["finished_at"].as_i64().unwrap();
+            paged.push((at, item["id"].as_str().unwrap().to_string()));
+        }
+        match page["next_after"].as_str() {
+            Some(token) => after = Some(token.to_string()),
+            None => break,
+        }
+    }
+    let mut ids: Vec<&String> = paged.iter().map(|(_, id)| id).collect();
+    ids.sort();
+    let mut expected: Vec<&String> = recorded.iter().collect();
+    expected.sort();
+    assert_eq!(ids, expected, "every backup once: {paged:?}");
+    assert!(
+        paged.windows(2).all(|w| w[0].0 >= w[1].0),
+        "newest first: {paged:?}"
+    );
+
+    let whole = api.get(&path, &owner).await.ok();
+    assert_eq!(whole["next_after"], serde_json::Value::Null);
+    let whole_ids: Vec<&str> = whole["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap())
+        .collect();
+    let paged_ids: Vec<&str> = paged.iter().map(|(_, id)| id.as_str()).collect();
+    assert_eq!(whole_ids, paged_ids, "one page or several, the same order");
+
+    for bad in [
+        "limit=0",
+        "limit=1001",
+        "after=yesterday",
+        "after=300:bkp%20x",
+    ] {
+        api.get(&format!("{path}?{bad}"), &owner)
+            .await
+            .fails(422, "invalid_input");
+    }
+    api.get(&format!("{path}?page=2"), &owner)
+        .await
+        .fails(400, "invalid_query");
+}
+
+crate::both_engines!(
+    sqlite_backups_are_listed_page_by_page,
+    postgres_backups_are_listed_page_by_page,
+    backups_are_listed_page_by_page
+);

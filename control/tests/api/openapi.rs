@@ -1221,6 +1221,11 @@ async fn every_documented_answer_matches_a_real_one(db: Db) {
     let backups = live
         .expect(200, M::GET, "/api/v1/orgs/{org}/backups", &o, &owner, Empty)
         .await;
+    for (query, status) in [("?limit=1", 200), ("?page=2", 400), ("?limit=0", 422)] {
+        let path = format!("/api/v1/orgs/{{org}}/backups{query}");
+        let reply = live.call(Via::Api, M::GET, &path, &o, &owner, Empty).await;
+        assert_eq!(reply.status.as_u16(), status, "{path}: {}", reply.text);
+    }
 
     // Organisations and the organisation key (the owner stepped up a moment ago).
     let restores = "/api/v1/orgs/{org}/restores";

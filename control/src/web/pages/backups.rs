@@ -145,7 +145,8 @@ pub async fn list(
         since: days.map(|d| now - d * 86_400),
         after: after.as_ref(),
     };
-    let list = match history::backups(&state.db, &member.org_id, &filter).await {
+    let list = match history::backups(&state.db, &member.org_id, &filter, history::PAGE_SIZE).await
+    {
         Ok(list) => list,
         Err(e) => return layout::failure(&e),
     };
