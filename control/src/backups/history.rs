@@ -136,6 +136,16 @@ pub async fn backups(
     .await?)
 }
 
+/// Where the page after `page` starts, when `page` came back full (`limit` rows) and
+/// so may not be the last.
+pub fn next_page(page: &[BackupRecord], limit: usize) -> Option<After> {
+    let last = page.last().filter(|_| page.len() == limit)?;
+    Some(After {
+        at: last.finished_at,
+        id: last.id.clone(),
+    })
+}
+
 /// One backup of the organisation.
 pub async fn backup(db: &Db, org_id: &str, id: &str) -> Result<Option<BackupRecord>> {
     Ok(sqlx::query_as(&format!(

@@ -314,16 +314,7 @@ pub async fn list_backups(
         ..Default::default()
     };
     let records = history::backups(&state.db, &org_id, &filter, limit).await?;
-    let next_after = match records.len() == limit {
-        true => records.last().map(|last| {
-            history::After {
-                at: last.finished_at,
-                id: last.id.clone(),
-            }
-            .token()
-        }),
-        false => None,
-    };
+    let next_after = history::next_page(&records, limit).map(|after| after.token());
     let items = records.into_iter().map(Backup::from).collect();
     Ok(Json(BackupList { items, next_after }))
 }

@@ -111,47 +111,6 @@ crate::both_engines!(
     databases_and_schedules
 );
 
-/// Where a recorded backup came from: organisation, agent, database, destination.
-struct Origin<'a>(&'a str, &'a str, &'a str, &'a str);
-
-/// A succeeded backup job and its recorded backup, finished at `at`; its id.
-async fn recorded_backup(db: &Db, origin: &Origin<'_>, at: i64) -> String {
-    let Origin(org, agent, database, destination) = *origin;
-    let job = dbcrate_control::error::new_id("job").unwrap();
-    sqlx::query(
-        "INSERT INTO jobs (id, org_id, kind, database_id, destination_id, agent_id, state, \
-         attempt, max_attempts, created_at, finished_at, progress_bytes, phase) \
-         VALUES ($1, $2, 'backup', $3, $4, $5, 'succeeded', 1, 3, $6, $6, 0, 'done')",
-    )
-    .bind(&job)
-    .bind(org)
-    .bind(database)
-    .bind(destination)
-    .bind(agent)
-    .bind(at)
-    .execute(db.pool())
-    .await
-    .unwrap();
-    let id = dbcrate_control::error::new_id("bkp").unwrap();
-    sqlx::query(
-        "INSERT INTO backups (id, org_id, job_id, database_id, destination_id, object_key, size, \
-         sha256, started_at, finished_at, pg_server_version, pg_dump_version, delete_attempts) \
-         VALUES ($1, $2, $3, $4, $5, $6, 10, $7, $8, $8, '17', '17', 0)",
-    )
-    .bind(&id)
-    .bind(org)
-    .bind(&job)
-    .bind(database)
-    .bind(destination)
-    .bind(format!("shop/{job}.pgdump.zst.age"))
-    .bind("00".repeat(32))
-    .bind(at)
-    .execute(db.pool())
-    .await
-    .unwrap();
-    id
-}
-
 /// `GET …/backups` reaches every backup, however many: pages newest first with a
 /// `next_after` cursor, rows finished in the same second neither lost nor repeated
 /// between pages; a bad cursor or page size is refused saying so.
@@ -173,10 +132,19 @@ async fn backups_are_listed_page_by_page(db: Db) {
         .unwrap()
         .to_string();
     let destination = fixture_destination(&api.db, &org).await;
-    let origin = Origin(&org, &agent, &database, &destination);
     let mut recorded = Vec::new();
-    for at in [100, 200, 200, 300, 300] {
-        recorded.push(recorded_backup(&api.db, &origin, at).await);
+    for finished_at in [100, 200, 200, 300, 300] {
+        let row = crate::common::BackupRow {
+            org: &org,
+            agent: &agent,
+            database: &database,
+            destination: &destination,
+            schedule: None,
+            finished_at,
+            size: 10,
+            duration_ms: None,
+        };
+        recorded.push(crate::common::record_backup(&api.db, &row).await);
     }
 
     let path = format!("/api/v1/orgs/{org}/backups");

@@ -114,3 +114,61 @@ pub fn totp_code(seed_base32: &str, ahead: i64) -> String {
         dbcrate_control::accounts::totp::code_at(&seed, step)
     )
 }
+
+/// A backup as a succeeded job records it: for tests of what lists and counts backups.
+pub struct BackupRow<'a> {
+    pub org: &'a str,
+    pub agent: &'a str,
+    pub database: &'a str,
+    pub destination: &'a str,
+    /// The schedule that made it, if one did.
+    pub schedule: Option<&'a str>,
+    pub finished_at: i64,
+    /// Bytes stored.
+    pub size: i64,
+    /// The agent's measured duration, if reported.
+    pub duration_ms: Option<i64>,
+}
+
+/// Inserts a succeeded backup job and its recorded backup (started and finished at
+/// `row.finished_at`); the backup's id.
+pub async fn record_backup(db: &Db, row: &BackupRow<'_>) -> String {
+    let job = dbcrate_control::error::new_id("job").unwrap();
+    sqlx::query(
+        "INSERT INTO jobs (id, org_id, kind, schedule_id, database_id, destination_id, \
+         agent_id, state, attempt, max_attempts, created_at, finished_at, progress_bytes, \
+         phase) VALUES ($1, $2, 'backup', $3, $4, $5, $6, 'succeeded', 1, 3, $7, $7, 0, 'done')",
+    )
+    .bind(&job)
+    .bind(row.org)
+    .bind(row.schedule)
+    .bind(row.database)
+    .bind(row.destination)
+    .bind(row.agent)
+    .bind(row.finished_at)
+    .execute(db.pool())
+    .await
+    .unwrap();
+    let id = dbcrate_control::error::new_id("bkp").unwrap();
+    sqlx::query(
+        "INSERT INTO backups (id, org_id, job_id, schedule_id, database_id, destination_id, \
+         object_key, size, sha256, started_at, finished_at, pg_server_version, \
+         pg_dump_version, delete_attempts, duration_ms) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, '17', '17', 0, $11)",
+    )
+    .bind(&id)
+    .bind(row.org)
+    .bind(&job)
+    .bind(row.schedule)
+    .bind(row.database)
+    .bind(row.destination)
+    .bind(format!("db/{job}.pgdump.zst.age"))
+    .bind(row.size)
+    .bind("00".repeat(32))
+    .bind(row.finished_at)
+    .bind(row.duration_ms)
+    .execute(db.pool())
+    .await
+    .unwrap();
+    id
+}

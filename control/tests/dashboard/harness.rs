@@ -195,28 +195,18 @@ impl Dashboard {
         size: i64,
         duration_ms: i64,
     ) {
-        self.rt.block_on(async {
-            let job = dbcrate_control::error::new_id("job").unwrap();
-            sqlx::query(
-                "INSERT INTO jobs (id, org_id, kind, schedule_id, database_id, destination_id, \
-                 agent_id, state, attempt, max_attempts, created_at, finished_at, progress_bytes, \
-                 phase) VALUES ($1, $2, 'backup', $3, $4, $5, $6, 'succeeded', 1, 3, $7, $7, 0, 'done')",
-            )
-            .bind(&job).bind(&self.org_id).bind(schedule).bind(&o.database).bind(&o.destination)
-            .bind(&o.agent).bind(at)
-            .execute(self.db.pool()).await.unwrap();
-            sqlx::query(
-                "INSERT INTO backups (id, org_id, job_id, schedule_id, database_id, destination_id, \
-                 object_key, size, sha256, started_at, finished_at, pg_server_version, \
-                 pg_dump_version, delete_attempts, duration_ms) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, '17', '17', 0, $11)",
-            )
-            .bind(dbcrate_control::error::new_id("bkp").unwrap()).bind(&self.org_id).bind(&job)
-            .bind(schedule).bind(&o.database).bind(&o.destination)
-            .bind(format!("db/{job}.pgdump.zst.age")).bind(size).bind("00".repeat(32)).bind(at)
-            .bind(duration_ms)
-            .execute(self.db.pool()).await.unwrap();
-        });
+        let row = crate::common::BackupRow {
+            org: &self.org_id,
+            agent: &o.agent,
+            database: &o.database,
+            destination: &o.destination,
+            schedule,
+            finished_at: at,
+            size,
+            duration_ms: Some(duration_ms),
+        };
+        self.rt
+            .block_on(crate::common::record_backup(&self.db, &row));
     }
 
     /// Signs `email` (an account without a second factor) in through the sign-in form

@@ -145,17 +145,11 @@ pub async fn list(
         since: days.map(|d| now - d * 86_400),
         after: after.as_ref(),
     };
-    let list = match history::backups(&state.db, &member.org_id, &filter, history::PAGE_SIZE).await
-    {
+    let list = match history::backups(&state.db, &member.org_id, &filter, PAGE_SIZE).await {
         Ok(list) => list,
         Err(e) => return layout::failure(&e),
     };
-    let older = (list.len() == PAGE_SIZE).then(|| {
-        let last = &list[list.len() - 1];
-        let after = After {
-            at: last.finished_at,
-            id: last.id.clone(),
-        };
+    let older = history::next_page(&list, PAGE_SIZE).map(|after| {
         member.path(&format!(
             "backups?database={}&days={}&after={}",
             query.database,
