@@ -315,12 +315,16 @@ fn report(
         );
     }
     // Ratios by case name, so adding a case cannot shift them.
-    let m = |prefix: &str| {
+    let samples_of = |prefix: &str| {
         cases
             .iter()
             .find(|(name, _)| name.starts_with(prefix))
-            .map(|(_, samples)| median(samples.iter().map(|s| s.seconds).collect()))
-            .unwrap_or(f64::NAN)
+            .map(|(_, samples)| samples.as_slice())
+    };
+    let m = |prefix: &str| {
+        samples_of(prefix).map_or(f64::NAN, |samples| {
+            median(samples.iter().map(|s| s.seconds).collect())
+        })
     };
     let (floor, shell, file) = (
         m("pg_dump -Fc"),
@@ -342,18 +346,17 @@ fn report(
         one_core / floor,
     );
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
-    let work = cases
-        .iter()
-        .find(|(name, _)| name.starts_with("dbcrate-agent backup → file"))
-        .map(|(_, samples)| {
-            median(
-                samples
-                    .iter()
-                    .filter_map(|s| s.cpu)
-                    .map(|c| c.busy_core_seconds)
-                    .collect(),
-            )
-        });
+    // The machine's CPU time is missing only where /proc/stat cannot be read.
+    let work = samples_of("dbcrate-agent backup → file")
+        .map(|samples| {
+            samples
+                .iter()
+                .filter_map(|s| s.cpu)
+                .map(|c| c.busy_core_seconds)
+                .collect::<Vec<_>>()
+        })
+        .filter(|seconds| !seconds.is_empty())
+        .map(median);
     if let Some(work) = work {
         println!(
             "the agent's backup kept the CPUs busy for {work:.2} core-s (PostgreSQL and \
